@@ -1,0 +1,41 @@
+package events
+
+import (
+	"fmt"
+	"regexp"
+)
+
+// Prefix is the root of every event subject; the stream ACL_EVENTS holds Prefix + ".>".
+const Prefix = "acl.events"
+
+var tokenRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// ValidToken reports whether s may be an id, a record type or a unit kind: 1 to 64 of
+// A-Z a-z 0-9 _ -, so that it is always exactly one NATS subject token.
+func ValidToken(s string) bool { return tokenRE.MatchString(s) }
+
+// Subject returns the subject of an aggregate of a tenant (SPEC section 6).
+func Subject(tenant string, a AggregateRef) (string, error) {
+	if !ValidToken(tenant) || !ValidToken(a.ID) {
+		return "", fmt.Errorf("%w: subject token %q/%q", ErrInvalid, tenant, a.ID)
+	}
+	switch a.Kind {
+	case KindTenant:
+		return Prefix + "." + tenant + ".tenant." + a.ID, nil
+	case KindPrincipal:
+		return Prefix + "." + tenant + ".principal." + a.ID, nil
+	case KindRecord:
+		if !ValidToken(a.Type) {
+			return "", fmt.Errorf("%w: record type token %q", ErrInvalid, a.Type)
+		}
+		return Prefix + "." + tenant + ".record." + a.Type + "." + a.ID, nil
+	}
+	return "", fmt.Errorf("%w: aggregate kind %q", ErrInvalid, a.Kind)
+}
+
+// TenantRef, PrincipalRef and RecordAggregate build aggregate references.
+func TenantRef(tenant string) AggregateRef { return AggregateRef{Kind: KindTenant, ID: tenant} }
+func PrincipalRef(id string) AggregateRef  { return AggregateRef{Kind: KindPrincipal, ID: id} }
+func RecordAggregate(typ, id string) AggregateRef {
+	return AggregateRef{Kind: KindRecord, Type: typ, ID: id}
+}
