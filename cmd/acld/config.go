@@ -1,0 +1,82 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"time"
+)
+
+// Config is everything acld can be told on its command line (SPEC section 6 names the flags that
+// operators and scripts rely on).
+type Config struct {
+	DataDir      string
+	HTTPListen   string
+	NATSListen   string // embedded server's listener; "" = in-process only
+	NATSURL      string // use an existing server or cluster instead of the embedded one
+	NATSCreds    string
+	NATSUser     string
+	NATSPassword string
+	Sync         string // "always" or an fsync interval such as "100ms"
+	Replicas     int
+	Demo         bool
+	QueryWait    time.Duration // bound of min_seq / as_of waits
+	CacheMB      int           // Pebble block cache
+	MemtableMB   int
+	CheckpointN  uint64 // as_of: a Pebble checkpoint every N events
+	LogLevel     string
+}
+
+// flagHelp: --help was asked and answered.
+var flagHelp = flag.ErrHelp
+
+// DefaultConfig is what `go run ./cmd/acld` uses.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:     "./data",
+		HTTPListen:  "127.0.0.1:8080",
+		NATSListen:  "127.0.0.1:4222",
+		Sync:        "100ms",
+		Replicas:    1,
+		QueryWait:   2 * time.Second,
+		CacheMB:     64,
+		MemtableMB:  32,
+		CheckpointN: 20000,
+		LogLevel:    "info",
+	}
+}
+
+// ParseFlags reads the command line into a Config.
+func ParseFlags(args []string) (Config, error) {
+	c := DefaultConfig()
+	fs := flag.NewFlagSet("acld", flag.ContinueOnError)
+	fs.StringVar(&c.DataDir, "data", c.DataDir, "data directory (JetStream store and read models)")
+	fs.StringVar(&c.HTTPListen, "http-listen", c.HTTPListen, "HTTP address of the query API, /healthz, /readyz and /metrics")
+	fs.StringVar(&c.NATSListen, "nats-listen", c.NATSListen, "address of the embedded NATS server (loopback by default; \"\" = in-process only)")
+	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "use an existing NATS server or cluster instead of the embedded one")
+	fs.StringVar(&c.NATSCreds, "nats-creds", c.NATSCreds, "credentials file for --nats-url")
+	fs.StringVar(&c.NATSUser, "nats-user", c.NATSUser, "user name for --nats-url")
+	fs.StringVar(&c.NATSPassword, "nats-password", c.NATSPassword, "password for --nats-url")
+	fs.StringVar(&c.Sync, "sync", c.Sync, "embedded store durability: \"always\" (fsync every message) or an fsync interval such as 100ms")
+	fs.IntVar(&c.Replicas, "replicas", c.Replicas, "replicas of the ACL_EVENTS stream (3 in a cluster)")
+	fs.BoolVar(&c.Demo, "demo", c.Demo, "create the demo tenant (preset trackops) if it does not exist")
+	fs.DurationVar(&c.QueryWait, "query-wait", c.QueryWait, "how long min_seq and as_of wait for the read model before not_caught_up")
+	fs.IntVar(&c.CacheMB, "cache-mb", c.CacheMB, "Pebble block cache in MiB")
+	fs.IntVar(&c.MemtableMB, "memtable-mb", c.MemtableMB, "Pebble memtable size in MiB")
+	fs.Uint64Var(&c.CheckpointN, "checkpoint-every", c.CheckpointN, "as_of: keep a read-model checkpoint every N events")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "acld: the access-control server (embedded NATS by default).\n\nUsage: acld [flags]\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, flagHelp
+		}
+		return c, err
+	}
+	if c.Replicas < 1 {
+		return c, fmt.Errorf("--replicas must be at least 1")
+	}
+	return c, nil
+}

@@ -1,0 +1,49 @@
+// Command acld is the access-control server: an embedded NATS server with JetStream (or an
+// external one with --nats-url), the command service, the projector into Pebble, and the query
+// API over HTTP and NATS.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	cfg, err := ParseFlags(os.Args[1:])
+	if err != nil {
+		if errors.Is(err, flagHelp) {
+			os.Exit(0)
+		}
+		os.Exit(2)
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel(cfg.LogLevel)}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m := NewMain(cfg, logger)
+	if err := m.Run(ctx); err != nil {
+		logger.Error("start failed", "err", err)
+		m.Close()
+		os.Exit(1)
+	}
+	<-ctx.Done()
+	logger.Info("stopping")
+	if err := m.Close(); err != nil {
+		logger.Error("stop", "err", err)
+		os.Exit(1)
+	}
+}
+
+func logLevel(s string) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.ToUpper(s))); err != nil {
+		fmt.Fprintf(os.Stderr, "acld: unknown log level %q, using info\n", s)
+		return slog.LevelInfo
+	}
+	return l
+}

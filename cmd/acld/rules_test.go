@@ -1,0 +1,41 @@
+package main
+
+import "testing"
+
+// One test per rule of SPEC section 3, named with its id; the scenario is in testdata/scenarios.
+
+func TestTO1(t *testing.T) { runScenario(t, "trackops.txt", "TO-1") }
+
+func TestTO2(t *testing.T) { runScenario(t, "trackops.txt", "TO-2") }
+
+func TestTO3(t *testing.T) { runScenario(t, "trackops.txt", "TO-3") }
+
+func TestTO4a(t *testing.T) { runScenario(t, "trackops.txt", "TO-4a") }
+
+func TestTO4b(t *testing.T) { runScenario(t, "trackops.txt", "TO-4b") }
+
+func TestTO4c(t *testing.T) { runScenario(t, "trackops.txt", "TO-4c") }
+
+func TestTO4d(t *testing.T) { runScenario(t, "trackops.txt", "TO-4d") }
+
+func TestTO4e(t *testing.T) { runScenario(t, "trackops.txt", "TO-4e") }
+
+func TestTO4f(t *testing.T) { runScenario(t, "trackops.txt", "TO-4f") }
+
+func TestTO5(t *testing.T) { runScenario(t, "trackops.txt", "TO-5") }
+
+func TestTO6(t *testing.T) { runScenario(t, "trackops.txt", "TO-6") }
+
+func TestTO7(t *testing.T) { runScenario(t, "trackops.txt", "TO-7") }
+
+func TestTO8(t *testing.T) { runScenario(t, "trackops.txt", "TO-8") }
+
+func TestPB1(t *testing.T) { runScenario(t, "probuild.txt", "PB-1") }
+
+func TestPB2(t *testing.T) { runScenario(t, "probuild.txt", "PB-2") }
+
+func TestPB3(t *testing.T) { runScenario(t, "probuild.txt", "PB-3") }
+
+func TestPB4(t *testing.T) { runScenario(t, "probuild.txt", "PB-4") }
+
+func TestPB5(t *testing.T) { runScenario(t, "probuild.txt", "PB-5") }
