@@ -1,6 +1,10 @@
 package aggregates
 
-import "github.com/acl-es/acl/events"
+import (
+	"strings"
+
+	"github.com/acl-es/acl/events"
+)
 
 // GrantUse is one effective grant of a principal with its provenance (SPEC section 7).
 type GrantUse struct {
@@ -27,37 +31,82 @@ type Decision struct {
 }
 
 // Check is the decision rule of SPEC section 2: may principal do perm to rec (nil: without a
-// record). Errors: unknown_permission, not_found (principal or record).
+// record)? Errors, in this order: perm not in the tenant's policy (unknown_permission); the
+// principal never registered (not_found); rec given but missing or removed (not_found).
+//
+// Then, the first that applies answers:
+//  1. a removed principal, or one whose access level is disabled, is allowed nothing;
+//  2. a directly denied permission is not allowed (a denial beats every grant and implication);
+//  3. a permission <type>.<action> asked on a record of another type is not allowed, except
+//     user.manage_access, which applies to the records of principals of every kind;
+//  4. allowed when some effective grant of perm, narrowed (NarrowScope), covers the record
+//     (Covers); without a record, when p holds perm at any scope after narrowing;
+//  5. on a client record C, allowed when an implication rule {permission, client, perm} of the
+//     policy holds: p is allowed (by rule 4 only: implications do not chain) the rule's
+//     permission on some active record of that permission's type whose client is C; the first
+//     such record in ascending id order is the one explained.
+//
+// The Decision's Grants are every narrowed grant that allowed (sorted like EffectiveGrants; for
+// an implication, those of the implying permission), [] when not allowed. Reason is one sentence
+// that explains the first of them. Events are the ids, ascending and unique, of the events
+// behind every fact used: the grants' provenance, the record's body, the assignment, the linked
+// record's body and assignment, the principal's unit or client; when not allowed, those of the
+// fact that refused (removal, level, denial, the grants that do not cover, the record's body).
 func Check(f Facts, principal, perm string, rec *events.RecordRef) (Decision, error) {
-	panic("not implemented")
+	t := f.Tenant()
+	if !t.KnowsPermission(perm) {
+		return Decision{}, &Error{Code: CodeUnknownPermission, Op: "check",
+			Message: "permission " + perm + " is not in the policy of tenant " + t.ID}
+	}
+	p := f.Principal(principal)
+	if p == nil || !p.Exists {
+		return Decision{}, &Error{Code: CodeNotFound, Op: "check", Message: "no principal " + principal}
+	}
+	var r *Record
+	if rec != nil {
+		if r = f.Record(rec.Type, rec.ID); !r.Active() {
+			return Decision{}, &Error{Code: CodeNotFound, Op: "check", Message: "no record " + rec.Type + " " + rec.ID}
+		}
+	}
+	switch {
+	case p.Removed:
+		return refuse(p.ID+" was removed, so nothing is allowed", p.Prov["removed"]), nil
+	case !levelAllows(p.Level):
+		return refuse(p.ID+"'s access level is "+p.Level+", so nothing is allowed", p.Prov["level"]), nil
+	case contains(p.Denied, perm):
+		return refuse(p.ID+" is denied "+perm+" directly; a denial beats every grant", p.Prov["deny:"+perm]), nil
+	case r != nil && !AppliesTo(perm, r.Type):
+		return refuse(perm+" applies only to records of type "+PermissionType(perm)+", and "+r.ID+" is a "+r.Type,
+			r.Prov["body"]), nil
+	}
+	var buf [4]match
+	if ms := matches(f, t, p, perm, r, buf[:0]); len(ms) > 0 {
+		return allow(f, t, p, r, ms), nil
+	}
+	if r != nil {
+		if d, ok := implied(f, t, p, perm, r); ok {
+			return d, nil
+		}
+	}
+	return notCovered(f, t, p, perm, r), nil
 }
 
-// EffectiveGrants returns the grants of p's roles (minus roles whose feature the tenant lacks)
-// plus its direct grants, minus denied permissions, before narrowing, sorted.
-func EffectiveGrants(t *Tenant, p *Principal) []GrantUse {
-	panic("not implemented")
+// PermissionType is the record type a permission <type>.<action> is about.
+func PermissionType(perm string) string {
+	typ, _, _ := strings.Cut(perm, ".")
+	return typ
 }
 
-// NarrowedGrants returns p's effective grants of perm after narrowing by kind and access level
-// (Scope narrowed, NarrowedFrom the original). Empty for a disabled or removed principal.
-func NarrowedGrants(t *Tenant, p *Principal, perm string) []GrantUse {
-	panic("not implemented")
+// AppliesTo reports whether perm may be asked on a record of type typ: its own type, and for
+// user.manage_access the records of principals of every kind.
+func AppliesTo(perm, typ string) bool {
+	return PermissionType(perm) == typ || (perm == ManageAccess && IsPrincipalRecordType(typ))
 }
 
-// Holds reports whether the actor holds perm at scope for the escalation guard of SPEC section 5:
-// one of its effective grants (before narrowing) has perm at scope all or at scope.
-func Holds(t *Tenant, p *Principal, perm, scope string) bool {
-	panic("not implemented")
-}
-
-// Visible is the oracle of the visible query: the ids, ascending, of the records of type typ on
-// which principal is allowed typ+"."+action, by brute force over m.
-func Visible(m *Memory, principal, typ, action string) ([]string, error) {
-	panic("not implemented")
-}
-
-// AllowedPrincipals is the oracle of the principals query: ascending ids of the principals
-// allowed perm on rec, by brute force over m.
-func AllowedPrincipals(m *Memory, perm string, rec events.RecordRef) ([]string, error) {
-	panic("not implemented")
+func refuse(reason string, evs ...string) Decision {
+	d := Decision{Reason: reason, Grants: []GrantUse{}, Events: []string{}}
+	for _, e := range evs {
+		d.Events = addEvent(d.Events, e)
+	}
+	return d
 }

@@ -2,6 +2,7 @@ package aggregates
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/acl-es/acl/events"
 )
@@ -17,6 +18,10 @@ type Facts interface {
 	// records too (types user/employee/client_contact and location/team/area): implementations
 	// answer those with PrincipalAsRecord and UnitAsRecord.
 	Record(typ, id string) *Record
+	// RecordsWithClient calls fn with every active record of type typ whose client is client, in
+	// ascending id order, until fn returns false. The implication rule (TO-4f) enumerates the
+	// invoices of a client with it. Principal record types answer the principals of that kind.
+	RecordsWithClient(typ, client string, fn func(*Record) bool)
 }
 
 // Memory is one tenant's facts in plain maps, built by applying every event in stream order. It
@@ -51,6 +56,30 @@ func (m *Memory) Record(typ, id string) *Record {
 		return nil
 	}
 	return m.Records[events.RecordRef{Type: typ, ID: id}]
+}
+
+// RecordsWithClient implements Facts by brute force: the oracle need not be fast.
+func (m *Memory) RecordsWithClient(typ, client string, fn func(*Record) bool) {
+	var found []*Record
+	if IsPrincipalRecordType(typ) {
+		for _, p := range m.Principals {
+			if PrincipalRecordType(p.Kind) == typ && p.Client == client && p.Active() {
+				found = append(found, PrincipalAsRecord(p))
+			}
+		}
+	} else {
+		for k, r := range m.Records {
+			if k.Type == typ && r.Client == client && r.Active() {
+				found = append(found, r)
+			}
+		}
+	}
+	slices.SortFunc(found, func(a, b *Record) int { return strCmp(a.ID, b.ID) })
+	for _, r := range found {
+		if !fn(r) {
+			return
+		}
+	}
 }
 
 // Apply folds one event of this tenant into the facts.
