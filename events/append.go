@@ -1,0 +1,113 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Appended is the result of an append.
+type Appended struct {
+	Seq       uint64 // sequence of the (last) message written, or of the original on a duplicate
+	Duplicate bool   // the message id was seen inside the duplicate window: nothing was written
+}
+
+// Append publishes one message carrying envs on subject, expecting expected as the subject's last
+// sequence (0: none yet), with msgID as Nats-Msg-Id ("" = no de-duplication).
+//
+// Everything is checked before anything is sent: a bad envelope, a subject that is not the
+// aggregate subject of every envelope, or a message id with a line break returns an error
+// wrapping ErrInvalid and writes nothing. A wrong expected sequence wraps ErrConflict; no
+// answer in time wraps ErrUnavailable (the message may then have been stored: retry with the
+// same msgID). A msgID seen inside the duplicate window writes nothing and returns the
+// original sequence with Duplicate set.
+func (s *Store) Append(ctx context.Context, subject string, expected uint64, msgID string, envs []Envelope) (Appended, error) {
+	msg, err := newMessage(subject, expected, msgID, envs)
+	if err != nil {
+		return Appended{}, fmt.Errorf("events: append %s: %w", subject, err)
+	}
+	ack, err := s.js.PublishMsg(ctx, msg)
+	if err != nil {
+		return Appended{}, fmt.Errorf("events: append %s (expected %d): %w", subject, expected, mapErr(err))
+	}
+	return Appended{Seq: ack.Sequence, Duplicate: ack.Duplicate}, nil
+}
+
+// newMessage validates one append and builds its JetStream message: data is the JSON array of
+// the envelopes (SPEC section 6), Seq left out.
+func newMessage(subject string, expected uint64, msgID string, envs []Envelope) (*nats.Msg, error) {
+	if err := checkAppend(subject, msgID, envs); err != nil {
+		return nil, err
+	}
+	for i := range envs {
+		if envs[i].Seq != 0 {
+			// Seq is where an event was stored, never part of what is stored.
+			envs = slices.Clone(envs)
+			for j := range envs {
+				envs[j].Seq = 0
+			}
+			break
+		}
+	}
+	data, err := json.Marshal(envs)
+	if err != nil {
+		return nil, fmt.Errorf("%w: encode envelopes: %v", ErrInvalid, err)
+	}
+	msg := nats.NewMsg(subject)
+	msg.Data = data
+	// Set directly: expected 0 must be sent as "0" (the subject must have no message yet).
+	msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(expected, 10))
+	if msgID != "" {
+		msg.Header.Set(jetstream.MsgIDHeader, msgID)
+	}
+	return msg, nil
+}
+
+// checkAppend is the validation of Append: at least one envelope, each valid, each belonging
+// to the aggregate whose subject is subject, and a message id that fits in a header.
+func checkAppend(subject, msgID string, envs []Envelope) error {
+	if err := CheckSubject(subject); err != nil {
+		return err
+	}
+	if len(envs) == 0 {
+		return fmt.Errorf("%w: no envelope", ErrInvalid)
+	}
+	if strings.ContainsAny(msgID, "\r\n") {
+		return fmt.Errorf("%w: message id %q contains a line break", ErrInvalid, msgID)
+	}
+	for i := range envs {
+		e := &envs[i]
+		if err := e.Validate(); err != nil {
+			return err
+		}
+		want, err := Subject(e.Tenant, e.Aggregate)
+		if err != nil {
+			return fmt.Errorf("envelope %s: %w", e.ID, err)
+		}
+		if want != subject {
+			return fmt.Errorf("%w: envelope %s belongs to %s, not %s", ErrInvalid, e.ID, want, subject)
+		}
+	}
+	return nil
+}
+
+// CheckSubject reports whether subject is an event subject: Prefix then tokens that each pass
+// ValidToken (so no empty token, dot, space or wildcard). The error wraps ErrInvalid.
+func CheckSubject(subject string) error {
+	rest, ok := strings.CutPrefix(subject, Prefix+".")
+	if !ok {
+		return fmt.Errorf("%w: subject %q is not under %s", ErrInvalid, subject, Prefix)
+	}
+	for tok := range strings.SplitSeq(rest, ".") {
+		if !ValidToken(tok) {
+			return fmt.Errorf("%w: subject %q has bad token %q", ErrInvalid, subject, tok)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,99 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+const (
+	// loadBatch is how many messages one direct get request asks for.
+	loadBatch = 1000
+	// directWait bounds a direct get when ctx has no deadline.
+	directWait = 5 * time.Second
+)
+
+// directGetRequest is the body of $JS.API.DIRECT.GET.<stream> (nats-server JSApiMsgGetRequest);
+// nats.go v1.55 exposes neither its batch nor its start_time form.
+type directGetRequest struct {
+	Seq       uint64     `json:"seq,omitempty"`
+	NextFor   string     `json:"next_by_subj,omitempty"`
+	Batch     int        `json:"batch,omitempty"`
+	StartTime *time.Time `json:"start_time,omitempty"`
+}
+
+// directGet sends a batched direct get and hands each message to fn until fn says stop, the
+// server reports the end of the batch with nothing pending, or nothing matches. When the
+// server cut a batch short (Nats-Num-Pending > 0) it asks again from the next sequence.
+func (s *Store) directGet(ctx context.Context, req directGetRequest, fn func(*nats.Msg) (more bool, err error)) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, directWait)
+		defer cancel()
+	}
+	inbox := s.nc.NewInbox()
+	sub, err := s.nc.SubscribeSync(inbox)
+	if err != nil {
+		return fmt.Errorf("direct get: subscribe: %w", mapErr(err))
+	}
+	defer sub.Unsubscribe() //nolint:errcheck // nothing to do about it
+	subject := "$JS.API.DIRECT.GET." + s.name
+	for {
+		body, err := json.Marshal(req)
+		if err != nil {
+			return fmt.Errorf("direct get: %w", err)
+		}
+		if err := s.nc.PublishRequest(subject, inbox, body); err != nil {
+			return fmt.Errorf("direct get: %w", mapErr(err))
+		}
+		last, pending, err := readBatch(ctx, sub, fn)
+		if err != nil || !pending {
+			return err
+		}
+		req.Seq, req.StartTime = last+1, nil
+	}
+}
+
+// readBatch reads the answers to one direct get request. pending reports that the server cut
+// the batch short and fn wants more; last is the last sequence handed to fn.
+func readBatch(ctx context.Context, sub *nats.Subscription, fn func(*nats.Msg) (bool, error)) (last uint64, pending bool, err error) {
+	for {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return last, false, fmt.Errorf("direct get: %w", mapErr(err))
+		}
+		switch m.Header.Get("Status") {
+		case "":
+		case "404": // nothing (more) matches
+			return last, false, nil
+		case "204": // end of batch
+			return last, last > 0 && m.Header.Get("Nats-Num-Pending") != "0", nil
+		case "503":
+			return last, false, fmt.Errorf("direct get: %w: no responders", ErrUnavailable)
+		default:
+			return last, false, fmt.Errorf("direct get: status %s %s", m.Header.Get("Status"), m.Header.Get("Description"))
+		}
+		more, err := fn(m)
+		if err != nil || !more {
+			return last, false, err
+		}
+		last, _ = strconv.ParseUint(m.Header.Get(nats.JSSequence), 10, 64)
+	}
+}
+
+// directMessage decodes a message answered by a direct get.
+func directMessage(m *nats.Msg) (Message, error) {
+	seq, err := strconv.ParseUint(m.Header.Get(nats.JSSequence), 10, 64)
+	if err != nil {
+		return Message{}, fmt.Errorf("direct get: bad sequence header: %w", err)
+	}
+	t, err := time.Parse(time.RFC3339Nano, m.Header.Get(nats.JSTimeStamp))
+	if err != nil {
+		return Message{}, fmt.Errorf("direct get: bad time header: %w", err)
+	}
+	return decodeMessage(m.Header.Get(nats.JSSubject), seq, t, m.Data)
+}

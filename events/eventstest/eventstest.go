@@ -1,0 +1,118 @@
+// Package eventstest starts a real embedded NATS server with JetStream and an event store for
+// tests: in process (no socket), in t.TempDir(), shut down by t.Cleanup.
+package eventstest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/acl-es/acl/events"
+)
+
+// Env is a running server, a connection to it and the store on it.
+type Env struct {
+	Server *server.Server
+	Conn   *nats.Conn
+	Store  *events.Store
+	Dir    string
+
+	serverCfg events.ServerConfig
+	storeCfg  events.StoreConfig
+}
+
+// Start starts a server with the default configuration (events.DefaultSync) in a fresh
+// t.TempDir() and opens the store ACL_EVENTS on it.
+func Start(t testing.TB) *Env {
+	t.Helper()
+	return StartWith(t, events.ServerConfig{}, events.StoreConfig{})
+}
+
+// StartWith is Start with configurations; sc.Dir "" means a fresh t.TempDir().
+func StartWith(t testing.TB, sc events.ServerConfig, st events.StoreConfig) *Env {
+	t.Helper()
+	if sc.Dir == "" {
+		sc.Dir = t.TempDir()
+	}
+	e := &Env{Dir: sc.Dir, serverCfg: sc, storeCfg: st}
+	e.start(t)
+	// Registered after TempDir's own cleanup, so it runs first: the server is down before
+	// its directory is removed.
+	t.Cleanup(e.stop)
+	return e
+}
+
+// Restart shuts the server down and starts it again on the same directory, then reconnects
+// and reopens the store. Conn and Store are replaced: take them from the Env again after it.
+func (e *Env) Restart(t testing.TB) {
+	t.Helper()
+	e.stop()
+	e.start(t)
+}
+
+func (e *Env) start(t testing.TB) {
+	t.Helper()
+	s, err := events.StartServer(e.serverCfg)
+	if err != nil {
+		t.Fatalf("eventstest: start server: %v", err)
+	}
+	nc, err := events.ConnectInProcess(s)
+	if err != nil {
+		s.Shutdown()
+		t.Fatalf("eventstest: connect: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := events.OpenStore(ctx, nc, e.storeCfg)
+	if err != nil {
+		nc.Close()
+		s.Shutdown()
+		t.Fatalf("eventstest: open store: %v", err)
+	}
+	e.Server, e.Conn, e.Store = s, nc, st
+}
+
+// stop closes the connection and shuts the server down; it may run twice.
+func (e *Env) stop() {
+	if e.Conn != nil {
+		e.Conn.Close()
+		e.Conn = nil
+	}
+	if e.Server != nil {
+		e.Server.Shutdown()
+		e.Server.WaitForShutdown()
+		e.Server = nil
+	}
+	e.Store = nil
+}
+
+// Connect opens another in-process connection to the current server, closed by t.Cleanup.
+func (e *Env) Connect(t testing.TB, opts ...nats.Option) *nats.Conn {
+	t.Helper()
+	nc, err := events.ConnectInProcess(e.Server, opts...)
+	if err != nil {
+		t.Fatalf("eventstest: connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// WaitFor polls cond every few milliseconds until it returns nil or d passes, then fails the
+// test with cond's last error. Use it instead of sleeping.
+func WaitFor(t testing.TB, d time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("eventstest: still failing after %v: %v", d, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,159 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrConflict: the expected last sequence of a subject did not match (JetStream 10071/10164).
+var ErrConflict = errors.New("events: wrong last sequence")
+
+// ErrUnavailable: the stream has no leader or JetStream did not answer in time.
+var ErrUnavailable = errors.New("events: store unavailable")
+
+// Defaults of StoreConfig.
+const (
+	DefaultStream          = "ACL_EVENTS"
+	DefaultDuplicateWindow = 2 * time.Minute
+)
+
+// StoreConfig configures the stream.
+type StoreConfig struct {
+	Stream string // default "ACL_EVENTS"
+	// Replicas of the stream: 0 means 1 when creating and whatever the stream has when it
+	// exists; any other value must match an existing stream.
+	Replicas int
+	// DuplicateWindow: 0 means 2m when creating and whatever the stream has when it exists;
+	// any other value must match an existing stream.
+	DuplicateWindow time.Duration
+}
+
+// Store is the event store on JetStream. It is safe for concurrent use.
+type Store struct {
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	name   string
+}
+
+// streamConfig is the one configuration this package creates.
+func streamConfig(cfg StoreConfig) jetstream.StreamConfig {
+	replicas, window := cfg.Replicas, cfg.DuplicateWindow
+	if replicas == 0 {
+		replicas = 1
+	}
+	if window == 0 {
+		window = DefaultDuplicateWindow
+	}
+	return jetstream.StreamConfig{
+		Name:               cfg.Stream,
+		Subjects:           []string{Prefix + ".>"},
+		Storage:            jetstream.FileStorage,
+		Retention:          jetstream.LimitsPolicy,
+		Discard:            jetstream.DiscardOld,
+		MaxMsgs:            -1,
+		MaxBytes:           -1,
+		MaxAge:             0,
+		MaxMsgsPerSubject:  -1,
+		MaxMsgSize:         -1,
+		Replicas:           replicas,
+		Duplicates:         window,
+		DenyDelete:         true,
+		DenyPurge:          true,
+		AllowDirect:        true,
+		AllowAtomicPublish: true,
+	}
+}
+
+// OpenStore creates or checks the stream and returns the store. The configuration is read
+// back from the server after creation and on every open: a stream that could lose or rewrite
+// history (deletes or purges allowed, limits, TTLs, rollups) is refused with ErrConfig.
+func OpenStore(ctx context.Context, nc *nats.Conn, cfg StoreConfig) (*Store, error) {
+	if cfg.Stream == "" {
+		cfg.Stream = DefaultStream
+	}
+	if cfg.Replicas < 0 || cfg.DuplicateWindow < 0 {
+		return nil, fmt.Errorf("%w: stream %s: negative replicas or duplicate window", ErrConfig, cfg.Stream)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("events: jetstream context: %w", err)
+	}
+	st, err := js.Stream(ctx, cfg.Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		// Two processes may race here: creating with an identical config is idempotent on the
+		// server, and a different config fails, so the read-back below decides either way.
+		st, err = js.CreateStream(ctx, streamConfig(cfg))
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			st, err = js.Stream(ctx, cfg.Stream)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("events: open stream %s: %w", cfg.Stream, mapErr(err))
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("events: read back stream %s: %w", cfg.Stream, mapErr(err))
+	}
+	if err := checkStreamConfig(info.Config, cfg); err != nil {
+		return nil, err
+	}
+	return &Store{nc: nc, js: js, stream: st, name: cfg.Stream}, nil
+}
+
+// checkStreamConfig refuses a stream whose configuration does not keep every event forever
+// or lacks what this package relies on. It names every problem so an operator can fix them
+// in one go.
+func checkStreamConfig(got jetstream.StreamConfig, want StoreConfig) error {
+	var bad []string
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			bad = append(bad, fmt.Sprintf(format, args...))
+		}
+	}
+	check(got.DenyDelete, "deny_delete is false")
+	check(got.DenyPurge, "deny_purge is false")
+	check(slices.Equal(got.Subjects, []string{Prefix + ".>"}), "subjects are %v, want [%s.>]", got.Subjects, Prefix)
+	check(got.Storage == jetstream.FileStorage, "storage is %v, want file", got.Storage)
+	check(got.Retention == jetstream.LimitsPolicy, "retention is %v, want limits", got.Retention)
+	check(got.MaxMsgs <= 0 && got.MaxBytes <= 0 && got.MaxAge == 0 && got.MaxMsgsPerSubject <= 0,
+		"limits set (max_msgs %d, max_bytes %d, max_age %v, max_msgs_per_subject %d), want none",
+		got.MaxMsgs, got.MaxBytes, got.MaxAge, got.MaxMsgsPerSubject)
+	check(got.SubjectDeleteMarkerTTL == 0, "subject_delete_marker_ttl is set")
+	check(!got.AllowMsgSchedules, "allow_msg_schedules is true")
+	check(!got.AllowMsgTTL, "allow_msg_ttl is true")
+	check(!got.AllowRollup, "allow_rollup_hdrs is true")
+	check(!got.Sealed, "stream is sealed")
+	check(got.AllowDirect, "allow_direct is false")
+	check(got.AllowAtomicPublish, "allow_atomic is false")
+	check(got.Duplicates > 0, "duplicate window is off")
+	check(want.Replicas == 0 || got.Replicas == want.Replicas, "replicas %d, configured %d", got.Replicas, want.Replicas)
+	check(want.DuplicateWindow == 0 || got.Duplicates == want.DuplicateWindow,
+		"duplicate window %v, configured %v", got.Duplicates, want.DuplicateWindow)
+	if len(bad) > 0 {
+		return fmt.Errorf("%w: stream %s is not a safe event store: %s", ErrConfig, got.Name, strings.Join(bad, "; "))
+	}
+	return nil
+}
+
+// Name is the stream's name.
+func (s *Store) Name() string { return s.name }
+
+// Conn is the connection the store uses.
+func (s *Store) Conn() *nats.Conn { return s.nc }
+
+// StreamInfo reads the stream's configuration and state from the server.
+func (s *Store) StreamInfo(ctx context.Context) (*jetstream.StreamInfo, error) {
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("events: stream info %s: %w", s.name, mapErr(err))
+	}
+	return info, nil
+}
