@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -34,9 +35,34 @@ func (s *Store) Append(ctx context.Context, subject string, expected uint64, msg
 	}
 	ack, err := s.js.PublishMsg(ctx, msg)
 	if err != nil {
-		return Appended{}, fmt.Errorf("events: append %s (expected %d): %w", subject, expected, mapErr(err))
+		err = mapErr(err)
+		if errors.Is(err, ErrConflict) {
+			// The server checks the expected sequence before the message id, so the retry of
+			// an append whose answer was lost is refused as a conflict: recognise it.
+			if seq, ok, ferr := s.findOriginal(ctx, subject, expected, msgID); ferr == nil && ok {
+				return Appended{Seq: seq, Duplicate: true}, nil
+			}
+		}
+		return Appended{}, fmt.Errorf("events: append %s (expected %d): %w", subject, expected, err)
 	}
 	return Appended{Seq: ack.Sequence, Duplicate: ack.Duplicate}, nil
+}
+
+// findOriginal looks for an earlier append of msgID on subject made with the same expected
+// sequence: if it was stored, it is the first message of subject after expected. This also
+// recognises a retry after the duplicate window has passed.
+func (s *Store) findOriginal(ctx context.Context, subject string, expected uint64, msgID string) (uint64, bool, error) {
+	if msgID == "" {
+		return 0, false, nil
+	}
+	var seq uint64
+	err := s.directGet(ctx, directGetRequest{Seq: expected + 1, NextFor: subject, Batch: 1}, func(m *nats.Msg) (bool, error) {
+		if m.Header.Get(jetstream.MsgIDHeader) == msgID {
+			seq, _ = strconv.ParseUint(m.Header.Get(nats.JSSequence), 10, 64)
+		}
+		return false, nil
+	})
+	return seq, seq > 0, err
 }
 
 // newMessage validates one append and builds its JetStream message: data is the JSON array of

@@ -1,8 +1,10 @@
 package events_test
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/acl-es/acl/events"
 	"github.com/acl-es/acl/events/eventstest"
@@ -14,25 +16,223 @@ func TestAppendAndLoad(t *testing.T) {
 	subj := subject(t, "acme", "bob")
 	e1 := principalEnv(t, "acme", "bob", "c1", events.EmailSetV1{Email: "b@acme.test"})
 	e2 := principalEnv(t, "acme", "bob", "c1", events.RoleAssignedV1{Role: "technician"})
+	other := principalEnv(t, "acme", "dora", "c2", events.RoleAssignedV1{Role: "accountant"})
 
 	a, err := st.Append(ctx, subj, 0, "c1", []events.Envelope{e1, e2})
-	if err != nil || a.Seq != 1 || a.Duplicate {
+	if err != nil || a != (events.Appended{Seq: 1}) {
 		t.Fatalf("append = %+v, %v; want seq 1", a, err)
 	}
-	msgs, err := st.Load(ctx, subj, 0)
-	if err != nil {
-		t.Fatalf("load: %v", err)
+	if _, err := st.Append(ctx, subject(t, "acme", "dora"), 0, "c2", []events.Envelope{other}); err != nil {
+		t.Fatalf("append other subject: %v", err)
 	}
-	if len(msgs) != 1 || len(msgs[0].Events) != 2 {
-		t.Fatalf("load = %+v; want one message with two events", msgs)
+	e3 := principalEnv(t, "acme", "bob", "c3", events.RoleRevokedV1{Role: "technician"})
+	if a, err := st.Append(ctx, subj, 1, "c3", []events.Envelope{e3}); err != nil || a.Seq != 3 {
+		t.Fatalf("append after 1 = %+v, %v; want seq 3", a, err)
 	}
-	for i, want := range []events.Envelope{e1, e2} {
-		got := msgs[0].Events[i]
-		if got.ID != want.ID || got.Seq != 1 || got.Type != want.Type || string(got.Data) != string(want.Data) {
-			t.Errorf("event %d = %+v; want %+v with seq 1", i, got, want)
+
+	tests := []struct {
+		after uint64
+		want  []uint64 // sequences of the messages
+		ids   [][]string
+	}{
+		{0, []uint64{1, 3}, [][]string{{e1.ID, e2.ID}, {e3.ID}}},
+		{1, []uint64{3}, [][]string{{e3.ID}}},
+		{3, nil, nil},
+		{99, nil, nil},
+	}
+	for _, tc := range tests {
+		msgs, err := st.Load(ctx, subj, tc.after)
+		if err != nil {
+			t.Fatalf("load after %d: %v", tc.after, err)
+		}
+		if len(msgs) != len(tc.want) {
+			t.Fatalf("load after %d: %d messages; want %d", tc.after, len(msgs), len(tc.want))
+		}
+		for i, m := range msgs {
+			if m.Seq != tc.want[i] || m.Subject != subj || m.Time.IsZero() || len(m.Events) != len(tc.ids[i]) {
+				t.Fatalf("load after %d: message %d = %+v; want seq %d", tc.after, i, m, tc.want[i])
+			}
+			for j, e := range m.Events {
+				if e.ID != tc.ids[i][j] || e.Seq != m.Seq {
+					t.Errorf("load after %d: event %d.%d = %s seq %d; want %s seq %d", tc.after, i, j, e.ID, e.Seq, tc.ids[i][j], m.Seq)
+				}
+			}
 		}
 	}
-	if _, err := st.Append(ctx, subj, 0, "c2", []events.Envelope{e1}); !errors.Is(err, events.ErrConflict) {
-		t.Fatalf("append expecting empty subject = %v; want ErrConflict", err)
+	// The stored data is exactly the envelopes, without seq (SPEC section 6).
+	raw := rawMsg(t, env, 1).Data
+	var stored []map[string]any
+	if err := json.Unmarshal(raw, &stored); err != nil || len(stored) != 2 {
+		t.Fatalf("stored data %s: %v; want a JSON array of 2", raw, err)
+	}
+	if _, ok := stored[0]["seq"]; ok {
+		t.Errorf("stored envelope has a seq: %s", raw)
+	}
+}
+
+func TestAppendConflict(t *testing.T) {
+	env := eventstest.Start(t)
+	st, ctx := env.Store, ctxT(t)
+	subj := subject(t, "acme", "bob")
+	ev := func(cmd string) []events.Envelope {
+		return []events.Envelope{principalEnv(t, "acme", "bob", cmd, events.RoleAssignedV1{Role: "r"})}
+	}
+	for i, cmd := range []string{"c1", "c2"} {
+		if _, err := st.Append(ctx, subj, uint64(i), cmd, ev(cmd)); err != nil {
+			t.Fatalf("append %s: %v", cmd, err)
+		}
+	}
+	// Another subject moves the stream on; the subject's last sequence is still 2.
+	if _, err := st.Append(ctx, subject(t, "acme", "dora"), 0, "d1",
+		[]events.Envelope{principalEnv(t, "acme", "dora", "d1", events.RoleAssignedV1{Role: "r"})}); err != nil {
+		t.Fatalf("append other: %v", err)
+	}
+	tests := []struct {
+		name     string
+		expected uint64
+	}{
+		{"expected 0 on a subject with messages", 0},
+		{"stale expected", 1},
+		{"future expected", 3},
+		{"far future expected", 1000},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := st.Append(ctx, subj, tc.expected, "x-"+tc.name, ev("x"))
+			if !errors.Is(err, events.ErrConflict) {
+				t.Fatalf("append expecting %d = %v; want ErrConflict", tc.expected, err)
+			}
+			if n := lastSeq(t, st); n != 3 {
+				t.Fatalf("last seq %d after a conflict; want 3", n)
+			}
+		})
+	}
+	if a, err := st.Append(ctx, subj, 2, "c4", ev("c4")); err != nil || a.Seq != 4 {
+		t.Fatalf("append with the right expected = %+v, %v; want seq 4", a, err)
+	}
+}
+
+func TestAppendDuplicateMsgID(t *testing.T) {
+	env := eventstest.Start(t)
+	st, ctx := env.Store, ctxT(t)
+	subj := subject(t, "acme", "bob")
+	first := []events.Envelope{principalEnv(t, "acme", "bob", "c1", events.RoleAssignedV1{Role: "r"})}
+	a, err := st.Append(ctx, subj, 0, "c1", first)
+	if err != nil {
+		t.Fatalf("append: %v", err)
+	}
+	if _, err := st.Append(ctx, subject(t, "acme", "dora"), 0, "d1",
+		[]events.Envelope{principalEnv(t, "acme", "dora", "d1", events.RoleAssignedV1{Role: "r"})}); err != nil {
+		t.Fatalf("append other: %v", err)
+	}
+	// A retry whose first answer was lost: same id, same expected sequence, new envelope ids.
+	retry := []events.Envelope{principalEnv(t, "acme", "bob", "c1", events.RoleAssignedV1{Role: "r"})}
+	d, err := st.Append(ctx, subj, 0, "c1", retry)
+	if err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	if d != (events.Appended{Seq: a.Seq, Duplicate: true}) {
+		t.Fatalf("retry = %+v; want the original seq %d, duplicate", d, a.Seq)
+	}
+	if n := lastSeq(t, st); n != 2 {
+		t.Fatalf("last seq %d after a duplicate; want 2", n)
+	}
+	msgs, err := st.Load(ctx, subj, 0)
+	if err != nil || len(msgs) != 1 || msgs[0].Events[0].ID != first[0].ID {
+		t.Fatalf("load = %+v, %v; want only the first append", msgs, err)
+	}
+}
+
+func TestAppendInvalidWritesNothing(t *testing.T) {
+	env := eventstest.Start(t)
+	st, ctx := env.Store, ctxT(t)
+	subj := subject(t, "acme", "bob")
+	good := func() events.Envelope {
+		return principalEnv(t, "acme", "bob", "c1", events.RoleAssignedV1{Role: "r"})
+	}
+	if _, err := st.Append(ctx, subj, 0, "c0", []events.Envelope{good()}); err != nil {
+		t.Fatalf("append: %v", err)
+	}
+	with := func(f func(*events.Envelope)) []events.Envelope {
+		e := good()
+		f(&e)
+		return []events.Envelope{good(), e}
+	}
+	tests := []struct {
+		name    string
+		subject string
+		msgID   string
+		envs    []events.Envelope
+	}{
+		{"unknown type", subj, "m", with(func(e *events.Envelope) { e.Type = "role_assignd" })},
+		{"missing id", subj, "m", with(func(e *events.Envelope) { e.ID = "" })},
+		{"missing actor", subj, "m", with(func(e *events.Envelope) { e.Actor = "" })},
+		{"missing command id", subj, "m", with(func(e *events.Envelope) { e.CommandID = "" })},
+		{"missing time", subj, "m", with(func(e *events.Envelope) { e.Time = time.Time{} })},
+		{"missing data", subj, "m", with(func(e *events.Envelope) { e.Data = nil })},
+		{"data not an object of the type", subj, "m", with(func(e *events.Envelope) { e.Data = []byte(`{"role":7}`) })},
+		{"data not JSON", subj, "m", with(func(e *events.Envelope) { e.Data = []byte(`{`) })},
+		{"envelope of another aggregate", subj, "m", with(func(e *events.Envelope) { e.Aggregate = events.PrincipalRef("dora") })},
+		{"envelope of another tenant", subj, "m", with(func(e *events.Envelope) { e.Tenant = "other" })},
+		{"no envelope", subj, "m", nil},
+		{"subject token with a dot", "acl.events.acme.principal.bob.x", "m", []events.Envelope{good()}},
+		{"subject token with a space", "acl.events.acme.principal.b ob", "m", []events.Envelope{good()}},
+		{"subject with an empty token", "acl.events.acme..principal.bob", "m", []events.Envelope{good()}},
+		{"subject with a wildcard", "acl.events.acme.principal.*", "m", []events.Envelope{good()}},
+		{"subject outside the stream", "acl.other.acme.principal.bob", "m", []events.Envelope{good()}},
+		{"aggregate id with a dot", "acl.events.acme.principal.b.ob", "m",
+			with(func(e *events.Envelope) { e.Aggregate.ID = "b.ob" })},
+		{"aggregate id with a space", "acl.events.acme.principal.b ob", "m",
+			with(func(e *events.Envelope) { e.Aggregate.ID = "b ob" })},
+		{"message id with a line break", subj, "m\r\nNats-Expected-Last-Subject-Sequence: 9", []events.Envelope{good()}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := st.Append(ctx, tc.subject, 1, tc.msgID, tc.envs)
+			if !errors.Is(err, events.ErrInvalid) {
+				t.Fatalf("append = %v; want ErrInvalid", err)
+			}
+			if n := lastSeq(t, st); n != 1 {
+				t.Fatalf("last seq %d after a refused append; want 1", n)
+			}
+		})
+	}
+}
+
+// TestAppendRetryAfterSubjectMovedOn: the server checks the expected sequence before the
+// message id, so a retry must be recognised by the store itself, even when the subject has had
+// other messages since.
+func TestAppendRetryAfterSubjectMovedOn(t *testing.T) {
+	env := eventstest.Start(t)
+	st, ctx := env.Store, ctxT(t)
+	subj := subject(t, "acme", "bob")
+	ev := func(cmd string) []events.Envelope {
+		return []events.Envelope{principalEnv(t, "acme", "bob", cmd, events.RoleAssignedV1{Role: "r"})}
+	}
+	for i, cmd := range []string{"c1", "c2", "c3"} {
+		if _, err := st.Append(ctx, subj, uint64(i), cmd, ev(cmd)); err != nil {
+			t.Fatalf("append %s: %v", cmd, err)
+		}
+	}
+	tests := []struct {
+		msgID    string
+		expected uint64
+		want     events.Appended
+		conflict bool
+	}{
+		{"c1", 0, events.Appended{Seq: 1, Duplicate: true}, false},
+		{"c2", 1, events.Appended{Seq: 2, Duplicate: true}, false},
+		{"c2", 0, events.Appended{}, true}, // c2 was not the first message after 0
+		{"c9", 1, events.Appended{}, true},
+		{"", 1, events.Appended{}, true},
+	}
+	for _, tc := range tests {
+		got, err := st.Append(ctx, subj, tc.expected, tc.msgID, ev(tc.msgID+"x"))
+		if tc.conflict != errors.Is(err, events.ErrConflict) || got != tc.want {
+			t.Errorf("append %q expecting %d = %+v, %v; want %+v (conflict %v)", tc.msgID, tc.expected, got, err, tc.want, tc.conflict)
+		}
+	}
+	if n := lastSeq(t, st); n != 3 {
+		t.Fatalf("last seq %d; want 3", n)
 	}
 }

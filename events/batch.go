@@ -3,7 +3,6 @@ package events
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -80,14 +79,20 @@ func (s *Store) AppendAtomic(ctx context.Context, items []BatchItem) (Appended, 
 // their batch headers.
 func batchMessages(items []BatchItem) ([]*nats.Msg, error) {
 	id := uuid.NewString() // at most 64 characters
-	seen := make(map[string]bool, len(items))
+	subjects := make(map[string]bool, len(items))
+	ids := make(map[string]bool, len(items))
 	msgs := make([]*nats.Msg, len(items))
 	for i, it := range items {
-		if seen[it.Subject] {
+		if subjects[it.Subject] {
 			// The server refuses an expected sequence on a subject written earlier in the batch.
 			return nil, fmt.Errorf("%w: subject %s twice in one batch", ErrInvalid, it.Subject)
 		}
-		seen[it.Subject] = true
+		subjects[it.Subject] = true
+		if it.MsgID != "" && ids[it.MsgID] {
+			// The server would refuse the whole batch as a duplicate.
+			return nil, fmt.Errorf("%w: message id %s twice in one batch", ErrInvalid, it.MsgID)
+		}
+		ids[it.MsgID] = true
 		m, err := newMessage(it.Subject, it.Expected, it.MsgID, it.Events)
 		if err != nil {
 			return nil, fmt.Errorf("item %d (%s): %w", i, it.Subject, err)
@@ -125,16 +130,16 @@ func (s *Store) publishBatch(ctx context.Context, msgs []*nats.Msg) (batchAck, e
 	return ack, nil
 }
 
-// batchDuplicate answers a batch refused because a message id was already stored: a retry of
-// a committed batch if the last item's subject still ends with the last item's message id.
+// batchDuplicate answers a batch refused because a message id was already stored: the retry
+// of a committed batch if the last item's message id is the first message of its subject after
+// its expected sequence.
 func (s *Store) batchDuplicate(ctx context.Context, last BatchItem, cause error) (Appended, error) {
-	raw, err := s.stream.GetLastMsgForSubject(ctx, last.Subject)
-	if err == nil && last.MsgID != "" && raw.Header.Get(jetstream.MsgIDHeader) == last.MsgID {
-		return Appended{Seq: raw.Sequence, Duplicate: true}, nil
+	seq, ok, err := s.findOriginal(ctx, last.Subject, last.Expected, last.MsgID)
+	if err != nil {
+		return Appended{}, fmt.Errorf("events: append batch: check duplicate on %s: %w", last.Subject, err)
 	}
-	if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-		return Appended{}, fmt.Errorf("events: append batch: check duplicate on %s: %w", last.Subject, mapErr(err))
+	if ok {
+		return Appended{Seq: seq, Duplicate: true}, nil
 	}
-	return Appended{}, fmt.Errorf("events: append batch: %w: a message id was already stored and %s moved on: %w",
-		ErrConflict, last.Subject, cause)
+	return Appended{}, fmt.Errorf("events: append batch: %w: a message id of the batch was already stored: %w", ErrConflict, cause)
 }

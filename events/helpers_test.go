@@ -5,7 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/acl-es/acl/events"
+	"github.com/acl-es/acl/events/eventstest"
 )
 
 // testTime is a fixed event time: tests compare envelopes, so nothing depends on the clock.
@@ -50,4 +53,22 @@ func lastSeq(t testing.TB, s *events.Store) uint64 {
 		t.Fatalf("last seq: %v", err)
 	}
 	return n
+}
+
+// rawMsg reads stored message seq through JetStream itself, bypassing the store.
+func rawMsg(t testing.TB, env *eventstest.Env, seq uint64) *jetstream.RawStreamMsg {
+	t.Helper()
+	js, err := jetstream.New(env.Conn)
+	if err != nil {
+		t.Fatalf("jetstream: %v", err)
+	}
+	st, err := js.Stream(ctxT(t), events.DefaultStream)
+	if err != nil {
+		t.Fatalf("stream: %v", err)
+	}
+	m, err := st.GetMsg(ctxT(t), seq)
+	if err != nil {
+		t.Fatalf("get msg %d: %v", seq, err)
+	}
+	return m
 }
