@@ -1,0 +1,61 @@
+package projections
+
+import (
+	"hash/maphash"
+	"sync"
+)
+
+// decoded caches decoded states for queries, keyed by state key and validated by the sequence
+// stored in front of each value: a reader that finds the same sequence in its snapshot gets the
+// same state (a state is a function of its aggregate's events up to that sequence), so the cache
+// can never show a snapshot something it does not hold. Cached states are shared between
+// goroutines and must not be mutated. Shards keep lock contention low; a full shard starts over.
+type decoded struct {
+	seed   maphash.Seed
+	shards [16]decodedShard
+	max    int // entries per shard
+}
+
+type decodedShard struct {
+	mu sync.RWMutex
+	m  map[string]decodedEntry
+}
+
+type decodedEntry struct {
+	seq uint64
+	v   any
+}
+
+func newDecoded(entries int) *decoded {
+	d := &decoded{seed: maphash.MakeSeed(), max: max(entries/16, 1)}
+	for i := range d.shards {
+		d.shards[i].m = map[string]decodedEntry{}
+	}
+	return d
+}
+
+func (d *decoded) shard(k []byte) *decodedShard {
+	return &d.shards[maphash.Bytes(d.seed, k)%uint64(len(d.shards))]
+}
+
+// get returns the state cached for key k at sequence seq, or nil.
+func (d *decoded) get(k []byte, seq uint64) any {
+	s := d.shard(k)
+	s.mu.RLock()
+	e, ok := s.m[string(k)]
+	s.mu.RUnlock()
+	if !ok || e.seq != seq {
+		return nil
+	}
+	return e.v
+}
+
+func (d *decoded) put(k []byte, seq uint64, v any) {
+	s := d.shard(k)
+	s.mu.Lock()
+	if len(s.m) >= d.max {
+		s.m = map[string]decodedEntry{}
+	}
+	s.m[string(k)] = decodedEntry{seq: seq, v: v}
+	s.mu.Unlock()
+}

@@ -1,0 +1,152 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/acl-es/acl/aggregates"
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Waiter is what min_seq waits on: the projector feeding the DB.
+type Waiter interface {
+	Applied() uint64
+	WaitFor(ctx context.Context, seq uint64) error
+}
+
+// EngineOptions configures an Engine. Zero values take the defaults.
+type EngineOptions struct {
+	WaitBound     time.Duration // how long min_seq waits before not_caught_up; default 2 s
+	CachedStates  int           // decoded principals and records kept; default 100,000
+	DefaultLimit  int           // visible page size when none is asked; default 100
+	MaxLimit      int           // largest visible page; default 1000
+	MaxCandidates int           // principals query: most principals checked; default 1,000,000
+}
+
+// Engine answers queries over a DB: the live one fed by a projector, or a checkpoint opened by
+// replay for as_of. Each query reads one Pebble snapshot and answers the sequence it reflects.
+type Engine struct {
+	db      *DB
+	waiter  Waiter // nil: min_seq beyond the DB's sequence answers not_caught_up at once
+	opts    EngineOptions
+	decoded *decoded
+
+	tmu     sync.RWMutex
+	tenants map[string]decodedEntry // tenant id -> tenant decoded at its stored sequence
+}
+
+// NewEngine returns an engine over db; w is the projector feeding it, or nil.
+func NewEngine(db *DB, w Waiter, o EngineOptions) *Engine {
+	if o.WaitBound <= 0 {
+		o.WaitBound = 2 * time.Second
+	}
+	if o.CachedStates <= 0 {
+		o.CachedStates = 100_000
+	}
+	if o.DefaultLimit <= 0 {
+		o.DefaultLimit = 100
+	}
+	if o.MaxLimit <= 0 {
+		o.MaxLimit = 1000
+	}
+	if o.MaxCandidates <= 0 {
+		o.MaxCandidates = 1_000_000
+	}
+	return &Engine{db: db, waiter: w, opts: o, decoded: newDecoded(o.CachedStates),
+		tenants: map[string]decodedEntry{}}
+}
+
+// WaitFor waits, at most the engine's bound, until the read model has applied seq; then
+// not_caught_up.
+func (e *Engine) WaitFor(ctx context.Context, seq uint64) error {
+	if seq == 0 {
+		return nil
+	}
+	if e.waiter == nil {
+		applied, err := e.db.Applied()
+		if err != nil {
+			return err
+		}
+		if applied >= seq {
+			return nil
+		}
+		return notCaughtUp(seq, applied)
+	}
+	if e.waiter.Applied() >= seq {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, e.opts.WaitBound)
+	defer cancel()
+	if err := e.waiter.WaitFor(wctx, seq); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("projections: wait for seq %d: %w", seq, ctx.Err())
+		}
+		return notCaughtUp(seq, e.waiter.Applied())
+	}
+	return nil
+}
+
+func notCaughtUp(seq, applied uint64) error {
+	return &aggregates.Error{Code: aggregates.CodeNotCaughtUp, Op: "query",
+		Message: fmt.Sprintf("the read model has applied sequence %d, not yet %d; retry", applied, seq)}
+}
+
+// Applied is the sequence the DB has committed.
+func (e *Engine) Applied() (uint64, error) { return e.db.Applied() }
+
+// view opens a snapshot of tenant; the caller closes it. An unknown tenant is not_found.
+func (e *Engine) view(tenant string) (*view, error) {
+	snap := e.db.pb.NewSnapshot()
+	v := &view{e: e, snap: snap, tenant: tenant, kbuf: make([]byte, 0, 128)}
+	seq, err := readApplied(snap)
+	if err != nil {
+		snap.Close()
+		return nil, err
+	}
+	v.seq = seq
+	if v.t, err = e.tenant(snap, tenant); err != nil {
+		snap.Close()
+		return nil, err
+	}
+	return v, nil
+}
+
+// tenant returns the tenant's state in snap, decoding it only when its stored sequence differs
+// from the cached one.
+func (e *Engine) tenant(snap *pebble.Snapshot, id string) (*aggregates.Tenant, error) {
+	val, closer, err := snap.Get(tenantKey(id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, aggregates.Errorf(aggregates.CodeNotFound, "no tenant %s", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("projections: read tenant %s: %w", id, err)
+	}
+	defer closer.Close()
+	seq, _, err := decodeSeq(val)
+	if err != nil {
+		return nil, err
+	}
+	e.tmu.RLock()
+	c, ok := e.tenants[id]
+	e.tmu.RUnlock()
+	var t *aggregates.Tenant
+	if ok && c.seq == seq {
+		t = c.v.(*aggregates.Tenant)
+	} else if t, err = decodeTenant(val); err != nil {
+		return nil, err
+	} else {
+		e.tmu.Lock()
+		// Keep the newest: a slow reader of an older snapshot must not evict it.
+		if c, ok := e.tenants[id]; !ok || c.seq < seq {
+			e.tenants[id] = decodedEntry{seq: seq, v: t}
+		}
+		e.tmu.Unlock()
+	}
+	if !t.Exists {
+		return nil, aggregates.Errorf(aggregates.CodeNotFound, "no tenant %s", id)
+	}
+	return t, nil
+}

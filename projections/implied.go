@@ -1,0 +1,140 @@
+package projections
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+
+	"github.com/acl-es/acl/aggregates"
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// implied returns the pages that the policy's implication rules add to a visible query on
+// client records (TO-4f): client C is visible when p is directly allowed the rule's permission
+// on some active record of its type whose client is C (aggregates.Check, rule 5). Index values
+// carry each record's client, so the implying records' clients come from the index alone.
+func (r *ranges) implied(p *aggregates.Principal, typ, perm, cursor string, n int) ([][]string, error) {
+	if !aggregates.IsClientRecordType(typ) {
+		return nil, nil
+	}
+	var pages [][]string
+	for _, rule := range r.v.t.Policy.Implies {
+		if rule.Grants != perm || rule.Field != "client" || slices.Contains(p.Denied, rule.Permission) {
+			continue
+		}
+		implT := aggregates.PermissionType(rule.Permission)
+		grants := aggregates.NarrowedGrants(r.v.t, p, rule.Permission)
+		var page []string
+		var err error
+		if p.Kind != aggregates.KindClientContact && hasScope(grants, aggregates.ScopeAll) {
+			page, err = r.clientsHaving(typ, implT, cursor, n)
+		} else {
+			page, err = r.clientsOf(p, typ, implT, grants, cursor, n)
+		}
+		if err != nil {
+			return nil, err
+		}
+		pages = append(pages, page)
+	}
+	return pages, nil
+}
+
+func hasScope(grants []aggregates.GrantUse, scope string) bool {
+	for _, g := range grants {
+		if g.Scope == scope {
+			return true
+		}
+	}
+	return false
+}
+
+// clientsHaving walks the active client records after cursor and keeps those with at least
+// one active record of implT: what a principal allowed implT everywhere is implied to see.
+func (r *ranges) clientsHaving(typ, implT, cursor string, n int) ([]string, error) {
+	all := source{prefix: key(nil, r.v.tenant, string(tagAll), typ)}
+	var out []string
+	for len(out) < n {
+		ids, err := r.page(all, cursor, n)
+		if err != nil || len(ids) == 0 {
+			return out, err
+		}
+		for _, c := range ids {
+			ok, err := r.exists(key(nil, r.v.tenant, string(tagClient), c, implT))
+			if err != nil {
+				return nil, err
+			}
+			if ok && len(out) < n {
+				out = append(out, c)
+			}
+		}
+		cursor = ids[len(ids)-1]
+	}
+	return out, nil
+}
+
+// clientsOf collects the clients of every implT record that p's grants cover, and keeps those
+// after cursor that are active client records.
+func (r *ranges) clientsOf(p *aggregates.Principal, typ, implT string, grants []aggregates.GrantUse, cursor string, n int) ([]string, error) {
+	srcs, err := r.plan(p, implT, grants)
+	if err != nil {
+		return nil, err
+	}
+	var clients []string
+	for _, s := range srcs {
+		if s.keyClient != "" {
+			ok, err := r.exists(s.prefix)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				clients = append(clients, s.keyClient)
+			}
+			continue
+		}
+		for ok := r.it.SeekGE(s.prefix); ok && bytes.HasPrefix(r.it.Key(), s.prefix); ok = r.it.Next() {
+			c := r.it.Value()
+			if len(c) > 0 && (s.filter == "" || string(c) == s.filter) {
+				clients = append(clients, string(c))
+			}
+		}
+		if err := r.it.Error(); err != nil {
+			return nil, fmt.Errorf("projections: read index %q: %w", s.prefix, err)
+		}
+	}
+	slices.Sort(clients)
+	clients = slices.Compact(clients)
+	var out []string
+	for _, c := range clients {
+		if c <= cursor {
+			continue
+		}
+		if len(out) == n {
+			break
+		}
+		ok, err := r.exists(key(nil, r.v.tenant, string(tagAll), typ, c))
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// exists reports whether some key starts with prefix, with the probe iterator.
+func (r *ranges) exists(prefix []byte) (bool, error) {
+	if r.it2 == nil {
+		lo := tenantPrefix(r.v.tenant)
+		it, err := r.v.snap.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
+		if err != nil {
+			return false, fmt.Errorf("projections: probe: %w", err)
+		}
+		r.it2 = it
+	}
+	ok := r.it2.SeekGE(prefix) && bytes.HasPrefix(r.it2.Key(), prefix)
+	if err := r.it2.Error(); err != nil {
+		return false, fmt.Errorf("projections: probe %q: %w", prefix, err)
+	}
+	return ok, nil
+}

@@ -1,0 +1,120 @@
+package projections
+
+import (
+	"github.com/acl-es/acl/aggregates"
+)
+
+// entry is one secondary index key and its value.
+type entry struct {
+	k string
+	v string
+}
+
+// recordEntries lists the index entries of a record: none unless it is active. Index values
+// carry the record's client, so that the client-contact filter needs no extra read.
+func recordEntries(tenant string, r *aggregates.Record) []entry {
+	if !r.Active() {
+		return nil
+	}
+	typ, id := r.Type, r.ID
+	out := make([]entry, 0, 3+len(r.Units)+len(r.Assignees)+len(r.Links))
+	out = append(out, entry{string(key(nil, tenant, string(tagAll), typ, id)), r.Client})
+	if r.Client != "" {
+		out = append(out, entry{string(key(nil, tenant, string(tagClient), r.Client, typ, id)), ""})
+	}
+	for _, u := range r.Units {
+		out = append(out, entry{string(key(nil, tenant, string(tagUnit), u.Kind, u.ID, typ, id)), r.Client})
+	}
+	if r.Owner != "" {
+		out = append(out, entry{string(key(nil, tenant, string(tagOwner), r.Owner, typ, id)), r.Client})
+	}
+	for _, a := range r.Assignees {
+		out = append(out, entry{string(key(nil, tenant, string(tagAssignee), a.Principal, typ, id, a.Relation)), r.Client})
+	}
+	for _, l := range r.Links {
+		out = append(out, entry{string(key(nil, tenant, string(tagLink), l.Type, l.ID, typ, id)), r.Client})
+	}
+	return out
+}
+
+// principalEntries lists the index entries of a principal: those of the record it is, plus the
+// holders of its roles and of its direct grants (the candidates of the principals query).
+func principalEntries(tenant string, p *aggregates.Principal) []entry {
+	if !p.Active() {
+		return nil
+	}
+	out := recordEntries(tenant, aggregates.PrincipalAsRecord(p))
+	for _, role := range p.Roles {
+		out = append(out, entry{string(key(nil, tenant, string(tagRole), role, p.ID)), ""})
+	}
+	for i, g := range p.Grants {
+		if i > 0 && p.Grants[i-1].Permission == g.Permission {
+			continue // grants are sorted: one key per permission
+		}
+		out = append(out, entry{string(key(nil, tenant, string(tagDirect), g.Permission, p.ID)), ""})
+	}
+	return out
+}
+
+// shadowed reports whether a record aggregate of type typ is hidden behind principals or units,
+// which are the records of those types (aggregates.Facts answers them from principals and units).
+func shadowed(typ string) bool {
+	return aggregates.IsPrincipalRecordType(typ) || aggregates.IsUnitRecordType(typ)
+}
+
+// diffEntries calls del for entries of old that new lacks and set for entries of new that old
+// lacks or holds with another value. Entry lists are short (a record's units, assignees and
+// links), so a quadratic scan beats building maps unless they are long.
+func diffEntries(old, new []entry, set func(k, v string), del func(k string)) {
+	if len(old)*len(new) > 1024 {
+		diffEntriesMap(old, new, set, del)
+		return
+	}
+	for _, o := range old {
+		if !hasKey(new, o.k) {
+			del(o.k)
+		}
+	}
+	for _, n := range new {
+		if !hasEntry(old, n) {
+			set(n.k, n.v)
+		}
+	}
+}
+
+func hasKey(es []entry, k string) bool {
+	for _, e := range es {
+		if e.k == k {
+			return true
+		}
+	}
+	return false
+}
+
+func hasEntry(es []entry, x entry) bool {
+	for _, e := range es {
+		if e == x {
+			return true
+		}
+	}
+	return false
+}
+
+func diffEntriesMap(old, new []entry, set func(k, v string), del func(k string)) {
+	newVals := make(map[string]string, len(new))
+	for _, n := range new {
+		newVals[n.k] = n.v
+	}
+	oldVals := make(map[string]string, len(old))
+	for _, o := range old {
+		oldVals[o.k] = o.v
+		if _, ok := newVals[o.k]; !ok {
+			del(o.k)
+		}
+	}
+	for _, n := range new {
+		if v, ok := oldVals[n.k]; !ok || v != n.v {
+			set(n.k, n.v)
+		}
+	}
+}

@@ -1,0 +1,151 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/acl-es/acl/events"
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Follower is the part of the event store the projector reads: *events.Store.
+type Follower interface {
+	Follow(ctx context.Context, from uint64, fn func([]events.Message) error) error
+	LastSeq(ctx context.Context) (uint64, error)
+}
+
+// Projector follows the event stream into the read model. One goroutine runs it; queries read
+// the DB concurrently through snapshots.
+type Projector struct {
+	db    *DB
+	store Follower
+
+	mu     sync.Mutex // serializes batches
+	states *stateCache
+
+	applied  atomic.Uint64
+	target   atomic.Uint64 // the stream's last sequence when Run started: ready once applied
+	started  atomic.Bool
+	waitMu   sync.Mutex
+	advanced chan struct{} // closed and replaced each time applied advances
+
+	// beforeCommit, when set (tests), runs after a batch is built and before it is committed;
+	// an error abandons the batch as a crash would.
+	beforeCommit func(applied uint64) error
+}
+
+// NewProjector returns a projector over db reading from store (nil when only ApplyMessages is
+// used, as replay does on a checkpoint copy).
+func NewProjector(db *DB, store Follower) (*Projector, error) {
+	applied, err := db.Applied()
+	if err != nil {
+		return nil, err
+	}
+	p := &Projector{db: db, store: store, states: newStateCache(50_000), advanced: make(chan struct{})}
+	p.applied.Store(applied)
+	return p, nil
+}
+
+// Run follows the stream from the applied sequence until ctx ends or a batch fails.
+func (p *Projector) Run(ctx context.Context) error {
+	if p.store == nil {
+		return errors.New("projections: projector has no store to follow")
+	}
+	last, err := p.store.LastSeq(ctx)
+	if err != nil {
+		return fmt.Errorf("projections: stream last sequence: %w", err)
+	}
+	p.target.Store(last)
+	p.started.Store(true)
+	err = p.store.Follow(ctx, p.Applied()+1, p.ApplyMessages)
+	if err == nil || ctx.Err() != nil {
+		return nil
+	}
+	return fmt.Errorf("projections: follow: %w", err)
+}
+
+// Applied is the last stream sequence committed to the read model.
+func (p *Projector) Applied() uint64 { return p.applied.Load() }
+
+// Ready reports whether Run has caught up with the stream as it was when Run started.
+func (p *Projector) Ready() bool { return p.started.Load() && p.Applied() >= p.target.Load() }
+
+// ApplyMessages applies msgs in one Pebble batch together with the last applied sequence.
+// Messages at or below the applied sequence are skipped, so a redelivery applies nothing twice.
+func (p *Projector) ApplyMessages(msgs []events.Message) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	applied := p.applied.Load()
+	w := newWriter(p.db.pb, p.states)
+	defer w.b.Close()
+	last := applied
+	for _, m := range msgs {
+		if m.Seq <= last {
+			continue
+		}
+		for _, e := range m.Events {
+			e.Seq = m.Seq // the state's sequence must not depend on who filled the envelope in
+			if err := w.apply(e); err != nil {
+				p.states.reset()
+				return err
+			}
+		}
+		last = m.Seq
+	}
+	if last == applied {
+		return nil
+	}
+	if err := p.commit(w, last); err != nil {
+		p.states.reset() // the cached states hold the abandoned batch's effects
+		return err
+	}
+	w.committed()
+	p.advance(last)
+	return nil
+}
+
+func (p *Projector) commit(w *writer, last uint64) error {
+	if err := w.flush(last); err != nil {
+		return err
+	}
+	if p.beforeCommit != nil {
+		if err := p.beforeCommit(last); err != nil {
+			return err
+		}
+	}
+	// NoSync is safe: the batch is atomic in the WAL and carries its applied sequence, so a
+	// machine crash loses a suffix of batches that the stream gives again.
+	if err := w.b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("projections: commit batch up to seq %d: %w", last, err)
+	}
+	return nil
+}
+
+func (p *Projector) advance(seq uint64) {
+	p.waitMu.Lock()
+	p.applied.Store(seq)
+	close(p.advanced)
+	p.advanced = make(chan struct{})
+	p.waitMu.Unlock()
+}
+
+// WaitFor returns once the applied sequence reaches seq, or ctx's error.
+func (p *Projector) WaitFor(ctx context.Context, seq uint64) error {
+	for {
+		p.waitMu.Lock()
+		if p.applied.Load() >= seq {
+			p.waitMu.Unlock()
+			return nil
+		}
+		ch := p.advanced
+		p.waitMu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}

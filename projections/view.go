@@ -1,0 +1,120 @@
+package projections
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/acl-es/acl/aggregates"
+	"github.com/acl-es/acl/events"
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// view is one query's look at one tenant: a Pebble snapshot, the sequence it reflects, and the
+// tenant's decoded state. It implements aggregates.Facts, so aggregates.Check runs on it as on
+// the oracle. Facts methods cannot fail; a read error is kept in err and the query answers it.
+type view struct {
+	e      *Engine
+	snap   *pebble.Snapshot
+	tenant string
+	t      *aggregates.Tenant
+	seq    uint64
+	err    error
+	kbuf   []byte
+}
+
+var _ aggregates.Facts = (*view)(nil)
+
+// Tenant implements aggregates.Facts.
+func (v *view) Tenant() *aggregates.Tenant { return v.t }
+
+// Principal implements aggregates.Facts.
+func (v *view) Principal(id string) *aggregates.Principal {
+	v.kbuf = principalKey(v.kbuf[:0], v.tenant, id)
+	s, err := v.state(v.kbuf, func(b []byte) (any, error) { return decodePrincipal(b) })
+	if err != nil || s == nil {
+		v.fail(err)
+		return nil
+	}
+	return s.(*aggregates.Principal)
+}
+
+// Record implements aggregates.Facts: principals and units answer as the records they are.
+func (v *view) Record(typ, id string) *aggregates.Record {
+	switch {
+	case aggregates.IsPrincipalRecordType(typ):
+		p := v.Principal(id)
+		if p == nil || aggregates.PrincipalRecordType(p.Kind) != typ {
+			return nil
+		}
+		return aggregates.PrincipalAsRecord(p)
+	case aggregates.IsUnitRecordType(typ):
+		u := events.UnitRef{Kind: typ, ID: id}
+		if ev, ok := v.t.Units[aggregates.UnitKey(u)]; ok {
+			return aggregates.UnitAsRecord(u, ev)
+		}
+		return nil
+	}
+	v.kbuf = recordKey(v.kbuf[:0], v.tenant, typ, id)
+	s, err := v.state(v.kbuf, func(b []byte) (any, error) { return decodeRecord(b) })
+	if err != nil || s == nil {
+		v.fail(err)
+		return nil
+	}
+	return s.(*aggregates.Record)
+}
+
+// RecordsWithClient implements aggregates.Facts over the client index.
+func (v *view) RecordsWithClient(typ, client string, fn func(*aggregates.Record) bool) {
+	prefix := key(nil, v.tenant, string(tagClient), client, typ)
+	it, err := v.snap.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		v.fail(fmt.Errorf("projections: client index: %w", err))
+		return
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		id, _, _ := bytes.Cut(it.Key()[len(prefix):], []byte{sep})
+		r := v.Record(typ, string(id))
+		if r.Active() && !fn(r) {
+			return
+		}
+	}
+	if err := it.Error(); err != nil {
+		v.fail(fmt.Errorf("projections: client index: %w", err))
+	}
+}
+
+// state returns the decoded state at k (nil when absent), from the engine's cache when the
+// snapshot holds the sequence it was decoded at.
+func (v *view) state(k []byte, dec func([]byte) (any, error)) (any, error) {
+	val, closer, err := v.snap.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("projections: read %q: %w", k, err)
+	}
+	defer closer.Close()
+	seq, _, err := decodeSeq(val)
+	if err != nil {
+		return nil, err
+	}
+	if s := v.e.decoded.get(k, seq); s != nil {
+		return s, nil
+	}
+	s, err := dec(val)
+	if err != nil {
+		return nil, err
+	}
+	v.e.decoded.put(k, seq, s)
+	return s, nil
+}
+
+func (v *view) fail(err error) {
+	if err != nil && v.err == nil {
+		v.err = err
+	}
+}
+
+func (v *view) close() { v.snap.Close() }

@@ -1,0 +1,242 @@
+package projections
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/acl-es/acl/aggregates"
+	"github.com/acl-es/acl/events"
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// pending is an aggregate touched by the batch being built: its state as events are applied,
+// and the index entries of its state as committed (so that only the difference is written).
+type pending struct {
+	tenant string
+	p      *aggregates.Principal
+	r      *aggregates.Record
+	old    []entry
+}
+
+// writer turns events into one Pebble batch. It loads each aggregate at most once per batch
+// (from the projector's cache of committed states, else from Pebble), applies the events in
+// memory, and at flush writes each touched state once, its index difference and the applied
+// sequence.
+type writer struct {
+	pb      *pebble.DB
+	b       *pebble.Batch
+	states  *stateCache
+	tenants map[string]bool // tenants whose policy part changed in this batch
+	touched map[string]*pending
+}
+
+func newWriter(pb *pebble.DB, states *stateCache) *writer {
+	return &writer{pb: pb, b: pb.NewBatch(), states: states,
+		tenants: map[string]bool{}, touched: map[string]*pending{}}
+}
+
+// apply folds one event into the batch.
+func (w *writer) apply(e events.Envelope) error {
+	d, err := events.Decode(e)
+	if err != nil {
+		return fmt.Errorf("projections: event %s at seq %d: %w", e.ID, e.Seq, err)
+	}
+	switch e.Aggregate.Kind {
+	case events.KindTenant:
+		return w.applyTenant(e, d)
+	case events.KindPrincipal:
+		pd, err := w.principal(e.Tenant, e.Aggregate.ID)
+		if err != nil {
+			return err
+		}
+		pd.p.Apply(e, d)
+		clear(pd.p.Commands) // the command service remembers commands; the read model need not
+	case events.KindRecord:
+		pd, err := w.record(e.Tenant, e.Aggregate.Type, e.Aggregate.ID)
+		if err != nil {
+			return err
+		}
+		pd.r.Apply(e, d)
+		clear(pd.r.Commands)
+	default:
+		return fmt.Errorf("projections: event %s of unknown aggregate kind %q", e.ID, e.Aggregate.Kind)
+	}
+	return nil
+}
+
+func (w *writer) applyTenant(e events.Envelope, d events.Data) error {
+	// Seat changes only touch a seat key: rewriting the whole tenant for each would make the
+	// cost of a level change grow with the number of principals.
+	if sc, ok := d.(events.SeatChangedV1); ok {
+		k := seatKey(e.Tenant, sc.Principal)
+		if sc.To == "" || sc.To == aggregates.LevelDisabled {
+			return w.b.Delete(k, nil)
+		}
+		return w.b.Set(k, []byte(sc.To), nil)
+	}
+	t, err := w.tenant(e.Tenant)
+	if err != nil {
+		return err
+	}
+	t.Apply(e, d)
+	clear(t.Commands)
+	w.tenants[e.Tenant] = true
+	if ud, ok := d.(events.UnitDefinedV1); ok {
+		for _, en := range recordEntries(e.Tenant, aggregates.UnitAsRecord(ud.Unit, e.ID)) {
+			if err := w.b.Set([]byte(en.k), []byte(en.v), nil); err != nil {
+				return fmt.Errorf("projections: index unit: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+func (w *writer) tenant(id string) (*aggregates.Tenant, error) {
+	if t := w.states.tenant(id); t != nil {
+		return t, nil
+	}
+	t := aggregates.NewTenant(id)
+	if v, ok, err := w.get(tenantKey(id)); err != nil {
+		return nil, err
+	} else if ok {
+		if t, err = decodeTenant(v); err != nil {
+			return nil, err
+		}
+	}
+	w.states.putTenant(id, t)
+	return t, nil
+}
+
+func (w *writer) principal(tenant, id string) (*pending, error) {
+	k := string(principalKey(nil, tenant, id))
+	if pd := w.touched[k]; pd != nil {
+		return pd, nil
+	}
+	p, _ := w.states.get(k).(*aggregates.Principal)
+	if p == nil {
+		p = aggregates.NewPrincipal(id)
+		if v, ok, err := w.get([]byte(k)); err != nil {
+			return nil, err
+		} else if ok {
+			if p, err = decodePrincipal(v); err != nil {
+				return nil, err
+			}
+		}
+	}
+	pd := &pending{tenant: tenant, p: p, old: principalEntries(tenant, p)}
+	w.touched[k] = pd
+	return pd, nil
+}
+
+func (w *writer) record(tenant, typ, id string) (*pending, error) {
+	k := string(recordKey(nil, tenant, typ, id))
+	if pd := w.touched[k]; pd != nil {
+		return pd, nil
+	}
+	r, _ := w.states.get(k).(*aggregates.Record)
+	if r == nil {
+		r = aggregates.NewRecord(typ, id)
+		if v, ok, err := w.get([]byte(k)); err != nil {
+			return nil, err
+		} else if ok {
+			if r, err = decodeRecord(v); err != nil {
+				return nil, err
+			}
+		}
+	}
+	pd := &pending{tenant: tenant, r: r}
+	if !shadowed(typ) {
+		pd.old = recordEntries(tenant, r)
+	}
+	w.touched[k] = pd
+	return pd, nil
+}
+
+// get reads a committed value; the copy outlives Pebble's buffer.
+func (w *writer) get(k []byte) ([]byte, bool, error) {
+	v, closer, err := w.pb.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("projections: read %q: %w", k, err)
+	}
+	defer closer.Close()
+	return append([]byte(nil), v...), true, nil
+}
+
+// flush writes every touched state, the index differences and the applied sequence into the
+// batch. Nothing reaches Pebble until the batch is committed.
+func (w *writer) flush(applied uint64) error {
+	for id := range w.tenants {
+		v, err := encodeTenant(w.states.tenant(id))
+		if err != nil {
+			return err
+		}
+		if err := w.b.Set(tenantKey(id), v, nil); err != nil {
+			return fmt.Errorf("projections: write tenant %s: %w", id, err)
+		}
+	}
+	for k, pd := range w.touched {
+		if err := w.flushOne(k, pd); err != nil {
+			return err
+		}
+	}
+	var seq [8]byte
+	binary.BigEndian.PutUint64(seq[:], applied)
+	if err := w.b.Set(appliedKey, seq[:], nil); err != nil {
+		return fmt.Errorf("projections: write applied sequence: %w", err)
+	}
+	return nil
+}
+
+func (w *writer) flushOne(k string, pd *pending) error {
+	var (
+		v   []byte
+		err error
+		now []entry
+	)
+	if pd.p != nil {
+		v, err = encodePrincipal(pd.p)
+		now = principalEntries(pd.tenant, pd.p)
+	} else {
+		v, err = encodeRecord(pd.r)
+		if !shadowed(pd.r.Type) {
+			now = recordEntries(pd.tenant, pd.r)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if err := w.b.Set([]byte(k), v, nil); err != nil {
+		return fmt.Errorf("projections: write state %q: %w", k, err)
+	}
+	var werr error
+	diffEntries(pd.old, now,
+		func(k, v string) {
+			if err := w.b.Set([]byte(k), []byte(v), nil); err != nil && werr == nil {
+				werr = err
+			}
+		},
+		func(k string) {
+			if err := w.b.Delete([]byte(k), nil); err != nil && werr == nil {
+				werr = err
+			}
+		})
+	if werr != nil {
+		return fmt.Errorf("projections: write index of %q: %w", k, werr)
+	}
+	return nil
+}
+
+// committed hands the states of a committed batch to the cache.
+func (w *writer) committed() {
+	for k, pd := range w.touched {
+		if pd.p != nil {
+			w.states.put(k, pd.p)
+		} else {
+			w.states.put(k, pd.r)
+		}
+	}
+}
