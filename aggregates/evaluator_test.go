@@ -185,3 +185,28 @@ func probuildWorld(tb testing.TB) *world {
 }
 
 func containsString(xs []string, x string) bool { return contains(xs, x) }
+
+// TestEvalTO4fImplicationsDoNotChain: with a second rule client.view -> client.edit, client.edit
+// follows from a direct client.view, never from a client.view that is itself implied.
+func TestEvalTO4fImplicationsDoNotChain(t *testing.T) {
+	w := trackopsWorld(t)
+	pol := w.m.T.Policy
+	pol.Implies = append([]events.Implication{}, pol.Implies...)
+	pol.Implies = append(pol.Implies, events.Implication{Permission: "client.view", Field: "client", Grants: "client.edit"})
+	w.tenant(events.PolicySetV1{Policy: pol})
+	w.person("cv", KindStaff, "", LevelFull, nil)
+	w.principal("cv", events.PermissionGrantedV1{Grant: events.Grant{Permission: "client.view", Scope: ScopeAll}})
+	w.principal("cv", events.PermissionGrantedV1{Grant: events.Grant{Permission: SessionLogin, Scope: ScopeAll}})
+	runChecks(t, w, []checkCase{
+		{"a direct client.view implies client.edit", "cv", "client.edit", ref("client", "c1"), true,
+			"client.edit on c1 is implied by client.view on client c1, whose client is c1: a direct grant gives client.view at scope all"},
+		{"an implied client.view implies nothing", "limx", "client.edit", ref("client", "c1"), false, ""},
+		{"while client.view itself is implied", "limx", "client.view", ref("client", "c1"), true, "implied"},
+	})
+	d := w.check("limx", "client.view", ref("client", "c1"))
+	for _, k := range []events.RecordRef{{Type: "invoice", ID: "inv-1"}, {Type: "client", ID: "c1"}, {Type: "case", ID: "case-7"}} {
+		if body := w.m.Records[k].Prov["body"]; !containsString(d.Events, body) {
+			t.Errorf("events %v lack the body of %s %s", d.Events, k.Type, k.ID)
+		}
+	}
+}
