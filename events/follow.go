@@ -18,15 +18,17 @@ const (
 	cleanupWait = 2 * time.Second
 )
 
-// delivered is one decoded message, or the error that decoding it gave.
+// delivered is one decoded message, or the error that decoding it gave. pending is how many
+// messages the consumer still had to deliver after it.
 type delivered struct {
-	msg Message
-	err error
+	msg     Message
+	pending uint64
+	err     error
 }
 
 // Follow delivers messages with sequence >= from, in order, in batches, to fn until ctx ends or
-// fn fails. Live: it keeps waiting for new messages. A slice holds what was available at once:
-// large while catching up, often one message when live. fn must not keep the slice. It
+// fn fails. Live: it keeps waiting for new messages. A slice holds up to 4096 messages: full
+// while catching up (the consumer says how many are pending), what has arrived when live. fn must not keep the slice. It
 // returns fn's error, an error wrapping ErrInvalid for a message that cannot be decoded, one
 // wrapping ErrUnavailable when the connection closes, or ctx.Err().
 func (s *Store) Follow(ctx context.Context, from uint64, fn func([]Message) error) error {
@@ -96,15 +98,27 @@ func (s *Store) follow(ctx context.Context, from, to uint64, fn func([]Message) 
 			return fmt.Errorf("events: follow from %d: %w: consumer closed", from, ErrUnavailable)
 		}
 		batch = append(batch[:0], first.msg)
-		err := first.err
-	drain:
-		for err == nil && len(batch) < groupMax {
-			select {
-			case d := <-ch:
-				batch, err = append(batch, d.msg), d.err
-			default:
-				break drain
+		err, pending := first.err, first.pending
+		// Fill the slice while the consumer says more is pending, then take what has arrived.
+	fill:
+		for err == nil && len(batch) < groupMax && (to == 0 || batch[len(batch)-1].Seq < to) {
+			var d delivered
+			if pending > 0 {
+				select {
+				case d = <-ch:
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-closed:
+					return fmt.Errorf("events: follow from %d: %w: consumer closed", from, ErrUnavailable)
+				}
+			} else {
+				select {
+				case d = <-ch:
+				default:
+					break fill
+				}
 			}
+			batch, err, pending = append(batch, d.msg), d.err, d.pending
 		}
 		if err != nil {
 			return fmt.Errorf("events: follow from %d: %w", from, err)
@@ -134,7 +148,7 @@ func decodeConsumed(m jetstream.Msg) delivered {
 		return delivered{err: fmt.Errorf("%w: message metadata: %v", ErrInvalid, err)}
 	}
 	msg, err := decodeMessage(m.Subject(), meta.Sequence.Stream, meta.Timestamp, m.Data())
-	return delivered{msg: msg, err: err}
+	return delivered{msg: msg, pending: meta.NumPending, err: err}
 }
 
 // deleteConsumer removes the ordered consumer at once instead of leaving it to its inactive

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
 )
 
 // DefaultSync is the fsync interval of the embedded server when ServerConfig.Sync is "".
@@ -32,6 +33,11 @@ type ServerConfig struct {
 	Name string
 	// ReadyTimeout bounds the wait for the server to accept connections; 0 = 10s.
 	ReadyTimeout time.Duration
+	// Protect names the streams that no client of this server may delete, purge, update, or
+	// delete a message of; nil = [ACL_EVENTS]. DenyDelete and DenyPurge only cover messages:
+	// JetStream lets any client delete a whole stream or raise its limits, so the server's
+	// only user (the one clients without credentials get) is denied those API subjects.
+	Protect []string
 }
 
 // ErrConfig is returned for a server or store configuration that cannot be used.
@@ -76,6 +82,16 @@ func serverOptions(cfg ServerConfig) (*server.Options, error) {
 		NoLog:        true,
 		DontListen:   cfg.Listen == "",
 	}
+	protect := cfg.Protect
+	if protect == nil {
+		protect = []string{DefaultStream}
+	}
+	opts.Users = []*server.User{{
+		Username:    appUser,
+		Password:    nuid.Next(), // random: nobody logs in as it, clients get it by default
+		Permissions: appPermissions(protect),
+	}}
+	opts.NoAuthUser = appUser
 	if cfg.Listen != "" {
 		host, port, err := net.SplitHostPort(cfg.Listen)
 		if err != nil {
@@ -88,6 +104,23 @@ func serverOptions(cfg ServerConfig) (*server.Options, error) {
 		opts.Host, opts.Port = host, p
 	}
 	return opts, nil
+}
+
+// appUser is the user every client of the embedded server is.
+const appUser = "acl"
+
+// appPermissions allow everything but the JetStream API calls that would lose history.
+func appPermissions(streams []string) *server.Permissions {
+	var deny []string
+	for _, st := range streams {
+		for _, op := range []string{"DELETE", "PURGE", "UPDATE", "MSG.DELETE"} {
+			deny = append(deny, "$JS.API.STREAM."+op+"."+st)
+		}
+	}
+	return &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: []string{">"}, Deny: deny},
+		Subscribe: &server.SubjectPermission{Allow: []string{">"}},
+	}
 }
 
 // StartServer starts an embedded nats-server with JetStream and waits until it is ready.

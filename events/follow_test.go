@@ -1,0 +1,297 @@
+package events_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/acl-es/acl/events"
+	"github.com/acl-es/acl/events/eventstest"
+)
+
+// appendN appends n messages on n/3+1 principals of acme, one event each, and returns the
+// event ids by sequence (index 0 unused).
+func appendN(t testing.TB, st *events.Store, n int) []string {
+	t.Helper()
+	ctx := ctxT(t)
+	ids := make([]string, n+1)
+	last := map[string]uint64{}
+	for i := 1; i <= n; i++ {
+		p := fmt.Sprintf("p%d", i%(n/3+1))
+		e := principalEnv(t, "acme", p, fmt.Sprintf("c%d", i), events.RoleAssignedV1{Role: "r"})
+		a, err := st.Append(ctx, subject(t, "acme", p), last[p], e.CommandID, []events.Envelope{e})
+		if err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+		last[p] = a.Seq
+		ids[a.Seq] = e.ID
+	}
+	return ids
+}
+
+// collector gathers what Follow or Read hands over and checks order and seq on the way.
+type collector struct {
+	ids     []string
+	seqs    []uint64
+	batches int
+}
+
+func (c *collector) add(msgs []events.Message) error {
+	c.batches++
+	for _, m := range msgs {
+		if len(c.seqs) > 0 && m.Seq != c.seqs[len(c.seqs)-1]+1 {
+			return fmt.Errorf("seq %d after %d", m.Seq, c.seqs[len(c.seqs)-1])
+		}
+		for _, e := range m.Events {
+			if e.Seq != m.Seq {
+				return fmt.Errorf("event seq %d in message %d", e.Seq, m.Seq)
+			}
+			c.ids = append(c.ids, e.ID)
+		}
+		c.seqs = append(c.seqs, m.Seq)
+	}
+	return nil
+}
+
+func TestRead(t *testing.T) {
+	env := eventstest.Start(t)
+	st, ctx := env.Store, ctxT(t)
+	ids := appendN(t, st, 50)
+	tests := []struct {
+		from, to     uint64
+		first, count int
+	}{
+		{0, 0, 1, 50},
+		{1, 50, 1, 50},
+		{10, 20, 10, 11},
+		{20, 20, 20, 1},
+		{49, 0, 49, 2},
+		{40, 999, 40, 11}, // to past the end: up to the last at call time
+		{51, 0, 0, 0},
+		{30, 20, 0, 0},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("%d..%d", tc.from, tc.to), func(t *testing.T) {
+			var c collector
+			if err := st.Read(ctx, tc.from, tc.to, c.add); err != nil {
+				t.Fatalf("read: %v", err)
+			}
+			if len(c.seqs) != tc.count {
+				t.Fatalf("read %d messages %v; want %d", len(c.seqs), c.seqs, tc.count)
+			}
+			for i, seq := range c.seqs {
+				if seq != uint64(tc.first+i) || c.ids[i] != ids[seq] {
+					t.Fatalf("message %d: seq %d id %s; want seq %d id %s", i, seq, c.ids[i], tc.first+i, ids[tc.first+i])
+				}
+			}
+		})
+	}
+}
+
+func TestFollowFromThenLive(t *testing.T) {
+	env := eventstest.Start(t)
+	st := env.Store
+	ids := appendN(t, st, 30)
+
+	ctx, cancel := context.WithCancel(ctxT(t))
+	got := make(chan []events.Message, 100)
+	done := make(chan error, 1)
+	go func() {
+		done <- st.Follow(ctx, 11, func(msgs []events.Message) error {
+			got <- append([]events.Message(nil), msgs...) // fn must not keep the slice
+			return nil
+		})
+	}()
+	var c collector
+	want := func(n int) {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for len(c.seqs) < n {
+			select {
+			case msgs := <-got:
+				if err := c.add(msgs); err != nil {
+					t.Fatal(err)
+				}
+			case err := <-done:
+				t.Fatalf("follow ended: %v", err)
+			case <-deadline:
+				t.Fatalf("got %d messages; want %d", len(c.seqs), n)
+			}
+		}
+	}
+	want(20) // 11..30
+	// Live: messages appended after the catch-up arrive too.
+	more := appendN2(t, st, 31, 5)
+	want(25)
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("follow after cancel = %v; want context.Canceled", err)
+	}
+	if len(c.seqs) != 25 || c.seqs[0] != 11 || c.seqs[24] != 35 {
+		t.Fatalf("seqs %v; want 11..35", c.seqs)
+	}
+	for i, seq := range c.seqs {
+		w := ids
+		if seq > 30 {
+			w = more
+		}
+		if c.ids[i] != w[seq] {
+			t.Fatalf("seq %d: id %s; want %s", seq, c.ids[i], w[seq])
+		}
+	}
+}
+
+// appendN2 appends n messages on fresh principals, expecting sequences from first on, and
+// returns the ids by sequence.
+func appendN2(t testing.TB, st *events.Store, first, n int) []string {
+	t.Helper()
+	ids := make([]string, first+n)
+	for i := 0; i < n; i++ {
+		p := fmt.Sprintf("live%d", i)
+		e := principalEnv(t, "acme", p, "l"+p, events.RoleAssignedV1{Role: "r"})
+		a, err := st.Append(ctxT(t), subject(t, "acme", p), 0, e.CommandID, []events.Envelope{e})
+		if err != nil || a.Seq != uint64(first+i) {
+			t.Fatalf("append = %+v, %v; want seq %d", a, err, first+i)
+		}
+		ids[a.Seq] = e.ID
+	}
+	return ids
+}
+
+func TestFollowStopsOnFnError(t *testing.T) {
+	env := eventstest.Start(t)
+	st := env.Store
+	appendN(t, st, 10)
+	stop := errors.New("enough")
+	calls := 0
+	err := st.Follow(ctxT(t), 1, func([]events.Message) error { calls++; return stop })
+	if !errors.Is(err, stop) || calls != 1 {
+		t.Fatalf("follow = %v after %d calls; want fn's error after 1", err, calls)
+	}
+}
+
+// TestFollowGroupsCatchUp: while catching up, messages arrive in full slices of 4096.
+func TestFollowGroupsCatchUp(t *testing.T) {
+	env := eventstest.Start(t)
+	st := env.Store
+	appendN(t, st, 5000)
+	tests := []struct {
+		from, to  uint64
+		calls     int
+		follow    bool
+		wantCount int
+	}{
+		{1, 0, 2, false, 5000},
+		{1, 4096, 1, false, 4096},
+		{1, 4097, 2, false, 4097},
+		{905, 0, 1, false, 4096},
+		{904, 0, 2, true, 4097},
+	}
+	for _, tc := range tests {
+		var c collector
+		ctx, cancel := context.WithCancel(ctxT(t))
+		fn := func(msgs []events.Message) error {
+			if err := c.add(msgs); err != nil {
+				return err
+			}
+			if len(c.seqs) == tc.wantCount {
+				cancel()
+			}
+			return nil
+		}
+		var err error
+		if tc.follow {
+			err = st.Follow(ctx, tc.from, fn)
+		} else {
+			err = st.Read(ctx, tc.from, tc.to, fn)
+		}
+		cancel()
+		if err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatal(err)
+		}
+		if len(c.seqs) != tc.wantCount || c.batches != tc.calls {
+			t.Errorf("from %d to %d: %d messages in %d calls; want %d in %d", tc.from, tc.to, len(c.seqs), c.batches, tc.wantCount, tc.calls)
+		}
+	}
+}
+
+// TestFollowNoLeak: a follow that ends leaves no goroutine and no consumer behind.
+func TestFollowNoLeak(t *testing.T) {
+	env := eventstest.Start(t)
+	st := env.Store
+	appendN(t, st, 20)
+	// Warm up what lives as long as the connection (the jetstream response mux).
+	if err := st.Read(ctxT(t), 1, 0, func([]events.Message) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	before := runtime.NumGoroutine()
+	for i := 0; i < 20; i++ {
+		if err := st.Read(ctxT(t), 1, 5, func([]events.Message) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(ctxT(t), 20*time.Millisecond)
+		err := st.Follow(ctx, 15, func([]events.Message) error { return nil })
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("follow = %v; want deadline exceeded", err)
+		}
+	}
+	eventstest.WaitFor(t, 5*time.Second, func() error {
+		if n := runtime.NumGoroutine(); n > before+2 {
+			return fmt.Errorf("%d goroutines, %d before", n, before)
+		}
+		return nil
+	})
+	info, err := st.StreamInfo(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Consumers != 0 {
+		t.Fatalf("%d consumers left on the stream; want 0", info.State.Consumers)
+	}
+}
+
+func TestSeqAtTime(t *testing.T) {
+	env := eventstest.Start(t)
+	st, ctx := env.Store, ctxT(t)
+	if n, err := st.SeqAtTime(ctx, time.Now()); err != nil || n != 0 {
+		t.Fatalf("empty stream: %d, %v; want 0", n, err)
+	}
+	appendN(t, st, 20)
+	var times []time.Time // stored times by seq-1
+	if err := st.Read(ctx, 1, 0, func(msgs []events.Message) error {
+		for _, m := range msgs {
+			times = append(times, m.Time)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	type tc struct {
+		name string
+		at   time.Time
+		want uint64
+	}
+	tests := []tc{
+		{"before the first", times[0].Add(-time.Nanosecond), 0},
+		{"long before", times[0].Add(-time.Hour), 0},
+		{"at the last", times[19], 20},
+		{"after the last", times[19].Add(time.Hour), 20},
+	}
+	for i, ts := range times {
+		// Several messages may share a time: the answer is the last of them.
+		want := uint64(i + 1)
+		for int(want) < len(times) && times[want].Equal(ts) {
+			want++
+		}
+		tests = append(tests, tc{fmt.Sprintf("at %d", i+1), ts, want})
+	}
+	for _, tc := range tests {
+		if got, err := st.SeqAtTime(ctx, tc.at); err != nil || got != tc.want {
+			t.Errorf("%s: SeqAtTime = %d, %v; want %d", tc.name, got, err, tc.want)
+		}
+	}
+}
