@@ -4,6 +4,30 @@ import "testing"
 
 // One test per rule of SPEC section 3, named with its id; the scenario is in testdata/scenarios.
 
+func TestRP1(t *testing.T) { runScenario(t, "reconpro.txt", "RP-1") }
+
+func TestRP2(t *testing.T) { runScenario(t, "reconpro.txt", "RP-2") }
+
+func TestRP3(t *testing.T) { runScenario(t, "reconpro.txt", "RP-3") }
+
+func TestRP4(t *testing.T) { runScenario(t, "reconpro.txt", "RP-4") }
+
+func TestRP5(t *testing.T) { runScenario(t, "reconpro.txt", "RP-5") }
+
+func TestRP6(t *testing.T) { runScenario(t, "reconpro.txt", "RP-6") }
+
+func TestRP7(t *testing.T) { runScenario(t, "reconpro.txt", "RP-7") }
+
+func TestRP8(t *testing.T) { runScenario(t, "reconpro.txt", "RP-8") }
+
+func TestRP9(t *testing.T) { runScenario(t, "reconpro.txt", "RP-9") }
+
+func TestRP10(t *testing.T) { runScenario(t, "reconpro.txt", "RP-10") }
+
+func TestRP11(t *testing.T) { runScenario(t, "reconpro.txt", "RP-11") }
+
+func TestRP12(t *testing.T) { runScenario(t, "reconpro.txt", "RP-12") }
+
 func TestTO1(t *testing.T) { runScenario(t, "trackops.txt", "TO-1") }
 
 func TestTO2(t *testing.T) { runScenario(t, "trackops.txt", "TO-2") }
