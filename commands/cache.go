@@ -1,0 +1,149 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/acl-es/acl/events"
+)
+
+// cache keeps aggregate states by subject, each with the sequence it reflects, so that most
+// commands decide without reading the store. It is only an optimization: every write states
+// the sequence it decided on, so a stale entry costs a conflict and a reload, never a wrong
+// write. Entries are invalidated by the service's subscription to the event subjects (writes of
+// other instances); the instance's own writes update them directly.
+type cache struct {
+	store *events.Store
+	max   int
+
+	mu      sync.Mutex
+	entries map[string]*entry
+}
+
+// entry is one aggregate. write is held by the command that writes the aggregate, so that
+// commands of one instance do not conflict with each other; load serializes loads and
+// publications of new states; gen counts invalidations.
+type entry struct {
+	subject string
+	ref     events.AggregateRef
+	write   sync.Mutex
+	load    sync.Mutex
+	gen     atomic.Uint64
+	snap    atomic.Pointer[snapshot]
+}
+
+// snapshot is a read-only state and the invalidation generation it was loaded at: it is fresh
+// while the entry's gen is still that.
+type snapshot struct {
+	state any
+	gen   uint64
+}
+
+func newCache(store *events.Store, max int) *cache {
+	return &cache{store: store, max: max, entries: map[string]*entry{}}
+}
+
+// entry returns the entry of an aggregate, creating it empty (not loaded).
+func (c *cache) entry(tenant string, ref events.AggregateRef) (*entry, error) {
+	subject, err := events.Subject(tenant, ref)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.entries[subject]
+	if e == nil {
+		if len(c.entries) >= c.max {
+			c.evictLocked()
+		}
+		e = &entry{subject: subject, ref: ref}
+		c.entries[subject] = e
+	}
+	return e, nil
+}
+
+// evictLocked drops about a quarter of the entries, at random (map order). A command that still
+// holds a dropped entry finishes with it; a new entry for the same subject is loaded afresh,
+// and the expected sequence of any write keeps the two honest.
+func (c *cache) evictLocked() {
+	n := len(c.entries) / 4
+	for k := range c.entries {
+		if n <= 0 {
+			return
+		}
+		delete(c.entries, k)
+		n--
+	}
+}
+
+// invalidate marks the subject's state stale, if it is cached.
+func (c *cache) invalidate(subject string) {
+	c.mu.Lock()
+	e := c.entries[subject]
+	c.mu.Unlock()
+	if e != nil {
+		e.gen.Add(1)
+	}
+}
+
+// reset drops every entry: used when invalidations may have been lost.
+func (c *cache) reset() {
+	c.mu.Lock()
+	c.entries = map[string]*entry{}
+	c.mu.Unlock()
+}
+
+// fresh returns the entry's state, loading what the store has beyond it when the entry was
+// never loaded or was invalidated since.
+func (c *cache) fresh(ctx context.Context, e *entry) (*snapshot, error) {
+	if s := e.snap.Load(); s != nil && s.gen == e.gen.Load() {
+		return s, nil
+	}
+	e.load.Lock()
+	defer e.load.Unlock()
+	gen := e.gen.Load() // read before loading: an invalidation during the load makes it stale again
+	s := e.snap.Load()
+	if s != nil && s.gen == gen {
+		return s, nil
+	}
+	var st any
+	var after uint64
+	if s != nil {
+		st, after = s.state, stateSeq(s.state)
+	}
+	msgs, err := c.store.Load(ctx, e.subject, after)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		st = newState(e.ref)
+	} else if len(msgs) > 0 {
+		st = cloneState(st)
+	}
+	for _, m := range msgs {
+		for _, env := range m.Events {
+			if err := applyEnvelope(st, env); err != nil {
+				return nil, fmt.Errorf("commands: load %s: %w", e.subject, err)
+			}
+		}
+	}
+	s = &snapshot{state: st, gen: gen}
+	e.snap.Store(s)
+	return s, nil
+}
+
+// publish replaces the entry's state by one a writer built on top of the state it decided on,
+// unless a load already put a newer state there.
+func (e *entry) publish(st any, gen uint64) {
+	e.load.Lock()
+	defer e.load.Unlock()
+	if cur := e.snap.Load(); cur != nil && stateSeq(cur.state) > stateSeq(st) {
+		return
+	}
+	e.snap.Store(&snapshot{state: st, gen: gen})
+}
+
+// stale forces the next fresh to read the store.
+func (e *entry) stale() { e.gen.Add(1) }

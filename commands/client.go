@@ -1,0 +1,98 @@
+package commands
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+
+	"github.com/acl-es/acl/aggregates"
+	"github.com/acl-es/acl/events"
+)
+
+// Client issues commands over NATS for services written in Go.
+type Client struct {
+	nc *nats.Conn
+	// Wait bounds one command, retries included, when the context has no deadline (default 30s).
+	Wait time.Duration
+}
+
+// NewClient returns a client on nc.
+func NewClient(nc *nats.Conn) *Client { return &Client{nc: nc, Wait: 30 * time.Second} }
+
+// attemptWait bounds one request: the service answers within 10 s.
+const attemptWait = 11 * time.Second
+
+// Do sends cmd to the tenant and waits for the answer. An empty command_id is filled with a new
+// UUIDv7 (in cmd, so a caller can see it and retry with it). An error answer is an
+// *aggregates.Error (errors.As); unavailable answers, no responders and lost answers are
+// retried with the same command_id, with backoff, until ctx ends, so that the command is
+// applied once. A failure to reach the service by then is unavailable.
+func (c *Client) Do(ctx context.Context, tenant string, cmd aggregates.Command) (Result, error) {
+	op := cmd.Name()
+	if !events.ValidToken(tenant) {
+		return Result{}, &aggregates.Error{Code: aggregates.CodeInvalidArgument, Op: op,
+			Message: fmt.Sprintf("tenant %.70q must be 1 to 64 of A-Z a-z 0-9 _ -", tenant)}
+	}
+	b := cmd.Base()
+	if b.CommandID == "" {
+		id, err := uuid.NewV7()
+		if err != nil {
+			return Result{}, fmt.Errorf("commands: %s: new command id: %w", op, err)
+		}
+		b.CommandID = id.String()
+	}
+	body, err := json.Marshal(cmd)
+	if err != nil {
+		return Result{}, fmt.Errorf("commands: %s: encode: %w", op, err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.Wait)
+		defer cancel()
+	}
+	subject := Subject(tenant, op)
+	backoff := 20 * time.Millisecond
+	for {
+		res, err := c.once(ctx, op, subject, body)
+		if !retryable(err) {
+			return res, err
+		}
+		select {
+		case <-ctx.Done():
+			return Result{}, &aggregates.Error{Code: aggregates.CodeUnavailable, Op: op,
+				Message: "no answer before the deadline; retry later with command_id " + b.CommandID, Err: errors.Join(err, ctx.Err())}
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// once is one request.
+func (c *Client) once(ctx context.Context, op, subject string, body []byte) (Result, error) {
+	actx, cancel := context.WithTimeout(ctx, attemptWait)
+	defer cancel()
+	msg, err := c.nc.RequestWithContext(actx, subject, body)
+	if err != nil {
+		return Result{}, fmt.Errorf("commands: %s: request: %w", op, err)
+	}
+	return decodeAnswer(op, msg.Data)
+}
+
+// retryable: the command may not have been applied, or was and its answer was lost; asking
+// again with the same command_id is safe either way.
+func retryable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if e, ok := asError(err); ok {
+		return e.Code == aggregates.CodeUnavailable
+	}
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrDisconnected) ||
+		errors.Is(err, nats.ErrConnectionReconnecting)
+}

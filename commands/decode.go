@@ -1,0 +1,107 @@
+package commands
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/acl-es/acl/aggregates"
+	"github.com/acl-es/acl/events"
+)
+
+// ParseSubject splits acl.commands.<tenant>.<CommandName>. A subject with another shape, a
+// tenant that is not a valid id, or an unknown command name is invalid_argument.
+func ParseSubject(subject string) (tenant, name string, err error) {
+	rest, ok := strings.CutPrefix(subject, SubjectPrefix+".")
+	parts := strings.Split(rest, ".")
+	if !ok || len(parts) != 2 {
+		return "", "", invalid("subject %q is not %s.<tenant>.<CommandName>", subject, SubjectPrefix)
+	}
+	tenant, name = parts[0], parts[1]
+	if !events.ValidToken(tenant) {
+		return "", "", invalid("tenant %q in the subject must be 1 to 64 of A-Z a-z 0-9 _ -", tenant)
+	}
+	if aggregates.NewCommand(name) == nil {
+		return "", "", invalid("unknown command %q; the commands are %s", name, strings.Join(aggregates.CommandNames, ", "))
+	}
+	return tenant, name, nil
+}
+
+// DecodeCommand reads a command from its subject and JSON body: unknown fields, trailing data,
+// a command_id that is not a UUID and an actor that is neither system nor a valid id are
+// invalid_argument. The tenant comes from the subject. The rest of the body is checked by
+// aggregates.Validate (Decide's first stage).
+func DecodeCommand(subject string, body []byte) (aggregates.Command, error) {
+	tenant, name, err := ParseSubject(subject)
+	if err != nil {
+		return nil, err
+	}
+	cmd := aggregates.NewCommand(name)
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(cmd); err != nil {
+		return nil, &aggregates.Error{Code: aggregates.CodeInvalidArgument, Op: name, Message: "body: " + jsonProblem(err), Err: err}
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, &aggregates.Error{Code: aggregates.CodeInvalidArgument, Op: name, Message: "body: data after the JSON object"}
+	}
+	b := cmd.Base()
+	b.Tenant = tenant
+	if err := checkBase(b); err != nil {
+		err.Op = name
+		return nil, err
+	}
+	return cmd, nil
+}
+
+// checkBase checks what every command carries: a UUID command_id (canonical form, so that it
+// is the same message id however it was written) and a syntactically valid actor.
+func checkBase(b *aggregates.CommandBase) *aggregates.Error {
+	if b.CommandID == "" {
+		return invalid("command_id is required: a UUID, the same for every retry of one command")
+	}
+	if u, err := uuid.Parse(b.CommandID); err != nil || u.String() != strings.ToLower(b.CommandID) {
+		return invalid("command_id %.60q is not a UUID like 0192f6c1-7b7e-7c3a-9a51-2f1f5b7c9e10", b.CommandID)
+	}
+	if b.Actor == "" {
+		return invalid("actor is required")
+	}
+	if b.Actor != aggregates.SystemActor && !events.ValidToken(b.Actor) {
+		return invalid("actor %.70q must be system or a principal id (1 to 64 of A-Z a-z 0-9 _ -)", b.Actor)
+	}
+	return nil
+}
+
+// jsonProblem says what is wrong with a body in a sentence a person can act on.
+func jsonProblem(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return "malformed JSON at byte " + itoa(syn.Offset) + ": " + syn.Error()
+	case errors.As(err, &typ):
+		return "field " + typ.Field + " must be a JSON " + typ.Type.String() + ", not " + typ.Value
+	case errors.Is(err, io.EOF):
+		return "empty; a command is a JSON object"
+	}
+	// Unknown fields and other decoder messages are already sentences ("json: unknown field").
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+// Hash is the digest of a command that tells a retry (same hash) from another command reusing
+// its id (conflict). It hashes the command's name and canonical JSON (the decoded struct, so
+// field order and spacing do not matter), not the raw bytes.
+func Hash(cmd aggregates.Command) string {
+	body, _ := json.Marshal(cmd) // commands are plain data: cannot fail
+	h := sha256.New()
+	h.Write([]byte(cmd.Name()))
+	h.Write([]byte{0})
+	h.Write(body)
+	return hex.EncodeToString(h.Sum(nil))
+}

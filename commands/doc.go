@@ -1,0 +1,46 @@
+// Package commands is the command side of the product: decoding and validating commands, the
+// command service on NATS, and a Go client for services.
+//
+// # Wire format
+//
+// A command is a NATS request on acl.commands.<tenant>.<CommandName> (SPEC sections 5 to 7)
+// whose body is the command's JSON: command_id (a UUID, canonical form), actor (system or a
+// principal id) and the command's fields; unknown fields and trailing data are
+// invalid_argument. The answer is {"ok":true,"seq":N,"events":[ids]} or
+// {"ok":false,"error":{"code":..,"message":..}}. Instances of the service join the queue group
+// acld, so each command is served by one of them.
+//
+// # What the service keeps true
+//
+//   - A command is decided on the state of the aggregates it writes as of their last sequence,
+//     and appended expecting exactly that sequence (one message per aggregate, an atomic batch
+//     when it writes two: seats, CreateTenant). A lost race reloads and decides again, at most
+//     Options.MaxAttempts times, then answers conflict. Within one instance, commands writing
+//     the same aggregate take its lock (in subject order), so they do not race each other.
+//   - A command id is applied once. Its messages carry it as Nats-Msg-Id (plus "/<aggregate>"
+//     in a batch), and every aggregate remembers the ids it applied with the command's hash
+//     (sha256 of its name and canonical JSON), sequence and event ids. A retry with the same
+//     body answers the stored seq and events and writes nothing, also after the duplicate
+//     window; the same id with another body is conflict. A command that changes nothing writes
+//     nothing, answers the aggregate's sequence, and so is not remembered.
+//   - Rejected commands write nothing. Store failures answer unavailable (retry with the same
+//     command id); errors without a code answer internal and are logged.
+//
+// # The cache
+//
+// Aggregate states are cached per subject with the sequence they reflect; a writer never
+// mutates a shared state (it applies its events to a copy and publishes it), so decisions read
+// states without locks. Other instances' writes reach the cache through a subscription to
+// acl.events.> that marks the subject stale (the instance's own appends are recognized by their
+// message ids); dropped invalidations reset the whole cache. A state read but not written by a
+// command (the tenant for a principal command, the actor) is thus as fresh as that feed; the
+// aggregates a command writes are checked by the store. The facts for Decide are read lazily
+// through the cache; they do not enumerate records by client, so implication rules (view
+// permissions) never authorize a command. DeleteRole and DefineRole read every principal of the
+// tenant from the store to know whether the role is held.
+//
+// # Metrics
+//
+// acl_commands_total{command,code} (code "ok" when accepted) and
+// acl_command_duration_seconds{command}, on the Registerer of Options.
+package commands

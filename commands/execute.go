@@ -1,0 +1,216 @@
+package commands
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/acl-es/acl/aggregates"
+	"github.com/acl-es/acl/events"
+)
+
+// Execute carries out one decoded command: idempotency, decision on cached state, append, and
+// the answer. It is what a request on acl.commands.<tenant>.<Name> runs; the tenant is the
+// command's Base().Tenant. Errors are *aggregates.Error.
+func (s *Service) Execute(ctx context.Context, cmd aggregates.Command) (Result, error) {
+	op := cmd.Name()
+	if err := aggregates.Validate(cmd); err != nil {
+		return Result{}, withOp(err, op)
+	}
+	if err := checkBase(cmd.Base()); err != nil {
+		return Result{}, withOp(err, op)
+	}
+	s.checkDropped()
+	x := &execution{s: s, cmd: cmd, op: op, hash: Hash(cmd)}
+	for _, ref := range targets(cmd) {
+		e, err := s.cache.entry(cmd.Base().Tenant, ref)
+		if err != nil {
+			return Result{}, internal(op, err)
+		}
+		x.entries = append(x.entries, e)
+	}
+	// One lock order for every command: no two commands wait for each other.
+	slices.SortFunc(x.entries, func(a, b *entry) int { return cmp.Compare(a.subject, b.subject) })
+	for range s.opts.MaxAttempts {
+		res, retry, err := x.attempt(ctx)
+		if !retry {
+			return res, err
+		}
+	}
+	return Result{}, &aggregates.Error{Code: aggregates.CodeConflict, Op: op,
+		Message: "the aggregates of this command kept changing while it was decided; retry it with the same command_id"}
+}
+
+// execution is one command's attempts.
+type execution struct {
+	s       *Service
+	cmd     aggregates.Command
+	op      string
+	hash    string
+	entries []*entry // the aggregates it may write, in lock order
+	// duplicate: the store already had one of this command's message ids, so an attempt that
+	// finds no trace of the command id in the aggregates knows it was used for another one.
+	duplicate bool
+}
+
+// attempt decides and appends once, holding the write locks of the command's aggregates.
+// retry reports a lost race (a conflict on an expected sequence or a duplicate message id):
+// the entries are stale and the next attempt reloads them.
+func (x *execution) attempt(ctx context.Context) (res Result, retry bool, err error) {
+	for _, e := range x.entries {
+		e.write.Lock()
+		defer e.write.Unlock()
+	}
+	b := x.cmd.Base()
+	f := newFacts(ctx, x.s.cache, b.Tenant)
+	snaps := make([]*snapshot, len(x.entries))
+	for i, e := range x.entries {
+		if snaps[i], err = x.s.cache.fresh(ctx, e); err != nil {
+			return Result{}, false, storeError(x.op, err)
+		}
+		f.pin(e.ref, snaps[i].state)
+	}
+	if res, ok, err := x.previous(snaps); ok || err != nil {
+		return res, false, err
+	}
+	if x.duplicate {
+		return Result{}, false, &aggregates.Error{Code: aggregates.CodeConflict, Op: x.op,
+			Message: "command_id " + b.CommandID + " was already used for another command; use a new id for a new command"}
+	}
+	now := x.s.opts.Now().UTC()
+	ws, err := aggregates.Decide(f, x.cmd, now)
+	if f.err != nil {
+		return Result{}, false, storeError(x.op, f.err)
+	}
+	if err != nil {
+		return Result{}, false, err
+	}
+	return x.append(ctx, ws, snaps, now)
+}
+
+// previous answers a retry: when the command's aggregates remember its id with the same hash,
+// the result stored the first time (sequence of the last message, event ids in stream order);
+// with another hash, conflict.
+func (x *execution) previous(snaps []*snapshot) (Result, bool, error) {
+	id := x.cmd.Base().CommandID
+	var found []aggregates.CommandResult
+	for _, s := range snaps {
+		if r, ok := stateCommands(s.state)[id]; ok {
+			found = append(found, r)
+		}
+	}
+	if len(found) == 0 {
+		return Result{}, false, nil
+	}
+	for _, r := range found {
+		if r.Hash != "" && r.Hash != x.hash {
+			return Result{}, true, &aggregates.Error{Code: aggregates.CodeConflict, Op: x.op,
+				Message: "command_id " + id + " was already used with another body; a retry must repeat the command exactly, a new command needs a new id"}
+		}
+	}
+	slices.SortFunc(found, func(a, b aggregates.CommandResult) int { return cmp.Compare(a.Seq, b.Seq) })
+	res := Result{Events: []string{}}
+	for _, r := range found {
+		res.Seq = max(res.Seq, r.Seq)
+		res.Events = append(res.Events, r.Events...)
+	}
+	return res, true, nil
+}
+
+// append writes the decision: one message per aggregate with events, a batch when there are
+// two, each expecting the sequence the decision read.
+func (x *execution) append(ctx context.Context, ws []aggregates.Write, snaps []*snapshot, now time.Time) (Result, bool, error) {
+	b := x.cmd.Base()
+	type pending struct {
+		i    int // index in entries and snaps
+		item events.BatchItem
+	}
+	var writes []pending
+	var seq uint64
+	for _, w := range ws {
+		seq = max(seq, w.Expected)
+		if len(w.Events) == 0 {
+			continue
+		}
+		i := slices.IndexFunc(x.entries, func(e *entry) bool { return e.ref == w.Aggregate })
+		if i < 0 {
+			return Result{}, false, internal(x.op, errors.New("decision writes an aggregate the command did not lock: "+aggregateKey(w.Aggregate)))
+		}
+		meta := events.Meta{Tenant: b.Tenant, Aggregate: w.Aggregate, Actor: b.Actor, CommandID: b.CommandID,
+			CommandHash: x.hash, Cause: x.op, Time: now}
+		envs := make([]events.Envelope, 0, len(w.Events))
+		for _, d := range w.Events {
+			env, err := events.New(meta, d)
+			if err != nil {
+				return Result{}, false, internal(x.op, err)
+			}
+			envs = append(envs, env)
+		}
+		writes = append(writes, pending{i: i, item: events.BatchItem{Subject: x.entries[i].subject, Expected: w.Expected, Events: envs}})
+	}
+	if len(writes) == 0 {
+		return Result{Seq: seq, Events: []string{}}, false, nil
+	}
+	items := make([]events.BatchItem, len(writes))
+	for k := range writes {
+		writes[k].item.MsgID = b.CommandID
+		if len(writes) > 1 {
+			writes[k].item.MsgID += "/" + aggregateKey(x.entries[writes[k].i].ref)
+		}
+		items[k] = writes[k].item
+		x.s.own.add(items[k].MsgID)
+	}
+	app, err := x.s.store.AppendAtomic(ctx, items)
+	if err != nil || app.Duplicate {
+		for _, w := range writes {
+			x.entries[w.i].stale()
+		}
+		switch {
+		case err == nil:
+			x.duplicate = true
+			return Result{}, true, nil
+		case errors.Is(err, events.ErrConflict):
+			return Result{}, true, nil
+		}
+		return Result{}, false, storeError(x.op, err)
+	}
+	res := Result{Seq: app.Seq}
+	for _, w := range writes {
+		for _, env := range w.item.Events {
+			res.Events = append(res.Events, env.ID)
+		}
+	}
+	if len(writes) == 1 {
+		x.publish(writes[0].i, snaps[writes[0].i], writes[0].item.Events, app.Seq)
+	} else {
+		// The sequences of a batch's earlier messages are not in the answer: the next
+		// command reads them from the store.
+		for _, w := range writes {
+			x.entries[w.i].stale()
+		}
+	}
+	return res, false, nil
+}
+
+// publish applies the appended events to a copy of the state they were decided on and makes it
+// the entry's state.
+func (x *execution) publish(i int, snap *snapshot, envs []events.Envelope, seq uint64) {
+	st := cloneState(snap.state)
+	for _, env := range envs {
+		env.Seq = seq
+		if err := applyEnvelope(st, env); err != nil {
+			x.entries[i].stale() // cannot happen for events just validated; reload to be safe
+			return
+		}
+	}
+	x.entries[i].publish(st, snap.gen)
+}
+
+func withOp(err error, op string) error {
+	if e, ok := asError(err); ok && e.Op == "" {
+		e.Op = op
+	}
+	return err
+}

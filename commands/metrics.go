@@ -1,0 +1,66 @@
+package commands
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/acl-es/acl/aggregates"
+)
+
+// metrics count commands by name and result code ("ok" when accepted) and time them.
+type metrics struct {
+	total    *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newMetrics() *metrics {
+	return &metrics{
+		total: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "acl_commands_total",
+			Help: "Commands answered, by command name and result code (ok when accepted).",
+		}, []string{"command", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "acl_command_duration_seconds",
+			Help:    "Time from receiving a command to answering it, by command name.",
+			Buckets: []float64{.0002, .0005, .001, .002, .005, .01, .025, .05, .1, .25, 1, 10},
+		}, []string{"command"}),
+	}
+}
+
+// register adds the metrics to r; when another service of the process registered them
+// already, this one shares them.
+func (m *metrics) register(r prometheus.Registerer) error {
+	if r == nil {
+		return nil
+	}
+	var err error
+	if m.total, err = registerOrShare(r, m.total); err != nil {
+		return err
+	}
+	m.duration, err = registerOrShare(r, m.duration)
+	return err
+}
+
+func registerOrShare[T prometheus.Collector](r prometheus.Registerer, c T) (T, error) {
+	err := r.Register(c)
+	if err == nil {
+		return c, nil
+	}
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(T); ok {
+			return existing, nil
+		}
+	}
+	return c, fmt.Errorf("commands: register metrics: %w", err)
+}
+
+// metricName bounds the label's values to the known commands.
+func metricName(name string) string {
+	if aggregates.NewCommand(name) == nil {
+		return "unknown"
+	}
+	return name
+}

@@ -1,0 +1,247 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/acl-es/acl/aggregates"
+	"github.com/acl-es/acl/events"
+)
+
+// Options configure a Service; zero values take the defaults.
+type Options struct {
+	// Queue is the queue group (default QueueGroup): instances in one group share the load.
+	Queue string
+	// Timeout bounds the work on one command (default 9s, so that it answers within 10 s).
+	Timeout time.Duration
+	// MaxAttempts bounds the decisions of one command that lose a race on an aggregate's
+	// sequence (default 8); then it answers conflict.
+	MaxAttempts int
+	// Concurrency is how many commands one instance works on at once (default 256).
+	Concurrency int
+	// CacheSize is how many aggregate states the cache keeps (default 200,000).
+	CacheSize int
+	// Registerer gets the metrics (nil: not registered).
+	Registerer prometheus.Registerer
+	// Logger logs internal errors (default slog.Default()).
+	Logger *slog.Logger
+	// Now is the clock of event times (default time.Now).
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() Options {
+	if o.Queue == "" {
+		o.Queue = QueueGroup
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 9 * time.Second
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 8
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 256
+	}
+	if o.CacheSize <= 0 {
+		o.CacheSize = 200_000
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// Service answers commands on acl.commands.> (SPEC sections 5 and 6).
+type Service struct {
+	nc      *nats.Conn
+	store   *events.Store
+	opts    Options
+	cache   *cache
+	own     ownWrites
+	metrics *metrics
+
+	mu      sync.Mutex
+	subs    []*nats.Subscription
+	cancel  context.CancelFunc
+	slots   chan struct{}
+	working sync.WaitGroup
+	dropped int
+}
+
+// NewService returns a service that reads and appends through store and answers on nc.
+func NewService(nc *nats.Conn, store *events.Store, opts Options) *Service {
+	opts = opts.withDefaults()
+	return &Service{nc: nc, store: store, opts: opts, cache: newCache(store, opts.CacheSize),
+		own: ownWrites{ids: map[string]struct{}{}}, metrics: newMetrics(), slots: make(chan struct{}, opts.Concurrency)}
+}
+
+// Start registers the metrics, subscribes to the event subjects (to invalidate cached states
+// that other instances change) and then to the command subjects, and returns once the server
+// has both subscriptions. Commands are worked on until Close or until ctx ends.
+func (s *Service) Start(ctx context.Context) error {
+	if err := s.metrics.register(s.opts.Registerer); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	inv, err := s.nc.Subscribe(events.Prefix+".>", s.invalidate)
+	if err != nil {
+		cancel()
+		return fmt.Errorf("commands: subscribe to %s.>: %w", events.Prefix, err)
+	}
+	// Losing an invalidation means serving stale reads: allow a deep backlog, and reset the
+	// cache when messages were dropped anyway (checkDropped).
+	_ = inv.SetPendingLimits(1<<20, 512<<20)
+	cmds, err := s.nc.QueueSubscribe(SubjectPrefix+".>", s.opts.Queue, func(m *nats.Msg) { s.dispatch(ctx, m) })
+	if err != nil {
+		cancel()
+		_ = inv.Unsubscribe()
+		return fmt.Errorf("commands: subscribe to %s.>: %w", SubjectPrefix, err)
+	}
+	_ = cmds.SetPendingLimits(1<<20, 512<<20)
+	fctx, fcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer fcancel()
+	if err := s.nc.FlushWithContext(fctx); err != nil {
+		cancel()
+		_ = inv.Unsubscribe()
+		_ = cmds.Unsubscribe()
+		return fmt.Errorf("commands: flush subscriptions: %w", err)
+	}
+	s.mu.Lock()
+	s.subs, s.cancel = []*nats.Subscription{inv, cmds}, cancel
+	s.mu.Unlock()
+	return nil
+}
+
+// Close stops taking commands, waits for those in progress to be answered, and stops.
+func (s *Service) Close() {
+	s.mu.Lock()
+	subs, cancel := s.subs, s.cancel
+	s.subs, s.cancel = nil, nil
+	s.mu.Unlock()
+	for _, sub := range subs {
+		_ = sub.Unsubscribe()
+	}
+	s.working.Wait()
+	if cancel != nil {
+		cancel()
+	}
+}
+
+// dispatch runs on the subscription's goroutine: it takes a slot (so at most Concurrency
+// commands run; beyond, the subscription's queue holds them) and works on the command in its
+// own goroutine.
+func (s *Service) dispatch(ctx context.Context, m *nats.Msg) {
+	s.slots <- struct{}{}
+	s.working.Add(1)
+	go func() {
+		defer func() { <-s.slots; s.working.Done() }()
+		s.handle(ctx, m)
+	}()
+}
+
+// handle answers one command.
+func (s *Service) handle(ctx context.Context, m *nats.Msg) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	name := "unknown"
+	cmd, err := DecodeCommand(m.Subject, m.Data)
+	var res Result
+	if err == nil {
+		name = cmd.Name()
+		res, err = s.Execute(ctx, cmd)
+	}
+	var reply []byte
+	code := "ok"
+	if err != nil {
+		code = string(aggregates.ErrorCode(err))
+		if code == string(aggregates.CodeInternal) {
+			s.opts.Logger.Error("command failed", "subject", m.Subject, "err", err)
+		}
+		reply = encodeError(err)
+	} else {
+		reply = encodeResult(res)
+	}
+	if m.Reply != "" {
+		if err := m.Respond(reply); err != nil {
+			s.opts.Logger.Warn("command answer lost", "subject", m.Subject, "err", err)
+		}
+	}
+	s.metrics.total.WithLabelValues(metricName(name), code).Inc()
+	s.metrics.duration.WithLabelValues(metricName(name)).Observe(time.Since(start).Seconds())
+}
+
+// invalidate marks a cached state stale when another writer appended to its subject. The
+// instance's own appends are recognized by their message ids and skipped: it updated its
+// cache itself.
+func (s *Service) invalidate(m *nats.Msg) {
+	if s.own.take(m.Header.Get(nats.MsgIdHdr)) {
+		return
+	}
+	s.cache.invalidate(m.Subject)
+}
+
+// checkDropped resets the cache when the invalidation subscription dropped messages (a slow
+// consumer): some cached states may then be stale without being marked.
+func (s *Service) checkDropped() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.subs) == 0 {
+		return
+	}
+	n, err := s.subs[0].Dropped()
+	if err == nil && n != s.dropped {
+		s.dropped = n
+		s.cache.reset()
+	}
+}
+
+// ownWrites are the message ids of this instance's appends whose invalidation has not come
+// back yet.
+type ownWrites struct {
+	mu  sync.Mutex
+	ids map[string]struct{}
+}
+
+// maxOwn bounds the set: ids whose message never came back (a publish that failed before the
+// server saw it) must not pile up; forgetting them costs one needless reload each.
+const maxOwn = 100_000
+
+func (o *ownWrites) add(id string) {
+	o.mu.Lock()
+	if len(o.ids) >= maxOwn {
+		o.ids = map[string]struct{}{}
+	}
+	o.ids[id] = struct{}{}
+	o.mu.Unlock()
+}
+
+func (o *ownWrites) take(id string) bool {
+	if id == "" {
+		return false
+	}
+	o.mu.Lock()
+	_, ok := o.ids[id]
+	delete(o.ids, id)
+	o.mu.Unlock()
+	return ok
+}
+
+// storeError turns an append or load failure into the answer's error.
+func storeError(op string, err error) error {
+	switch {
+	case errors.Is(err, events.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return unavailable(op, err)
+	}
+	return internal(op, err)
+}

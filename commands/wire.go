@@ -1,0 +1,86 @@
+package commands
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/acl-es/acl/aggregates"
+)
+
+// SubjectPrefix is the root of command subjects: acl.commands.<tenant>.<CommandName>.
+const SubjectPrefix = "acl.commands"
+
+// QueueGroup is the queue group every command service instance joins, so that each command is
+// served by exactly one of them.
+const QueueGroup = "acld"
+
+// Subject is the subject of a command for a tenant.
+func Subject(tenant, name string) string { return SubjectPrefix + "." + tenant + "." + name }
+
+// Result is the answer to an accepted command: Seq is the stream sequence of the last message
+// written (a consistency token for queries' min_seq), Events the ids of the events written. A
+// retried command answers the Seq and Events stored the first time; a command that changed
+// nothing answers the sequence of its aggregate and no events.
+type Result struct {
+	Seq    uint64   `json:"seq"`
+	Events []string `json:"events"`
+}
+
+// WireError is the error object of an answer (SPEC section 6).
+type WireError struct {
+	Code    aggregates.Code `json:"code"`
+	Message string          `json:"message"`
+}
+
+// answer is the JSON of an answer: {"ok":true,"seq":N,"events":[..]} or
+// {"ok":false,"error":{"code":..,"message":..}}. Decoding accepts both.
+type answer struct {
+	OK     bool       `json:"ok"`
+	Seq    uint64     `json:"seq,omitempty"`
+	Events []string   `json:"events,omitempty"`
+	Error  *WireError `json:"error,omitempty"`
+}
+
+// okAnswer always carries seq and events ([] when empty, never null).
+type okAnswer struct {
+	OK     bool     `json:"ok"`
+	Seq    uint64   `json:"seq"`
+	Events []string `json:"events"`
+}
+
+func encodeResult(r Result) []byte {
+	if r.Events == nil {
+		r.Events = []string{}
+	}
+	b, _ := json.Marshal(okAnswer{OK: true, Seq: r.Seq, Events: r.Events}) // cannot fail: plain types
+	return b
+}
+
+// encodeError answers err with its code; an error without one is internal, and its text is not
+// sent (it may name internals), only that it happened.
+func encodeError(err error) []byte {
+	we := WireError{Code: aggregates.ErrorCode(err), Message: "internal error; the service log has the cause"}
+	if e, ok := asError(err); ok {
+		we.Message = e.Message
+	}
+	b, _ := json.Marshal(answer{OK: false, Error: &we}) // cannot fail: plain types
+	return b
+}
+
+// decodeAnswer reads an answer; an error answer becomes an *aggregates.Error named op.
+func decodeAnswer(op string, data []byte) (Result, error) {
+	var a answer
+	if err := json.Unmarshal(data, &a); err != nil {
+		return Result{}, fmt.Errorf("commands: %s: malformed answer %.100q: %w", op, data, err)
+	}
+	if !a.OK {
+		if a.Error == nil {
+			return Result{}, fmt.Errorf("commands: %s: answer without ok or error: %.100q", op, data)
+		}
+		return Result{}, &aggregates.Error{Code: a.Error.Code, Op: op, Message: a.Error.Message}
+	}
+	if a.Events == nil {
+		a.Events = []string{}
+	}
+	return Result{Seq: a.Seq, Events: a.Events}, nil
+}
