@@ -1,0 +1,137 @@
+package replay
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/acl-es/acl/aggregates"
+	"github.com/acl-es/acl/events"
+	"github.com/acl-es/acl/projections"
+)
+
+// AsOf is the hook of the query servers: an engine answering as the system stood at the moment
+// asOf, and the function to call when the query is done with it. A time means the last event at
+// or before it (a future time: now); a sequence the live read model has not applied yet waits
+// for it like min_seq (the service's bound), then answers not_caught_up. tenant is not needed to
+// build the state (the copy holds every tenant) but names the question in errors.
+func (s *Service) AsOf(ctx context.Context, tenant string, asOf Moment) (*projections.Engine, func(), error) {
+	seq, err := s.asOfSeq(ctx, asOf)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, release, err := s.states.acquire(seq, func(st *asOfState) error { return s.build(ctx, st) })
+	if err != nil {
+		return nil, nil, fmt.Errorf("replay: as_of %s for tenant %s: %w", asOf, tenant, err)
+	}
+	return st.engine, release, nil
+}
+
+// asOfSeq resolves a moment and waits until the live model has applied it: the stream then
+// surely holds every event up to it.
+func (s *Service) asOfSeq(ctx context.Context, asOf Moment) (uint64, error) {
+	seq, err := resolve(ctx, s.store, asOf)
+	if err != nil {
+		return 0, err
+	}
+	if s.proj == nil || s.proj.Applied() >= seq {
+		return seq, nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, s.opts.Wait)
+	defer cancel()
+	if err := s.proj.WaitFor(wctx, seq); err != nil {
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		return 0, aggregates.Errorf(aggregates.CodeNotCaughtUp,
+			"as_of %d: the read model has applied sequence %d, not yet %d; retry", seq, s.proj.Applied(), seq)
+	}
+	return seq, nil
+}
+
+// build makes the state at st.seq: a copy of the nearest checkpoint at or below it, with the
+// events after the checkpoint replayed by a projector of its own.
+func (s *Service) build(ctx context.Context, st *asOfState) error {
+	dir, err := os.MkdirTemp(filepath.Join(s.opts.Dir, "scratch"), "asof-"+strconv.FormatUint(st.seq, 10)+"-")
+	if err != nil {
+		return fmt.Errorf("replay: as_of scratch: %w", err)
+	}
+	st.dir = dir
+	from, done := s.ckpts.nearest(st.seq)
+	if from > 0 {
+		err = copyDB(s.ckpts.path(from), dir)
+	}
+	done()
+	if err != nil {
+		return err
+	}
+	db, err := projections.OpenDB(dir, projections.DBOptions{CacheBytes: 8 << 20, MemTableBytes: 16 << 20})
+	if err != nil {
+		return err
+	}
+	st.db = db
+	applied, err := replayInto(ctx, s.store, db, st.seq, 0, nil)
+	if err != nil {
+		return err
+	}
+	if applied != st.seq {
+		return aggregates.Errorf(aggregates.CodeNotCaughtUp, "as_of %d: the stream ends at %d", st.seq, applied)
+	}
+	st.engine = projections.NewEngine(db, nil, s.opts.Engine)
+	return nil
+}
+
+// Reader is what replays read from the event store: *events.Store.
+type Reader interface {
+	Read(ctx context.Context, from, to uint64, fn func([]events.Message) error) error
+}
+
+// replayInto applies the stream's messages after db's applied sequence up to to (0: the
+// stream's last) with a projector of db's own. When each is set it is called after every batch,
+// and with every > 0 batches are also cut after each multiple of every, so that each sees those
+// exact sequences (checkpoints at round sequences). It returns the sequence db has applied.
+func replayInto(ctx context.Context, store Reader, db *projections.DB, to, every uint64, each func(applied uint64) error) (uint64, error) {
+	p, err := projections.NewProjector(db, nil)
+	if err != nil {
+		return 0, err
+	}
+	from := p.Applied() + 1
+	if to != 0 && from > to {
+		return p.Applied(), nil
+	}
+	err = store.Read(ctx, from, to, func(msgs []events.Message) error {
+		for len(msgs) > 0 {
+			n := len(msgs)
+			if every > 0 {
+				n = cut(msgs, every)
+			}
+			if err := p.ApplyMessages(msgs[:n]); err != nil {
+				return err
+			}
+			msgs = msgs[n:]
+			if each != nil {
+				if err := each(p.Applied()); err != nil {
+					return err
+				}
+			}
+		}
+		return ctx.Err()
+	})
+	if err != nil {
+		return p.Applied(), fmt.Errorf("replay: replay %d..%d: %w", from, to, err)
+	}
+	return p.Applied(), nil
+}
+
+// cut returns how many of msgs to apply so that the last one applied is the first whose
+// sequence is a multiple of every (all of them when none is).
+func cut(msgs []events.Message, every uint64) int {
+	for i, m := range msgs {
+		if m.Seq%every == 0 {
+			return i + 1
+		}
+	}
+	return len(msgs)
+}

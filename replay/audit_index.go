@@ -1,0 +1,170 @@
+package replay
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/acl-es/acl/events"
+)
+
+// Audit is the audit index: a Pebble database of its own, maintained by following the stream,
+// that lists for each principal, record and tenant the sequences of the events in its history
+// (doc.go has the layout). The stream stays the only source of truth: the index holds no event
+// bodies, and can be deleted and rebuilt from sequence 1 at any time.
+type Audit struct {
+	pb  *pebble.DB
+	dir string
+
+	mu       sync.Mutex // serializes batches
+	applied  atomic.Uint64
+	waitMu   sync.Mutex
+	advanced chan struct{} // closed and replaced each time applied advances
+}
+
+// OpenAudit opens (creating if needed) the audit index in dir.
+func OpenAudit(dir string) (*Audit, error) {
+	cache := pebble.NewCache(16 << 20)
+	defer cache.Unref()
+	pb, err := pebble.Open(dir, &pebble.Options{
+		FormatMajorVersion: pebble.FormatNewest,
+		Cache:              cache,
+		MemTableSize:       16 << 20,
+		Logger:             quietLogger{},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("replay: open audit index %s: %w", dir, err)
+	}
+	a := &Audit{pb: pb, dir: dir, advanced: make(chan struct{})}
+	seq, err := a.readApplied()
+	if err != nil {
+		pb.Close()
+		return nil, err
+	}
+	a.applied.Store(seq)
+	return a, nil
+}
+
+// Close closes the index.
+func (a *Audit) Close() error {
+	if err := a.pb.Close(); err != nil {
+		return fmt.Errorf("replay: close audit index %s: %w", a.dir, err)
+	}
+	return nil
+}
+
+// Applied is the last stream sequence committed to the index.
+func (a *Audit) Applied() uint64 { return a.applied.Load() }
+
+func (a *Audit) readApplied() (uint64, error) {
+	v, closer, err := a.pb.Get(auditAppliedKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("replay: read audit applied sequence: %w", err)
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, fmt.Errorf("replay: audit applied sequence of %d bytes", len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+func putSeq(dst []byte, seq uint64) { binary.BigEndian.PutUint64(dst, seq) }
+
+// ApplyMessages indexes msgs in one batch together with the last applied sequence, so that a
+// crash at any point loses whole batches that the stream gives again. Messages at or below the
+// applied sequence are skipped.
+func (a *Audit) ApplyMessages(msgs []events.Message) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	applied := a.applied.Load()
+	w := newAuditWriter(a.pb)
+	defer w.b.Close()
+	last := applied
+	for _, m := range msgs {
+		if m.Seq <= last {
+			continue
+		}
+		if err := w.apply(m); err != nil {
+			return err
+		}
+		last = m.Seq
+	}
+	if last == applied {
+		return nil
+	}
+	if err := w.flush(last); err != nil {
+		return err
+	}
+	if err := w.b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("replay: commit audit batch up to seq %d: %w", last, err)
+	}
+	a.waitMu.Lock()
+	a.applied.Store(last)
+	close(a.advanced)
+	a.advanced = make(chan struct{})
+	a.waitMu.Unlock()
+	return nil
+}
+
+// WaitFor returns once the applied sequence reaches seq, or ctx's error.
+func (a *Audit) WaitFor(ctx context.Context, seq uint64) error {
+	for {
+		a.waitMu.Lock()
+		if a.applied.Load() >= seq {
+			a.waitMu.Unlock()
+			return nil
+		}
+		ch := a.advanced
+		a.waitMu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Follower is what the audit index reads from the event store: *events.Store.
+type Follower interface {
+	Follow(ctx context.Context, from uint64, fn func([]events.Message) error) error
+}
+
+// Run follows the stream into the index until ctx ends. A lost connection or a failed batch is
+// logged and retried from the applied sequence after a pause, so the index heals by itself.
+func (a *Audit) Run(ctx context.Context, store Follower, log *slog.Logger) {
+	pause := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := store.Follow(ctx, a.Applied()+1, a.ApplyMessages)
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn("audit index: follow stopped, retrying", "applied", a.Applied(), "err", err, "pause", pause)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 5*time.Second)
+	}
+}
+
+// quietLogger drops Pebble's informational lines and keeps its background errors in the log.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any) {}
+func (quietLogger) Errorf(format string, args ...any) {
+	slog.Error(fmt.Sprintf("pebble: "+format, args...))
+}
+func (quietLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,350 @@
+package replay
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/acl-es/acl/events"
+)
+
+// auditWriter turns a run of messages into one indexed Pebble batch: log entries, the states
+// that decide who an event concerns, and the applied sequence. States touched by the batch are
+// kept decoded and written once at flush; holder and reverse-link keys go to the batch at once,
+// so that a later event of the same batch sees them.
+type auditWriter struct {
+	b          *pebble.Batch
+	tenants    map[string]*tenantState
+	principals map[string]*principalState
+	records    map[string]*recordState
+	entries    map[string]logEntry
+}
+
+func newAuditWriter(pb *pebble.DB) *auditWriter {
+	return &auditWriter{b: pb.NewIndexedBatch(), tenants: map[string]*tenantState{},
+		principals: map[string]*principalState{}, records: map[string]*recordState{},
+		entries: map[string]logEntry{}}
+}
+
+// apply folds the envelopes of one message into the batch.
+func (w *auditWriter) apply(m events.Message) error {
+	for i, e := range m.Events {
+		var err error
+		switch e.Aggregate.Kind {
+		case events.KindTenant:
+			err = w.tenantEvent(m.Seq, i, e)
+		case events.KindPrincipal:
+			err = w.principalEvent(m.Seq, i, e)
+		case events.KindRecord:
+			err = w.recordEvent(m.Seq, i, e)
+		}
+		if err != nil {
+			return fmt.Errorf("replay: audit event %s (%s) at seq %d: %w", e.ID, e.Type, m.Seq, err)
+		}
+	}
+	return nil
+}
+
+func (w *auditWriter) entry(k []byte, i int, why string) {
+	w.entries[string(k)] = w.entries[string(k)].add(i, why)
+}
+
+func (w *auditWriter) tenantEvent(seq uint64, i int, e events.Envelope) error {
+	switch e.Type {
+	case events.TenantCreated, events.SubscriptionSet, events.PolicySet, events.UnitDefined,
+		events.RoleDefined, events.RoleDeleted, events.RolePermissionGranted, events.RolePermissionRevoked:
+	default:
+		return nil // seats and reservations change nobody's access
+	}
+	d, err := events.Decode(e)
+	if err != nil {
+		return err
+	}
+	ts, err := w.tenant(e.Tenant)
+	if err != nil {
+		return err
+	}
+	switch v := d.(type) {
+	case events.SubscriptionSetV1:
+		f := slices.Sorted(slices.Values(v.Features))
+		f = slices.Compact(f)
+		if !slices.Equal(f, ts.Features) {
+			w.entry(logKey(tenantLog(e.Tenant), seq), i, whySubscription)
+		}
+		ts.Features = f
+	case events.PolicySetV1:
+		w.entry(logKey(tenantLog(e.Tenant), seq), i, whyPolicy)
+	case events.UnitDefinedV1:
+		// A unit is a record of its kind's type: its definition starts its log.
+		w.entry(logKey(recordLog(e.Tenant, v.Unit.Kind, v.Unit.ID), seq), i, "")
+	case events.RoleDefinedV1:
+		return w.toHolders(e.Tenant, v.Role, seq, i)
+	case events.RoleDeletedV1:
+		return w.toHolders(e.Tenant, v.Role, seq, i)
+	case events.RolePermissionGrantedV1:
+		return w.toHolders(e.Tenant, v.Role, seq, i)
+	case events.RolePermissionRevokedV1:
+		return w.toHolders(e.Tenant, v.Role, seq, i)
+	}
+	return nil
+}
+
+// toHolders adds a role change to the log of every active holder of the role.
+func (w *auditWriter) toHolders(tenant, role string, seq uint64, i int) error {
+	prefix := holdersPrefix(tenant, role)
+	return w.scan(prefix, func(k []byte) error {
+		parts, err := lastParts(prefix, k, 1)
+		if err != nil {
+			return err
+		}
+		w.entry(logKey(principalLog(tenant, parts[0]), seq), i, whyRolePrefix+role)
+		return nil
+	})
+}
+
+func (w *auditWriter) principalEvent(seq uint64, i int, e events.Envelope) error {
+	t, id := e.Tenant, e.Aggregate.ID
+	w.entry(logKey(principalLog(t, id), seq), i, "")
+	switch e.Type {
+	case events.PrincipalRegistered, events.RoleAssigned, events.RoleRevoked, events.PrincipalRemoved:
+	default:
+		return nil
+	}
+	d, err := events.Decode(e)
+	if err != nil {
+		return err
+	}
+	ps, err := w.principal(t, id)
+	if err != nil {
+		return err
+	}
+	switch v := d.(type) {
+	case events.PrincipalRegisteredV1:
+		ps.Kind = v.Kind
+		if ps.First == 0 {
+			ps.First = seq
+		}
+	case events.RoleAssignedV1:
+		if !slices.Contains(ps.Roles, v.Role) {
+			ps.Roles = append(ps.Roles, v.Role)
+			slices.Sort(ps.Roles)
+		}
+		if ps.Removed == 0 {
+			return w.set(holderKey(t, v.Role, id))
+		}
+	case events.RoleRevokedV1:
+		ps.Roles = slices.DeleteFunc(ps.Roles, func(r string) bool { return r == v.Role })
+		return w.del(holderKey(t, v.Role, id))
+	case events.PrincipalRemovedV1:
+		ps.Removed = seq
+		for _, r := range ps.Roles {
+			if err := w.del(holderKey(t, r, id)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (w *auditWriter) recordEvent(seq uint64, i int, e events.Envelope) error {
+	t, typ, id := e.Tenant, e.Aggregate.Type, e.Aggregate.ID
+	w.entry(logKey(recordLog(t, typ, id), seq), i, "")
+	d, err := events.Decode(e)
+	if err != nil {
+		return err
+	}
+	rs, err := w.record(t, typ, id)
+	if err != nil {
+		return err
+	}
+	before := rs.clone()
+	switch v := d.(type) {
+	case events.RecordRegisteredV1:
+		rs.Exists = true
+		if rs.First == 0 {
+			rs.First = seq
+		}
+		setBody(rs, v.RecordBody)
+	case events.RecordUpdatedV1:
+		setBody(rs, v.RecordBody)
+	case events.RecordAssignedV2:
+		rs.Assignees = normalAssignees(append(rs.Assignees, events.Assignee{Principal: v.Principal, Relation: v.Relation}))
+	case events.RecordUnassignedV2:
+		a := events.Assignee{Principal: v.Principal, Relation: v.Relation}
+		rs.Assignees = slices.DeleteFunc(rs.Assignees, func(x events.Assignee) bool { return x == a })
+	case events.RecordRemovedV1:
+		rs.Removed = seq
+	}
+	ref := typ + "/" + id
+	for _, p := range union(before.tied(), rs.tied()) {
+		if !slices.Equal(before.ties(p), rs.ties(p)) {
+			w.entry(logKey(principalLog(t, p), seq), i, whyRecordPrefix+ref)
+		}
+	}
+	if err := w.relink(t, typ, id, before, rs); err != nil {
+		return err
+	}
+	if slices.Equal(before.assigned(), rs.assigned()) {
+		return nil
+	}
+	// Who is assigned to this record decides who a link rule lets see the records linking to it.
+	prefix := linkedFromPrefix(t, typ, id)
+	return w.scan(prefix, func(k []byte) error {
+		parts, err := lastParts(prefix, k, 2)
+		if err != nil {
+			return err
+		}
+		w.entry(logKey(recordLog(t, parts[0], parts[1]), seq), i, whyLinkPrefix+ref)
+		return nil
+	})
+}
+
+func setBody(rs *recordState, b events.RecordBody) {
+	rs.Owner = b.Owner
+	rs.Assignees = normalAssignees(b.Assignees)
+	rs.Links = slices.Clone(b.Links)
+}
+
+// relink keeps the reverse links of an active record equal to its links.
+func (w *auditWriter) relink(t, typ, id string, before, after *recordState) error {
+	var was, now []events.RecordRef
+	if before.Exists && before.Removed == 0 {
+		was = before.Links
+	}
+	if after.Exists && after.Removed == 0 {
+		now = after.Links
+	}
+	for _, l := range was {
+		if !slices.Contains(now, l) {
+			if err := w.del(linkedFromKey(t, l.Type, l.ID, typ, id)); err != nil {
+				return err
+			}
+		}
+	}
+	for _, l := range now {
+		if !slices.Contains(was, l) {
+			if err := w.set(linkedFromKey(t, l.Type, l.ID, typ, id)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func union(a, b []string) []string {
+	out := append(slices.Clone(a), b...)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// flush writes the touched states, the log entries and the applied sequence.
+func (w *auditWriter) flush(applied uint64) error {
+	for k, v := range w.tenants {
+		if err := w.setJSON(k, v); err != nil {
+			return err
+		}
+	}
+	for k, v := range w.principals {
+		if err := w.setJSON(k, v); err != nil {
+			return err
+		}
+	}
+	for k, v := range w.records {
+		if err := w.setJSON(k, v); err != nil {
+			return err
+		}
+	}
+	for k, v := range w.entries {
+		if err := w.setJSON(k, v); err != nil {
+			return err
+		}
+	}
+	var seq [8]byte
+	putSeq(seq[:], applied)
+	if err := w.b.Set(auditAppliedKey, seq[:], nil); err != nil {
+		return fmt.Errorf("replay: write audit applied sequence: %w", err)
+	}
+	return nil
+}
+
+func (w *auditWriter) setJSON(k string, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("replay: encode audit key %q: %w", k, err)
+	}
+	if err := w.b.Set([]byte(k), raw, nil); err != nil {
+		return fmt.Errorf("replay: write audit key %q: %w", k, err)
+	}
+	return nil
+}
+
+func (w *auditWriter) set(k []byte) error {
+	if err := w.b.Set(k, nil, nil); err != nil {
+		return fmt.Errorf("replay: write audit key %q: %w", k, err)
+	}
+	return nil
+}
+
+func (w *auditWriter) del(k []byte) error {
+	if err := w.b.Delete(k, nil); err != nil {
+		return fmt.Errorf("replay: delete audit key %q: %w", k, err)
+	}
+	return nil
+}
+
+// scan calls fn with every key under prefix, as the batch sees them.
+func (w *auditWriter) scan(prefix []byte, fn func(k []byte) error) error {
+	it, err := w.b.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return fmt.Errorf("replay: scan %q: %w", prefix, err)
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		if err := fn(it.Key()); err != nil {
+			it.Close()
+			return err
+		}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("replay: scan %q: %w", prefix, err)
+	}
+	return nil
+}
+
+func (w *auditWriter) tenant(id string) (*tenantState, error) {
+	return loadState(w, w.tenants, tenantStateKey(id), "tenant "+id)
+}
+
+func (w *auditWriter) principal(tenant, id string) (*principalState, error) {
+	return loadState(w, w.principals, principalStateKey(tenant, id), "principal "+id)
+}
+
+func (w *auditWriter) record(tenant, typ, id string) (*recordState, error) {
+	return loadState(w, w.records, recordStateKey(tenant, typ, id), "record "+typ+"/"+id)
+}
+
+// loadState returns the state under k: from the batch's decoded states, else from Pebble, else
+// a new zero state.
+func loadState[T any](w *auditWriter, m map[string]*T, k []byte, what string) (*T, error) {
+	if s := m[string(k)]; s != nil {
+		return s, nil
+	}
+	v, closer, err := w.b.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		s := new(T)
+		m[string(k)] = s
+		return s, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("replay: read %s: %w", what, err)
+	}
+	defer closer.Close()
+	s, err := decodeJSON[T](v, what)
+	if err != nil {
+		return nil, err
+	}
+	m[string(k)] = s
+	return s, nil
+}

@@ -1,0 +1,175 @@
+package replay
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/acl-es/acl/projections"
+)
+
+// checkpoints is the set of read-model checkpoints kept in one directory, each named by the
+// sequence it has applied (ckpt-<20 digits>). A checkpoint is immutable once renamed into place;
+// as_of copies it (hard links) and replays the events after it.
+type checkpoints struct {
+	dir string
+	max int
+
+	mu   sync.RWMutex // held for reading while a checkpoint is copied, for writing to drop one
+	seqs []uint64     // ascending
+}
+
+const ckptPrefix = "ckpt-"
+
+func ckptName(seq uint64) string { return fmt.Sprintf("%s%020d", ckptPrefix, seq) }
+
+// openCheckpoints lists the checkpoints of dir and removes leftovers of interrupted ones.
+func openCheckpoints(dir string, max int) (*checkpoints, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("replay: list checkpoints: %w", err)
+	}
+	c := &checkpoints{dir: dir, max: max}
+	for _, e := range ents {
+		name := e.Name()
+		seq, err := strconv.ParseUint(strings.TrimPrefix(name, ckptPrefix), 10, 64)
+		if !strings.HasPrefix(name, ckptPrefix) || err != nil {
+			// A checkpoint interrupted before its rename: never complete, never used.
+			if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+				return nil, fmt.Errorf("replay: remove partial checkpoint: %w", err)
+			}
+			continue
+		}
+		c.seqs = append(c.seqs, seq)
+	}
+	slices.Sort(c.seqs)
+	return c, nil
+}
+
+func (c *checkpoints) path(seq uint64) string { return filepath.Join(c.dir, ckptName(seq)) }
+
+// last is the newest checkpoint's sequence, 0 when there is none.
+func (c *checkpoints) last() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if len(c.seqs) == 0 {
+		return 0
+	}
+	return c.seqs[len(c.seqs)-1]
+}
+
+// list returns the sequences kept, ascending.
+func (c *checkpoints) list() []uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return slices.Clone(c.seqs)
+}
+
+// take checkpoints db and keeps it under the sequence it has applied; it returns that sequence.
+// applied reads db's applied sequence; when it moved during the checkpoint, the checkpoint is
+// opened to read its own.
+func (c *checkpoints) take(db *projections.DB) (uint64, error) {
+	before, err := db.Applied()
+	if err != nil {
+		return 0, err
+	}
+	tmp, err := os.MkdirTemp(c.dir, "tmp-")
+	if err != nil {
+		return 0, fmt.Errorf("replay: checkpoint: %w", err)
+	}
+	os.Remove(tmp) // Pebble wants to create it
+	if err := db.Checkpoint(tmp); err != nil {
+		os.RemoveAll(tmp)
+		return 0, err
+	}
+	seq, err := db.Applied()
+	if err == nil && seq != before {
+		seq, err = appliedIn(tmp)
+	}
+	if err != nil {
+		os.RemoveAll(tmp)
+		return 0, err
+	}
+	return seq, c.add(tmp, seq)
+}
+
+// takeAt checkpoints db, which no one else writes to, as the checkpoint of seq.
+func (c *checkpoints) takeAt(db *projections.DB, seq uint64) error {
+	tmp, err := os.MkdirTemp(c.dir, "tmp-")
+	if err != nil {
+		return fmt.Errorf("replay: checkpoint: %w", err)
+	}
+	os.Remove(tmp) // Pebble wants to create it
+	if err := db.Checkpoint(tmp); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	return c.add(tmp, seq)
+}
+
+// add renames a complete checkpoint directory into place as the checkpoint of seq.
+func (c *checkpoints) add(tmp string, seq uint64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, found := slices.BinarySearch(c.seqs, seq); found {
+		return os.RemoveAll(tmp)
+	}
+	if err := os.Rename(tmp, c.path(seq)); err != nil {
+		os.RemoveAll(tmp)
+		return fmt.Errorf("replay: keep checkpoint %d: %w", seq, err)
+	}
+	i, _ := slices.BinarySearch(c.seqs, seq)
+	c.seqs = slices.Insert(c.seqs, i, seq)
+	return c.thin()
+}
+
+// thin keeps at most max checkpoints by dropping every other one of the older half: recent
+// history stays dense, old history gets sparser (an as_of far back replays more events).
+func (c *checkpoints) thin() error {
+	for len(c.seqs) > c.max {
+		half := len(c.seqs) / 2
+		var keep []uint64
+		for i, s := range c.seqs {
+			if i >= half || i%2 == 0 {
+				keep = append(keep, s)
+				continue
+			}
+			if err := os.RemoveAll(c.path(s)); err != nil {
+				return fmt.Errorf("replay: drop checkpoint %d: %w", s, err)
+			}
+		}
+		c.seqs = keep
+	}
+	return nil
+}
+
+// nearest returns the newest checkpoint at or below seq (0: none, start from an empty model)
+// and holds it against thinning until done is called.
+func (c *checkpoints) nearest(seq uint64) (found uint64, done func()) {
+	c.mu.RLock()
+	i, ok := slices.BinarySearch(c.seqs, seq)
+	if ok {
+		return seq, c.mu.RUnlock
+	}
+	if i == 0 {
+		return 0, c.mu.RUnlock
+	}
+	return c.seqs[i-1], c.mu.RUnlock
+}
+
+// appliedIn opens a read model directory read-only and reads its applied sequence.
+func appliedIn(dir string) (uint64, error) {
+	db, err := projections.OpenDB(dir, projections.DBOptions{ReadOnly: true, CacheBytes: 1 << 20})
+	if err != nil {
+		return 0, err
+	}
+	seq, err := db.Applied()
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	return seq, err
+}

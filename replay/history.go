@@ -1,0 +1,286 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/acl-es/acl/aggregates"
+	"github.com/acl-es/acl/events"
+)
+
+// History limits (SPEC section 7: the same as visible's).
+const (
+	DefaultHistoryLimit = 100
+	MaxHistoryLimit     = 1000
+)
+
+// HistoryRequest is the body of the history query (SPEC section 7). From and To bound the
+// sequences shown, both included; a time means the last event at or before it. AsOf, when set,
+// caps To: the history as it stood then.
+type HistoryRequest struct {
+	Principal string            `json:"principal,omitempty"`
+	Record    *events.RecordRef `json:"record,omitempty"`
+	From      *Moment           `json:"from,omitempty"`
+	To        *Moment           `json:"to,omitempty"`
+	Limit     int               `json:"limit,omitempty"`
+	Cursor    string            `json:"cursor,omitempty"`
+	MinSeq    uint64            `json:"min_seq,omitempty"`
+	AsOf      *Moment           `json:"as_of,omitempty"`
+}
+
+// HistoryEvent is one envelope of a history, with its seq, and why it is in this history when
+// it is not an event of the principal or record itself: "role:<id>" (a role it held changed),
+// "record:<type>/<id>" (its relation to or ownership of that record changed), "link:<type>/<id>"
+// (the assignees of a record this one links to changed), "policy", "subscription" (the tenant's
+// features changed); several reasons are joined by ", ".
+type HistoryEvent struct {
+	events.Envelope
+	Why string `json:"why,omitempty"`
+}
+
+// HistoryAnswer is the answer of the history query. NextCursor is the sequence of the last
+// message of the page ("" at the end); Seq is the last sequence the history covers.
+type HistoryAnswer struct {
+	Events     []HistoryEvent `json:"events"`
+	NextCursor string         `json:"next_cursor"`
+	Seq        uint64         `json:"seq"`
+}
+
+// validate checks the body and returns the page size.
+func (r *HistoryRequest) validate() (int, error) {
+	switch {
+	case (r.Principal == "") == (r.Record == nil):
+		return 0, invalidf("history: give exactly one of principal and record")
+	case r.Principal != "" && !events.ValidToken(r.Principal):
+		return 0, invalidf("history: principal %q is not a valid id", r.Principal)
+	case r.Record != nil && (!events.ValidToken(r.Record.Type) || !events.ValidToken(r.Record.ID)):
+		return 0, invalidf("history: record %q/%q is not a valid type and id", r.Record.Type, r.Record.ID)
+	case r.Limit < 0 || r.Limit > MaxHistoryLimit:
+		return 0, invalidf("history: limit %d: want 1 to %d (0 means %d)", r.Limit, MaxHistoryLimit, DefaultHistoryLimit)
+	}
+	if r.Cursor != "" {
+		if _, err := strconv.ParseUint(r.Cursor, 10, 64); err != nil {
+			return 0, invalidf("history: cursor %q is not a stream sequence", r.Cursor)
+		}
+	}
+	if r.Limit == 0 {
+		return DefaultHistoryLimit, nil
+	}
+	return r.Limit, nil
+}
+
+// History answers the history query of tenant.
+func (s *Service) History(ctx context.Context, tenant string, req HistoryRequest) (HistoryAnswer, error) {
+	limit, err := req.validate()
+	if err != nil {
+		return HistoryAnswer{}, err
+	}
+	lo, hi, err := s.historyBounds(ctx, req)
+	if err != nil {
+		return HistoryAnswer{}, err
+	}
+	snap := s.audit.pb.NewSnapshot()
+	defer snap.Close()
+	ranges, err := historyRanges(snap, tenant, req, lo, hi)
+	if err != nil {
+		return HistoryAnswer{}, err
+	}
+	page, more, err := mergePage(ranges, limit)
+	if err != nil {
+		return HistoryAnswer{}, err
+	}
+	evs, err := s.pageEvents(ctx, page)
+	if err != nil {
+		return HistoryAnswer{}, err
+	}
+	ans := HistoryAnswer{Events: evs, Seq: hi}
+	if more {
+		ans.NextCursor = strconv.FormatUint(page[len(page)-1].seq, 10)
+	}
+	return ans, nil
+}
+
+// historyBounds resolves from, to, as_of and the cursor into the sequences [lo, hi] to show,
+// after waiting (bounded) until the index has applied hi and min_seq.
+func (s *Service) historyBounds(ctx context.Context, req HistoryRequest) (lo, hi uint64, err error) {
+	if err := s.waitAudit(ctx, req.MinSeq); err != nil {
+		return 0, 0, err
+	}
+	hi = s.audit.Applied()
+	bounded := false
+	for _, m := range []*Moment{req.To, req.AsOf} {
+		if m == nil {
+			continue
+		}
+		seq, err := resolve(ctx, s.store, *m)
+		if err != nil {
+			return 0, 0, err
+		}
+		if err := s.waitAudit(ctx, seq); err != nil {
+			return 0, 0, err
+		}
+		if !bounded || seq < hi {
+			hi, bounded = seq, true
+		}
+	}
+	if req.From != nil {
+		if lo, err = resolve(ctx, s.store, *req.From); err != nil {
+			return 0, 0, err
+		}
+	}
+	if req.Cursor != "" {
+		c, _ := strconv.ParseUint(req.Cursor, 10, 64) // validated
+		lo = max(lo, c+1)
+	}
+	return lo, hi, nil
+}
+
+// waitAudit waits, up to the service's bound, for the audit index to apply seq.
+func (s *Service) waitAudit(ctx context.Context, seq uint64) error {
+	if seq == 0 || s.audit.Applied() >= seq {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, s.opts.Wait)
+	defer cancel()
+	if err := s.audit.WaitFor(wctx, seq); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return aggregates.Errorf(aggregates.CodeNotCaughtUp,
+			"the audit index has applied sequence %d, not yet %d; retry", s.audit.Applied(), seq)
+	}
+	return nil
+}
+
+// historyRanges opens the logs that make up the history asked for, after checking that the
+// tenant and the principal or record exist.
+func historyRanges(r pebble.Reader, tenant string, req HistoryRequest, lo, hi uint64) ([]*logRange, error) {
+	if ok, err := has(r, tenantStateKey(tenant)); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, notFoundf("no tenant %s", tenant)
+	}
+	own, keep, first, removed, err := subject(r, tenant, req)
+	if err != nil {
+		return nil, err
+	}
+	end := hi
+	if removed != 0 {
+		end = min(hi, removed)
+	}
+	ownLog, err := newLogRange(r, own, lo, hi, keep)
+	if err != nil {
+		return nil, err
+	}
+	// Policy and feature changes concern everyone alive at the time: merged at query time
+	// rather than copied into every log.
+	wide, err := newLogRange(r, tenantLog(tenant), max(lo, first), end, nil)
+	if err != nil {
+		ownLog.close()
+		return nil, err
+	}
+	return []*logRange{ownLog, wide}, nil
+}
+
+// subject finds the log of the principal or record asked for and its lifetime [first, removed]
+// (removed 0: still active), or not_found.
+func subject(r pebble.Reader, tenant string, req HistoryRequest) (own []byte, keep func(logEntry) logEntry, first, removed uint64, err error) {
+	id := req.Principal
+	if req.Record != nil {
+		id = req.Record.ID
+	}
+	switch {
+	case req.Record != nil && aggregates.IsUnitRecordType(req.Record.Type):
+		own = recordLog(tenant, req.Record.Type, id)
+		first, err = firstSeq(r, own)
+		if err == nil && first == 0 {
+			err = notFoundf("no %s %s in tenant %s", req.Record.Type, id, tenant)
+		}
+		return own, nil, first, 0, err
+	case req.Record == nil || aggregates.IsPrincipalRecordType(req.Record.Type):
+		ps, err := readState[principalState](r, principalStateKey(tenant, id))
+		if err != nil {
+			return nil, nil, 0, 0, err
+		}
+		if ps == nil || ps.First == 0 || (req.Record != nil && aggregates.PrincipalRecordType(ps.Kind) != req.Record.Type) {
+			return nil, nil, 0, 0, notFoundf("no principal %s in tenant %s", id, tenant)
+		}
+		if req.Record != nil {
+			keep = ownOnly
+		}
+		return principalLog(tenant, id), keep, ps.First, ps.Removed, nil
+	}
+	rs, err := readState[recordState](r, recordStateKey(tenant, req.Record.Type, id))
+	if err != nil {
+		return nil, nil, 0, 0, err
+	}
+	if rs == nil || !rs.Exists {
+		return nil, nil, 0, 0, notFoundf("no record %s %s in tenant %s", req.Record.Type, id, tenant)
+	}
+	return recordLog(tenant, req.Record.Type, id), nil, rs.First, rs.Removed, nil
+}
+
+func firstSeq(r pebble.Reader, prefix []byte) (uint64, error) {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return 0, fmt.Errorf("replay: scan %q: %w", prefix, err)
+	}
+	defer it.Close()
+	if !it.First() {
+		return 0, nil
+	}
+	return logSeq(prefix, it.Key())
+}
+
+func has(r pebble.Reader, k []byte) (bool, error) {
+	_, closer, err := r.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("replay: read %q: %w", k, err)
+	}
+	closer.Close()
+	return true, nil
+}
+
+// readState decodes the state under k, nil when there is none.
+func readState[T any](r pebble.Reader, k []byte) (*T, error) {
+	v, closer, err := r.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("replay: read %q: %w", k, err)
+	}
+	defer closer.Close()
+	return decodeJSON[T](v, string(k))
+}
+
+// pageEvents fetches the page's messages from the stream and keeps the envelopes it shows.
+func (s *Service) pageEvents(ctx context.Context, page []pick) ([]HistoryEvent, error) {
+	seqs := make([]uint64, len(page))
+	for i, p := range page {
+		seqs[i] = p.seq
+	}
+	msgs, err := s.getter.getAll(ctx, seqs)
+	if err != nil {
+		return nil, unavailable(err, "history: read events from the stream")
+	}
+	out := []HistoryEvent{}
+	for i, p := range page {
+		for _, it := range p.entry {
+			if it.I >= len(msgs[i].Events) {
+				return nil, fmt.Errorf("replay: audit entry of seq %d names envelope %d of %d", p.seq, it.I, len(msgs[i].Events))
+			}
+			e := msgs[i].Events[it.I]
+			e.CommandHash = "" // an internal digest, not part of the wire format
+			out = append(out, HistoryEvent{Envelope: e, Why: it.Why})
+		}
+	}
+	return out, nil
+}

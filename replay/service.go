@@ -1,0 +1,139 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/acl-es/acl/events"
+	"github.com/acl-es/acl/projections"
+)
+
+// Options configures a Service. Zero values take the defaults.
+type Options struct {
+	// Dir holds replay's own data: audit/ (the audit index), checkpoints/ (read-model
+	// checkpoints) and scratch/ (throw-away copies for as_of). Required.
+	Dir string
+	// CheckpointEvery: a checkpoint of the read model every N applied events; default 2000.
+	// An as_of answer replays at most about N events.
+	CheckpointEvery uint64
+	// MaxCheckpoints: when more are kept, every other old one is dropped; default 1024.
+	MaxCheckpoints int
+	// CachedStates: as_of states kept open for the next query at the same moment; default 4.
+	CachedStates int
+	// Wait bounds min_seq and as_of waits for what is not applied yet; default 2 s.
+	Wait time.Duration
+	// Engine configures the engines that answer over as_of copies.
+	Engine projections.EngineOptions
+	// Logger receives structured logs; default slog.Default().
+	Logger *slog.Logger
+}
+
+func (o *Options) defaults() error {
+	if o.Dir == "" {
+		return errors.New("replay: Options.Dir is required")
+	}
+	if o.CheckpointEvery == 0 {
+		o.CheckpointEvery = 2000
+	}
+	if o.MaxCheckpoints <= 0 {
+		o.MaxCheckpoints = 1024
+	}
+	if o.CachedStates <= 0 {
+		o.CachedStates = 4
+	}
+	if o.Wait <= 0 {
+		o.Wait = 2 * time.Second
+	}
+	if o.Engine.WaitBound <= 0 {
+		o.Engine.WaitBound = o.Wait
+	}
+	if o.Engine.CachedStates <= 0 {
+		o.Engine.CachedStates = 10_000
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Service is the audit and time-travel side of acld: the history and diff queries, the AsOf
+// hook of the query servers, and the read-model checkpoints as_of starts from.
+type Service struct {
+	store  *events.Store
+	db     *projections.DB
+	proj   *projections.Projector
+	opts   Options
+	log    *slog.Logger
+	audit  *Audit
+	getter *messageGetter
+	ckpts  *checkpoints
+	states *stateCache
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New opens replay's data in opts.Dir. store is the event store, db the live read model and
+// proj the projector feeding it (the checkpoints are taken from db as proj advances).
+func New(store *events.Store, db *projections.DB, proj *projections.Projector, opts Options) (*Service, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(store.Conn())
+	if err != nil {
+		return nil, fmt.Errorf("replay: jetstream: %w", err)
+	}
+	for _, d := range []string{"checkpoints", "scratch"} {
+		if err := os.MkdirAll(filepath.Join(opts.Dir, d), 0o755); err != nil {
+			return nil, fmt.Errorf("replay: %w", err)
+		}
+	}
+	ckpts, err := openCheckpoints(filepath.Join(opts.Dir, "checkpoints"), opts.MaxCheckpoints)
+	if err != nil {
+		return nil, err
+	}
+	audit, err := OpenAudit(filepath.Join(opts.Dir, "audit"))
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{store: store, db: db, proj: proj, opts: opts, log: opts.Logger, audit: audit,
+		getter: newMessageGetter(js, store.Name()), ckpts: ckpts}
+	s.states = newStateCache(opts.CachedStates)
+	return s, nil
+}
+
+// Audit is the service's audit index.
+func (s *Service) Audit() *Audit { return s.audit }
+
+// Start follows the stream into the audit index and takes the read-model checkpoints, until
+// ctx ends or Close.
+func (s *Service) Start(ctx context.Context) {
+	ctx, s.cancel = context.WithCancel(ctx)
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		s.audit.Run(ctx, s.store, s.log)
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.checkpointLoop(ctx)
+	}()
+}
+
+// Close stops the background work, closes the cached as_of states and the audit index.
+func (s *Service) Close() error {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+	s.states.close()
+	return s.audit.Close()
+}

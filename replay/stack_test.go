@@ -1,0 +1,85 @@
+package replay
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/acl-es/acl/events/eventstest"
+	"github.com/acl-es/acl/projections"
+)
+
+// stack is the whole read side on real parts: an embedded NATS server with the event store, a
+// live read model in Pebble followed by its projector, and the replay service, all in
+// t.TempDir() and stopped by t.Cleanup.
+type stack struct {
+	env  *eventstest.Env
+	d    *driver
+	db   *projections.DB
+	proj *projections.Projector
+	svc  *Service
+}
+
+func startStack(tb testing.TB, opts Options) *stack {
+	tb.Helper()
+	env := eventstest.Start(tb)
+	dir := tb.TempDir()
+	db, err := projections.OpenDB(filepath.Join(dir, "model"), projections.DBOptions{CacheBytes: 16 << 20})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	proj, err := projections.NewProjector(db, env.Store)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if opts.Dir == "" {
+		opts.Dir = filepath.Join(dir, "replay")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(testWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	svc, err := New(env.Store, db, proj, opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- proj.Run(ctx) }()
+	svc.Start(ctx)
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			tb.Errorf("projector: %v", err)
+		}
+		if err := svc.Close(); err != nil {
+			tb.Errorf("replay close: %v", err)
+		}
+		if err := db.Close(); err != nil {
+			tb.Errorf("model close: %v", err)
+		}
+	})
+	return &stack{env: env, d: newDriver(tb, env), db: db, proj: proj, svc: svc}
+}
+
+// sync waits until the read model and the audit index have applied every message written.
+func (s *stack) sync(tb testing.TB) {
+	tb.Helper()
+	want := s.d.seq
+	eventstest.WaitFor(tb, 10*time.Second, func() error {
+		if p, a := s.proj.Applied(), s.svc.Audit().Applied(); p < want || a < want {
+			return fmt.Errorf("applied: model %d, audit %d; want %d", p, a, want)
+		}
+		return nil
+	})
+}
+
+// testWriter sends logs to the test's log.
+type testWriter struct{ tb testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.tb.Log(string(p))
+	return len(p), nil
+}
