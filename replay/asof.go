@@ -72,9 +72,11 @@ func (s *Service) build(ctx context.Context, st *asOfState) error {
 		return err
 	}
 	st.db = db
-	applied, err := replayInto(ctx, s.store, db, st.seq, 0, nil)
-	if err != nil {
-		return err
+	applied := from
+	if st.seq > from { // replayInto reads to the stream's end when asked for 0
+		if applied, err = replayInto(ctx, s.store, db, st.seq, 0, nil); err != nil {
+			return err
+		}
 	}
 	if applied != st.seq {
 		return aggregates.Errorf(aggregates.CodeNotCaughtUp, "as_of %d: the stream ends at %d", st.seq, applied)

@@ -23,10 +23,13 @@ type driver struct {
 	seq   uint64
 	n     int
 	msgs  []events.Message // every message appended, in stream order (msgs[i].Seq == i+1)
+	// after maps the last sequence of each command to a time taken after the store
+	// acknowledged it and before the next command: a time whose as_of is that sequence.
+	after map[uint64]time.Time
 }
 
 func newDriver(tb testing.TB, env *eventstest.Env) *driver {
-	return &driver{tb: tb, env: env, world: aggregates.World{}}
+	return &driver{tb: tb, env: env, world: aggregates.World{}, after: map[uint64]time.Time{}}
 }
 
 // try decides and appends cmd issued by actor in tenant; it returns the last sequence written
@@ -84,6 +87,7 @@ func (d *driver) try(tenant, actor string, cmd aggregates.Command) (uint64, erro
 		}
 		d.msgs = append(d.msgs, msg)
 	}
+	d.after[d.seq] = time.Now()
 	return d.seq, nil
 }
 

@@ -1,0 +1,186 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/acl-es/acl/aggregates"
+	"github.com/acl-es/acl/events/eventstest"
+	"github.com/acl-es/acl/projections"
+)
+
+func permissionsOf(p string) projections.PermissionsQuery { return projections.PermissionsQuery{Principal: p} }
+
+// asOfAt asks the service for the engine at m and checks that it reflects want.
+func asOfAt(t *testing.T, s *stack, m Moment, want uint64) (*projections.Engine, func()) {
+	t.Helper()
+	e, release, err := s.svc.AsOf(context.Background(), "acme", m)
+	if err != nil {
+		t.Fatalf("as_of %s: %v", m, err)
+	}
+	got, err := e.Applied()
+	if err != nil || got != want {
+		release()
+		t.Fatalf("as_of %s reflects seq %d (%v), want %d", m, got, err, want)
+	}
+	return e, release
+}
+
+// waitCheckpoint waits until the service keeps a checkpoint at or above seq.
+func waitCheckpoint(t *testing.T, s *stack, seq uint64) {
+	t.Helper()
+	eventstest.WaitFor(t, 10*time.Second, func() error {
+		if s.svc.ckpts.last() < seq {
+			return errors.New("no checkpoint yet")
+		}
+		return nil
+	})
+}
+
+// TestAsOfRandomMoments: a random history, then as_of at many random moments (and at and next to
+// checkpoints), each answer compared with the pure evaluator over the events up to that moment.
+func TestAsOfRandomMoments(t *testing.T) {
+	const every = 7
+	s := startStack(t, Options{CheckpointEvery: every})
+	h := newRandomHistory(s.d, 1)
+	if ok := h.run(300); ok < 100 {
+		t.Fatalf("only %d of 300 random commands were accepted", ok)
+	}
+	s.sync(t)
+	waitCheckpoint(t, s, s.d.seq-2*every)
+	last := s.d.seq
+	rnd := rand.New(rand.NewPCG(2, 3))
+	moments := []uint64{1, 2, last}
+	for _, c := range s.svc.ckpts.list()[:3] {
+		moments = append(moments, c, c+1)
+	}
+	for range 25 {
+		moments = append(moments, 1+rnd.Uint64N(last))
+	}
+	for _, seq := range moments {
+		e, release := asOfAt(t, s, Moment{Seq: seq}, seq)
+		diffs := diffAll(t, e, s.d.oracleAt(seq)["acme"])
+		release()
+		if len(diffs) > 0 {
+			t.Fatalf("as_of %d: %d differences from the oracle, first:\n%s", seq, len(diffs), diffs[0])
+		}
+	}
+}
+
+// TestAsOfByTime: a time is the last event at or before it; a future time is now; a time before
+// the first event is the empty model, where the tenant does not exist yet.
+func TestAsOfByTime(t *testing.T) {
+	s := startStack(t, Options{CheckpointEvery: 5})
+	before := time.Now()
+	h := newRandomHistory(s.d, 4)
+	h.run(60)
+	s.sync(t)
+	var seqs []uint64
+	for seq := range s.d.after {
+		seqs = append(seqs, seq)
+	}
+	slices.Sort(seqs)
+	for _, seq := range []uint64{seqs[0], seqs[len(seqs)/3], seqs[len(seqs)/2], seqs[len(seqs)-1]} {
+		e, release := asOfAt(t, s, Moment{Time: s.d.after[seq].UTC()}, seq)
+		diffs := diffAll(t, e, s.d.oracleAt(seq)["acme"])
+		release()
+		if len(diffs) > 0 {
+			t.Fatalf("as_of the time after seq %d: %d differences, first:\n%s", seq, len(diffs), diffs[0])
+		}
+	}
+	_, release := asOfAt(t, s, Moment{Time: time.Now().Add(time.Hour).UTC()}, s.d.seq)
+	release()
+	e, release := asOfAt(t, s, Moment{Time: before.UTC()}, 0)
+	defer release()
+	if _, err := e.Permissions(context.Background(), "acme", permissionsOf("admin")); aggregates.ErrorCode(err) != aggregates.CodeNotFound {
+		t.Errorf("before the tenant existed: %v, want not_found", err)
+	}
+}
+
+// TestAsOfNotCaughtUp: a sequence the stream does not hold yet waits the bound, then answers
+// not_caught_up; once written, the same sequence answers.
+func TestAsOfNotCaughtUp(t *testing.T) {
+	s := startStack(t, Options{Wait: 100 * time.Millisecond})
+	s.d.tenant("acme", "trackops")
+	s.sync(t)
+	next := s.d.seq + 1
+	start := time.Now()
+	_, _, err := s.svc.AsOf(context.Background(), "acme", Moment{Seq: next})
+	if aggregates.ErrorCode(err) != aggregates.CodeNotCaughtUp {
+		t.Fatalf("as_of %d: %v, want not_caught_up", next, err)
+	}
+	if waited := time.Since(start); waited < 100*time.Millisecond {
+		t.Errorf("answered after %v, before the bound", waited)
+	}
+	var e *aggregates.Error
+	if !errors.As(err, &e) || !strings.Contains(e.Message, "retry") {
+		t.Errorf("message %v does not tell to retry", err)
+	}
+	s.d.staff("acme", "bob", "full", "staff")
+	s.sync(t)
+	_, release := asOfAt(t, s, Moment{Seq: next}, next)
+	release()
+}
+
+// TestAsOfCacheShares: two askers of one moment share one state, which stays usable until both
+// release it even when evicted meanwhile.
+func TestAsOfCacheShares(t *testing.T) {
+	s := startStack(t, Options{CachedStates: 1})
+	s.d.tenant("acme", "trackops")
+	s.d.staff("acme", "bob", "full", "staff")
+	s.sync(t)
+	e1, r1 := asOfAt(t, s, Moment{Seq: 3}, 3)
+	e2, r2 := asOfAt(t, s, Moment{Seq: 3}, 3)
+	if e1 != e2 {
+		t.Errorf("the same moment built twice")
+	}
+	_, r3 := asOfAt(t, s, Moment{Seq: 4}, 4) // evicts 3, still held
+	if _, err := e1.Permissions(context.Background(), "acme", permissionsOf("admin")); err != nil {
+		t.Errorf("evicted state in use: %v", err)
+	}
+	r1()
+	r2()
+	r3()
+	// The evicted state's copy is gone once released; the cached one stays.
+	ents, err := os.ReadDir(filepath.Join(s.svc.opts.Dir, "scratch"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 1 || !strings.HasPrefix(ents[0].Name(), "asof-4-") {
+		t.Errorf("scratch holds %v, want only the state at 4", ents)
+	}
+}
+
+// TestBackfill: a replay directory started on a model that already applied many events keeps a
+// checkpoint now and back-fills one at each multiple of CheckpointEvery before it.
+func TestBackfill(t *testing.T) {
+	s := startStack(t, Options{CheckpointEvery: 1 << 40})
+	h := newRandomHistory(s.d, 5)
+	h.run(120)
+	s.sync(t)
+	svc, err := New(s.env.Store, s.db, s.proj, Options{Dir: t.TempDir(), CheckpointEvery: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Start(context.Background())
+	defer svc.Close()
+	var want []uint64
+	for c := uint64(10); c < s.d.seq; c += 10 {
+		want = append(want, c)
+	}
+	want = append(want, s.d.seq)
+	eventstest.WaitFor(t, 10*time.Second, func() error {
+		if got := svc.ckpts.list(); !slices.Equal(got, want) {
+			return fmt.Errorf("checkpoints %v, want %v", got, want)
+		}
+		return nil
+	})
+}
