@@ -17,7 +17,9 @@ import (
 	"github.com/acl-es/acl/projections"
 )
 
-func permissionsOf(p string) projections.PermissionsQuery { return projections.PermissionsQuery{Principal: p} }
+func permissionsOf(p string) projections.PermissionsQuery {
+	return projections.PermissionsQuery{Principal: p}
+}
 
 // asOfAt asks the service for the engine at m and checks that it reflects want.
 func asOfAt(t *testing.T, s *stack, m Moment, want uint64) (*projections.Engine, func()) {
