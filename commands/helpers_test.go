@@ -169,3 +169,11 @@ func (e *testEnv) reconpro() {
 	e.must("admin", &aggregates.RegisterPrincipal{Principal: "dora", Kind: aggregates.KindStaff, Units: []events.UnitRef{team("t1")}})
 	e.must("admin", &aggregates.RegisterRecord{RecordBody: events.RecordBody{Type: "repair_order", ID: "ro-1", Units: []events.UnitRef{team("t1")}}})
 }
+
+func newID(t testing.TB) string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id.String()
+}
