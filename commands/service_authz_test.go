@@ -79,4 +79,3 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
-
