@@ -55,12 +55,28 @@ const (
 	whyRolePrefix   = "role:"   // role:<id>: a role the principal held changed
 	whyRecordPrefix = "record:" // record:<type>/<id>: the principal's relation or ownership changed
 	whyLinkPrefix   = "link:"   // link:<type>/<id>: a record this one links to changed assignees
+	whyClientPrefix = "client:" // client:<type>/<id>: a record naming this client changed (implication)
 )
 
 // tenantState is what the index keeps of a tenant: its features, to tell a subscription change
-// that changes what roles give from one that only changes seat limits.
+// that changes what roles give from one that only changes seat limits, and the record types an
+// implication rule of its policy starts from (their changes change who can see their client).
 type tenantState struct {
-	Features []string `json:"features"`
+	Features   []string `json:"features"`
+	ImplyTypes []string `json:"imply_types"`
+}
+
+// implyTypes lists, sorted, the record types whose permission implies one on their client.
+func implyTypes(p events.Policy) []string {
+	var out []string
+	for _, im := range p.Implies {
+		if im.Field == "client" {
+			typ, _, _ := strings.Cut(im.Permission, ".")
+			out = append(out, typ)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // principalState is what the index keeps of a principal: the roles it holds (role changes reach
@@ -77,6 +93,7 @@ type principalState struct {
 // logs get its changes) and what it links to (reverse links reach the linking records).
 type recordState struct {
 	Exists    bool               `json:"exists"`
+	Client    string             `json:"client,omitempty"`
 	Owner     string             `json:"owner,omitempty"`
 	Assignees []events.Assignee  `json:"assignees"`
 	Links     []events.RecordRef `json:"links"`

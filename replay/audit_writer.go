@@ -68,6 +68,8 @@ func (w *auditWriter) tenantEvent(seq uint64, i int, e events.Envelope) error {
 		return err
 	}
 	switch v := d.(type) {
+	case events.TenantCreatedV1:
+		ts.ImplyTypes = implyTypes(v.Policy)
 	case events.SubscriptionSetV1:
 		f := slices.Sorted(slices.Values(v.Features))
 		f = slices.Compact(f)
@@ -77,6 +79,7 @@ func (w *auditWriter) tenantEvent(seq uint64, i int, e events.Envelope) error {
 		ts.Features = f
 	case events.PolicySetV1:
 		w.entry(logKey(tenantLog(e.Tenant), seq), i, whyPolicy)
+		ts.ImplyTypes = implyTypes(v.Policy)
 	case events.UnitDefinedV1:
 		// A unit is a record of its kind's type: its definition starts its log.
 		w.entry(logKey(recordLog(e.Tenant, v.Unit.Kind, v.Unit.ID), seq), i, "")
@@ -187,10 +190,14 @@ func (w *auditWriter) recordEvent(seq uint64, i int, e events.Envelope) error {
 	if err := w.relink(t, typ, id, before, rs); err != nil {
 		return err
 	}
+	if err := w.toClients(t, typ, id, seq, i, before.Client, rs.Client); err != nil {
+		return err
+	}
 	if slices.Equal(before.assigned(), rs.assigned()) {
 		return nil
 	}
-	// Who is assigned to this record decides who a link rule lets see the records linking to it.
+	// Who is assigned to this record decides who a link rule lets see the records linking to it
+	// (and, through an implication, their clients).
 	prefix := linkedFromPrefix(t, typ, id)
 	return w.scan(prefix, func(k []byte) error {
 		parts, err := lastParts(prefix, k, 2)
@@ -198,11 +205,40 @@ func (w *auditWriter) recordEvent(seq uint64, i int, e events.Envelope) error {
 			return err
 		}
 		w.entry(logKey(recordLog(t, parts[0], parts[1]), seq), i, whyLinkPrefix+ref)
-		return nil
+		linking, err := w.record(t, parts[0], parts[1])
+		if err != nil {
+			return err
+		}
+		return w.toClients(t, parts[0], parts[1], seq, i, linking.Client)
 	})
 }
 
+// toClients adds a change of a record of type typ to the log of the client records it names,
+// when an implication of the policy makes a permission on typ give one on the client (TO-4f).
+func (w *auditWriter) toClients(t, typ, id string, seq uint64, i int, clients ...string) error {
+	if typ == clientType {
+		return nil
+	}
+	ts, err := w.tenant(t)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(ts.ImplyTypes, typ) {
+		return nil
+	}
+	for k, c := range clients {
+		if c != "" && !slices.Contains(clients[:k], c) {
+			w.entry(logKey(recordLog(t, clientType, c), seq), i, whyClientPrefix+typ+"/"+id)
+		}
+	}
+	return nil
+}
+
+// clientType is the record type of clients: an implication names the client of a record.
+const clientType = "client"
+
 func setBody(rs *recordState, b events.RecordBody) {
+	rs.Client = b.Client
 	rs.Owner = b.Owner
 	rs.Assignees = normalAssignees(b.Assignees)
 	rs.Links = slices.Clone(b.Links)

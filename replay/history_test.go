@@ -46,6 +46,9 @@ func historyScenario(t *testing.T, s *stack) map[string]uint64 {
 	at["invReg"] = d.must("acme", "admin", &aggregates.RegisterRecord{RecordBody: events.RecordBody{Type: "invoice", ID: "i1",
 		Links: []events.RecordRef{{Type: "case", ID: "c1"}}}})
 	at["caseAssign"] = d.must("acme", "admin", &aggregates.AssignRecord{Type: "case", ID: "c1", Principal: "carol"})
+	at["clientReg"] = d.must("acme", "admin", &aggregates.RegisterRecord{RecordBody: events.RecordBody{Type: "client", ID: "cl1"}})
+	at["inv2Reg"] = d.must("acme", "admin", &aggregates.RegisterRecord{RecordBody: events.RecordBody{Type: "invoice", ID: "i2",
+		Client: "cl1", Assignees: []events.Assignee{{Principal: "carol"}}}})
 	at["roleRevoke"] = d.must("acme", "admin", &aggregates.RevokeRolePermission{Role: "staff", Permission: "case.edit", Scope: "all"})
 	pol := d.world["acme"].T.Policy
 	pol.Implies = nil
@@ -83,6 +86,14 @@ func TestHistory(t *testing.T) {
 		{at["sub"], events.SubscriptionSet, "subscription"},
 		{at["caseRemove"], events.RecordRemoved, "link:case/c1"},
 	}
+	// Whoever may view an invoice may view its client (TO-4f): the invoice's changes are the
+	// client's history too, while the policy has that implication.
+	client := []line{
+		{at["clientReg"], events.RecordRegistered, ""},
+		{at["inv2Reg"], events.RecordRegistered, "client:invoice/i2"},
+		{at["policy"], events.PolicySet, "policy"},
+		{at["sub"], events.SubscriptionSet, "subscription"},
+	}
 	// A principal's record: its own events (not its roles') and the tenant-wide changes.
 	carolRecord := []line{}
 	for _, m := range s.d.msgs {
@@ -99,6 +110,7 @@ func TestHistory(t *testing.T) {
 	}{
 		{"principal", HistoryRequest{Principal: "bob"}, bob},
 		{"record", HistoryRequest{Record: &events.RecordRef{Type: "invoice", ID: "i1"}}, inv},
+		{"client by implication", HistoryRequest{Record: &events.RecordRef{Type: "client", ID: "cl1"}}, client},
 		{"principal record", HistoryRequest{Record: &events.RecordRef{Type: "user", ID: "carol"}}, carolRecord},
 		{"from to", HistoryRequest{Principal: "bob", From: m(at["caseReg"]), To: m(at["bobRevoke"])}, bob[3:7]},
 		{"as_of caps", HistoryRequest{Principal: "bob", AsOf: m(at["policy"])}, bob[:6]},
