@@ -10,7 +10,8 @@ import (
 
 // FuzzDecodeEnvelope decodes arbitrary bytes as the data of a stored message (a JSON array of
 // envelopes) and each envelope's data as its type. Nothing may panic; every refusal wraps
-// ErrInvalid; what is accepted encodes and decodes back to itself. Seeds are in
+// ErrInvalid; what is accepted encodes and decodes back to itself; the fast scanner and
+// encoding/json agree on whatever the scanner accepts. Seeds are in
 // testdata/fuzz/FuzzDecodeEnvelope.
 func FuzzDecodeEnvelope(f *testing.F) {
 	f.Add([]byte(`[{"id":"x","type":"role_assigned","schema":1,"tenant":"acme","aggregate":{"kind":"principal","id":"bob"},"actor":"system","command_id":"c","time":"2025-03-01T12:00:00Z","data":{"role":"r"}}]`))
@@ -19,6 +20,16 @@ func FuzzDecodeEnvelope(f *testing.F) {
 	f.Add([]byte(`{"type":"role_assigned"}`))
 	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// The fast scanner agrees with encoding/json on everything it accepts.
+		if fast, ok := fastEnvelopes(data); ok {
+			var std []Envelope
+			if err := json.Unmarshal(data, &std); err != nil {
+				t.Fatalf("fast scanner accepted what encoding/json refuses (%v): %q", err, data)
+			}
+			if !reflect.DeepEqual(fast, std) {
+				t.Fatalf("fast scanner %#v; encoding/json %#v for %q", fast, std, data)
+			}
+		}
 		msg, err := decodeMessage("acl.events.acme.principal.bob", 7, at, data)
 		if err != nil {
 			if !errors.Is(err, ErrInvalid) {

@@ -20,8 +20,8 @@ type Message struct {
 
 // decodeMessage reads the data of a stored message: a JSON array of envelopes.
 func decodeMessage(subject string, seq uint64, t time.Time, data []byte) (Message, error) {
-	var envs []Envelope
-	if err := json.Unmarshal(data, &envs); err != nil {
+	envs, err := decodeEnvelopes(data)
+	if err != nil {
 		return Message{}, fmt.Errorf("%w: message %d on %s: %v", ErrInvalid, seq, subject, err)
 	}
 	if len(envs) == 0 {
@@ -31,6 +31,17 @@ func decodeMessage(subject string, seq uint64, t time.Time, data []byte) (Messag
 		envs[i].Seq = seq
 	}
 	return Message{Seq: seq, Subject: subject, Time: t, Events: envs}, nil
+}
+
+// decodeEnvelopes decodes a JSON array of envelopes: the fast scanner for what Append
+// writes, encoding/json for anything else.
+func decodeEnvelopes(data []byte) ([]Envelope, error) {
+	if envs, ok := fastEnvelopes(data); ok {
+		return envs, nil
+	}
+	var envs []Envelope
+	err := json.Unmarshal(data, &envs)
+	return envs, err
 }
 
 // LastSeq returns the stream's last sequence (0 when empty).

@@ -1,0 +1,231 @@
+package events_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/acl-es/acl/events"
+	"github.com/acl-es/acl/events/eventstest"
+)
+
+// syncModes are the durability settings every benchmark runs at.
+var syncModes = []struct{ name, sync string }{
+	{"sync=default", ""},
+	{"sync=always", "always"},
+}
+
+// appender appends to its own principals with the right expected sequence each time.
+type appender struct {
+	st    *events.Store
+	name  string
+	last  []uint64
+	envs  []events.Envelope
+	subjs []string
+}
+
+func newAppender(b *testing.B, st *events.Store, name string, principals int) *appender {
+	a := &appender{st: st, name: name, last: make([]uint64, principals)}
+	for i := range principals {
+		id := fmt.Sprintf("%s-%d", name, i)
+		a.subjs = append(a.subjs, subject(b, "acme", id))
+		a.envs = append(a.envs, principalEnv(b, "acme", id, "c", events.RoleAssignedV1{Role: "technician"}))
+	}
+	return a
+}
+
+func (a *appender) append(ctx context.Context, i int) error {
+	p := i % len(a.subjs)
+	e := a.envs[p]
+	e.CommandID = fmt.Sprintf("%s-%d", a.name, i)
+	r, err := a.st.Append(ctx, a.subjs[p], a.last[p], e.CommandID, []events.Envelope{e})
+	if err != nil {
+		return err
+	}
+	a.last[p] = r.Seq
+	return nil
+}
+
+// BenchmarkAppend: one appender, one event per message, with expected sequence and msg id.
+func BenchmarkAppend(b *testing.B) {
+	for _, m := range syncModes {
+		b.Run(m.name, func(b *testing.B) {
+			env := eventstest.StartWith(b, events.ServerConfig{Sync: m.sync}, events.StoreConfig{})
+			a := newAppender(b, env.Store, "a", 1000)
+			ctx := context.Background()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := a.append(ctx, i); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
+		})
+	}
+}
+
+// BenchmarkAppendParallel: 16 appenders at once, each on its own subjects.
+func BenchmarkAppendParallel(b *testing.B) {
+	const appenders = 16
+	for _, m := range syncModes {
+		b.Run(m.name, func(b *testing.B) {
+			env := eventstest.StartWith(b, events.ServerConfig{Sync: m.sync}, events.StoreConfig{})
+			as := make([]*appender, appenders)
+			for i := range as {
+				as[i] = newAppender(b, env.Store, fmt.Sprintf("a%d", i), 100)
+			}
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			errs := make(chan error, appenders)
+			b.ResetTimer()
+			for _, a := range as {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; next.Add(1) <= int64(b.N); i++ {
+						if err := a.append(context.Background(), i); err != nil {
+							errs <- err
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			close(errs)
+			if err := <-errs; err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
+		})
+	}
+}
+
+// replayMessages is the size of the stream BenchmarkReplay reads; REPLAY_MESSAGES overrides it.
+func replayMessages() int {
+	n := 200_000
+	if s := os.Getenv("REPLAY_MESSAGES"); s != "" {
+		fmt.Sscan(s, &n)
+	}
+	return n
+}
+
+var replayFixture struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// replayDir fills a store directory once per process with replayMessages() messages of one
+// event each, published asynchronously (the fill is not what is measured).
+func replayDir(b *testing.B) string {
+	replayFixture.once.Do(func() {
+		dir, err := os.MkdirTemp("", "events-replay-")
+		if err != nil {
+			replayFixture.err = err
+			return
+		}
+		replayFixture.dir = dir
+		replayFixture.err = fillStore(dir, replayMessages())
+	})
+	if replayFixture.err != nil {
+		b.Fatal(replayFixture.err)
+	}
+	return replayFixture.dir
+}
+
+func fillStore(dir string, n int) error {
+	s, err := events.StartServer(events.ServerConfig{Dir: dir})
+	if err != nil {
+		return err
+	}
+	defer func() { s.Shutdown(); s.WaitForShutdown() }()
+	nc, err := events.ConnectInProcess(s)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	ctx := context.Background()
+	if _, err := events.OpenStore(ctx, nc, events.StoreConfig{}); err != nil {
+		return err
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(2000))
+	if err != nil {
+		return err
+	}
+	for i := range n {
+		id := fmt.Sprintf("p%d", i%10000)
+		e, err := events.New(events.Meta{Tenant: "acme", Aggregate: events.PrincipalRef(id), Actor: "system",
+			CommandID: fmt.Sprint(i), Time: time.Now()}, events.RoleAssignedV1{Role: "technician"})
+		if err != nil {
+			return err
+		}
+		data, _ := json.Marshal([]events.Envelope{e})
+		if _, err := js.PublishAsync("acl.events.acme.principal."+id, data); err != nil {
+			return err
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+		return nil
+	case <-time.After(5 * time.Minute):
+		return fmt.Errorf("fill: acks not received")
+	}
+}
+
+// BenchmarkReplay reads the whole stream with Read (the ordered consumer, as Follow does) and
+// decodes every envelope.
+func BenchmarkReplay(b *testing.B) {
+	for _, m := range syncModes {
+		b.Run(m.name, func(b *testing.B) {
+			dir := replayDir(b)
+			env := eventstest.StartWith(b, events.ServerConfig{Dir: dir, Sync: m.sync}, events.StoreConfig{})
+			want := uint64(replayMessages())
+			b.ResetTimer()
+			total := 0
+			for i := 0; i < b.N; i++ {
+				var n uint64
+				err := env.Store.Read(context.Background(), 1, 0, func(msgs []events.Message) error {
+					for _, msg := range msgs {
+						n += uint64(len(msg.Events))
+					}
+					return nil
+				})
+				if err != nil || n != want {
+					b.Fatalf("read %d events, %v; want %d", n, err, want)
+				}
+				total += int(n)
+			}
+			b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+// BenchmarkLoad: the 10 messages of one aggregate out of a large stream (the replay fixture).
+func BenchmarkLoad(b *testing.B) {
+	env := eventstest.StartWith(b, events.ServerConfig{Dir: replayDir(b)}, events.StoreConfig{})
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		subj := fmt.Sprintf("acl.events.acme.principal.p%d", i%10000)
+		msgs, err := env.Store.Load(ctx, subj, 0)
+		if err != nil || len(msgs) != replayMessages()/10000 {
+			b.Fatalf("load %s: %d messages, %v", subj, len(msgs), err)
+		}
+	}
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if replayFixture.dir != "" {
+		os.RemoveAll(replayFixture.dir)
+	}
+	os.Exit(code)
+}
