@@ -33,11 +33,13 @@ func (s *Service) Execute(ctx context.Context, cmd aggregates.Command) (Result, 
 	}
 	// One lock order for every command: no two commands wait for each other.
 	slices.SortFunc(x.entries, func(a, b *entry) int { return cmp.Compare(a.subject, b.subject) })
+	x.speculate = true
 	for range s.opts.MaxAttempts {
 		res, retry, err := x.attempt(ctx)
 		if !retry {
 			return res, err
 		}
+		x.speculate = false
 	}
 	return Result{}, &aggregates.Error{Code: aggregates.CodeConflict, Op: op,
 		Message: "the aggregates of this command kept changing while it was decided; retry it with the same command_id"}
@@ -53,6 +55,8 @@ type execution struct {
 	// duplicate: the store already had one of this command's message ids, so an attempt that
 	// finds no trace of the command id in the aggregates knows it was used for another one.
 	duplicate bool
+	// speculate: this attempt may assume that an aggregate it creates is empty (see read).
+	speculate bool
 }
 
 // attempt decides and appends once, holding the write locks of the command's aggregates.
@@ -67,7 +71,7 @@ func (x *execution) attempt(ctx context.Context) (res Result, retry bool, err er
 	f := newFacts(ctx, x.s.cache, b.Tenant)
 	snaps := make([]*snapshot, len(x.entries))
 	for i, e := range x.entries {
-		if snaps[i], err = x.s.cache.fresh(ctx, e); err != nil {
+		if snaps[i], err = x.read(ctx, e); err != nil {
 			return Result{}, false, storeError(x.op, err)
 		}
 		f.pin(e.ref, snaps[i].state)
@@ -88,6 +92,19 @@ func (x *execution) attempt(ctx context.Context) (res Result, retry bool, err er
 		return Result{}, false, err
 	}
 	return x.append(ctx, ws, snaps, now)
+}
+
+// read returns the state a decision starts from. The first attempt of a command that creates
+// its aggregate (RegisterRecord, RegisterPrincipal, CreateTenant) assumes that an aggregate the
+// cache never loaded is empty instead of reading its subject: the append expects sequence 0,
+// so if the subject does have messages (the id exists, or this command was stored before) the
+// store refuses it, and the next attempt reads the subject. The assumption is never put in the
+// cache, so no other command reads it.
+func (x *execution) read(ctx context.Context, e *entry) (*snapshot, error) {
+	if x.speculate && creates(x.cmd, e.ref) && e.snap.Load() == nil {
+		return &snapshot{state: newState(e.ref), gen: e.gen.Load()}, nil
+	}
+	return x.s.cache.fresh(ctx, e)
 }
 
 // previous answers a retry: when the command's aggregates remember its id with the same hash,

@@ -65,3 +65,16 @@ func aggregateKey(a events.AggregateRef) string {
 	}
 	return a.Kind + "." + a.ID
 }
+
+// creates reports whether cmd creates the aggregate ref (so that it is normally empty).
+func creates(cmd aggregates.Command, ref events.AggregateRef) bool {
+	switch cmd.(type) {
+	case *aggregates.CreateTenant:
+		return true
+	case *aggregates.RegisterPrincipal:
+		return ref.Kind == events.KindPrincipal
+	case *aggregates.RegisterRecord:
+		return ref.Kind == events.KindRecord
+	}
+	return false
+}
