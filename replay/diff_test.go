@@ -1,0 +1,149 @@
+package replay
+
+import (
+	"context"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"testing"
+
+	"github.com/acl-es/acl/aggregates"
+	"github.com/acl-es/acl/events"
+	"github.com/acl-es/acl/projections"
+)
+
+// TestPB2DefaultsStillAnswered: after the tenant takes "View Other User's" timesheets from the
+// worker role, the change applies to every worker at once, and as_of, history and diff still
+// answer what the defaults were.
+func TestPB2DefaultsStillAnswered(t *testing.T) {
+	s := startStack(t, Options{CheckpointEvery: 3})
+	d := s.d
+	d.tenant("acme", "probuild")
+	d.staff("acme", "bob", "full", "worker")
+	d.staff("acme", "carol", "full", "worker")
+	d.must("acme", "admin", &aggregates.RegisterRecord{RecordBody: events.RecordBody{Type: "timesheet", ID: "ts1", Owner: "carol"}})
+	defaults := d.seq
+	changed := d.must("acme", "admin", &aggregates.RevokeRolePermission{Role: "worker", Permission: "timesheet.view", Scope: "all"})
+	s.sync(t)
+	ctx := context.Background()
+	ts1 := &events.RecordRef{Type: "timesheet", ID: "ts1"}
+	for _, tc := range []struct {
+		who  string
+		at   uint64
+		want bool
+	}{{"bob", defaults, true}, {"carol", defaults, true}, {"bob", changed, false}, {"carol", changed, true}} {
+		e, release := asOfAt(t, s, Moment{Seq: tc.at}, tc.at)
+		ans, err := e.Check(ctx, "acme", projections.CheckQuery{Principal: tc.who, Permission: "timesheet.view", Record: ts1})
+		release()
+		if err != nil || ans.Allowed != tc.want {
+			t.Errorf("as_of %d: %s timesheet.view ts1 = %v (%v), want %v", tc.at, tc.who, ans.Allowed, err, tc.want)
+		}
+	}
+	got, err := s.svc.Diff(ctx, "acme", DiffRequest{Principal: "bob", From: &Moment{Seq: defaults}, To: &Moment{Seq: changed}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Added) != 0 || len(got.Removed) != 1 || got.Removed[0].Permission != "timesheet.view" ||
+		got.Removed[0].Scope != "all" || got.Removed[0].Source != "role:worker" {
+		t.Errorf("diff grants: added %+v, removed %+v; want timesheet.view all from role:worker removed", got.Added, got.Removed)
+	}
+	if want := []VisibleCount{{Type: "timesheet", From: 1, To: 0}}; !containsCount(got.Visible, want[0]) {
+		t.Errorf("visible counts %+v, want %+v among them", got.Visible, want)
+	}
+	if want := []line{{changed, events.RolePermissionRevoked, "role:worker"}}; !slices.Equal(lines(got.Events), want) {
+		t.Errorf("diff events %v, want %v", lines(got.Events), want)
+	}
+	if got.FromSeq != defaults || got.Seq != changed {
+		t.Errorf("diff from %d seq %d, want %d and %d", got.FromSeq, got.Seq, defaults, changed)
+	}
+}
+
+func containsCount(cs []VisibleCount, c VisibleCount) bool { return slices.Contains(cs, c) }
+
+// TestDiffOracle: over a random history and random pairs of moments, the diff's grants and
+// visible counts are the pure evaluator's at both moments, and a change always comes with the
+// events that caused it.
+func TestDiffOracle(t *testing.T) {
+	s := startStack(t, Options{CheckpointEvery: 10})
+	h := newRandomHistory(s.d, 11)
+	h.run(250)
+	s.sync(t)
+	ctx := context.Background()
+	rnd := rand.New(rand.NewPCG(5, 6))
+	changes := 0
+	for range 12 {
+		from, to := 1+rnd.Uint64N(s.d.seq), 1+rnd.Uint64N(s.d.seq)
+		from, to = min(from, to), max(from, to)
+		mf, mt := s.d.oracleAt(from)["acme"], s.d.oracleAt(to)["acme"]
+		for _, p := range append([]string{"admin"}, rhPrincipals...) {
+			got, err := s.svc.Diff(ctx, "acme", DiffRequest{Principal: p, From: &Moment{Seq: from}, To: &Moment{Seq: to}})
+			pt := mt.Principal(p)
+			if pt == nil || !pt.Exists {
+				if aggregates.ErrorCode(err) != aggregates.CodeNotFound {
+					t.Errorf("diff %s %d..%d of a principal not registered: %v, want not_found", p, from, to, err)
+				}
+				continue
+			}
+			if err != nil {
+				t.Fatalf("diff %s %d..%d: %v", p, from, to, err)
+			}
+			before := aggregates.NarrowedGrants(mf.T, mf.Principal(p), "")
+			after := aggregates.NarrowedGrants(mt.T, pt, "")
+			if !reflect.DeepEqual(got.Added, minus(after, before)) || !reflect.DeepEqual(got.Removed, minus(before, after)) {
+				t.Errorf("diff %s %d..%d:\n added %+v\nremoved %+v\nwant %+v\n and %+v", p, from, to,
+					got.Added, got.Removed, minus(after, before), minus(before, after))
+			}
+			for _, c := range got.Visible {
+				if n := visibleCount(t, mf, p, c.Type); c.From != n {
+					t.Errorf("diff %s %d..%d: %d %s visible at from, oracle %d", p, from, to, c.From, c.Type, n)
+				}
+				if n := visibleCount(t, mt, p, c.Type); c.To != n {
+					t.Errorf("diff %s %d..%d: %d %s visible at to, oracle %d", p, from, to, c.To, c.Type, n)
+				}
+			}
+			if len(got.Added)+len(got.Removed) > 0 {
+				changes++
+			}
+			if len(got.Added)+len(got.Removed) > 0 && len(got.Events) == 0 {
+				t.Errorf("diff %s %d..%d: grants changed with no event to explain it", p, from, to)
+			}
+		}
+	}
+	if changes < 10 {
+		t.Errorf("only %d diffs with changes: the random history is too tame", changes)
+	}
+}
+
+func visibleCount(t *testing.T, m *aggregates.Memory, p, typ string) int {
+	if pr := m.Principal(p); pr == nil || !pr.Exists {
+		return 0
+	}
+	ids, err := aggregates.Visible(m, p, typ, "view")
+	if err != nil {
+		t.Fatalf("oracle visible %s %s: %v", p, typ, err)
+	}
+	return len(ids)
+}
+
+func TestDiffErrors(t *testing.T) {
+	s := startStack(t, Options{})
+	s.d.tenant("acme", "trackops")
+	s.d.staff("acme", "bob", "full", "staff")
+	s.sync(t)
+	for _, tc := range []struct {
+		name string
+		req  DiffRequest
+		code aggregates.Code
+	}{
+		{"no principal", DiffRequest{From: &Moment{Seq: 1}, To: &Moment{Seq: 2}}, aggregates.CodeInvalidArgument},
+		{"no from", DiffRequest{Principal: "bob", To: &Moment{Seq: 2}}, aggregates.CodeInvalidArgument},
+		{"from after to", DiffRequest{Principal: "bob", From: &Moment{Seq: 4}, To: &Moment{Seq: 2}}, aggregates.CodeInvalidArgument},
+		{"unknown", DiffRequest{Principal: "dave", From: &Moment{Seq: 1}, To: &Moment{Seq: 2}}, aggregates.CodeNotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := s.svc.Diff(context.Background(), "acme", tc.req); aggregates.ErrorCode(err) != tc.code {
+				t.Errorf("error %v, want %s", err, tc.code)
+			}
+		})
+	}
+}
