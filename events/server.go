@@ -151,9 +151,12 @@ func StartServer(cfg ServerConfig) (*server.Server, error) {
 	return s, nil
 }
 
-// ConnectInProcess connects to an embedded server without a socket.
+// ConnectInProcess connects to an embedded server without a socket. The connection does not
+// reconnect (a server that shut down never comes back as the same object), so it closes with
+// its server and whatever uses it fails with ErrUnavailable instead of waiting; opts may
+// override that.
 func ConnectInProcess(s *server.Server, opts ...nats.Option) (*nats.Conn, error) {
-	all := append([]nats.Option{nats.InProcessServer(s), nats.Name("acl-inprocess")}, opts...)
+	all := append([]nats.Option{nats.InProcessServer(s), nats.Name("acl-inprocess"), nats.NoReconnect()}, opts...)
 	nc, err := nats.Connect("", all...)
 	if err != nil {
 		return nil, fmt.Errorf("events: connect in process: %w", err)
