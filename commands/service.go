@@ -172,13 +172,14 @@ func (s *Service) handle(ctx context.Context, m *nats.Msg) {
 	} else {
 		reply = encodeResult(res)
 	}
+	// Counted before answering, so that whoever got the answer also sees it counted.
+	s.metrics.total.WithLabelValues(metricName(name), code).Inc()
+	s.metrics.duration.WithLabelValues(metricName(name)).Observe(time.Since(start).Seconds())
 	if m.Reply != "" {
 		if err := m.Respond(reply); err != nil {
 			s.opts.Logger.Warn("command answer lost", "subject", m.Subject, "err", err)
 		}
 	}
-	s.metrics.total.WithLabelValues(metricName(name), code).Inc()
-	s.metrics.duration.WithLabelValues(metricName(name)).Observe(time.Since(start).Seconds())
 }
 
 // invalidate marks a cached state stale when another writer appended to its subject. The

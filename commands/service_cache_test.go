@@ -1,0 +1,88 @@
+package commands
+
+import (
+	"testing"
+
+	"github.com/acl-es/acl/aggregates"
+	"github.com/acl-es/acl/events"
+)
+
+// TestCreateOnColdCache: an instance that never read an aggregate assumes it is empty when a
+// command creates it; when it exists, the store refuses the append and the command is decided
+// again on what the store has.
+func TestCreateOnColdCache(t *testing.T) {
+	e := startEnv(t, 1)
+	e.reconpro()
+	cold := e.addService(t, Options{})
+	cases := []struct {
+		name string
+		cmd  aggregates.Command
+		code aggregates.Code
+	}{
+		{"existing record", &aggregates.RegisterRecord{RecordBody: events.RecordBody{Type: "repair_order", ID: "ro-1"}}, aggregates.CodeAlreadyExists},
+		{"existing principal", &aggregates.RegisterPrincipal{Principal: "bob", Kind: aggregates.KindStaff}, aggregates.CodeAlreadyExists},
+		{"existing tenant", &aggregates.CreateTenant{Preset: "empty", Admin: aggregates.RegisterPrincipal{Principal: "admin", Kind: aggregates.KindStaff, Email: "a@b.c"}}, aggregates.CodeAlreadyExists},
+		{"new record", &aggregates.RegisterRecord{RecordBody: events.RecordBody{Type: "repair_order", ID: "ro-2"}}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := c.cmd.Base()
+			b.Tenant, b.CommandID, b.Actor = "acme", newID(t), "admin"
+			if _, ok := c.cmd.(*aggregates.CreateTenant); ok {
+				b.Actor = aggregates.SystemActor
+			}
+			before := e.lastSeq()
+			_, err := cold.Execute(e.ctx, c.cmd)
+			if got := map[bool]aggregates.Code{true: "", false: aggregates.ErrorCode(err)}[err == nil]; got != c.code {
+				t.Fatalf("got %v, want %q", err, c.code)
+			}
+			if c.code != "" && e.lastSeq() != before {
+				t.Fatal("a refused command wrote")
+			}
+		})
+	}
+}
+
+// TestMetrics: answers are counted by command and code, on the registry of Options.
+func TestMetrics(t *testing.T) {
+	e := startEnv(t, 1)
+	e.reconpro()
+	count := func(command, code string) float64 {
+		mfs, err := e.reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "acl_commands_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				if labels["command"] == command && labels["code"] == code {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+		return 0
+	}
+	cases := []struct {
+		command, code string
+		send          func()
+	}{
+		{"AssignRole", "ok", func() { e.must("admin", &aggregates.AssignRole{Principal: "carl", Role: "accountant"}) }},
+		{"AssignRole", "unknown_role", func() { e.try("admin", &aggregates.AssignRole{Principal: "bob", Role: "wizard"}) }},
+		{"unknown", "invalid_argument", func() { e.raw("acl.commands.acme.Nope", `{}`) }},
+	}
+	for _, c := range cases {
+		t.Run(c.command+"/"+c.code, func(t *testing.T) {
+			before := count(c.command, c.code)
+			c.send()
+			if got := count(c.command, c.code); got != before+1 {
+				t.Fatalf("acl_commands_total{command=%q,code=%q} went from %v to %v", c.command, c.code, before, got)
+			}
+		})
+	}
+}
