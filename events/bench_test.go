@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,11 +17,18 @@ import (
 	"github.com/acl-es/acl/events/eventstest"
 )
 
-// syncModes are the durability settings every benchmark runs at.
-var syncModes = []struct{ name, sync string }{
-	{"sync=default", ""},
-	{"sync=always", "always"},
-}
+// syncModes are the durability settings every benchmark runs at: the default and always, or
+// the comma-separated list in BENCH_SYNC (such as "2m,100ms,10ms,always").
+var syncModes = func() []struct{ name, sync string } {
+	modes := []struct{ name, sync string }{{"sync=default", ""}, {"sync=always", "always"}}
+	if env := os.Getenv("BENCH_SYNC"); env != "" {
+		modes = modes[:0]
+		for m := range strings.SplitSeq(env, ",") {
+			modes = append(modes, struct{ name, sync string }{"sync=" + m, m})
+		}
+	}
+	return modes
+}()
 
 // appender appends to its own principals with the right expected sequence each time.
 type appender struct {

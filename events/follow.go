@@ -87,57 +87,77 @@ func (s *Store) follow(ctx context.Context, from, to uint64, fn func([]Message) 
 		<-closed
 		s.deleteConsumer(cons)
 	}()
-	batch := make([]Message, 0, groupMax)
+	g := grouper{ch: ch, closed: closed, to: to, batch: make([]Message, 0, groupMax)}
 	for {
-		var first delivered
-		select {
-		case first = <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-closed:
-			return fmt.Errorf("events: follow from %d: %w: consumer closed", from, ErrUnavailable)
-		}
-		batch = append(batch[:0], first.msg)
-		err, pending := first.err, first.pending
-		// Fill the slice while the consumer says more is pending, then take what has arrived.
-	fill:
-		for err == nil && len(batch) < groupMax && (to == 0 || batch[len(batch)-1].Seq < to) {
-			var d delivered
-			if pending > 0 {
-				select {
-				case d = <-ch:
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-closed:
-					return fmt.Errorf("events: follow from %d: %w: consumer closed", from, ErrUnavailable)
-				}
-			} else {
-				select {
-				case d = <-ch:
-				default:
-					break fill
-				}
+		batch, err := g.next(ctx)
+		// Hand over what was good before an error, so a follower stops right at the bad message.
+		if len(batch) > 0 {
+			if ferr := fn(batch); ferr != nil {
+				return ferr
 			}
-			batch, err, pending = append(batch, d.msg), d.err, d.pending
 		}
 		if err != nil {
 			return fmt.Errorf("events: follow from %d: %w", from, err)
 		}
-		done := false
-		if to > 0 && batch[len(batch)-1].Seq >= to {
-			for len(batch) > 0 && batch[len(batch)-1].Seq > to {
-				batch = batch[:len(batch)-1]
-			}
-			done = true
-		}
-		if len(batch) > 0 {
-			if err := fn(batch); err != nil {
-				return err
-			}
-		}
-		if done {
+		if g.reached() {
 			return nil
 		}
+	}
+}
+
+// grouper turns the consumer's messages into slices for fn.
+type grouper struct {
+	ch     <-chan delivered
+	closed <-chan struct{}
+	to     uint64 // 0: no end
+	batch  []Message
+}
+
+// next waits for a message, then keeps filling the slice while the consumer says more is
+// pending (catching up), then takes what has already arrived (live). It stops at groupMax
+// messages and at the sequence to. On an error it returns the messages before it.
+func (g *grouper) next(ctx context.Context) ([]Message, error) {
+	g.batch = g.batch[:0]
+	block := true
+	for len(g.batch) < groupMax && !g.reached() {
+		d, ok, err := g.receive(ctx, block)
+		if err != nil {
+			return g.batch, err
+		}
+		if !ok {
+			break
+		}
+		if d.err != nil {
+			return g.batch, d.err
+		}
+		g.batch = append(g.batch, d.msg)
+		block = d.pending > 0
+	}
+	return g.batch, nil
+}
+
+// reached reports that the slice ends at or past the last sequence wanted.
+func (g *grouper) reached() bool {
+	return g.to > 0 && len(g.batch) > 0 && g.batch[len(g.batch)-1].Seq >= g.to
+}
+
+// receive takes the next message; without block it reports ok=false when none is there.
+func (g *grouper) receive(ctx context.Context, block bool) (delivered, bool, error) {
+	if !block {
+		select {
+		case d := <-g.ch:
+			return d, true, nil
+		default:
+			return delivered{}, false, nil
+		}
+	}
+	select {
+	case d := <-g.ch:
+		return d, true, nil
+	case <-ctx.Done():
+		return delivered{}, false, ctx.Err()
+	case <-g.closed:
+		return delivered{}, false, fmt.Errorf("%w: consumer closed", ErrUnavailable)
 	}
 }
 

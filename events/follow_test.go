@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/acl-es/acl/events"
 	"github.com/acl-es/acl/events/eventstest"
 )
@@ -292,6 +294,32 @@ func TestSeqAtTime(t *testing.T) {
 	for _, tc := range tests {
 		if got, err := st.SeqAtTime(ctx, tc.at); err != nil || got != tc.want {
 			t.Errorf("%s: SeqAtTime = %d, %v; want %d", tc.name, got, err, tc.want)
+		}
+	}
+}
+
+// TestFollowStopsAtUndecodable: a message that does not decode (written around the store)
+// stops the follow with ErrInvalid, after every message before it was handed over.
+func TestFollowStopsAtUndecodable(t *testing.T) {
+	env := eventstest.Start(t)
+	st := env.Store
+	appendN(t, st, 5)
+	js, err := jetstream.New(env.Conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctxT(t), subject(t, "acme", "x"), []byte("not json")); err != nil {
+		t.Fatal(err)
+	}
+	appendN2(t, st, 7, 2)
+	for _, from := range []uint64{1, 4, 6} {
+		var c collector
+		err := st.Follow(ctxT(t), from, c.add)
+		if !errors.Is(err, events.ErrInvalid) {
+			t.Fatalf("follow from %d = %v; want ErrInvalid", from, err)
+		}
+		if want := 6 - int(from); len(c.seqs) != want {
+			t.Fatalf("follow from %d handed over %v; want the %d before seq 6", from, c.seqs, want)
 		}
 	}
 }
