@@ -237,3 +237,35 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(code)
 }
+
+// BenchmarkReplayBaseline is what the replay costs without this package: a bare ordered
+// consumer that counts messages. BenchmarkReplay over it is this package's overhead; on a
+// shared machine, compare the two from one run.
+func BenchmarkReplayBaseline(b *testing.B) {
+	env := eventstest.StartWith(b, events.ServerConfig{Dir: replayDir(b)}, events.StoreConfig{})
+	js, err := jetstream.New(env.Conn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	want := replayMessages()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		cons, err := js.OrderedConsumer(context.Background(), events.DefaultStream, jetstream.OrderedConsumerConfig{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		done := make(chan struct{})
+		n := 0
+		cc, err := cons.Consume(func(jetstream.Msg) {
+			if n++; n == want {
+				close(done)
+			}
+		}, jetstream.PullMaxMessages(2000))
+		if err != nil {
+			b.Fatal(err)
+		}
+		<-done
+		cc.Stop()
+	}
+	b.ReportMetric(float64(b.N*want)/b.Elapsed().Seconds(), "events/s")
+}

@@ -12,25 +12,16 @@ const (
 	// pullMax is how many messages the ordered consumer keeps buffered (JETSTREAM.md: 2000
 	// gives ~487k msgs/s on a whole-stream replay).
 	pullMax = 2000
-	// groupMax caps the slice handed to fn; the channel holds as many.
-	groupMax = 4096
 	// cleanupWait bounds the deletion of the consumer when a follow ends.
 	cleanupWait = 2 * time.Second
 )
 
-// delivered is one decoded message, or the error that decoding it gave. pending is how many
-// messages the consumer still had to deliver after it.
-type delivered struct {
-	msg     Message
-	pending uint64
-	err     error
-}
-
 // Follow delivers messages with sequence >= from, in order, in batches, to fn until ctx ends or
 // fn fails. Live: it keeps waiting for new messages. A slice holds up to 4096 messages: full
-// while catching up (the consumer says how many are pending), what has arrived when live. fn must not keep the slice. It
-// returns fn's error, an error wrapping ErrInvalid for a message that cannot be decoded, one
-// wrapping ErrUnavailable when the connection closes, or ctx.Err().
+// while catching up (the consumer says how many are pending), what has arrived when live. fn
+// must not keep the slice. It returns fn's error, an error wrapping ErrInvalid for a message
+// that cannot be decoded (after handing over those before it), one wrapping ErrUnavailable
+// when the connection closes, or one wrapping ctx.Err().
 func (s *Store) Follow(ctx context.Context, from uint64, fn func([]Message) error) error {
 	return s.follow(ctx, from, 0, fn)
 }
@@ -55,9 +46,9 @@ func (s *Store) Read(ctx context.Context, from, to uint64, fn func([]Message) er
 	return s.follow(ctx, from, to, fn)
 }
 
-// follow runs an ordered consumer from from. Its callback decodes messages into a channel;
-// this goroutine groups what the channel holds and calls fn, so decoding and fn overlap. With
-// to > 0 it stops after the message with sequence to.
+// follow runs an ordered consumer from from. Its callback decodes messages into chunks sent on
+// a channel; this goroutine groups chunks and calls fn, so decoding and fn overlap. With to > 0
+// it stops after the message with sequence to.
 func (s *Store) follow(ctx context.Context, from, to uint64, fn func([]Message) error) error {
 	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
 	if from > 1 {
@@ -68,14 +59,9 @@ func (s *Store) follow(ctx context.Context, from, to uint64, fn func([]Message) 
 		return fmt.Errorf("events: follow from %d: %w", from, mapErr(err))
 	}
 	runCtx, cancel := context.WithCancel(ctx)
-	ch := make(chan delivered, groupMax)
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		d := decodeConsumed(m)
-		select {
-		case ch <- d:
-		case <-runCtx.Done():
-		}
-	}, jetstream.PullMaxMessages(pullMax))
+	ch := make(chan chunk, chanChunks)
+	ck := chunker{ch: ch, done: runCtx.Done(), to: to}
+	cc, err := cons.Consume(ck.add, jetstream.PullMaxMessages(pullMax))
 	if err != nil {
 		cancel()
 		return fmt.Errorf("events: follow from %d: %w", from, mapErr(err))
@@ -103,72 +89,6 @@ func (s *Store) follow(ctx context.Context, from, to uint64, fn func([]Message) 
 			return nil
 		}
 	}
-}
-
-// grouper turns the consumer's messages into slices for fn.
-type grouper struct {
-	ch     <-chan delivered
-	closed <-chan struct{}
-	to     uint64 // 0: no end
-	batch  []Message
-}
-
-// next waits for a message, then keeps filling the slice while the consumer says more is
-// pending (catching up), then takes what has already arrived (live). It stops at groupMax
-// messages and at the sequence to. On an error it returns the messages before it.
-func (g *grouper) next(ctx context.Context) ([]Message, error) {
-	g.batch = g.batch[:0]
-	block := true
-	for len(g.batch) < groupMax && !g.reached() {
-		d, ok, err := g.receive(ctx, block)
-		if err != nil {
-			return g.batch, err
-		}
-		if !ok {
-			break
-		}
-		if d.err != nil {
-			return g.batch, d.err
-		}
-		g.batch = append(g.batch, d.msg)
-		block = d.pending > 0
-	}
-	return g.batch, nil
-}
-
-// reached reports that the slice ends at or past the last sequence wanted.
-func (g *grouper) reached() bool {
-	return g.to > 0 && len(g.batch) > 0 && g.batch[len(g.batch)-1].Seq >= g.to
-}
-
-// receive takes the next message; without block it reports ok=false when none is there.
-func (g *grouper) receive(ctx context.Context, block bool) (delivered, bool, error) {
-	if !block {
-		select {
-		case d := <-g.ch:
-			return d, true, nil
-		default:
-			return delivered{}, false, nil
-		}
-	}
-	select {
-	case d := <-g.ch:
-		return d, true, nil
-	case <-ctx.Done():
-		return delivered{}, false, ctx.Err()
-	case <-g.closed:
-		return delivered{}, false, fmt.Errorf("%w: consumer closed", ErrUnavailable)
-	}
-}
-
-// decodeConsumed decodes a message delivered by the consumer.
-func decodeConsumed(m jetstream.Msg) delivered {
-	meta, err := m.Metadata()
-	if err != nil {
-		return delivered{err: fmt.Errorf("%w: message metadata: %v", ErrInvalid, err)}
-	}
-	msg, err := decodeMessage(m.Subject(), meta.Sequence.Stream, meta.Timestamp, m.Data())
-	return delivered{msg: msg, pending: meta.NumPending, err: err}
 }
 
 // deleteConsumer removes the ordered consumer at once instead of leaving it to its inactive
