@@ -90,10 +90,15 @@ type Reader interface {
 	Read(ctx context.Context, from, to uint64, fn func([]events.Message) error) error
 }
 
+// replayGroup is how many messages a replay applies in one batch: the projector writes each
+// aggregate a batch touches once, so large batches write less when aggregates repeat.
+const replayGroup = 16384
+
 // replayInto applies the stream's messages after db's applied sequence up to to (0: the
-// stream's last) with a projector of db's own. When each is set it is called after every batch,
-// and with every > 0 batches are also cut after each multiple of every, so that each sees those
-// exact sequences (checkpoints at round sequences). It returns the sequence db has applied.
+// stream's last) with a projector of db's own, in batches of up to replayGroup messages. When
+// each is set it is called after every batch, and with every > 0 a batch also ends at each
+// multiple of every, so that each sees those exact sequences (checkpoints at round sequences).
+// It returns the sequence db has applied.
 func replayInto(ctx context.Context, store Reader, db *projections.DB, to, every uint64, each func(applied uint64) error) (uint64, error) {
 	p, err := projections.NewProjector(db, nil)
 	if err != nil {
@@ -103,37 +108,37 @@ func replayInto(ctx context.Context, store Reader, db *projections.DB, to, every
 	if to != 0 && from > to {
 		return p.Applied(), nil
 	}
+	buf := make([]events.Message, 0, 4096)
+	flush := func() error {
+		if len(buf) == 0 {
+			return nil
+		}
+		if err := p.ApplyMessages(buf); err != nil {
+			return err
+		}
+		clear(buf) // let the applied events go
+		buf = buf[:0]
+		if each != nil {
+			return each(p.Applied())
+		}
+		return nil
+	}
 	err = store.Read(ctx, from, to, func(msgs []events.Message) error {
-		for len(msgs) > 0 {
-			n := len(msgs)
-			if every > 0 {
-				n = cut(msgs, every)
-			}
-			if err := p.ApplyMessages(msgs[:n]); err != nil {
-				return err
-			}
-			msgs = msgs[n:]
-			if each != nil {
-				if err := each(p.Applied()); err != nil {
+		for _, m := range msgs {
+			buf = append(buf, m) // Read reuses its slice, not the messages
+			if len(buf) >= replayGroup || (every > 0 && m.Seq%every == 0) {
+				if err := flush(); err != nil {
 					return err
 				}
 			}
 		}
 		return ctx.Err()
 	})
+	if err == nil {
+		err = flush()
+	}
 	if err != nil {
 		return p.Applied(), fmt.Errorf("replay: replay %d..%d: %w", from, to, err)
 	}
 	return p.Applied(), nil
-}
-
-// cut returns how many of msgs to apply so that the last one applied is the first whose
-// sequence is a multiple of every (all of them when none is).
-func cut(msgs []events.Message, every uint64) int {
-	for i, m := range msgs {
-		if m.Seq%every == 0 {
-			return i + 1
-		}
-	}
-	return len(msgs)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 
 	"github.com/acl-es/acl/events"
 )
@@ -24,6 +25,7 @@ type Audit struct {
 	dir string
 
 	mu       sync.Mutex // serializes batches
+	cache    *auditCache
 	applied  atomic.Uint64
 	waitMu   sync.Mutex
 	advanced chan struct{} // closed and replaced each time applied advances
@@ -33,16 +35,22 @@ type Audit struct {
 func OpenAudit(dir string) (*Audit, error) {
 	cache := pebble.NewCache(16 << 20)
 	defer cache.Unref()
-	pb, err := pebble.Open(dir, &pebble.Options{
+	opts := &pebble.Options{
 		FormatMajorVersion: pebble.FormatNewest,
 		Cache:              cache,
 		MemTableSize:       16 << 20,
 		Logger:             quietLogger{},
-	})
+	}
+	// Most state reads are of aggregates seen for the first time: a bloom filter answers those
+	// without reading a block.
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	pb, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("replay: open audit index %s: %w", dir, err)
 	}
-	a := &Audit{pb: pb, dir: dir, advanced: make(chan struct{})}
+	a := &Audit{pb: pb, dir: dir, cache: newAuditCache(100_000), advanced: make(chan struct{})}
 	seq, err := a.readApplied()
 	if err != nil {
 		pb.Close()
@@ -95,7 +103,7 @@ func (a *Audit) ApplyMessages(msgs []events.Message) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	applied := a.applied.Load()
-	w := newAuditWriter(a.pb)
+	w := newAuditWriter(a.pb, a.cache)
 	defer w.b.Close()
 	last := applied
 	for _, m := range msgs {
@@ -103,6 +111,7 @@ func (a *Audit) ApplyMessages(msgs []events.Message) error {
 			continue
 		}
 		if err := w.apply(m); err != nil {
+			a.cache.reset() // cached states hold the abandoned batch's effects
 			return err
 		}
 		last = m.Seq
@@ -110,12 +119,15 @@ func (a *Audit) ApplyMessages(msgs []events.Message) error {
 	if last == applied {
 		return nil
 	}
-	if err := w.flush(last); err != nil {
-		return err
+	err := w.flush(last)
+	if err == nil {
+		err = w.b.Commit(pebble.NoSync)
 	}
-	if err := w.b.Commit(pebble.NoSync); err != nil {
+	if err != nil {
+		a.cache.reset()
 		return fmt.Errorf("replay: commit audit batch up to seq %d: %w", last, err)
 	}
+	w.committed()
 	a.waitMu.Lock()
 	a.applied.Store(last)
 	close(a.advanced)

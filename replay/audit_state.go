@@ -97,6 +97,7 @@ type recordState struct {
 	Owner     string             `json:"owner,omitempty"`
 	Assignees []events.Assignee  `json:"assignees"`
 	Links     []events.RecordRef `json:"links"`
+	LinkedBy  int                `json:"linked_by,omitempty"` // active records linking to it
 	First     uint64             `json:"first"`
 	Removed   uint64             `json:"removed,omitempty"`
 }
@@ -180,3 +181,25 @@ func decodeJSON[T any](v []byte, what string) (*T, error) {
 	}
 	return x, nil
 }
+
+// auditCache keeps the index's committed states decoded, so that the next event of an aggregate
+// costs no read. Only the goroutine applying batches uses it. States are mutated in place by the
+// batch being built, so a batch that fails must reset it. When full it starts over rather than
+// tracking recency.
+type auditCache struct {
+	max int
+	m   map[string]any
+}
+
+func newAuditCache(max int) *auditCache { return &auditCache{max: max, m: map[string]any{}} }
+
+func (c *auditCache) get(k string) any { return c.m[k] }
+
+func (c *auditCache) put(k string, v any) {
+	if len(c.m) >= c.max {
+		c.m = map[string]any{}
+	}
+	c.m[k] = v
+}
+
+func (c *auditCache) reset() { c.m = map[string]any{} }

@@ -5,28 +5,29 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/acl-es/acl/events"
 )
 
-// auditWriter turns a run of messages into one indexed Pebble batch: log entries, the states
-// that decide who an event concerns, and the applied sequence. States touched by the batch are
-// kept decoded and written once at flush; holder and reverse-link keys go to the batch at once,
-// so that a later event of the same batch sees them.
+// auditWriter turns a run of messages into one Pebble batch: log entries, the states that
+// decide who an event concerns, and the applied sequence. States are read through the index's
+// cache of committed states, mutated in place and written once at flush; holder and reverse-link
+// keys are also kept in an overlay, so that a later event of the same batch sees them.
 type auditWriter struct {
-	b          *pebble.Batch
-	tenants    map[string]*tenantState
-	principals map[string]*principalState
-	records    map[string]*recordState
-	entries    map[string]logEntry
+	pb      *pebble.DB
+	b       *pebble.Batch
+	cache   *auditCache
+	touched map[string]any  // state key -> *tenantState, *principalState or *recordState
+	keys    map[string]bool // holder and reverse-link keys set (true) or deleted in the batch
+	entries map[string]logEntry
 }
 
-func newAuditWriter(pb *pebble.DB) *auditWriter {
-	return &auditWriter{b: pb.NewIndexedBatch(), tenants: map[string]*tenantState{},
-		principals: map[string]*principalState{}, records: map[string]*recordState{},
-		entries: map[string]logEntry{}}
+func newAuditWriter(pb *pebble.DB, cache *auditCache) *auditWriter {
+	return &auditWriter{pb: pb, b: pb.NewBatch(), cache: cache, touched: map[string]any{},
+		keys: map[string]bool{}, entries: map[string]logEntry{}}
 }
 
 // apply folds the envelopes of one message into the batch.
@@ -193,7 +194,7 @@ func (w *auditWriter) recordEvent(seq uint64, i int, e events.Envelope) error {
 	if err := w.toClients(t, typ, id, seq, i, before.Client, rs.Client); err != nil {
 		return err
 	}
-	if slices.Equal(before.assigned(), rs.assigned()) {
+	if rs.LinkedBy == 0 || slices.Equal(before.assigned(), rs.assigned()) {
 		return nil
 	}
 	// Who is assigned to this record decides who a link rule lets see the records linking to it
@@ -255,19 +256,34 @@ func (w *auditWriter) relink(t, typ, id string, before, after *recordState) erro
 	}
 	for _, l := range was {
 		if !slices.Contains(now, l) {
-			if err := w.del(linkedFromKey(t, l.Type, l.ID, typ, id)); err != nil {
+			if err := w.link(t, l, typ, id, -1); err != nil {
 				return err
 			}
 		}
 	}
 	for _, l := range now {
 		if !slices.Contains(was, l) {
-			if err := w.set(linkedFromKey(t, l.Type, l.ID, typ, id)); err != nil {
+			if err := w.link(t, l, typ, id, +1); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// link adds (+1) or removes (-1) the reverse link from via to the record typ/id, and counts it in
+// via's state, so that a change of via's assignees scans for linking records only when some are.
+func (w *auditWriter) link(t string, via events.RecordRef, typ, id string, delta int) error {
+	vs, err := w.record(t, via.Type, via.ID)
+	if err != nil {
+		return err
+	}
+	vs.LinkedBy += delta
+	k := linkedFromKey(t, via.Type, via.ID, typ, id)
+	if delta > 0 {
+		return w.set(k)
+	}
+	return w.del(k)
 }
 
 func union(a, b []string) []string {
@@ -278,17 +294,7 @@ func union(a, b []string) []string {
 
 // flush writes the touched states, the log entries and the applied sequence.
 func (w *auditWriter) flush(applied uint64) error {
-	for k, v := range w.tenants {
-		if err := w.setJSON(k, v); err != nil {
-			return err
-		}
-	}
-	for k, v := range w.principals {
-		if err := w.setJSON(k, v); err != nil {
-			return err
-		}
-	}
-	for k, v := range w.records {
+	for k, v := range w.touched {
 		if err := w.setJSON(k, v); err != nil {
 			return err
 		}
@@ -306,6 +312,13 @@ func (w *auditWriter) flush(applied uint64) error {
 	return nil
 }
 
+// committed hands the batch's states to the cache.
+func (w *auditWriter) committed() {
+	for k, v := range w.touched {
+		w.cache.put(k, v)
+	}
+}
+
 func (w *auditWriter) setJSON(k string, v any) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
@@ -318,6 +331,7 @@ func (w *auditWriter) setJSON(k string, v any) error {
 }
 
 func (w *auditWriter) set(k []byte) error {
+	w.keys[string(k)] = true
 	if err := w.b.Set(k, nil, nil); err != nil {
 		return fmt.Errorf("replay: write audit key %q: %w", k, err)
 	}
@@ -325,62 +339,77 @@ func (w *auditWriter) set(k []byte) error {
 }
 
 func (w *auditWriter) del(k []byte) error {
+	w.keys[string(k)] = false
 	if err := w.b.Delete(k, nil); err != nil {
 		return fmt.Errorf("replay: delete audit key %q: %w", k, err)
 	}
 	return nil
 }
 
-// scan calls fn with every key under prefix, as the batch sees them.
+// scan calls fn with every key under prefix as the batch sees them: the committed keys, less
+// those deleted in the batch, plus those set in it, in key order.
 func (w *auditWriter) scan(prefix []byte, fn func(k []byte) error) error {
-	it, err := w.b.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	it, err := w.pb.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
 		return fmt.Errorf("replay: scan %q: %w", prefix, err)
 	}
+	var found []string
 	for ok := it.First(); ok; ok = it.Next() {
-		if err := fn(it.Key()); err != nil {
-			it.Close()
-			return err
+		if set, ok := w.keys[string(it.Key())]; !ok || set {
+			found = append(found, string(it.Key()))
 		}
 	}
 	if err := it.Close(); err != nil {
 		return fmt.Errorf("replay: scan %q: %w", prefix, err)
 	}
+	for k, set := range w.keys {
+		if set && strings.HasPrefix(k, string(prefix)) && !slices.Contains(found, k) {
+			found = append(found, k)
+		}
+	}
+	slices.Sort(found)
+	for _, k := range found {
+		if err := fn([]byte(k)); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
 func (w *auditWriter) tenant(id string) (*tenantState, error) {
-	return loadState(w, w.tenants, tenantStateKey(id), "tenant "+id)
+	return loadState[tenantState](w, tenantStateKey(id), "tenant "+id)
 }
 
 func (w *auditWriter) principal(tenant, id string) (*principalState, error) {
-	return loadState(w, w.principals, principalStateKey(tenant, id), "principal "+id)
+	return loadState[principalState](w, principalStateKey(tenant, id), "principal "+id)
 }
 
 func (w *auditWriter) record(tenant, typ, id string) (*recordState, error) {
-	return loadState(w, w.records, recordStateKey(tenant, typ, id), "record "+typ+"/"+id)
+	return loadState[recordState](w, recordStateKey(tenant, typ, id), "record "+typ+"/"+id)
 }
 
-// loadState returns the state under k: from the batch's decoded states, else from Pebble, else
-// a new zero state.
-func loadState[T any](w *auditWriter, m map[string]*T, k []byte, what string) (*T, error) {
-	if s := m[string(k)]; s != nil {
+// loadState returns the state under k: as the batch left it, else from the cache of committed
+// states, else from Pebble, else a new zero state. It is marked touched: written at flush.
+func loadState[T any](w *auditWriter, k []byte, what string) (*T, error) {
+	if s, ok := w.touched[string(k)].(*T); ok {
 		return s, nil
 	}
-	v, closer, err := w.b.Get(k)
-	if errors.Is(err, pebble.ErrNotFound) {
-		s := new(T)
-		m[string(k)] = s
-		return s, nil
+	s, ok := w.cache.get(string(k)).(*T)
+	if !ok {
+		v, closer, err := w.pb.Get(k)
+		switch {
+		case errors.Is(err, pebble.ErrNotFound):
+			s = new(T)
+		case err != nil:
+			return nil, fmt.Errorf("replay: read %s: %w", what, err)
+		default:
+			s, err = decodeJSON[T](v, what)
+			closer.Close()
+			if err != nil {
+				return nil, err
+			}
+		}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("replay: read %s: %w", what, err)
-	}
-	defer closer.Close()
-	s, err := decodeJSON[T](v, what)
-	if err != nil {
-		return nil, err
-	}
-	m[string(k)] = s
+	w.touched[string(k)] = s
 	return s, nil
 }
