@@ -3,6 +3,7 @@ package events_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -234,5 +235,26 @@ func TestAppendRetryAfterSubjectMovedOn(t *testing.T) {
 	}
 	if n := lastSeq(t, st); n != 3 {
 		t.Fatalf("last seq %d; want 3", n)
+	}
+}
+
+// TestAppendTooLarge: a message above the NATS payload limit (1 MiB) is refused as invalid.
+func TestAppendTooLarge(t *testing.T) {
+	env := eventstest.Start(t)
+	links := make([]events.RecordRef, 40000)
+	for i := range links {
+		links[i] = events.RecordRef{Type: "case", ID: fmt.Sprintf("case-%d", i)}
+	}
+	e, err := events.New(events.Meta{Tenant: "acme", Aggregate: events.RecordAggregate("invoice", "i1"), Actor: "system",
+		CommandID: "c1", Time: testTime}, events.RecordRegisteredV1{RecordBody: events.RecordBody{Type: "invoice", ID: "i1", Links: links}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	subj, _ := events.Subject("acme", e.Aggregate)
+	if _, err := env.Store.Append(ctxT(t), subj, 0, "c1", []events.Envelope{e}); !errors.Is(err, events.ErrInvalid) {
+		t.Fatalf("append of %d bytes of data = %v; want ErrInvalid", len(e.Data), err)
+	}
+	if n := lastSeq(t, env.Store); n != 0 {
+		t.Fatalf("last seq %d; want 0", n)
 	}
 }
