@@ -2,11 +2,9 @@ package projections
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
-	"github.com/acl-es/acl/aggregates"
 	"github.com/acl-es/acl/events"
 )
 
@@ -63,16 +61,4 @@ func applyAll(t testing.TB, p *Projector, msgs []events.Message, n int) {
 			t.Fatalf("apply messages %d..: %v", i, err)
 		}
 	}
-}
-
-// codeOf is the code of err, "" for nil.
-func codeOf(err error) aggregates.Code {
-	if err == nil {
-		return ""
-	}
-	var e *aggregates.Error
-	if errors.As(err, &e) {
-		return e.Code
-	}
-	return aggregates.CodeInternal
 }

@@ -1,0 +1,81 @@
+package projections
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// serverMetrics are the query latency by query and the errors by code; with a projector, its
+// applied sequence and its lag behind the stream (read at scrape time: no polling loop).
+type serverMetrics struct {
+	latency *prometheus.HistogramVec
+	errors  *prometheus.CounterVec
+}
+
+func newServerMetrics(reg prometheus.Registerer, proj *Projector, log *slog.Logger) *serverMetrics {
+	m := &serverMetrics{
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "acl_query_duration_seconds",
+			Help:    "Time to answer a query, by query name.",
+			Buckets: prometheus.ExponentialBuckets(5e-6, 4, 12), // 5 µs .. 21 s
+		}, []string{"query"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "acl_query_errors_total",
+			Help: "Queries answered with an error, by query name and error code.",
+		}, []string{"query", "code"}),
+	}
+	if reg == nil {
+		return m
+	}
+	cs := []prometheus.Collector{m.latency, m.errors}
+	if proj != nil {
+		cs = append(cs,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "acl_projector_applied_sequence",
+				Help: "Last stream sequence applied to the read model.",
+			}, func() float64 { return float64(proj.Applied()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "acl_projector_lag",
+				Help: "Stream messages not yet applied to the read model.",
+			}, func() float64 { return float64(proj.lag()) }),
+		)
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			log.Warn("projections: metric not registered", "err", err)
+		}
+	}
+	return m
+}
+
+// observe records one query. Unknown query names share one label value, so that a client
+// cannot grow the number of series.
+func (m *serverMetrics) observe(name string, start time.Time, err error) {
+	switch name {
+	case "check", "visible", "permissions", "principals", "recipients", "history", "diff":
+	default:
+		name = "other"
+	}
+	m.latency.WithLabelValues(name).Observe(time.Since(start).Seconds())
+	if err != nil {
+		m.errors.WithLabelValues(name, string(codeOf(err))).Inc()
+	}
+}
+
+// lag asks the stream for its last sequence; 0 when it cannot say.
+func (p *Projector) lag() uint64 {
+	if p.store == nil {
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	last, err := p.store.LastSeq(ctx)
+	applied := p.Applied()
+	if err != nil || last < applied {
+		return 0
+	}
+	return last - applied
+}

@@ -1,0 +1,277 @@
+package projections
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/acl-es/acl/aggregates"
+	"github.com/acl-es/acl/events"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// MaxBody is the largest query body (SPEC section 5: the NATS default payload).
+const MaxBody = 1 << 20
+
+// Moment is an as_of as the wire gives it: a stream sequence, or (Time set, UTC) an RFC 3339
+// time meaning the last event at or before it.
+type Moment struct {
+	Seq  uint64
+	Time time.Time
+}
+
+// AsOfFunc returns an engine over the state at a moment and the function to call when the query
+// is done with it. It resolves times and waits for sequences the live model has not applied.
+type AsOfFunc func(ctx context.Context, tenant string, at Moment) (*Engine, func(), error)
+
+// Request is one query as a handler sees it, whatever the transport.
+type Request struct {
+	Tenant string
+	Query  string
+	Body   []byte  // the whole JSON body; decode it with DecodeBody into a struct embedding Common
+	Engine *Engine // the live engine, or the engine at as_of when the body has one
+	AsOf   *Moment // nil when the body has none
+}
+
+// Handler answers one named query; the answer is encoded as JSON.
+type Handler func(ctx context.Context, r Request) (any, error)
+
+// Common holds the fields every query body may carry. Query body structs embed it, so that
+// decoding them strictly accepts these fields and rejects every other unknown one.
+type Common struct {
+	MinSeq uint64          `json:"min_seq,omitempty"`
+	AsOf   json.RawMessage `json:"as_of,omitempty"`
+}
+
+// ServerOptions configures a Server. Zero values take the defaults.
+type ServerOptions struct {
+	AsOf         AsOfFunc              // nil: as_of answers invalid_argument
+	Registerer   prometheus.Registerer // nil: no metrics
+	Logger       *slog.Logger          // default slog.Default()
+	QueryTimeout time.Duration         // default 10 s
+	Concurrency  int                   // NATS queries served at once; default 64
+}
+
+// Server answers queries over HTTP and NATS with the same parsing and handlers.
+type Server struct {
+	engine  *Engine
+	proj    *Projector
+	opts    ServerOptions
+	log     *slog.Logger
+	metrics *serverMetrics
+
+	mu       sync.RWMutex
+	handlers map[string]Handler
+
+	natsMu sync.Mutex
+	stops  []func()
+}
+
+// NewServer returns a server answering with engine; proj (nil allowed) gives readiness and the
+// projector metrics.
+func NewServer(engine *Engine, proj *Projector, o ServerOptions) *Server {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.QueryTimeout <= 0 {
+		o.QueryTimeout = 10 * time.Second
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 64
+	}
+	s := &Server{engine: engine, proj: proj, opts: o, log: o.Logger, handlers: map[string]Handler{}}
+	s.metrics = newServerMetrics(o.Registerer, proj, o.Logger)
+	s.Handle("check", func(ctx context.Context, r Request) (any, error) {
+		var b struct {
+			Common
+			CheckQuery
+		}
+		if err := DecodeBody(r.Body, &b); err != nil {
+			return nil, err
+		}
+		return r.Engine.Check(ctx, r.Tenant, b.CheckQuery)
+	})
+	s.Handle("visible", func(ctx context.Context, r Request) (any, error) {
+		var b struct {
+			Common
+			VisibleQuery
+		}
+		if err := DecodeBody(r.Body, &b); err != nil {
+			return nil, err
+		}
+		return r.Engine.Visible(ctx, r.Tenant, b.VisibleQuery)
+	})
+	s.Handle("permissions", func(ctx context.Context, r Request) (any, error) {
+		var b struct {
+			Common
+			PermissionsQuery
+		}
+		if err := DecodeBody(r.Body, &b); err != nil {
+			return nil, err
+		}
+		return r.Engine.Permissions(ctx, r.Tenant, b.PermissionsQuery)
+	})
+	s.Handle("principals", func(ctx context.Context, r Request) (any, error) {
+		var b struct {
+			Common
+			PrincipalsQuery
+		}
+		if err := DecodeBody(r.Body, &b); err != nil {
+			return nil, err
+		}
+		return r.Engine.Principals(ctx, r.Tenant, b.PrincipalsQuery)
+	})
+	s.Handle("recipients", func(ctx context.Context, r Request) (any, error) {
+		var b struct {
+			Common
+			RecipientsQuery
+		}
+		if err := DecodeBody(r.Body, &b); err != nil {
+			return nil, err
+		}
+		return r.Engine.Recipients(ctx, r.Tenant, b.RecipientsQuery)
+	})
+	return s
+}
+
+// Handle registers (or replaces) the handler of a query name: replay adds history and diff.
+func (s *Server) Handle(name string, h Handler) {
+	s.mu.Lock()
+	s.handlers[name] = h
+	s.mu.Unlock()
+}
+
+// DecodeBody decodes a JSON body strictly: unknown fields, trailing data and wrong types are
+// invalid_argument.
+func DecodeBody(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return invalid("body: %v", err)
+	}
+	if dec.More() {
+		return invalid("body: data after the JSON object")
+	}
+	return nil
+}
+
+// Query runs one query and returns its JSON answer: the transports call it.
+func (s *Server) Query(ctx context.Context, tenant, name string, body []byte) (answer []byte, err error) {
+	start := time.Now()
+	defer func() { s.metrics.observe(name, start, err) }()
+	if !events.ValidToken(tenant) {
+		return nil, invalid("tenant %q is not 1 to 64 of A-Z a-z 0-9 _ -", tenant)
+	}
+	s.mu.RLock()
+	h := s.handlers[name]
+	s.mu.RUnlock()
+	if h == nil {
+		return nil, aggregates.Errorf(aggregates.CodeNotFound, "no query %q", name)
+	}
+	if len(body) > MaxBody {
+		return nil, invalid("body of %d bytes is over the limit of %d", len(body), MaxBody)
+	}
+	var c Common
+	if err := json.Unmarshal(body, &c); err != nil {
+		return nil, invalid("body: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.QueryTimeout)
+	defer cancel()
+	if err := s.engine.WaitFor(ctx, c.MinSeq); err != nil {
+		return nil, err
+	}
+	r := Request{Tenant: tenant, Query: name, Body: body, Engine: s.engine}
+	if len(c.AsOf) > 0 && string(c.AsOf) != "null" {
+		at, err := ParseMoment(c.AsOf)
+		if err != nil {
+			return nil, err
+		}
+		if s.opts.AsOf == nil {
+			return nil, invalid("as_of not supported")
+		}
+		eng, release, err := s.opts.AsOf(ctx, tenant, at)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		r.Engine, r.AsOf = eng, &at
+	}
+	a, err := h(ctx, r)
+	if err != nil {
+		if ctx.Err() != nil && codeOf(err) == aggregates.CodeInternal {
+			return nil, &aggregates.Error{Code: aggregates.CodeUnavailable, Op: name,
+				Message: "the query did not finish in time", Err: err}
+		}
+		return nil, err
+	}
+	out, err := json.Marshal(a)
+	if err != nil {
+		return nil, fmt.Errorf("projections: encode %s answer: %w", name, err)
+	}
+	return out, nil
+}
+
+// ParseMoment reads an as_of: a non-negative integer is a sequence, a string an RFC 3339 time
+// (an offset is accepted and read as UTC).
+func ParseMoment(raw json.RawMessage) (Moment, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) > 0 && raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return Moment{}, invalid("as_of %s: %v", raw, err)
+		}
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return Moment{}, invalid("as_of %q: want a stream sequence or an RFC 3339 time", s)
+		}
+		return Moment{Time: t.UTC()}, nil
+	}
+	seq, err := strconv.ParseUint(string(raw), 10, 64)
+	if err != nil {
+		return Moment{}, invalid("as_of %s: want a stream sequence or an RFC 3339 time", raw)
+	}
+	return Moment{Seq: seq}, nil
+}
+
+// errorBody is the wire form of a query error.
+func errorBody(err error) []byte {
+	code, msg := codeOf(err), err.Error()
+	var e *aggregates.Error
+	if errors.As(err, &e) {
+		msg = e.Message
+	}
+	b, _ := json.Marshal(map[string]any{"error": map[string]string{"code": string(code), "message": msg}})
+	return b
+}
+
+// codeOf is the code of err: the product's code, unavailable for an exhausted context.
+func codeOf(err error) aggregates.Code {
+	if err == nil {
+		return ""
+	}
+	var e *aggregates.Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return aggregates.CodeUnavailable
+	}
+	return aggregates.CodeInternal
+}
+
+// Close stops the NATS subscriptions and waits for the queries they are answering.
+func (s *Server) Close() {
+	s.natsMu.Lock()
+	stops := s.stops
+	s.stops = nil
+	s.natsMu.Unlock()
+	for _, stop := range stops {
+		stop()
+	}
+}
