@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -196,6 +197,7 @@ func BenchmarkReplay(b *testing.B) {
 			dir := replayDir(b)
 			env := eventstest.StartWith(b, events.ServerConfig{Dir: dir, Sync: m.sync}, events.StoreConfig{})
 			want := uint64(replayMessages())
+			cpu := startCPU()
 			b.ResetTimer()
 			total := 0
 			for i := 0; i < b.N; i++ {
@@ -212,6 +214,7 @@ func BenchmarkReplay(b *testing.B) {
 				total += int(n)
 			}
 			b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "events/s")
+			cpu.report(b, total)
 		})
 	}
 }
@@ -263,6 +266,7 @@ func BenchmarkReplayBaseline(b *testing.B) {
 		b.Fatal(err)
 	}
 	want := replayMessages()
+	cpu := startCPU()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		cons, err := js.OrderedConsumer(context.Background(), events.DefaultStream, jetstream.OrderedConsumerConfig{})
@@ -283,4 +287,26 @@ func BenchmarkReplayBaseline(b *testing.B) {
 		cc.Stop()
 	}
 	b.ReportMetric(float64(b.N*want)/b.Elapsed().Seconds(), "events/s")
+	cpu.report(b, b.N*want)
+}
+
+// cpuClock measures the CPU time of the whole process (server included). On a machine shared
+// with other work, CPU time per event varies much less than wall-clock rates do.
+type cpuClock time.Duration
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func startCPU() cpuClock { return cpuClock(processCPU()) }
+
+// report adds the CPU nanoseconds spent per event since start.
+func (c cpuClock) report(b *testing.B, events int) {
+	if events > 0 {
+		b.ReportMetric(float64(processCPU()-time.Duration(c))/float64(events), "cpu-ns/event")
+	}
 }
