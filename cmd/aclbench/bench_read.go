@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// readSide makes the read side answer. In-process it starts the projector (and, when a selected
+// workload needs as_of, the replay service before it, so that checkpoints are taken as the
+// projector advances) and waits until the read model has caught up with the stream. Against a
+// running acld it does nothing: that server's read side is its own.
+func (b *bench) readSide(ctx context.Context) error {
+	if b.st.remote() || b.st.proj != nil {
+		return nil
+	}
+	start := time.Now()
+	if err := b.st.startReadSide(ctx, b.needReplay); err != nil {
+		return err
+	}
+	last, err := b.st.caughtUp(ctx)
+	if err != nil {
+		return err
+	}
+	el := time.Since(start)
+	fmt.Fprintf(b.w, "read model caught up with %d messages in %.1fs (%.0f msgs/s%s)\n", last, el.Seconds(),
+		float64(last)/el.Seconds(), map[bool]string{true: ", with the audit index and checkpoints", false: ""}[b.needReplay])
+	return nil
+}
+
+// querier returns the way to ask queries (inprocess, http, nats) and what to call when done.
+func (b *bench) querier(ctx context.Context, via string) (querier, func(), error) {
+	nop := func() {}
+	switch via {
+	case "inprocess":
+		if b.st.remote() {
+			return nil, nil, errors.New("in-process queries need the in-process server; against a running acld use --via http or nats")
+		}
+		if err := b.readSide(ctx); err != nil {
+			return nil, nil, err
+		}
+		return engineQuerier{b.st.engine}, nop, nil
+	case "http":
+		url := b.opt.httpURL
+		if url == "" {
+			if b.st.remote() {
+				return nil, nil, errors.New("queries over HTTP to a running acld need --http-url")
+			}
+			if err := b.readSide(ctx); err != nil {
+				return nil, nil, err
+			}
+			var err error
+			if url, err = b.st.startQueryServers(ctx); err != nil {
+				return nil, nil, err
+			}
+		}
+		h := newHTTPQuerier(url, max(b.opt.httpConns, b.workersFor(via)))
+		return h, h.close, nil
+	case "nats":
+		if !b.st.remote() {
+			if err := b.readSide(ctx); err != nil {
+				return nil, nil, err
+			}
+			if _, err := b.st.startQueryServers(ctx); err != nil {
+				return nil, nil, err
+			}
+		}
+		var conns []*nats.Conn
+		for range max(b.opt.natsConns, 1) {
+			nc, err := b.st.connect()
+			if err != nil {
+				return nil, nil, err
+			}
+			conns = append(conns, nc)
+		}
+		return newNATSQuerier(conns), nop, nil
+	}
+	return nil, nil, fmt.Errorf("--via %q: want inprocess, http or nats", via)
+}

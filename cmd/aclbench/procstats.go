@@ -1,0 +1,58 @@
+package main
+
+import (
+	"bufio"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+)
+
+// Memory is the process's memory when a workload ends. In-process runs hold the whole server
+// (embedded NATS with its JetStream caches, Pebble, the engine's caches, the command service's
+// cache) plus the tool's own small state, so RSS is an upper bound of what acld would use.
+type Memory struct {
+	RSSMB     float64 `json:"rss_mb"`      // resident set now (VmRSS)
+	RSSPeakMB float64 `json:"rss_peak_mb"` // the process's peak so far (VmHWM), loading included
+	HeapMB    float64 `json:"heap_mb"`     // Go heap in use (HeapInuse)
+	HeapLive  float64 `json:"heap_alloc_mb"`
+	SysMB     float64 `json:"go_sys_mb"` // memory the Go runtime holds from the OS
+	NumGC     uint32  `json:"num_gc"`
+}
+
+func readMemory() Memory {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	m := Memory{HeapMB: mb(ms.HeapInuse), HeapLive: mb(ms.HeapAlloc), SysMB: mb(ms.Sys), NumGC: ms.NumGC}
+	m.RSSMB, m.RSSPeakMB = procStatusMB("VmRSS"), procStatusMB("VmHWM")
+	return m
+}
+
+func mb(b uint64) float64 { return round3(float64(b) / (1 << 20)) }
+
+// procStatusMB reads a "kB" line of /proc/self/status (0 where there is no /proc).
+func procStatusMB(key string) float64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		rest, ok := strings.CutPrefix(line, key+":")
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(rest)
+		if len(fields) == 0 {
+			return 0
+		}
+		kb, err := strconv.ParseFloat(fields[0], 64)
+		if err != nil {
+			return 0
+		}
+		return round3(kb / 1024)
+	}
+	return 0
+}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+)
+
+// workload is one named measurement of `aclbench run`.
+type workload struct {
+	name  string
+	about string
+	run   func(ctx context.Context, b *bench) ([]Result, error)
+}
+
+// workloads in the order `run all` runs them: the ones that only read the stream first (they
+// start their own read models), then the queries on the loaded data, then the ones that write.
+var workloads = []workload{
+	{"projection", "catch-up of a fresh read model from the stream (events/s)", runProjection},
+	{"rebuild", "replay.Rebuild of the projections and the audit index (events/s)", runRebuild},
+	{"check", "check in-process on the engine (--workers callers)", func(ctx context.Context, b *bench) ([]Result, error) {
+		return runCheck(ctx, b, "inprocess")
+	}},
+	{"check-nats", "check as NATS requests on acl.queries.<tenant>.check", func(ctx context.Context, b *bench) ([]Result, error) {
+		return runCheck(ctx, b, "nats")
+	}},
+	{"check-http", "check over HTTP, one keep-alive connection per caller", func(ctx context.Context, b *bench) ([]Result, error) {
+		return runCheck(ctx, b, "http")
+	}},
+	{"visible", "visible first page (full and limited principals) and a full listing (--via)", runVisible},
+	{"principals", "who may view a record (--via)", runPrincipals},
+	{"asof", "as_of at random moments via replay checkpoints, then a check", runAsOf},
+	{"ryw", "read-your-writes: AssignRecord, then check with min_seq (--via)", runRYW},
+	{"commands", "the steady-state command mix with each --clients count", runCommands},
+	{"memory", "RSS and Go heap after the workloads run before it", runMemory},
+}
+
+func findWorkload(name string) (workload, bool) {
+	for _, w := range workloads {
+		if w.name == name {
+			return w, true
+		}
+	}
+	return workload{}, false
+}
+
+// selectWorkloads reads "all" or a comma-separated list into workloads, in the list's order.
+func selectWorkloads(spec string) ([]workload, error) {
+	if spec == "all" {
+		return workloads, nil
+	}
+	var out []workload
+	for _, name := range strings.Split(spec, ",") {
+		name = strings.TrimSpace(name)
+		w, ok := findWorkload(name)
+		if !ok {
+			return nil, fmt.Errorf("unknown workload %q; known: %s, or all", name, strings.Join(workloadNames(), ", "))
+		}
+		out = append(out, w)
+	}
+	return out, nil
+}
+
+func workloadNames() []string {
+	var ns []string
+	for _, w := range workloads {
+		ns = append(ns, w.name)
+	}
+	return ns
+}
+
+// runMemory reports the process's memory after the workloads before it, the read model
+// caught up: the RSS aim applies here.
+func runMemory(ctx context.Context, b *bench) ([]Result, error) {
+	if !b.st.remote() {
+		if err := b.readSide(ctx); err != nil {
+			return nil, err
+		}
+	}
+	runtime.GC()
+	r := Result{Workload: "memory", Variant: "after-workloads", Records: b.ds.Scale.Records, Principals: b.ds.Scale.Principals,
+		Memory: readMemory()}
+	if !b.st.remote() {
+		r.Extra = map[string]any{"disk_mb": round3(float64(dirSize(b.st.cfg.dir)) / (1 << 20))}
+	}
+	r.Aims = checkAims(r)
+	return []Result{r}, nil
+}
+
+// needsReplay reports whether a selection needs the replay service with the read side.
+func needsReplay(ws []workload) bool {
+	return slices.ContainsFunc(ws, func(w workload) bool { return w.name == "asof" })
+}
