@@ -36,7 +36,45 @@
 // (no leader, no responders, timeout, connection closed: the append may or may not have been
 // stored, so retry with the same message id), ErrConfig (server or stream configuration).
 //
+// # Reading
+//
+// Load uses the batched direct get API (no consumer): one request per 1000 messages of the
+// subject. Its cost depends on how the subject's messages sit in the file blocks: the server
+// jumps to a subject's first message in a block but scans from there to the next one, so a
+// long, dense history (a busy tenant aggregate) is slow to load from 0; load after a cached
+// state's sequence instead. Follow and Read run an ordered consumer (pulling 10000 ahead),
+// decode in its callback with a scanner made for the exact JSON Append writes (encoding/json
+// for anything else), pass chunks of messages to the follower's goroutine, and delete the
+// consumer when they end. SeqAtTime asks the server for the first message after t (direct
+// get by start time) and answers the sequence before it.
+//
+// # Durability
+//
+// The embedded server fsyncs every 100ms by default (DefaultSync): a process crash loses
+// nothing acknowledged (the data is in the page cache), a machine crash at most the last
+// 100ms. "always" fsyncs every message and is about 10x slower; nats-server's own default
+// (2 minutes) is no faster here. The embedded server's only user is denied deleting, purging
+// and updating the stream, which DenyDelete and DenyPurge alone do not prevent.
+//
 // # Performance
 //
-// See the Performance section at the end of this comment for measured figures.
+// Measured with
+//
+//	BENCH_SYNC=2m,100ms,10ms,always go test ./events -run '^$' -bench Append -benchtime 3s
+//	go test ./events -run '^$' -bench 'Replay|Load' -benchtime 3x
+//
+// on 2 virtual cores (AMD, Go 1.26, nats-server v2.15.2, in-process connection, ~330-byte
+// envelopes) shared with other engineers' test runs, so each figure is a range over runs at
+// different loads (load average 1.7 to 6):
+//
+//   - BenchmarkAppendParallel, 16 appenders with expected sequences: 100ms (the default)
+//     10.2k-30.4k appends/s; 2m 20.5k-25.1k; 10ms 15.4k-26.3k; always 0.4k-2.3k.
+//   - BenchmarkAppend, one appender: 100ms 9.4k-19.0k appends/s; 2m 13.0k-18.3k; 10ms
+//     11.8k-15.4k; always 0.66k-2.7k (one fsync of 0.4-1.5 ms on this virtual disk per append).
+//   - BenchmarkReplay, Read of 200k messages: 85k-313k events/s. The bare ordered consumer
+//     that only counts messages (BenchmarkReplayBaseline) did 147k-325k; this package costs
+//     1.33-1.43x its CPU per event (decoding is ~0.85 us per envelope, BenchmarkDecodeMessage).
+//   - BenchmarkLoad of one aggregate of that stream (a message every 10,000 sequences): its
+//     whole 20-message history 9-12 ms warm, up to 220 ms cold; the one message after a cached
+//     state 0.2 ms warm, about 1 ms cold.
 package events
