@@ -1,5 +1,3 @@
-// Package eventstest starts a real embedded NATS server with JetStream and an event store for
-// tests: in process (no socket), in t.TempDir(), shut down by t.Cleanup.
 package eventstest
 
 import (
