@@ -7,6 +7,7 @@ import (
 	"log"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 )
 
 // DBOptions sizes Pebble. Zero values take the defaults.
@@ -30,15 +31,25 @@ func OpenDB(dir string, o DBOptions) (*DB, error) {
 	if o.MemTableBytes == 0 {
 		o.MemTableBytes = 32 << 20
 	}
+	// At least 4 MiB: a batch large enough to be kept by reference as a flushable batch (half
+	// the memtable) must be larger than what Batch.Reset keeps for reuse (1 MiB), because the
+	// projector reuses its batch.
+	o.MemTableBytes = max(o.MemTableBytes, 4<<20)
 	cache := pebble.NewCache(o.CacheBytes)
 	defer cache.Unref() // Pebble holds its own reference while open
-	pb, err := pebble.Open(dir, &pebble.Options{
+	opts := &pebble.Options{
 		FormatMajorVersion: pebble.FormatNewest,
 		Cache:              cache,
 		MemTableSize:       o.MemTableBytes,
 		ReadOnly:           o.ReadOnly,
 		Logger:             quietLogger{},
-	})
+	}
+	// Bloom filters: the projector reads each aggregate before its first event, and for a new
+	// one (most of them while catching up) the read must not visit every level's blocks.
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	pb, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("projections: open pebble %s: %w", dir, err)
 	}

@@ -13,47 +13,72 @@ type entry struct {
 // recordEntries lists the index entries of a record: none unless it is active. Index values
 // carry the record's client, so that the client-contact filter needs no extra read.
 func recordEntries(tenant string, r *aggregates.Record) []entry {
+	var out []entry
+	eachRecordEntry(nil, tenant, r, func(k []byte, v string) {
+		out = append(out, entry{string(k), v})
+	})
+	return out
+}
+
+// eachRecordEntry calls emit with each index entry of r; the key is built in buf and valid
+// during the call only.
+func eachRecordEntry(buf []byte, tenant string, r *aggregates.Record, emit func(k []byte, v string)) []byte {
 	if !r.Active() {
-		return nil
+		return buf
 	}
 	typ, id := r.Type, r.ID
-	out := make([]entry, 0, 3+len(r.Units)+len(r.Assignees)+len(r.Links))
-	out = append(out, entry{string(key(nil, tenant, string(tagAll), typ, id)), r.Client})
+	buf = key(buf[:0], tenant, string(tagAll), typ, id)
+	emit(buf, r.Client)
 	if r.Client != "" {
-		out = append(out, entry{string(key(nil, tenant, string(tagClient), r.Client, typ, id)), ""})
+		buf = key(buf[:0], tenant, string(tagClient), r.Client, typ, id)
+		emit(buf, "")
 	}
 	for _, u := range r.Units {
-		out = append(out, entry{string(key(nil, tenant, string(tagUnit), u.Kind, u.ID, typ, id)), r.Client})
+		buf = key(buf[:0], tenant, string(tagUnit), u.Kind, u.ID, typ, id)
+		emit(buf, r.Client)
 	}
 	if r.Owner != "" {
-		out = append(out, entry{string(key(nil, tenant, string(tagOwner), r.Owner, typ, id)), r.Client})
+		buf = key(buf[:0], tenant, string(tagOwner), r.Owner, typ, id)
+		emit(buf, r.Client)
 	}
 	for _, a := range r.Assignees {
-		out = append(out, entry{string(key(nil, tenant, string(tagAssignee), a.Principal, typ, id, a.Relation)), r.Client})
+		buf = key(buf[:0], tenant, string(tagAssignee), a.Principal, typ, id, a.Relation)
+		emit(buf, r.Client)
 	}
 	for _, l := range r.Links {
-		out = append(out, entry{string(key(nil, tenant, string(tagLink), l.Type, l.ID, typ, id)), r.Client})
+		buf = key(buf[:0], tenant, string(tagLink), l.Type, l.ID, typ, id)
+		emit(buf, r.Client)
 	}
-	return out
+	return buf
 }
 
 // principalEntries lists the index entries of a principal: those of the record it is, plus the
 // holders of its roles and of its direct grants (the candidates of the principals query).
 func principalEntries(tenant string, p *aggregates.Principal) []entry {
+	var out []entry
+	eachPrincipalEntry(nil, tenant, p, func(k []byte, v string) {
+		out = append(out, entry{string(k), v})
+	})
+	return out
+}
+
+func eachPrincipalEntry(buf []byte, tenant string, p *aggregates.Principal, emit func(k []byte, v string)) []byte {
 	if !p.Active() {
-		return nil
+		return buf
 	}
-	out := recordEntries(tenant, aggregates.PrincipalAsRecord(p))
+	buf = eachRecordEntry(buf, tenant, aggregates.PrincipalAsRecord(p), emit)
 	for _, role := range p.Roles {
-		out = append(out, entry{string(key(nil, tenant, string(tagRole), role, p.ID)), ""})
+		buf = key(buf[:0], tenant, string(tagRole), role, p.ID)
+		emit(buf, "")
 	}
 	for i, g := range p.Grants {
 		if i > 0 && p.Grants[i-1].Permission == g.Permission {
 			continue // grants are sorted: one key per permission
 		}
-		out = append(out, entry{string(key(nil, tenant, string(tagDirect), g.Permission, p.ID)), ""})
+		buf = key(buf[:0], tenant, string(tagDirect), g.Permission, p.ID)
+		emit(buf, "")
 	}
-	return out
+	return buf
 }
 
 // shadowed reports whether a record aggregate of type typ is hidden behind principals or units,

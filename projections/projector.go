@@ -25,6 +25,8 @@ type Projector struct {
 
 	mu     sync.Mutex // serializes batches
 	states *stateCache
+	batch  *pebble.Batch // reused: its buffer keeps the size of the largest batch
+	writes writes        // reused: the batch's writes before they are sorted into it
 
 	applied  atomic.Uint64
 	target   atomic.Uint64 // the stream's last sequence when Run started: ready once applied
@@ -79,8 +81,12 @@ func (p *Projector) ApplyMessages(msgs []events.Message) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	applied := p.applied.Load()
-	w := newWriter(p.db.pb, p.states)
-	defer w.b.Close()
+	if p.batch == nil {
+		p.batch = p.db.pb.NewBatch()
+	}
+	p.batch.Reset()
+	p.writes.reset()
+	w := newWriter(p.db.pb, p.batch, &p.writes, p.states)
 	last := applied
 	for _, m := range msgs {
 		if m.Seq <= last {

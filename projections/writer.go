@@ -29,10 +29,13 @@ type writer struct {
 	states  *stateCache
 	tenants map[string]bool // tenants whose policy part changed in this batch
 	touched map[string]*pending
+	kbuf    []byte
+	w       *writes
 }
 
-func newWriter(pb *pebble.DB, states *stateCache) *writer {
-	return &writer{pb: pb, b: pb.NewBatch(), states: states,
+// newWriter builds into b and ws, which the caller resets and reuses.
+func newWriter(pb *pebble.DB, b *pebble.Batch, ws *writes, states *stateCache) *writer {
+	return &writer{pb: pb, b: b, w: ws, states: states,
 		tenants: map[string]bool{}, touched: map[string]*pending{}}
 }
 
@@ -71,9 +74,11 @@ func (w *writer) applyTenant(e events.Envelope, d events.Data) error {
 	if sc, ok := d.(events.SeatChangedV1); ok {
 		k := seatKey(e.Tenant, sc.Principal)
 		if sc.To == "" || sc.To == aggregates.LevelDisabled {
-			return w.b.Delete(k, nil)
+			addWrite(w.w, k, "", true)
+		} else {
+			addWrite(w.w, k, sc.To, false)
 		}
-		return w.b.Set(k, []byte(sc.To), nil)
+		return nil
 	}
 	t, err := w.tenant(e.Tenant)
 	if err != nil {
@@ -83,11 +88,9 @@ func (w *writer) applyTenant(e events.Envelope, d events.Data) error {
 	clear(t.Commands)
 	w.tenants[e.Tenant] = true
 	if ud, ok := d.(events.UnitDefinedV1); ok {
-		for _, en := range recordEntries(e.Tenant, aggregates.UnitAsRecord(ud.Unit, e.ID)) {
-			if err := w.b.Set([]byte(en.k), []byte(en.v), nil); err != nil {
-				return fmt.Errorf("projections: index unit: %w", err)
-			}
-		}
+		w.kbuf = eachRecordEntry(w.kbuf, e.Tenant, aggregates.UnitAsRecord(ud.Unit, e.ID), func(k []byte, v string) {
+			addWrite(w.w, k, v, false)
+		})
 	}
 	return nil
 }
@@ -174,9 +177,7 @@ func (w *writer) flush(applied uint64) error {
 		if err != nil {
 			return err
 		}
-		if err := w.b.Set(tenantKey(id), v, nil); err != nil {
-			return fmt.Errorf("projections: write tenant %s: %w", id, err)
-		}
+		addWrite(w.w, tenantKey(id), v, false)
 	}
 	for k, pd := range w.touched {
 		if err := w.flushOne(k, pd); err != nil {
@@ -185,49 +186,46 @@ func (w *writer) flush(applied uint64) error {
 	}
 	var seq [8]byte
 	binary.BigEndian.PutUint64(seq[:], applied)
-	if err := w.b.Set(appliedKey, seq[:], nil); err != nil {
-		return fmt.Errorf("projections: write applied sequence: %w", err)
-	}
-	return nil
+	addWrite(w.w, appliedKey, seq[:], false)
+	return w.w.into(w.b)
 }
 
 func (w *writer) flushOne(k string, pd *pending) error {
 	var (
 		v   []byte
 		err error
-		now []entry
 	)
 	if pd.p != nil {
 		v, err = encodePrincipal(pd.p)
-		now = principalEntries(pd.tenant, pd.p)
 	} else {
 		v, err = encodeRecord(pd.r)
-		if !shadowed(pd.r.Type) {
-			now = recordEntries(pd.tenant, pd.r)
-		}
 	}
 	if err != nil {
 		return err
 	}
-	if err := w.b.Set([]byte(k), v, nil); err != nil {
-		return fmt.Errorf("projections: write state %q: %w", k, err)
+	addWrite(w.w, k, v, false)
+	if len(pd.old) == 0 {
+		// A new aggregate (most of them while catching up): nothing to diff, stream the keys.
+		w.kbuf = w.entries(pd, func(k []byte, v string) { addWrite(w.w, k, v, false) })
+		return nil
 	}
-	var werr error
+	var now []entry
+	w.kbuf = w.entries(pd, func(k []byte, v string) { now = append(now, entry{string(k), v}) })
 	diffEntries(pd.old, now,
-		func(k, v string) {
-			if err := w.b.Set([]byte(k), []byte(v), nil); err != nil && werr == nil {
-				werr = err
-			}
-		},
-		func(k string) {
-			if err := w.b.Delete([]byte(k), nil); err != nil && werr == nil {
-				werr = err
-			}
-		})
-	if werr != nil {
-		return fmt.Errorf("projections: write index of %q: %w", k, werr)
-	}
+		func(k, v string) { addWrite(w.w, k, v, false) },
+		func(k string) { addWrite(w.w, k, "", true) })
 	return nil
+}
+
+// entries calls emit with the index entries of pd's current state.
+func (w *writer) entries(pd *pending, emit func(k []byte, v string)) []byte {
+	if pd.p != nil {
+		return eachPrincipalEntry(w.kbuf, pd.tenant, pd.p, emit)
+	}
+	if shadowed(pd.r.Type) {
+		return w.kbuf
+	}
+	return eachRecordEntry(w.kbuf, pd.tenant, pd.r, emit)
 }
 
 // committed hands the states of a committed batch to the cache.
