@@ -36,7 +36,10 @@ func (s *Store) directGet(ctx context.Context, req directGetRequest, fn func(*na
 		defer cancel()
 	}
 	inbox := s.nc.NewInbox()
-	sub, err := s.nc.SubscribeSync(inbox)
+	// A channel sized for one batch: SubscribeSync would allocate a 64k-slot channel (512 KiB)
+	// for every load, which showed as 17% of the command service's CPU in memory clearing.
+	ch := make(chan *nats.Msg, loadBatch+16)
+	sub, err := s.nc.ChanSubscribe(inbox, ch)
 	if err != nil {
 		return fmt.Errorf("direct get: subscribe: %w", mapErr(err))
 	}
@@ -50,7 +53,7 @@ func (s *Store) directGet(ctx context.Context, req directGetRequest, fn func(*na
 		if err := s.nc.PublishRequest(subject, inbox, body); err != nil {
 			return fmt.Errorf("direct get: %w", mapErr(err))
 		}
-		last, pending, err := readBatch(ctx, sub, fn)
+		last, pending, err := readBatch(ctx, ch, fn)
 		if err != nil || !pending {
 			return err
 		}
@@ -60,11 +63,13 @@ func (s *Store) directGet(ctx context.Context, req directGetRequest, fn func(*na
 
 // readBatch reads the answers to one direct get request. pending reports that the server cut
 // the batch short and fn wants more; last is the last sequence handed to fn.
-func readBatch(ctx context.Context, sub *nats.Subscription, fn func(*nats.Msg) (bool, error)) (last uint64, pending bool, err error) {
+func readBatch(ctx context.Context, ch <-chan *nats.Msg, fn func(*nats.Msg) (bool, error)) (last uint64, pending bool, err error) {
 	for {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return last, false, fmt.Errorf("direct get: %w", mapErr(err))
+		var m *nats.Msg
+		select {
+		case m = <-ch:
+		case <-ctx.Done():
+			return last, false, fmt.Errorf("direct get: %w", mapErr(ctx.Err()))
 		}
 		switch m.Header.Get("Status") {
 		case "":

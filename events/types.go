@@ -12,7 +12,6 @@ const (
 	RolePermissionRevoked = "role_permission_revoked"
 	PolicySet             = "policy_set"
 	SeatChanged           = "seat_changed"
-	PrincipalIDReserved   = "principal_id_reserved"
 
 	// Principal aggregate (subject acl.events.<tenant>.principal.<id>).
 	PrincipalRegistered = "principal_registered"
