@@ -171,10 +171,10 @@ func (b *bench) load(ctx context.Context) error {
 			}
 		}
 		el := time.Since(start)
-		info.Events = uint64(l.events)
+		info.Events = uint64(l.events.Load())
 		r := Result{Workload: "load", Variant: "fast", Records: b.ds.Scale.Records, Principals: b.ds.Scale.Principals,
-			Ops: l.events, Seconds: round3(el.Seconds()), Throughput: round3(float64(l.events) / el.Seconds()), Unit: "events/s",
-			Memory: readMemory(), Extra: map[string]any{"messages": l.msgs, "commands": p.done}}
+			Ops: l.events.Load(), Seconds: round3(el.Seconds()), Throughput: round3(float64(l.events.Load()) / el.Seconds()), Unit: "events/s",
+			Memory: readMemory(), Extra: map[string]any{"messages": l.msgs.Load(), "commands": p.done}}
 		res = append(res, r)
 	case "commands":
 		l, err := newCommandLoader(b.st, b.opt.loadConns, b.opt.loadConcurrency)

@@ -10,6 +10,11 @@ func (t *Tenant) recordType(i int) string {
 	return t.prof.records[t.rslots[i%len(t.rslots)]].typ
 }
 
+// viewPermission is the permission that views record i.
+func (t *Tenant) viewPermission(i int) string {
+	return t.prof.records[t.rslots[i%len(t.rslots)]].viewPermission()
+}
+
 // Record returns record i (0 <= i < t.Records) as RegisterRecord carries it.
 func (t *Tenant) Record(i int) events.RecordBody {
 	r := rngFor(t.seed, t.ID, streamRecord, i)

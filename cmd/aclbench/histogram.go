@@ -74,6 +74,9 @@ func (h *histogram) quantile(q float64) time.Duration {
 	}
 	rank := uint64(math.Ceil(q * float64(h.n)))
 	rank = max(rank, 1)
+	if rank >= h.n {
+		return time.Duration(h.max)
+	}
 	var seen uint64
 	for i, c := range h.counts {
 		seen += c

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strconv"
@@ -98,7 +99,7 @@ func runCommand() *cobra.Command {
 				return err
 			}
 			defaultOut(&o)
-			rep, err := runOnce(cmd.Context(), o, ws, os.Args)
+			rep, err := runOnce(cmd.Context(), o, ws, os.Args, cmd.OutOrStdout())
 			if rep != nil {
 				if werr := rep.write(o.out); werr != nil {
 					return werr
@@ -114,8 +115,8 @@ func runCommand() *cobra.Command {
 
 // runOnce loads a data set and runs the workloads on it; the report holds what was measured
 // even when a workload fails.
-func runOnce(ctx context.Context, o options, ws []workload, args []string) (*Report, error) {
-	b, err := newBench(o, os.Stdout, args)
+func runOnce(ctx context.Context, o options, ws []workload, args []string, w io.Writer) (*Report, error) {
+	b, err := newBench(o, w, args)
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +125,13 @@ func runOnce(ctx context.Context, o options, ws []workload, args []string) (*Rep
 		return b.rep, err
 	}
 	defer b.close()
-	if err := b.load(ctx); err != nil {
+	stopProfile, err := b.startProfile("load")
+	if err != nil {
+		return b.rep, err
+	}
+	err = b.load(ctx)
+	stopProfile()
+	if err != nil {
 		return b.rep, err
 	}
 	for _, w := range ws {

@@ -18,6 +18,9 @@ type Memory struct {
 	HeapLive  float64 `json:"heap_alloc_mb"`
 	SysMB     float64 `json:"go_sys_mb"` // memory the Go runtime holds from the OS
 	NumGC     uint32  `json:"num_gc"`
+	// LoadAvg is the machine's 1-minute load average when the workload ended: above the number
+	// of cores, other processes shared the CPU with the measurement.
+	LoadAvg float64 `json:"load_avg"`
 }
 
 func readMemory() Memory {
@@ -25,6 +28,7 @@ func readMemory() Memory {
 	runtime.ReadMemStats(&ms)
 	m := Memory{HeapMB: mb(ms.HeapInuse), HeapLive: mb(ms.HeapAlloc), SysMB: mb(ms.Sys), NumGC: ms.NumGC}
 	m.RSSMB, m.RSSPeakMB = procStatusMB("VmRSS"), procStatusMB("VmHWM")
+	m.LoadAvg = loadAvg()
 	return m
 }
 
@@ -55,4 +59,18 @@ func procStatusMB(key string) float64 {
 		return round3(kb / 1024)
 	}
 	return 0
+}
+
+// loadAvg is the 1-minute load average (0 where there is no /proc).
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
 }

@@ -51,6 +51,15 @@ type recordKind struct {
 	salesperson int      // percent with a salesperson assignee too
 	contact     int      // percent with a client contact of its client as assignee
 	linkTo      string   // type of a record it links to ("" none)
+	view        string   // the permission that views it, when not <type>.view
+}
+
+// viewPermission is the permission the query workloads ask about a record of this kind.
+func (k recordKind) viewPermission() string {
+	if k.view != "" {
+		return k.view
+	}
+	return k.typ + ".view"
 }
 
 type probe struct {
@@ -115,7 +124,7 @@ var profiles = map[string]*profile{
 		},
 		records: []recordKind{
 			{typ: "project", slots: 15, client: true, units: []string{aggregates.UnitLocation}, assignees: 4},
-			{typ: "project_post", slots: 20, owner: 100, linkTo: "project"},
+			{typ: "project_post", slots: 20, owner: 100, linkTo: "project", view: "project_post.edit"}, // posts have no view row
 			{typ: "timesheet", slots: 30, units: []string{aggregates.UnitLocation}, owner: 100},
 			{typ: "invoice", slots: 15, client: true, assignees: 1},
 			{typ: "item", slots: 10},

@@ -118,16 +118,16 @@ func readReport(path string) (*Report, error) {
 // printTable writes the results as the table the report to the lead uses.
 func printTable(w io.Writer, rs []Result) {
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\tvariant\trecords\tthroughput\tp50 µs\tp90 µs\tp99 µs\tp99.9 µs\tmax µs\tRSS MB\theap MB\terrors\taims\t")
+	fmt.Fprintln(tw, "workload\tvariant\trecords\tthroughput\tp50 µs\tp90 µs\tp99 µs\tp99.9 µs\tmax µs\tRSS MB\theap MB\tload\terrors\taims\t")
 	for _, r := range rs {
 		l := r.Latency
 		if l == nil {
 			l = &Latency{}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.1f\t%s\t%s\t\n",
 			r.Workload, r.Variant, r.Records, fmtRate(r.Throughput, r.Unit),
 			fmtUS(l.P50), fmtUS(l.P90), fmtUS(l.P99), fmtUS(l.P999), fmtUS(l.Max),
-			r.Memory.RSSMB, r.Memory.HeapMB, fmtErrors(r.Errors), fmtAims(r.Aims))
+			r.Memory.RSSMB, r.Memory.HeapMB, r.Memory.LoadAvg, fmtErrors(r.Errors), fmtAims(r.Aims))
 	}
 	tw.Flush()
 	for _, r := range rs {

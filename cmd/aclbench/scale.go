@@ -42,7 +42,7 @@ func scaleCommand() *cobra.Command {
 				so := o
 				so.scale.Records = n
 				fmt.Fprintf(cmd.OutOrStdout(), "### %d records\n", n)
-				rep, err := runOnce(cmd.Context(), so, ws, os.Args)
+				rep, err := runOnce(cmd.Context(), so, ws, os.Args, cmd.OutOrStdout())
 				if rep != nil {
 					all.Results = append(all.Results, rep.Results...)
 					all.Profiles = append(all.Profiles, rep.Profiles...)

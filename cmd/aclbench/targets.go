@@ -32,7 +32,7 @@ func (d *Dataset) checkTargets(n int) []checkTarget {
 		case k < 80 && t.Records > 0:
 			idx := r.IntN(t.Records)
 			typ := t.recordType(idx)
-			q.Permission = typ + ".view"
+			q.Permission = t.viewPermission(idx)
 			if k >= 70 {
 				q.Permission = typ + ".edit"
 			}
@@ -82,7 +82,7 @@ func (d *Dataset) recordTargets(n int, salt int) []recordTarget {
 		r := rngFor(d.Seed, t.ID, streamQuery, salt<<32|i)
 		idx := r.IntN(t.Records)
 		typ := t.recordType(idx)
-		out = append(out, recordTarget{tenant: t.ID, rec: events.RecordRef{Type: typ, ID: recordID(typ, idx)}, perm: typ + ".view"})
+		out = append(out, recordTarget{tenant: t.ID, rec: events.RecordRef{Type: typ, ID: recordID(typ, idx)}, perm: t.viewPermission(idx)})
 	}
 	return out
 }

@@ -43,22 +43,35 @@ func runAsOf(ctx context.Context, b *bench) ([]Result, error) {
 	replayDir := filepath.Join(b.st.cfg.dir, "replay")
 	waitFor(ctx, 5*time.Minute, func() bool { return !backfilling(replayDir) })
 	ckpts := checkpointSeqs(filepath.Join(replayDir, "checkpoints"))
-	// Moments after every tenant was created, so the check has a tenant to answer about.
-	first := min(last, uint64(len(b.ds.Tenants))*64+1)
-	moments := make([]uint64, asofMoments)
-	for i := range moments {
-		r := rngFor(b.ds.Seed, "asof", streamQuery, i)
-		moments[i] = first + r.Uint64N(last-first+1)
+	// Each question is about a tenant at a moment after it was created.
+	type question struct {
+		tenant string
+		seq    uint64
 	}
-	tenants := b.ds.Tenants
+	var qs []question
+	for k, t := range b.ds.Tenants {
+		msgs, err := b.st.store.Load(ctx, tenantSubject(t.ID), 0)
+		if err != nil {
+			return nil, err
+		}
+		if len(msgs) == 0 {
+			return nil, fmt.Errorf("asof: tenant %s has no events", t.ID)
+		}
+		// CreateTenant's batch: the tenant, then its administrator (whom the check asks about).
+		admin := msgs[0].Seq + 1
+		for i := range asofMoments / len(b.ds.Tenants) {
+			r := rngFor(b.ds.Seed, t.ID, streamQuery, k<<32|i)
+			qs = append(qs, question{t.ID, admin + r.Uint64N(last-admin+1)})
+		}
+	}
 	fn := func(ctx context.Context, w int, i int64) error {
-		t := tenants[i%int64(len(tenants))]
-		eng, release, err := rs.AsOf(ctx, t.ID, replay.Moment{Seq: moments[i%int64(len(moments))]})
+		q := qs[i%int64(len(qs))]
+		eng, release, err := rs.AsOf(ctx, q.tenant, replay.Moment{Seq: q.seq})
 		if err != nil {
 			return err
 		}
 		defer release()
-		_, err = eng.Check(ctx, t.ID, projections.CheckQuery{Principal: Admin, Permission: aggregates.SessionLogin})
+		_, err = eng.Check(ctx, q.tenant, projections.CheckQuery{Principal: Admin, Permission: aggregates.SessionLogin})
 		return err
 	}
 	workers := max(b.opt.workers, 1)
