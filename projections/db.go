@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -72,6 +73,19 @@ func (db *DB) Dir() string { return db.dir }
 func (db *DB) Checkpoint(dir string) error {
 	if err := db.pb.Checkpoint(dir, pebble.WithFlushedWAL()); err != nil {
 		return fmt.Errorf("projections: checkpoint to %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Compact flushes the memtables and compacts the whole key space, so that point reads after a
+// bulk load (a rebuild, a long catch-up) do not visit every level-0 table. Pebble compacts on
+// its own as well; this is for when the answer must be fast at once.
+func (db *DB) Compact(ctx context.Context) error {
+	if err := db.pb.Flush(); err != nil {
+		return fmt.Errorf("projections: flush: %w", err)
+	}
+	if err := db.pb.Compact(ctx, []byte{0}, []byte{0xff}, true); err != nil {
+		return fmt.Errorf("projections: compact: %w", err)
 	}
 	return nil
 }

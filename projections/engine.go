@@ -97,21 +97,52 @@ func notCaughtUp(seq, applied uint64) error {
 // Applied is the sequence the DB has committed.
 func (e *Engine) Applied() (uint64, error) { return e.db.Applied() }
 
-// view opens a snapshot of tenant; the caller closes it. An unknown tenant is not_found.
+// view opens a snapshot of tenant; the caller closes it. An unknown tenant is not_found. Over
+// the live DB, the projector's published state spares the reads of the applied sequence and of
+// the tenant's version when the snapshot holds exactly that state.
 func (e *Engine) view(tenant string) (*view, error) {
-	snap := e.db.pb.NewSnapshot()
+	var (
+		snap *pebble.Snapshot
+		pub  *published
+	)
+	if p, ok := e.waiter.(*Projector); ok && p.db == e.db {
+		snap, pub = p.snapshot()
+	} else {
+		snap = e.db.pb.NewSnapshot()
+	}
 	v := &view{e: e, snap: snap, tenant: tenant, kbuf: make([]byte, 0, 128)}
-	seq, err := readApplied(snap)
-	if err != nil {
+	var err error
+	if pub != nil {
+		v.seq = pub.applied
+		if seq, ok := pub.tenants[tenant]; ok {
+			v.t = e.cachedTenant(tenant, seq)
+		}
+	} else if v.seq, err = readApplied(snap); err != nil {
 		snap.Close()
 		return nil, err
 	}
-	v.seq = seq
-	if v.t, err = e.tenant(snap, tenant); err != nil {
+	if v.t == nil {
+		if v.t, err = e.tenant(snap, tenant); err != nil {
+			snap.Close()
+			return nil, err
+		}
+	}
+	if !v.t.Exists {
 		snap.Close()
-		return nil, err
+		return nil, aggregates.Errorf(aggregates.CodeNotFound, "no tenant %s", tenant)
 	}
 	return v, nil
+}
+
+// cachedTenant returns the tenant decoded at seq, or nil.
+func (e *Engine) cachedTenant(id string, seq uint64) *aggregates.Tenant {
+	e.tmu.RLock()
+	c, ok := e.tenants[id]
+	e.tmu.RUnlock()
+	if !ok || c.seq != seq {
+		return nil
+	}
+	return c.v.(*aggregates.Tenant)
 }
 
 // tenant returns the tenant's state in snap, decoding it only when its stored sequence differs
@@ -129,24 +160,18 @@ func (e *Engine) tenant(snap *pebble.Snapshot, id string) (*aggregates.Tenant, e
 	if err != nil {
 		return nil, err
 	}
-	e.tmu.RLock()
-	c, ok := e.tenants[id]
-	e.tmu.RUnlock()
-	var t *aggregates.Tenant
-	if ok && c.seq == seq {
-		t = c.v.(*aggregates.Tenant)
-	} else if t, err = decodeTenant(val); err != nil {
+	if t := e.cachedTenant(id, seq); t != nil {
+		return t, nil
+	}
+	t, err := decodeTenant(val)
+	if err != nil {
 		return nil, err
-	} else {
-		e.tmu.Lock()
-		// Keep the newest: a slow reader of an older snapshot must not evict it.
-		if c, ok := e.tenants[id]; !ok || c.seq < seq {
-			e.tenants[id] = decodedEntry{seq: seq, v: t}
-		}
-		e.tmu.Unlock()
 	}
-	if !t.Exists {
-		return nil, aggregates.Errorf(aggregates.CodeNotFound, "no tenant %s", id)
+	e.tmu.Lock()
+	// Keep the newest: a slow reader of an older snapshot must not evict it.
+	if c, ok := e.tenants[id]; !ok || c.seq < seq {
+		e.tenants[id] = decodedEntry{seq: seq, v: t}
 	}
+	e.tmu.Unlock()
 	return t, nil
 }

@@ -29,6 +29,8 @@ type Projector struct {
 	writes writes        // reused: the batch's writes before they are sorted into it
 
 	applied  atomic.Uint64
+	gen      atomic.Uint64 // odd while a batch is being committed (published.go)
+	pub      atomic.Pointer[published]
 	target   atomic.Uint64 // the stream's last sequence when Run started: ready once applied
 	started  atomic.Bool
 	waitMu   sync.Mutex
@@ -46,8 +48,13 @@ func NewProjector(db *DB, store Follower) (*Projector, error) {
 	if err != nil {
 		return nil, err
 	}
+	pub, err := loadPublished(db.pb)
+	if err != nil {
+		return nil, err
+	}
 	p := &Projector{db: db, store: store, states: newStateCache(50_000), advanced: make(chan struct{})}
 	p.applied.Store(applied)
+	p.pub.Store(pub)
 	return p, nil
 }
 
@@ -104,10 +111,13 @@ func (p *Projector) ApplyMessages(msgs []events.Message) error {
 	if last == applied {
 		return nil
 	}
+	p.gen.Add(1) // odd: queries taking a snapshot now do not trust what is published
+	defer p.gen.Add(1)
 	if err := p.commit(w, last); err != nil {
 		p.states.reset() // the cached states hold the abandoned batch's effects
 		return err
 	}
+	p.publish(last, w.tenantSeqs())
 	w.committed()
 	p.advance(last)
 	return nil

@@ -228,6 +228,18 @@ func (w *writer) entries(pd *pending, emit func(k []byte, v string)) []byte {
 	return eachRecordEntry(w.kbuf, pd.tenant, pd.r, emit)
 }
 
+// tenantSeqs lists the stored sequence of each tenant the batch rewrote.
+func (w *writer) tenantSeqs() map[string]uint64 {
+	if len(w.tenants) == 0 {
+		return nil
+	}
+	out := make(map[string]uint64, len(w.tenants))
+	for id := range w.tenants {
+		out[id] = w.states.tenant(id).Seq
+	}
+	return out
+}
+
 // committed hands the states of a committed batch to the cache.
 func (w *writer) committed() {
 	for k, pd := range w.touched {
