@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/acl-es/acl/aggregates"
 	"github.com/acl-es/acl/projections"
@@ -38,10 +37,7 @@ func runAsOf(ctx context.Context, b *bench) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Let the back-fill of checkpoints that the catch-up skipped finish: it replays in the
-	// background and would compete with the measured replays.
 	replayDir := filepath.Join(b.st.cfg.dir, "replay")
-	waitFor(ctx, 5*time.Minute, func() bool { return !backfilling(replayDir) })
 	ckpts := checkpointSeqs(filepath.Join(replayDir, "checkpoints"))
 	// Each question is about a tenant at a moment after it was created.
 	type question struct {
