@@ -232,3 +232,20 @@ func (b *bench) add(rs ...Result) {
 
 // scaleOf is the scale results are reported at.
 func (b *bench) scaleOf() Scale { return b.ds.Scale }
+
+// serverMemory puts a running acld's memory (from its /metrics) in results measured against
+// it: the tool's own would say nothing about the server.
+func (b *bench) serverMemory(rs []Result) {
+	if !b.st.remote() || b.opt.httpURL == "" {
+		return
+	}
+	m, ok := serverMemory(b.opt.httpURL)
+	if !ok {
+		return
+	}
+	for i := range rs {
+		rs[i].Memory = m
+		rs[i].Notes = append(rs[i].Notes, "memory: the server's, from its /metrics")
+		rs[i].Aims = checkAims(rs[i])
+	}
+}

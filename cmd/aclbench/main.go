@@ -142,6 +142,7 @@ func runOnce(ctx context.Context, o options, ws []workload, args []string, w io.
 		}
 		rs, err := w.run(ctx, b)
 		stopProfile()
+		b.serverMemory(rs)
 		b.add(rs...)
 		if err != nil {
 			return b.rep, fmt.Errorf("%s: %w", w.name, err)

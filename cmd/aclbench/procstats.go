@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"net/http"
 	"os"
 	"runtime"
 	"strconv"
@@ -73,4 +74,40 @@ func loadAvg() float64 {
 	}
 	v, _ := strconv.ParseFloat(f[0], 64)
 	return v
+}
+
+// serverMemory reads a running acld's memory from its Prometheus /metrics (the process and Go
+// collectors): against a remote server the tool's own memory would say nothing about it.
+func serverMemory(httpURL string) (Memory, bool) {
+	resp, err := http.Get(strings.TrimSuffix(httpURL, "/") + "/metrics")
+	if err != nil {
+		return Memory{}, false
+	}
+	defer resp.Body.Close()
+	var m Memory
+	found := false
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		name, val, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "process_resident_memory_bytes":
+			m.RSSMB, found = mb(uint64(v)), true
+		case "go_memstats_heap_inuse_bytes":
+			m.HeapMB = mb(uint64(v))
+		case "go_memstats_heap_alloc_bytes":
+			m.HeapLive = mb(uint64(v))
+		case "go_memstats_sys_bytes":
+			m.SysMB = mb(uint64(v))
+		}
+	}
+	m.LoadAvg = loadAvg()
+	return m, found
 }
