@@ -13,7 +13,11 @@ import (
 type checkTarget struct {
 	tenant string
 	q      projections.CheckQuery
+	kind   int // index in checkKinds
 }
+
+// checkKinds name the kinds of check questions, for latencies by kind.
+var checkKinds = []string{"record_view", "record_edit", "no_record", "client_view"}
 
 // checkTargets draws n check questions over all tenants:
 //
@@ -35,15 +39,18 @@ func (d *Dataset) checkTargets(n int) []checkTarget {
 			q.Permission = t.viewPermission(idx)
 			if k >= 70 {
 				q.Permission = typ + ".edit"
+				out[i].kind = 1
 			}
 			q.Record = &events.RecordRef{Type: typ, ID: recordID(typ, idx)}
 		case k < 90:
 			q.Permission = aggregates.SessionLogin
+			out[i].kind = 2
 		default:
 			q.Permission = "client.view"
 			q.Record = &events.RecordRef{Type: "client", ID: clientID(r.IntN(t.Clients))}
+			out[i].kind = 3
 		}
-		out[i] = checkTarget{tenant: t.ID, q: q}
+		out[i].tenant, out[i].q = t.ID, q
 	}
 	return out
 }

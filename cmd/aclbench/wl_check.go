@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // checkTargetCount is how many distinct questions a check run cycles through: enough that the
@@ -20,17 +21,39 @@ func runCheck(ctx context.Context, b *bench, via string) ([]Result, error) {
 	targets := b.ds.checkTargets(checkTargetCount)
 	workers := b.workersFor(via)
 	allowed := make([]counter, workers) // one per worker: no shared cache line in the loop
+	// Latency by kind of question as well, to tell which kind costs what.
+	byKind := make([][]*histogram, workers)
+	for w := range byKind {
+		for range checkKinds {
+			byKind[w] = append(byKind[w], newHistogram())
+		}
+	}
 	fn := func(ctx context.Context, w int, i int64) error {
 		t := &targets[i%int64(len(targets))]
+		t0 := time.Now()
 		ok, err := q.check(ctx, t.tenant, t.q, 0)
-		if ok && i < warmupBase {
-			allowed[w].n++
+		if i < warmupBase {
+			byKind[w][t.kind].record(time.Since(t0))
+			if ok {
+				allowed[w].n++
+			}
 		}
 		return err
 	}
 	o := drive(ctx, driveSpec{workers: workers, duration: b.opt.duration, warmup: b.opt.warmup}, fn)
 	r := resultOf("check", fmt.Sprintf("%s/workers=%d", via, workers), "checks/s", o, b.scaleOf())
 	r.Extra = map[string]any{"allowed_share": round3(perOp(allowed, o.ops))}
+	for k, name := range checkKinds {
+		h := newHistogram()
+		for w := range byKind {
+			h.merge(byKind[w][k])
+		}
+		if l := h.summary(); l != nil {
+			r.Extra["latency_us_"+name] = l
+			r.Notes = append(r.Notes, fmt.Sprintf("%s: %d%% of checks, p50 %s µs, p99 %s µs", name,
+				100*h.n/uint64(max(o.ops, 1)), fmtUS(l.P50), fmtUS(l.P99)))
+		}
+	}
 	return []Result{r}, nil
 }
 
