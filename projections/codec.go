@@ -1,14 +1,16 @@
 package projections
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 
 	"github.com/acl-es/acl/aggregates"
 )
 
-// States are stored as JSON after an 8-byte sequence (keys.go, encodeSeq). The maps that Apply
-// writes to are made non-nil on decode, and the command memory (json:"-") is never stored.
+// States are stored after an 8-byte sequence (keys.go, encodeSeq): tenants as JSON, principals
+// and records in the binary form of codec_binary.go (JSON bodies are still read). The maps that
+// Apply writes to are made non-nil on decode, and the command memory is never stored.
 
 func encodeTenant(t *aggregates.Tenant) ([]byte, error) {
 	c := *t
@@ -49,17 +51,16 @@ func decodeTenant(v []byte) (*aggregates.Tenant, error) {
 }
 
 func encodePrincipal(p *aggregates.Principal) ([]byte, error) {
-	body, err := json.Marshal(p)
-	if err != nil {
-		return nil, fmt.Errorf("projections: encode principal %s: %w", p.ID, err)
-	}
-	return encodeSeq(p.Seq, body), nil
+	return appendPrincipal(binary.BigEndian.AppendUint64(make([]byte, 0, 256), p.Seq), p), nil
 }
 
 func decodePrincipal(v []byte) (*aggregates.Principal, error) {
 	_, body, err := decodeSeq(v)
 	if err != nil {
 		return nil, err
+	}
+	if len(body) > 0 && body[0] == formatBinary1 {
+		return readPrincipal(body)
 	}
 	p := &aggregates.Principal{}
 	if err := json.Unmarshal(body, p); err != nil {
@@ -73,17 +74,16 @@ func decodePrincipal(v []byte) (*aggregates.Principal, error) {
 }
 
 func encodeRecord(r *aggregates.Record) ([]byte, error) {
-	body, err := json.Marshal(r)
-	if err != nil {
-		return nil, fmt.Errorf("projections: encode record %s/%s: %w", r.Type, r.ID, err)
-	}
-	return encodeSeq(r.Seq, body), nil
+	return appendRecord(binary.BigEndian.AppendUint64(make([]byte, 0, 256), r.Seq), r), nil
 }
 
 func decodeRecord(v []byte) (*aggregates.Record, error) {
 	_, body, err := decodeSeq(v)
 	if err != nil {
 		return nil, err
+	}
+	if len(body) > 0 && body[0] == formatBinary1 {
+		return readRecord(body)
 	}
 	r := &aggregates.Record{}
 	if err := json.Unmarshal(body, r); err != nil {

@@ -23,10 +23,11 @@ type Projector struct {
 	db    *DB
 	store Follower
 
-	mu     sync.Mutex // serializes batches
-	states *stateCache
-	batch  *pebble.Batch // reused: its buffer keeps the size of the largest batch
-	writes writes        // reused: the batch's writes before they are sorted into it
+	mu      sync.Mutex // serializes batches
+	states  *stateCache
+	batch   *pebble.Batch  // reused: its buffer keeps the size of the largest batch
+	writes  writes         // reused: the batch's writes before they are sorted into it
+	decoded []decodedEvent // reused: the batch's decoded events
 
 	applied  atomic.Uint64
 	gen      atomic.Uint64 // odd while a batch is being committed (published.go)
@@ -94,22 +95,19 @@ func (p *Projector) ApplyMessages(msgs []events.Message) error {
 	p.batch.Reset()
 	p.writes.reset()
 	w := newWriter(p.db.pb, p.batch, &p.writes, p.states)
-	last := applied
-	for _, m := range msgs {
-		if m.Seq <= last {
-			continue
-		}
-		for _, e := range m.Events {
-			e.Seq = m.Seq // the state's sequence must not depend on who filled the envelope in
-			if err := w.apply(e); err != nil {
-				p.states.reset()
-				return err
-			}
-		}
-		last = m.Seq
+	evs, last, err := decodeBatch(msgs, applied, p.decoded)
+	if err != nil {
+		return err
 	}
+	defer func() { clear(evs); p.decoded = evs[:0] }() // keep the array, not the events
 	if last == applied {
 		return nil
+	}
+	for _, de := range evs {
+		if err := w.apply(de.e, de.d); err != nil {
+			p.states.reset()
+			return err
+		}
 	}
 	p.gen.Add(1) // odd: queries taking a snapshot now do not trust what is published
 	defer p.gen.Add(1)

@@ -39,24 +39,22 @@ func newWriter(pb *pebble.DB, b *pebble.Batch, ws *writes, states *stateCache) *
 		tenants: map[string]bool{}, touched: map[string]*pending{}}
 }
 
-// apply folds one event into the batch.
-func (w *writer) apply(e events.Envelope) error {
-	d, err := events.Decode(e)
-	if err != nil {
-		return fmt.Errorf("projections: event %s at seq %d: %w", e.ID, e.Seq, err)
-	}
+// apply folds one decoded event into the batch.
+func (w *writer) apply(e events.Envelope, d events.Data) error {
 	switch e.Aggregate.Kind {
 	case events.KindTenant:
 		return w.applyTenant(e, d)
 	case events.KindPrincipal:
-		pd, err := w.principal(e.Tenant, e.Aggregate.ID)
+		_, fresh := d.(events.PrincipalRegisteredV1)
+		pd, err := w.principal(e.Tenant, e.Aggregate.ID, fresh)
 		if err != nil {
 			return err
 		}
 		pd.p.Apply(e, d)
 		clear(pd.p.Commands) // the command service remembers commands; the read model need not
 	case events.KindRecord:
-		pd, err := w.record(e.Tenant, e.Aggregate.Type, e.Aggregate.ID)
+		_, fresh := d.(events.RecordRegisteredV1)
+		pd, err := w.record(e.Tenant, e.Aggregate.Type, e.Aggregate.ID, fresh)
 		if err != nil {
 			return err
 		}
@@ -111,12 +109,19 @@ func (w *writer) tenant(id string) (*aggregates.Tenant, error) {
 	return t, nil
 }
 
-func (w *writer) principal(tenant, id string) (*pending, error) {
+// principal returns the pending state of a principal, loading it first. A registration (fresh)
+// starts a principal that does not exist yet: the command service never registers an id twice
+// (already_exists; ids are never reused), so its read is skipped, which while catching up is
+// most reads.
+func (w *writer) principal(tenant, id string, fresh bool) (*pending, error) {
 	k := string(principalKey(nil, tenant, id))
 	if pd := w.touched[k]; pd != nil {
 		return pd, nil
 	}
 	p, _ := w.states.get(k).(*aggregates.Principal)
+	if p == nil && fresh {
+		p = aggregates.NewPrincipal(id)
+	}
 	if p == nil {
 		p = aggregates.NewPrincipal(id)
 		if v, ok, err := w.get([]byte(k)); err != nil {
@@ -132,12 +137,16 @@ func (w *writer) principal(tenant, id string) (*pending, error) {
 	return pd, nil
 }
 
-func (w *writer) record(tenant, typ, id string) (*pending, error) {
+// record returns the pending state of a record, loading it first unless fresh (see principal).
+func (w *writer) record(tenant, typ, id string, fresh bool) (*pending, error) {
 	k := string(recordKey(nil, tenant, typ, id))
 	if pd := w.touched[k]; pd != nil {
 		return pd, nil
 	}
 	r, _ := w.states.get(k).(*aggregates.Record)
+	if r == nil && fresh {
+		r = aggregates.NewRecord(typ, id)
+	}
 	if r == nil {
 		r = aggregates.NewRecord(typ, id)
 		if v, ok, err := w.get([]byte(k)); err != nil {

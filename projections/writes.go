@@ -39,8 +39,21 @@ func addWrite[K, V []byte | string](w *writes, k K, v V, del bool) {
 
 func (w *writes) bytes(r [2]int32) []byte { return w.arena[r[0] : r[0]+r[1]] }
 
-// into writes the collected operations to b in key order, only the last of each key.
+// sortMin is the number of writes from which sorting pays: a live batch of a few keys goes in
+// as it came (Pebble keeps the last write of a key either way).
+const sortMin = 256
+
+// into writes the collected operations to b, in key order when there are many, only the last
+// of each key.
 func (w *writes) into(b *pebble.Batch) error {
+	if len(w.ops) < sortMin {
+		for _, op := range w.ops {
+			if err := w.put(b, op); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	slices.SortFunc(w.ops, func(x, y write) int {
 		if c := bytes.Compare(w.bytes(x.k), w.bytes(y.k)); c != 0 {
 			return c
@@ -51,15 +64,22 @@ func (w *writes) into(b *pebble.Batch) error {
 		if i+1 < len(w.ops) && bytes.Equal(w.bytes(op.k), w.bytes(w.ops[i+1].k)) {
 			continue // a later write of the same key follows
 		}
-		var err error
-		if op.del {
-			err = b.Delete(w.bytes(op.k), nil)
-		} else {
-			err = b.Set(w.bytes(op.k), w.bytes(op.v), nil)
+		if err := w.put(b, op); err != nil {
+			return err
 		}
-		if err != nil {
-			return fmt.Errorf("projections: batch write: %w", err)
-		}
+	}
+	return nil
+}
+
+func (w *writes) put(b *pebble.Batch, op write) error {
+	var err error
+	if op.del {
+		err = b.Delete(w.bytes(op.k), nil)
+	} else {
+		err = b.Set(w.bytes(op.k), w.bytes(op.v), nil)
+	}
+	if err != nil {
+		return fmt.Errorf("projections: batch write: %w", err)
 	}
 	return nil
 }
