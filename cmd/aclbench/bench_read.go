@@ -29,9 +29,17 @@ func (b *bench) readSide(ctx context.Context) error {
 	el := time.Since(start)
 	fmt.Fprintf(b.w, "read model caught up with %d messages in %.1fs (%.0f msgs/s%s)\n", last, el.Seconds(),
 		float64(last)/el.Seconds(), map[bool]string{true: ", with the audit index and checkpoints", false: ""}[b.needReplay])
-	if b.st.replay == nil {
-		return nil
+	if b.st.replay != nil {
+		if err := b.replayCaughtUp(ctx, last, start); err != nil {
+			return err
+		}
 	}
+	b.settle(ctx)
+	return nil
+}
+
+// replayCaughtUp waits for the replay service's background work after a catch-up.
+func (b *bench) replayCaughtUp(ctx context.Context, last uint64, start time.Time) error {
 	// The audit index follows the stream on its own, and the checkpoints the catch-up skipped
 	// are back-filled in the background: both compete with whatever is measured next, so wait.
 	replayDir := filepath.Join(b.st.cfg.dir, "replay")
@@ -92,3 +100,30 @@ func (b *bench) querier(ctx context.Context, via string) (querier, func(), error
 	}
 	return nil, nil, fmt.Errorf("--via %q: want inprocess, http or nats", via)
 }
+
+// settle waits until the process is nearly idle (under 10 % of a core for two seconds in a
+// row, at most settleMax): after a catch-up Pebble compacts what it just wrote, and queries
+// measured meanwhile would measure the compactions. What it waited is printed, and is itself a
+// figure: how long the server is busy after catching up.
+func (b *bench) settle(ctx context.Context) {
+	start := time.Now()
+	prev, ok := cpuTicks()
+	if !ok {
+		return
+	}
+	quiet := 0
+	for quiet < 4 && time.Since(start) < settleMax && ctx.Err() == nil {
+		time.Sleep(500 * time.Millisecond)
+		now, _ := cpuTicks()
+		if now-prev <= 5 { // 5 ticks of 1/100 s in 0.5 s: 10 % of a core
+			quiet++
+		} else {
+			quiet = 0
+		}
+		prev = now
+	}
+	fmt.Fprintf(b.w, "settled (background work done) after %.1fs\n", time.Since(start).Seconds())
+}
+
+// settleMax bounds the wait for the background work after a catch-up.
+const settleMax = 3 * time.Minute

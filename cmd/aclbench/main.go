@@ -136,6 +136,11 @@ func runOnce(ctx context.Context, o options, ws []workload, args []string, w io.
 	}
 	for _, w := range ws {
 		fmt.Fprintf(b.w, "== %s: %s\n", w.name, w.about)
+		if w.live {
+			if err := b.readSide(ctx); err != nil {
+				return b.rep, fmt.Errorf("%s: %w", w.name, err)
+			}
+		}
 		stopProfile, err := b.startProfile(w.name)
 		if err != nil {
 			return b.rep, err

@@ -111,3 +111,25 @@ func serverMemory(httpURL string) (Memory, bool) {
 	m.LoadAvg = loadAvg()
 	return m, found
 }
+
+// cpuTicks is the CPU time this process has used, in clock ticks (1/100 s), from
+// /proc/self/stat; ok is false where there is no /proc.
+func cpuTicks() (int64, bool) {
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return 0, false
+	}
+	// The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0, false
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64) // utime, field 14
+	k, err2 := strconv.ParseInt(f[12], 10, 64) // stime, field 15
+	return u + k, err1 == nil && err2 == nil
+}

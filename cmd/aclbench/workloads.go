@@ -13,28 +13,31 @@ type workload struct {
 	name  string
 	about string
 	run   func(ctx context.Context, b *bench) ([]Result, error)
+	// live: measured with the server's read side running and caught up (as acld runs), which
+	// the run starts before the workload (and its profile) begins.
+	live bool
 }
 
 // workloads in the order `run all` runs them: the ones that only read the stream first (they
 // start their own read models), then the queries on the loaded data, then the ones that write.
 var workloads = []workload{
-	{"projection", "catch-up of a fresh read model from the stream (events/s)", runProjection},
-	{"rebuild", "replay.Rebuild of the projections and the audit index (events/s)", runRebuild},
+	{"projection", "catch-up of a fresh read model from the stream (events/s)", runProjection, false},
+	{"rebuild", "replay.Rebuild of the projections and the audit index (events/s)", runRebuild, false},
 	{"check", "check in-process on the engine (--workers callers)", func(ctx context.Context, b *bench) ([]Result, error) {
 		return runCheck(ctx, b, "inprocess")
-	}},
+	}, true},
 	{"check-nats", "check as NATS requests on acl.queries.<tenant>.check", func(ctx context.Context, b *bench) ([]Result, error) {
 		return runCheck(ctx, b, "nats")
-	}},
+	}, true},
 	{"check-http", "check over HTTP, one keep-alive connection per caller", func(ctx context.Context, b *bench) ([]Result, error) {
 		return runCheck(ctx, b, "http")
-	}},
-	{"visible", "visible first page (full and limited principals) and a full listing (--via)", runVisible},
-	{"principals", "who may view a record (--via)", runPrincipals},
-	{"asof", "as_of at random moments via replay checkpoints, then a check", runAsOf},
-	{"ryw", "read-your-writes: AssignRecord, then check with min_seq (--via)", runRYW},
-	{"commands", "the steady-state command mix with each --clients count", runCommands},
-	{"memory", "RSS and Go heap after the workloads run before it", runMemory},
+	}, true},
+	{"visible", "visible first page (full and limited principals) and a full listing (--via)", runVisible, true},
+	{"principals", "who may view a record (--via)", runPrincipals, true},
+	{"asof", "as_of at random moments via replay checkpoints, then a check", runAsOf, true},
+	{"ryw", "read-your-writes: AssignRecord, then check with min_seq (--via)", runRYW, true},
+	{"commands", "the steady-state command mix with each --clients count", runCommands, true},
+	{"memory", "RSS and Go heap after the workloads run before it", runMemory, true},
 }
 
 func findWorkload(name string) (workload, bool) {
