@@ -22,8 +22,9 @@ type decodedShard struct {
 }
 
 type decodedEntry struct {
-	seq uint64
-	v   any
+	seq     uint64 // the state's own sequence, stored in front of its value
+	v       any
+	validAt uint64 // an applied sequence at which the DB held this state (modlog.go)
 }
 
 func newDecoded(entries int) *decoded {
@@ -38,24 +39,27 @@ func (d *decoded) shard(k []byte) *decodedShard {
 	return &d.shards[maphash.Bytes(d.seed, k)%uint64(len(d.shards))]
 }
 
-// get returns the state cached for key k at sequence seq, or nil.
-func (d *decoded) get(k []byte, seq uint64) any {
+// entry returns what is cached for key k.
+func (d *decoded) entry(k []byte) (decodedEntry, bool) {
 	s := d.shard(k)
 	s.mu.RLock()
 	e, ok := s.m[string(k)]
 	s.mu.RUnlock()
-	if !ok || e.seq != seq {
-		return nil
-	}
-	return e.v
+	return e, ok
 }
 
-func (d *decoded) put(k []byte, seq uint64, v any) {
+// put caches the state v of key k, whose own sequence is seq, as held by the DB at applied
+// sequence validAt; an entry of the same state seen at a later sequence is kept.
+func (d *decoded) put(k []byte, e decodedEntry) {
 	s := d.shard(k)
 	s.mu.Lock()
+	if old, ok := s.m[string(k)]; ok && old.seq == e.seq && old.validAt >= e.validAt {
+		s.mu.Unlock()
+		return
+	}
 	if len(s.m) >= d.max {
 		s.m = map[string]decodedEntry{}
 	}
-	s.m[string(k)] = decodedEntry{seq: seq, v: v}
+	s.m[string(k)] = e
 	s.mu.Unlock()
 }

@@ -105,12 +105,15 @@ func (e *Engine) view(tenant string) (*view, error) {
 		snap *pebble.Snapshot
 		pub  *published
 	)
+	var mods *modLog
 	if p, ok := e.waiter.(*Projector); ok && p.db == e.db {
-		snap, pub = p.snapshot()
+		if snap, pub = p.snapshot(); pub != nil {
+			mods = p.mods
+		}
 	} else {
 		snap = e.db.pb.NewSnapshot()
 	}
-	v := &view{e: e, snap: snap, tenant: tenant, kbuf: make([]byte, 0, 128)}
+	v := &view{e: e, snap: snap, tenant: tenant, mods: mods, kbuf: make([]byte, 0, 128)}
 	var err error
 	if pub != nil {
 		v.seq = pub.applied

@@ -32,6 +32,7 @@ type Projector struct {
 	applied  atomic.Uint64
 	gen      atomic.Uint64 // odd while a batch is being committed (published.go)
 	pub      atomic.Pointer[published]
+	mods     *modLog
 	target   atomic.Uint64 // the stream's last sequence when Run started: ready once applied
 	started  atomic.Bool
 	waitMu   sync.Mutex
@@ -56,6 +57,7 @@ func NewProjector(db *DB, store Follower) (*Projector, error) {
 	p := &Projector{db: db, store: store, states: newStateCache(50_000), advanced: make(chan struct{})}
 	p.applied.Store(applied)
 	p.pub.Store(pub)
+	p.mods = newModLog(applied, 1<<20)
 	return p, nil
 }
 
@@ -115,6 +117,7 @@ func (p *Projector) ApplyMessages(msgs []events.Message) error {
 		p.states.reset() // the cached states hold the abandoned batch's effects
 		return err
 	}
+	p.mods.record(last, w.touchedHashes())
 	p.publish(last, w.tenantSeqs())
 	w.committed()
 	p.advance(last)

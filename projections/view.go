@@ -19,6 +19,7 @@ type view struct {
 	tenant string
 	t      *aggregates.Tenant
 	seq    uint64
+	mods   *modLog // set when the snapshot holds exactly the published state
 	err    error
 	kbuf   []byte
 }
@@ -86,8 +87,13 @@ func (v *view) RecordsWithClient(typ, client string, fn func(*aggregates.Record)
 }
 
 // state returns the decoded state at k (nil when absent), from the engine's cache when the
-// snapshot holds the sequence it was decoded at.
+// snapshot holds the state it was decoded from: known unchanged since by the projector's
+// modification log (no read at all), or found by reading the sequence stored in front of it.
 func (v *view) state(k []byte, dec func([]byte) (any, error)) (any, error) {
+	cached, ok := v.e.decoded.entry(k)
+	if ok && v.mods != nil && v.mods.unchangedSince(keyHash(k), cached.validAt) {
+		return cached.v, nil
+	}
 	val, closer, err := v.snap.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, nil
@@ -100,14 +106,18 @@ func (v *view) state(k []byte, dec func([]byte) (any, error)) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s := v.e.decoded.get(k, seq); s != nil {
-		return s, nil
+	if ok && cached.seq == seq {
+		if cached.validAt < v.seq {
+			cached.validAt = v.seq
+			v.e.decoded.put(k, cached)
+		}
+		return cached.v, nil
 	}
 	s, err := dec(val)
 	if err != nil {
 		return nil, err
 	}
-	v.e.decoded.put(k, seq, s)
+	v.e.decoded.put(k, decodedEntry{seq: seq, v: s, validAt: v.seq})
 	return s, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 
 	"github.com/acl-es/acl/aggregates"
 	"github.com/acl-es/acl/events"
@@ -235,6 +236,15 @@ func (w *writer) entries(pd *pending, emit func(k []byte, v string)) []byte {
 		return w.kbuf
 	}
 	return eachRecordEntry(w.kbuf, pd.tenant, pd.r, emit)
+}
+
+// touchedHashes lists the hashes of the principal and record keys the batch wrote.
+func (w *writer) touchedHashes() []uint64 {
+	out := make([]uint64, 0, len(w.touched))
+	for k := range w.touched {
+		out = append(out, maphash.String(modSeed, k))
+	}
+	return out
 }
 
 // tenantSeqs lists the stored sequence of each tenant the batch rewrote.
