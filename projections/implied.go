@@ -17,6 +17,9 @@ func (r *ranges) implied(p *aggregates.Principal, typ, perm, cursor string, n in
 	if !aggregates.IsClientRecordType(typ) {
 		return nil, nil
 	}
+	if p.Kind != aggregates.KindClientContact && hasScope(aggregates.NarrowedGrants(r.v.t, p, perm), aggregates.ScopeAll) {
+		return nil, nil // every client is visible already: implications add nothing
+	}
 	var pages [][]string
 	for _, rule := range r.v.t.Policy.Implies {
 		if rule.Grants != perm || rule.Field != "client" || slices.Contains(p.Denied, rule.Permission) {

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/acl-es/acl/aggregates"
-	"github.com/acl-es/acl/events"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -165,7 +164,7 @@ func DecodeBody(body []byte, v any) error {
 func (s *Server) Query(ctx context.Context, tenant, name string, body []byte) (answer []byte, err error) {
 	start := time.Now()
 	defer func() { s.metrics.observe(name, start, err) }()
-	if !events.ValidToken(tenant) {
+	if !validToken(tenant) {
 		return nil, invalid("tenant %q is not 1 to 64 of A-Z a-z 0-9 _ -", tenant)
 	}
 	s.mu.RLock()
