@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/acl-es/acl/events"
 	"github.com/cockroachdb/pebble/v2"
@@ -61,22 +62,56 @@ func NewProjector(db *DB, store Follower) (*Projector, error) {
 	return p, nil
 }
 
-// Run follows the stream from the applied sequence until ctx ends or a batch fails.
+// Run follows the stream from the applied sequence until ctx ends or a batch fails. While the
+// store is unavailable (no leader, connection lost) it tries again, from what it has applied,
+// with a backoff of up to MaxBackoff.
 func (p *Projector) Run(ctx context.Context) error {
 	if p.store == nil {
 		return errors.New("projections: projector has no store to follow")
 	}
-	last, err := p.store.LastSeq(ctx)
-	if err != nil {
-		return fmt.Errorf("projections: stream last sequence: %w", err)
+	backoff := minBackoff
+	for {
+		before := p.Applied()
+		err := p.follow(ctx)
+		if err == nil || ctx.Err() != nil {
+			return nil
+		}
+		if !errors.Is(err, events.ErrUnavailable) {
+			return err
+		}
+		if p.Applied() > before {
+			backoff = minBackoff // it made progress: the outage is new
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		backoff = min(2*backoff, MaxBackoff)
 	}
-	p.target.Store(last)
-	p.started.Store(true)
-	err = p.store.Follow(ctx, p.Applied()+1, p.ApplyMessages)
-	if err == nil || ctx.Err() != nil {
-		return nil
+}
+
+const minBackoff = 50 * time.Millisecond
+
+// MaxBackoff bounds the wait between two attempts to follow an unavailable store.
+const MaxBackoff = 5 * time.Second
+
+// follow reads the readiness target once, then follows from the applied sequence.
+func (p *Projector) follow(ctx context.Context) error {
+	if !p.started.Load() {
+		last, err := p.store.LastSeq(ctx)
+		if err != nil {
+			return fmt.Errorf("projections: stream last sequence: %w", err)
+		}
+		p.target.Store(last)
+		p.started.Store(true)
 	}
-	return fmt.Errorf("projections: follow: %w", err)
+	if err := p.store.Follow(ctx, p.Applied()+1, p.ApplyMessages); err != nil {
+		return fmt.Errorf("projections: follow: %w", err)
+	}
+	return nil
 }
 
 // Applied is the last stream sequence committed to the read model.
