@@ -24,8 +24,15 @@
 //     Messages at or below the applied sequence are skipped. Commits use NoSync: the WAL keeps
 //     batches atomic, and a machine crash loses only a suffix of batches the stream gives again.
 //   - A batch holds what Follow hands over at once: up to 4096 messages while catching up, often
-//     one when live. Its writes are sorted by key before they enter the Pebble batch (the
-//     memtable inserts sorted keys several times faster).
+//     one when live. Its events are decoded on every core, then applied in order; each touched
+//     aggregate is read once (from the projector's cache of committed states, else Pebble) and
+//     written once; a large batch's writes are sorted by key before they enter the Pebble batch
+//     (the memtable inserts sorted keys several times faster).
+//   - A registration event starts its aggregate without reading it: the command service never
+//     registers an id twice (already_exists, ids are never reused). While catching up that is
+//     most reads.
+//   - While the store is unavailable, Run follows again from the applied sequence, with backoff;
+//     any other error (an event that does not decode, Pebble) stops it.
 //   - Every key but the applied sequence starts with "<tenant>\x00": tenants never mix, and a
 //     query reads only its tenant's ranges.
 //   - A record change writes O(1) keys (its state and the difference of its index entries, old
@@ -39,8 +46,12 @@
 //     under the sequence stored in front of each value, so a cached copy is used only for the
 //     snapshot that holds that very state. Cached states are shared and never mutated.
 //   - Over the live DB, the projector publishes after each commit the applied sequence and each
-//     tenant's stored sequence; a seqlock tells a query whether its snapshot holds exactly that
-//     (then it reads neither), else it reads both from the snapshot.
+//     tenant's stored sequence, and notes in a modification log which state keys the batch
+//     wrote; a seqlock (odd while a batch commits) tells a query whether its snapshot holds
+//     exactly the published state. If so it reads neither the sequence nor the tenant, and reuses
+//     a cached principal or record seen at sequence V when the log shows no write of its key
+//     after V: a check on hot facts reads nothing from Pebble. Otherwise it reads them all from
+//     the snapshot. Over a checkpoint (replay's as_of), it always reads.
 //
 // # Key layout
 //
@@ -50,8 +61,8 @@
 //	!applied                                      -> uint64 big endian: last applied sequence
 //	<t> T                                         -> seq | tenant JSON (policy, roles, units; no seat holders)
 //	<t> S <principal>                             -> level (seat holders above disabled)
-//	<t> P <principal>                             -> seq | principal JSON
-//	<t> R <type> <id>                             -> seq | record JSON
+//	<t> P <principal>                             -> seq | principal (binary, codec_binary.go)
+//	<t> R <type> <id>                             -> seq | record (binary, codec_binary.go)
 //	<t> a <type> <id>                             -> client   every active record of a type
 //	<t> c <client> <type> <id>                    -> ""       by client
 //	<t> u <kind> <unit> <type> <id>               -> client   by unit

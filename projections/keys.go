@@ -11,8 +11,8 @@ import (
 const (
 	tagTenant    = 'T' // <t> T                          -> seq | tenant JSON
 	tagSeat      = 'S' // <t> S <principal>              -> level
-	tagPrincipal = 'P' // <t> P <principal>              -> seq | principal JSON
-	tagRecord    = 'R' // <t> R <type> <id>              -> seq | record JSON
+	tagPrincipal = 'P' // <t> P <principal>              -> seq | principal (codec_binary.go)
+	tagRecord    = 'R' // <t> R <type> <id>              -> seq | record (codec_binary.go)
 	tagAll       = 'a' // <t> a <type> <id>              -> client
 	tagClient    = 'c' // <t> c <client> <type> <id>     -> ""
 	tagUnit      = 'u' // <t> u <kind> <unit> <type> <id> -> client
@@ -67,24 +67,6 @@ func prefixEnd(prefix []byte) []byte {
 		}
 	}
 	return nil
-}
-
-// lastComponents splits the last n components off a key (each ended by sep).
-func lastComponents(k []byte, n int) ([]string, error) {
-	out := make([]string, n)
-	if len(k) == 0 || k[len(k)-1] != sep {
-		return nil, fmt.Errorf("projections: malformed key %q", k)
-	}
-	end := len(k) - 1
-	for i := n - 1; i >= 0; i-- {
-		start := bytes.LastIndexByte(k[:end], sep) + 1
-		out[i] = string(k[start:end])
-		end = start - 1
-		if end < 0 && i > 0 {
-			return nil, fmt.Errorf("projections: key %q has fewer than %d components", k, n)
-		}
-	}
-	return out, nil
 }
 
 // encodeSeq and decodeSeq frame a stored state: 8 bytes of big-endian sequence, then the body.
