@@ -138,9 +138,11 @@ func benchStack(b *testing.B, n int, every uint64) *stack {
 	publishAll(b, s.env, benchStream(n))
 	s.d.seq = uint64(n)
 	s.sync(b)
-	eventstest.WaitFor(b, 10*time.Minute, func() error {
-		if l := s.svc.ckpts.list(); len(l) < int(uint64(n)/every)-1 {
-			return fmt.Errorf("%d checkpoints", len(l))
+	eventstest.WaitFor(b, 20*time.Minute, func() error {
+		for c := every; c+every < uint64(n); c += every {
+			if !slices.Contains(s.svc.ckpts.list(), c) {
+				return fmt.Errorf("no checkpoint at %d", c)
+			}
 		}
 		return nil
 	})

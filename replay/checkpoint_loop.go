@@ -11,21 +11,31 @@ import (
 )
 
 // checkpointLoop keeps a checkpoint of the live read model every CheckpointEvery applied events.
-// The first one is taken at once when the model is ahead of the newest checkpoint; then the
-// history before it that no checkpoint covers (a new replay directory on an old model, or an
-// upgrade) is back-filled once, in the background, by replaying the stream into a scratch copy.
+// The first one is taken at once when the model is ahead of the newest checkpoint. The live
+// model applies the stream in batches, so its checkpoints can be further apart than asked
+// (while catching up, or on a replay directory new to an old model): a filler goroutine then
+// replays those stretches into a scratch copy and keeps checkpoints at the multiples of
+// CheckpointEvery inside them. So every multiple below the newest checkpoint has one, and an
+// as_of replays fewer than CheckpointEvery events (the newest checkpoint aside, which the live
+// loop renews every CheckpointEvery events).
 func (s *Service) checkpointLoop(ctx context.Context) {
 	if s.proj == nil || s.db == nil {
 		return
 	}
 	every := s.opts.CheckpointEvery
 	next := s.ckpts.last() + every
-	backfilled := false
+	wake := make(chan struct{}, 1)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.fillLoop(ctx, wake)
+	}()
 	pause := 100 * time.Millisecond
 	for {
 		if err := s.proj.WaitFor(ctx, next); err != nil {
 			return
 		}
+		prev := s.ckpts.last()
 		seq, err := s.ckpts.take(s.db)
 		if err != nil {
 			s.log.Error("replay: checkpoint of the read model failed", "applied", s.proj.Applied(), "err", err)
@@ -40,25 +50,39 @@ func (s *Service) checkpointLoop(ctx context.Context) {
 		pause = 100 * time.Millisecond
 		s.log.Debug("replay: checkpoint", "seq", seq)
 		next = seq + every
-		if !backfilled {
-			backfilled = true
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				if err := s.backfill(ctx); err != nil && ctx.Err() == nil {
-					s.log.Error("replay: checkpoint back-fill failed", "err", err)
-				}
-			}()
+		if missesMultiple(prev, seq, every) {
+			select {
+			case wake <- struct{}{}:
+			default: // a fill is pending: it will see this gap too
+			}
 		}
 	}
 }
 
-// backfill fills every stretch of more than two intervals without a checkpoint.
+// missesMultiple reports whether a multiple of every lies strictly between two consecutive
+// checkpoints: the filler keeps one at each, so that an as_of replays fewer than every events.
+func missesMultiple(prev, next, every uint64) bool { return (next-1)/every > prev/every }
+
+// fillLoop fills gaps each time it is woken, until ctx ends.
+func (s *Service) fillLoop(ctx context.Context, wake <-chan struct{}) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		}
+		if err := s.backfill(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("replay: checkpoint back-fill failed", "err", err)
+		}
+	}
+}
+
+// backfill fills every stretch between checkpoints that misses a multiple of CheckpointEvery.
 func (s *Service) backfill(ctx context.Context) error {
 	every := s.opts.CheckpointEvery
 	prev := uint64(0)
 	for _, seq := range s.ckpts.list() {
-		if seq-prev > 2*every {
+		if missesMultiple(prev, seq, every) {
 			start := time.Now()
 			if err := s.fill(ctx, prev, seq); err != nil {
 				return err
