@@ -9,6 +9,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // DBOptions sizes Pebble. Zero values take the defaults.
@@ -16,6 +17,10 @@ type DBOptions struct {
 	CacheBytes    int64  // block cache; default 64 MiB
 	MemTableBytes uint64 // memtable; default 32 MiB
 	ReadOnly      bool   // open a checkpoint for reading only
+	// DisableWAL and FS serve throw-away copies (replay's as_of states): no write-ahead log,
+	// and a file system that may skip fsyncs. Never for the live model.
+	DisableWAL bool
+	FS         vfs.FS // nil: the operating system's
 }
 
 // DB is the read model's Pebble database.
@@ -43,7 +48,11 @@ func OpenDB(dir string, o DBOptions) (*DB, error) {
 		Cache:              cache,
 		MemTableSize:       o.MemTableBytes,
 		ReadOnly:           o.ReadOnly,
+		DisableWAL:         o.DisableWAL,
 		Logger:             quietLogger{},
+	}
+	if o.FS != nil {
+		opts.FS = o.FS
 	}
 	// Bloom filters: the projector reads each aggregate before its first event, and for a new
 	// one (most of them while catching up) the read must not visit every level's blocks.
@@ -73,6 +82,15 @@ func (db *DB) Dir() string { return db.dir }
 func (db *DB) Checkpoint(dir string) error {
 	if err := db.pb.Checkpoint(dir, pebble.WithFlushedWAL()); err != nil {
 		return fmt.Errorf("projections: checkpoint to %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Flush writes the memtables to sstables, so that a checkpoint taken next holds no WAL for its
+// opener to replay (replay checkpoints the live model every few thousand events).
+func (db *DB) Flush() error {
+	if err := db.pb.Flush(); err != nil {
+		return fmt.Errorf("projections: flush: %w", err)
 	}
 	return nil
 }

@@ -58,7 +58,7 @@ func NewProjector(db *DB, store Follower) (*Projector, error) {
 	p := &Projector{db: db, store: store, states: newStateCache(50_000), advanced: make(chan struct{})}
 	p.applied.Store(applied)
 	p.pub.Store(pub)
-	p.mods = newModLog(applied, 1<<20)
+	p.mods = newModLog(applied, 1<<18) // at most ~10 MB; a reset costs one read per cached state
 	return p, nil
 }
 
