@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/acl-es/acl/aggregates"
 	"github.com/acl-es/acl/events"
 	"github.com/acl-es/acl/projections"
@@ -67,7 +69,7 @@ func (s *Service) build(ctx context.Context, st *asOfState) error {
 	if err != nil {
 		return err
 	}
-	db, err := projections.OpenDB(dir, projections.DBOptions{CacheBytes: 8 << 20, MemTableBytes: 16 << 20})
+	db, err := projections.OpenDB(dir, scratchDB)
 	if err != nil {
 		return err
 	}
@@ -85,10 +87,24 @@ func (s *Service) build(ctx context.Context, st *asOfState) error {
 	return nil
 }
 
+// scratchDB opens the throw-away copies: a small cache, no WAL, no fsync.
+var scratchDB = projections.DBOptions{CacheBytes: 8 << 20, MemTableBytes: 16 << 20, DisableWAL: true,
+	FS: noSyncFS{vfs.Default}}
+
 // Reader is what replays read from the event store: *events.Store.
 type Reader interface {
 	Read(ctx context.Context, from, to uint64, fn func([]events.Message) error) error
 }
+
+// rangeLoader is the store's batched direct get (*events.Store): a short range costs a round trip
+// per thousand messages, where an ordered consumer costs its creation and deletion first.
+type rangeLoader interface {
+	LoadRange(ctx context.Context, from, to uint64) ([]events.Message, error)
+}
+
+// loadRangeMax is the longest range read with LoadRange (an as_of replays fewer than
+// CheckpointEvery messages); longer ones stream through an ordered consumer.
+const loadRangeMax = 20_000
 
 // replayGroup is how many messages a replay applies in one batch: the projector writes each
 // aggregate a batch touches once, so large batches write less when aggregates repeat.
@@ -108,6 +124,16 @@ func replayInto(ctx context.Context, store Reader, db *projections.DB, to, every
 	if to != 0 && from > to {
 		return p.Applied(), nil
 	}
+	read := store.Read
+	if lr, ok := store.(rangeLoader); ok && to != 0 && to-from < loadRangeMax {
+		read = func(ctx context.Context, from, to uint64, fn func([]events.Message) error) error {
+			msgs, err := lr.LoadRange(ctx, from, to)
+			if err != nil || len(msgs) == 0 {
+				return err
+			}
+			return fn(msgs)
+		}
+	}
 	buf := make([]events.Message, 0, 4096)
 	flush := func() error {
 		if len(buf) == 0 {
@@ -123,7 +149,7 @@ func replayInto(ctx context.Context, store Reader, db *projections.DB, to, every
 		}
 		return nil
 	}
-	err = store.Read(ctx, from, to, func(msgs []events.Message) error {
+	err = read(ctx, from, to, func(msgs []events.Message) error {
 		for _, m := range msgs {
 			buf = append(buf, m) // Read reuses its slice, not the messages
 			if len(buf) >= replayGroup || (every > 0 && m.Seq%every == 0) {

@@ -110,7 +110,7 @@ func (s *Service) fill(ctx context.Context, from, to uint64) error {
 			return err
 		}
 	}
-	db, err := projections.OpenDB(dir, projections.DBOptions{})
+	db, err := projections.OpenDB(dir, scratchDB)
 	if err != nil {
 		return err
 	}

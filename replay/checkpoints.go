@@ -82,6 +82,11 @@ func (c *checkpoints) take(db *projections.DB) (uint64, error) {
 		return 0, fmt.Errorf("replay: checkpoint: %w", err)
 	}
 	os.Remove(tmp) // Pebble wants to create it
+	// Flushed first, a checkpoint holds no WAL: opening a copy of it replays nothing.
+	if err := db.Flush(); err != nil {
+		os.RemoveAll(tmp)
+		return 0, err
+	}
 	if err := db.Checkpoint(tmp); err != nil {
 		os.RemoveAll(tmp)
 		return 0, err
@@ -104,6 +109,10 @@ func (c *checkpoints) takeAt(db *projections.DB, seq uint64) error {
 		return fmt.Errorf("replay: checkpoint: %w", err)
 	}
 	os.Remove(tmp) // Pebble wants to create it
+	if err := db.Flush(); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
 	if err := db.Checkpoint(tmp); err != nil {
 		os.RemoveAll(tmp)
 		return err
