@@ -100,16 +100,25 @@
 //
 // # Figures
 //
-// On the shared 2-core development machine (load average 3 to 4 from other builds, so about half
-// a core each), one tenant of 2,000 principals and 100,000 records (cases, invoices linked to
-// cases, clients), built by:
+// Measured on the shared 2-core development machine while other engineers' builds and
+// benchmarks ran (load average 3 to 5.5, so roughly half a core each; figures vary by 2x from
+// run to run). One tenant (Trackops preset) of 2,000 staff and 100,000 records (cases, invoices
+// linked to cases, 1,000 clients), built once per process:
 //
 //	go test ./projections/ -run '^$' -bench . -benchtime 2s
 //
-// See the report in the README of this package's commit history for the latest numbers:
+//	BenchmarkProjection        21,000-62,000 events/s catching up (ApplyMessages, Follow-sized
+//	                           slices of 4096), 19-30 CPU-µs per event counting every thread
+//	                           (compactions included); the events are registrations, ~8 keys each
+//	BenchmarkProjectionFollow  32,000-47,000 events/s through the real stream (30,000 events)
+//	BenchmarkCheck             p50 3.6-4.2 µs, p99 17-48 µs (one caller; compacted DB, hot facts
+//	                           served from the cache the modification log validates)
+//	BenchmarkCheckParallel     47,000-73,000 checks/s on the two shared cores
+//	BenchmarkVisibleFirstPage  100 ids: full 19-60 µs; limited 8-25 µs (cases), 40-137 µs
+//	                           (invoices: assignments and the link rule), clients 19-52 µs
+//	BenchmarkPrincipals        3-11 ms for 2,000 candidates
 //
-//	BenchmarkProjection          25,000-40,000 events/s catching up (registrations: ~7 keys each)
-//	BenchmarkCheck               p50 9.4 µs, p99 66 µs (cache holding the data set, compacted)
-//	BenchmarkCheckParallel       33,000 checks/s on the two shared cores
-//	BenchmarkVisibleFirstPage    full 55-75 µs, limited 33-87 µs, 100 ids
+// A check that must read Pebble costs one point read per fact (~1-2 µs each from the block
+// cache); size DBOptions.CacheBytes for the working set, and compact after a bulk load
+// (DB.Compact): reads right after a long catch-up visit every level-0 table.
 package projections
