@@ -32,11 +32,12 @@ type writer struct {
 	touched map[string]*pending
 	kbuf    []byte
 	w       *writes
+	cmds    map[string]aggregates.CommandResult // scratch for Apply's command memory
 }
 
 // newWriter builds into b and ws, which the caller resets and reuses.
 func newWriter(pb *pebble.DB, b *pebble.Batch, ws *writes, states *stateCache) *writer {
-	return &writer{pb: pb, b: b, w: ws, states: states,
+	return &writer{pb: pb, b: b, w: ws, states: states, cmds: map[string]aggregates.CommandResult{},
 		tenants: map[string]bool{}, touched: map[string]*pending{}}
 }
 
@@ -51,16 +52,20 @@ func (w *writer) apply(e events.Envelope, d events.Data) error {
 		if err != nil {
 			return err
 		}
+		// The command service remembers commands; the read model need not: every state the
+		// projector holds lends the writer's one scratch map, emptied after each event.
+		pd.p.Commands = w.cmds
 		pd.p.Apply(e, d)
-		clear(pd.p.Commands) // the command service remembers commands; the read model need not
+		clear(w.cmds)
 	case events.KindRecord:
 		_, fresh := d.(events.RecordRegisteredV1)
 		pd, err := w.record(e.Tenant, e.Aggregate.Type, e.Aggregate.ID, fresh)
 		if err != nil {
 			return err
 		}
+		pd.r.Commands = w.cmds
 		pd.r.Apply(e, d)
-		clear(pd.r.Commands)
+		clear(w.cmds)
 	default:
 		return fmt.Errorf("projections: event %s of unknown aggregate kind %q", e.ID, e.Aggregate.Kind)
 	}
@@ -121,7 +126,8 @@ func (w *writer) principal(tenant, id string, fresh bool) (*pending, error) {
 	}
 	p, _ := w.states.get(k).(*aggregates.Principal)
 	if p == nil && fresh {
-		p = aggregates.NewPrincipal(id)
+		// aggregates.NewPrincipal without its command map (Apply gets the writer's scratch).
+		p = &aggregates.Principal{ID: id, Level: aggregates.LevelDisabled, Prov: map[string]string{}}
 	}
 	if p == nil {
 		p = aggregates.NewPrincipal(id)
@@ -146,7 +152,7 @@ func (w *writer) record(tenant, typ, id string, fresh bool) (*pending, error) {
 	}
 	r, _ := w.states.get(k).(*aggregates.Record)
 	if r == nil && fresh {
-		r = aggregates.NewRecord(typ, id)
+		r = &aggregates.Record{Type: typ, ID: id, Prov: map[string]string{}} // NewRecord, no command map
 	}
 	if r == nil {
 		r = aggregates.NewRecord(typ, id)
