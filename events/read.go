@@ -73,17 +73,17 @@ func (s *Store) Load(ctx context.Context, subject string, after uint64) ([]Messa
 	return out, nil
 }
 
-// LoadRange returns the messages with from <= seq <= to, in order, with the batched direct get
-// API: no consumer to create and delete, so a short range (replay's as_of, a few thousand
-// messages) costs one round trip per loadBatch messages. A to past the last sequence reads up
-// to the last.
-func (s *Store) LoadRange(ctx context.Context, from, to uint64) ([]Message, error) {
+// LoadRange returns the messages of subject (a filter; wildcards allowed) with from <= seq <=
+// to, in order, with the batched direct get API: no consumer to create and delete, so a short
+// range (replay's as_of, a few thousand messages) costs one round trip per loadBatch messages.
+// A to past the last sequence reads up to the last.
+func (s *Store) LoadRange(ctx context.Context, subject string, from, to uint64) ([]Message, error) {
 	from = max(from, 1)
 	if to < from {
 		return nil, nil
 	}
-	out := make([]Message, 0, min(to-from+1, 1<<16))
-	req := directGetRequest{Seq: from, NextFor: Prefix + ".>", Batch: int(min(to-from+1, loadBatch))}
+	out := make([]Message, 0, min(to-from+1, 1<<12))
+	req := directGetRequest{Seq: from, NextFor: subject, Batch: int(min(to-from+1, loadBatch))}
 	err := s.directGet(ctx, req, func(m *nats.Msg) (bool, error) {
 		msg, err := directMessage(m)
 		if err != nil || msg.Seq > to {
@@ -93,7 +93,7 @@ func (s *Store) LoadRange(ctx context.Context, from, to uint64) ([]Message, erro
 		return msg.Seq < to, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("events: load %d..%d: %w", from, to, err)
+		return nil, fmt.Errorf("events: load %s %d..%d: %w", subject, from, to, err)
 	}
 	return out, nil
 }

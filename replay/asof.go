@@ -24,7 +24,7 @@ func (s *Service) AsOf(ctx context.Context, tenant string, asOf Moment) (*projec
 	if err != nil {
 		return nil, nil, err
 	}
-	st, release, err := s.states.acquire(seq, func(st *asOfState) error { return s.build(ctx, st) })
+	st, release, err := s.states.acquire(stateKey{tenant, seq}, func(st *asOfState) error { return s.build(ctx, st) })
 	if err != nil {
 		return nil, nil, fmt.Errorf("replay: as_of %s for tenant %s: %w", asOf, tenant, err)
 	}
@@ -38,7 +38,17 @@ func (s *Service) asOfSeq(ctx context.Context, asOf Moment) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if s.proj == nil || s.proj.Applied() >= seq {
+	if s.proj == nil {
+		last, err := s.store.LastSeq(ctx)
+		if err != nil {
+			return 0, unavailable(err, "as_of %d", seq)
+		}
+		if seq > last {
+			return 0, aggregates.Errorf(aggregates.CodeNotCaughtUp, "as_of %d: the stream ends at %d; retry", seq, last)
+		}
+		return seq, nil
+	}
+	if s.proj.Applied() >= seq {
 		return seq, nil
 	}
 	wctx, cancel := context.WithTimeout(ctx, s.opts.Wait)
@@ -53,8 +63,10 @@ func (s *Service) asOfSeq(ctx context.Context, asOf Moment) (uint64, error) {
 	return seq, nil
 }
 
-// build makes the state at st.seq: a copy of the nearest checkpoint at or below it, with the
-// events after the checkpoint replayed by a projector of its own.
+// build makes the state of st.tenant at st.seq: a copy of the nearest checkpoint at or below it,
+// with the tenant's events after the checkpoint replayed by a projector of its own. Other
+// tenants' events are skipped: they cannot change this tenant's answers, and a stream of many
+// tenants would otherwise make every as_of replay all of them.
 func (s *Service) build(ctx context.Context, st *asOfState) error {
 	dir, err := os.MkdirTemp(filepath.Join(s.opts.Dir, "scratch"), "asof-"+strconv.FormatUint(st.seq, 10)+"-")
 	if err != nil {
@@ -74,14 +86,20 @@ func (s *Service) build(ctx context.Context, st *asOfState) error {
 		return err
 	}
 	st.db = db
-	applied := from
 	if st.seq > from { // replayInto reads to the stream's end when asked for 0
-		if applied, err = replayInto(ctx, s.store, db, st.seq, 0, nil); err != nil {
+		subject := events.Prefix + "." + st.tenant + ".>"
+		if _, err = replayInto(ctx, s.store, db, subject, st.seq, 0, nil); err != nil {
 			return err
 		}
-	}
-	if applied != st.seq {
-		return aggregates.Errorf(aggregates.CodeNotCaughtUp, "as_of %d: the stream ends at %d", st.seq, applied)
+		// Only the tenant's events were replayed: the model answers that tenant as at st.seq,
+		// and says so (a message without events advances the applied sequence only).
+		p, err := projections.NewProjector(db, nil)
+		if err != nil {
+			return err
+		}
+		if err := p.ApplyMessages([]events.Message{{Seq: st.seq}}); err != nil {
+			return err
+		}
 	}
 	st.engine = projections.NewEngine(db, nil, s.opts.Engine)
 	return nil
@@ -99,8 +117,11 @@ type Reader interface {
 // rangeLoader is the store's batched direct get (*events.Store): a short range costs a round trip
 // per thousand messages, where an ordered consumer costs its creation and deletion first.
 type rangeLoader interface {
-	LoadRange(ctx context.Context, from, to uint64) ([]events.Message, error)
+	LoadRange(ctx context.Context, subject string, from, to uint64) ([]events.Message, error)
 }
+
+// allEvents is the subject filter of every event.
+const allEvents = events.Prefix + ".>"
 
 // loadRangeMax is the longest range read with LoadRange (an as_of replays fewer than
 // CheckpointEvery messages); longer ones stream through an ordered consumer.
@@ -111,11 +132,13 @@ const loadRangeMax = 20_000
 const replayGroup = 16384
 
 // replayInto applies the stream's messages after db's applied sequence up to to (0: the
-// stream's last) with a projector of db's own, in batches of up to replayGroup messages. When
+// stream's last) with a projector of db's own, in batches of up to replayGroup messages. A
+// short range reads only the messages of subject (a filter: one tenant's for as_of); a long one
+// reads them all. When
 // each is set it is called after every batch, and with every > 0 a batch also ends at each
 // multiple of every, so that each sees those exact sequences (checkpoints at round sequences).
 // It returns the sequence db has applied.
-func replayInto(ctx context.Context, store Reader, db *projections.DB, to, every uint64, each func(applied uint64) error) (uint64, error) {
+func replayInto(ctx context.Context, store Reader, db *projections.DB, subject string, to, every uint64, each func(applied uint64) error) (uint64, error) {
 	p, err := projections.NewProjector(db, nil)
 	if err != nil {
 		return 0, err
@@ -127,7 +150,7 @@ func replayInto(ctx context.Context, store Reader, db *projections.DB, to, every
 	read := store.Read
 	if lr, ok := store.(rangeLoader); ok && to != 0 && to-from < loadRangeMax {
 		read = func(ctx context.Context, from, to uint64, fn func([]events.Message) error) error {
-			msgs, err := lr.LoadRange(ctx, from, to)
+			msgs, err := lr.LoadRange(ctx, subject, from, to)
 			if err != nil || len(msgs) == 0 {
 				return err
 			}

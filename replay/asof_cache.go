@@ -11,6 +11,7 @@ import (
 // asOfState is a throw-away read model at one sequence: a copy of a checkpoint with the events
 // after it replayed, and an engine over it.
 type asOfState struct {
+	tenant string
 	seq    uint64
 	dir    string
 	db     *projections.DB
@@ -31,23 +32,30 @@ func (st *asOfState) close() {
 	}
 }
 
-// stateCache keeps the last few as_of states open, by sequence, so that the pages of one
-// visible query or an auditor's repeated questions about one moment replay once. Concurrent
-// askers of the same sequence share one build.
+// stateKey names an as_of state: a tenant at a sequence (a state holds only its tenant's
+// events after its checkpoint).
+type stateKey struct {
+	tenant string
+	seq    uint64
+}
+
+// stateCache keeps the last few as_of states open, so that the pages of one visible query or an
+// auditor's repeated questions about one moment replay once. Concurrent askers of the same
+// state share one build.
 type stateCache struct {
 	mu    sync.Mutex
 	max   int
-	bySeq map[uint64]*asOfState
-	order []uint64 // least recently used first
+	bySeq map[stateKey]*asOfState
+	order []stateKey // least recently used first
 }
 
 func newStateCache(max int) *stateCache {
-	return &stateCache{max: max, bySeq: map[uint64]*asOfState{}}
+	return &stateCache{max: max, bySeq: map[stateKey]*asOfState{}}
 }
 
 // acquire returns the state at seq, building it with build when it is not cached, and a release
 // function the caller must call when done with it.
-func (c *stateCache) acquire(seq uint64, build func(st *asOfState) error) (*asOfState, func(), error) {
+func (c *stateCache) acquire(seq stateKey, build func(st *asOfState) error) (*asOfState, func(), error) {
 	c.mu.Lock()
 	st := c.bySeq[seq]
 	if st != nil {
@@ -56,7 +64,7 @@ func (c *stateCache) acquire(seq uint64, build func(st *asOfState) error) (*asOf
 		c.mu.Unlock()
 		<-st.ready
 	} else {
-		st = &asOfState{seq: seq, ready: make(chan struct{}), refs: 1}
+		st = &asOfState{tenant: seq.tenant, seq: seq.seq, ready: make(chan struct{}), refs: 1}
 		c.bySeq[seq] = st
 		c.order = append(c.order, seq)
 		c.mu.Unlock()
@@ -66,7 +74,7 @@ func (c *stateCache) acquire(seq uint64, build func(st *asOfState) error) (*asOf
 		if st.err != nil && c.bySeq[seq] == st {
 			// A failure is not cached: the next asker tries again.
 			delete(c.bySeq, seq)
-			c.order = slices.DeleteFunc(c.order, func(s uint64) bool { return s == seq })
+			c.order = slices.DeleteFunc(c.order, func(s stateKey) bool { return s == seq })
 			st.gone = true
 		}
 		c.evict()
@@ -91,7 +99,7 @@ func (c *stateCache) release(st *asOfState) {
 }
 
 // touch moves seq to the most recently used end. Called with mu held.
-func (c *stateCache) touch(seq uint64) {
+func (c *stateCache) touch(seq stateKey) {
 	if i := slices.Index(c.order, seq); i >= 0 {
 		c.order = append(slices.Delete(c.order, i, i+1), seq)
 	}
@@ -123,5 +131,5 @@ func (c *stateCache) close() {
 			st.close()
 		}
 	}
-	c.order, c.bySeq = nil, map[uint64]*asOfState{}
+	c.order, c.bySeq = nil, map[stateKey]*asOfState{}
 }

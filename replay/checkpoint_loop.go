@@ -116,7 +116,7 @@ func (s *Service) fill(ctx context.Context, from, to uint64) error {
 	}
 	defer db.Close()
 	every := s.opts.CheckpointEvery
-	_, err = replayInto(ctx, s.store, db, to-1, every, func(applied uint64) error {
+	_, err = replayInto(ctx, s.store, db, allEvents, to-1, every, func(applied uint64) error {
 		if applied%every != 0 {
 			return nil
 		}

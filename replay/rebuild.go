@@ -105,7 +105,7 @@ func rebuildProjections(ctx context.Context, store Source, dir string, to uint64
 // replayCounting is replayInto that also counts envelopes for the progress report.
 func replayCounting(ctx context.Context, store Reader, db *projections.DB, to uint64, r *reporter) (uint64, error) {
 	counting := countingReader{Reader: store, r: r}
-	return replayInto(ctx, counting, db, to, 0, func(applied uint64) error {
+	return replayInto(ctx, counting, db, allEvents, to, 0, func(applied uint64) error {
 		r.done(applied)
 		return nil
 	})
