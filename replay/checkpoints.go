@@ -27,8 +27,18 @@ const ckptPrefix = "ckpt-"
 
 func ckptName(seq uint64) string { return fmt.Sprintf("%s%020d", ckptPrefix, seq) }
 
-// openCheckpoints lists the checkpoints of dir and removes leftovers of interrupted ones.
+// openCheckpoints lists the checkpoints of dir and removes leftovers of interrupted ones: the
+// service that owns dir calls it.
 func openCheckpoints(dir string, max int) (*checkpoints, error) {
+	return listCheckpoints(dir, max, true)
+}
+
+// openCheckpointsReadOnly lists the checkpoints of a directory another process owns.
+func openCheckpointsReadOnly(dir string) (*checkpoints, error) {
+	return listCheckpoints(dir, 0, false)
+}
+
+func listCheckpoints(dir string, max int, clean bool) (*checkpoints, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("replay: list checkpoints: %w", err)
@@ -37,14 +47,16 @@ func openCheckpoints(dir string, max int) (*checkpoints, error) {
 	for _, e := range ents {
 		name := e.Name()
 		seq, err := strconv.ParseUint(strings.TrimPrefix(name, ckptPrefix), 10, 64)
-		if !strings.HasPrefix(name, ckptPrefix) || err != nil {
+		if strings.HasPrefix(name, ckptPrefix) && err == nil {
+			c.seqs = append(c.seqs, seq)
+			continue
+		}
+		if clean {
 			// A checkpoint interrupted before its rename: never complete, never used.
 			if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
 				return nil, fmt.Errorf("replay: remove partial checkpoint: %w", err)
 			}
-			continue
 		}
-		c.seqs = append(c.seqs, seq)
 	}
 	slices.Sort(c.seqs)
 	return c, nil

@@ -140,3 +140,30 @@ func TestRebuildRefusesNonEmpty(t *testing.T) {
 		t.Fatal("rebuilt into a directory holding a model")
 	}
 }
+
+// TestVerifyLatestCheckpoint: what aclctl verify does while acld runs: copy the newest
+// checkpoint, rebuild to its sequence, compare.
+func TestVerifyLatestCheckpoint(t *testing.T) {
+	s := startStack(t, Options{CheckpointEvery: 20})
+	newRandomHistory(s.d, 23).run(150)
+	s.sync(t)
+	waitCheckpoint(t, s, 20)
+	dst := filepath.Join(t.TempDir(), "ckpt")
+	seq, err := CopyLatestCheckpoint(s.svc.opts.Dir, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seq < 20 {
+		t.Fatalf("latest checkpoint %d", seq)
+	}
+	r, err := VerifyAgainst(context.Background(), s.env.Store, dst, ModelProjections, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.OK() || r.Keys == 0 {
+		t.Errorf("verify against checkpoint %d: %d keys, %d differences %+v", seq, r.Keys, r.Differences, r.Listed)
+	}
+	if _, err := CopyLatestCheckpoint(t.TempDir(), filepath.Join(t.TempDir(), "x")); err == nil {
+		t.Errorf("a replay directory without checkpoints gave one")
+	}
+}

@@ -91,6 +91,10 @@ func New(store *events.Store, db *projections.DB, proj *projections.Projector, o
 	if err != nil {
 		return nil, fmt.Errorf("replay: jetstream: %w", err)
 	}
+	// Scratch copies do not outlive the process that made them: a crash leaves some behind.
+	if err := os.RemoveAll(filepath.Join(opts.Dir, "scratch")); err != nil {
+		return nil, fmt.Errorf("replay: clear scratch: %w", err)
+	}
 	for _, d := range []string{"checkpoints", "scratch"} {
 		if err := os.MkdirAll(filepath.Join(opts.Dir, d), 0o755); err != nil {
 			return nil, fmt.Errorf("replay: %w", err)
