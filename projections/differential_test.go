@@ -30,6 +30,11 @@ func TestDifferential(t *testing.T) {
 				g.step()
 			}
 			msgs := newAppender(env.Store).add(t, g.items)
+			nev := 0
+			for _, m := range msgs {
+				nev += len(m.Events)
+			}
+			t.Logf("%d events in %d messages", nev, len(msgs))
 			db := openDB(t)
 			proj := runProjector(t, db, env.Store)
 			waitApplied(t, proj, msgs[len(msgs)-1].Seq)
