@@ -32,7 +32,7 @@ import (
 // of one connection's publishes, so every aggregate's events are stored in decision order.
 type fastLoader struct {
 	js       jetstream.JetStream
-	store    *events.Store
+	st       *stack
 	now      func() time.Time
 	failed   atomic.Int64
 	firstErr atomic.Value
@@ -47,7 +47,7 @@ type fastLoader struct {
 const maxPending = 4000
 
 func newFastLoader(s *stack) (*fastLoader, error) {
-	l := &fastLoader{store: s.store, now: time.Now, validated: map[string]int{}}
+	l := &fastLoader{st: s, now: time.Now, validated: map[string]int{}}
 	js, err := jetstream.New(s.nc,
 		jetstream.WithPublishAsyncMaxPending(maxPending),
 		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) {
@@ -78,9 +78,9 @@ func (f loaderFacts) apply(e events.Envelope) error {
 // that register records run on every core: their decisions read the facts and change nothing
 // in them (record events are not kept), so they are independent; the others run in order.
 func (l *fastLoader) loadTenant(ctx context.Context, t *Tenant, progress func(n int)) error {
-	if msgs, err := l.store.Load(ctx, tenantSubject(t.ID), 0); err != nil {
+	if first, err := l.st.firstSeq(ctx, tenantSubject(t.ID)); err != nil {
 		return err
-	} else if len(msgs) > 0 {
+	} else if first > 0 {
 		return fmt.Errorf("tenant %s already has events: the fast path must write a new tenant (use another --prefix or --seed, or a fresh --data)", t.ID)
 	}
 	f := loaderFacts{aggregates.NewMemory(t.ID)}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/acl-es/acl/commands"
 	"github.com/acl-es/acl/events"
@@ -215,4 +216,26 @@ func waitFor(ctx context.Context, d time.Duration, cond func() bool) bool {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return true
+}
+
+// firstSeq is the sequence of the first message on subject (0 when it has none): one direct
+// get, where Store.Load would read the subject's whole history (a tenant's runs to 10^5
+// messages of seat changes).
+func (s *stack) firstSeq(ctx context.Context, subject string) (uint64, error) {
+	js, err := jetstream.New(s.nc)
+	if err != nil {
+		return 0, err
+	}
+	st, err := js.Stream(ctx, s.store.Name())
+	if err != nil {
+		return 0, err
+	}
+	m, err := st.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(subject))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("first message of %s: %w", subject, err)
+	}
+	return m.Sequence, nil
 }

@@ -46,15 +46,15 @@ func runAsOf(ctx context.Context, b *bench) ([]Result, error) {
 	}
 	var qs []question
 	for k, t := range b.ds.Tenants {
-		msgs, err := b.st.store.Load(ctx, tenantSubject(t.ID), 0)
+		first, err := b.st.firstSeq(ctx, tenantSubject(t.ID))
 		if err != nil {
 			return nil, err
 		}
-		if len(msgs) == 0 {
+		if first == 0 {
 			return nil, fmt.Errorf("asof: tenant %s has no events", t.ID)
 		}
 		// CreateTenant's batch: the tenant, then its administrator (whom the check asks about).
-		admin := msgs[0].Seq + 1
+		admin := first + 1
 		for i := range asofMoments / len(b.ds.Tenants) {
 			r := rngFor(b.ds.Seed, t.ID, streamQuery, k<<32|i)
 			qs = append(qs, question{t.ID, admin + r.Uint64N(last-admin+1)})
