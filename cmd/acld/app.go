@@ -105,6 +105,7 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}()
 	m.replay.Start(ctx)
+	m.compactAfterCatchUp(ctx)
 
 	if err := m.serveQueries(ctx); err != nil {
 		return err
@@ -120,6 +121,33 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.Log.Info("acld serving", "http", m.HTTPAddr(), "nats", m.natsURL(), "data", c.DataDir)
 	return nil
+}
+
+// catchUpCompaction: a catch-up of more events than this is followed by a compaction.
+const catchUpCompaction = 100_000
+
+// compactAfterCatchUp compacts the read model once the projector has caught up with a long
+// backlog (a first start on a big stream, a rebuild): right after a bulk load every point read
+// visits each level-0 table, and checks were measured 7x slower until compaction.
+func (m *Main) compactAfterCatchUp(ctx context.Context) {
+	start := m.proj.Applied()
+	last, err := m.store.LastSeq(ctx)
+	if err != nil || last < start+catchUpCompaction {
+		return
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		if err := m.proj.WaitFor(ctx, last); err != nil {
+			return
+		}
+		t := time.Now()
+		if err := m.db.Compact(ctx); err != nil && ctx.Err() == nil {
+			m.Log.Warn("compaction after catch-up", "err", err)
+			return
+		}
+		m.Log.Info("read model compacted after catch-up", "events", last-start, "took", time.Since(t).Round(time.Millisecond))
+	}()
 }
 
 func (m *Main) natsURL() string {
