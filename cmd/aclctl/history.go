@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/acl-es/acl/replay"
+)
+
+// subjectFlags name whose history: --principal or --record.
+type subjectFlags struct {
+	principal, record, from, to string
+}
+
+func (s *subjectFlags) add(c *cobra.Command) {
+	c.Flags().StringVar(&s.principal, "principal", "", "the principal whose history (what it can do)")
+	c.Flags().StringVar(&s.record, "record", "", "the record whose history (who can see it), as <type>/<id>")
+	c.Flags().StringVar(&s.from, "from", "", "first moment shown (a sequence, or a time: the last event at or before it)")
+	c.Flags().StringVar(&s.to, "to", "", "last moment shown (default: now)")
+}
+
+// body is the history query's body for these flags.
+func (s *subjectFlags) body() (map[string]any, error) {
+	body := map[string]any{}
+	switch {
+	case (s.principal == "") == (s.record == ""):
+		return nil, usagef("give exactly one of --principal and --record")
+	case s.principal != "":
+		body["principal"] = s.principal
+	default:
+		rec, err := recordArg(s.record)
+		if err != nil {
+			return nil, err
+		}
+		body["record"] = rec
+	}
+	for name, v := range map[string]string{"from": s.from, "to": s.to} {
+		if v != "" {
+			m, err := parseMoment("--"+name, v)
+			if err != nil {
+				return nil, err
+			}
+			body[name] = m
+		}
+	}
+	return body, nil
+}
+
+// pages calls fn with every page of a history, from the cursor on; with all false, the first
+// page only. It returns the next cursor ("" at the end). The pages after the first are bounded
+// by the first's sequence, so that they describe the same moment.
+func (a *app) pages(ctx context.Context, tenant string, body map[string]any, all bool, fn func(replay.HistoryAnswer) error) (string, error) {
+	for {
+		data, err := a.query(ctx, tenant, "history", body)
+		if err != nil {
+			return "", err
+		}
+		var ans replay.HistoryAnswer
+		if err := json.Unmarshal(data, &ans); err != nil {
+			return "", err
+		}
+		if err := fn(ans); err != nil {
+			return "", err
+		}
+		if !all || ans.NextCursor == "" {
+			return ans.NextCursor, nil
+		}
+		body["cursor"] = ans.NextCursor
+		if _, ok := body["to"]; !ok {
+			body["to"] = ans.Seq
+		}
+	}
+}
+
+func (a *app) historyCommand() *cobra.Command {
+	var (
+		s      subjectFlags
+		m      momentFlags
+		limit  int
+		cursor string
+		all    bool
+	)
+	c := &cobra.Command{
+		Use:   "history <tenant> (--principal <id> | --record <type>/<id>)",
+		Short: "Every event that changed what a principal can do or who can see a record",
+		Long: `Lists, in stream order, every event that changed what a principal can do (its own events,
+changes of roles it holds, records assigned to or unassigned from it, policy and feature
+changes) or who can see a record (its own events, reassignments of records it links to, policy
+and feature changes), with actor, time, command id and the reason it is there (WHY).`,
+		Example: `  aclctl history acme --principal bob
+  aclctl history acme --record invoice/inv-1 --from 2026-03-01T00:00:00Z --to 2026-04-01T00:00:00Z --all`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cc *cobra.Command, args []string) error {
+			defer a.close()
+			body, err := s.body()
+			if err != nil {
+				return err
+			}
+			if err := m.apply(body); err != nil {
+				return err
+			}
+			if limit != 0 {
+				body["limit"] = limit
+			}
+			if cursor != "" {
+				body["cursor"] = cursor
+			}
+			var evs []replay.HistoryEvent
+			var seq uint64
+			next, err := a.pages(cc.Context(), args[0], body, all, func(ans replay.HistoryAnswer) error {
+				evs, seq = append(evs, ans.Events...), ans.Seq
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return a.printJSON(replay.HistoryAnswer{Events: nonNil(evs), NextCursor: next, Seq: seq})
+			}
+			printHistory(a.stdout, evs)
+			if next != "" {
+				fmt.Fprintf(a.stderr, "more: --cursor %s (or --all)\n", next)
+			}
+			return nil
+		},
+	}
+	s.add(c)
+	m.add(c)
+	c.Flags().IntVar(&limit, "limit", 0, "events per page (default 100, at most 1000)")
+	c.Flags().StringVar(&cursor, "cursor", "", "go on after this sequence (the previous page's next cursor)")
+	c.Flags().BoolVar(&all, "all", false, "follow every page")
+	return c
+}
+
+// printHistory prints events as a table.
+func printHistory(w io.Writer, evs []replay.HistoryEvent) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tTIME\tEVENT\tAGGREGATE\tACTOR\tCOMMAND\tWHY\tDATA")
+	for _, e := range evs {
+		agg := e.Aggregate.Kind + ":" + e.Aggregate.ID
+		if e.Aggregate.Type != "" {
+			agg = e.Aggregate.Type + "/" + e.Aggregate.ID
+		}
+		data := string(e.Data)
+		if len(data) > 60 {
+			data = data[:57] + "..."
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.Time.UTC().Format(time.RFC3339), e.Type, agg,
+			e.Actor, e.CommandID, dash(e.Why), data)
+	}
+	tw.Flush()
+}
+
+func (a *app) diffCommand() *cobra.Command {
+	var (
+		m        momentFlags
+		from, to string
+	)
+	c := &cobra.Command{
+		Use:   "diff <tenant> <principal> --from <moment> --to <moment>",
+		Short: "What changed in a principal's access between two moments, and why",
+		Example: `  aclctl diff acme bob --from 2026-03-01T00:00:00Z --to 2026-04-01T00:00:00Z
+  aclctl diff acme bob --from 100 --to 250 --json`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cc *cobra.Command, args []string) error {
+			defer a.close()
+			if from == "" || to == "" {
+				return usagef("--from and --to are required")
+			}
+			f, err := parseMoment("--from", from)
+			if err != nil {
+				return err
+			}
+			t, err := parseMoment("--to", to)
+			if err != nil {
+				return err
+			}
+			body := map[string]any{"principal": args[1], "from": f, "to": t}
+			if err := m.apply(body); err != nil {
+				return err
+			}
+			data, err := a.query(cc.Context(), args[0], "diff", body)
+			if err != nil || a.json {
+				return firstError(err, func() error { return a.printRaw(data) })
+			}
+			var ans replay.DiffAnswer
+			if err := json.Unmarshal(data, &ans); err != nil {
+				return err
+			}
+			a.printDiff(ans)
+			return nil
+		},
+	}
+	m.add(c)
+	c.Flags().StringVar(&from, "from", "", "the earlier moment (a sequence or an RFC 3339 time)")
+	c.Flags().StringVar(&to, "to", "", "the later moment")
+	return c
+}
+
+func (a *app) printDiff(ans replay.DiffAnswer) {
+	fmt.Fprintf(a.stdout, "from seq %d to seq %d\n\nADDED\n", ans.FromSeq, ans.Seq)
+	a.printGrants(ans.Added)
+	fmt.Fprintln(a.stdout, "\nREMOVED")
+	a.printGrants(ans.Removed)
+	fmt.Fprintln(a.stdout, "\nVISIBLE RECORDS")
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TYPE\tFROM\tTO")
+	for _, v := range ans.Visible {
+		fmt.Fprintf(tw, "%s\t%d\t%d\n", v.Type, v.From, v.To)
+	}
+	tw.Flush()
+	fmt.Fprintln(a.stdout, "\nCAUSES")
+	printHistory(a.stdout, ans.Events)
+	if ans.EventsNextCursor != "" {
+		fmt.Fprintf(a.stderr, "more causes: aclctl history --principal ... --cursor %s --to %s\n",
+			ans.EventsNextCursor, strconv.FormatUint(ans.Seq, 10))
+	}
+}
