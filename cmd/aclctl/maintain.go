@@ -23,7 +23,7 @@ func (a *app) rebuildCommand() *cobra.Command {
 		Use:   "rebuild (--out <new dir> | --replace <model dir>)",
 		Short: "Rebuild a read model from the event stream, with progress",
 		Long: `Replays the event stream from sequence 1 into a new read model: the query model
-(--model projections, acld's <data>/model) or the audit index of history (--model audit, acld's
+(--model projections, acld's <data>/readmodel) or the audit index of history (--model audit, acld's
 <data>/replay/audit). Progress is a bar on a terminal (events/s, ETA), structured log lines
 otherwise.
 
@@ -31,7 +31,7 @@ otherwise.
 existing model and swaps it in, keeping the old one as <dir>.old-<time>: acld must be stopped
 (it locks its models while it runs).`,
 		Example: `  aclctl rebuild --out /tmp/model-rebuilt
-  aclctl rebuild --replace ./data/model        # acld stopped
+  aclctl rebuild --replace ./data/readmodel        # acld stopped
   aclctl rebuild --model audit --replace ./data/replay/audit`,
 		Args: cobra.NoArgs,
 		RunE: func(cc *cobra.Command, _ []string) error {
