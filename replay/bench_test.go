@@ -137,7 +137,7 @@ func benchStack(b *testing.B, n int, every uint64) *stack {
 	start := time.Now()
 	publishAll(b, s.env, benchStream(n))
 	s.d.seq = uint64(n)
-	s.sync(b)
+	s.syncWithin(b, 30*time.Minute)
 	eventstest.WaitFor(b, 20*time.Minute, func() error {
 		for c := every; c+every < uint64(n); c += every {
 			if !slices.Contains(s.svc.ckpts.list(), c) {

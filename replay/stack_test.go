@@ -65,10 +65,13 @@ func startStack(tb testing.TB, opts Options) *stack {
 }
 
 // sync waits until the read model and the audit index have applied every message written.
-func (s *stack) sync(tb testing.TB) {
+func (s *stack) sync(tb testing.TB) { s.syncWithin(tb, 10*time.Second) }
+
+// syncWithin is sync with a bound for large streams.
+func (s *stack) syncWithin(tb testing.TB, d time.Duration) {
 	tb.Helper()
 	want := s.d.seq
-	eventstest.WaitFor(tb, 10*time.Second, func() error {
+	eventstest.WaitFor(tb, d, func() error {
 		if p, a := s.proj.Applied(), s.svc.Audit().Applied(); p < want || a < want {
 			return fmt.Errorf("applied: model %d, audit %d; want %d", p, a, want)
 		}
