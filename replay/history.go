@@ -107,7 +107,14 @@ func (s *Service) History(ctx context.Context, tenant string, req HistoryRequest
 // historyBounds resolves from, to, as_of and the cursor into the sequences [lo, hi] to show,
 // after waiting (bounded) until the index has applied hi and min_seq.
 func (s *Service) historyBounds(ctx context.Context, req HistoryRequest) (lo, hi uint64, err error) {
-	if err := s.waitAudit(ctx, req.MinSeq); err != nil {
+	// The audit index follows the stream on its own: a history is at least as fresh as the
+	// live read model was when asked, so that it never silently misses what the other queries
+	// already show (a new replay directory catching up answers not_caught_up meanwhile).
+	floor := req.MinSeq
+	if s.proj != nil {
+		floor = max(floor, s.proj.Applied())
+	}
+	if err := s.waitAudit(ctx, floor); err != nil {
 		return 0, 0, err
 	}
 	hi = s.audit.Applied()
