@@ -58,6 +58,9 @@
 // nothing. The index is a pure function of the stream: Rebuild(ModelAudit) gives it byte for
 // byte (tested).
 //
+// Freshness: a history is at least as fresh as the live read model was when asked (the index
+// follows the stream on its own; a new replay directory catching up answers not_caught_up).
+//
 // History bounds: from and to are moments (a sequence, or an RFC 3339 time meaning the last
 // event at or before it), both included; as_of caps to. Pages never split a message: a page
 // holds at most limit events unless one message alone has more; next_cursor is the sequence of
@@ -66,28 +69,34 @@
 //
 // # as_of: checkpoints and throw-away copies
 //
-// Every CheckpointEvery events the live read model is checkpointed into
-// <Dir>/checkpoints/ckpt-<seq> (Pebble checkpoint: sstables hard-linked, WAL copied). The
-// projector applies the stream in batches, so live checkpoints can be further apart than asked;
-// a filler replays the stream into a scratch copy to add one at every multiple of
-// CheckpointEvery that falls between two (and back-fills a whole history the first time a
-// replay directory meets an old model). Beyond MaxCheckpoints every other one of the older half
-// is dropped: recent history stays dense, old history replays more.
+// Every CheckpointEvery events the live read model is flushed and checkpointed into
+// <Dir>/checkpoints/ckpt-<seq> (Pebble checkpoint: sstables hard-linked; flushed first, so it
+// holds no WAL for an opener to replay). The projector applies the stream in batches, so live
+// checkpoints can be further apart than asked; a filler replays the stream into a scratch copy
+// to add one at every multiple of CheckpointEvery that falls between two (and back-fills a whole
+// history the first time a replay directory meets an old model). Invariant: below the newest
+// checkpoint, every multiple of CheckpointEvery has one, so an as_of replays fewer than
+// CheckpointEvery messages. Beyond MaxCheckpoints every other one of the older half is dropped:
+// recent history stays dense, old history replays more.
 //
-// An as_of answer at sequence S copies the newest checkpoint at or below S into
+// An as_of answer for tenant T at sequence S copies the newest checkpoint at or below S into
 // <Dir>/scratch (hard links of the immutable sstables and blob files, copies of the rest),
-// opens it, replays the messages after the checkpoint up to S with a projector of its own (the
-// same code as the live one) and answers with a projections.Engine over it: equal, by
-// construction and by test, to the pure evaluator over the events up to S. The last few states
-// stay open (CachedStates, LRU; concurrent askers of one moment share one build), so the pages
-// of one question replay once. A time resolves to the last message stored at or before it (a
-// future time: now); a sequence the live model has not applied waits like min_seq, then
-// not_caught_up.
+// opens it without WAL or fsync (a throw-away copy needs neither), replays T's messages after the
+// checkpoint up to S (one batched direct get per thousand messages, subject filter
+// acl.events.T.>; other tenants' events cannot change T's answers) with a projector of its own
+// (the same code as the live one), marks the copy as applied up to S, and answers with a
+// projections.Engine over it: equal, by construction and by test, to the pure evaluator over the
+// events up to S. The last few states (tenant, S) stay open (CachedStates, LRU; concurrent
+// askers share one build), so the pages of one question replay once. A time resolves to the
+// last message stored at or before it (a future time: now); a sequence the live model has not
+// applied waits like min_seq, then not_caught_up.
 //
-// Cost: a copy is a few file links whatever the model's size; the replay is at most
-// CheckpointEvery-1 messages, so the latency is set by CheckpointEvery, not by the stream's
-// length (see BenchmarkAsOfCheck). Disk: each checkpoint pins the sstables it links, so
-// compactions of the live model leave old files alive until their checkpoints are thinned.
+// Cost: a copy is a few file links whatever the model's size; the replay is fewer than
+// CheckpointEvery messages (of the tenant), so the latency is set by CheckpointEvery, not by the
+// stream's length (BenchmarkAsOfCheck; figures in the report of issue #6). Disk: each
+// checkpoint pins the sstables it links, so compactions of the live model leave old files alive
+// until their checkpoints are thinned; the flush every CheckpointEvery events adds small level-0
+// tables to the live model.
 //
 // # Diff
 //
