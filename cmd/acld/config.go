@@ -41,7 +41,7 @@ func DefaultConfig() Config {
 		QueryWait:   2 * time.Second,
 		CacheMB:     64,
 		MemtableMB:  32,
-		CheckpointN: 20000,
+		CheckpointN: 2000,
 		LogLevel:    "info",
 	}
 }
