@@ -17,10 +17,12 @@ type DBOptions struct {
 	CacheBytes    int64  // block cache; default 64 MiB
 	MemTableBytes uint64 // memtable; default 32 MiB
 	ReadOnly      bool   // open a checkpoint for reading only
-	// DisableWAL and FS serve throw-away copies (replay's as_of states): no write-ahead log,
-	// and a file system that may skip fsyncs. Never for the live model.
-	DisableWAL bool
-	FS         vfs.FS // nil: the operating system's
+	// DisableWAL, DisableCompactions and FS serve throw-away copies (replay's as_of states): no
+	// write-ahead log, no background compactions (a copy lives for a few queries), and a file
+	// system that may skip fsyncs. Never for the live model.
+	DisableWAL         bool
+	DisableCompactions bool
+	FS                 vfs.FS // nil: the operating system's
 }
 
 // DB is the read model's Pebble database.
@@ -51,6 +53,7 @@ func OpenDB(dir string, o DBOptions) (*DB, error) {
 		DisableWAL:         o.DisableWAL,
 		Logger:             quietLogger{},
 	}
+	opts.DisableAutomaticCompactions = o.DisableCompactions
 	if o.FS != nil {
 		opts.FS = o.FS
 	}
