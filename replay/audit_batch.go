@@ -1,0 +1,136 @@
+package replay
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// The batch side of the audit writer: writing states and entries at flush, the keys of holders
+// and reverse links with their overlay, and loading states through the cache.
+
+// flush writes the touched states, the log entries and the applied sequence.
+func (w *auditWriter) flush(applied uint64) error {
+	for k, v := range w.touched {
+		if err := w.setJSON(k, v); err != nil {
+			return err
+		}
+	}
+	for k, v := range w.entries {
+		if err := w.setJSON(k, v); err != nil {
+			return err
+		}
+	}
+	var seq [8]byte
+	putSeq(seq[:], applied)
+	if err := w.b.Set(auditAppliedKey, seq[:], nil); err != nil {
+		return fmt.Errorf("replay: write audit applied sequence: %w", err)
+	}
+	return nil
+}
+
+// committed hands the batch's states to the cache.
+func (w *auditWriter) committed() {
+	for k, v := range w.touched {
+		w.cache.put(k, v)
+	}
+}
+
+func (w *auditWriter) setJSON(k string, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("replay: encode audit key %q: %w", k, err)
+	}
+	if err := w.b.Set([]byte(k), raw, nil); err != nil {
+		return fmt.Errorf("replay: write audit key %q: %w", k, err)
+	}
+	return nil
+}
+
+func (w *auditWriter) set(k []byte) error {
+	w.keys[string(k)] = true
+	if err := w.b.Set(k, nil, nil); err != nil {
+		return fmt.Errorf("replay: write audit key %q: %w", k, err)
+	}
+	return nil
+}
+
+func (w *auditWriter) del(k []byte) error {
+	w.keys[string(k)] = false
+	if err := w.b.Delete(k, nil); err != nil {
+		return fmt.Errorf("replay: delete audit key %q: %w", k, err)
+	}
+	return nil
+}
+
+// scan calls fn with every key under prefix as the batch sees them: the committed keys, less
+// those deleted in the batch, plus those set in it, in key order.
+func (w *auditWriter) scan(prefix []byte, fn func(k []byte) error) error {
+	it, err := w.pb.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return fmt.Errorf("replay: scan %q: %w", prefix, err)
+	}
+	var found []string
+	for ok := it.First(); ok; ok = it.Next() {
+		if set, ok := w.keys[string(it.Key())]; !ok || set {
+			found = append(found, string(it.Key()))
+		}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("replay: scan %q: %w", prefix, err)
+	}
+	for k, set := range w.keys {
+		if set && strings.HasPrefix(k, string(prefix)) && !slices.Contains(found, k) {
+			found = append(found, k)
+		}
+	}
+	slices.Sort(found)
+	for _, k := range found {
+		if err := fn([]byte(k)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *auditWriter) tenant(id string) (*tenantState, error) {
+	return loadState[tenantState](w, tenantStateKey(id), "tenant "+id)
+}
+
+func (w *auditWriter) principal(tenant, id string) (*principalState, error) {
+	return loadState[principalState](w, principalStateKey(tenant, id), "principal "+id)
+}
+
+func (w *auditWriter) record(tenant, typ, id string) (*recordState, error) {
+	return loadState[recordState](w, recordStateKey(tenant, typ, id), "record "+typ+"/"+id)
+}
+
+// loadState returns the state under k: as the batch left it, else from the cache of committed
+// states, else from Pebble, else a new zero state. It is marked touched: written at flush.
+func loadState[T any](w *auditWriter, k []byte, what string) (*T, error) {
+	if s, ok := w.touched[string(k)].(*T); ok {
+		return s, nil
+	}
+	s, ok := w.cache.get(string(k)).(*T)
+	if !ok {
+		v, closer, err := w.pb.Get(k)
+		switch {
+		case errors.Is(err, pebble.ErrNotFound):
+			s = new(T)
+		case err != nil:
+			return nil, fmt.Errorf("replay: read %s: %w", what, err)
+		default:
+			s, err = decodeJSON[T](v, what)
+			closer.Close()
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
+	w.touched[string(k)] = s
+	return s, nil
+}
