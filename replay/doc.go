@@ -81,10 +81,11 @@
 //
 // An as_of answer for tenant T at sequence S copies the newest checkpoint at or below S into
 // <Dir>/scratch (hard links of the immutable sstables and blob files, copies of the rest),
-// opens it without WAL or fsync (a throw-away copy needs neither), replays T's messages after the
-// checkpoint up to S (one batched direct get per thousand messages, subject filter
-// acl.events.T.>; other tenants' events cannot change T's answers) with a projector of its own
-// (the same code as the live one), marks the copy as applied up to S, and answers with a
+// opens it without WAL, fsync or compactions (a throw-away copy needs none), replays T's
+// messages after the checkpoint up to S (read by batched direct gets, a thousand messages per
+// round trip, and filtered by subject here: other tenants' events cannot change T's answers)
+// with a projector of its own (the same code as the live one), marks the copy as applied up to
+// S (a message without events), and answers with a
 // projections.Engine over it: equal, by construction and by test, to the pure evaluator over the
 // events up to S. The last few states (tenant, S) stay open (CachedStates, LRU; concurrent
 // askers share one build), so the pages of one question replay once. A time resolves to the
