@@ -88,13 +88,20 @@ func Rebuild(ctx context.Context, store Source, dir string, model Model, to uint
 	return p, nil
 }
 
+// rebuildDB opens a model being rebuilt: no WAL (a rebuild that stops is started over, and the
+// memtables are flushed before closing) and a larger memtable for the bulk load.
+var rebuildDB = projections.DBOptions{MemTableBytes: 64 << 20, DisableWAL: true}
+
 func rebuildProjections(ctx context.Context, store Source, dir string, to uint64, r *reporter) error {
-	db, err := projections.OpenDB(dir, projections.DBOptions{})
+	db, err := projections.OpenDB(dir, rebuildDB)
 	if err != nil {
 		return err
 	}
 	if to > 0 {
 		_, err = replayCounting(ctx, store, db, to, r)
+	}
+	if err == nil {
+		err = db.Flush() // without a WAL, what the memtables hold would be lost at close
 	}
 	if cerr := db.Close(); err == nil {
 		err = cerr
