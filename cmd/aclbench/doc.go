@@ -47,7 +47,7 @@
 //	            listing (pages of 1000) for one full principal; --via inprocess|http|nats
 //	principals  who may view a record: cost grows with the holders of the roles that grant it
 //	asof        replay's AsOf at random moments (checkpoint copy + replay of the events after
-//	            it) then a check; bounded by --checkpoint-every (acld's default 20000)
+//	            it) then a check; bounded by --checkpoint-every (acld's default 2000)
 //	ryw         AssignRecord through the command path, then check with min_seq = its answer;
 //	            the latency is from the command's answer to the check's answer
 //	commands    the steady-state command mix (gen_ops.go) with each of --clients clients
