@@ -43,6 +43,8 @@ type stateKey struct {
 // auditor's repeated questions about one moment replay once. Concurrent askers of the same
 // state share one build.
 type stateCache struct {
+	closing sync.WaitGroup // states being closed in the background
+
 	mu    sync.Mutex
 	max   int
 	bySeq map[stateKey]*asOfState
@@ -94,8 +96,18 @@ func (c *stateCache) release(st *asOfState) {
 	closeIt := st.gone && st.refs == 0
 	c.mu.Unlock()
 	if closeIt {
-		st.close()
+		c.closeLater(st)
 	}
+}
+
+// closeLater closes a state off the query's path: closing Pebble and removing the copy's files
+// takes milliseconds that no answer waits for.
+func (c *stateCache) closeLater(st *asOfState) {
+	c.closing.Add(1)
+	go func() {
+		defer c.closing.Done()
+		st.close()
+	}()
 }
 
 // touch moves seq to the most recently used end. Called with mu held.
@@ -115,12 +127,13 @@ func (c *stateCache) evict() {
 		delete(c.bySeq, seq)
 		st.gone = true
 		if st.refs == 0 {
-			st.close()
+			c.closeLater(st)
 		}
 	}
 }
 
-// close closes every cached state; states still in use close when released.
+// close closes every cached state and waits for them; states still in use close when released
+// (and are not waited for).
 func (c *stateCache) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -128,8 +141,11 @@ func (c *stateCache) close() {
 		st := c.bySeq[seq]
 		st.gone = true
 		if st.refs == 0 {
-			st.close()
+			c.closeLater(st)
 		}
 	}
 	c.order, c.bySeq = nil, map[stateKey]*asOfState{}
+	c.mu.Unlock()
+	c.closing.Wait()
+	c.mu.Lock()
 }

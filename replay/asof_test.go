@@ -159,14 +159,18 @@ func TestAsOfCacheShares(t *testing.T) {
 	r1()
 	r2()
 	r3()
-	// The evicted state's copy is gone once released; the cached one stays.
-	ents, err := os.ReadDir(filepath.Join(s.svc.opts.Dir, "scratch"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ents) != 1 || !strings.HasPrefix(ents[0].Name(), "asof-4-") {
-		t.Errorf("scratch holds %v, want only the state at 4", ents)
-	}
+	// The evicted state's copy is removed (in the background) once released; the cached one
+	// stays.
+	eventstest.WaitFor(t, 5*time.Second, func() error {
+		ents, err := os.ReadDir(filepath.Join(s.svc.opts.Dir, "scratch"))
+		if err != nil {
+			return err
+		}
+		if len(ents) != 1 || !strings.HasPrefix(ents[0].Name(), "asof-4-") {
+			return fmt.Errorf("scratch holds %v, want only the state at 4", ents)
+		}
+		return nil
+	})
 }
 
 // TestBackfill: a replay directory started on a model that already applied many events keeps a
