@@ -198,3 +198,41 @@ func TestBackfill(t *testing.T) {
 		return nil
 	})
 }
+
+// TestCheckpointGrid: with few dense checkpoints, old ones are thinned along the grid, the
+// filler makes the ones it wants, and as_of far back (replaying more) still answers right.
+func TestCheckpointGrid(t *testing.T) {
+	s := startStack(t, Options{CheckpointEvery: 5, DenseCheckpoints: 2})
+	newRandomHistory(s.d, 31).run(300)
+	s.sync(t)
+	g := s.svc.ckpts.grid
+	eventstest.WaitFor(t, 10*time.Second, func() error {
+		seqs := s.svc.ckpts.list()
+		newest := seqs[len(seqs)-1]
+		if newest < s.d.seq-5 {
+			return fmt.Errorf("newest checkpoint %d, stream at %d", newest, s.d.seq)
+		}
+		prev := uint64(0)
+		for _, c := range seqs {
+			if m := g.missing(prev, c, newest); len(m) > 0 {
+				return fmt.Errorf("checkpoints %v lack %v", seqs, m)
+			}
+			if !g.keeps(c, newest) {
+				return fmt.Errorf("checkpoint %d kept off the grid (newest %d)", c, newest)
+			}
+			prev = c
+		}
+		return nil
+	})
+	if n := len(s.svc.ckpts.list()); n > 20 {
+		t.Errorf("%d checkpoints for %d events", n, s.d.seq)
+	}
+	for _, seq := range []uint64{7, s.d.seq / 3, s.d.seq / 2} {
+		e, release := asOfAt(t, s, Moment{Seq: seq}, seq)
+		diffs := diffAll(t, e, s.d.oracleAt(seq)["acme"])
+		release()
+		if len(diffs) > 0 {
+			t.Fatalf("as_of %d: %d differences, first:\n%s", seq, len(diffs), diffs[0])
+		}
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/acl-es/acl/projections"
 )
 
@@ -50,7 +52,7 @@ func (s *Service) checkpointLoop(ctx context.Context) {
 		pause = 100 * time.Millisecond
 		s.log.Debug("replay: checkpoint", "seq", seq)
 		next = seq + every
-		if missesMultiple(prev, seq, every) {
+		if len(s.ckpts.grid.missing(prev, seq, seq)) > 0 {
 			select {
 			case wake <- struct{}{}:
 			default: // a fill is pending: it will see this gap too
@@ -58,10 +60,6 @@ func (s *Service) checkpointLoop(ctx context.Context) {
 		}
 	}
 }
-
-// missesMultiple reports whether a multiple of every lies strictly between two consecutive
-// checkpoints: the filler keeps one at each, so that an as_of replays fewer than every events.
-func missesMultiple(prev, next, every uint64) bool { return (next-1)/every > prev/every }
 
 // fillLoop fills gaps each time it is woken, until ctx ends.
 func (s *Service) fillLoop(ctx context.Context, wake <-chan struct{}) {
@@ -77,49 +75,59 @@ func (s *Service) fillLoop(ctx context.Context, wake <-chan struct{}) {
 	}
 }
 
-// backfill fills every stretch between checkpoints that misses a multiple of CheckpointEvery.
+// backfill makes the checkpoints the grid wants and lacks, stretch by stretch.
 func (s *Service) backfill(ctx context.Context) error {
-	every := s.opts.CheckpointEvery
+	seqs := s.ckpts.list()
+	if len(seqs) == 0 {
+		return nil
+	}
+	newest := seqs[len(seqs)-1]
 	prev := uint64(0)
-	for _, seq := range s.ckpts.list() {
-		if missesMultiple(prev, seq, every) {
+	for _, seq := range seqs {
+		if want := s.ckpts.grid.missing(prev, seq, newest); len(want) > 0 {
 			start := time.Now()
-			if err := s.fill(ctx, prev, seq); err != nil {
+			if err := s.fill(ctx, prev, want); err != nil {
 				return err
 			}
-			s.log.Info("replay: back-filled checkpoints", "from", prev, "to", seq, "took", time.Since(start))
+			s.log.Info("replay: back-filled checkpoints", "from", prev, "to", seq, "made", len(want), "took", time.Since(start))
 		}
 		prev = seq
 	}
 	return nil
 }
 
-// fill replays (from, to) into a scratch copy of the checkpoint at from and keeps a checkpoint
-// at each multiple of CheckpointEvery.
-func (s *Service) fill(ctx context.Context, from, to uint64) error {
+// fillDB opens the filler's scratch copy: no WAL or fsync, but compactions, since it may take
+// many checkpoints (each a flush) of a long stretch, which as_of copies then read.
+var fillDB = projections.DBOptions{CacheBytes: 16 << 20, DisableWAL: true, FS: noSyncFS{vfs.Default}}
+
+// fill replays the stream from the checkpoint at from (0: empty) into a scratch copy and keeps a
+// checkpoint at each sequence of want (ascending).
+func (s *Service) fill(ctx context.Context, from uint64, want []uint64) error {
 	dir, err := os.MkdirTemp(filepath.Join(s.opts.Dir, "scratch"), "fill-")
 	if err != nil {
 		return fmt.Errorf("replay: back-fill scratch: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	if from > 0 {
-		_, done := s.ckpts.nearest(from)
-		err := copyDB(s.ckpts.path(from), dir)
+	// Thinning may have dropped the checkpoint at from meanwhile: start from the one before.
+	if base, done := s.ckpts.nearest(from); base > 0 {
+		err := copyDB(s.ckpts.path(base), dir)
 		done()
 		if err != nil {
 			return err
 		}
+	} else {
+		done()
 	}
-	db, err := projections.OpenDB(dir, scratchDB)
+	db, err := projections.OpenDB(dir, fillDB)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	every := s.opts.CheckpointEvery
-	_, err = replayInto(ctx, s.store, db, allEvents, to-1, every, func(applied uint64) error {
-		if applied%every != 0 {
+	_, err = replayInto(ctx, s.store, db, allEvents, want[len(want)-1], s.opts.CheckpointEvery, func(applied uint64) error {
+		if len(want) == 0 || applied != want[0] {
 			return nil
 		}
+		want = want[1:]
 		return s.ckpts.takeAt(db, applied)
 	})
 	return err

@@ -16,8 +16,8 @@ import (
 // sequence it has applied (ckpt-<20 digits>). A checkpoint is immutable once renamed into place;
 // as_of copies it (hard links) and replays the events after it.
 type checkpoints struct {
-	dir string
-	max int
+	dir  string
+	grid grid
 
 	mu   sync.RWMutex // held for reading while a checkpoint is copied, for writing to drop one
 	seqs []uint64     // ascending
@@ -29,21 +29,21 @@ func ckptName(seq uint64) string { return fmt.Sprintf("%s%020d", ckptPrefix, seq
 
 // openCheckpoints lists the checkpoints of dir and removes leftovers of interrupted ones: the
 // service that owns dir calls it.
-func openCheckpoints(dir string, max int) (*checkpoints, error) {
-	return listCheckpoints(dir, max, true)
+func openCheckpoints(dir string, g grid) (*checkpoints, error) {
+	return listCheckpoints(dir, g, true)
 }
 
 // openCheckpointsReadOnly lists the checkpoints of a directory another process owns.
 func openCheckpointsReadOnly(dir string) (*checkpoints, error) {
-	return listCheckpoints(dir, 0, false)
+	return listCheckpoints(dir, grid{}, false)
 }
 
-func listCheckpoints(dir string, max int, clean bool) (*checkpoints, error) {
+func listCheckpoints(dir string, g grid, clean bool) (*checkpoints, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("replay: list checkpoints: %w", err)
 	}
-	c := &checkpoints{dir: dir, max: max}
+	c := &checkpoints{dir: dir, grid: g}
 	for _, e := range ents {
 		name := e.Name()
 		seq, err := strconv.ParseUint(strings.TrimPrefix(name, ckptPrefix), 10, 64)
@@ -148,23 +148,23 @@ func (c *checkpoints) add(tmp string, seq uint64) error {
 	return c.thin()
 }
 
-// thin keeps at most max checkpoints by dropping every other one of the older half: recent
-// history stays dense, old history gets sparser (an as_of far back replays more events).
+// thin drops the checkpoints the grid no longer keeps.
 func (c *checkpoints) thin() error {
-	for len(c.seqs) > c.max {
-		half := len(c.seqs) / 2
-		var keep []uint64
-		for i, s := range c.seqs {
-			if i >= half || i%2 == 0 {
-				keep = append(keep, s)
-				continue
-			}
-			if err := os.RemoveAll(c.path(s)); err != nil {
-				return fmt.Errorf("replay: drop checkpoint %d: %w", s, err)
-			}
-		}
-		c.seqs = keep
+	if c.grid.every == 0 || len(c.seqs) == 0 {
+		return nil
 	}
+	newest := c.seqs[len(c.seqs)-1]
+	keep := c.seqs[:0]
+	for _, s := range c.seqs {
+		if c.grid.keeps(s, newest) {
+			keep = append(keep, s)
+			continue
+		}
+		if err := os.RemoveAll(c.path(s)); err != nil {
+			return fmt.Errorf("replay: drop checkpoint %d: %w", s, err)
+		}
+	}
+	c.seqs = keep
 	return nil
 }
 

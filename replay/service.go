@@ -24,8 +24,10 @@ type Options struct {
 	// CheckpointEvery: a checkpoint of the read model every N applied events; default 2000.
 	// An as_of answer replays at most about N events.
 	CheckpointEvery uint64
-	// MaxCheckpoints: when more are kept, every other old one is dropped; default 1024.
-	MaxCheckpoints int
+	// DenseCheckpoints: how many checkpoints stay at the full density of CheckpointEvery
+	// before, as they age, the spacing doubles each time their age doubles (grid.go); default
+	// 64. More: cheaper as_of far back, more disk.
+	DenseCheckpoints uint64
 	// CachedStates: as_of states kept open for the next query at the same moment; default 4.
 	CachedStates int
 	// Wait bounds min_seq and as_of waits for what is not applied yet; default 2 s.
@@ -43,8 +45,8 @@ func (o *Options) defaults() error {
 	if o.CheckpointEvery == 0 {
 		o.CheckpointEvery = 2000
 	}
-	if o.MaxCheckpoints <= 0 {
-		o.MaxCheckpoints = 1024
+	if o.DenseCheckpoints == 0 {
+		o.DenseCheckpoints = 64
 	}
 	if o.CachedStates <= 0 {
 		o.CachedStates = 4
@@ -100,7 +102,7 @@ func New(store *events.Store, db *projections.DB, proj *projections.Projector, o
 			return nil, fmt.Errorf("replay: %w", err)
 		}
 	}
-	ckpts, err := openCheckpoints(filepath.Join(opts.Dir, "checkpoints"), opts.MaxCheckpoints)
+	ckpts, err := openCheckpoints(filepath.Join(opts.Dir, "checkpoints"), grid{every: opts.CheckpointEvery, dense: opts.DenseCheckpoints})
 	if err != nil {
 		return nil, err
 	}
