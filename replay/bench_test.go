@@ -139,10 +139,16 @@ func benchStack(b *testing.B, n int, every uint64) *stack {
 	s.d.seq = uint64(n)
 	s.syncWithin(b, 30*time.Minute)
 	eventstest.WaitFor(b, 20*time.Minute, func() error {
-		for c := every; c+every < uint64(n); c += every {
-			if !slices.Contains(s.svc.ckpts.list(), c) {
-				return fmt.Errorf("no checkpoint at %d", c)
+		seqs := s.svc.ckpts.list()
+		if len(seqs) == 0 || seqs[len(seqs)-1]+every < uint64(n) {
+			return fmt.Errorf("checkpoints up to %v", seqs)
+		}
+		prev, newest := uint64(0), seqs[len(seqs)-1]
+		for _, c := range seqs {
+			if m := s.svc.ckpts.grid.missing(prev, c, newest); len(m) > 0 {
+				return fmt.Errorf("checkpoints lack %v", m)
 			}
+			prev = c
 		}
 		return nil
 	})

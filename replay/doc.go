@@ -75,9 +75,12 @@
 // checkpoints can be further apart than asked; a filler replays the stream into a scratch copy
 // to add one at every multiple of CheckpointEvery that falls between two (and back-fills a whole
 // history the first time a replay directory meets an old model). Invariant: below the newest
-// checkpoint, every multiple of CheckpointEvery has one, so an as_of replays fewer than
-// CheckpointEvery messages. Beyond MaxCheckpoints every other one of the older half is dropped:
-// recent history stays dense, old history replays more.
+// checkpoint, the grid of grid.go holds: the newest DenseCheckpoints*CheckpointEvery sequences
+// have one at every multiple of CheckpointEvery (an as_of there replays fewer than
+// CheckpointEvery messages), and older ones are thinned to a spacing that doubles each time their
+// age doubles (an as_of far back replays more). Why thin: a checkpoint pins the sstables it
+// links while the live model's compactions rewrite them, so each costs about what was written
+// since the previous one; keeping all of them took 4.7 GB for a model of 83 MB at 10^6 events.
 //
 // An as_of answer for tenant T at sequence S copies the newest checkpoint at or below S into
 // <Dir>/scratch (hard links of the immutable sstables and blob files, copies of the rest),
