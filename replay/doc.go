@@ -73,9 +73,9 @@
 // <Dir>/checkpoints/ckpt-<seq> (Pebble checkpoint: sstables hard-linked; flushed first, so it
 // holds no WAL for an opener to replay). The projector applies the stream in batches, so live
 // checkpoints can be further apart than asked; a filler replays the stream into a scratch copy
-// to add one at every multiple of CheckpointEvery that falls between two (and back-fills a whole
-// history the first time a replay directory meets an old model). Invariant: below the newest
-// checkpoint, the grid of grid.go holds: the newest DenseCheckpoints*CheckpointEvery sequences
+// to add the ones the grid wants between two (and back-fills a whole history the first time a
+// replay directory meets an old model). Invariant: below the newest checkpoint, the grid of
+// grid.go holds: the newest DenseCheckpoints*CheckpointEvery sequences
 // have one at every multiple of CheckpointEvery (an as_of there replays fewer than
 // CheckpointEvery messages), and older ones are thinned to a spacing that doubles each time their
 // age doubles (an as_of far back replays more). Why thin: a checkpoint pins the sstables it
@@ -88,18 +88,17 @@
 // messages after the checkpoint up to S (read by batched direct gets, a thousand messages per
 // round trip, and filtered by subject here: other tenants' events cannot change T's answers)
 // with a projector of its own (the same code as the live one), marks the copy as applied up to
-// S (a message without events), and answers with a
-// projections.Engine over it: equal, by construction and by test, to the pure evaluator over the
+// S (a message without events), and answers with a projections.Engine over it: equal, by construction and by test, to the pure evaluator over the
 // events up to S. The last few states (tenant, S) stay open (CachedStates, LRU; concurrent
 // askers share one build), so the pages of one question replay once. A time resolves to the
 // last message stored at or before it (a future time: now); a sequence the live model has not
 // applied waits like min_seq, then not_caught_up.
 //
-// Cost: a copy is a few file links whatever the model's size; the replay is fewer than
-// CheckpointEvery messages (of the tenant), so the latency is set by CheckpointEvery, not by the
-// stream's length (BenchmarkAsOfCheck; figures in the report of issue #6). Disk: each
-// checkpoint pins the sstables it links, so compactions of the live model leave old files alive
-// until their checkpoints are thinned; the flush every CheckpointEvery events adds small level-0
+// Cost: a copy is a few file links whatever the model's size; within the dense stretch the
+// replay is fewer than CheckpointEvery messages (of the tenant), so the latency is set by
+// CheckpointEvery, not by the stream's length (BenchmarkAsOfCheck). Disk: about
+// DenseCheckpoints + DenseCheckpoints/2 per doubling of the stream checkpoints, each pinning what
+// was written since the previous one; the flush every CheckpointEvery events adds small level-0
 // tables to the live model.
 //
 // # Diff
