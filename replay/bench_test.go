@@ -26,7 +26,10 @@ import (
 // well-formed events (not through Decide, which would take minutes at this size): tenants of
 // preset trackops, principals with roles and levels, records with assignees, then a mix of
 // assignments, updates and role changes.
-var benchEvents = flag.Int("replay.events", 100_000, "events in the benchmarks' stream")
+var (
+	benchEvents = flag.Int("replay.events", 100_000, "events in the benchmarks' stream")
+	benchDense  = flag.Uint64("replay.dense", 32, "DenseCheckpoints of the as_of benchmark")
+)
 
 type benchGen struct {
 	rnd   *rand.Rand
@@ -133,7 +136,7 @@ func publishAll(tb testing.TB, env *eventstest.Env, msgs []benchMsg) {
 // benchStack is a stack whose stream holds n synthetic events, fully applied and checkpointed
 // every `every`.
 func benchStack(b *testing.B, n int, every uint64) *stack {
-	s := startStack(b, Options{CheckpointEvery: every, Logger: nil})
+	s := startStack(b, Options{CheckpointEvery: every, DenseCheckpoints: *benchDense})
 	start := time.Now()
 	publishAll(b, s.env, benchStream(n))
 	s.d.seq = uint64(n)
@@ -158,8 +161,9 @@ func benchStack(b *testing.B, n int, every uint64) *stack {
 		b.Fatal(err)
 	}
 	settle(b)
-	b.Logf("stream of %d events written, applied and checkpointed every %d in %v; %d checkpoints, %d MiB on disk (model %d MiB)",
-		n, every, time.Since(start), len(s.svc.ckpts.list()), diskUse(b, s.svc.opts.Dir)>>20, diskUse(b, s.db.Dir())>>20)
+	b.Logf("stream of %d events written, applied and checkpointed every %d (dense %d) in %v; %d checkpoints: %d MiB; audit index %d MiB; model %d MiB",
+		n, every, *benchDense, time.Since(start), len(s.svc.ckpts.list()), diskUse(b, filepath.Join(s.svc.opts.Dir, "checkpoints"))>>20,
+		diskUse(b, filepath.Join(s.svc.opts.Dir, "audit"))>>20, diskUse(b, s.db.Dir())>>20)
 	return s
 }
 

@@ -26,7 +26,7 @@ type Options struct {
 	CheckpointEvery uint64
 	// DenseCheckpoints: how many checkpoints stay at the full density of CheckpointEvery
 	// before, as they age, the spacing doubles each time their age doubles (grid.go); default
-	// 64. More: cheaper as_of far back, more disk.
+	// 32. More: cheaper as_of far back, more disk (grid.go).
 	DenseCheckpoints uint64
 	// CachedStates: as_of states kept open for the next query at the same moment; default 4.
 	CachedStates int
@@ -46,7 +46,7 @@ func (o *Options) defaults() error {
 		o.CheckpointEvery = 2000
 	}
 	if o.DenseCheckpoints == 0 {
-		o.DenseCheckpoints = 64
+		o.DenseCheckpoints = 32
 	}
 	if o.CachedStates <= 0 {
 		o.CachedStates = 4
