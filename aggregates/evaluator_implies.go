@@ -1,5 +1,18 @@
 package aggregates
 
+import "github.com/acl-es/acl/events"
+
+// CoveredRecords is an optional interface of Facts backed by indexes (the projections' read
+// model): it narrows the records the implication rule has to try. Without it, the rule tries
+// every record of the client, which over a store costs a read per record.
+type CoveredRecords interface {
+	// CoveredRecordsWithClient is RecordsWithClient for principal p: it calls fn, in ascending
+	// id order until fn returns false, with every active record of type typ whose client is
+	// client that Covers for p at one of scopes (scopes narrowed already, NarrowScope). It may
+	// also call fn with records no scope covers (fn decides on each), never skip one covered.
+	CoveredRecordsWithClient(p *Principal, scopes []string, typ, client string, fn func(*Record) bool)
+}
+
 // implied applies the policy's implication rules (TO-4f) to perm on r, after the direct rule
 // refused: a rule {permission: invoice.view, field: client, grants: client.view} allows
 // client.view on client C to whoever is directly allowed invoice.view on an active invoice
@@ -11,14 +24,27 @@ func implied(f Facts, t *Tenant, p *Principal, perm string, r *Record) (Decision
 	if !IsClientRecordType(r.Type) {
 		return Decision{}, false
 	}
+	cr, indexed := f.(CoveredRecords)
 	for _, rule := range t.Policy.Implies {
 		if rule.Grants != perm || rule.Field != "client" || contains(p.Denied, rule.Permission) {
+			continue
+		}
+		// The narrowed scopes of p's grants of the implying permission, as matches narrows
+		// them: no grant, no record can match, so the records need not be enumerated at all.
+		var buf [4]string
+		scopes := buf[:0]
+		eachGrant(t, p, rule.Permission, func(g events.Grant, _ string) bool {
+			s, _ := NarrowScope(t, p, g.Permission, g.Scope)
+			scopes = append(scopes, s)
+			return true
+		})
+		if len(scopes) == 0 {
 			continue
 		}
 		typ := PermissionType(rule.Permission)
 		var d Decision
 		var src *Record
-		f.RecordsWithClient(typ, r.ID, func(x *Record) bool {
+		try := func(x *Record) bool {
 			if !x.Active() {
 				return true
 			}
@@ -27,7 +53,12 @@ func implied(f Facts, t *Tenant, p *Principal, perm string, r *Record) (Decision
 				return false
 			}
 			return true
-		})
+		}
+		if indexed {
+			cr.CoveredRecordsWithClient(p, scopes, typ, r.ID, try)
+		} else {
+			f.RecordsWithClient(typ, r.ID, try)
+		}
 		if src == nil {
 			continue
 		}
