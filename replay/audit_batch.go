@@ -1,7 +1,6 @@
 package replay
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -13,14 +12,25 @@ import (
 // The batch side of the audit writer: writing states and entries at flush, the keys of holders
 // and reverse links with their overlay, and loading states through the cache.
 
-// flush writes the touched states, the log entries and the applied sequence.
+// flush writes the touched states, the log entries and the applied sequence, in key order: the
+// memtable inserts a batch's keys in batch order, and each sorted key lands next to the one
+// before (a skiplist search from the previous position instead of from the top).
 func (w *auditWriter) flush(applied uint64) error {
-	for k, v := range w.touched {
-		if err := w.setJSON(k, v); err != nil {
-			return err
-		}
+	keys := make([]string, 0, len(w.touched)+len(w.entries))
+	for k := range w.touched {
+		keys = append(keys, k)
 	}
-	for k, v := range w.entries {
+	for k := range w.entries {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		var v any
+		if e, ok := w.entries[k]; ok {
+			v = e
+		} else {
+			v = w.touched[k]
+		}
 		if err := w.setJSON(k, v); err != nil {
 			return err
 		}
@@ -41,13 +51,14 @@ func (w *auditWriter) committed() {
 }
 
 func (w *auditWriter) setJSON(k string, v any) error {
-	raw, err := json.Marshal(v)
+	raw, err := encodeValue(w.enc, v)
 	if err != nil {
 		return fmt.Errorf("replay: encode audit key %q: %w", k, err)
 	}
-	if err := w.b.Set([]byte(k), raw, nil); err != nil {
+	if err := w.b.Set([]byte(k), raw, nil); err != nil { // Set copies key and value
 		return fmt.Errorf("replay: write audit key %q: %w", k, err)
 	}
+	w.enc = raw[:0]
 	return nil
 }
 

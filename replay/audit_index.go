@@ -21,8 +21,9 @@ import (
 // (doc.go has the layout). The stream stays the only source of truth: the index holds no event
 // bodies, and can be deleted and rebuilt from sequence 1 at any time.
 type Audit struct {
-	pb  *pebble.DB
-	dir string
+	pb   *pebble.DB
+	dir  string
+	bulk bool // opened without WAL for a rebuild: flushed at Close
 
 	mu       sync.Mutex // serializes batches
 	cache    *auditCache
@@ -32,13 +33,23 @@ type Audit struct {
 }
 
 // OpenAudit opens (creating if needed) the audit index in dir.
-func OpenAudit(dir string) (*Audit, error) {
-	cache := pebble.NewCache(16 << 20)
+func OpenAudit(dir string) (*Audit, error) { return openAudit(dir, false) }
+
+// openAudit opens the index; bulk serves a rebuild: no WAL (a rebuild that stops is started
+// over; Close flushes the memtables), larger memtables (fewer, larger flushes for compactions
+// to merge) and a larger block cache for the state reads of a growing index.
+func openAudit(dir string, bulk bool) (*Audit, error) {
+	cacheBytes, memBytes := int64(16<<20), uint64(16<<20)
+	if bulk {
+		cacheBytes, memBytes = 64<<20, 64<<20
+	}
+	cache := pebble.NewCache(cacheBytes)
 	defer cache.Unref()
 	opts := &pebble.Options{
 		FormatMajorVersion: pebble.FormatNewest,
 		Cache:              cache,
-		MemTableSize:       16 << 20,
+		MemTableSize:       memBytes,
+		DisableWAL:         bulk,
 		Logger:             quietLogger{},
 	}
 	// Most state reads are of aggregates seen for the first time: a bloom filter answers those
@@ -50,7 +61,7 @@ func OpenAudit(dir string) (*Audit, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replay: open audit index %s: %w", dir, err)
 	}
-	a := &Audit{pb: pb, dir: dir, cache: newAuditCache(100_000), advanced: make(chan struct{})}
+	a := &Audit{pb: pb, dir: dir, bulk: bulk, cache: newAuditCache(100_000), advanced: make(chan struct{})}
 	seq, err := a.readApplied()
 	if err != nil {
 		pb.Close()
@@ -62,6 +73,13 @@ func OpenAudit(dir string) (*Audit, error) {
 
 // Close closes the index.
 func (a *Audit) Close() error {
+	if a.bulk {
+		// Without a WAL, what the memtables hold would be lost at close.
+		if err := a.pb.Flush(); err != nil {
+			a.pb.Close()
+			return fmt.Errorf("replay: flush audit index %s: %w", a.dir, err)
+		}
+	}
 	if err := a.pb.Close(); err != nil {
 		return fmt.Errorf("replay: close audit index %s: %w", a.dir, err)
 	}
@@ -103,7 +121,7 @@ func (a *Audit) ApplyMessages(msgs []events.Message) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	applied := a.applied.Load()
-	w := newAuditWriter(a.pb, a.cache)
+	w := newAuditWriter(a.pb, a.cache, len(msgs))
 	defer w.b.Close()
 	last := applied
 	for _, m := range msgs {

@@ -20,10 +20,13 @@ type auditWriter struct {
 	touched map[string]any  // state key -> *tenantState, *principalState or *recordState
 	keys    map[string]bool // holder and reverse-link keys set (true) or deleted in the batch
 	entries map[string]logEntry
+	enc     []byte // encodeValue's buffer
 }
 
-func newAuditWriter(pb *pebble.DB, cache *auditCache) *auditWriter {
-	return &auditWriter{pb: pb, b: pb.NewBatch(), cache: cache, touched: map[string]any{},
+// newAuditWriter starts a batch for n messages: its buffer sized for them up front (a message
+// writes a few hundred bytes of entries and states), so that it does not grow by copying.
+func newAuditWriter(pb *pebble.DB, cache *auditCache, n int) *auditWriter {
+	return &auditWriter{pb: pb, b: pb.NewBatchWithSize(n * 256), cache: cache, touched: map[string]any{},
 		keys: map[string]bool{}, entries: map[string]logEntry{}}
 }
 

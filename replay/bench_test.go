@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"syscall"
 	"testing"
@@ -29,7 +30,29 @@ import (
 var (
 	benchEvents = flag.Int("replay.events", 100_000, "events in the benchmarks' stream")
 	benchDense  = flag.Uint64("replay.dense", 32, "DenseCheckpoints of the as_of benchmark")
+	// The stream's setup (publishing, applying, checkpointing) costs far more CPU than what is
+	// measured: -cpuprofile would show mostly the setup. This one covers the measured loops.
+	benchProfile = flag.String("replay.cpuprofile", "", "write a CPU profile of the measured loops only")
 )
+
+// profileLoops starts the measured-loops CPU profile when -replay.cpuprofile is set; the
+// returned function stops it.
+func profileLoops(b *testing.B) func() {
+	if *benchProfile == "" {
+		return func() {}
+	}
+	f, err := os.Create(*benchProfile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
+}
 
 type benchGen struct {
 	rnd   *rand.Rand
@@ -214,6 +237,7 @@ func BenchmarkAsOfCheck(b *testing.B) {
 	s := benchStack(b, *benchEvents, every)
 	ckpts := s.svc.ckpts.list()
 	exact := slices.DeleteFunc(slices.Clone(ckpts), func(c uint64) bool { return c%every != 0 || c+every > uint64(*benchEvents) })
+	defer profileLoops(b)()
 	for _, dist := range []uint64{0, every / 4, every / 2, every - 1} {
 		b.Run(fmt.Sprintf("events=%d/distance=%d", *benchEvents, dist), func(b *testing.B) {
 			lat := make([]time.Duration, 0, b.N)
@@ -261,6 +285,7 @@ func BenchmarkRebuild(b *testing.B) {
 	env := eventstest.Start(b)
 	msgs := benchStream(*benchEvents)
 	publishAll(b, env, msgs)
+	defer profileLoops(b)()
 	for _, model := range []Model{ModelProjections, ModelAudit} {
 		b.Run(fmt.Sprintf("%s/events=%d", model, *benchEvents), func(b *testing.B) {
 			var p Progress

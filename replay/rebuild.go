@@ -119,19 +119,37 @@ func replayCounting(ctx context.Context, store Reader, db *projections.DB, to ui
 }
 
 func rebuildAudit(ctx context.Context, store Source, dir string, to uint64, r *reporter) error {
-	a, err := OpenAudit(dir)
+	a, err := openAudit(dir, true)
 	if err != nil {
 		return err
 	}
 	if to > 0 {
-		err = store.Read(ctx, 1, to, func(msgs []events.Message) error {
-			r.count(msgs)
-			if err := a.ApplyMessages(msgs); err != nil {
+		// The reader hands over up to a few thousand messages at a time; applying them in
+		// larger batches writes each state a batch touches once, and commits less often.
+		buf := make([]events.Message, 0, replayGroup)
+		apply := func() error {
+			if len(buf) == 0 {
+				return nil
+			}
+			if err := a.ApplyMessages(buf); err != nil {
 				return err
 			}
+			clear(buf) // let the applied events go
+			buf = buf[:0]
 			r.done(a.Applied())
 			return nil
+		}
+		err = store.Read(ctx, 1, to, func(msgs []events.Message) error {
+			r.count(msgs)
+			buf = append(buf, msgs...) // Read reuses its slice, not the messages
+			if len(buf) >= replayGroup {
+				return apply()
+			}
+			return nil
 		})
+		if err == nil {
+			err = apply()
+		}
 	}
 	if cerr := a.Close(); err == nil {
 		err = cerr
