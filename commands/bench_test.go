@@ -2,6 +2,11 @@ package commands
 
 import (
 	"fmt"
+	"log/slog"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -73,4 +78,106 @@ func BenchmarkCommands(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkTenantLoad measures the first load of a tenant whose subject holds a long seat
+// history (BENCH_SEATS seat changes, default 10,000, spread among record messages as in a real
+// stream) by a cache that never saw it: from the whole history ("full") and from a snapshot
+// plus the messages after it ("snapshot", the snapshot 100 seat changes behind).
+func BenchmarkTenantLoad(b *testing.B) {
+	e := startEnvWith(b, 1, Options{SnapshotAfter: -1})
+	e.t = b
+	e.must(aggregates.SystemActor, &aggregates.CreateTenant{Preset: "trackops",
+		Admin: aggregates.RegisterPrincipal{Principal: "admin", Kind: aggregates.KindStaff, Email: "admin@acme.test"}})
+	seats := 10_000
+	if v, err := strconv.Atoi(os.Getenv("BENCH_SEATS")); err == nil && v > 0 {
+		seats = v
+	}
+	subject := "acl.events.acme.tenant.acme"
+	tenant := e.state(events.TenantRef("acme")).(*aggregates.Tenant)
+	seatChanges := func(n int) {
+		seq := tenant.Seq
+		for i := range n {
+			meta := events.Meta{Tenant: "acme", Aggregate: events.TenantRef("acme"), Actor: "admin",
+				CommandID: newID(b), CommandHash: strings.Repeat("ab", 32), Cause: "SetAccessLevel", Time: time.Now()}
+			env, err := events.New(meta, events.SeatChangedV1{Principal: fmt.Sprintf("p%d", i), From: aggregates.LevelDisabled, To: aggregates.LevelFull})
+			if err != nil {
+				b.Fatal(err)
+			}
+			app, err := e.Store.Append(e.ctx, subject, seq, meta.CommandID+"/tenant.acme", []events.Envelope{env})
+			if err != nil {
+				b.Fatal(err)
+			}
+			seq = app.Seq
+		}
+		tenant = e.state(events.TenantRef("acme")).(*aggregates.Tenant)
+	}
+	// Records appended meanwhile put the tenant's messages in every block of the stream.
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				ref := events.RecordAggregate("case", fmt.Sprintf("w%d-%d", w, i))
+				rs, _ := events.Subject("acme", ref)
+				env, err := events.New(events.Meta{Tenant: "acme", Aggregate: ref, Actor: "admin", CommandID: newID(b), Time: time.Now()},
+					events.RecordRegisteredV1{RecordBody: events.RecordBody{Type: "case", ID: ref.ID, Owner: "admin"}})
+				if err == nil {
+					_, err = e.Store.Append(e.ctx, rs, 0, "", []events.Envelope{env})
+				}
+				if err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	seatChanges(seats)
+	close(done)
+	wg.Wait()
+	snaps, err := e.Store.OpenSnapshots(e.ctx, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	load := func(b *testing.B, sn *snapshotter) {
+		for range b.N {
+			c := newCache(e.Store, 10)
+			if sn != nil {
+				c.snaps.Store(sn)
+			}
+			ent, err := c.entry("acme", events.TenantRef("acme"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			s, err := c.fresh(e.ctx, ent)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !reflect.DeepEqual(s.state, tenant) {
+				b.Fatal("the loaded tenant differs from the replayed one")
+			}
+		}
+		b.ReportMetric(float64(seats), "seat-changes")
+	}
+	b.Run("full", func(b *testing.B) { load(b, nil) })
+	b.Run("snapshot", func(b *testing.B) {
+		data, err := encodeTenantSnapshot(subject, tenant)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := snaps.Put(e.ctx, subject, tenant.Seq, data); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(len(data)), "snapshot-bytes")
+		seatChanges(100)
+		// after: no write during the measurement (the tail is shorter than that).
+		load(b, &snapshotter{snaps: snaps, after: 1 << 30, logger: slog.Default(), ctx: e.ctx, writing: map[string]bool{}})
+	})
 }

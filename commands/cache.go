@@ -18,6 +18,10 @@ type cache struct {
 	store *events.Store
 	max   int
 
+	// snaps reads and writes tenant snapshots; nil until the service started, and when they
+	// are off or their bucket could not be opened.
+	snaps atomic.Pointer[snapshotter]
+
 	mu      sync.Mutex
 	entries map[string]*entry
 }
@@ -32,6 +36,8 @@ type entry struct {
 	load    sync.Mutex
 	gen     atomic.Uint64
 	snap    atomic.Pointer[snapshot]
+	// sinceSnap counts the events applied to the state since the last tenant snapshot.
+	sinceSnap atomic.Int64
 }
 
 // snapshot is a read-only state and the invalidation generation it was loaded at: it is fresh
@@ -119,8 +125,13 @@ func (c *cache) fresh(ctx context.Context, e *entry) (*snapshot, error) {
 	}
 	var st any
 	var after uint64
+	owned := false // st is this load's own (a cached state is cloned before applying to it)
 	if s != nil {
 		st, after = s.state, stateSeq(s.state)
+	} else if sn := c.snaps.Load(); sn != nil && e.ref.Kind == events.KindTenant {
+		if t := sn.load(ctx, e); t != nil {
+			st, after, owned = t, t.Seq, true
+		}
 	}
 	msgs, err := c.store.Load(ctx, e.subject, after)
 	if err != nil {
@@ -128,15 +139,20 @@ func (c *cache) fresh(ctx context.Context, e *entry) (*snapshot, error) {
 	}
 	if st == nil {
 		st = newState(e.ref)
-	} else if len(msgs) > 0 {
+	} else if len(msgs) > 0 && !owned {
 		st = cloneState(st)
 	}
+	n := 0
 	for _, m := range msgs {
 		for _, env := range m.Events {
 			if err := applyEnvelope(st, env); err != nil {
 				return nil, fmt.Errorf("commands: load %s: %w", e.subject, err)
 			}
+			n++
 		}
+	}
+	if sn := c.snaps.Load(); sn != nil {
+		sn.added(e, st, n)
 	}
 	s = &snapshot{state: st, gen: gen}
 	e.snap.Store(s)

@@ -39,6 +39,18 @@
 // permissions) never authorize a command. DeleteRole and DefineRole read every principal of the
 // tenant from the store to know whether the role is held.
 //
+// # Tenant snapshots
+//
+// A tenant's subject holds a seat change per access level change, so its history grows without
+// bound. The service stores a snapshot of a tenant's state (with the command ids it remembers)
+// in the object store ACL_SNAPSHOTS, outside the event stream, when a load replayed, or its own
+// writes added, Options.SnapshotAfter events (default 1000) and at least half as many as the
+// command ids the tenant remembers; a first load reads the snapshot, then only the messages
+// after its sequence. A snapshot is derived and versioned, and never needed: one that is
+// missing, undecodable, of another version, subject or stream, or that does not match its
+// sequence is ignored and the whole history is loaded (logged). Two instances may overwrite
+// each other's snapshot with an older one; that only lengthens the tail the next load reads.
+//
 // # Metrics
 //
 // acl_commands_total{command,code} (code "ok" when accepted) and

@@ -223,6 +223,9 @@ func (x *execution) publish(i int, snap *snapshot, envs []events.Envelope, seq u
 		}
 	}
 	x.entries[i].publish(st, snap.gen)
+	if sn := x.s.cache.snaps.Load(); sn != nil {
+		sn.added(x.entries[i], st, len(envs))
+	}
 }
 
 func withOp(err error, op string) error {

@@ -28,6 +28,13 @@ type Options struct {
 	Concurrency int
 	// CacheSize is how many aggregate states the cache keeps (default 200,000).
 	CacheSize int
+	// SnapshotAfter is how many events a tenant's state may gain (by a load or by this
+	// instance's writes) before the service stores a new snapshot of it, and at least half as
+	// many as the commands the tenant remembers (default 1000; negative: snapshots are neither
+	// read nor written). See snapshot.go.
+	SnapshotAfter int
+	// SnapshotBucket is the object store of the snapshots (default events.DefaultSnapshotBucket).
+	SnapshotBucket string
 	// Registerer gets the metrics (nil: not registered).
 	Registerer prometheus.Registerer
 	// Logger logs internal errors (default slog.Default()).
@@ -51,6 +58,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.CacheSize <= 0 {
 		o.CacheSize = 200_000
+	}
+	if o.SnapshotAfter == 0 {
+		o.SnapshotAfter = 1000
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -93,6 +103,17 @@ func (s *Service) Start(ctx context.Context) error {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
+	if s.opts.SnapshotAfter > 0 {
+		// Without the bucket (an external server may not allow creating it) the service works
+		// as before: a tenant's first load replays its whole history.
+		snaps, err := s.store.OpenSnapshots(ctx, s.opts.SnapshotBucket)
+		if err != nil {
+			s.opts.Logger.Warn("tenant snapshots off", "err", err)
+		} else {
+			s.cache.snaps.Store(&snapshotter{snaps: snaps, after: s.opts.SnapshotAfter, logger: s.opts.Logger,
+				ctx: ctx, writing: map[string]bool{}})
+		}
+	}
 	inv, err := s.nc.Subscribe(events.Prefix+".>", s.invalidate)
 	if err != nil {
 		cancel()
@@ -122,7 +143,8 @@ func (s *Service) Start(ctx context.Context) error {
 	return nil
 }
 
-// Close stops taking commands, waits for those in progress to be answered, and stops.
+// Close stops taking commands, waits for those in progress to be answered and for a tenant
+// snapshot being written (at most 30 s), and stops.
 func (s *Service) Close() {
 	s.mu.Lock()
 	subs, cancel := s.subs, s.cancel
@@ -132,6 +154,9 @@ func (s *Service) Close() {
 		_ = sub.Unsubscribe()
 	}
 	s.working.Wait()
+	if sn := s.cache.snaps.Load(); sn != nil {
+		sn.wait() // a snapshot being written is worth finishing: the next start reads it
+	}
 	if cancel != nil {
 		cancel()
 	}
