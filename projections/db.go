@@ -27,8 +27,9 @@ type DBOptions struct {
 
 // DB is the read model's Pebble database.
 type DB struct {
-	pb  *pebble.DB
-	dir string
+	pb     *pebble.DB
+	dir    string
+	shared sharedSnapshots // the live DB's snapshot shared by queries (engine_snapshot.go)
 }
 
 // OpenDB opens (creating if needed) the read model in dir.
@@ -71,6 +72,7 @@ func OpenDB(dir string, o DBOptions) (*DB, error) {
 
 // Close flushes and closes Pebble.
 func (db *DB) Close() error {
+	db.shared.close()
 	if err := db.pb.Close(); err != nil {
 		return fmt.Errorf("projections: close pebble %s: %w", db.dir, err)
 	}

@@ -99,21 +99,28 @@ func (e *Engine) Applied() (uint64, error) { return e.db.Applied() }
 
 // view opens a snapshot of tenant; the caller closes it. An unknown tenant is not_found. Over
 // the live DB, the projector's published state spares the reads of the applied sequence and of
-// the tenant's version when the snapshot holds exactly that state.
+// the tenant's version when the snapshot holds exactly that state, and queries share one
+// snapshot while no batch commits (engine_snapshot.go).
 func (e *Engine) view(tenant string) (*view, error) {
 	var (
 		snap *pebble.Snapshot
 		pub  *published
 	)
 	var mods *modLog
+	var shared *sharedSnapshot
 	if p, ok := e.waiter.(*Projector); ok && p.db == e.db {
-		if snap, pub = p.snapshot(); pub != nil {
+		if shared = e.db.shared.current(p); shared != nil {
+			snap, pub = shared.snap, shared.pub
+		} else {
+			snap, pub = p.snapshot()
+		}
+		if pub != nil {
 			mods = p.mods
 		}
 	} else {
 		snap = e.db.pb.NewSnapshot()
 	}
-	v := &view{e: e, snap: snap, tenant: tenant, mods: mods, kbuf: make([]byte, 0, 128)}
+	v := &view{e: e, snap: snap, shared: shared, tenant: tenant, mods: mods, kbuf: make([]byte, 0, 128)}
 	var err error
 	if pub != nil {
 		v.seq = pub.applied
@@ -121,17 +128,17 @@ func (e *Engine) view(tenant string) (*view, error) {
 			v.t = e.cachedTenant(tenant, seq)
 		}
 	} else if v.seq, err = readApplied(snap); err != nil {
-		snap.Close()
+		v.close()
 		return nil, err
 	}
 	if v.t == nil {
 		if v.t, err = e.tenant(snap, tenant); err != nil {
-			snap.Close()
+			v.close()
 			return nil, err
 		}
 	}
 	if !v.t.Exists {
-		snap.Close()
+		v.close()
 		return nil, aggregates.Errorf(aggregates.CodeNotFound, "no tenant %s", tenant)
 	}
 	return v, nil

@@ -16,6 +16,7 @@ import (
 type view struct {
 	e      *Engine
 	snap   *pebble.Snapshot
+	shared *sharedSnapshot // snap's owner when shared with other queries (engine_snapshot.go)
 	tenant string
 	t      *aggregates.Tenant
 	seq    uint64
@@ -127,4 +128,10 @@ func (v *view) fail(err error) {
 	}
 }
 
-func (v *view) close() { v.snap.Close() }
+func (v *view) close() {
+	if v.shared != nil {
+		v.shared.release()
+		return
+	}
+	v.snap.Close()
+}
