@@ -28,6 +28,7 @@ type Projector struct {
 	states  *stateCache
 	batch   *pebble.Batch  // reused: its buffer keeps the size of the largest batch
 	writes  writes         // reused: the batch's writes before they are sorted into it
+	writer  *writer        // reused: builds each batch
 	decoded []decodedEvent // reused: the batch's decoded events
 
 	applied  atomic.Uint64
@@ -127,11 +128,15 @@ func (p *Projector) ApplyMessages(msgs []events.Message) error {
 	defer p.mu.Unlock()
 	applied := p.applied.Load()
 	if p.batch == nil {
-		p.batch = p.db.pb.NewBatch()
+		// A batch of a catch-up (4096 messages) takes a few MiB; by default Reset would drop a
+		// buffer over 1 MiB, and every batch would grow a new one by doubling.
+		p.batch = p.db.pb.NewBatch(pebble.WithMaxRetainedSizeBytes(maxRetainedBatch))
+		p.writer = newWriter(p.db.pb, &p.writes, p.states)
 	}
 	p.batch.Reset()
 	p.writes.reset()
-	w := newWriter(p.db.pb, p.batch, &p.writes, p.states)
+	w := p.writer
+	w.reset(p.batch)
 	evs, last, err := decodeBatch(msgs, applied, p.decoded)
 	if err != nil {
 		return err
@@ -158,6 +163,10 @@ func (p *Projector) ApplyMessages(msgs []events.Message) error {
 	p.advance(last)
 	return nil
 }
+
+// maxRetainedBatch bounds the batch buffer the projector keeps between batches. (A batch large
+// enough for Pebble to keep by reference, half the memtable, has its buffer dropped by Commit.)
+const maxRetainedBatch = 16 << 20
 
 func (p *Projector) commit(w *writer, last uint64) error {
 	if err := w.flush(last); err != nil {

@@ -28,11 +28,14 @@ func (c *stateCache) putTenant(id string, t *aggregates.Tenant) { c.tenants[id] 
 
 func (c *stateCache) get(k string) any { return c.aggs[k] }
 
+// getBytes is get without converting k to a string.
+func (c *stateCache) getBytes(k []byte) any { return c.aggs[string(k)] }
+
 // put keeps a state; when full, the cache starts over rather than tracking recency, which
 // costs one read per aggregate after each reset and nothing per event.
 func (c *stateCache) put(k string, v any) {
 	if len(c.aggs) >= c.max {
-		c.aggs = map[string]any{}
+		c.aggs = make(map[string]any, c.max) // it filled once: it will again, without growing
 	}
 	c.aggs[k] = v
 }

@@ -14,6 +14,7 @@ import (
 // pending is an aggregate touched by the batch being built: its state as events are applied,
 // and the index entries of its state as committed (so that only the difference is written).
 type pending struct {
+	key    string // its state key
 	tenant string
 	p      *aggregates.Principal
 	r      *aggregates.Record
@@ -23,22 +24,50 @@ type pending struct {
 // writer turns events into one Pebble batch. It loads each aggregate at most once per batch
 // (from the projector's cache of committed states, else from Pebble), applies the events in
 // memory, and at flush writes each touched state once, its index difference and the applied
-// sequence.
+// sequence. The projector keeps one writer and resets it for each batch: its maps and lists
+// keep their capacity, which while catching up saves growing them again for every batch.
 type writer struct {
 	pb      *pebble.DB
 	b       *pebble.Batch
 	states  *stateCache
-	tenants map[string]bool // tenants whose policy part changed in this batch
-	touched map[string]*pending
+	tenants map[string]bool  // tenants whose policy part changed in this batch
+	touched map[string]int32 // state key -> index in pend
+	pend    []pending        // touched aggregates, in the order of their first event
 	kbuf    []byte
+	sk      []byte // the state key being looked up
 	w       *writes
 	cmds    map[string]aggregates.CommandResult // scratch for Apply's command memory
 }
 
-// newWriter builds into b and ws, which the caller resets and reuses.
-func newWriter(pb *pebble.DB, b *pebble.Batch, ws *writes, states *stateCache) *writer {
-	return &writer{pb: pb, b: b, w: ws, states: states, cmds: map[string]aggregates.CommandResult{},
-		tenants: map[string]bool{}, touched: map[string]*pending{}}
+// newWriter builds into ws, which the caller resets and reuses.
+func newWriter(pb *pebble.DB, ws *writes, states *stateCache) *writer {
+	return &writer{pb: pb, w: ws, states: states, cmds: map[string]aggregates.CommandResult{},
+		tenants: map[string]bool{}, touched: map[string]int32{}}
+}
+
+// reset starts a batch built into b.
+func (w *writer) reset(b *pebble.Batch) {
+	w.b = b
+	clear(w.tenants)
+	clear(w.touched)
+	clear(w.pend) // drop the states: the cache holds those it keeps
+	w.pend = w.pend[:0]
+}
+
+// pendingOf returns the pending state of key k, nil if the batch has not touched it yet.
+func (w *writer) pendingOf(k []byte) *pending {
+	if i, ok := w.touched[string(k)]; ok {
+		return &w.pend[i]
+	}
+	return nil
+}
+
+// addPending adds pd under key k; the pointer is valid until the next addPending.
+func (w *writer) addPending(k []byte, pd pending) *pending {
+	pd.key = string(k)
+	w.touched[pd.key] = int32(len(w.pend))
+	w.pend = append(w.pend, pd)
+	return &w.pend[len(w.pend)-1]
 }
 
 // apply folds one decoded event into the batch.
@@ -120,18 +149,19 @@ func (w *writer) tenant(id string) (*aggregates.Tenant, error) {
 // (already_exists; ids are never reused), so its read is skipped, which while catching up is
 // most reads.
 func (w *writer) principal(tenant, id string, fresh bool) (*pending, error) {
-	k := string(principalKey(nil, tenant, id))
-	if pd := w.touched[k]; pd != nil {
+	w.sk = principalKey(w.sk[:0], tenant, id)
+	k := w.sk
+	if pd := w.pendingOf(k); pd != nil {
 		return pd, nil
 	}
-	p, _ := w.states.get(k).(*aggregates.Principal)
+	p, _ := w.states.getBytes(k).(*aggregates.Principal)
 	if p == nil && fresh {
 		// aggregates.NewPrincipal without its command map (Apply gets the writer's scratch).
 		p = &aggregates.Principal{ID: id, Level: aggregates.LevelDisabled, Prov: map[string]string{}}
 	}
 	if p == nil {
 		p = aggregates.NewPrincipal(id)
-		if v, ok, err := w.get([]byte(k)); err != nil {
+		if v, ok, err := w.get(k); err != nil {
 			return nil, err
 		} else if ok {
 			if p, err = decodePrincipal(v); err != nil {
@@ -139,24 +169,23 @@ func (w *writer) principal(tenant, id string, fresh bool) (*pending, error) {
 			}
 		}
 	}
-	pd := &pending{tenant: tenant, p: p, old: principalEntries(tenant, p)}
-	w.touched[k] = pd
-	return pd, nil
+	return w.addPending(k, pending{tenant: tenant, p: p, old: principalEntries(tenant, p)}), nil
 }
 
 // record returns the pending state of a record, loading it first unless fresh (see principal).
 func (w *writer) record(tenant, typ, id string, fresh bool) (*pending, error) {
-	k := string(recordKey(nil, tenant, typ, id))
-	if pd := w.touched[k]; pd != nil {
+	w.sk = recordKey(w.sk[:0], tenant, typ, id)
+	k := w.sk
+	if pd := w.pendingOf(k); pd != nil {
 		return pd, nil
 	}
-	r, _ := w.states.get(k).(*aggregates.Record)
+	r, _ := w.states.getBytes(k).(*aggregates.Record)
 	if r == nil && fresh {
 		r = &aggregates.Record{Type: typ, ID: id, Prov: map[string]string{}} // NewRecord, no command map
 	}
 	if r == nil {
 		r = aggregates.NewRecord(typ, id)
-		if v, ok, err := w.get([]byte(k)); err != nil {
+		if v, ok, err := w.get(k); err != nil {
 			return nil, err
 		} else if ok {
 			if r, err = decodeRecord(v); err != nil {
@@ -164,12 +193,11 @@ func (w *writer) record(tenant, typ, id string, fresh bool) (*pending, error) {
 			}
 		}
 	}
-	pd := &pending{tenant: tenant, r: r}
+	pd := pending{tenant: tenant, r: r}
 	if !shadowed(typ) {
 		pd.old = recordEntries(tenant, r)
 	}
-	w.touched[k] = pd
-	return pd, nil
+	return w.addPending(k, pd), nil
 }
 
 // get reads a committed value; the copy outlives Pebble's buffer.
@@ -195,10 +223,8 @@ func (w *writer) flush(applied uint64) error {
 		}
 		addWrite(w.w, tenantKey(id), v, false)
 	}
-	for k, pd := range w.touched {
-		if err := w.flushOne(k, pd); err != nil {
-			return err
-		}
+	for i := range w.pend {
+		w.flushOne(&w.pend[i])
 	}
 	var seq [8]byte
 	binary.BigEndian.PutUint64(seq[:], applied)
@@ -206,31 +232,27 @@ func (w *writer) flush(applied uint64) error {
 	return w.w.into(w.b)
 }
 
-func (w *writer) flushOne(k string, pd *pending) error {
-	var (
-		v   []byte
-		err error
-	)
+func (w *writer) flushOne(pd *pending) {
+	// The state is encoded straight into the batch's arena (encodePrincipal, encodeRecord).
 	if pd.p != nil {
-		v, err = encodePrincipal(pd.p)
+		w.w.addEncoded(pd.key, func(b []byte) []byte {
+			return appendPrincipal(binary.BigEndian.AppendUint64(b, pd.p.Seq), pd.p)
+		})
 	} else {
-		v, err = encodeRecord(pd.r)
+		w.w.addEncoded(pd.key, func(b []byte) []byte {
+			return appendRecord(binary.BigEndian.AppendUint64(b, pd.r.Seq), pd.r)
+		})
 	}
-	if err != nil {
-		return err
-	}
-	addWrite(w.w, k, v, false)
 	if len(pd.old) == 0 {
 		// A new aggregate (most of them while catching up): nothing to diff, stream the keys.
 		w.kbuf = w.entries(pd, func(k []byte, v string) { addWrite(w.w, k, v, false) })
-		return nil
+		return
 	}
 	var now []entry
 	w.kbuf = w.entries(pd, func(k []byte, v string) { now = append(now, entry{string(k), v}) })
 	diffEntries(pd.old, now,
 		func(k, v string) { addWrite(w.w, k, v, false) },
 		func(k string) { addWrite(w.w, k, "", true) })
-	return nil
 }
 
 // entries calls emit with the index entries of pd's current state.
@@ -246,9 +268,9 @@ func (w *writer) entries(pd *pending, emit func(k []byte, v string)) []byte {
 
 // touchedHashes lists the hashes of the principal and record keys the batch wrote.
 func (w *writer) touchedHashes() []uint64 {
-	out := make([]uint64, 0, len(w.touched))
-	for k := range w.touched {
-		out = append(out, maphash.String(modSeed, k))
+	out := make([]uint64, 0, len(w.pend))
+	for i := range w.pend {
+		out = append(out, maphash.String(modSeed, w.pend[i].key))
 	}
 	return out
 }
@@ -267,11 +289,11 @@ func (w *writer) tenantSeqs() map[string]uint64 {
 
 // committed hands the states of a committed batch to the cache.
 func (w *writer) committed() {
-	for k, pd := range w.touched {
-		if pd.p != nil {
-			w.states.put(k, pd.p)
+	for i := range w.pend {
+		if pd := &w.pend[i]; pd.p != nil {
+			w.states.put(pd.key, pd.p)
 		} else {
-			w.states.put(k, pd.r)
+			w.states.put(pd.key, pd.r)
 		}
 	}
 }

@@ -37,6 +37,15 @@ func addWrite[K, V []byte | string](w *writes, k K, v V, del bool) {
 	w.ops = append(w.ops, write{k: [2]int32{ko, int32(len(k))}, v: [2]int32{vo, int32(len(v))}, del: del})
 }
 
+// addEncoded records a set of k to the bytes enc appends to the arena (no copy of its own).
+func (w *writes) addEncoded(k string, enc func(dst []byte) []byte) {
+	ko := int32(len(w.arena))
+	w.arena = append(w.arena, k...)
+	vo := int32(len(w.arena))
+	w.arena = enc(w.arena)
+	w.ops = append(w.ops, write{k: [2]int32{ko, int32(len(k))}, v: [2]int32{vo, int32(len(w.arena)) - vo}})
+}
+
 func (w *writes) bytes(r [2]int32) []byte { return w.arena[r[0] : r[0]+r[1]] }
 
 // sortMin is the number of writes from which sorting pays: a live batch of a few keys goes in
