@@ -9,15 +9,15 @@ package events
 // exactly a field's name (encoding/json also matches keys case-insensitively and ignores
 // unknown ones), on a key seen twice (encoding/json merges), on null inside a list, on a string
 // with an escape or invalid UTF-8, and on any value of the wrong kind. A null field keeps its
-// zero value, as with encoding/json when the key is seen once. Every string of one event is cut
-// from a single copy of its data: one allocation instead of one per field (the copy lives as
-// long as any of its strings). TestFastDataAgrees and FuzzDecodeEnvelope check that both
-// decoders agree on everything fastData accepts.
+// zero value, as with encoding/json when the key is seen once. Each string is a copy of its
+// own: cutting them all from one copy of the data would save allocations but make every cached
+// state (the command service keeps 200,000) hold its whole registration's data.
+// TestFastDataAgrees and FuzzDecodeEnvelope check that both decoders agree on everything
+// fastData accepts.
 
-// dataScanner is a scanner over an event's data whose strings are substrings of src.
+// dataScanner is the scanner with the decoders of event data.
 type dataScanner struct {
 	scanner
-	src string // string(b)
 }
 
 // Field names of the types fastData decodes, in the order of the indexes the decoders switch on.
@@ -46,9 +46,6 @@ func fastData(typ string, raw []byte) (d Data, ok bool) {
 	s.ws()
 	if s.i >= len(s.b) || s.b[s.i] != '{' {
 		return nil, false
-	}
-	if typ != PrincipalRemoved && typ != RecordRemoved {
-		s.src = string(raw)
 	}
 	switch typ {
 	case UnitDefined, UnitJoined, UnitLeft:
@@ -192,16 +189,6 @@ func (s *dataScanner) obj(keys []string, val func(i int) bool) bool {
 		}
 		return false
 	})
-}
-
-// str reads a plain string (fastdecode.go's plainString) as a substring of src.
-func (s *dataScanner) str(dst *string) bool {
-	start := s.i + 1
-	v, ok := s.plainString()
-	if ok {
-		*dst = s.src[start : start+len(v)]
-	}
-	return ok
 }
 
 func (s *dataScanner) unit(u *UnitRef) bool {

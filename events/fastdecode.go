@@ -117,7 +117,7 @@ func (s *scanner) envelope(e *Envelope) bool {
 		case "id":
 			return s.str(&e.ID)
 		case "type":
-			return s.str(&e.Type)
+			return s.known(&e.Type, typeNames)
 		case "schema":
 			n, ok := s.uint(false)
 			e.Schema = int(n)
@@ -151,7 +151,7 @@ func (s *scanner) aggregate(a *AggregateRef) bool {
 	return s.object(func(key []byte) bool {
 		switch string(key) {
 		case "kind":
-			return s.str(&a.Kind)
+			return s.known(&a.Kind, kindNames)
 		case "type":
 			return s.str(&a.Type)
 		case "id":
@@ -184,6 +184,32 @@ func (s *scanner) plainString() ([]byte, bool) {
 	}
 	return nil, false
 }
+
+// known reads a plain string and answers it from names when it is there: the event types and
+// aggregate kinds are a few constants, not worth an allocation per envelope.
+func (s *scanner) known(dst *string, names map[string]string) bool {
+	v, ok := s.plainString()
+	if !ok {
+		return false
+	}
+	if n, ok := names[string(v)]; ok {
+		*dst = n
+	} else {
+		*dst = string(v)
+	}
+	return true
+}
+
+var (
+	typeNames = func() map[string]string {
+		m := make(map[string]string, len(AllTypes))
+		for _, t := range AllTypes {
+			m[t] = t
+		}
+		return m
+	}()
+	kindNames = map[string]string{KindTenant: KindTenant, KindPrincipal: KindPrincipal, KindRecord: KindRecord}
+)
 
 func (s *scanner) str(dst *string) bool {
 	v, ok := s.plainString()
