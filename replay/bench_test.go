@@ -238,12 +238,27 @@ func BenchmarkAsOfCheck(b *testing.B) {
 	ckpts := s.svc.ckpts.list()
 	exact := slices.DeleteFunc(slices.Clone(ckpts), func(c uint64) bool { return c%every != 0 || c+every > uint64(*benchEvents) })
 	defer profileLoops(b)()
+	// Moments: at a fixed distance past each exact checkpoint in turn, or (distance=random)
+	// anywhere in the stream, as an auditor asks; the grid then decides how far the checkpoint
+	// below is.
+	moments := map[string]func(i int) uint64{}
+	names := []string{}
 	for _, dist := range []uint64{0, every / 4, every / 2, every - 1} {
-		b.Run(fmt.Sprintf("events=%d/distance=%d", *benchEvents, dist), func(b *testing.B) {
+		name := fmt.Sprintf("events=%d/distance=%d", *benchEvents, dist)
+		names = append(names, name)
+		moments[name] = func(i int) uint64 { return exact[i%len(exact)] + dist }
+	}
+	rnd := rand.New(rand.NewPCG(5, 6))
+	random := fmt.Sprintf("events=%d/distance=random", *benchEvents)
+	names = append(names, random)
+	moments[random] = func(int) uint64 { return 8 + rnd.Uint64N(uint64(*benchEvents)-8) } // after t0's setup
+	for _, name := range names {
+		moment := moments[name]
+		b.Run(name, func(b *testing.B) {
 			lat := make([]time.Duration, 0, b.N)
 			cpu0 := cpuTime()
 			for i := 0; b.Loop(); i++ {
-				seq := exact[i%len(exact)] + dist
+				seq := moment(i)
 				start := time.Now()
 				e, release, err := s.svc.AsOf(context.Background(), "t0", Moment{Seq: seq})
 				if err != nil {

@@ -82,13 +82,8 @@ func (c *checkpoints) list() []uint64 {
 }
 
 // take checkpoints db and keeps it under the sequence it has applied; it returns that sequence.
-// applied reads db's applied sequence; when it moved during the checkpoint, the checkpoint is
-// opened to read its own.
+// The projector may commit during the checkpoint: the checkpoint is settled, which reads its own.
 func (c *checkpoints) take(db *projections.DB) (uint64, error) {
-	before, err := db.Applied()
-	if err != nil {
-		return 0, err
-	}
 	tmp, err := os.MkdirTemp(c.dir, "tmp-")
 	if err != nil {
 		return 0, fmt.Errorf("replay: checkpoint: %w", err)
@@ -103,16 +98,39 @@ func (c *checkpoints) take(db *projections.DB) (uint64, error) {
 		os.RemoveAll(tmp)
 		return 0, err
 	}
-	seq, err := db.Applied()
-	if err == nil && seq != before {
-		seq, err = appliedIn(tmp)
-	}
+	seq, err := settleCheckpoint(tmp)
 	if err != nil {
 		os.RemoveAll(tmp)
 		return 0, err
 	}
 	return seq, c.add(tmp, seq)
 }
+
+// settleCheckpoint opens a checkpoint of the live model once, so that what its WAL holds (the batches the
+// projector committed between the flush and the checkpoint: megabytes while catching up) goes
+// into an sstable, and returns the sequence it has applied. Without it, every as_of copy of the
+// checkpoint copied that WAL, replayed it and flushed it again.
+func settleCheckpoint(dir string) (uint64, error) {
+	db, err := projections.OpenDB(dir, settleDB)
+	if err != nil {
+		return 0, err
+	}
+	seq, err := db.Applied()
+	if err == nil {
+		err = db.Flush()
+	}
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, fmt.Errorf("replay: settle checkpoint %s: %w", dir, err)
+	}
+	return seq, nil
+}
+
+// settleDB opens a checkpoint to settle it: no new WAL (it is flushed before closing) and no
+// compactions (the checkpoint's tables stay shared with the live model's).
+var settleDB = projections.DBOptions{CacheBytes: 1 << 20, DisableWAL: true, DisableCompactions: true}
 
 // takeAt checkpoints db, which no one else writes to, as the checkpoint of seq.
 func (c *checkpoints) takeAt(db *projections.DB, seq uint64) error {
