@@ -118,9 +118,10 @@ func TestTenantSnapshotFallback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	future := []byte(`{"v":2,"subject":"` + subject + `"}`)
+	future := append([]byte(snapshotMagic), snapshotVersion+1)
+	future = appendStr(future, subject)
 	for name, data := range map[string][]byte{"garbage": []byte("{not json"), "version": future, "subject": other, "seq": stale,
-		"truncated": good[:len(good)/2]} {
+		"truncated": good[:len(good)/2], "trailing": append(good[:len(good):len(good)], 0)} {
 		t.Run(name, func(t *testing.T) {
 			if err := snaps.Put(e.ctx, subject, want.Seq, data); err != nil {
 				t.Fatal(err)
