@@ -35,7 +35,7 @@ type Request struct {
 	Query  string
 	Body   []byte  // the whole JSON body; decode it with DecodeBody into a struct embedding Common
 	Engine *Engine // the live engine, or the engine at as_of when the body has one
-	AsOf   *Moment // nil when the body has none
+	AsOf   *Moment // nil when the body has none, or the handler reads it itself (OwnAsOf)
 }
 
 // Handler answers one named query; the answer is encoded as JSON.
@@ -66,7 +66,7 @@ type Server struct {
 	metrics *serverMetrics
 
 	mu       sync.RWMutex
-	handlers map[string]Handler
+	handlers map[string]handler
 
 	natsMu sync.Mutex
 	stops  []func()
@@ -84,7 +84,7 @@ func NewServer(engine *Engine, proj *Projector, o ServerOptions) *Server {
 	if o.Concurrency <= 0 {
 		o.Concurrency = 64
 	}
-	s := &Server{engine: engine, proj: proj, opts: o, log: o.Logger, handlers: map[string]Handler{}}
+	s := &Server{engine: engine, proj: proj, opts: o, log: o.Logger, handlers: map[string]handler{}}
 	s.metrics = newServerMetrics(o.Registerer, proj, o.Logger)
 	s.Handle("check", func(ctx context.Context, r Request) (any, error) {
 		var b struct {
@@ -95,7 +95,7 @@ func NewServer(engine *Engine, proj *Projector, o ServerOptions) *Server {
 			return nil, err
 		}
 		return r.Engine.Check(ctx, r.Tenant, b.CheckQuery)
-	})
+	}, fastCheck)
 	s.Handle("visible", func(ctx context.Context, r Request) (any, error) {
 		var b struct {
 			Common
@@ -139,10 +139,33 @@ func NewServer(engine *Engine, proj *Projector, o ServerOptions) *Server {
 	return s
 }
 
+// handler is a registered query handler and how the server calls it.
+type handler struct {
+	h       Handler
+	ownAsOf bool // the handler reads as_of itself: the server does not build the state at as_of
+	check   bool // the built-in check: the server may answer it without the handler (server_check.go)
+}
+
+// HandleOption changes how the server calls a handler.
+type HandleOption func(*handler)
+
+// OwnAsOf says that the handler answers as_of itself (replay's history and diff read it from the
+// body as a bound of their own): the server passes the live engine and no AsOf, and does not ask
+// ServerOptions.AsOf for a state nothing would read.
+func OwnAsOf() HandleOption { return func(h *handler) { h.ownAsOf = true } }
+
+// fastCheck marks the built-in check handler; a handler registered later under "check" replaces
+// the fast path too.
+func fastCheck(h *handler) { h.check = true }
+
 // Handle registers (or replaces) the handler of a query name: replay adds history and diff.
-func (s *Server) Handle(name string, h Handler) {
+func (s *Server) Handle(name string, h Handler, opts ...HandleOption) {
+	hd := handler{h: h}
+	for _, o := range opts {
+		o(&hd)
+	}
 	s.mu.Lock()
-	s.handlers[name] = h
+	s.handlers[name] = hd
 	s.mu.Unlock()
 }
 
@@ -162,19 +185,29 @@ func DecodeBody(body []byte, v any) error {
 
 // Query runs one query and returns its JSON answer: the transports call it.
 func (s *Server) Query(ctx context.Context, tenant, name string, body []byte) (answer []byte, err error) {
+	return s.appendQuery(ctx, nil, tenant, name, body)
+}
+
+// appendQuery is Query appending the answer to dst.
+func (s *Server) appendQuery(ctx context.Context, dst []byte, tenant, name string, body []byte) (answer []byte, err error) {
 	start := time.Now()
 	defer func() { s.metrics.observe(name, start, err) }()
 	if !validToken(tenant) {
 		return nil, invalid("tenant %q is not 1 to 64 of A-Z a-z 0-9 _ -", tenant)
 	}
 	s.mu.RLock()
-	h := s.handlers[name]
+	h, ok := s.handlers[name]
 	s.mu.RUnlock()
-	if h == nil {
+	if !ok {
 		return nil, aggregates.Errorf(aggregates.CodeNotFound, "no query %q", name)
 	}
 	if len(body) > MaxBody {
 		return nil, invalid("body of %d bytes is over the limit of %d", len(body), MaxBody)
+	}
+	if h.check {
+		if q, minSeq, ok := parseCheck(body); ok {
+			return s.check(ctx, dst, tenant, q, minSeq)
+		}
 	}
 	var c Common
 	if err := json.Unmarshal(body, &c); err != nil {
@@ -186,7 +219,7 @@ func (s *Server) Query(ctx context.Context, tenant, name string, body []byte) (a
 		return nil, err
 	}
 	r := Request{Tenant: tenant, Query: name, Body: body, Engine: s.engine}
-	if len(c.AsOf) > 0 && string(c.AsOf) != "null" {
+	if len(c.AsOf) > 0 && string(c.AsOf) != "null" && !h.ownAsOf {
 		at, err := ParseMoment(c.AsOf)
 		if err != nil {
 			return nil, err
@@ -201,19 +234,42 @@ func (s *Server) Query(ctx context.Context, tenant, name string, body []byte) (a
 		defer release()
 		r.Engine, r.AsOf = eng, &at
 	}
-	a, err := h(ctx, r)
+	a, err := h.h(ctx, r)
 	if err != nil {
-		if ctx.Err() != nil && codeOf(err) == aggregates.CodeInternal {
-			return nil, &aggregates.Error{Code: aggregates.CodeUnavailable, Op: name,
-				Message: "the query did not finish in time", Err: err}
-		}
-		return nil, err
+		return nil, timedOut(ctx, name, err)
 	}
 	out, err := json.Marshal(a)
 	if err != nil {
 		return nil, fmt.Errorf("projections: encode %s answer: %w", name, err)
 	}
-	return out, nil
+	return append(dst, out...), nil
+}
+
+// check answers a check body parseCheck read: what the check handler answers, without
+// reflection.
+func (s *Server) check(ctx context.Context, dst []byte, tenant string, q CheckQuery, minSeq uint64) ([]byte, error) {
+	if minSeq > 0 { // only a wait needs the time bound (Engine.Check does not block)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.opts.QueryTimeout)
+		defer cancel()
+		if err := s.engine.WaitFor(ctx, minSeq); err != nil {
+			return nil, err
+		}
+	}
+	a, err := s.engine.Check(ctx, tenant, q)
+	if err != nil {
+		return nil, timedOut(ctx, "check", err)
+	}
+	return appendCheckAnswer(dst, &a), nil
+}
+
+// timedOut turns the internal error of a query whose context ended into unavailable.
+func timedOut(ctx context.Context, name string, err error) error {
+	if ctx.Err() != nil && codeOf(err) == aggregates.CodeInternal {
+		return &aggregates.Error{Code: aggregates.CodeUnavailable, Op: name,
+			Message: "the query did not finish in time", Err: err}
+	}
+	return err
 }
 
 // ParseMoment reads an as_of: a non-negative integer is a sequence, a string an RFC 3339 time
