@@ -25,7 +25,7 @@ func (s *Service) AsOf(ctx context.Context, tenant string, asOf Moment) (*projec
 	if err != nil {
 		return nil, nil, err
 	}
-	st, release, err := s.states.acquire(stateKey{tenant, seq}, func(st *asOfState) error { return s.build(ctx, st) })
+	st, release, err := s.states.acquire(stateKey{tenant, seq}, s.ckpts.floor(seq), func(st *asOfState) error { return s.build(ctx, st) })
 	if err != nil {
 		return nil, nil, fmt.Errorf("replay: as_of %s for tenant %s: %w", asOf, tenant, err)
 	}
@@ -64,29 +64,22 @@ func (s *Service) asOfSeq(ctx context.Context, asOf Moment) (uint64, error) {
 	return seq, nil
 }
 
-// build makes the state of st.tenant at st.seq: a copy of the nearest checkpoint at or below it,
-// with the tenant's events after the checkpoint replayed by a projector of its own. Other
+// build makes the state of st.tenant at st.seq: a copy of the nearest checkpoint at or below it
+// (or the copy of an earlier state of the tenant that st took over: st.db is then set), with the
+// tenant's events after what the copy has applied replayed by a projector of its own. Other
 // tenants' events are skipped: they cannot change this tenant's answers, and a stream of many
 // tenants would otherwise make every as_of replay all of them.
 func (s *Service) build(ctx context.Context, st *asOfState) error {
-	dir, err := os.MkdirTemp(filepath.Join(s.opts.Dir, "scratch"), "asof-"+strconv.FormatUint(st.seq, 10)+"-")
-	if err != nil {
-		return fmt.Errorf("replay: as_of scratch: %w", err)
+	if st.db == nil {
+		if err := s.copyCheckpoint(st); err != nil {
+			return err
+		}
 	}
-	st.dir = dir
-	from, done := s.ckpts.nearest(st.seq)
-	if from > 0 {
-		err = copyDB(s.ckpts.path(from), dir)
-	}
-	done()
+	db := st.db
+	from, err := db.Applied()
 	if err != nil {
 		return err
 	}
-	db, err := projections.OpenDB(dir, scratchDB)
-	if err != nil {
-		return err
-	}
-	st.db = db
 	if st.seq > from { // replayInto reads to the stream's end when asked for 0
 		only := events.Prefix + "." + st.tenant + "."
 		if _, err = replayInto(ctx, s.store, db, only, st.seq, 0, nil); err != nil {
@@ -104,6 +97,25 @@ func (s *Service) build(ctx context.Context, st *asOfState) error {
 	}
 	st.engine = projections.NewEngine(db, nil, s.opts.Engine)
 	return nil
+}
+
+// copyCheckpoint sets st up with a copy of the nearest checkpoint at or below st.seq, opened.
+func (s *Service) copyCheckpoint(st *asOfState) error {
+	dir, err := os.MkdirTemp(filepath.Join(s.opts.Dir, "scratch"), "asof-"+strconv.FormatUint(st.seq, 10)+"-")
+	if err != nil {
+		return fmt.Errorf("replay: as_of scratch: %w", err)
+	}
+	st.dir = dir
+	from, done := s.ckpts.nearest(st.seq)
+	if from > 0 {
+		err = copyDB(s.ckpts.path(from), dir)
+	}
+	done()
+	if err != nil {
+		return err
+	}
+	st.db, err = projections.OpenDB(dir, scratchDB)
+	return err
 }
 
 // scratchDB opens the throw-away copies: a small cache, no WAL, no fsync, no compactions (a copy

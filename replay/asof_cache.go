@@ -49,6 +49,7 @@ type stateCache struct {
 	max   int
 	bySeq map[stateKey]*asOfState
 	order []stateKey // least recently used first
+	taken int        // states whose copy a later one took over (tests)
 }
 
 func newStateCache(max int) *stateCache {
@@ -56,8 +57,12 @@ func newStateCache(max int) *stateCache {
 }
 
 // acquire returns the state at seq, building it with build when it is not cached, and a release
-// function the caller must call when done with it.
-func (c *stateCache) acquire(seq stateKey, build func(st *asOfState) error) (*asOfState, func(), error) {
+// function the caller must call when done with it. A state that is not cached may take over the
+// copy of an idle cached state of the same tenant at a sequence in [floor, seq): build then finds
+// st.db set, at that sequence, and only replays forward from it (an auditor stepping through
+// time, a diff's "to" after its "from"). floor is the checkpoint a new copy would start from:
+// from further back, a new copy replays less.
+func (c *stateCache) acquire(seq stateKey, floor uint64, build func(st *asOfState) error) (*asOfState, func(), error) {
 	c.mu.Lock()
 	st := c.bySeq[seq]
 	if st != nil {
@@ -67,6 +72,9 @@ func (c *stateCache) acquire(seq stateKey, build func(st *asOfState) error) (*as
 		<-st.ready
 	} else {
 		st = &asOfState{tenant: seq.tenant, seq: seq.seq, ready: make(chan struct{}), refs: 1}
+		if old := c.takeOver(seq, floor); old != nil {
+			st.dir, st.db = old.dir, old.db
+		}
 		c.bySeq[seq] = st
 		c.order = append(c.order, seq)
 		c.mu.Unlock()
@@ -108,6 +116,36 @@ func (c *stateCache) closeLater(st *asOfState) {
 		defer c.closing.Done()
 		st.close()
 	}()
+}
+
+// takeOver removes from the cache the newest idle, built state of seq's tenant at a sequence in
+// [floor, seq) and hands over its copy (the caller owns it; the state no longer does). nil when
+// there is none. Called with mu held.
+func (c *stateCache) takeOver(seq stateKey, floor uint64) *asOfState {
+	var best *asOfState
+	for _, k := range c.order {
+		st := c.bySeq[k]
+		if k.tenant != seq.tenant || k.seq >= seq.seq || k.seq < floor || st.refs > 0 || (best != nil && best.seq > k.seq) {
+			continue
+		}
+		select {
+		case <-st.ready:
+			if st.err == nil && st.db != nil {
+				best = st
+			}
+		default: // still being built
+		}
+	}
+	if best == nil {
+		return nil
+	}
+	c.taken++
+	k := stateKey{best.tenant, best.seq}
+	delete(c.bySeq, k)
+	c.order = slices.DeleteFunc(c.order, func(s stateKey) bool { return s == k })
+	old := *best
+	best.db, best.dir, best.engine, best.gone = nil, "", nil, true // nothing left to close
+	return &old
 }
 
 // touch moves seq to the most recently used end. Called with mu held.

@@ -85,6 +85,40 @@ func TestAsOfRandomMoments(t *testing.T) {
 	}
 }
 
+// TestAsOfStepsForward: an auditor stepping forward through time. Each later moment takes over
+// the copy of the state before it and replays only the events in between; every answer equals
+// the pure evaluator's, so do those at earlier moments asked afterwards (which cannot take over).
+func TestAsOfStepsForward(t *testing.T) {
+	s := startStack(t, Options{CheckpointEvery: 1000, CachedStates: 2}) // no checkpoint inside
+	h := newRandomHistory(s.d, 5)
+	s.d.tenant("beta", "probuild")
+	for i := range 6 {
+		h.run(25)
+		s.d.staff("beta", fmt.Sprintf("b%d", i), "full", "worker")
+	}
+	s.sync(t)
+	last := s.d.seq
+	var moments []uint64
+	for seq := uint64(3); seq <= last; seq += 1 + last/12 {
+		moments = append(moments, seq)
+	}
+	moments = append(moments, last, last/2, last/3) // back in time: new copies
+	for _, seq := range moments {
+		e, release := asOfAt(t, s, Moment{Seq: seq}, seq)
+		diffs := diffAll(t, e, s.d.oracleAt(seq)["acme"])
+		release()
+		if len(diffs) > 0 {
+			t.Fatalf("as_of %d: %d differences from the oracle, first:\n%s", seq, len(diffs), diffs[0])
+		}
+	}
+	s.svc.states.mu.Lock()
+	taken := s.svc.states.taken
+	s.svc.states.mu.Unlock()
+	if taken < len(moments)-5 {
+		t.Errorf("%d of %d forward steps took the previous copy over", taken, len(moments)-4)
+	}
+}
+
 // TestAsOfByTime: a time is the last event at or before it; a future time is now; a time before
 // the first event is the empty model, where the tenant does not exist yet.
 func TestAsOfByTime(t *testing.T) {

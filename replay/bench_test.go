@@ -252,6 +252,11 @@ func BenchmarkAsOfCheck(b *testing.B) {
 	random := fmt.Sprintf("events=%d/distance=random", *benchEvents)
 	names = append(names, random)
 	moments[random] = func(int) uint64 { return 8 + rnd.Uint64N(uint64(*benchEvents)-8) } // after t0's setup
+	// An auditor stepping forward through time, 100 messages at a time, 16 steps from each
+	// checkpoint in turn: each step may take over the state of the one before.
+	steps := fmt.Sprintf("events=%d/distance=steps-of-100", *benchEvents)
+	names = append(names, steps)
+	moments[steps] = func(i int) uint64 { return exact[(i/16)%len(exact)] + 50 + 100*uint64(i%16) }
 	for _, name := range names {
 		moment := moments[name]
 		b.Run(name, func(b *testing.B) {

@@ -200,6 +200,13 @@ func (c *checkpoints) nearest(seq uint64) (found uint64, done func()) {
 	return c.seqs[i-1], c.mu.RUnlock
 }
 
+// floor is the newest checkpoint at or below seq (0: none), as nearest without holding it.
+func (c *checkpoints) floor(seq uint64) uint64 {
+	found, done := c.nearest(seq)
+	done()
+	return found
+}
+
 // appliedIn opens a read model directory read-only and reads its applied sequence.
 func appliedIn(dir string) (uint64, error) {
 	db, err := projections.OpenDB(dir, projections.DBOptions{ReadOnly: true, CacheBytes: 1 << 20})

@@ -70,8 +70,9 @@
 // # as_of: checkpoints and throw-away copies
 //
 // Every CheckpointEvery events the live read model is flushed and checkpointed into
-// <Dir>/checkpoints/ckpt-<seq> (Pebble checkpoint: sstables hard-linked; flushed first, so it
-// holds no WAL for an opener to replay). The projector applies the stream in batches, so live
+// <Dir>/checkpoints/ckpt-<seq> (Pebble checkpoint: sstables hard-linked), then settled: opened
+// once to flush what its WAL holds (the batches committed between the flush and the checkpoint),
+// so that it holds no WAL for an as_of copy to copy and replay. The projector applies the stream in batches, so live
 // checkpoints can be further apart than asked; a filler replays the stream into a scratch copy
 // to add the ones the grid wants between two (and back-fills a whole history the first time a
 // replay directory meets an old model). Invariant: below the newest checkpoint, the grid of
@@ -90,7 +91,11 @@
 // with a projector of its own (the same code as the live one), marks the copy as applied up to
 // S (a message without events), and answers with a projections.Engine over it: equal, by construction and by test, to the pure evaluator over the
 // events up to S. The last few states (tenant, S) stay open (CachedStates, LRU; concurrent
-// askers share one build), so the pages of one question replay once. A time resolves to the
+// askers share one build), so the pages of one question replay once. A state not cached takes
+// over the copy of an idle cached state of the same tenant at a sequence between its checkpoint
+// and S, and replays only the events in between: an auditor stepping forward through time, or a
+// diff's "to" after its "from", costs a short replay instead of a copy (BenchmarkAsOfCheck
+// steps-of-100: 22 -> 1.9 CPU-ms per question). A time resolves to the
 // last message stored at or before it (a future time: now); a sequence the live model has not
 // applied waits like min_seq, then not_caught_up.
 //
