@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/acl-es/acl/events"
 )
@@ -46,6 +47,9 @@ type snapshot struct {
 	state any
 	gen   uint64
 }
+
+// tenantLoadTimeout bounds the load of a tenant's history (see fresh).
+const tenantLoadTimeout = 2 * time.Minute
 
 func newCache(store *events.Store, max int) *cache {
 	return &cache{store: store, max: max, entries: map[string]*entry{}}
@@ -122,6 +126,16 @@ func (c *cache) fresh(ctx context.Context, e *entry) (*snapshot, error) {
 	s := e.snap.Load()
 	if s != nil && s.gen == gen {
 		return s, nil
+	}
+	if e.ref.Kind == events.KindTenant {
+		// A tenant's whole history (no snapshot yet) can take longer than one command may: at
+		// 10^6 records under load it outlasted the 9 s command timeout, and the commands queued
+		// behind it then started it again one after another, each failing at once on its own
+		// expired context. The load now goes on, for the commands waiting behind this one, when
+		// this command's time is up.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), tenantLoadTimeout)
+		defer cancel()
 	}
 	var st any
 	var after uint64
