@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -27,8 +28,8 @@ const (
 	benchLocations  = 20
 )
 
-// benchHistory builds the benchmark tenant's messages, numbered from 1.
-func benchHistory(tb testing.TB) []events.Message {
+// benchHistory builds the benchmark tenant's messages, numbered from 1, with records records.
+func benchHistory(tb testing.TB, records int) []events.Message {
 	g := newGenerator(1)
 	t := &genTenant{id: "t0", kinds: map[string]string{}, records: map[string][]string{}}
 	preset, err := aggregates.Preset("trackops")
@@ -58,7 +59,7 @@ func benchHistory(tb testing.TB) []events.Message {
 		id := fmt.Sprintf("cl%05d", i)
 		g.emit(t, events.RecordAggregate("client", id), events.RecordRegisteredV1{RecordBody: events.RecordBody{Type: "client", ID: id}})
 	}
-	for i := range benchRecords - benchClients {
+	for i := range records - benchClients {
 		typ := "case"
 		if i%2 == 1 {
 			typ = "invoice"
@@ -90,7 +91,7 @@ var bench struct {
 // benchEngine returns the engine over the benchmark tenant, built on first use.
 func benchEngine(b *testing.B) *Engine {
 	bench.once.Do(func() {
-		bench.msgs = benchHistory(b)
+		bench.msgs = benchHistory(b, benchRecords)
 		dir, err := os.MkdirTemp("", "projections-bench")
 		if err != nil {
 			b.Fatal(err)
@@ -126,15 +127,26 @@ func TestMain(m *testing.M) {
 }
 
 // BenchmarkProjection applies the benchmark history (catching up: slices of 4096 messages, as
-// Follow hands them) into a fresh DB and reports events per second.
+// Follow hands them) into a fresh DB and reports events per second. BENCH_PROJECTION_RECORDS
+// sets the number of records (default benchRecords): at 10^6 the read model outgrows the
+// memtables and compactions take their share.
 func BenchmarkProjection(b *testing.B) {
-	msgs := benchHistory(b)
+	records := benchRecords
+	if v := os.Getenv("BENCH_PROJECTION_RECORDS"); v != "" {
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil || n < 2*benchClients {
+			b.Fatalf("BENCH_PROJECTION_RECORDS=%q: want a number of records of at least %d", v, 2*benchClients)
+		}
+		records = int(n)
+	}
+	msgs := benchHistory(b, records)
 	nev := 0
 	for _, m := range msgs {
 		nev += len(m.Events)
 	}
 	b.ResetTimer()
 	var elapsed, cpu time.Duration
+	var flushed, compacted uint64
 	for range b.N {
 		b.StopTimer()
 		db, err := OpenDB(b.TempDir(), DBOptions{})
@@ -151,12 +163,19 @@ func BenchmarkProjection(b *testing.B) {
 		elapsed += time.Since(start)
 		cpu += cpuTime() - cpu0
 		b.StopTimer()
+		// What Pebble wrote in the timed window: flushes are the model's size, compactions
+		// what the LSM rewrote of it (more at 10^6).
+		tot := db.pb.Metrics().Total()
+		flushed += tot.TableBytesFlushed
+		compacted += tot.TableBytesCompacted
 		db.Close()
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(nev*b.N)/elapsed.Seconds(), "events/s")
 	// CPU time (every thread, compactions included) says more than wall time on a shared machine.
 	b.ReportMetric(float64(cpu.Microseconds())/float64(nev*b.N), "cpu-µs/event")
+	b.ReportMetric(float64(flushed)/float64(nev*b.N), "flushed-B/event")
+	b.ReportMetric(float64(compacted)/float64(nev*b.N), "compacted-B/event")
 }
 
 // cpuTime is the CPU time the process has used, user and system.
@@ -171,7 +190,7 @@ func cpuTime() time.Duration {
 // BenchmarkProjectionFollow is BenchmarkProjection through the real stream: Follow's decoding
 // and delivery included (the stream is filled before the timer starts).
 func BenchmarkProjectionFollow(b *testing.B) {
-	msgs := benchHistory(b)[:30_000]
+	msgs := benchHistory(b, benchRecords)[:30_000]
 	env := eventstest.Start(b)
 	newAppender(env.Store).add(b, itemsOf(msgs))
 	nev := 0

@@ -51,7 +51,8 @@ func (e *encoder) units(us []events.UnitRef) {
 }
 
 func (e *encoder) prov(m map[string]string) {
-	keys := make([]string, 0, len(m))
+	var buf [16]string // most states have a few provenance entries: no allocation for them
+	keys := buf[:0]
 	for k := range m {
 		keys = append(keys, k)
 	}
