@@ -141,6 +141,10 @@ func (e *Engine) view(tenant string) (*view, error) {
 		v.close()
 		return nil, aggregates.Errorf(aggregates.CodeNotFound, "no tenant %s", tenant)
 	}
+	v.tid = tenant
+	if v.t.ID == tenant {
+		v.tid = v.t.ID
+	}
 	return v, nil
 }
 

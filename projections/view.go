@@ -18,6 +18,7 @@ type view struct {
 	snap   *pebble.Snapshot
 	shared *sharedSnapshot // snap's owner when shared with other queries (engine_snapshot.go)
 	tenant string
+	tid    string // tenant, as the cached tenant's ID string when equal (one copy in every cache entry)
 	t      *aggregates.Tenant
 	seq    uint64
 	mods   *modLog // set when the snapshot holds exactly the published state
@@ -33,7 +34,10 @@ func (v *view) Tenant() *aggregates.Tenant { return v.t }
 // Principal implements aggregates.Facts.
 func (v *view) Principal(id string) *aggregates.Principal {
 	v.kbuf = principalKey(v.kbuf[:0], v.tenant, id)
-	s, err := v.state(v.kbuf, func(b []byte) (any, error) { return decodePrincipal(b) })
+	s, err := v.state(v.kbuf, func(s any) bool {
+		p, ok := s.(*aggregates.Principal)
+		return ok && p.ID == id
+	}, func(b []byte) (any, error) { return decodePrincipal(b) })
 	if err != nil || s == nil {
 		v.fail(err)
 		return nil
@@ -58,7 +62,10 @@ func (v *view) Record(typ, id string) *aggregates.Record {
 		return nil
 	}
 	v.kbuf = recordKey(v.kbuf[:0], v.tenant, typ, id)
-	s, err := v.state(v.kbuf, func(b []byte) (any, error) { return decodeRecord(b) })
+	s, err := v.state(v.kbuf, func(s any) bool {
+		r, ok := s.(*aggregates.Record)
+		return ok && r.ID == id && r.Type == typ
+	}, func(b []byte) (any, error) { return decodeRecord(b) })
 	if err != nil || s == nil {
 		v.fail(err)
 		return nil
@@ -90,9 +97,13 @@ func (v *view) RecordsWithClient(typ, client string, fn func(*aggregates.Record)
 // state returns the decoded state at k (nil when absent), from the engine's cache when the
 // snapshot holds the state it was decoded from: known unchanged since by the projector's
 // modification log (no read at all), or found by reading the sequence stored in front of it.
-func (v *view) state(k []byte, dec func([]byte) (any, error)) (any, error) {
-	cached, ok := v.e.decoded.entry(k)
-	if ok && v.mods != nil && v.mods.unchangedSince(keyHash(k), cached.validAt) {
+// same tells whether a cached state is k's (same tenant, type and id): the cache is keyed by
+// k's hash.
+func (v *view) state(k []byte, same func(any) bool, dec func([]byte) (any, error)) (any, error) {
+	h := keyHash(k)
+	cached, ok := v.e.decoded.entry(h)
+	ok = ok && cached.tenant == v.tid && same(cached.v)
+	if ok && v.mods != nil && v.mods.unchangedSince(h, cached.validAt) {
 		return cached.v, nil
 	}
 	val, closer, err := v.snap.Get(k)
@@ -110,7 +121,7 @@ func (v *view) state(k []byte, dec func([]byte) (any, error)) (any, error) {
 	if ok && cached.seq == seq {
 		if cached.validAt < v.seq {
 			cached.validAt = v.seq
-			v.e.decoded.put(k, cached)
+			v.e.decoded.put(h, cached)
 		}
 		return cached.v, nil
 	}
@@ -118,7 +129,7 @@ func (v *view) state(k []byte, dec func([]byte) (any, error)) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	v.e.decoded.put(k, decodedEntry{seq: seq, v: s, validAt: v.seq})
+	v.e.decoded.put(h, decodedEntry{seq: seq, v: s, validAt: v.seq, tenant: v.tid})
 	return s, nil
 }
 
