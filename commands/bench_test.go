@@ -148,6 +148,7 @@ func BenchmarkTenantLoad(b *testing.B) {
 	}
 	load := func(b *testing.B, sn *snapshotter) {
 		var last any
+		var lastEnt *entry
 		b.ResetTimer() // the set-up of the sub-benchmark is not measured
 		for range b.N {
 			c := newCache(e.Store, 10)
@@ -162,10 +163,10 @@ func BenchmarkTenantLoad(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			last = s.state
+			last, lastEnt = s.state, ent
 		}
 		b.StopTimer()
-		if !reflect.DeepEqual(last, tenant) {
+		if !reflect.DeepEqual(lastEnt.withCommands(last.(*aggregates.Tenant)), tenant) {
 			b.Fatal("the loaded tenant differs from the replayed one")
 		}
 		b.ReportMetric(float64(seats), "seat-changes")
@@ -185,4 +186,37 @@ func BenchmarkTenantLoad(b *testing.B) {
 		load(b, sn)
 		b.ReportMetric(float64(len(data)), "snapshot-bytes")
 	})
+}
+
+// BenchmarkSeatChangeState measures what a seat change costs the service in memory work on a
+// tenant with n seat holders and n remembered commands: the copy of the cached state it
+// applies its event to ("clone": the commands are in the entry's index, as cached;
+// "clone-with-commands": in the state, as before the index), and the seat count of the
+// decision.
+func BenchmarkSeatChangeState(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		t := aggregates.NewTenant("acme")
+		for i := range n {
+			t.SeatHolders[fmt.Sprintf("p%d", i)] = aggregates.LevelFull
+			t.Commands[fmt.Sprintf("%08d-0000-7000-8000-000000000000", i)] = aggregates.CommandResult{Seq: uint64(i),
+				Events: []string{fmt.Sprintf("%08d-0000-7000-8000-000000000001", i)}, Hash: strings.Repeat("ab", 32)}
+		}
+		b.Run(fmt.Sprintf("clone-with-commands/n=%d", n), func(b *testing.B) {
+			for range b.N {
+				cloneState(t)
+			}
+		})
+		cached := cloneState(t).(*aggregates.Tenant)
+		(&entry{ref: events.TenantRef("acme")}).absorbState(cached)
+		b.Run(fmt.Sprintf("clone/n=%d", n), func(b *testing.B) {
+			for range b.N {
+				cloneState(cached)
+			}
+		})
+		b.Run(fmt.Sprintf("seats-used/n=%d", n), func(b *testing.B) {
+			for range b.N {
+				t.SeatsUsed(aggregates.LevelFull)
+			}
+		})
+	}
 }

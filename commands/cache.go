@@ -39,6 +39,8 @@ type entry struct {
 	snap    atomic.Pointer[snapshot]
 	// sinceSnap counts the events applied to the state since the last tenant snapshot.
 	sinceSnap atomic.Int64
+	// cmds is a tenant's memory of its commands (see commandIndex); unused for others.
+	cmds commandIndex
 }
 
 // snapshot is a read-only state and the invalidation generation it was loaded at: it is fresh
@@ -165,6 +167,7 @@ func (c *cache) fresh(ctx context.Context, e *entry) (*snapshot, error) {
 			n++
 		}
 	}
+	e.absorbState(st)
 	if sn := c.snaps.Load(); sn != nil {
 		sn.added(e, st, n)
 	}

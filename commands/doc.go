@@ -30,7 +30,8 @@
 //
 // Aggregate states are cached per subject with the sequence they reflect; a writer never
 // mutates a shared state (it applies its events to a copy and publishes it), so decisions read
-// states without locks. Other instances' writes reach the cache through a subscription to
+// states without locks. A tenant's memory of command ids (one per seat change) is kept by its
+// entry, not in its states, so that a writer's copy does not copy it (commandIndex). Other instances' writes reach the cache through a subscription to
 // acl.events.> that marks the subject stale (the instance's own appends are recognized by their
 // message ids); dropped invalidations reset the whole cache. A state read but not written by a
 // command (the tenant for a principal command, the actor) is thus as fresh as that feed; the

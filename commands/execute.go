@@ -113,8 +113,8 @@ func (x *execution) read(ctx context.Context, e *entry) (*snapshot, error) {
 func (x *execution) previous(snaps []*snapshot) (Result, bool, error) {
 	id := x.cmd.Base().CommandID
 	var found []aggregates.CommandResult
-	for _, s := range snaps {
-		if r, ok := stateCommands(s.state)[id]; ok {
+	for i, s := range snaps {
+		if r, ok := x.entries[i].command(s.state, id); ok {
 			found = append(found, r)
 		}
 	}
@@ -222,6 +222,7 @@ func (x *execution) publish(i int, snap *snapshot, envs []events.Envelope, seq u
 			return
 		}
 	}
+	x.entries[i].absorbState(st)
 	x.entries[i].publish(st, snap.gen)
 	if sn := x.s.cache.snaps.Load(); sn != nil {
 		sn.added(x.entries[i], st, len(envs))

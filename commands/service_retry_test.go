@@ -29,6 +29,11 @@ func TestRetrySameCommandID(t *testing.T) {
 			return &aggregates.RegisterRecord{CommandBase: aggregates.CommandBase{CommandID: id},
 				RecordBody: events.RecordBody{Type: "invoice", ID: "inv-1", Units: []events.UnitRef{team("t2")}}}
 		}, 1},
+		{"the tenant (its memory is kept out of its cached states)", func(id string) aggregates.Command {
+			return &aggregates.DefineUnit{CommandBase: aggregates.CommandBase{CommandID: id}, Unit: team("t7")}
+		}, func(id string) aggregates.Command {
+			return &aggregates.DefineUnit{CommandBase: aggregates.CommandBase{CommandID: id}, Unit: team("t8")}
+		}, 1},
 		{"batch of two aggregates", func(id string) aggregates.Command {
 			return &aggregates.SetAccessLevel{CommandBase: aggregates.CommandBase{CommandID: id}, Principal: "erin", Level: aggregates.LevelLimited}
 		}, func(id string) aggregates.Command {

@@ -23,7 +23,8 @@ func (e *testEnv) seatChurn(n int) {
 	}
 }
 
-// tenantOf loads the tenant through the service's cache, as a command would.
+// tenantOf loads the tenant through the service's cache, as a command would, with the
+// commands it remembers (kept out of the cached state, in the entry).
 func tenantOf(t *testing.T, e *testEnv, s *Service) *aggregates.Tenant {
 	t.Helper()
 	ent, err := s.cache.entry("acme", events.TenantRef("acme"))
@@ -34,7 +35,7 @@ func tenantOf(t *testing.T, e *testEnv, s *Service) *aggregates.Tenant {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return snap.state.(*aggregates.Tenant)
+	return ent.withCommands(snap.state.(*aggregates.Tenant))
 }
 
 // TestTenantSnapshot: an instance that loads a tenant with a long history writes a snapshot; a

@@ -42,6 +42,8 @@ const (
 	snapshotVersion = 2
 )
 
+// encodeTenantSnapshot encodes t with the commands it remembers (t.Commands; a cached state's
+// are in its entry's index: use entry.withCommands).
 func encodeTenantSnapshot(subject string, t *aggregates.Tenant) ([]byte, error) {
 	core := *t
 	core.SeatHolders = nil
@@ -257,7 +259,7 @@ func (sn *snapshotter) added(e *entry, st any, n int) {
 	if !ok || n <= 0 {
 		return
 	}
-	if e.sinceSnap.Add(int64(n)) < int64(max(sn.after, len(t.Commands)/2)) {
+	if e.sinceSnap.Add(int64(n)) < int64(max(sn.after, e.cmds.len()/2)) {
 		return
 	}
 	sn.mu.Lock()
@@ -277,7 +279,7 @@ func (sn *snapshotter) added(e *entry, st any, n int) {
 			sn.wg.Done()
 		}()
 		// st is a published state: nobody writes into it any more, so it is read here unlocked.
-		data, err := encodeTenantSnapshot(e.subject, t)
+		data, err := encodeTenantSnapshot(e.subject, e.withCommands(t))
 		if err == nil {
 			ctx, cancel := context.WithTimeout(sn.ctx, snapshotWriteTimeout)
 			err = sn.snaps.Put(ctx, e.subject, t.Seq, data)
