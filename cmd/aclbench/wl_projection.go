@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/acl-es/acl/events"
@@ -63,7 +64,7 @@ func runProjection(ctx context.Context, b *bench) ([]Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 1)
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	go func() { errc <- p.Run(ctx) }()
 	// Batch latencies: the time between two advances of the applied sequence.
 	prev := time.Now()
@@ -83,16 +84,17 @@ func runProjection(ctx context.Context, b *bench) ([]Result, error) {
 			prev = now
 		}
 	}
-	el := time.Since(start)
+	el, cpu := time.Since(start), processCPU()-cpu0
 	cancel()
 	<-errc
 	o := outcome{ops: cf.events.Load(), elapsed: el, hist: h}
 	r := resultOf("projection", "catch-up", "events/s", o, b.scaleOf())
 	r.Latency = h.summary()
+	cpuPer := cpuPerEvent(cpu, cf.events.Load())
 	r.Extra = map[string]any{"messages": cf.msgs.Load(), "messages_per_s": round3(float64(cf.msgs.Load()) / el.Seconds()),
-		"readmodel_mb": round3(float64(dirSize(dir)) / (1 << 20))}
-	r.Notes = append(r.Notes, fmt.Sprintf("%d events in %d messages from an empty read model in %.1fs; latency is per projector batch",
-		cf.events.Load(), cf.msgs.Load(), el.Seconds()))
+		"readmodel_mb": round3(float64(dirSize(dir)) / (1 << 20)), "cpu_us_per_event": cpuPer}
+	r.Notes = append(r.Notes, fmt.Sprintf("%d events in %d messages from an empty read model in %.1fs; latency is per projector batch; %.1f process CPU-µs per event",
+		cf.events.Load(), cf.msgs.Load(), el.Seconds(), cpuPer))
 	return []Result{r}, nil
 }
 
@@ -103,12 +105,13 @@ func runRebuild(ctx context.Context, b *bench) ([]Result, error) {
 	for _, model := range []replay.Model{replay.ModelProjections, replay.ModelAudit} {
 		dir := filepath.Join(b.scratch(), fmt.Sprintf("rebuild-%s-%d", model, time.Now().UnixNano()))
 		h := newHistogram()
-		prev := time.Now()
+		prev, cpu0 := time.Now(), processCPU()
 		p, err := replay.Rebuild(ctx, b.st.store, dir, model, 0, func(replay.Progress) {
 			now := time.Now()
 			h.record(now.Sub(prev))
 			prev = now
 		})
+		cpu := processCPU() - cpu0
 		size := dirSize(dir)
 		os.RemoveAll(dir)
 		if err != nil {
@@ -117,10 +120,31 @@ func runRebuild(ctx context.Context, b *bench) ([]Result, error) {
 		o := outcome{ops: int64(p.Events), elapsed: p.Elapsed, hist: h}
 		r := resultOf("rebuild", string(model), "events/s", o, b.scaleOf())
 		r.Latency = nil // progress ticks, not operations
-		r.Extra = map[string]any{"messages": p.Done, "messages_per_s": round3(p.Rate()), "size_mb": round3(float64(size) / (1 << 20))}
+		cpuPer := cpuPerEvent(cpu, int64(p.Events))
+		r.Extra = map[string]any{"messages": p.Done, "messages_per_s": round3(p.Rate()), "size_mb": round3(float64(size) / (1 << 20)),
+			"cpu_us_per_event": cpuPer}
+		r.Notes = append(r.Notes, fmt.Sprintf("%.1f process CPU-µs per event", cpuPer))
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// processCPU is the CPU time this process has used (user and system, every thread). On a
+// shared machine the CPU a workload costs per event varies far less than its throughput; in
+// process it counts the embedded NATS server too.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func cpuPerEvent(cpu time.Duration, events int64) float64 {
+	if events == 0 {
+		return 0
+	}
+	return round3(float64(cpu.Microseconds()) / float64(events))
 }
 
 // scratch is where workloads put throw-away data: the data directory's scratch/ in-process
