@@ -53,7 +53,9 @@
 // RegisterRecord on the record as it will be, UpdateRecord on the record as it is and as it will
 // be. Records are judged by Check over the facts the caller gives: a caller whose facts do not
 // enumerate records by client (the command service) does not authorize commands through
-// implication rules, which derive view permissions. No escalation: Holds for every grant handed
+// implication rules, which derive view permissions. (Facts over indexes, the projections' read
+// model, may implement CoveredRecords so that the rule reads only the records of the client that
+// p's narrowed scopes cover; the answer is the one the full enumeration gives.) No escalation: Holds for every grant handed
 // out (AssignRole: every grant of the role, the administrator role's being every permission of
 // the policy at scope all) and no access level wider than the actor's own.
 //

@@ -14,7 +14,10 @@
 //     principals and recipients are index reads checked against the pure oracles.
 //   - Server: query parsing shared by HTTP (POST /v1/tenants/{tenant}/{query}, /healthz,
 //     /readyz, /metrics) and NATS (acl.queries.<tenant>.<query>, queue group acl-queries);
-//     extension points for replay: Handle(name, handler) (history, diff) and ServerOptions.AsOf.
+//     extension points for replay: Handle(name, handler) (history, diff; with OwnAsOf they read
+//     as_of themselves and the server builds no state for it) and ServerOptions.AsOf. Check
+//     bodies of the usual shape are read and answered without reflection (server_check.go);
+//     any other body goes through encoding/json, with the same answers and errors.
 //
 // # Invariants
 //
@@ -44,7 +47,13 @@
 //     the incrementally maintained one (TestCrashResume compares every key).
 //   - Decoded states are cached (tenants per engine, principals and records in a sharded map)
 //     under the sequence stored in front of each value, so a cached copy is used only for the
-//     snapshot that holds that very state. Cached states are shared and never mutated.
+//     snapshot that holds that very state. Cached states are shared and never mutated. The map
+//     is keyed by the 64-bit hash of the state key; a hit counts only when the entry's tenant
+//     and the state's own type and id are the ones asked (a collision is a miss).
+//   - Queries over the live DB share one Pebble snapshot, taken at an even projector
+//     generation and used while the generation is unchanged (so it holds exactly the
+//     published state, and min_seq holds); while a batch commits, a query takes its own.
+//     The last query's release closes a replaced snapshot; DB.Close releases the current one.
 //   - Over the live DB, the projector publishes after each commit the applied sequence and each
 //     tenant's stored sequence, and notes in a modification log which state keys the batch
 //     wrote; a seqlock (odd while a batch commits) tells a query whether its snapshot holds
@@ -82,7 +91,11 @@
 // # Queries
 //
 //   - check: aggregates.Check over the snapshot; one point read per fact (principal, record,
-//     linked records), the tenant from the cache.
+//     linked records), the tenant from the cache. For the implication rule (TO-4f) the view
+//     implements aggregates.CoveredRecords: of the client's records it reads only those p's
+//     narrowed scopes of the implying permission cover (all, or client for its own client:
+//     the first record; own, assigned and links: p's ranges filtered by the client in their
+//     values; unit scopes: the client's ids probed in p's unit ranges).
 //   - visible: the principal's narrowed grants of <type>.<action> select index ranges: all ->
 //     a <type>; client -> c <client> <type>; unit:K -> u K <unit> <type> for each of its units
 //     of kind K; own -> o <p> <type>; assigned -> s <p> <type>, plus, for each link rule of the
