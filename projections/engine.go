@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/acl-es/acl/aggregates"
@@ -34,8 +36,11 @@ type Engine struct {
 	opts    EngineOptions
 	decoded *decoded
 
-	tmu     sync.RWMutex
-	tenants map[string]decodedEntry // tenant id -> tenant decoded at its stored sequence
+	// tenants maps a tenant id to the tenant decoded at its stored sequence. Queries read it on
+	// every view: an immutable map behind an atomic pointer costs them no shared write (a
+	// read lock's counter bounced between the cores); tmu orders the rare copy-and-replace.
+	tmu     sync.Mutex
+	tenants atomic.Pointer[map[string]decodedEntry]
 }
 
 // NewEngine returns an engine over db; w is the projector feeding it, or nil.
@@ -55,8 +60,9 @@ func NewEngine(db *DB, w Waiter, o EngineOptions) *Engine {
 	if o.MaxCandidates <= 0 {
 		o.MaxCandidates = 1_000_000
 	}
-	return &Engine{db: db, waiter: w, opts: o, decoded: newDecoded(o.CachedStates),
-		tenants: map[string]decodedEntry{}}
+	e := &Engine{db: db, waiter: w, opts: o, decoded: newDecoded(o.CachedStates)}
+	e.tenants.Store(&map[string]decodedEntry{})
+	return e
 }
 
 // WaitFor waits, at most the engine's bound, until the read model has applied seq; then
@@ -120,7 +126,8 @@ func (e *Engine) view(tenant string) (*view, error) {
 	} else {
 		snap = e.db.pb.NewSnapshot()
 	}
-	v := &view{e: e, snap: snap, shared: shared, tenant: tenant, mods: mods, kbuf: make([]byte, 0, 128)}
+	v := views.Get().(*view)
+	*v = view{e: e, snap: snap, shared: shared, tenant: tenant, mods: mods, kbuf: v.kbuf[:0]}
 	var err error
 	if pub != nil {
 		v.seq = pub.applied
@@ -150,9 +157,7 @@ func (e *Engine) view(tenant string) (*view, error) {
 
 // cachedTenant returns the tenant decoded at seq, or nil.
 func (e *Engine) cachedTenant(id string, seq uint64) *aggregates.Tenant {
-	e.tmu.RLock()
-	c, ok := e.tenants[id]
-	e.tmu.RUnlock()
+	c, ok := (*e.tenants.Load())[id]
 	if !ok || c.seq != seq {
 		return nil
 	}
@@ -183,8 +188,10 @@ func (e *Engine) tenant(snap *pebble.Snapshot, id string) (*aggregates.Tenant, e
 	}
 	e.tmu.Lock()
 	// Keep the newest: a slow reader of an older snapshot must not evict it.
-	if c, ok := e.tenants[id]; !ok || c.seq < seq {
-		e.tenants[id] = decodedEntry{seq: seq, v: t}
+	if c, ok := (*e.tenants.Load())[id]; !ok || c.seq < seq {
+		m := maps.Clone(*e.tenants.Load())
+		m[id] = decodedEntry{seq: seq, v: t}
+		e.tenants.Store(&m)
 	}
 	e.tmu.Unlock()
 	return t, nil
