@@ -27,7 +27,8 @@
 //     Messages at or below the applied sequence are skipped. Commits use NoSync: the WAL keeps
 //     batches atomic, and a machine crash loses only a suffix of batches the stream gives again.
 //   - A batch holds what Follow hands over at once: up to 4096 messages while catching up, often
-//     one when live. Its events are decoded on every core, then applied in order; each touched
+//     one when live. Its events are decoded on every core (events.Decode: a scanner for the
+//     frequent types, encoding/json for the rest), then applied in order; each touched
 //     aggregate is read once (from the projector's cache of committed states, else Pebble) and
 //     written once; a large batch's writes are sorted by key before they enter the Pebble batch
 //     (the memtable inserts sorted keys several times faster).
@@ -120,9 +121,14 @@
 //
 //	go test ./projections/ -run '^$' -bench . -benchtime 2s
 //
-//	BenchmarkProjection        21,000-62,000 events/s catching up (ApplyMessages, Follow-sized
-//	                           slices of 4096), 19-30 CPU-µs per event counting every thread
-//	                           (compactions included); the events are registrations, ~8 keys each
+//	BenchmarkProjection        24,000-68,000 events/s catching up (ApplyMessages, Follow-sized
+//	                           slices of 4096), 12-17 CPU-µs per event counting every thread
+//	                           (compactions included; 19-30 before the event data decoder and the
+//	                           reused writer); the events are registrations, ~8 keys each. Half
+//	                           the projector's own CPU is Pebble's memtable insert (copying into
+//	                           fresh arena pages) and the key sort. At 10^6 records
+//	                           (BENCH_PROJECTION_RECORDS=1e6) 16-22 CPU-µs per event at load 5-7:
+//	                           compactions are a third of it (~300 bytes compacted per event)
 //	BenchmarkProjectionFollow  32,000-47,000 events/s through the real stream (30,000 events)
 //	BenchmarkCheck             p50 3.6-4.2 µs, p99 17-48 µs (one caller; compacted DB, hot facts
 //	                           served from the cache the modification log validates)
