@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"math"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -55,6 +56,12 @@ func OpenDB(dir string, o DBOptions) (*DB, error) {
 		Logger:             quietLogger{},
 	}
 	opts.DisableAutomaticCompactions = o.DisableCompactions
+	if o.DisableCompactions {
+		// Pebble stalls writes while level 0 is too deep, until compactions reduce it: without
+		// compactions that is forever (a copy of a level-0-heavy checkpoint hung its first
+		// memtable rotation). A copy lives for a few queries; it reads a deeper level 0 instead.
+		opts.L0StopWritesThreshold = math.MaxInt32
+	}
 	if o.FS != nil {
 		opts.FS = o.FS
 	}

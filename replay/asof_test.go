@@ -318,3 +318,40 @@ func walBytes(t *testing.T, dir string) int64 {
 	}
 	return n
 }
+
+// TestCopyWithDeepLevelZero: a copy runs no compactions, so level 0 only grows; Pebble used to
+// stall a memtable rotation (a flush, a full memtable) for good once level 0 was 12 tables deep,
+// which hung as_of answers over level-0-heavy checkpoints. Twenty flushes must all complete.
+func TestCopyWithDeepLevelZero(t *testing.T) {
+	s := startStack(t, Options{})
+	newRandomHistory(s.d, 6).run(120)
+	s.sync(t)
+	db, err := projections.OpenDB(filepath.Join(t.TempDir(), "copy"), scratchDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rounds = 20
+	done := make(chan error, 1)
+	go func() {
+		defer db.Close() // here: a stalled flush would block Close too
+		for k := range uint64(rounds) {
+			if _, err := replayInto(context.Background(), s.env.Store, db, allEvents, (k+1)*s.d.seq/rounds, 0, nil); err != nil {
+				done <- err
+				return
+			}
+			if err := db.Flush(); err != nil { // one more level-0 table
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute): // a liveness guard, not a speed bound: the flushes take ms
+		t.Fatal("a flush of the copy stalled on level 0")
+	}
+}
