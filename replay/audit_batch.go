@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -62,20 +61,30 @@ func (w *auditWriter) setJSON(k string, v any) error {
 	return nil
 }
 
-func (w *auditWriter) set(k []byte) error {
-	w.keys[string(k)] = true
+// set writes k, a key under prefix, and notes it for scans of the batch.
+func (w *auditWriter) set(prefix, k []byte) error {
+	w.overlay(prefix, k, true)
 	if err := w.b.Set(k, nil, nil); err != nil {
 		return fmt.Errorf("replay: write audit key %q: %w", k, err)
 	}
 	return nil
 }
 
-func (w *auditWriter) del(k []byte) error {
-	w.keys[string(k)] = false
+// del deletes k, a key under prefix, and notes it for scans of the batch.
+func (w *auditWriter) del(prefix, k []byte) error {
+	w.overlay(prefix, k, false)
 	if err := w.b.Delete(k, nil); err != nil {
 		return fmt.Errorf("replay: delete audit key %q: %w", k, err)
 	}
 	return nil
+}
+
+// overlay records that k, a key under prefix, is set or deleted in the batch.
+func (w *auditWriter) overlay(prefix, k []byte, set bool) {
+	if _, seen := w.keys[string(k)]; !seen {
+		w.under[string(prefix)] = append(w.under[string(prefix)], string(k))
+	}
+	w.keys[string(k)] = set
 }
 
 // scan calls fn with every key under prefix as the batch sees them: the committed keys, less
@@ -94,8 +103,9 @@ func (w *auditWriter) scan(prefix []byte, fn func(k []byte) error) error {
 	if err := it.Close(); err != nil {
 		return fmt.Errorf("replay: scan %q: %w", prefix, err)
 	}
-	for k, set := range w.keys {
-		if set && strings.HasPrefix(k, string(prefix)) && !slices.Contains(found, k) {
+	committed := len(found) // sorted: the iterator's order
+	for _, k := range w.under[string(prefix)] {
+		if _, in := slices.BinarySearch(found[:committed], k); w.keys[k] && !in {
 			found = append(found, k)
 		}
 	}

@@ -19,6 +19,10 @@ type auditWriter struct {
 	cache   *auditCache
 	touched map[string]any  // state key -> *tenantState, *principalState or *recordState
 	keys    map[string]bool // holder and reverse-link keys set (true) or deleted in the batch
+	// under lists the keys of keys by the prefix a scan asks for (a role's holders, the records
+	// linking to one), so that a scan visits the batch's keys under its prefix only: visiting
+	// all of them made each scan cost the batch's size (a fifth of a rebuild's CPU).
+	under   map[string][]string
 	entries map[string]logEntry
 	enc     []byte // encodeValue's buffer
 }
@@ -27,7 +31,7 @@ type auditWriter struct {
 // writes a few hundred bytes of entries and states), so that it does not grow by copying.
 func newAuditWriter(pb *pebble.DB, cache *auditCache, n int) *auditWriter {
 	return &auditWriter{pb: pb, b: pb.NewBatchWithSize(n * 256), cache: cache, touched: map[string]any{},
-		keys: map[string]bool{}, entries: map[string]logEntry{}}
+		keys: map[string]bool{}, under: map[string][]string{}, entries: map[string]logEntry{}}
 }
 
 // apply folds the envelopes of one message into the batch.
@@ -137,15 +141,15 @@ func (w *auditWriter) principalEvent(seq uint64, i int, e events.Envelope) error
 			slices.Sort(ps.Roles)
 		}
 		if ps.Removed == 0 {
-			return w.set(holderKey(t, v.Role, id))
+			return w.set(holdersPrefix(t, v.Role), holderKey(t, v.Role, id))
 		}
 	case events.RoleRevokedV1:
 		ps.Roles = slices.DeleteFunc(ps.Roles, func(r string) bool { return r == v.Role })
-		return w.del(holderKey(t, v.Role, id))
+		return w.del(holdersPrefix(t, v.Role), holderKey(t, v.Role, id))
 	case events.PrincipalRemovedV1:
 		ps.Removed = seq
 		for _, r := range ps.Roles {
-			if err := w.del(holderKey(t, r, id)); err != nil {
+			if err := w.del(holdersPrefix(t, r), holderKey(t, r, id)); err != nil {
 				return err
 			}
 		}
@@ -279,11 +283,11 @@ func (w *auditWriter) link(t string, via events.RecordRef, typ, id string, delta
 		return err
 	}
 	vs.LinkedBy += delta
-	k := linkedFromKey(t, via.Type, via.ID, typ, id)
+	prefix, k := linkedFromPrefix(t, via.Type, via.ID), linkedFromKey(t, via.Type, via.ID, typ, id)
 	if delta > 0 {
-		return w.set(k)
+		return w.set(prefix, k)
 	}
-	return w.del(k)
+	return w.del(prefix, k)
 }
 
 func union(a, b []string) []string {
