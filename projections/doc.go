@@ -130,9 +130,10 @@
 //	                           (BENCH_PROJECTION_RECORDS=1e6) 16-22 CPU-µs per event at load 5-7:
 //	                           compactions are a third of it (~300 bytes compacted per event)
 //	BenchmarkProjectionFollow  32,000-47,000 events/s through the real stream (30,000 events)
-//	BenchmarkCheck             p50 3.6-4.2 µs, p99 17-48 µs (one caller; compacted DB, hot facts
-//	                           served from the cache the modification log validates)
-//	BenchmarkCheckParallel     47,000-73,000 checks/s on the two shared cores
+//	BenchmarkCheck             p50 2.5-3.6 µs, p99 10-38 µs (one caller; compacted DB, hot facts
+//	                           served from the cache the modification log validates; load 7-8.7)
+//	BenchmarkCheckParallel     27,500-57,900 checks/s on the two shared cores (load 7.8-8.7;
+//	                           47,000-73,000 before the shared snapshot at a lower load)
 //	BenchmarkVisibleFirstPage  100 ids: full 19-60 µs; limited 8-25 µs (cases), 40-137 µs
 //	                           (invoices: assignments and the link rule), clients 19-52 µs
 //	BenchmarkPrincipals        3-11 ms for 2,000 candidates
