@@ -79,16 +79,18 @@ func Check(f Facts, principal, perm string, rec *events.RecordRef) (Decision, er
 		return refuse(perm+" applies only to records of type "+PermissionType(perm)+", and "+r.ID+" is a "+r.Type,
 			r.Prov["body"]), nil
 	}
-	var buf [4]match
-	if ms := matches(f, t, p, perm, r, buf[:0]); len(ms) > 0 {
-		return allow(f, t, p, r, ms), nil
+	// The explanation is built after the decision, for the answer given only.
+	var buf [8]match
+	hs := held(t, p, perm, buf[:0])
+	if cover(f, p, r, hs) {
+		return allow(f, t, p, r, hs), nil
 	}
 	if r != nil {
 		if d, ok := implied(f, t, p, perm, r); ok {
 			return d, nil
 		}
 	}
-	return notCovered(f, t, p, perm, r), nil
+	return notCovered(t, p, perm, r, hs), nil
 }
 
 // PermissionType is the record type a permission <type>.<action> is about.

@@ -90,41 +90,56 @@ func sharedUnit(p *Principal, r *Record, kind string) (events.UnitRef, bool) {
 	return events.UnitRef{}, false
 }
 
-// explainCover says why scope covers r for p (Covers must hold) and names the events behind the
-// facts it used: p's client or unit membership, r's body (owner, client, units, links), the
-// assignment, and the linked record's body and assignment.
-func explainCover(f Facts, p *Principal, scope string, r *Record, evs []string) (string, []string) {
+// explainCover adds to evs the events behind the facts that make scope cover r for p (Covers
+// must hold): p's client or unit membership, r's body (owner, client, units, links), the
+// assignment, and the linked record's body and assignment. With b, it also writes why.
+func explainCover(f Facts, p *Principal, scope string, r *Record, evs []string, b *strings.Builder) []string {
 	evs = addEvent(evs, r.Prov["body"])
 	switch scope {
 	case ScopeAll:
-		return "scope all covers " + r.ID, evs
+		if b != nil {
+			writeAll(b, "scope all covers ", r.ID)
+		}
+		return evs
 	case ScopeClient:
-		evs = addEvent(evs, p.Prov["registered"])
-		return r.ID + " belongs to " + p.ID + "'s client " + p.Client, evs
+		if b != nil {
+			writeAll(b, r.ID, " belongs to ", p.ID, "'s client ", p.Client)
+		}
+		return addEvent(evs, p.Prov["registered"])
 	case ScopeOwn:
-		return p.ID + " owns " + r.ID, evs
+		if b != nil {
+			writeAll(b, p.ID, " owns ", r.ID)
+		}
+		return evs
 	case ScopeAssigned:
 		rel, via, _ := assignment(f, p, r)
 		if via == nil {
-			evs = addEvent(evs, r.Prov["assignee:"+p.ID+"|"+rel])
-			return p.ID + " is " + rel + " of " + r.ID, evs
+			if b != nil {
+				writeAll(b, p.ID, " is ", rel, " of ", r.ID)
+			}
+			return addEvent(evs, lookup(r.Prov, "assignee:", p.ID, "|", rel))
+		}
+		if b != nil {
+			writeAll(b, p.ID, " is ", rel, " of ", via.ID, ", linked from ", r.ID)
 		}
 		evs = addEvent(evs, via.Prov["body"])
-		evs = addEvent(evs, via.Prov["assignee:"+p.ID+"|"+rel])
-		return p.ID + " is " + rel + " of " + via.ID + ", linked from " + r.ID, evs
+		return addEvent(evs, lookup(via.Prov, "assignee:", p.ID, "|", rel))
 	}
 	kind, _ := strings.CutPrefix(scope, "unit:")
 	u, _ := sharedUnit(p, r, kind)
-	key := "unit:" + UnitKey(u)
-	evs = addEvent(evs, p.Prov[key])
+	evs = addEvent(evs, lookup(p.Prov, "unit:", u.Kind, ":", u.ID))
 	if IsPrincipalRecordType(r.Type) {
 		// A principal's units come from its own events, not from a record body.
 		if other := f.Principal(r.ID); other != nil {
-			evs = addEvent(evs, other.Prov[key])
+			evs = addEvent(evs, lookup(other.Prov, "unit:", u.Kind, ":", u.ID))
 		}
 	}
-	if r.ID == u.ID && r.Type == u.Kind {
-		return r.ID + " is " + p.ID + "'s " + u.Kind, evs
+	if b != nil {
+		if r.ID == u.ID && r.Type == u.Kind {
+			writeAll(b, r.ID, " is ", p.ID, "'s ", u.Kind)
+		} else {
+			writeAll(b, p.ID, " and ", r.ID, " share ", u.Kind, " ", u.ID)
+		}
 	}
-	return p.ID + " and " + r.ID + " share " + u.Kind + " " + u.ID, evs
+	return evs
 }

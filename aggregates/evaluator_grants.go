@@ -75,24 +75,42 @@ func eachGrant(t *Tenant, p *Principal, perm string, fn func(g events.Grant, rol
 	}
 }
 
-// grantUse is a grant with its provenance: the role assignment event, then the event that put
-// the grant in the role (for the administrator role: the event that set the policy naming it,
-// since the policy is what gives it), or the direct grant event; then the access level event.
+// grantUse is a grant with its provenance (see provenance).
 func grantUse(t *Tenant, p *Principal, g events.Grant, role string) GrantUse {
-	u := GrantUse{Permission: g.Permission, Scope: g.Scope, Source: "direct", Events: make([]string, 0, 3)}
-	if role == "" {
-		u.Events = addEvent(u.Events, p.Prov["grant:"+GrantKey(g)])
-	} else {
+	u := GrantUse{Permission: g.Permission, Scope: g.Scope, Source: "direct", Events: provenance(t, p, g, role, make([]string, 0, 3))}
+	if role != "" {
 		u.Source = "role:" + role
-		u.Events = addEvent(u.Events, p.Prov["role:"+role])
+	}
+	return u
+}
+
+// provenance adds to evs (addEvent) the events behind p's grant g from role ("" for a direct
+// grant), at most three: the role assignment event, then the event that put the grant in the
+// role (for the administrator role: the event that set the policy naming it, since the policy
+// is what gives it), or the direct grant event; then the access level event.
+func provenance(t *Tenant, p *Principal, g events.Grant, role string, evs []string) []string {
+	if role == "" {
+		evs = addEvent(evs, lookup(p.Prov, "grant:", g.Permission, "|", g.Scope))
+	} else {
+		evs = addEvent(evs, lookup(p.Prov, "role:", role))
 		if role == t.AdminRole {
-			u.Events = addEvent(u.Events, t.PolicyEvent)
+			evs = addEvent(evs, t.PolicyEvent)
 		} else if r := t.Roles[role]; r != nil {
-			u.Events = addEvent(u.Events, r.GrantEvents[GrantKey(g)])
+			evs = addEvent(evs, lookup(r.GrantEvents, g.Permission, "|", g.Scope))
 		}
 	}
-	u.Events = addEvent(u.Events, p.Prov["level"])
-	return u
+	return addEvent(evs, p.Prov["level"])
+}
+
+// lookup returns m[the concatenation of parts] without allocating the key (for keys up to 64
+// bytes): the key is built on the stack and the map is indexed with its bytes.
+func lookup(m map[string]string, parts ...string) string {
+	var buf [64]byte
+	k := buf[:0]
+	for _, s := range parts {
+		k = append(k, s...)
+	}
+	return m[string(k)]
 }
 
 // EffectiveGrants returns the grants of p's roles (a role whose required feature the tenant

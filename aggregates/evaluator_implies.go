@@ -1,7 +1,5 @@
 package aggregates
 
-import "github.com/acl-es/acl/events"
-
 // CoveredRecords is an optional interface of Facts backed by indexes (the projections' read
 // model): it narrows the records the implication rule has to try. Without it, the rule tries
 // every record of the client, which over a store costs a read per record.
@@ -29,17 +27,17 @@ func implied(f Facts, t *Tenant, p *Principal, perm string, r *Record) (Decision
 		if rule.Grants != perm || rule.Field != "client" || contains(p.Denied, rule.Permission) {
 			continue
 		}
-		// The narrowed scopes of p's grants of the implying permission, as matches narrows
-		// them: no grant, no record can match, so the records need not be enumerated at all.
-		var buf [4]string
-		scopes := buf[:0]
-		eachGrant(t, p, rule.Permission, func(g events.Grant, _ string) bool {
-			s, _ := NarrowScope(t, p, g.Permission, g.Scope)
-			scopes = append(scopes, s)
-			return true
-		})
-		if len(scopes) == 0 {
+		// p's narrowed grants of the implying permission, as Check narrows them: no grant, no
+		// record can match, so the records need not be enumerated at all.
+		var hbuf [8]match
+		hs := held(t, p, rule.Permission, hbuf[:0])
+		if len(hs) == 0 {
 			continue
+		}
+		var sbuf [8]string
+		scopes := sbuf[:0]
+		for i := range hs {
+			scopes = append(scopes, hs[i].scope)
 		}
 		typ := PermissionType(rule.Permission)
 		var d Decision
@@ -48,8 +46,8 @@ func implied(f Facts, t *Tenant, p *Principal, perm string, r *Record) (Decision
 			if !x.Active() {
 				return true
 			}
-			if ms := matches(f, t, p, rule.Permission, x, nil); len(ms) > 0 {
-				d, src = allow(f, t, p, x, ms), x
+			if cover(f, p, x, hs) {
+				d, src = allow(f, t, p, x, hs), x
 				return false
 			}
 			return true

@@ -2,24 +2,27 @@ package aggregates
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/acl-es/acl/events"
 )
 
-// match is a grant of the asked permission that survived narrowing and covers the record.
-// Check collects matches without provenance and builds GrantUses only when it allows, so the
-// common path allocates little.
+// match is a grant of the asked permission that survived narrowing, and whether its narrowed
+// scope covers the record. Check collects matches without provenance and builds GrantUses only
+// for the answer it gives, so the common path allocates little.
 type match struct {
 	grant    events.Grant // as held, before narrowing
 	role     string       // "" for a direct grant
 	scope    string       // after narrowing
 	unscoped bool
+	covers   bool // the narrowed scope covers the record (always, asked without a record)
 }
 
-// matches appends to dst p's grants of perm whose narrowed scope covers r (every grant of perm
-// when r is nil). The caller has checked that p is active at a level that allows something.
-// Written as plain loops, not with eachGrant's callbacks, to keep dst on the caller's stack.
-func matches(f Facts, t *Tenant, p *Principal, perm string, r *Record, dst []match) []match {
+// held appends to dst p's grants of perm, narrowed, in the order of eachGrant (roles, then
+// direct grants): the grants NarrowedGrants(t, p, perm) lists before sorting. The caller has
+// checked that p is active at a level that allows something. Written as plain loops, not with
+// eachGrant's callbacks, to keep dst on the caller's stack.
+func held(t *Tenant, p *Principal, perm string, dst []match) []match {
 	if contains(p.Denied, perm) {
 		return dst
 	}
@@ -29,123 +32,171 @@ func matches(f Facts, t *Tenant, p *Principal, perm string, r *Record, dst []mat
 		case !ok:
 		case id == t.AdminRole:
 			if t.KnowsPermission(perm) {
-				dst = consider(f, t, p, r, dst, events.Grant{Permission: perm, Scope: ScopeAll}, id)
+				dst = narrowed(t, p, dst, events.Grant{Permission: perm, Scope: ScopeAll}, id)
 			}
 		default:
 			for _, g := range role.Def.Grants {
 				if g.Permission == perm {
-					dst = consider(f, t, p, r, dst, g, id)
+					dst = narrowed(t, p, dst, g, id)
 				}
 			}
 		}
 	}
 	for _, g := range p.Grants {
 		if g.Permission == perm {
-			dst = consider(f, t, p, r, dst, g, "")
+			dst = narrowed(t, p, dst, g, "")
 		}
 	}
 	return dst
 }
 
-func consider(f Facts, t *Tenant, p *Principal, r *Record, dst []match, g events.Grant, role string) []match {
+func narrowed(t *Tenant, p *Principal, dst []match, g events.Grant, role string) []match {
 	s, unscoped := NarrowScope(t, p, g.Permission, g.Scope)
-	if r != nil && !Covers(f, p, s, r) {
-		return dst
-	}
-	return append(dst, match{grant: g, role: role, scope: s, unscoped: unscoped})
+	return append(dst, match{grant: g, role: role, scope: s, unscoped: unscoped, covers: true})
 }
 
-func (m match) use(t *Tenant, p *Principal) GrantUse {
-	u := grantUse(t, p, m.grant, m.role)
-	u.Scope, u.Unscoped = m.scope, m.unscoped
+// cover sets each match's covers for r (nil: every grant covers) and reports whether one does.
+func cover(f Facts, p *Principal, r *Record, ms []match) bool {
+	ok := false
+	for i := range ms {
+		ms[i].covers = r == nil || Covers(f, p, ms[i].scope, r)
+		ok = ok || ms[i].covers
+	}
+	return ok
+}
+
+func (m *match) use(t *Tenant, p *Principal, evs []string) GrantUse {
+	u := GrantUse{Permission: m.grant.Permission, Scope: m.scope, Source: "direct", Unscoped: m.unscoped,
+		Events: provenance(t, p, m.grant, m.role, evs)}
+	if m.role != "" {
+		u.Source = "role:" + m.role
+	}
 	if m.scope != m.grant.Scope {
 		u.NarrowedFrom = m.grant.Scope
 	}
 	return u
 }
 
-// allow builds the Decision of a permission allowed by ms (not empty).
+// matchLess orders matches of one permission as grantUseLess orders their GrantUses: by
+// narrowed scope, then source ("direct" before "role:<id>", roles by id).
+func matchLess(a, b match) int {
+	if c := strCmp(a.scope, b.scope); c != 0 {
+		return c
+	}
+	switch {
+	case a.role == b.role:
+		return 0
+	case a.role == "":
+		return -1
+	case b.role == "":
+		return 1
+	}
+	return strCmp(a.role, b.role)
+}
+
+// allow builds the Decision of a permission allowed by the matches of ms that cover r (at
+// least one). Only the first grant, the one the reason explains, has its cover explained in
+// words; the others add their events.
 func allow(f Facts, t *Tenant, p *Principal, r *Record, ms []match) Decision {
-	d := Decision{Allowed: true, Grants: make([]GrantUse, 0, len(ms))}
-	for _, m := range ms {
-		d.Grants = append(d.Grants, m.use(t, p))
+	n := 0
+	for i := range ms {
+		if ms[i].covers {
+			n++
+		}
+	}
+	// One backing array for the grants' events (at most 3 each: see provenance) and one for
+	// the decision's.
+	gevs := make([]string, 3*n)
+	d := Decision{Allowed: true, Grants: make([]GrantUse, 0, n)}
+	for i := range ms {
+		if m := &ms[i]; m.covers {
+			k := 3 * len(d.Grants)
+			d.Grants = append(d.Grants, m.use(t, p, gevs[k:k:k+3]))
+		}
 	}
 	slices.SortFunc(d.Grants, grantUseLess)
-	var evs []string
+	evs := make([]string, 0, 3*n+6)
 	for _, u := range d.Grants {
 		for _, e := range u.Events {
 			evs = addEvent(evs, e)
 		}
 	}
-	d.Reason = grantPhrase(p, d.Grants[0])
+	var b strings.Builder
+	b.Grow(192)
+	grantPhrase(&b, p, &d.Grants[0])
 	if r == nil {
-		d.Reason += "; asked without a record, holding it at any scope is enough"
+		b.WriteString("; asked without a record, holding it at any scope is enough")
 	} else {
-		for i, u := range d.Grants {
-			var why string
-			why, evs = explainCover(f, p, u.Scope, r, evs)
-			if i == 0 {
-				d.Reason += "; " + why
-			}
+		b.WriteString("; ")
+		evs = explainCover(f, p, d.Grants[0].Scope, r, evs, &b)
+		for i := 1; i < len(d.Grants); i++ {
+			evs = explainCover(f, p, d.Grants[i].Scope, r, evs, nil)
 		}
 	}
+	d.Reason = b.String()
 	d.Events = sortedEvents(evs)
 	return d
 }
 
 // grantPhrase says where a grant comes from and how it was narrowed, as in SPEC section 7:
 // "role accountant grants invoice.view at scope all, narrowed by access level limited to assigned".
-func grantPhrase(p *Principal, u GrantUse) string {
+func grantPhrase(b *strings.Builder, p *Principal, u *GrantUse) {
 	from := u.Scope
 	if u.NarrowedFrom != "" {
 		from = u.NarrowedFrom
 	}
-	s := "a direct grant gives " + u.Permission + " at scope " + from
 	if u.Source != "direct" {
-		s = u.Source[len("role:"):]
-		s = "role " + s + " grants " + u.Permission + " at scope " + from
+		writeAll(b, "role ", u.Source[len("role:"):], " grants ", u.Permission, " at scope ", from)
+	} else {
+		writeAll(b, "a direct grant gives ", u.Permission, " at scope ", from)
 	}
 	switch {
 	case u.Unscoped:
-		s += ", not narrowed by access level " + p.Level + " because " + u.Permission + " is unscoped"
+		writeAll(b, ", not narrowed by access level ", p.Level, " because ", u.Permission, " is unscoped")
 	case u.NarrowedFrom == ScopeAll && u.Scope == ScopeClient && p.Kind == KindClientContact:
-		s += ", narrowed for a client contact to client"
+		b.WriteString(", narrowed for a client contact to client")
 	case u.NarrowedFrom != "":
-		s += ", narrowed by access level " + p.Level + " to " + u.Scope
+		writeAll(b, ", narrowed by access level ", p.Level, " to ", u.Scope)
 	case p.Level == LevelLimited && u.Scope != ScopeOwn && u.Scope != ScopeAssigned:
-		s += ", kept at access level limited by the policy's exception for " + u.Permission + " and kind " + p.Kind
+		writeAll(b, ", kept at access level limited by the policy's exception for ", u.Permission, " and kind ", p.Kind)
 	}
-	return s
 }
 
-// notCovered is the refusal when no grant allowed: either p holds no grant of perm at all, or
-// none of its narrowed grants covers r.
-func notCovered(f Facts, t *Tenant, p *Principal, perm string, r *Record) Decision {
-	held := NarrowedGrants(t, p, perm)
-	if len(held) == 0 {
+func writeAll(b *strings.Builder, parts ...string) {
+	for _, s := range parts {
+		b.WriteString(s)
+	}
+}
+
+// notCovered is the refusal when no grant allowed: either p holds no grant of perm at all (hs
+// is empty), or none of its narrowed grants hs covers r.
+func notCovered(t *Tenant, p *Principal, perm string, r *Record, hs []match) Decision {
+	if len(hs) == 0 {
 		return refuse("no role or direct grant of " + p.ID + " gives " + perm + gatedNote(t, p, perm))
 	}
-	var evs []string
-	scopes := ""
-	for i, u := range held {
-		for _, e := range u.Events {
-			evs = addEvent(evs, e)
-		}
+	// The order of NarrowedGrants(t, p, perm): the same sort of the same sequence.
+	slices.SortFunc(hs, matchLess)
+	evs := make([]string, 0, 3*len(hs)+1)
+	var b strings.Builder
+	b.Grow(96 + 16*len(hs))
+	writeAll(&b, p.ID, " holds ", perm, " only at scope ")
+	for i := range hs {
+		h := &hs[i]
+		evs = provenance(t, p, h.grant, h.role, evs)
 		if i > 0 {
-			scopes += ", "
+			b.WriteString(", ")
 		}
-		scopes += u.Scope
-		if u.NarrowedFrom != "" {
-			scopes += " (narrowed by access level " + p.Level + " from " + u.NarrowedFrom + ")"
+		b.WriteString(h.scope)
+		if h.scope != h.grant.Scope {
+			writeAll(&b, " (narrowed by access level ", p.Level, " from ", h.grant.Scope, ")")
 		}
 	}
 	evs = addEvent(evs, r.Prov["body"])
-	d := refuse(p.ID + " holds " + perm + " only at scope " + scopes + ", which does not cover " + r.Type + " " + r.ID)
+	writeAll(&b, ", which does not cover ", r.Type, " ", r.ID)
 	if p.Kind == KindClientContact && r.Client != p.Client {
-		d.Reason += " (a client contact sees only its own client's records)"
+		b.WriteString(" (a client contact sees only its own client's records)")
 	}
-	d.Events = sortedEvents(evs)
-	return d
+	return Decision{Reason: b.String(), Grants: []GrantUse{}, Events: sortedEvents(evs)}
 }
 
 // gatedNote mentions the roles of p that would give perm but require a feature the tenant lacks.
