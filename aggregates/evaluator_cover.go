@@ -92,38 +92,39 @@ func sharedUnit(p *Principal, r *Record, kind string) (events.UnitRef, bool) {
 
 // explainCover adds to evs the events behind the facts that make scope cover r for p (Covers
 // must hold): p's client or unit membership, r's body (owner, client, units, links), the
-// assignment, and the linked record's body and assignment. With b, it also writes why.
-func explainCover(f Facts, p *Principal, scope string, r *Record, evs []string, b *strings.Builder) []string {
+// assignment, and the linked record's body and assignment. With text, it also appends to why
+// the reason.
+func explainCover(f Facts, p *Principal, scope string, r *Record, evs []string, why []byte, text bool) ([]string, []byte) {
 	evs = addEvent(evs, r.Prov["body"])
 	switch scope {
 	case ScopeAll:
-		if b != nil {
-			writeAll(b, "scope all covers ", r.ID)
+		if text {
+			why = words(why, "scope all covers ", r.ID)
 		}
-		return evs
+		return evs, why
 	case ScopeClient:
-		if b != nil {
-			writeAll(b, r.ID, " belongs to ", p.ID, "'s client ", p.Client)
+		if text {
+			why = words(why, r.ID, " belongs to ", p.ID, "'s client ", p.Client)
 		}
-		return addEvent(evs, p.Prov["registered"])
+		return addEvent(evs, p.Prov["registered"]), why
 	case ScopeOwn:
-		if b != nil {
-			writeAll(b, p.ID, " owns ", r.ID)
+		if text {
+			why = words(why, p.ID, " owns ", r.ID)
 		}
-		return evs
+		return evs, why
 	case ScopeAssigned:
 		rel, via, _ := assignment(f, p, r)
 		if via == nil {
-			if b != nil {
-				writeAll(b, p.ID, " is ", rel, " of ", r.ID)
+			if text {
+				why = words(why, p.ID, " is ", rel, " of ", r.ID)
 			}
-			return addEvent(evs, lookup(r.Prov, "assignee:", p.ID, "|", rel))
+			return addEvent(evs, lookup(r.Prov, "assignee:", p.ID, "|", rel)), why
 		}
-		if b != nil {
-			writeAll(b, p.ID, " is ", rel, " of ", via.ID, ", linked from ", r.ID)
+		if text {
+			why = words(why, p.ID, " is ", rel, " of ", via.ID, ", linked from ", r.ID)
 		}
 		evs = addEvent(evs, via.Prov["body"])
-		return addEvent(evs, lookup(via.Prov, "assignee:", p.ID, "|", rel))
+		return addEvent(evs, lookup(via.Prov, "assignee:", p.ID, "|", rel)), why
 	}
 	kind, _ := strings.CutPrefix(scope, "unit:")
 	u, _ := sharedUnit(p, r, kind)
@@ -134,12 +135,12 @@ func explainCover(f Facts, p *Principal, scope string, r *Record, evs []string, 
 			evs = addEvent(evs, lookup(other.Prov, "unit:", u.Kind, ":", u.ID))
 		}
 	}
-	if b != nil {
+	if text {
 		if r.ID == u.ID && r.Type == u.Kind {
-			writeAll(b, r.ID, " is ", p.ID, "'s ", u.Kind)
+			why = words(why, r.ID, " is ", p.ID, "'s ", u.Kind)
 		} else {
-			writeAll(b, p.ID, " and ", r.ID, " share ", u.Kind, " ", u.ID)
+			why = words(why, p.ID, " and ", r.ID, " share ", u.Kind, " ", u.ID)
 		}
 	}
-	return evs
+	return evs, why
 }

@@ -2,7 +2,6 @@ package aggregates
 
 import (
 	"slices"
-	"strings"
 
 	"github.com/acl-es/acl/events"
 )
@@ -104,68 +103,72 @@ func allow(f Facts, t *Tenant, p *Principal, r *Record, ms []match) Decision {
 			n++
 		}
 	}
-	// One backing array for the grants' events (at most 3 each: see provenance) and one for
-	// the decision's.
-	gevs := make([]string, 3*n)
+	// One backing array for the grants' events (at most 3 each: see provenance) and the
+	// decision's (theirs and the cover's, at most 3 per grant more).
+	all := make([]string, 6*n+3)
 	d := Decision{Allowed: true, Grants: make([]GrantUse, 0, n)}
 	for i := range ms {
 		if m := &ms[i]; m.covers {
 			k := 3 * len(d.Grants)
-			d.Grants = append(d.Grants, m.use(t, p, gevs[k:k:k+3]))
+			d.Grants = append(d.Grants, m.use(t, p, all[k:k:k+3]))
 		}
 	}
 	slices.SortFunc(d.Grants, grantUseLess)
-	evs := make([]string, 0, 3*n+6)
+	evs := all[3*n : 3*n]
 	for _, u := range d.Grants {
 		for _, e := range u.Events {
 			evs = addEvent(evs, e)
 		}
 	}
-	var b strings.Builder
-	b.Grow(192)
-	grantPhrase(&b, p, &d.Grants[0])
+	var buf [256]byte
+	why := grantPhrase(buf[:0], p, &d.Grants[0])
 	if r == nil {
-		b.WriteString("; asked without a record, holding it at any scope is enough")
+		why = append(why, "; asked without a record, holding it at any scope is enough"...)
 	} else {
-		b.WriteString("; ")
-		evs = explainCover(f, p, d.Grants[0].Scope, r, evs, &b)
+		why = append(why, "; "...)
+		evs, why = explainCover(f, p, d.Grants[0].Scope, r, evs, why, true)
 		for i := 1; i < len(d.Grants); i++ {
-			evs = explainCover(f, p, d.Grants[i].Scope, r, evs, nil)
+			evs, _ = explainCover(f, p, d.Grants[i].Scope, r, evs, nil, false)
 		}
 	}
-	d.Reason = b.String()
+	d.Reason = string(why)
 	d.Events = sortedEvents(evs)
 	return d
 }
 
-// grantPhrase says where a grant comes from and how it was narrowed, as in SPEC section 7:
-// "role accountant grants invoice.view at scope all, narrowed by access level limited to assigned".
-func grantPhrase(b *strings.Builder, p *Principal, u *GrantUse) {
+// grantPhrase appends to b where a grant comes from and how it was narrowed, as in SPEC
+// section 7: "role accountant grants invoice.view at scope all, narrowed by access level
+// limited to assigned".
+func grantPhrase(b []byte, p *Principal, u *GrantUse) []byte {
 	from := u.Scope
 	if u.NarrowedFrom != "" {
 		from = u.NarrowedFrom
 	}
 	if u.Source != "direct" {
-		writeAll(b, "role ", u.Source[len("role:"):], " grants ", u.Permission, " at scope ", from)
+		b = words(b, "role ", u.Source[len("role:"):], " grants ", u.Permission, " at scope ", from)
 	} else {
-		writeAll(b, "a direct grant gives ", u.Permission, " at scope ", from)
+		b = words(b, "a direct grant gives ", u.Permission, " at scope ", from)
 	}
 	switch {
 	case u.Unscoped:
-		writeAll(b, ", not narrowed by access level ", p.Level, " because ", u.Permission, " is unscoped")
+		b = words(b, ", not narrowed by access level ", p.Level, " because ", u.Permission, " is unscoped")
 	case u.NarrowedFrom == ScopeAll && u.Scope == ScopeClient && p.Kind == KindClientContact:
-		b.WriteString(", narrowed for a client contact to client")
+		b = append(b, ", narrowed for a client contact to client"...)
 	case u.NarrowedFrom != "":
-		writeAll(b, ", narrowed by access level ", p.Level, " to ", u.Scope)
+		b = words(b, ", narrowed by access level ", p.Level, " to ", u.Scope)
 	case p.Level == LevelLimited && u.Scope != ScopeOwn && u.Scope != ScopeAssigned:
-		writeAll(b, ", kept at access level limited by the policy's exception for ", u.Permission, " and kind ", p.Kind)
+		b = words(b, ", kept at access level limited by the policy's exception for ", u.Permission, " and kind ", p.Kind)
 	}
+	return b
 }
 
-func writeAll(b *strings.Builder, parts ...string) {
+// words appends parts to b: explanations are built in a buffer on the caller's stack and
+// copied once into the answer's string.
+func words(b []byte, parts ...string) []byte {
 	for _, s := range parts {
-		b.WriteString(s)
+		b = append(b, s...)
 	}
+	return b
 }
 
 // notCovered is the refusal when no grant allowed: either p holds no grant of perm at all (hs
@@ -177,26 +180,25 @@ func notCovered(t *Tenant, p *Principal, perm string, r *Record, hs []match) Dec
 	// The order of NarrowedGrants(t, p, perm): the same sort of the same sequence.
 	slices.SortFunc(hs, matchLess)
 	evs := make([]string, 0, 3*len(hs)+1)
-	var b strings.Builder
-	b.Grow(96 + 16*len(hs))
-	writeAll(&b, p.ID, " holds ", perm, " only at scope ")
+	var buf [256]byte
+	b := words(buf[:0], p.ID, " holds ", perm, " only at scope ")
 	for i := range hs {
 		h := &hs[i]
 		evs = provenance(t, p, h.grant, h.role, evs)
 		if i > 0 {
-			b.WriteString(", ")
+			b = append(b, ", "...)
 		}
-		b.WriteString(h.scope)
+		b = append(b, h.scope...)
 		if h.scope != h.grant.Scope {
-			writeAll(&b, " (narrowed by access level ", p.Level, " from ", h.grant.Scope, ")")
+			b = words(b, " (narrowed by access level ", p.Level, " from ", h.grant.Scope, ")")
 		}
 	}
 	evs = addEvent(evs, r.Prov["body"])
-	writeAll(&b, ", which does not cover ", r.Type, " ", r.ID)
+	b = words(b, ", which does not cover ", r.Type, " ", r.ID)
 	if p.Kind == KindClientContact && r.Client != p.Client {
-		b.WriteString(" (a client contact sees only its own client's records)")
+		b = append(b, " (a client contact sees only its own client's records)"...)
 	}
-	return Decision{Reason: b.String(), Grants: []GrantUse{}, Events: sortedEvents(evs)}
+	return Decision{Reason: string(b), Grants: []GrantUse{}, Events: sortedEvents(evs)}
 }
 
 // gatedNote mentions the roles of p that would give perm but require a feature the tenant lacks.
