@@ -137,7 +137,9 @@ func loadState[T any](w *auditWriter, k []byte, what string) (*T, error) {
 		return s, nil
 	}
 	s, ok := w.cache.get(string(k)).(*T)
-	if !ok {
+	if !ok && w.cache.complete {
+		s = new(T) // never written
+	} else if !ok {
 		v, closer, err := w.pb.Get(k)
 		switch {
 		case errors.Is(err, pebble.ErrNotFound):

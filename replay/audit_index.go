@@ -39,9 +39,14 @@ func OpenAudit(dir string) (*Audit, error) { return openAudit(dir, false) }
 // over; Close flushes the memtables), larger memtables (fewer, larger flushes for compactions
 // to merge) and a larger block cache for the state reads of a growing index.
 func openAudit(dir string, bulk bool) (*Audit, error) {
-	cacheBytes, memBytes := int64(16<<20), uint64(16<<20)
+	cacheBytes, memBytes, states := int64(16<<20), uint64(16<<20), 100_000
 	if bulk {
-		cacheBytes, memBytes = 64<<20, 64<<20
+		// A rebuild starts from an empty index: while its cache of decoded states has never
+		// started over, it holds every state written, and a state it lacks does not exist, which
+		// spares the Pebble read of each new aggregate (14% of an audit rebuild's CPU at 10^5
+		// records). Half a million states (some 150 MB at most, for the rebuild only) keep it so
+		// up to that many aggregates.
+		cacheBytes, memBytes, states = 64<<20, 64<<20, 500_000
 	}
 	cache := pebble.NewCache(cacheBytes)
 	defer cache.Unref()
@@ -61,13 +66,14 @@ func openAudit(dir string, bulk bool) (*Audit, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replay: open audit index %s: %w", dir, err)
 	}
-	a := &Audit{pb: pb, dir: dir, bulk: bulk, cache: newAuditCache(100_000), advanced: make(chan struct{})}
+	a := &Audit{pb: pb, dir: dir, bulk: bulk, cache: newAuditCache(states), advanced: make(chan struct{})}
 	seq, err := a.readApplied()
 	if err != nil {
 		pb.Close()
 		return nil, err
 	}
 	a.applied.Store(seq)
+	a.cache.complete = bulk && seq == 0
 	return a, nil
 }
 

@@ -189,6 +189,9 @@ func decodeJSON[T any](v []byte, what string) (*T, error) {
 type auditCache struct {
 	max int
 	m   map[string]any
+	// complete: the cache holds every state committed (a rebuild from an empty index, until
+	// the cache first starts over), so a state it lacks does not exist.
+	complete bool
 }
 
 func newAuditCache(max int) *auditCache { return &auditCache{max: max, m: map[string]any{}} }
@@ -197,9 +200,9 @@ func (c *auditCache) get(k string) any { return c.m[k] }
 
 func (c *auditCache) put(k string, v any) {
 	if len(c.m) >= c.max {
-		c.m = map[string]any{}
+		c.m, c.complete = map[string]any{}, false
 	}
 	c.m[k] = v
 }
 
-func (c *auditCache) reset() { c.m = map[string]any{} }
+func (c *auditCache) reset() { c.m, c.complete = map[string]any{}, false }
