@@ -82,8 +82,9 @@ func Check(f Facts, principal, perm string, rec *events.RecordRef) (Decision, er
 	// The explanation is built after the decision, for the answer given only.
 	var buf [8]match
 	hs := held(t, p, perm, buf[:0])
-	if cover(f, p, r, hs) {
-		return allow(f, t, p, r, hs), nil
+	var a assignMemo
+	if cover(f, p, r, hs, &a) {
+		return allow(f, t, p, r, hs, &a), nil
 	}
 	if r != nil {
 		if d, ok := implied(f, t, p, perm, r); ok {

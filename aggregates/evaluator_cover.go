@@ -17,7 +17,10 @@ import (
 //     with Type r.Type and p's kind among its Kinds, and a link of r to an active record of
 //     type Via to which p holds a relation;
 //   - any other scope: nothing.
-func Covers(f Facts, p *Principal, scope string, r *Record) bool {
+func Covers(f Facts, p *Principal, scope string, r *Record) bool { return covers(f, p, scope, r, nil) }
+
+// covers is Covers, finding p's assignment to r through a (nil: afresh).
+func covers(f Facts, p *Principal, scope string, r *Record, a *assignMemo) bool {
 	if p.Kind == KindClientContact && (p.Client == "" || r.Client != p.Client) {
 		return false
 	}
@@ -29,7 +32,7 @@ func Covers(f Facts, p *Principal, scope string, r *Record) bool {
 	case ScopeOwn:
 		return r.Owner == p.ID
 	case ScopeAssigned:
-		_, _, ok := assignment(f, p, r)
+		_, _, ok := a.get(f, p, r)
 		return ok
 	}
 	if kind, ok := strings.CutPrefix(scope, "unit:"); ok {
@@ -65,6 +68,28 @@ func assignment(f Facts, p *Principal, r *Record) (rel string, via *Record, ok b
 	return "", nil, false
 }
 
+// assignMemo remembers assignment(f, p, r) for one principal and record, so that a check
+// reads the linked records once however many of its grants are at scope assigned, and its
+// explanation does not read them again.
+type assignMemo struct {
+	done bool
+	rel  string
+	via  *Record
+	ok   bool
+}
+
+// get returns assignment(f, p, r), computed on first use (every use, a nil a).
+func (a *assignMemo) get(f Facts, p *Principal, r *Record) (rel string, via *Record, ok bool) {
+	if a == nil {
+		return assignment(f, p, r)
+	}
+	if !a.done {
+		a.rel, a.via, a.ok = assignment(f, p, r)
+		a.done = true
+	}
+	return a.rel, a.via, a.ok
+}
+
 // relation returns the first relation (in relation order) principal holds to r.
 func relation(r *Record, principal string) (string, bool) {
 	for _, a := range r.Assignees {
@@ -94,7 +119,7 @@ func sharedUnit(p *Principal, r *Record, kind string) (events.UnitRef, bool) {
 // must hold): p's client or unit membership, r's body (owner, client, units, links), the
 // assignment, and the linked record's body and assignment. With text, it also appends to why
 // the reason.
-func explainCover(f Facts, p *Principal, scope string, r *Record, evs []string, why []byte, text bool) ([]string, []byte) {
+func explainCover(f Facts, p *Principal, scope string, r *Record, a *assignMemo, evs []string, why []byte, text bool) ([]string, []byte) {
 	evs = addEvent(evs, r.Prov["body"])
 	switch scope {
 	case ScopeAll:
@@ -113,7 +138,7 @@ func explainCover(f Facts, p *Principal, scope string, r *Record, evs []string, 
 		}
 		return evs, why
 	case ScopeAssigned:
-		rel, via, _ := assignment(f, p, r)
+		rel, via, _ := a.get(f, p, r)
 		if via == nil {
 			if text {
 				why = words(why, p.ID, " is ", rel, " of ", r.ID)

@@ -225,9 +225,16 @@ func grantUseLess(a, b GrantUse) int {
 }
 
 // addEvent appends id unless it is empty or already there (lists are short).
+// Ids of one length (uuids) differ mostly in their last bytes, which are compared first.
 func addEvent(evs []string, id string) []string {
-	if id == "" || slices.Contains(evs, id) {
+	n := len(id)
+	if n == 0 {
 		return evs
+	}
+	for _, e := range evs {
+		if len(e) == n && e[n-1] == id[n-1] && e == id {
+			return evs
+		}
 	}
 	return append(evs, id)
 }

@@ -46,8 +46,9 @@ func implied(f Facts, t *Tenant, p *Principal, perm string, r *Record) (Decision
 			if !x.Active() {
 				return true
 			}
-			if cover(f, p, x, hs) {
-				d, src = allow(f, t, p, x, hs), x
+			var a assignMemo
+			if cover(f, p, x, hs, &a) {
+				d, src = allow(f, t, p, x, hs, &a), x
 				return false
 			}
 			return true

@@ -55,10 +55,10 @@ func narrowed(t *Tenant, p *Principal, dst []match, g events.Grant, role string)
 }
 
 // cover sets each match's covers for r (nil: every grant covers) and reports whether one does.
-func cover(f Facts, p *Principal, r *Record, ms []match) bool {
+func cover(f Facts, p *Principal, r *Record, ms []match, a *assignMemo) bool {
 	ok := false
 	for i := range ms {
-		ms[i].covers = r == nil || Covers(f, p, ms[i].scope, r)
+		ms[i].covers = r == nil || covers(f, p, ms[i].scope, r, a)
 		ok = ok || ms[i].covers
 	}
 	return ok
@@ -96,7 +96,7 @@ func matchLess(a, b match) int {
 // allow builds the Decision of a permission allowed by the matches of ms that cover r (at
 // least one). Only the first grant, the one the reason explains, has its cover explained in
 // words; the others add their events.
-func allow(f Facts, t *Tenant, p *Principal, r *Record, ms []match) Decision {
+func allow(f Facts, t *Tenant, p *Principal, r *Record, ms []match, a *assignMemo) Decision {
 	n := 0
 	for i := range ms {
 		if ms[i].covers {
@@ -126,9 +126,9 @@ func allow(f Facts, t *Tenant, p *Principal, r *Record, ms []match) Decision {
 		why = append(why, "; asked without a record, holding it at any scope is enough"...)
 	} else {
 		why = append(why, "; "...)
-		evs, why = explainCover(f, p, d.Grants[0].Scope, r, evs, why, true)
+		evs, why = explainCover(f, p, d.Grants[0].Scope, r, a, evs, why, true)
 		for i := 1; i < len(d.Grants); i++ {
-			evs, _ = explainCover(f, p, d.Grants[i].Scope, r, evs, nil, false)
+			evs, _ = explainCover(f, p, d.Grants[i].Scope, r, a, evs, nil, false)
 		}
 	}
 	d.Reason = string(why)
