@@ -57,14 +57,14 @@ func startStack(t *testing.T) *stack {
 			return nil, err
 		}
 		return rs.History(ctx, r.Tenant, q)
-	})
+	}, projections.OwnAsOf())
 	qs.Handle("diff", func(ctx context.Context, r projections.Request) (any, error) {
 		var q replay.DiffRequest
 		if err := projections.DecodeBody(r.Body, &q); err != nil {
 			return nil, err
 		}
 		return rs.Diff(ctx, r.Tenant, q)
-	})
+	}, projections.OwnAsOf())
 	if err := qs.ServeNATS(ctx, env.Conn); err != nil {
 		t.Fatal(err)
 	}
