@@ -93,7 +93,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.engine = projections.NewEngine(m.db, m.proj, projections.EngineOptions{WaitBound: c.QueryWait})
 	m.replay, err = replay.New(store, m.db, m.proj, replay.Options{
-		Dir: filepath.Join(c.DataDir, "replay"), CheckpointEvery: c.CheckpointN, Wait: c.QueryWait, Logger: m.Log})
+		Dir: filepath.Join(c.DataDir, "replay"), CheckpointEvery: c.CheckpointN, DenseCheckpoints: c.CheckpointsDense, Wait: c.QueryWait, Logger: m.Log})
 	if err != nil {
 		return fmt.Errorf("acld: replay: %w", err)
 	}

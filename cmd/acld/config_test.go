@@ -1,0 +1,25 @@
+package main
+
+import "testing"
+
+// TestParseFlagsCheckpoints: the as_of grid's two knobs reach the Config, and the defaults are
+// the ones the README's figures were measured with.
+func TestParseFlagsCheckpoints(t *testing.T) {
+	cases := []struct {
+		args         []string
+		every, dense uint64
+	}{
+		{nil, 2000, 32},
+		{[]string{"--checkpoint-every", "500"}, 500, 32},
+		{[]string{"--checkpoints-dense", "128"}, 2000, 128},
+	}
+	for _, tc := range cases {
+		c, err := ParseFlags(tc.args)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if c.CheckpointN != tc.every || c.CheckpointsDense != tc.dense {
+			t.Errorf("%v: every %d dense %d; want %d and %d", tc.args, c.CheckpointN, c.CheckpointsDense, tc.every, tc.dense)
+		}
+	}
+}
