@@ -153,6 +153,22 @@ func NarrowedGrants(t *Tenant, p *Principal, perm string) []GrantUse {
 	return out
 }
 
+// AnyNarrowedScope reports whether fn accepts the narrowed scope of one of p's grants of perm,
+// in no particular order: NarrowedGrants without building provenance, which a yes-or-no
+// question (who may view this record) does not need and which was most of its cost.
+func AnyNarrowedScope(t *Tenant, p *Principal, perm string, fn func(scope string) bool) bool {
+	if !p.Active() || !levelAllows(p.Level) {
+		return false
+	}
+	found := false
+	eachGrant(t, p, perm, func(g events.Grant, _ string) bool {
+		scope, _ := NarrowScope(t, p, g.Permission, g.Scope)
+		found = fn(scope)
+		return !found
+	})
+	return found
+}
+
 // Holds reports whether p holds perm at scope for the escalation guard of SPEC section 5: one of
 // its effective grants (before narrowing by its own access level) has perm at scope all or at
 // scope. False for a principal that is not active.

@@ -1,6 +1,7 @@
 package aggregates
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/acl-es/acl/events"
@@ -74,6 +75,35 @@ func TestNarrowedGrants(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAnyNarrowedScope: for every principal and permission of the world, the scopes
+// AnyNarrowedScope offers are exactly NarrowedGrants' scopes, and it stops at the first accepted.
+func TestAnyNarrowedScope(t *testing.T) {
+	w := trackopsWorld(t)
+	perms := []string{"invoice.view", "invoice.edit", "client.view", "report.view", "case.view", "expense.view"}
+	for id, p := range w.m.Principals {
+		for _, perm := range perms {
+			var want []string
+			for _, g := range NarrowedGrants(w.m.T, p, perm) {
+				want = append(want, g.Scope)
+			}
+			var got []string
+			if AnyNarrowedScope(w.m.T, p, perm, func(scope string) bool { got = append(got, scope); return false }) {
+				t.Errorf("%s %s: true when fn accepts nothing", id, perm)
+			}
+			slices.Sort(want)
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				t.Errorf("%s %s: scopes %v; NarrowedGrants gives %v", id, perm, got, want)
+			}
+			calls := 0
+			ok := AnyNarrowedScope(w.m.T, p, perm, func(string) bool { calls++; return true })
+			if ok != (len(want) > 0) || calls > 1 {
+				t.Errorf("%s %s: accepting all gave %v after %d calls; %d grants", id, perm, ok, calls, len(want))
+			}
+		}
 	}
 }
 

@@ -69,10 +69,8 @@ func (v *view) allowed(id, perm string, rec *aggregates.Record, implies bool) (b
 	if p == nil || !aggregates.AppliesTo(perm, rec.Type) {
 		return false, nil
 	}
-	for _, g := range aggregates.NarrowedGrants(v.t, p, perm) {
-		if aggregates.Covers(v, p, g.Scope, rec) {
-			return true, v.err
-		}
+	if aggregates.AnyNarrowedScope(v.t, p, perm, func(scope string) bool { return aggregates.Covers(v, p, scope, rec) }) {
+		return true, v.err
 	}
 	if !implies {
 		return false, v.err
