@@ -36,6 +36,18 @@ func asOfAt(t *testing.T, s *stack, m Moment, want uint64) (*projections.Engine,
 	return e, release
 }
 
+// requireOracleAt asks for the state at m, which must reflect seq, and fails the test on the
+// first difference from the pure evaluator's answers at seq.
+func requireOracleAt(t *testing.T, s *stack, m Moment, seq uint64) {
+	t.Helper()
+	e, release := asOfAt(t, s, m, seq)
+	diffs := diffAll(t, e, s.d.oracleAt(seq)["acme"])
+	release()
+	if len(diffs) > 0 {
+		t.Fatalf("as_of %s (seq %d): %d differences from the oracle, first:\n%s", m, seq, len(diffs), diffs[0])
+	}
+}
+
 // waitCheckpoint waits until the service keeps a checkpoint at or above seq.
 func waitCheckpoint(t *testing.T, s *stack, seq uint64) {
 	t.Helper()
@@ -76,12 +88,7 @@ func TestAsOfRandomMoments(t *testing.T) {
 		moments = append(moments, 1+rnd.Uint64N(last))
 	}
 	for _, seq := range moments {
-		e, release := asOfAt(t, s, Moment{Seq: seq}, seq)
-		diffs := diffAll(t, e, s.d.oracleAt(seq)["acme"])
-		release()
-		if len(diffs) > 0 {
-			t.Fatalf("as_of %d: %d differences from the oracle, first:\n%s", seq, len(diffs), diffs[0])
-		}
+		requireOracleAt(t, s, Moment{Seq: seq}, seq)
 	}
 }
 
@@ -104,12 +111,7 @@ func TestAsOfStepsForward(t *testing.T) {
 	}
 	moments = append(moments, last, last/2, last/3) // back in time: new copies
 	for _, seq := range moments {
-		e, release := asOfAt(t, s, Moment{Seq: seq}, seq)
-		diffs := diffAll(t, e, s.d.oracleAt(seq)["acme"])
-		release()
-		if len(diffs) > 0 {
-			t.Fatalf("as_of %d: %d differences from the oracle, first:\n%s", seq, len(diffs), diffs[0])
-		}
+		requireOracleAt(t, s, Moment{Seq: seq}, seq)
 	}
 	s.svc.states.mu.Lock()
 	taken := s.svc.states.taken
@@ -133,12 +135,7 @@ func TestAsOfByTime(t *testing.T) {
 	}
 	slices.Sort(seqs)
 	for _, seq := range []uint64{seqs[0], seqs[len(seqs)/3], seqs[len(seqs)/2], seqs[len(seqs)-1]} {
-		e, release := asOfAt(t, s, Moment{Time: s.d.after[seq].UTC()}, seq)
-		diffs := diffAll(t, e, s.d.oracleAt(seq)["acme"])
-		release()
-		if len(diffs) > 0 {
-			t.Fatalf("as_of the time after seq %d: %d differences, first:\n%s", seq, len(diffs), diffs[0])
-		}
+		requireOracleAt(t, s, Moment{Time: s.d.after[seq].UTC()}, seq)
 	}
 	_, release := asOfAt(t, s, Moment{Time: time.Now().Add(time.Hour).UTC()}, s.d.seq)
 	release()
@@ -262,12 +259,7 @@ func TestCheckpointGrid(t *testing.T) {
 		t.Errorf("%d checkpoints for %d events", n, s.d.seq)
 	}
 	for _, seq := range []uint64{7, s.d.seq / 3, s.d.seq / 2} {
-		e, release := asOfAt(t, s, Moment{Seq: seq}, seq)
-		diffs := diffAll(t, e, s.d.oracleAt(seq)["acme"])
-		release()
-		if len(diffs) > 0 {
-			t.Fatalf("as_of %d: %d differences, first:\n%s", seq, len(diffs), diffs[0])
-		}
+		requireOracleAt(t, s, Moment{Seq: seq}, seq)
 	}
 }
 
