@@ -10,10 +10,10 @@ import (
 	"github.com/acl-es/acl/events"
 )
 
-// TestAnswersMatchTheirSequence queries while the projector commits small batches: every
-// answer must show exactly the state at the sequence it reports (a snapshot, and the published
-// sequence only when the snapshot holds it), and sequences never go back.
-func TestAnswersMatchTheirSequence(t *testing.T) {
+// staffTenant starts a generator with tenant acme (preset trackops) and one staff member
+// holding the staff role at level.
+func staffTenant(t *testing.T, principal, level string) (*generator, *genTenant) {
+	t.Helper()
 	g := newGenerator(1)
 	acme := &genTenant{id: "acme", kinds: map[string]string{}, records: map[string][]string{}}
 	preset, err := aggregates.Preset("trackops")
@@ -21,8 +21,16 @@ func TestAnswersMatchTheirSequence(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.emit(acme, events.TenantRef("acme"), preset)
-	g.emit(acme, events.PrincipalRef("ann"), events.PrincipalRegisteredV1{Principal: "ann", Kind: aggregates.KindStaff})
-	g.emit(acme, events.PrincipalRef("ann"), events.AccessLevelSetV1{Level: aggregates.LevelFull}, events.RoleAssignedV1{Role: "staff"})
+	g.emit(acme, events.PrincipalRef(principal), events.PrincipalRegisteredV1{Principal: principal, Kind: aggregates.KindStaff})
+	g.emit(acme, events.PrincipalRef(principal), events.AccessLevelSetV1{Level: level}, events.RoleAssignedV1{Role: "staff"})
+	return g, acme
+}
+
+// TestAnswersMatchTheirSequence queries while the projector commits small batches: every
+// answer must show exactly the state at the sequence it reports (a snapshot, and the published
+// sequence only when the snapshot holds it), and sequences never go back.
+func TestAnswersMatchTheirSequence(t *testing.T) {
+	g, acme := staffTenant(t, "ann", aggregates.LevelFull)
 	setup := len(g.items)
 	const cases = 400
 	for i := range cases {
@@ -71,15 +79,7 @@ func TestAnswersMatchTheirSequence(t *testing.T) {
 // queries run: every check answer must match the state at the sequence it reports, whether the
 // state came from Pebble or from the cache validated by the projector's modification log.
 func TestCachedStatesFollowWrites(t *testing.T) {
-	g := newGenerator(1)
-	acme := &genTenant{id: "acme", kinds: map[string]string{}, records: map[string][]string{}}
-	preset, err := aggregates.Preset("trackops")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.emit(acme, events.TenantRef("acme"), preset)
-	g.emit(acme, events.PrincipalRef("bo"), events.PrincipalRegisteredV1{Principal: "bo", Kind: aggregates.KindStaff})
-	g.emit(acme, events.PrincipalRef("bo"), events.AccessLevelSetV1{Level: aggregates.LevelLimited}, events.RoleAssignedV1{Role: "staff"})
+	g, acme := staffTenant(t, "bo", aggregates.LevelLimited)
 	g.emit(acme, events.RecordAggregate("case", "x"), events.RecordRegisteredV1{RecordBody: events.RecordBody{Type: "case", ID: "x"}})
 	setup := len(g.items) // at seq setup, bo is not assigned to x
 	const flips = 600
