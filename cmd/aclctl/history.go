@@ -183,19 +183,10 @@ func (a *app) diffCommand() *cobra.Command {
 				return err
 			}
 			body := map[string]any{"principal": args[1], "from": f, "to": t}
-			if err := m.apply(body); err != nil {
-				return err
-			}
-			data, err := a.query(cc.Context(), args[0], "diff", body)
-			if err != nil || a.json {
-				return firstError(err, func() error { return a.printRaw(data) })
-			}
-			var ans replay.DiffAnswer
-			if err := json.Unmarshal(data, &ans); err != nil {
-				return err
-			}
-			a.printDiff(ans)
-			return nil
+			return queryAnswer(cc, a, args[0], "diff", body, &m, func(ans replay.DiffAnswer) error {
+				a.printDiff(ans)
+				return nil
+			})
 		},
 	}
 	m.add(c)

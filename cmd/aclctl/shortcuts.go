@@ -139,21 +139,12 @@ func (a *app) permissionsCommand() *cobra.Command {
 		RunE: func(cc *cobra.Command, args []string) error {
 			defer a.close()
 			body := map[string]any{"principal": args[1]}
-			if err := m.apply(body); err != nil {
-				return err
-			}
-			data, err := a.query(cc.Context(), args[0], "permissions", body)
-			if err != nil || a.json {
-				return firstError(err, func() error { return a.printRaw(data) })
-			}
-			var ans projections.PermissionsAnswer
-			if err := json.Unmarshal(data, &ans); err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stdout, "kind %s  level %s  roles %s  denied %s  (seq %d)\n\n", ans.Kind, ans.Level,
-				list(ans.Roles), list(ans.Denied), ans.Seq)
-			a.printGrants(ans.Grants)
-			return nil
+			return queryAnswer(cc, a, args[0], "permissions", body, &m, func(ans projections.PermissionsAnswer) error {
+				fmt.Fprintf(a.stdout, "kind %s  level %s  roles %s  denied %s  (seq %d)\n\n", ans.Kind, ans.Level,
+					list(ans.Roles), list(ans.Denied), ans.Seq)
+				a.printGrants(ans.Grants)
+				return nil
+			})
 		},
 	}
 	m.add(c)
@@ -200,6 +191,17 @@ func (a *app) recipientsCommand() *cobra.Command {
 
 func (a *app) principalList(cc *cobra.Command, tenant, query string, body map[string]any, m *momentFlags) error {
 	defer a.close()
+	return queryAnswer(cc, a, tenant, query, body, m, func(ans projections.PrincipalsAnswer) error {
+		for _, p := range ans.Principals {
+			fmt.Fprintln(a.stdout, p)
+		}
+		return nil
+	})
+}
+
+// queryAnswer adds the moment flags to body, asks the query, and prints the answer as it came
+// (--json) or decoded into T by show.
+func queryAnswer[T any](cc *cobra.Command, a *app, tenant, query string, body map[string]any, m *momentFlags, show func(T) error) error {
 	if err := m.apply(body); err != nil {
 		return err
 	}
@@ -207,14 +209,11 @@ func (a *app) principalList(cc *cobra.Command, tenant, query string, body map[st
 	if err != nil || a.json {
 		return firstError(err, func() error { return a.printRaw(data) })
 	}
-	var ans projections.PrincipalsAnswer
+	var ans T
 	if err := json.Unmarshal(data, &ans); err != nil {
-		return err
+		return fmt.Errorf("%s answer: %w", query, err)
 	}
-	for _, p := range ans.Principals {
-		fmt.Fprintln(a.stdout, p)
-	}
-	return nil
+	return show(ans)
 }
 
 // printGrants prints grants with their provenance as a table.
