@@ -126,3 +126,41 @@ func TestCachedStatesFollowWrites(t *testing.T) {
 		}
 	}
 }
+
+// TestOldViewIgnoresNewerCachedState: a query still on an older snapshot must not take a state
+// that a newer query cached after the projector wrote it, even though the modification log
+// shows no write since that newer state.
+func TestOldViewIgnoresNewerCachedState(t *testing.T) {
+	g, acme := staffTenant(t, "bo", aggregates.LevelLimited)
+	g.emit(acme, events.RecordAggregate("case", "x"), events.RecordRegisteredV1{RecordBody: events.RecordBody{Type: "case", ID: "x"}})
+	setup := len(g.items)
+	g.emit(acme, events.RecordAggregate("case", "x"), events.RecordAssignedV2{Principal: "bo", Relation: "assignee"})
+	msgs := messages(g.items)
+	db := openDB(t)
+	p, err := NewProjector(db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	applyAll(t, p, msgs[:setup], setup)
+	eng := NewEngine(db, p, EngineOptions{})
+	ref := &events.RecordRef{Type: "case", ID: "x"}
+	old, err := eng.view("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.close()
+	if err := p.ApplyMessages(msgs[setup:]); err != nil {
+		t.Fatal(err)
+	}
+	a, err := eng.Check(context.Background(), "acme", CheckQuery{Principal: "bo", Permission: "case.view", Record: ref})
+	if err != nil || !a.Allowed {
+		t.Fatalf("check after the assignment: %+v, %v; want allowed", a, err)
+	}
+	d, err := aggregates.Check(old, "bo", "case.view", ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Allowed {
+		t.Fatalf("the view at seq %d answers allowed: it read the state cached at seq %d", old.seq, a.Seq)
+	}
+}

@@ -104,7 +104,10 @@ func (v *view) state(k []byte, same func(any) bool, dec func([]byte) (any, error
 	h := keyHash(k)
 	cached, ok := v.e.decoded.entry(h)
 	ok = ok && cached.tenant == v.tid && same(cached.v)
-	if ok && v.mods != nil && v.mods.unchangedSince(h, cached.validAt) {
+	// The log says whether k changed after validAt, so the shortcut holds only for a state valid
+	// at or before this view's sequence: one cached by a newer view may be newer than the
+	// snapshot (a long query still on an older snapshot).
+	if ok && v.mods != nil && cached.validAt <= v.seq && v.mods.unchangedSince(h, cached.validAt) {
 		return cached.v, nil
 	}
 	val, closer, err := v.snap.Get(k)
