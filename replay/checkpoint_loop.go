@@ -27,6 +27,9 @@ func (s *Service) checkpointLoop(ctx context.Context) {
 	every := s.opts.CheckpointEvery
 	next := s.ckpts.last() + every
 	wake := make(chan struct{}, 1)
+	// One fill at start: a fill interrupted by a stop leaves gaps below checkpoints that later
+	// wakes (each about the newest stretch) would not notice.
+	wake <- struct{}{}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
