@@ -30,14 +30,14 @@ func (e *Engine) Principals(ctx context.Context, tenant string, q PrincipalsQuer
 		return PrincipalsAnswer{}, aggregates.Errorf(aggregates.CodeUnknownPermission,
 			"permission %s is not in the policy of tenant %s", q.Permission, tenant)
 	}
-	if r := v.Record(q.Record.Type, q.Record.ID); !r.Active() {
+	rec := v.Record(q.Record.Type, q.Record.ID)
+	if !rec.Active() {
 		return PrincipalsAnswer{}, notFoundOr(v, "no record %s %s", q.Record.Type, q.Record.ID)
 	}
 	cands, err := v.candidates(q.Permission, e.opts.MaxCandidates)
 	if err != nil {
 		return PrincipalsAnswer{}, err
 	}
-	rec := v.Record(q.Record.Type, q.Record.ID)
 	implies := impliesAny(v.t, q.Permission) && aggregates.IsClientRecordType(rec.Type)
 	out := []string{}
 	for i, id := range cands {
