@@ -17,7 +17,7 @@ func (r *ranges) implied(p *aggregates.Principal, typ, perm, cursor string, n in
 	if !aggregates.IsClientRecordType(typ) {
 		return nil, nil
 	}
-	if p.Kind != aggregates.KindClientContact && hasScope(aggregates.NarrowedGrants(r.v.t, p, perm), aggregates.ScopeAll) {
+	if p.Kind != aggregates.KindClientContact && aggregates.AnyNarrowedScope(r.v.t, p, perm, isScopeAll) {
 		return nil, nil // every client is visible already: implications add nothing
 	}
 	var pages [][]string
@@ -41,6 +41,8 @@ func (r *ranges) implied(p *aggregates.Principal, typ, perm, cursor string, n in
 	}
 	return pages, nil
 }
+
+func isScopeAll(scope string) bool { return scope == aggregates.ScopeAll }
 
 func hasScope(grants []aggregates.GrantUse, scope string) bool {
 	for _, g := range grants {
