@@ -1,12 +1,9 @@
 package commands
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"io"
 	"strings"
 
 	"github.com/google/uuid"
@@ -33,7 +30,8 @@ func ParseSubject(subject string) (tenant, name string, err error) {
 	return tenant, name, nil
 }
 
-// DecodeCommand reads a command from its subject and JSON body: unknown fields, trailing data,
+// DecodeCommand reads a command from its subject and JSON body, strictly (aggregates.DecodeStrict:
+// names matched exactly, unknown or repeated fields and trailing data rejected);
 // a command_id that is not a UUID and an actor that is neither system nor a valid id are
 // invalid_argument. The tenant comes from the subject. The rest of the body is checked by
 // aggregates.Validate (Decide's first stage).
@@ -43,13 +41,9 @@ func DecodeCommand(subject string, body []byte) (aggregates.Command, error) {
 		return nil, err
 	}
 	cmd := aggregates.NewCommand(name)
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(cmd); err != nil {
-		return nil, &aggregates.Error{Code: aggregates.CodeInvalidArgument, Op: name, Message: "body: " + jsonProblem(err), Err: err}
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, &aggregates.Error{Code: aggregates.CodeInvalidArgument, Op: name, Message: "body: data after the JSON object"}
+	if err := aggregates.DecodeStrict("body", body, cmd); err != nil {
+		err.Op = name
+		return nil, err
 	}
 	b := cmd.Base()
 	b.Tenant = tenant
@@ -76,22 +70,6 @@ func checkBase(b *aggregates.CommandBase) *aggregates.Error {
 		return invalid("actor %.70q must be system or a principal id (1 to 64 of A-Z a-z 0-9 _ -)", b.Actor)
 	}
 	return nil
-}
-
-// jsonProblem says what is wrong with a body in a sentence a person can act on.
-func jsonProblem(err error) string {
-	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syn):
-		return "malformed JSON at byte " + itoa(syn.Offset) + ": " + syn.Error()
-	case errors.As(err, &typ):
-		return "field " + typ.Field + " must be a JSON " + typ.Type.String() + ", not " + typ.Value
-	case errors.Is(err, io.EOF):
-		return "empty; a command is a JSON object"
-	}
-	// Unknown fields and other decoder messages are already sentences ("json: unknown field").
-	return strings.TrimPrefix(err.Error(), "json: ")
 }
 
 // Hash is the digest of a command that tells a retry (same hash) from another command reusing

@@ -169,16 +169,11 @@ func (s *Server) Handle(name string, h Handler, opts ...HandleOption) {
 	s.mu.Unlock()
 }
 
-// DecodeBody decodes a JSON body strictly: unknown fields, trailing data and wrong types are
-// invalid_argument.
+// DecodeBody decodes a JSON body strictly (aggregates.DecodeStrict: names matched exactly,
+// unknown or repeated fields, trailing data and wrong types are invalid_argument).
 func DecodeBody(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return invalid("body: %v", err)
-	}
-	if dec.More() {
-		return invalid("body: data after the JSON object")
+	if err := aggregates.DecodeStrict("body", body, v); err != nil {
+		return err
 	}
 	return nil
 }
@@ -209,9 +204,11 @@ func (s *Server) appendQuery(ctx context.Context, dst []byte, tenant, name strin
 			return s.check(ctx, dst, tenant, q, minSeq)
 		}
 	}
+	// The handler decodes the whole body strictly; min_seq and as_of are read first, with the
+	// same name matching, so that a wait never reads another field than the handler.
 	var c Common
-	if err := json.Unmarshal(body, &c); err != nil {
-		return nil, invalid("body: %v", err)
+	if err := aggregates.DecodeLenient("body", body, &c); err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.QueryTimeout)
 	defer cancel()

@@ -113,7 +113,8 @@ func TestParseCheck(t *testing.T) {
 // same way.
 func FuzzParseCheck(f *testing.F) {
 	for _, s := range []string{`{"principal":"bob","permission":"invoice.view","record":{"type":"invoice","id":"i1"},"min_seq":7}`,
-		`{"record":{"id":"x"}}`, `{"min_seq":0}`, `{}`} {
+		`{"record":{"id":"x"}}`, `{"min_seq":0}`, `{}`, `{"principal":"bob","Principal":"ann"}`,
+		`{"principal":"bob","principal":"ann"}`, `{"record":{"type":"a","Type":"b"}}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -132,8 +133,8 @@ func FuzzParseCheck(f *testing.F) {
 }
 
 // TestCheckFastPathAnswers: over HTTP and NATS, a check body the fast path reads gets the bytes
-// the general path gives the same question (a key spelled in another case takes the general
-// path), errors included.
+// the general path gives the same question (a key with an escape, which names the same field,
+// takes the general path), errors included.
 func TestCheckFastPathAnswers(t *testing.T) {
 	f := newFixture(t, ServerOptions{})
 	var bodies []string
@@ -153,7 +154,7 @@ func TestCheckFastPathAnswers(t *testing.T) {
 		if _, _, ok := parseCheck([]byte(b)); !ok {
 			t.Fatalf("%s: not on the fast path", b)
 		}
-		general := strings.Replace(b, `"principal"`, `"PRINCIPAL"`, 1)
+		general := strings.Replace(b, `"principal"`, `"princ\u0069pal"`, 1)
 		if _, _, ok := parseCheck([]byte(general)); ok {
 			t.Fatalf("%s: on the fast path", general)
 		}
