@@ -15,6 +15,9 @@ type CommandBase struct {
 	CommandID string `json:"command_id"`
 	Actor     string `json:"actor"`
 	Tenant    string `json:"-"`
+	// Via is the caller identity the command came through (set by the command service from
+	// the request's credentials, never read from the body); its events record it.
+	Via string `json:"-"`
 }
 
 func (b *CommandBase) Base() *CommandBase { return b }

@@ -22,6 +22,9 @@ func (s *Service) Execute(ctx context.Context, cmd aggregates.Command) (Result, 
 	if err := checkBase(cmd.Base()); err != nil {
 		return Result{}, withOp(err, op)
 	}
+	if b := cmd.Base(); b.Via == "" {
+		b.Via = s.opts.Self // a command given in-process (Execute, not a request) is acld's own
+	}
 	s.checkDropped()
 	x := &execution{s: s, cmd: cmd, op: op, hash: Hash(cmd)}
 	for _, ref := range targets(cmd) {
@@ -155,7 +158,7 @@ func (x *execution) append(ctx context.Context, ws []aggregates.Write, snaps []*
 		if i < 0 {
 			return Result{}, false, internal(x.op, errors.New("decision writes an aggregate the command did not lock: "+aggregateKey(w.Aggregate)))
 		}
-		meta := events.Meta{Tenant: b.Tenant, Aggregate: w.Aggregate, Actor: b.Actor, CommandID: b.CommandID,
+		meta := events.Meta{Tenant: b.Tenant, Aggregate: w.Aggregate, Actor: b.Actor, Via: b.Via, CommandID: b.CommandID,
 			CommandHash: x.hash, Cause: x.op, Time: now}
 		envs := make([]events.Envelope, 0, len(w.Events))
 		for _, d := range w.Events {

@@ -49,10 +49,11 @@ func startEnvWith(t testing.TB, n int, opts Options) *testEnv {
 	return e
 }
 
-// addService starts one more instance on its own connection; it is closed by t.Cleanup.
+// addService starts one more instance on its own connection (the store owner's, as acld's);
+// it is closed by t.Cleanup.
 func (e *testEnv) addService(t testing.TB, opts Options) *Service {
 	t.Helper()
-	nc := e.Connect(t)
+	nc := e.Connect(t, e.Owner.Option())
 	store, err := events.OpenStore(e.ctx, nc, events.StoreConfig{})
 	if err != nil {
 		t.Fatal(err)

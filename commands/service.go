@@ -41,6 +41,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock of event times (default time.Now).
 	Now func() time.Time
+	// Identify names the caller of a request from its headers (SPEC section 5, "Callers"): a
+	// nil caller is unrestricted and writes as Self; an error (unauthenticated) is the answer.
+	// nil: every request is unrestricted.
+	Identify func(h nats.Header) (*aggregates.Caller, error)
+	// Self is the via of commands from an unrestricted caller (default "acld").
+	Self string
 }
 
 func (o Options) withDefaults() Options {
@@ -67,6 +73,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Self == "" {
+		o.Self = "acld"
 	}
 	return o
 }
@@ -180,7 +189,7 @@ func (s *Service) handle(ctx context.Context, m *nats.Msg) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	name := "unknown"
-	cmd, err := DecodeCommand(m.Subject, m.Data)
+	cmd, err := s.decode(m)
 	var res Result
 	if err == nil {
 		name = cmd.Name()
@@ -205,6 +214,40 @@ func (s *Service) handle(ctx context.Context, m *nats.Msg) {
 			s.opts.Logger.Warn("command answer lost", "subject", m.Subject, "err", err)
 		}
 	}
+}
+
+// decode reads a request's command within its caller's identity: who is asking first
+// (unauthenticated), then whether it may address the subject's tenant and command, then the
+// body, then whether it may name the body's actor (forbidden). The command records the caller
+// as its via.
+func (s *Service) decode(m *nats.Msg) (aggregates.Command, error) {
+	var caller *aggregates.Caller
+	if s.opts.Identify != nil {
+		c, err := s.opts.Identify(m.Header)
+		if err != nil {
+			return nil, err
+		}
+		caller = c
+	}
+	if caller != nil {
+		if tenant, name, err := ParseSubject(m.Subject); err == nil {
+			if err := caller.MayTenantCommand(tenant, name); err != nil {
+				err.Op = name
+				return nil, err
+			}
+		}
+	}
+	cmd, err := DecodeCommand(m.Subject, m.Data)
+	if err != nil {
+		return nil, err
+	}
+	b := cmd.Base()
+	if err := caller.MayAct(b.Actor); err != nil {
+		err.Op = cmd.Name()
+		return nil, err
+	}
+	b.Via = caller.Via(s.opts.Self)
+	return cmd, nil
 }
 
 // invalidate marks a cached state stale when another writer appended to its subject. The

@@ -26,12 +26,15 @@ type AggregateRef struct {
 // Envelope is one stored event (SPEC section 6). Seq is the stream sequence of the message that
 // carried it; it is filled in when read and never written.
 type Envelope struct {
-	ID        string          `json:"id"`
-	Type      string          `json:"type"`
-	Schema    int             `json:"schema"`
-	Tenant    string          `json:"tenant"`
-	Aggregate AggregateRef    `json:"aggregate"`
-	Actor     string          `json:"actor"`
+	ID        string       `json:"id"`
+	Type      string       `json:"type"`
+	Schema    int          `json:"schema"`
+	Tenant    string       `json:"tenant"`
+	Aggregate AggregateRef `json:"aggregate"`
+	Actor     string       `json:"actor"`
+	// Via is the caller identity whose request wrote the event (SPEC section 5, "Callers"):
+	// the actor says for whom, via which service. Events written before identities have none.
+	Via       string          `json:"via,omitempty"`
 	CommandID string          `json:"command_id"`
 	Cause     string          `json:"cause,omitempty"`
 	Time      time.Time       `json:"time"`
@@ -56,6 +59,7 @@ type Meta struct {
 	Tenant      string
 	Aggregate   AggregateRef
 	Actor       string
+	Via         string
 	CommandID   string
 	CommandHash string
 	Cause       string
@@ -74,7 +78,7 @@ func New(m Meta, d Data) (Envelope, error) {
 	}
 	return Envelope{
 		ID: id.String(), Type: d.EventType(), Schema: d.SchemaVersion(), Tenant: m.Tenant,
-		Aggregate: m.Aggregate, Actor: m.Actor, CommandID: m.CommandID, CommandHash: m.CommandHash,
+		Aggregate: m.Aggregate, Actor: m.Actor, Via: m.Via, CommandID: m.CommandID, CommandHash: m.CommandHash,
 		Cause: m.Cause, Time: m.Time.UTC(), Data: raw,
 	}, nil
 }

@@ -128,6 +128,8 @@ func (s *scanner) envelope(e *Envelope) bool {
 			return s.aggregate(&e.Aggregate)
 		case "actor":
 			return s.str(&e.Actor)
+		case "via":
+			return s.str(&e.Via)
 		case "command_id":
 			return s.str(&e.CommandID)
 		case "cause":

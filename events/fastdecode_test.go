@@ -11,16 +11,16 @@ import (
 // every field set, as Append writes them, and agrees with encoding/json. A field added to
 // Envelope fails here until the scanner knows its key.
 func TestFastEnvelopesTakesWhatAppendWrites(t *testing.T) {
-	if n := reflect.TypeFor[Envelope]().NumField(); n != 12 {
-		t.Fatalf("Envelope has %d fields, the scanner knows 12: teach fastdecode.go the new key", n)
+	if n := reflect.TypeFor[Envelope]().NumField(); n != 13 {
+		t.Fatalf("Envelope has %d fields, the scanner knows 13: teach fastdecode.go the new key", n)
 	}
 	full := Envelope{ID: "0192f6c1-7b7e-7c3a-9a51-2f1f5b7c9e10", Type: RecordAssigned, Schema: 2, Tenant: "acme",
-		Aggregate: AggregateRef{Kind: KindRecord, Type: "invoice", ID: "inv-1"}, Actor: "alice",
+		Aggregate: AggregateRef{Kind: KindRecord, Type: "invoice", ID: "inv-1"}, Actor: "alice", Via: "billing",
 		CommandID: "c1", Cause: "because: \"quoted\" <tag> é", Time: time.Date(2025, 3, 1, 12, 0, 0, 123456789, time.UTC),
 		Data: json.RawMessage(`{"principal":"bob","relation":"assignee","x":[1,-2.5e3,true,null,"\u00e9\n"]}`), Seq: 42,
 		CommandHash: "h"}
 	minimal := full
-	minimal.Aggregate.Type, minimal.Cause, minimal.Seq, minimal.CommandHash = "", "", 0, ""
+	minimal.Aggregate.Type, minimal.Cause, minimal.Seq, minimal.CommandHash, minimal.Via = "", "", 0, "", ""
 	tests := []struct {
 		name   string
 		envs   []Envelope

@@ -106,7 +106,7 @@ func TestHistoryCannotBeErased(t *testing.T) {
 // TestStreamFlagsRefuseErasure: without the server's permissions (an external server), the
 // stream's own flags still refuse purges and message deletes, and cannot be turned off.
 func TestStreamFlagsRefuseErasure(t *testing.T) {
-	env := eventstest.StartWith(t, events.ServerConfig{Protect: []string{}}, events.StoreConfig{})
+	env := eventstest.Start(t) // env.Conn is the owner's: no server permission stands in the way
 	appendN(t, env.Store, 3)
 	js, err := jetstream.New(env.Conn)
 	if err != nil {
@@ -176,12 +176,16 @@ func TestOpenStoreRefusesUnsafeStream(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := events.StartServer(events.ServerConfig{Dir: t.TempDir()})
+			owner, err := events.NewOwner()
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := events.StartServer(events.ServerConfig{Dir: t.TempDir(), Owner: owner})
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-			nc, err := events.ConnectInProcess(s)
+			nc, err := events.ConnectInProcess(s, owner.Option())
 			if err != nil {
 				t.Fatal(err)
 			}

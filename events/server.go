@@ -1,6 +1,7 @@
 package events
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -10,8 +11,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nuid"
-)
+	)
 
 // DefaultSync is the fsync interval of the embedded server when ServerConfig.Sync is "".
 //
@@ -33,11 +33,15 @@ type ServerConfig struct {
 	Name string
 	// ReadyTimeout bounds the wait for the server to accept connections; 0 = 10s.
 	ReadyTimeout time.Duration
-	// Protect names the streams that no client of this server may delete, purge, update, or
-	// delete a message of; nil = [ACL_EVENTS]. DenyDelete and DenyPurge only cover messages:
-	// JetStream lets any client delete a whole stream or raise its limits, so the server's
-	// only user (the one clients without credentials get) is denied those API subjects.
-	Protect []string
+	// Owner is the only identity that may write the stream (acld); nil = a fresh one that
+	// nobody holds, for a server whose stream nobody will write.
+	Owner *Owner
+	// Callers are the identities that may connect (see Layout); nil = the anonymous caller
+	// only, which every connection without credentials is.
+	Callers []Caller
+	// TLS, when set, is required of every client of the listener (in-process connections do
+	// not use it).
+	TLS *tls.Config
 }
 
 // ErrConfig is returned for a server or store configuration that cannot be used.
@@ -72,26 +76,28 @@ func serverOptions(cfg ServerConfig) (*server.Options, error) {
 	if name == "" {
 		name = "acl"
 	}
-	opts := &server.Options{
-		ServerName:   name,
-		JetStream:    true,
-		StoreDir:     cfg.Dir,
-		SyncAlways:   always,
-		SyncInterval: interval,
-		NoSigs:       true,
-		NoLog:        true,
-		DontListen:   cfg.Listen == "",
+	opts := &server.Options{}
+	owner := cfg.Owner
+	if owner == nil {
+		if owner, err = NewOwner(); err != nil {
+			return nil, err
+		}
 	}
-	protect := cfg.Protect
-	if protect == nil {
-		protect = []string{DefaultStream}
+	layout := Layout{Owner: owner.PublicKey(), Callers: cfg.Callers}
+	if err := layout.Validate(); err != nil {
+		return nil, err
 	}
-	opts.Users = []*server.User{{
-		Username:    appUser,
-		Password:    nuid.Next(), // random: nobody logs in as it, clients get it by default
-		Permissions: appPermissions(protect),
-	}}
-	opts.NoAuthUser = appUser
+	if err := opts.ProcessConfigString(layout.Config()); err != nil {
+		return nil, fmt.Errorf("%w: accounts: %v", ErrConfig, err)
+	}
+	// ProcessConfigString resets what it does not set; set ours again.
+	opts.ServerName, opts.JetStream, opts.StoreDir = name, true, cfg.Dir
+	opts.SyncAlways, opts.SyncInterval = always, interval
+	opts.NoSigs, opts.NoLog, opts.DontListen = true, true, cfg.Listen == ""
+	if cfg.TLS != nil {
+		opts.TLSConfig, opts.TLS, opts.TLSVerify = cfg.TLS, true, cfg.TLS.ClientAuth == tls.RequireAndVerifyClientCert
+		opts.TLSTimeout = 2
+	}
 	if cfg.Listen != "" {
 		host, port, err := net.SplitHostPort(cfg.Listen)
 		if err != nil {
@@ -106,27 +112,13 @@ func serverOptions(cfg ServerConfig) (*server.Options, error) {
 	return opts, nil
 }
 
-// appUser is the user every client of the embedded server is.
-const appUser = "acl"
-
-// appPermissions allow everything but the JetStream API calls that would lose history.
-func appPermissions(streams []string) *server.Permissions {
-	var deny []string
-	for _, st := range streams {
-		for _, op := range []string{"DELETE", "PURGE", "UPDATE", "MSG.DELETE"} {
-			deny = append(deny, "$JS.API.STREAM."+op+"."+st)
-		}
-	}
-	return &server.Permissions{
-		Publish:   &server.SubjectPermission{Allow: []string{">"}, Deny: deny},
-		Subscribe: &server.SubjectPermission{Allow: []string{">"}},
-	}
-}
-
 // StartServer starts an embedded nats-server with JetStream and waits until it is ready.
 func StartServer(cfg ServerConfig) (*server.Server, error) {
 	opts, err := serverOptions(cfg)
 	if err != nil {
+		return nil, err
+	}
+	if err := moveStoreAccount(cfg.Dir); err != nil {
 		return nil, err
 	}
 	s, err := server.NewServer(opts)
@@ -151,7 +143,8 @@ func StartServer(cfg ServerConfig) (*server.Server, error) {
 	return s, nil
 }
 
-// ConnectInProcess connects to an embedded server without a socket. The connection does not
+// ConnectInProcess connects to an embedded server without a socket, as the anonymous caller
+// unless opts carry credentials (Owner.Option for the owner). The connection does not
 // reconnect (a server that shut down never comes back as the same object), so it closes with
 // its server and whatever uses it fails with ErrUnavailable instead of waiting; opts may
 // override that.

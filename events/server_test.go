@@ -56,10 +56,14 @@ func TestStartServerConfig(t *testing.T) {
 	}
 }
 
-// TestStartServerListen: with Listen, clients connect over TCP (port -1: a free port), without
-// credentials, and open the store.
+// TestStartServerListen: with Listen, the owner connects over TCP (port -1: a free port) and
+// opens the store; a client without credentials connects too, as the anonymous caller.
 func TestStartServerListen(t *testing.T) {
-	s, err := events.StartServer(events.ServerConfig{Dir: t.TempDir(), Listen: "127.0.0.1:-1"})
+	owner, err := events.NewOwner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := events.StartServer(events.ServerConfig{Dir: t.TempDir(), Listen: "127.0.0.1:-1", Owner: owner})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +71,12 @@ func TestStartServerListen(t *testing.T) {
 	if s.Addr() == nil {
 		t.Fatal("no listener")
 	}
-	nc, err := nats.Connect(s.ClientURL())
+	anon, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatalf("connect %s without credentials: %v", s.ClientURL(), err)
+	}
+	anon.Close()
+	nc, err := nats.Connect(s.ClientURL(), owner.Option())
 	if err != nil {
 		t.Fatalf("connect %s: %v", s.ClientURL(), err)
 	}

@@ -45,6 +45,16 @@ func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request) {
 			invalid("method %s: queries are POST /v1/tenants/{tenant}/{query}", r.Method))
 		return
 	}
+	var caller *aggregates.Caller
+	if s.opts.Authenticate != nil {
+		c, err := s.opts.Authenticate(r)
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="acld"`)
+			writeError(w, err)
+			return
+		}
+		caller = c
+	}
 	buf := bufs.Get().(*[]byte)
 	defer putBuf(buf)
 	body, err := readBody((*buf)[:0], http.MaxBytesReader(w, r.Body, MaxBody), r.ContentLength)
@@ -60,7 +70,7 @@ func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request) {
 	}
 	out := bufs.Get().(*[]byte)
 	defer putBuf(out)
-	answer, err := s.appendQuery(r.Context(), (*out)[:0], r.PathValue("tenant"), r.PathValue("query"), body)
+	answer, err := s.appendQuery(r.Context(), (*out)[:0], caller, r.PathValue("tenant"), r.PathValue("query"), body)
 	if err != nil {
 		if codeOf(err) == aggregates.CodeInternal {
 			s.log.Error("query failed", "tenant", r.PathValue("tenant"), "query", r.PathValue("query"), "err", err)
@@ -118,6 +128,8 @@ func httpStatus(code aggregates.Code) int {
 		// SPEC section 6 would give unknown_permission 500 ("anything else"); it is the
 		// caller's mistake, like invalid_argument, and a 500 would page an operator.
 		return http.StatusBadRequest
+	case aggregates.CodeUnauthenticated:
+		return http.StatusUnauthorized
 	case aggregates.CodeForbidden:
 		return http.StatusForbidden
 	case aggregates.CodeNotFound:

@@ -73,10 +73,16 @@ func (s *Server) answerNATS(ctx context.Context, m *nats.Msg) {
 	parts := strings.Split(m.Subject, ".")
 	var answer []byte
 	var err error
-	if len(parts) != 4 {
+	var caller *aggregates.Caller
+	if s.opts.IdentifyNATS != nil {
+		caller, err = s.opts.IdentifyNATS(m.Header)
+	}
+	switch {
+	case err != nil:
+	case len(parts) != 4:
 		err = invalid("subject %q: want acl.queries.<tenant>.<query>", m.Subject)
-	} else {
-		answer, err = s.Query(ctx, parts[2], parts[3], m.Data)
+	default:
+		answer, err = s.Query(ctx, caller, parts[2], parts[3], m.Data)
 	}
 	if err != nil {
 		if codeOf(err) == aggregates.CodeInternal {

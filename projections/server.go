@@ -7,12 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
 
-	"github.com/acl-es/acl/aggregates"
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/acl-es/acl/aggregates"
 )
 
 // MaxBody is the largest query body (SPEC section 5: the NATS default payload).
@@ -55,6 +59,11 @@ type ServerOptions struct {
 	Logger       *slog.Logger          // default slog.Default()
 	QueryTimeout time.Duration         // default 10 s
 	Concurrency  int                   // NATS queries served at once; default 64
+	// IdentifyNATS names the caller of a NATS request from its headers, Authenticate the
+	// caller of an HTTP request from its credentials (SPEC section 5, "Callers"): a nil
+	// caller is unrestricted, an error (unauthenticated) is the answer. nil: unrestricted.
+	IdentifyNATS func(h nats.Header) (*aggregates.Caller, error)
+	Authenticate func(r *http.Request) (*aggregates.Caller, error)
 }
 
 // Server answers queries over HTTP and NATS with the same parsing and handlers.
@@ -178,13 +187,14 @@ func DecodeBody(body []byte, v any) error {
 	return nil
 }
 
-// Query runs one query and returns its JSON answer: the transports call it.
-func (s *Server) Query(ctx context.Context, tenant, name string, body []byte) (answer []byte, err error) {
-	return s.appendQuery(ctx, nil, tenant, name, body)
+// Query runs one query for caller (nil: unrestricted) and returns its JSON answer: the
+// transports call it.
+func (s *Server) Query(ctx context.Context, caller *aggregates.Caller, tenant, name string, body []byte) (answer []byte, err error) {
+	return s.appendQuery(ctx, nil, caller, tenant, name, body)
 }
 
 // appendQuery is Query appending the answer to dst.
-func (s *Server) appendQuery(ctx context.Context, dst []byte, tenant, name string, body []byte) (answer []byte, err error) {
+func (s *Server) appendQuery(ctx context.Context, dst []byte, caller *aggregates.Caller, tenant, name string, body []byte) (answer []byte, err error) {
 	start := time.Now()
 	defer func() { s.metrics.observe(name, start, err) }()
 	if !validToken(tenant) {
@@ -195,6 +205,9 @@ func (s *Server) appendQuery(ctx context.Context, dst []byte, tenant, name strin
 	s.mu.RUnlock()
 	if !ok {
 		return nil, aggregates.Errorf(aggregates.CodeNotFound, "no query %q", name)
+	}
+	if err := caller.MayQuery(tenant, name); err != nil {
+		return nil, err
 	}
 	if len(body) > MaxBody {
 		return nil, invalid("body of %d bytes is over the limit of %d", len(body), MaxBody)
@@ -326,4 +339,16 @@ func (s *Server) Close() {
 	for _, stop := range stops {
 		stop()
 	}
+}
+
+// Names lists the queries the server answers, sorted.
+func (s *Server) Names() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	names := make([]string, 0, len(s.handlers))
+	for n := range s.handlers {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
 }

@@ -22,7 +22,9 @@
 // so far and appends the events straight to the stream with asynchronous publishes (one
 // message per command and aggregate, the command id as message id, as the command service
 // writes them; TestLoadPathsAgree checks that both paths store the same events). It must be the
-// stream's only writer while it runs, and loads 10^6 records in minutes. --load commands sends
+// stream's only writer while it runs, and loads 10^6 records in minutes; it runs in-process only,
+// where the tool's stack holds the store owner's key (a running acld lets nobody else write its
+// stream: use --load commands with --nats-url). --load commands sends
 // the same commands through commands.Client over NATS, --load-concurrency at a time; its
 // phases are reported as measurements too. --data DIR keeps the server's data; a later run
 // with the same seed and scale on DIR skips loading.

@@ -53,6 +53,7 @@ type stack struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	conns  []*nats.Conn
+	owner  *events.Owner // in-process: the store's owner, as acld holds it
 }
 
 func (s *stack) remote() bool { return s.cfg.natsURL != "" }
@@ -67,12 +68,18 @@ func openStack(ctx context.Context, cfg stackConfig) (*stack, error) {
 		}
 		s.nc = nc
 	} else {
-		srv, err := events.StartServer(events.ServerConfig{Dir: filepath.Join(cfg.dir, "nats"), Sync: cfg.sync})
+		// The stack is acld: its connection is the store's owner, the only writer; the
+		// workloads' clients (connect) are callers, as services are.
+		owner, err := events.NewOwner()
 		if err != nil {
 			return nil, err
 		}
-		s.srv = srv
-		if s.nc, err = events.ConnectInProcess(srv); err != nil {
+		srv, err := events.StartServer(events.ServerConfig{Dir: filepath.Join(cfg.dir, "nats"), Sync: cfg.sync, Owner: owner})
+		if err != nil {
+			return nil, err
+		}
+		s.srv, s.owner = srv, owner
+		if s.nc, err = events.ConnectInProcess(srv, owner.Option()); err != nil {
 			s.close()
 			return nil, err
 		}
@@ -94,13 +101,17 @@ func openStack(ctx context.Context, cfg stackConfig) (*stack, error) {
 }
 
 // connect opens another connection to the server (in-process connections need no socket), so
-// that concurrent clients do not share one connection's lock and buffers.
-func (s *stack) connect() (*nats.Conn, error) {
+// that concurrent clients do not share one connection's lock and buffers. The connection is a
+// caller's, as a service's would be; serverSide (acld's part: serving queries) is the owner's.
+func (s *stack) connect(serverSide ...bool) (*nats.Conn, error) {
 	var nc *nats.Conn
 	var err error
-	if s.remote() {
+	switch {
+	case s.remote():
 		nc, err = nats.Connect(s.cfg.natsURL, nats.Name("aclbench"))
-	} else {
+	case len(serverSide) > 0 && serverSide[0]:
+		nc, err = events.ConnectInProcess(s.srv, s.owner.Option())
+	default:
 		nc, err = events.ConnectInProcess(s.srv)
 	}
 	if err != nil {

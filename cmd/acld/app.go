@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -29,7 +31,9 @@ type Main struct {
 	Log    *slog.Logger
 
 	nats     *server.Server // nil with --nats-url
-	nc       *nats.Conn
+	nc       *nats.Conn     // the store owner's connection: the only writer of the stream
+	auth     *Auth          // nil without --auth
+	tls      *tls.Config    // nil without --tls-cert
 	store    *events.Store
 	registry *prometheus.Registry
 	cmds     *commands.Service
@@ -72,6 +76,9 @@ func (m *Main) HTTPAddr() string {
 func (m *Main) Run(ctx context.Context) error {
 	ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	c := m.Config
+	if err := m.loadSecurity(); err != nil {
+		return err
+	}
 	if err := m.connect(); err != nil {
 		return err
 	}
@@ -110,7 +117,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.serveQueries(ctx); err != nil {
 		return err
 	}
-	m.cmds = commands.NewService(m.nc, store, commands.Options{Registerer: m.registry, Logger: m.Log})
+	m.cmds = commands.NewService(m.nc, store, commands.Options{Registerer: m.registry, Logger: m.Log, Identify: m.auth.IdentifyNATS})
 	if err := m.cmds.Start(ctx); err != nil {
 		return fmt.Errorf("acld: command service: %w", err)
 	}
@@ -165,6 +172,17 @@ func (m *Main) connect() error {
 	c := m.Config
 	opts := []nats.Option{nats.Name("acld"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
 	if c.NATSURL != "" {
+		if c.NATSNkey != "" {
+			seed, err := os.ReadFile(c.NATSNkey)
+			if err != nil {
+				return fmt.Errorf("acld: --nats-nkey: %w", err)
+			}
+			owner, err := events.OwnerFromSeed(seed)
+			if err != nil {
+				return fmt.Errorf("acld: --nats-nkey %s: %w", c.NATSNkey, err)
+			}
+			opts = append(opts, owner.Option())
+		}
 		if c.NATSCreds != "" {
 			opts = append(opts, nats.UserCredentials(c.NATSCreds))
 		}
@@ -178,12 +196,23 @@ func (m *Main) connect() error {
 		m.nc = nc
 		return nil
 	}
-	s, err := events.StartServer(events.ServerConfig{Dir: filepath.Join(c.DataDir, "nats"), Listen: c.NATSListen, Sync: c.Sync})
+	// The owner's key is made afresh at every start and never leaves the process: no other
+	// connection, whatever it knows, can write the stream.
+	owner, err := events.NewOwner()
+	if err != nil {
+		return err
+	}
+	var callers []events.Caller // nil: the anonymous caller
+	if m.auth != nil {
+		callers = m.auth.NATSCallers()
+	}
+	s, err := events.StartServer(events.ServerConfig{Dir: filepath.Join(c.DataDir, "nats"), Listen: c.NATSListen, Sync: c.Sync,
+		Owner: owner, Callers: callers, TLS: m.tls})
 	if err != nil {
 		return fmt.Errorf("acld: embedded NATS: %w", err)
 	}
 	m.nats = s
-	nc, err := events.ConnectInProcess(s, opts...)
+	nc, err := events.ConnectInProcess(s, append(opts, owner.Option())...)
 	if err != nil {
 		return err
 	}
@@ -194,7 +223,8 @@ func (m *Main) connect() error {
 // serveQueries starts the query API over NATS and HTTP (with /healthz, /readyz, /metrics).
 func (m *Main) serveQueries(ctx context.Context) error {
 	m.queries = projections.NewServer(m.engine, m.proj, projections.ServerOptions{
-		Registerer: m.registry, Logger: m.Log, AsOf: m.asOf})
+		Registerer: m.registry, Logger: m.Log, AsOf: m.asOf,
+		IdentifyNATS: m.auth.IdentifyNATS, Authenticate: m.auth.AuthenticateHTTP})
 	m.registerAudit(m.queries)
 	if err := m.queries.ServeNATS(ctx, m.nc); err != nil {
 		return fmt.Errorf("acld: NATS queries: %w", err)
@@ -204,6 +234,9 @@ func (m *Main) serveQueries(ctx context.Context) error {
 		return fmt.Errorf("acld: HTTP listen: %w", err)
 	}
 	m.httpAddr = ln.Addr()
+	if m.tls != nil {
+		ln = tls.NewListener(ln, m.tls)
+	}
 	m.http = &http.Server{Handler: m.queries.Handler(m.registry), ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: 10 * time.Second, WriteTimeout: 15 * time.Second, IdleTimeout: 2 * time.Minute}
 	m.wg.Add(1)
@@ -213,6 +246,30 @@ func (m *Main) serveQueries(ctx context.Context) error {
 			m.Log.Error("HTTP server stopped", "err", err)
 		}
 	}()
+	return nil
+}
+
+// loadSecurity reads the identity file and the TLS key pair, and warns of an open door.
+func (m *Main) loadSecurity() error {
+	c := m.Config
+	if c.Auth != "" {
+		a, err := LoadAuth(c.Auth, queryNames)
+		if err != nil {
+			return fmt.Errorf("acld: %w", err)
+		}
+		m.auth = a
+	}
+	if c.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+		if err != nil {
+			return fmt.Errorf("acld: --tls-cert/--tls-key: %w", err)
+		}
+		m.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if c.Auth == "" && c.Insecure {
+		m.Log.Warn("--insecure: listening without --auth; anyone who reaches acld may send any command as any actor, system included, and read every tenant",
+			"http", c.HTTPListen, "nats", c.NATSListen)
+	}
 	return nil
 }
 

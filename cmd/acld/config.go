@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"time"
 )
 
@@ -15,8 +16,13 @@ type Config struct {
 	NATSListen   string // embedded server's listener; "" = in-process only
 	NATSURL      string // use an existing server or cluster instead of the embedded one
 	NATSCreds    string
+	NATSNkey     string // seed file of the store owner's nkey, for --nats-url
 	NATSUser     string
 	NATSPassword string
+	Auth         string // identity file; "" = no identities, loopback only
+	Insecure     bool   // serve non-loopback listeners without --auth
+	TLSCert      string // certificate and key for the HTTP and NATS listeners
+	TLSKey       string
 	Sync         string // "always" or an fsync interval such as "100ms"
 	Replicas     int
 	Demo         bool
@@ -59,6 +65,11 @@ func ParseFlags(args []string) (Config, error) {
 	fs.StringVar(&c.NATSListen, "nats-listen", c.NATSListen, "address of the embedded NATS server (loopback by default; \"\" = in-process only)")
 	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "use an existing NATS server or cluster instead of the embedded one")
 	fs.StringVar(&c.NATSCreds, "nats-creds", c.NATSCreds, "credentials file for --nats-url")
+	fs.StringVar(&c.NATSNkey, "nats-nkey", c.NATSNkey, "nkey seed file of acld's user for --nats-url (the store account's only user; see `acld nats-config`)")
+	fs.StringVar(&c.Auth, "auth", c.Auth, "identity file: the services that may call acld, their credentials and rights (README, Security); without it acld listens on loopback only")
+	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "allow non-loopback listeners without --auth: anyone who reaches them may do anything (warned at every start)")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate for the HTTP and NATS listeners (with --tls-key)")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key of --tls-cert")
 	fs.StringVar(&c.NATSUser, "nats-user", c.NATSUser, "user name for --nats-url")
 	fs.StringVar(&c.NATSPassword, "nats-password", c.NATSPassword, "password for --nats-url")
 	fs.StringVar(&c.Sync, "sync", c.Sync, "embedded store durability: \"always\" (fsync every message) or an fsync interval such as 100ms")
@@ -91,5 +102,42 @@ func ParseFlags(args []string) (Config, error) {
 	if c.Replicas < 1 {
 		return c, fmt.Errorf("--replicas must be at least 1")
 	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return c, fmt.Errorf("--tls-cert and --tls-key go together")
+	}
+	if err := c.checkListeners(); err != nil {
+		return c, err
+	}
 	return c, nil
+}
+
+// checkListeners: without --auth, acld answers anyone who reaches it with anything, so it
+// listens on loopback only unless --insecure says otherwise (SPEC section 5, "Callers").
+func (c Config) checkListeners() error {
+	if c.Auth != "" || c.Insecure {
+		return nil
+	}
+	for _, l := range []struct{ flag, addr string }{{"--http-listen", c.HTTPListen}, {"--nats-listen", c.NATSListen}} {
+		if l.addr == "" || (l.flag == "--nats-listen" && c.NATSURL != "") {
+			continue
+		}
+		if !loopback(l.addr) {
+			return fmt.Errorf("%s %s is not a loopback address: without --auth anyone who reaches it may do anything; "+
+				"give --auth FILE (README, Security), listen on 127.0.0.1, or accept the risk with --insecure", l.flag, l.addr)
+		}
+	}
+	return nil
+}
+
+// loopback says whether a listen address accepts only local connections.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -7,6 +7,10 @@ import (
 	"github.com/acl-es/acl/replay"
 )
 
+// queryNames are the queries acld serves (an identity file may grant only these);
+// TestQueryNames checks them against the servers' handlers.
+var queryNames = []string{"check", "visible", "permissions", "principals", "recipients", "history", "diff"}
+
 // registerAudit adds the replay package's queries (history, diff) to the query servers; the
 // projections package serves them but must not import replay. They read as_of themselves
 // (OwnAsOf): the server does not build a state at as_of for them.

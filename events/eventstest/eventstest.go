@@ -14,6 +14,7 @@ import (
 // Env is a running server, a connection to it and the store on it.
 type Env struct {
 	Server *server.Server
+	Owner  *events.Owner // the store's only writer; Conn is its connection
 	Conn   *nats.Conn
 	Store  *events.Store
 	Dir    string
@@ -53,11 +54,19 @@ func (e *Env) Restart(t testing.TB) {
 
 func (e *Env) start(t testing.TB) {
 	t.Helper()
+	if e.serverCfg.Owner == nil {
+		owner, err := events.NewOwner()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.serverCfg.Owner = owner
+	}
+	e.Owner = e.serverCfg.Owner
 	s, err := events.StartServer(e.serverCfg)
 	if err != nil {
 		t.Fatalf("eventstest: start server: %v", err)
 	}
-	nc, err := events.ConnectInProcess(s)
+	nc, err := events.ConnectInProcess(s, e.Owner.Option())
 	if err != nil {
 		s.Shutdown()
 		t.Fatalf("eventstest: connect: %v", err)
@@ -74,6 +83,9 @@ func (e *Env) start(t testing.TB) {
 }
 
 // stop closes the connection and shuts the server down; it may run twice.
+// Stop shuts the server down (Restart starts it again).
+func (e *Env) Stop() { e.stop() }
+
 func (e *Env) stop() {
 	if e.Conn != nil {
 		e.Conn.Close()
@@ -87,7 +99,8 @@ func (e *Env) stop() {
 	e.Store = nil
 }
 
-// Connect opens another in-process connection to the current server, closed by t.Cleanup.
+// Connect opens another in-process connection to the current server, closed by t.Cleanup: a
+// caller's (the anonymous one, unless opts carry credentials; e.Owner.Option() for the owner).
 func (e *Env) Connect(t testing.TB, opts ...nats.Option) *nats.Conn {
 	t.Helper()
 	nc, err := events.ConnectInProcess(e.Server, opts...)

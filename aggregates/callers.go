@@ -1,0 +1,124 @@
+package aggregates
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// CodeUnauthenticated: a request without credentials, or with credentials nobody holds
+// (SPEC section 5, "Callers"; HTTP 401).
+const CodeUnauthenticated Code = "unauthenticated"
+
+// All is the list entry that grants every tenant, command, query or actor.
+const All = "*"
+
+// Caller is a service identity: what one service calling acld may say (SPEC section 5,
+// "Callers"). The actor stays in each command's body, since a service acts for the person
+// using it, but only within its identity. A nil *Caller is acld itself, unrestricted.
+type Caller struct {
+	Name     string
+	Tenants  []string // tenants it may address; All = every tenant
+	Commands []string // command names it may send; All = every command
+	Queries  []string // query names it may ask; All = every query
+	// Actors are the actors its commands may name; All = any principal of its tenants. Acting
+	// as system is System, never implied by All.
+	Actors []string
+	System bool
+}
+
+// Unrestricted is a caller that may say anything: the anonymous caller of a server without
+// identities.
+func Unrestricted(name string) *Caller {
+	all := []string{All}
+	return &Caller{Name: name, Tenants: all, Commands: all, Queries: all, Actors: all, System: true}
+}
+
+// Via is the name recorded in the events a caller's request writes (the envelope's via).
+func (c *Caller) Via(self string) string {
+	if c == nil {
+		return self
+	}
+	return c.Name
+}
+
+// MayCommand says whether the caller may send command name about tenant as actor; a refusal
+// is forbidden, naming the identity and what it lacks.
+func (c *Caller) MayCommand(tenant, name, actor string) *Error {
+	if err := c.MayTenantCommand(tenant, name); err != nil {
+		return err
+	}
+	return c.MayAct(actor)
+}
+
+// MayAct says whether the caller may name actor in a command's body. It is asked once the
+// body is read; MayCommand asks it too.
+func (c *Caller) MayAct(actor string) *Error {
+	if c == nil {
+		return nil
+	}
+	if actor == SystemActor {
+		if !c.System {
+			return c.refuse("may not act as system")
+		}
+		return nil
+	}
+	if !grants(c.Actors, actor) {
+		return c.refuse("may not act as %q (its actors: %s)", actor, listed(c.Actors))
+	}
+	return nil
+}
+
+// MayQuery says whether the caller may ask query name about tenant.
+func (c *Caller) MayQuery(tenant, name string) *Error {
+	if c == nil {
+		return nil
+	}
+	if err := c.mayTenant(tenant); err != nil {
+		return err
+	}
+	if !grants(c.Queries, name) {
+		return c.refuse("may not ask %s (its queries: %s)", name, listed(c.Queries))
+	}
+	return nil
+}
+
+// MayTenantCommand is MayCommand before the body is read: tenant and command name only.
+func (c *Caller) MayTenantCommand(tenant, name string) *Error {
+	if c == nil {
+		return nil
+	}
+	if err := c.mayTenant(tenant); err != nil {
+		return err
+	}
+	if !grants(c.Commands, name) {
+		return c.refuse("may not send %s (its commands: %s)", name, listed(c.Commands))
+	}
+	return nil
+}
+
+func (c *Caller) mayTenant(tenant string) *Error {
+	if !grants(c.Tenants, tenant) {
+		return c.refuse("may not address tenant %q (its tenants: %s)", tenant, listed(c.Tenants))
+	}
+	return nil
+}
+
+func (c *Caller) refuse(format string, args ...any) *Error {
+	return &Error{Code: CodeForbidden, Message: fmt.Sprintf("identity %q ", c.Name) + fmt.Sprintf(format, args...)}
+}
+
+func grants(list []string, name string) bool {
+	return slices.Contains(list, All) || slices.Contains(list, name)
+}
+
+// listed shows a caller's list in a refusal: short lists whole, long ones cut.
+func listed(list []string) string {
+	switch {
+	case len(list) == 0:
+		return "none"
+	case len(list) > 8:
+		return strings.Join(list[:8], ", ") + fmt.Sprintf(" and %d more", len(list)-8)
+	}
+	return strings.Join(list, ", ")
+}

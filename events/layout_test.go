@@ -1,0 +1,173 @@
+package events_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/acl-es/acl/events"
+	"github.com/acl-es/acl/events/eventstest"
+)
+
+// TestCallersCannotWriteTheLog: a connection that is not the owner's publishes an event on an
+// event subject by core NATS and by a JetStream publish, and tries to make a stream that would
+// capture the command subjects: each is refused, and the stream's last sequence does not move.
+// Reading the log stays open to the anonymous caller (stream info, gets, an ordered consumer).
+func TestCallersCannotWriteTheLog(t *testing.T) {
+	env := eventstest.Start(t)
+	appendN(t, env.Store, 3)
+	violations := make(chan error, 16)
+	nc := env.Connect(t, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { violations <- err }))
+	subject := "acl.events.acme.principal.p1"
+	if err := nc.Publish(subject, []byte(`[{"id":"forged"}]`)); err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+	select {
+	case err := <-violations:
+		if !errors.Is(err, nats.ErrPermissionViolation) {
+			t.Fatalf("core publish: %v, want a permissions violation", err)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("core publish of an event: no permissions violation within 1s")
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if ack, err := js.Publish(ctx, subject, []byte(`[{"id":"forged"}]`)); err == nil {
+		t.Fatalf("JetStream publish of an event acknowledged: %+v", ack)
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel2()
+	if _, err := js.CreateStream(ctx2, jetstream.StreamConfig{Name: "CAPTURE", Subjects: []string{"acl.commands.>"}}); err == nil {
+		t.Fatal("a caller made a stream")
+	}
+	if n := lastSeq(t, env.Store); n != 3 {
+		t.Fatalf("last sequence %d after the forgeries, want 3", n)
+	}
+	// Reading: stream info, a direct get and an ordered consumer all work.
+	stream, err := js.Stream(ctxT(t), events.DefaultStream)
+	if err != nil {
+		t.Fatalf("stream info as a caller: %v", err)
+	}
+	if got := stream.CachedInfo().State.Msgs; got != 3 {
+		t.Fatalf("stream info says %d messages, want 3", got)
+	}
+	if _, err := stream.GetMsg(ctxT(t), 2); err != nil {
+		t.Fatalf("get message 2 as a caller: %v", err)
+	}
+	cons, err := stream.OrderedConsumer(ctxT(t), jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatalf("ordered consumer as a caller: %v", err)
+	}
+	for i := range 3 {
+		if _, err := cons.Next(jetstream.FetchMaxWait(2 * time.Second)); err != nil {
+			t.Fatalf("message %d through the caller's consumer: %v", i+1, err)
+		}
+	}
+}
+
+// TestCallerWithoutReadLog: a caller without ReadLog may send commands but not read the log;
+// the server refuses a connection without credentials when callers are listed.
+func TestCallerWithoutReadLog(t *testing.T) {
+	owner, err := events.NewOwner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := eventstest.StartWith(t, events.ServerConfig{Owner: owner, Listen: "127.0.0.1:-1", Callers: []events.Caller{
+		{Name: "billing", User: "billing", Password: "secret"},
+		{Name: "audit", User: "audit", Password: "other", ReadLog: true},
+	}}, events.StoreConfig{})
+	url := env.Server.ClientURL()
+	if _, err := nats.Connect(url); !errors.Is(err, nats.ErrAuthorization) {
+		t.Fatalf("a connection without credentials: %v, want an authorization violation", err)
+	}
+	if _, err := nats.Connect(url, nats.UserInfo("billing", "wrong")); !errors.Is(err, nats.ErrAuthorization) {
+		t.Fatalf("a wrong password: %v, want an authorization violation", err)
+	}
+	// The service: the owner answers acl.commands.> and sees the caller's identity.
+	got := make(chan string, 1)
+	sub, err := env.Conn.Subscribe(events.CommandSubjects, func(m *nats.Msg) {
+		name, ok := events.RequestCaller(m.Header)
+		if !ok {
+			name = "?"
+		}
+		got <- name
+		m.Respond([]byte("ok"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	env.Conn.Flush()
+	billing := env.Connect(t, nats.UserInfo("billing", "secret"))
+	forged := nats.NewMsg("acl.commands.acme.AssignRole")
+	forged.Header.Set("Nats-Request-Info", `{"acc":"caller-audit"}`) // the server replaces it
+	if _, err := billing.RequestMsg(forged, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if name := <-got; name != "billing" {
+		t.Fatalf("request seen as %q, want billing", name)
+	}
+	js, _ := jetstream.New(billing)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := js.Stream(ctx, events.DefaultStream); err == nil {
+		t.Fatal("billing read the stream without ReadLog")
+	}
+	audit := env.Connect(t, nats.UserInfo("audit", "other"))
+	ajs, _ := jetstream.New(audit)
+	if _, err := ajs.Stream(ctxT(t), events.DefaultStream); err != nil {
+		t.Fatalf("audit reads the stream: %v", err)
+	}
+}
+
+// TestStoreMovesIntoItsAccount: a store written before the layout (the global account) is
+// moved into the store account at the next start, history intact.
+func TestStoreMovesIntoItsAccount(t *testing.T) {
+	env := eventstest.Start(t)
+	appendN(t, env.Store, 4)
+	dir := env.Dir
+	env.Stop()
+	if err := os.Rename(filepath.Join(dir, "jetstream", events.StoreAccount), filepath.Join(dir, "jetstream", "$G")); err != nil {
+		t.Fatal(err)
+	}
+	env.Restart(t)
+	if n := lastSeq(t, env.Store); n != 4 {
+		t.Fatalf("after the move: last sequence %d, want 4", n)
+	}
+}
+
+func TestLayoutValidate(t *testing.T) {
+	owner, _ := events.NewOwner()
+	bad := []events.Layout{
+		{Owner: "nope"},
+		{Owner: owner.PublicKey(), Callers: []events.Caller{{Name: "a b", User: "u", Password: "p"}}},
+		{Owner: owner.PublicKey(), Callers: []events.Caller{{Name: "a", User: "u"}}},
+		{Owner: owner.PublicKey(), Callers: []events.Caller{{Name: "a", Nkey: "SUAB"}}},
+		{Owner: owner.PublicKey(), Callers: []events.Caller{{Name: "a", User: "u", Password: `p"`}}},
+		{Owner: owner.PublicKey(), Callers: []events.Caller{{Name: "a", User: "u", Password: "p"}, {Name: "a", User: "v", Password: "p"}}},
+	}
+	for _, l := range bad {
+		if err := l.Validate(); !errors.Is(err, events.ErrConfig) {
+			t.Errorf("%+v: %v, want ErrConfig", l, err)
+		}
+	}
+	good := events.Layout{Owner: owner.PublicKey(), Callers: []events.Caller{{Name: "a", User: "u", Password: "$2a$11$abc"}}}
+	if err := good.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c := good.Config(); !strings.Contains(c, `"caller-a"`) || strings.Contains(c, "no_auth_user") {
+		t.Fatalf("config:\n%s", c)
+	}
+}
