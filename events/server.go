@@ -11,7 +11,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	)
+)
 
 // DefaultSync is the fsync interval of the embedded server when ServerConfig.Sync is "".
 //
