@@ -15,6 +15,13 @@ import (
 )
 
 func main() {
+	if ok, err := runTool(os.Args[1:], os.Stdin, os.Stdout); ok {
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		return
+	}
 	cfg, err := ParseFlags(os.Args[1:])
 	if err != nil {
 		if errors.Is(err, flagHelp) {
