@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/nats-io/nats.go"
 	"io"
 	"log/slog"
 	"os"
@@ -21,6 +22,9 @@ type options struct {
 	keep            bool
 	natsURL         string
 	httpURL         string
+	token           string // bearer token for --http-url (acld --auth)
+	natsUser        string // credentials for --nats-url (acld --auth)
+	natsPassword    string
 	sync            string
 	duration        time.Duration
 	warmup          time.Duration
@@ -81,7 +85,11 @@ func (b *bench) open(ctx context.Context) error {
 		}
 		dir, b.tmpDir = d, d
 	}
-	st, err := openStack(ctx, stackConfig{dir: dir, sync: b.opt.sync, natsURL: b.opt.natsURL,
+	var natsOpts []nats.Option
+	if b.opt.natsUser != "" {
+		natsOpts = append(natsOpts, nats.UserInfo(b.opt.natsUser, b.opt.natsPassword))
+	}
+	st, err := openStack(ctx, stackConfig{dir: dir, sync: b.opt.sync, natsURL: b.opt.natsURL, natsOpts: natsOpts,
 		cacheMB: b.opt.cacheMB, checkpointEvery: b.opt.checkpointEvery, log: b.log})
 	if err != nil {
 		return err

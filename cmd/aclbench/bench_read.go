@@ -87,7 +87,7 @@ func (b *bench) querier(ctx context.Context, via string) (querier, func(), error
 				return nil, nil, err
 			}
 		}
-		h := newHTTPQuerier(url, max(b.opt.httpConns, b.workersFor(via)))
+		h := newHTTPQuerier(url, max(b.opt.httpConns, b.workersFor(via)), b.opt.token)
 		return h, h.close, nil
 	case "nats":
 		if !b.st.remote() {

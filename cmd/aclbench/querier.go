@@ -102,15 +102,21 @@ func decodeAnswer(data []byte, status int, into any) error {
 type httpQuerier struct {
 	addr  string // host:port
 	host  string // the Host header
+	auth  string // "Authorization: Bearer <token>\r\n", or "" without a token
 	idle  chan *httpConn
 	slots chan struct{} // one per open connection
 }
 
 // newHTTPQuerier keeps up to conns connections open to the server: one per concurrent caller,
 // as a gateway or a pool of services would.
-func newHTTPQuerier(base string, conns int) *httpQuerier {
+// token, when set, is sent as a bearer token (an acld started with --auth).
+func newHTTPQuerier(base string, conns int, token string) *httpQuerier {
 	u := strings.TrimSuffix(strings.TrimPrefix(base, "http://"), "/")
-	return &httpQuerier{addr: u, host: u, idle: make(chan *httpConn, conns), slots: make(chan struct{}, conns)}
+	h := &httpQuerier{addr: u, host: u, idle: make(chan *httpConn, conns), slots: make(chan struct{}, conns)}
+	if token != "" {
+		h.auth = "Authorization: Bearer " + token + "\r\n"
+	}
+	return h
 }
 
 // httpConn is one keep-alive connection with its buffers.
@@ -171,7 +177,9 @@ func (h *httpQuerier) post(ctx context.Context, tenant, query string, body []byt
 	c.req = append(c.req, query...)
 	c.req = append(c.req, " HTTP/1.1\r\nHost: "...)
 	c.req = append(c.req, h.host...)
-	c.req = append(c.req, "\r\nContent-Type: application/json\r\nContent-Length: "...)
+	c.req = append(c.req, "\r\n"...)
+	c.req = append(c.req, h.auth...)
+	c.req = append(c.req, "Content-Type: application/json\r\nContent-Length: "...)
 	c.req = strconv.AppendInt(c.req, int64(len(body)), 10)
 	c.req = append(c.req, "\r\n\r\n"...)
 	c.req = append(c.req, body...)

@@ -37,7 +37,7 @@ func TestHTTPQuerier(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	h := newHTTPQuerier(srv.URL, 2)
+	h := newHTTPQuerier(srv.URL, 2, "")
 	defer h.close()
 	ctx := context.Background()
 	q := projections.CheckQuery{Principal: "bob", Permission: "case.view", Record: &events.RecordRef{Type: "case", ID: "c1"}}

@@ -24,11 +24,12 @@ import (
 // stackConfig says which server the workloads talk to: the parts of acld started in this
 // process (the default), or a running acld reached by its NATS URL.
 type stackConfig struct {
-	dir             string // data of the in-process server: nats/, readmodel/, replay/
-	sync            string // fsync of the embedded server ("" = events.DefaultSync)
-	natsURL         string // a running server instead of the embedded one
-	cacheMB         int    // Pebble block cache of the read model
-	checkpointEvery uint64 // as_of checkpoints
+	dir             string        // data of the in-process server: nats/, readmodel/, replay/
+	sync            string        // fsync of the embedded server ("" = events.DefaultSync)
+	natsURL         string        // a running server instead of the embedded one
+	natsOpts        []nats.Option // its credentials
+	cacheMB         int           // Pebble block cache of the read model
+	checkpointEvery uint64        // as_of checkpoints
 	log             *slog.Logger
 }
 
@@ -62,7 +63,7 @@ func (s *stack) remote() bool { return s.cfg.natsURL != "" }
 func openStack(ctx context.Context, cfg stackConfig) (*stack, error) {
 	s := &stack{cfg: cfg}
 	if cfg.natsURL != "" {
-		nc, err := nats.Connect(cfg.natsURL, nats.Name("aclbench"), nats.MaxReconnects(-1))
+		nc, err := nats.Connect(cfg.natsURL, append([]nats.Option{nats.Name("aclbench"), nats.MaxReconnects(-1)}, cfg.natsOpts...)...)
 		if err != nil {
 			return nil, fmt.Errorf("connect to %s: %w", cfg.natsURL, err)
 		}
@@ -108,7 +109,7 @@ func (s *stack) connect(serverSide ...bool) (*nats.Conn, error) {
 	var err error
 	switch {
 	case s.remote():
-		nc, err = nats.Connect(s.cfg.natsURL, nats.Name("aclbench"))
+		nc, err = nats.Connect(s.cfg.natsURL, append([]nats.Option{nats.Name("aclbench")}, s.cfg.natsOpts...)...)
 	case len(serverSide) > 0 && serverSide[0]:
 		nc, err = events.ConnectInProcess(s.srv, s.owner.Option())
 	default:
