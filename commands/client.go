@@ -17,12 +17,39 @@ import (
 // Client issues commands over NATS for services written in Go.
 type Client struct {
 	nc *nats.Conn
+	// violations ends requests the server refuses to publish (Dial sets it).
+	violations *Violations
 	// Wait bounds one command, retries included, when the context has no deadline (default 30s).
 	Wait time.Duration
 }
 
-// NewClient returns a client on nc.
+// NewClient returns a client on nc. A request that nc's user may not publish waits for its
+// time-out; Dial's client, or NewClientWatching, ends it at once.
 func NewClient(nc *nats.Conn) *Client { return &Client{nc: nc, Wait: 30 * time.Second} }
+
+// NewClientWatching is NewClient on a connection made with v.Option(): a request the server
+// refuses to publish ends at once with forbidden.
+func NewClientWatching(nc *nats.Conn, v *Violations) *Client {
+	c := NewClient(nc)
+	c.violations = v
+	return c
+}
+
+// Dial connects to acld's NATS with opts (the service's credentials: nats.UserInfo,
+// nats.UserCredentials, nats.Nkey or nats.NkeyOptionFromSeed; nats.Secure or nats.RootCAs for
+// TLS) and returns a client that surfaces a permissions violation at once. Close the
+// connection (Conn) when done.
+func Dial(url string, opts ...nats.Option) (*Client, error) {
+	v := WatchViolations(nil)
+	nc, err := nats.Connect(url, append(opts, v.Option())...)
+	if err != nil {
+		return nil, fmt.Errorf("commands: connect to %s: %w", url, err)
+	}
+	return NewClientWatching(nc, v), nil
+}
+
+// Conn is the client's connection.
+func (c *Client) Conn() *nats.Conn { return c.nc }
 
 // attemptWait bounds one request: the service answers within 10 s.
 const attemptWait = 11 * time.Second
@@ -76,8 +103,13 @@ func (c *Client) Do(ctx context.Context, tenant string, cmd aggregates.Command) 
 func (c *Client) once(ctx context.Context, op, subject string, body []byte) (Result, error) {
 	actx, cancel := context.WithTimeout(ctx, attemptWait)
 	defer cancel()
-	msg, err := c.nc.RequestWithContext(actx, subject, body)
+	msg, err := c.violations.Request(actx, c.nc, subject, body)
 	if err != nil {
+		var refused *aggregates.Error
+		if errors.As(err, &refused) {
+			refused.Op = op
+			return Result{}, refused
+		}
 		return Result{}, fmt.Errorf("commands: %s: request: %w", op, err)
 	}
 	return decodeAnswer(op, msg.Data)

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/acl-es/acl/aggregates"
+	"github.com/acl-es/acl/commands"
 )
 
 const defaultTimeout = 15 * time.Second
@@ -20,11 +21,12 @@ const defaultTimeout = 15 * time.Second
 type app struct {
 	stdout, stderr io.Writer
 
-	natsURL, natsCreds, natsUser, natsPassword string
-	json                                       bool
-	timeout                                    time.Duration
+	natsURL, natsCreds, natsNkey, natsUser, natsPassword string
+	json                                                 bool
+	timeout                                              time.Duration
 
-	nc *nats.Conn
+	nc         *nats.Conn
+	violations *commands.Violations // ends a request the server refuses to publish at once
 }
 
 // conn connects to NATS once.
@@ -32,9 +34,17 @@ func (a *app) conn() (*nats.Conn, error) {
 	if a.nc != nil {
 		return a.nc, nil
 	}
-	opts := []nats.Option{nats.Name("aclctl"), nats.Timeout(5 * time.Second)}
+	a.violations = commands.WatchViolations(nil)
+	opts := []nats.Option{nats.Name("aclctl"), nats.Timeout(5 * time.Second), a.violations.Option()}
 	if a.natsCreds != "" {
 		opts = append(opts, nats.UserCredentials(a.natsCreds))
+	}
+	if a.natsNkey != "" {
+		o, err := nats.NkeyOptionFromSeed(a.natsNkey)
+		if err != nil {
+			return nil, &exitError{code: exitUsage, err: fmt.Errorf("--nats-nkey: %w", err)}
+		}
+		opts = append(opts, o)
 	}
 	password := a.natsPassword
 	if password == "" {
@@ -44,6 +54,9 @@ func (a *app) conn() (*nats.Conn, error) {
 		opts = append(opts, nats.UserInfo(a.natsUser, password))
 	}
 	nc, err := nats.Connect(a.natsURL, opts...)
+	if errors.Is(err, nats.ErrAuthorization) {
+		return nil, &exitError{code: exitAnswer, err: fmt.Errorf("connect to %s: unauthenticated: the server refused these credentials (--nats-user/--nats-password, --nats-nkey, --nats-creds): %w", a.natsURL, err)}
+	}
 	if err != nil {
 		return nil, &exitError{code: exitUnavailable, err: fmt.Errorf("connect to %s: %w", a.natsURL, err)}
 	}
@@ -67,8 +80,13 @@ func (a *app) request(ctx context.Context, subject string, body []byte) ([]byte,
 	}
 	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
-	msg, err := nc.RequestWithContext(ctx, subject, body)
+	msg, err := a.violations.Request(ctx, nc, subject, body)
+	var refused *aggregates.Error
 	switch {
+	case errors.As(err, &refused):
+		return nil, &exitError{code: exitAnswer, err: refused}
+	case errors.Is(err, nats.ErrAuthorization):
+		return nil, &exitError{code: exitAnswer, err: fmt.Errorf("%s: unauthenticated: %w", subject, err)}
 	case errors.Is(err, nats.ErrNoResponders):
 		return nil, &exitError{code: exitUnavailable, err: fmt.Errorf("%s: no acld answers on %s (is it running?)", subject, a.natsURL)}
 	case err != nil:

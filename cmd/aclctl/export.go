@@ -16,7 +16,7 @@ import (
 
 // exportColumns are the CSV columns of an export, one row per event.
 var exportColumns = []string{"seq", "time", "tenant", "aggregate_kind", "aggregate_type", "aggregate_id",
-	"event", "schema", "actor", "command_id", "cause", "event_id", "why", "data"}
+	"event", "schema", "actor", "via", "command_id", "cause", "event_id", "why", "data"}
 
 func (a *app) exportCommand() *cobra.Command {
 	var (
@@ -99,7 +99,7 @@ func (x *exporter) write(e replay.HistoryEvent) error {
 	}
 	return x.csv.Write([]string{strconv.FormatUint(e.Seq, 10), e.Time.UTC().Format(time.RFC3339Nano), e.Tenant,
 		e.Aggregate.Kind, e.Aggregate.Type, e.Aggregate.ID, e.Type, strconv.Itoa(e.Schema), e.Actor,
-		e.CommandID, e.Cause, e.ID, e.Why, string(e.Data)})
+		e.Via, e.CommandID, e.Cause, e.ID, e.Why, string(e.Data)})
 }
 
 func (x *exporter) flush() error {

@@ -93,7 +93,7 @@ func (a *app) historyCommand() *cobra.Command {
 		Long: `Lists, in stream order, every event that changed what a principal can do (its own events,
 changes of roles it holds, records assigned to or unassigned from it, policy and feature
 changes) or who can see a record (its own events, reassignments of records it links to, policy
-and feature changes), with actor, time, command id and the reason it is there (WHY).`,
+and feature changes), with actor, the caller identity it came through (VIA), time, command id and the reason it is there (WHY).`,
 		Example: `  aclctl history acme --principal bob
   aclctl history acme --record invoice/inv-1 --from 2026-03-01T00:00:00Z --to 2026-04-01T00:00:00Z --all`,
 		Args: cobra.ExactArgs(1),
@@ -142,7 +142,7 @@ and feature changes), with actor, time, command id and the reason it is there (W
 // printHistory prints events as a table.
 func printHistory(w io.Writer, evs []replay.HistoryEvent) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tTIME\tEVENT\tAGGREGATE\tACTOR\tCOMMAND\tWHY\tDATA")
+	fmt.Fprintln(tw, "SEQ\tTIME\tEVENT\tAGGREGATE\tACTOR\tVIA\tCOMMAND\tWHY\tDATA")
 	for _, e := range evs {
 		agg := e.Aggregate.Kind + ":" + e.Aggregate.ID
 		if e.Aggregate.Type != "" {
@@ -152,8 +152,8 @@ func printHistory(w io.Writer, evs []replay.HistoryEvent) {
 		if len(data) > 60 {
 			data = data[:57] + "..."
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.Time.UTC().Format(time.RFC3339), e.Type, agg,
-			e.Actor, e.CommandID, dash(e.Why), data)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.Time.UTC().Format(time.RFC3339), e.Type, agg,
+			e.Actor, dash(e.Via), e.CommandID, dash(e.Why), data)
 	}
 	tw.Flush()
 }

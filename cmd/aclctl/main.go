@@ -111,8 +111,9 @@ func (a *app) rootCommand() *cobra.Command {
 	}
 	f := root.PersistentFlags()
 	f.StringVar(&a.natsURL, "nats-url", "nats://127.0.0.1:4222", "NATS server of acld")
-	f.StringVar(&a.natsCreds, "nats-creds", "", "NATS credentials file")
-	f.StringVar(&a.natsUser, "nats-user", "", "NATS user")
+	f.StringVar(&a.natsCreds, "nats-creds", os.Getenv("ACLCTL_NATS_CREDS"), "NATS credentials file (or $ACLCTL_NATS_CREDS)")
+	f.StringVar(&a.natsNkey, "nats-nkey", os.Getenv("ACLCTL_NATS_NKEY"), "NATS nkey seed file of the identity (or $ACLCTL_NATS_NKEY)")
+	f.StringVar(&a.natsUser, "nats-user", os.Getenv("ACLCTL_NATS_USER"), "NATS user (or $ACLCTL_NATS_USER)")
 	f.StringVar(&a.natsPassword, "nats-password", "", "NATS password (or $ACLCTL_NATS_PASSWORD)")
 	f.BoolVar(&a.json, "json", false, "print answers as JSON (for scripts) instead of tables")
 	f.DurationVar(&a.timeout, "timeout", defaultTimeout, "bound of each request to acld")

@@ -128,7 +128,11 @@ func (a *app) printEvent(e events.Envelope) error {
 	if e.Aggregate.Type != "" {
 		agg = e.Aggregate.Type + "/" + e.Aggregate.ID
 	}
-	_, err := fmt.Fprintf(a.stdout, "%d  %s  %s  %s  %s  by %s  %s\n", e.Seq, e.Time.UTC().Format(time.RFC3339),
-		e.Tenant, e.Type, agg, e.Actor, e.Data)
+	via := ""
+	if e.Via != "" {
+		via = " via " + e.Via
+	}
+	_, err := fmt.Fprintf(a.stdout, "%d  %s  %s  %s  %s  by %s%s  %s\n", e.Seq, e.Time.UTC().Format(time.RFC3339),
+		e.Tenant, e.Type, agg, e.Actor, via, e.Data)
 	return err
 }
