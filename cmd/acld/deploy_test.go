@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
+)
+
+// TestExternalServerConfiguration: the shipped deploy/nats-server.conf with the accounts that
+// `acld nats-config` writes, on a real nats-server, and acld on it with --nats-url,
+// --nats-nkey and --auth. The same holds as with the embedded server: an identity's command is
+// served and attributed to it, its forged events are refused and nothing is stored, and a
+// connection without credentials is refused.
+func TestExternalServerConfiguration(t *testing.T) {
+	ids := writeIdentities(t)
+	dir := t.TempDir()
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, _ := kp.Seed()
+	pub, _ := kp.PublicKey()
+	seedFile := filepath.Join(dir, "acld.seed")
+	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var accounts bytes.Buffer
+	if ok, err := runTool([]string{"nats-config", "--owner-key", pub, "--auth", ids.path}, nil, &accounts); !ok || err != nil {
+		t.Fatalf("acld nats-config: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "accounts.conf"), accounts.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf, err := os.ReadFile("deploy/nats-server.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "nats-server.conf"), conf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := server.ProcessConfigFile(filepath.Join(dir, "nats-server.conf"))
+	if err != nil {
+		t.Fatalf("the shipped configuration: %v", err)
+	}
+	opts.Port, opts.StoreDir, opts.NoSigs, opts.NoLog = -1, filepath.Join(dir, "store"), true, true
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	url := ns.ClientURL()
+
+	m := startMain(t, func(c *Config) {
+		c.NATSURL, c.NATSNkey, c.Auth, c.Demo = url, seedFile, ids.path, true
+	})
+	billing, err := nats.Connect(url, nkeyOption(t, ids.billingSeed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer billing.Close()
+	a := request(t, billing, "acl.commands.demo.RegisterRecord", cmdBody("ann", `"type":"invoice","id":"inv-ext"`))
+	if a.raw["ok"] != true {
+		t.Fatalf("billing's command through the external server: %v", a.raw)
+	}
+	if a := request(t, billing, "acl.commands.demo.AssignRole", cmdBody("ann", `"principal":"bob","role":"administrator"`)); a.code() != "forbidden" {
+		t.Fatalf("a command billing may not send: %v", a.raw)
+	}
+	before := lastSeq(t, m)
+	billing.Publish("acl.events.demo.principal.bob", forgeRoleAssigned(t, m))
+	billing.Flush()
+	js, _ := jetstream.New(billing)
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if _, err := js.Publish(ctx, "acl.events.demo.principal.bob", forgeRoleAssigned(t, m)); err == nil {
+		t.Fatal("JetStream acknowledged billing's forged event")
+	}
+	if after := lastSeq(t, m); after != before {
+		t.Fatalf("the stream moved from %d to %d", before, after)
+	}
+	ops, err := nats.Connect(url, nats.UserInfo("ops", ids.opsPassword))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ops.Close()
+	h := request(t, ops, "acl.queries.demo.history", `{"record":{"type":"invoice","id":"inv-ext"},"min_seq":`+itoa(before)+`}`)
+	if evs, _ := h.raw["events"].([]any); len(evs) != 1 || !strings.Contains(toJSON(evs[0]), `"via":"billing"`) {
+		t.Fatalf("history of inv-ext: %v", h.raw)
+	}
+	if _, err := nats.Connect(url); !errors.Is(err, nats.ErrAuthorization) {
+		t.Fatalf("a connection without credentials: %v", err)
+	}
+}
+
+func toJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
