@@ -55,6 +55,24 @@ func TestCallersCannotWriteTheLog(t *testing.T) {
 	if n := lastSeq(t, env.Store); n != 3 {
 		t.Fatalf("last sequence %d after the forgeries, want 3", n)
 	}
+	// Nor may it answer in acld's place: subscribing to the command or query subjects is refused.
+	for len(violations) > 0 {
+		<-violations // the JetStream publish's
+	}
+	for _, subject := range []string{events.CommandSubjects, events.QuerySubjects, "acl.commands.acme.AssignRole"} {
+		if _, err := nc.QueueSubscribe(subject, "acld", func(*nats.Msg) {}); err != nil {
+			t.Fatal(err)
+		}
+		nc.Flush()
+		select {
+		case err := <-violations:
+			if !errors.Is(err, nats.ErrPermissionViolation) || !strings.Contains(err.Error(), "Subscription") {
+				t.Fatalf("subscribe to %s: %v", subject, err)
+			}
+		case <-time.After(time.Second):
+			t.Fatalf("a caller subscribed to %s", subject)
+		}
+	}
 	// Reading: stream info, a direct get and an ordered consumer all work.
 	stream, err := js.Stream(ctxT(t), events.DefaultStream)
 	if err != nil {
