@@ -92,6 +92,7 @@ func ParseFlags(args []string) (Config, error) {
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "acld: the access-control server (embedded NATS by default).\n\nUsage: acld [flags]\n\nFlags:\n")
 		fs.PrintDefaults()
+		fmt.Fprintf(fs.Output(), "\nTools for the identity file (--auth) and an external NATS server:\n%s", toolsUsage)
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -100,16 +101,21 @@ func ParseFlags(args []string) (Config, error) {
 		return c, err
 	}
 	if c.Replicas < 1 {
-		return c, fmt.Errorf("--replicas must be at least 1")
+		return c, &configError{errors.New("--replicas must be at least 1")}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
-		return c, fmt.Errorf("--tls-cert and --tls-key go together")
+		return c, &configError{errors.New("--tls-cert and --tls-key go together")}
 	}
 	if err := c.checkListeners(); err != nil {
-		return c, err
+		return c, &configError{err}
 	}
 	return c, nil
 }
+
+// configError is a command line the flags parsed but that cannot be used.
+type configError struct{ error }
+
+func (e *configError) Unwrap() error { return e.error }
 
 // checkListeners: without --auth, acld answers anyone who reaches it with anything, so it
 // listens on loopback only unless --insecure says otherwise (SPEC section 5, "Callers").

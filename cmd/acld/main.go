@@ -27,6 +27,10 @@ func main() {
 		if errors.Is(err, flagHelp) {
 			os.Exit(0)
 		}
+		var bad *configError
+		if errors.As(err, &bad) { // the flag package printed its own errors
+			fmt.Fprintln(os.Stderr, "acld:", err)
+		}
 		os.Exit(2)
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel(cfg.LogLevel)}))
