@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -52,13 +50,9 @@ func parseCommand(name, body, actor, commandID string) (aggregates.Command, erro
 	if cmd == nil {
 		return nil, usagef("unknown command %q; one of %s", name, strings.Join(aggregates.CommandNames, ", "))
 	}
-	dec := json.NewDecoder(bytes.NewReader([]byte(body)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(cmd); err != nil {
-		return nil, usagef("%s body: %v", name, err)
-	}
-	if dec.More() {
-		return nil, usagef("%s body: data after the JSON object", name)
+	// The server's reading (exact names, no field twice): what aclctl accepts, acld accepts.
+	if err := aggregates.DecodeStrict(name+" body", []byte(body), cmd); err != nil {
+		return nil, usagef("%s", err.Message)
 	}
 	b := cmd.Base()
 	switch {
