@@ -22,6 +22,13 @@ func (s *Server) Handler(g prometheus.Gatherer) http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if s.opts.Ready != nil {
+			if missing := s.opts.Ready(); missing != "" {
+				w.Header().Set("Retry-After", "1")
+				http.Error(w, missing, http.StatusServiceUnavailable)
+				return
+			}
+		}
 		if s.proj != nil && !s.proj.Ready() {
 			w.Header().Set("Retry-After", "1")
 			http.Error(w, "catching up with the event stream", http.StatusServiceUnavailable)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -45,6 +46,7 @@ type Main struct {
 	http     *http.Server
 	httpAddr net.Addr
 
+	serving   atomic.Bool // commands and queries are both served (readiness)
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -82,9 +84,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.connect(); err != nil {
 		return err
 	}
-	store, err := events.OpenStore(ctx, m.nc, events.StoreConfig{Replicas: c.Replicas})
+	store, err := m.openStore(ctx)
 	if err != nil {
-		return fmt.Errorf("acld: event store: %w", err)
+		return err
 	}
 	m.store = store
 	m.registry = prometheus.NewRegistry()
@@ -126,8 +128,61 @@ func (m *Main) Run(ctx context.Context) error {
 			return fmt.Errorf("acld: demo tenant: %w", err)
 		}
 	}
+	m.serving.Store(true)
 	m.Log.Info("acld serving", "http", m.HTTPAddr(), "nats", m.natsURL(), "data", c.DataDir)
 	return nil
+}
+
+// readiness says what /readyz still waits for beyond the read model's catching up: HTTP
+// answers (health, metrics) before the command service listens, and a load balancer must not
+// send a service there until both commands and queries are served; it stops being ready as
+// soon as a shutdown begins.
+func (m *Main) readiness() string {
+	if !m.serving.Load() {
+		return "not serving: starting or stopping"
+	}
+	return ""
+}
+
+// openStore opens the event stream, waiting for it with backoff up to --store-wait: a cluster
+// started with acld elects its leaders for a few seconds, a server may still be starting or
+// enabling JetStream. A configuration the store refuses (an unsafe stream) fails at once.
+func (m *Main) openStore(ctx context.Context) (*events.Store, error) {
+	bound := m.Config.StoreWait
+	if bound <= 0 {
+		bound = 2 * time.Minute
+	}
+	deadline := time.Now().Add(bound)
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		var store *events.Store
+		err := fmt.Errorf("not connected to NATS (%s)", m.nc.Status())
+		if m.nc.IsConnected() {
+			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			store, err = events.OpenStore(actx, m.nc, events.StoreConfig{Replicas: m.Config.Replicas})
+			cancel()
+		}
+		if err == nil {
+			if attempt > 1 {
+				m.Log.Info("event store available", "attempts", attempt)
+			}
+			return store, nil
+		}
+		if errors.Is(err, events.ErrConfig) || ctx.Err() != nil {
+			return nil, fmt.Errorf("acld: event store: %w", err)
+		}
+		if time.Now().Add(backoff).After(deadline) {
+			return nil, fmt.Errorf("acld: the event store was not available within --store-wait %v: waited for NATS at %s to connect and serve stream %s with a leader (%d attempts; last: %w)",
+				bound, m.natsURL(), events.DefaultStream, attempt, err)
+		}
+		m.Log.Warn("waiting for the event store", "attempt", attempt, "nats", m.natsURL(), "status", m.nc.Status().String(), "err", err, "retry_in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return nil, fmt.Errorf("acld: event store: %w", ctx.Err())
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
 }
 
 // catchUpCompaction: a catch-up of more events than this is followed by a compaction.
@@ -189,7 +244,8 @@ func (m *Main) connect() error {
 		if c.NATSUser != "" {
 			opts = append(opts, nats.UserInfo(c.NATSUser, c.NATSPassword))
 		}
-		nc, err := nats.Connect(c.NATSURL, opts...)
+		// A cluster may still be starting: keep trying, and let openStore bound the wait.
+		nc, err := nats.Connect(c.NATSURL, append(opts, nats.RetryOnFailedConnect(true))...)
 		if err != nil {
 			return fmt.Errorf("acld: connect to %s: %w", c.NATSURL, err)
 		}
@@ -224,7 +280,7 @@ func (m *Main) connect() error {
 func (m *Main) serveQueries(ctx context.Context) error {
 	m.queries = projections.NewServer(m.engine, m.proj, projections.ServerOptions{
 		Registerer: m.registry, Logger: m.Log, AsOf: m.asOf,
-		IdentifyNATS: m.auth.IdentifyNATS, Authenticate: m.auth.AuthenticateHTTP})
+		IdentifyNATS: m.auth.IdentifyNATS, Authenticate: m.auth.AuthenticateHTTP, Ready: m.readiness})
 	m.registerAudit(m.queries)
 	if err := m.queries.ServeNATS(ctx, m.nc); err != nil {
 		return fmt.Errorf("acld: NATS queries: %w", err)
@@ -280,6 +336,7 @@ func (m *Main) Close() error {
 }
 
 func (m *Main) close() error {
+	m.serving.Store(false)
 	var errs []error
 	if m.cmds != nil {
 		m.cmds.Close()
