@@ -1,0 +1,304 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/acl-es/acl/events"
+	"github.com/acl-es/acl/replay"
+)
+
+// clusterNode is one nats-server of a test cluster, restartable on the same ports and store.
+type clusterNode struct {
+	name        string
+	opts        *server.Options
+	srv         *server.Server
+	clientPort  int
+	clusterPort int
+}
+
+func (n *clusterNode) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.clientPort) }
+
+func (n *clusterNode) start(t *testing.T) {
+	t.Helper()
+	opts := *n.opts
+	s, err := server.NewServer(&opts)
+	if err != nil {
+		t.Fatalf("%s: %v", n.name, err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatalf("%s not ready", n.name)
+	}
+	n.srv = s
+}
+
+func (n *clusterNode) stop() {
+	if n.srv != nil {
+		n.srv.Shutdown()
+		n.srv.WaitForShutdown()
+		n.srv = nil
+	}
+}
+
+// startCluster starts three nats-server nodes in process with the accounts acld's layout
+// gives (owner: acld's key; the anonymous caller), JetStream on each, routes between them.
+func startCluster(t *testing.T, owner *events.Owner) []*clusterNode {
+	t.Helper()
+	nodes := make([]*clusterNode, 3)
+	var routes []string
+	for i := range nodes {
+		nodes[i] = &clusterNode{name: fmt.Sprintf("n%d", i+1), clientPort: freePort(t), clusterPort: freePort(t)}
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", nodes[i].clusterPort))
+	}
+	accounts := events.Layout{Owner: owner.PublicKey()}.Config()
+	for _, n := range nodes {
+		conf := fmt.Sprintf(`
+server_name: %s
+listen: "127.0.0.1:%d"
+jetstream { store_dir: %q }
+cluster { name: "acl", listen: "127.0.0.1:%d", routes: [%s] }
+%s`, n.name, n.clientPort, filepath.Join(t.TempDir(), n.name), n.clusterPort, `"`+strings.Join(routes, `", "`)+`"`, accounts)
+		opts := &server.Options{}
+		if err := opts.ProcessConfigString(conf); err != nil {
+			t.Fatalf("%s: %v", n.name, err)
+		}
+		opts.NoSigs, opts.NoLog = true, true
+		n.opts = opts
+	}
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		wg.Add(1)
+		go func() { defer wg.Done(); n.start(t) }()
+	}
+	wg.Wait()
+	t.Cleanup(func() {
+		for _, n := range nodes {
+			n.stop()
+		}
+	})
+	return nodes
+}
+
+// TestClusterLeaderLoss: three nats-server nodes, the stream at R3, two acld instances; eight
+// clients send commands while the stream leader's node is stopped and later restarted. No
+// acknowledged command is lost (each is in both read models), every request is answered within
+// the 10 s bound (ok or unavailable, never silence), and the two read models end byte for byte
+// equal. The clients connect to the nodes that stay up, as a service on a surviving machine
+// would.
+func TestClusterLeaderLoss(t *testing.T) {
+	if raceEnabled {
+		t.Skip("five servers under the race detector exceed two cores; runs in go test ./...")
+	}
+	if testing.Short() {
+		t.Skip("cluster test")
+	}
+	seedFile, owner := ownerSeedFile(t)
+	nodes := startCluster(t, owner)
+	var urls []string
+	for _, n := range nodes {
+		urls = append(urls, n.url())
+	}
+	dirs := []string{t.TempDir(), t.TempDir()}
+	var acld []*Main
+	for _, dir := range dirs {
+		acld = append(acld, startMain(t, func(c *Config) {
+			c.DataDir, c.NATSURL, c.NATSNkey, c.Replicas, c.NATSListen = dir, strings.Join(urls, ","), seedFile, 3, ""
+			c.StoreWait = time.Minute
+		}))
+	}
+	info, err := acld[0].store.StreamInfo(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.Replicas != 3 || info.Cluster == nil || info.Cluster.Leader == "" {
+		t.Fatalf("stream: replicas %d, cluster %+v", info.Config.Replicas, info.Cluster)
+	}
+	var leader *clusterNode
+	var survivors []string
+	for _, n := range nodes {
+		if n.name == info.Cluster.Leader {
+			leader = n
+		} else {
+			survivors = append(survivors, n.url())
+		}
+	}
+	if leader == nil {
+		t.Fatalf("leader %q is none of the nodes", info.Cluster.Leader)
+	}
+
+	nc, err := nats.Connect(strings.Join(survivors, ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if a := request(t, nc, "acl.commands.c1.CreateTenant", cmdBody("system", `"preset":"trackops","admin":{"principal":"root","kind":"staff","email":"r@c.test"}`)); a.raw["ok"] != true {
+		t.Fatalf("create tenant: %v", a.raw)
+	}
+
+	type outcome struct {
+		id   string
+		seq  uint64
+		took time.Duration
+	}
+	var (
+		mu        sync.Mutex
+		acked     []outcome
+		slowest   time.Duration
+		silent    []string // no answer within 11 s: past the bound
+		unavail   int
+		otherErrs []string
+		wg        sync.WaitGroup
+	)
+	stop := make(chan struct{})
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cn, err := nats.Connect(strings.Join(survivors, ","))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer cn.Close()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := fmt.Sprintf("p%d-%d", w, i)
+				body := fmt.Sprintf(`{"command_id":%q,"actor":"root","principal":%q,"kind":"staff"}`, uuid.NewString(), id)
+				for { // retry unavailable with the same command id, as the client does
+					start := time.Now()
+					m, err := cn.Request("acl.commands.c1.RegisterPrincipal", []byte(body), 11*time.Second)
+					took := time.Since(start)
+					mu.Lock()
+					slowest = max(slowest, took)
+					mu.Unlock()
+					if errors.Is(err, nats.ErrTimeout) {
+						mu.Lock()
+						silent = append(silent, id)
+						mu.Unlock()
+						break
+					}
+					if err != nil {
+						time.Sleep(50 * time.Millisecond) // no responders while an acld reconnects
+						continue
+					}
+					var a struct {
+						OK    bool   `json:"ok"`
+						Seq   uint64 `json:"seq"`
+						Error struct{ Code, Message string }
+					}
+					json.Unmarshal(m.Data, &a)
+					mu.Lock()
+					switch {
+					case a.OK:
+						acked = append(acked, outcome{id, a.Seq, took})
+					case a.Error.Code == "unavailable":
+						unavail++
+					default:
+						otherErrs = append(otherErrs, id+": "+a.Error.Code+" "+a.Error.Message)
+					}
+					mu.Unlock()
+					if a.OK || a.Error.Code != "unavailable" {
+						break
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	time.Sleep(2 * time.Second)
+	leader.stop() // the leader's node goes away
+	t.Logf("stopped the stream leader %s", leader.name)
+	time.Sleep(8 * time.Second)
+	leader.start(t)
+	time.Sleep(3 * time.Second)
+	close(stop)
+	wg.Wait()
+
+	if len(silent) > 0 {
+		t.Errorf("%d commands had no answer within 11 s (the bound is 10 s): %v", len(silent), silent[:min(5, len(silent))])
+	}
+	if len(otherErrs) > 0 {
+		t.Errorf("%d commands failed otherwise: %v", len(otherErrs), otherErrs[:min(5, len(otherErrs))])
+	}
+	if len(acked) < 100 {
+		t.Fatalf("only %d commands acknowledged", len(acked))
+	}
+	t.Logf("%d acknowledged, %d unavailable answers (retried), slowest answer %v", len(acked), unavail, slowest)
+
+	// Every acknowledged command is in both read models, which end equal.
+	last := uint64(0)
+	for _, o := range acked {
+		last = max(last, o.seq)
+	}
+	for i, m := range acld {
+		base := "http://" + m.HTTPAddr()
+		found := map[string]bool{}
+		cursor := ""
+		for {
+			status, a := postJSON(t, base+"/v1/tenants/c1/visible",
+				fmt.Sprintf(`{"principal":"root","type":"user","limit":1000,"cursor":%q,"min_seq":%d}`, cursor, last))
+			if status != 200 {
+				t.Fatalf("acld %d visible: %d %v", i, status, a)
+			}
+			for _, id := range a["ids"].([]any) {
+				found[id.(string)] = true
+			}
+			if cursor = a["next_cursor"].(string); cursor == "" {
+				break
+			}
+		}
+		for _, o := range acked {
+			if !found[o.id] {
+				t.Fatalf("acld %d: acknowledged %s (seq %d) is not in its read model", i, o.id, o.seq)
+			}
+		}
+	}
+	// as_of a future time answers as now, on a replicated stream too.
+	for i, m := range acld {
+		base := "http://" + m.HTTPAddr()
+		for _, q := range []struct{ query, body string }{
+			{"permissions", `{"principal":"root","as_of":"2099-01-01T00:00:00Z"}`},
+			{"check", `{"principal":"root","permission":"user.view","as_of":"2099-01-01T00:00:00Z"}`},
+			{"visible", `{"principal":"root","type":"user","limit":1,"as_of":"2099-01-01T00:00:00Z"}`},
+		} {
+			if status, a := postJSON(t, base+"/v1/tenants/c1/"+q.query, q.body); status != 200 {
+				t.Errorf("acld %d %s as_of the future: %d %v", i, q.query, status, a)
+			}
+		}
+	}
+	end, err := acld[0].store.LastSeq(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range acld {
+		if err := m.proj.WaitFor(context.Background(), end); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := replay.Verify(filepath.Join(dirs[0], "readmodel"), filepath.Join(dirs[1], "readmodel"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() {
+		t.Fatalf("the two read models differ in %d of %d keys: %+v", rep.Differences, rep.Keys, rep.Listed[:min(3, len(rep.Listed))])
+	}
+}
