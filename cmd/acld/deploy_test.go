@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -107,3 +109,44 @@ func TestExternalServerConfiguration(t *testing.T) {
 }
 
 func toJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
+
+// TestClusterConfigurationsParse: the shipped three-node configurations, with the accounts
+// `acld nats-config` writes beside them, are what nats-server accepts: each names its node,
+// the cluster and the three routes, JetStream, and acld's accounts.
+func TestClusterConfigurationsParse(t *testing.T) {
+	ids := writeIdentities(t)
+	_, owner := ownerSeedFile(t)
+	dir := t.TempDir()
+	var accounts bytes.Buffer
+	if _, err := runTool([]string{"nats-config", "--owner-key", owner.PublicKey(), "--auth", ids.path}, nil, &accounts); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "accounts.conf"), accounts.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ {
+		name := fmt.Sprintf("n%d", i)
+		conf, err := os.ReadFile(filepath.Join("deploy", "cluster", name+".conf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, name+".conf")
+		if err := os.WriteFile(path, conf, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		opts, err := server.ProcessConfigFile(path)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if opts.ServerName != name || opts.Cluster.Name != "acl" || len(opts.Routes) != 3 || !opts.JetStream {
+			t.Fatalf("%s: server %q, cluster %q, %d routes, jetstream %v", name, opts.ServerName, opts.Cluster.Name, len(opts.Routes), opts.JetStream)
+		}
+		var names []string
+		for _, a := range opts.Accounts {
+			names = append(names, a.Name)
+		}
+		if !slices.Contains(names, "ACL") || !slices.Contains(names, "caller-billing") || !slices.Contains(names, "caller-ops") {
+			t.Fatalf("%s: accounts %v", name, names)
+		}
+	}
+}
