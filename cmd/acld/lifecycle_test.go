@@ -22,7 +22,7 @@ import (
 )
 
 // freePort returns a loopback port nobody listens on (for a server started later).
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -33,7 +33,7 @@ func freePort(t *testing.T) int {
 }
 
 // ownerSeedFile makes acld's key for an external server: the seed file for --nats-nkey.
-func ownerSeedFile(t *testing.T) (string, *events.Owner) {
+func ownerSeedFile(t testing.TB) (string, *events.Owner) {
 	t.Helper()
 	kp := mustSeed(t)
 	owner, err := events.OwnerFromSeed(kp)

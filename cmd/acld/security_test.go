@@ -220,7 +220,7 @@ func TestIdentityRestrictionsOverNATS(t *testing.T) {
 	}
 }
 
-func mustSeed(t *testing.T) []byte {
+func mustSeed(t testing.TB) []byte {
 	kp, err := nkeys.CreateUser()
 	if err != nil {
 		t.Fatal(err)
