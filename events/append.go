@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -33,9 +34,8 @@ func (s *Store) Append(ctx context.Context, subject string, expected uint64, msg
 	if err != nil {
 		return Appended{}, fmt.Errorf("events: append %s: %w", subject, err)
 	}
-	ack, err := s.js.PublishMsg(ctx, msg)
+	ack, err := s.publish(ctx, msg, msgID != "")
 	if err != nil {
-		err = mapErr(err)
 		if errors.Is(err, ErrConflict) {
 			// The server checks the expected sequence before the message id, so the retry of
 			// an append whose answer was lost is refused as a conflict: recognise it.
@@ -46,6 +46,40 @@ func (s *Store) Append(ctx context.Context, subject string, expected uint64, msg
 		return Appended{}, fmt.Errorf("events: append %s (expected %d): %w", subject, expected, err)
 	}
 	return Appended{Seq: ack.Sequence, Duplicate: ack.Duplicate}, nil
+}
+
+// appendAttempt bounds one publish of an append. When the stream leader's server dies, a
+// publish in flight to it is never acknowledged; waiting for the whole command's deadline left
+// a cluster without acknowledgements for that long (9 s). An append with a message id is
+// retried instead, with the same id, so that JetStream stores it once: the new leader answers
+// within the election time (a few seconds).
+const appendAttempt = 2 * time.Second
+
+// publish publishes msg, retrying unanswered attempts while ctx allows when retry is set (the
+// message carries an id, so a retry cannot store it twice).
+func (s *Store) publish(ctx context.Context, msg *nats.Msg, retry bool) (*jetstream.PubAck, error) {
+	backoff := 50 * time.Millisecond
+	for {
+		actx, cancel := context.WithTimeout(ctx, appendAttempt)
+		ack, err := s.js.PublishMsg(actx, msg)
+		cancel()
+		if err == nil {
+			return ack, nil
+		}
+		err = mapErr(err)
+		if !retry || !errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
+			return nil, err
+		}
+		if d, ok := ctx.Deadline(); ok && time.Until(d) < backoff+100*time.Millisecond {
+			return nil, err
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return nil, err
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+	}
 }
 
 // findOriginal looks for an earlier append of msgID on subject made with the same expected

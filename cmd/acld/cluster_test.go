@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -157,7 +158,9 @@ func TestClusterLeaderLoss(t *testing.T) {
 		mu        sync.Mutex
 		acked     []outcome
 		slowest   time.Duration
-		silent    []string // no answer within 11 s: past the bound
+		silent    []string // no answer within 11 s, for a request sent after the stop: past the bound
+		lost      int      // no answer to a request in flight when the node stopped (retried)
+		stopped   time.Time
 		unavail   int
 		otherErrs []string
 		wg        sync.WaitGroup
@@ -189,10 +192,18 @@ func TestClusterLeaderLoss(t *testing.T) {
 					slowest = max(slowest, took)
 					mu.Unlock()
 					if errors.Is(err, nats.ErrTimeout) {
+						// A request on its way through the stopping node (to an acld connected
+						// there) is lost with it: core NATS keeps no copy. Nobody can answer it,
+						// so the client retries with the same command id, as commands.Client
+						// does. A request sent after the stop must be answered.
 						mu.Lock()
-						silent = append(silent, id)
+						if !stopped.IsZero() && start.After(stopped.Add(500*time.Millisecond)) {
+							silent = append(silent, id)
+						} else {
+							lost++
+						}
 						mu.Unlock()
-						break
+						continue
 					}
 					if err != nil {
 						time.Sleep(50 * time.Millisecond) // no responders while an acld reconnects
@@ -223,7 +234,9 @@ func TestClusterLeaderLoss(t *testing.T) {
 		}()
 	}
 	time.Sleep(2 * time.Second)
-	stopped := time.Now()
+	mu.Lock()
+	stopped = time.Now()
+	mu.Unlock()
 	leader.stop() // the leader's node goes away
 	t.Logf("stopped the stream leader %s", leader.name)
 	time.Sleep(8 * time.Second)
@@ -241,16 +254,23 @@ func TestClusterLeaderLoss(t *testing.T) {
 	if len(acked) < 100 {
 		t.Fatalf("only %d commands acknowledged", len(acked))
 	}
-	// The README's "time without acknowledgements after a leader loss": from the stop to the
-	// first acknowledgement after it.
-	var firstAfter time.Time
+	// The README's "time without acknowledgements after a leader loss": the longest interval
+	// between two acknowledgements from the stop on.
+	var times []time.Time
 	for _, o := range acked {
-		if o.at.After(stopped) && (firstAfter.IsZero() || o.at.Before(firstAfter)) {
-			firstAfter = o.at
+		if o.at.After(stopped) {
+			times = append(times, o.at)
 		}
 	}
-	t.Logf("%d acknowledged, %d unavailable answers (retried), slowest answer %v; first acknowledgement %v after the leader stopped",
-		len(acked), unavail, slowest, firstAfter.Sub(stopped).Round(time.Millisecond))
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	gap := time.Duration(0)
+	prev := stopped
+	for _, at := range times {
+		gap = max(gap, at.Sub(prev))
+		prev = at
+	}
+	t.Logf("%d acknowledged, %d unavailable answers and %d requests lost in flight (retried), slowest answer %v; longest time without an acknowledgement after the leader stopped: %v",
+		len(acked), unavail, lost, slowest, gap.Round(time.Millisecond))
 
 	// Every acknowledged command is in both read models, which end equal.
 	last := uint64(0)
