@@ -168,16 +168,19 @@ func (id identityEntry) check(queries []string) error {
 func (a *Auth) NATSCallers() []events.Caller { return a.nats }
 
 // IdentifyNATS names the caller of a NATS request from the account the server stamped on it.
-// A request that crossed no import comes from the store account, which holds acld alone: nil,
-// unrestricted. Without an identity file (a nil Auth) every caller is the anonymous one, which
-// may say anything.
+// Without an identity file (a nil Auth) every caller is the anonymous one, which may say
+// anything. With one, a request that crossed no import is refused: it came from the store
+// account itself, where only acld belongs (and acld gives its own commands in process), or from
+// a server not laid out by `acld nats-config`, on which NATS could not say who asks: failing
+// closed keeps such a server from silently bypassing every identity.
 func (a *Auth) IdentifyNATS(h nats.Header) (*aggregates.Caller, error) {
 	name, ok := events.RequestCaller(h)
-	if !ok {
-		return nil, nil
-	}
 	if a == nil {
 		return anonymous, nil
+	}
+	if !ok {
+		return nil, aggregates.Errorf(aggregates.CodeUnauthenticated,
+			"the request names no caller account (no Nats-Request-Info from nats-server): with --auth, callers connect with their identity's credentials to a server laid out by acld nats-config")
 	}
 	if c := a.callers[name]; c != nil {
 		return c, nil

@@ -180,6 +180,12 @@ func TestIdentityRestrictionsOverNATS(t *testing.T) {
 		t.Fatalf("refused commands moved the stream from %d to %d", before, after)
 	}
 
+	// A request that crossed no caller account (here from the store account itself, as from a
+	// server not laid out by acld nats-config) names nobody: refused, not let through.
+	if a := request(t, m.nc, "acl.commands.demo.RegisterRecord", cmdBody("ann", `"type":"invoice","id":"inv-12"`)); a.code() != "unauthenticated" {
+		t.Errorf("a request without a caller account: %v, want unauthenticated", a.raw)
+	}
+
 	// ops may act as system: the control for the system refusal.
 	ops, err := nats.Connect(url, nats.UserInfo("ops", ids.opsPassword))
 	if err != nil {
