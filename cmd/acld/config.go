@@ -28,6 +28,7 @@ type Config struct {
 	Demo         bool
 	QueryWait    time.Duration // bound of min_seq / as_of waits
 	StoreWait    time.Duration // how long start-up waits for the event store
+	ShutdownWait time.Duration // how long a stop may take before acld exits anyway
 	CacheMB      int           // Pebble block cache
 	MemtableMB   int
 	CheckpointN  uint64 // as_of: a Pebble checkpoint every N events
@@ -50,6 +51,7 @@ func DefaultConfig() Config {
 		Replicas:         1,
 		QueryWait:        2 * time.Second,
 		StoreWait:        2 * time.Minute,
+		ShutdownWait:     30 * time.Second,
 		CacheMB:          64,
 		MemtableMB:       32,
 		CheckpointN:      2000,
@@ -78,6 +80,7 @@ func ParseFlags(args []string) (Config, error) {
 	fs.IntVar(&c.Replicas, "replicas", c.Replicas, "replicas of the ACL_EVENTS stream (3 in a cluster)")
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "create the demo tenant (preset trackops) if it does not exist")
 	fs.DurationVar(&c.StoreWait, "store-wait", c.StoreWait, "how long start-up waits for NATS and the event stream (a cluster electing its leader, a server starting) before it fails")
+	fs.DurationVar(&c.ShutdownWait, "shutdown-wait", c.ShutdownWait, "on SIGTERM, how long acld may answer commands in flight and flush before it exits anyway")
 	fs.DurationVar(&c.QueryWait, "query-wait", c.QueryWait, "how long min_seq and as_of wait for the read model before not_caught_up")
 	// 64 MiB, measured against 128 and 256 at 10^6 records (aclbench check, the 2-core machine):
 	// once warm, checks read blocks for 4-6% of their CPU at every size (hot facts are served

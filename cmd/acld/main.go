@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -43,9 +44,20 @@ func main() {
 		os.Exit(1)
 	}
 	<-ctx.Done()
-	logger.Info("stopping")
-	if err := m.Close(); err != nil {
-		logger.Error("stop", "err", err)
+	logger.Info("stopping", "bound", cfg.ShutdownWait)
+	// Close stops taking commands and queries, answers those in flight and flushes the read
+	// model. Past the bound acld exits anyway: everything acknowledged is in the stream, and the
+	// read model resumes from its last committed sequence.
+	closed := make(chan error, 1)
+	go func() { closed <- m.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			logger.Error("stop", "err", err)
+			os.Exit(1)
+		}
+	case <-time.After(cfg.ShutdownWait):
+		logger.Error("stop: not done within --shutdown-wait; exiting anyway", "bound", cfg.ShutdownWait)
 		os.Exit(1)
 	}
 }
