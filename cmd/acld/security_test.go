@@ -43,7 +43,7 @@ type identities struct {
 //     nkey, HTTP by token;
 //   - ops: everything, system included, and the log; NATS by user and bcrypt password;
 //   - auditor: HTTP only, every query of every tenant, no command.
-func writeIdentities(t *testing.T) identities {
+func writeIdentities(t testing.TB) identities {
 	t.Helper()
 	kp, err := nkeys.CreateUser()
 	if err != nil {
