@@ -55,11 +55,15 @@ func (s *Store) Append(ctx context.Context, subject string, expected uint64, msg
 // within the election time (a few seconds).
 const appendAttempt = 2 * time.Second
 
+// maxUnboundedAttempts bounds the retries of an append whose context has no deadline.
+const maxUnboundedAttempts = 5
+
 // publish publishes msg, retrying unanswered attempts while ctx allows when retry is set (the
 // message carries an id, so a retry cannot store it twice).
 func (s *Store) publish(ctx context.Context, msg *nats.Msg, retry bool) (*jetstream.PubAck, error) {
 	backoff := 50 * time.Millisecond
-	for {
+	_, bounded := ctx.Deadline()
+	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, appendAttempt)
 		ack, err := s.js.PublishMsg(actx, msg)
 		cancel()
@@ -67,7 +71,7 @@ func (s *Store) publish(ctx context.Context, msg *nats.Msg, retry bool) (*jetstr
 			return ack, nil
 		}
 		err = mapErr(err)
-		if !retry || !errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
+		if !retry || !errors.Is(err, ErrUnavailable) || ctx.Err() != nil || (!bounded && attempt == maxUnboundedAttempts) {
 			return nil, err
 		}
 		if d, ok := ctx.Deadline(); ok && time.Until(d) < backoff+100*time.Millisecond {
