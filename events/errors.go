@@ -20,6 +20,9 @@ const (
 // the chain: a wrong last sequence becomes ErrConflict; no responders, timeouts, a closed
 // connection and 503 API errors (no leader, offline) become ErrUnavailable; a message above the
 // payload limit becomes ErrInvalid. Other errors are returned as they are.
+// codeDuplicateInProcess is JetStream's "duplicate message id is in process" (409).
+const codeDuplicateInProcess jetstream.ErrorCode = 10158
+
 func mapErr(err error) error {
 	if err == nil {
 		return nil
@@ -29,7 +32,10 @@ func mapErr(err error) error {
 		switch {
 		case apiErr.ErrorCode == codeWrongLastSeq || apiErr.ErrorCode == codeWrongLastSeqConstant:
 			return fmt.Errorf("%w: %w", ErrConflict, err)
-		case apiErr.Code == 503:
+		case apiErr.Code == 503, apiErr.ErrorCode == codeDuplicateInProcess:
+			// 10158: a publish with this message id is still being proposed (a retry of an
+			// unanswered append while the cluster is busy): it is not known yet whether it
+			// will be stored, which is what unavailable says.
 			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 		return err

@@ -206,11 +206,13 @@ func (s *Server) appendQuery(ctx context.Context, dst []byte, caller *aggregates
 	s.mu.RLock()
 	h, ok := s.handlers[name]
 	s.mu.RUnlock()
-	if !ok {
-		return nil, aggregates.Errorf(aggregates.CodeNotFound, "no query %q", name)
-	}
+	// The identity first: a caller learns nothing, not even which queries exist, beyond
+	// what it may ask.
 	if err := caller.MayQuery(tenant, name); err != nil {
 		return nil, err
+	}
+	if !ok {
+		return nil, aggregates.Errorf(aggregates.CodeNotFound, "no query %q", name)
 	}
 	if len(body) > MaxBody {
 		return nil, invalid("body of %d bytes is over the limit of %d", len(body), MaxBody)

@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -214,12 +216,25 @@ func (m *Main) compactAfterCatchUp(ctx context.Context) {
 
 func (m *Main) natsURL() string {
 	if m.Config.NATSURL != "" {
-		return m.Config.NATSURL
+		return redactURLs(m.Config.NATSURL)
 	}
 	if m.nats != nil && m.Config.NATSListen != "" {
 		return m.nats.ClientURL()
 	}
 	return "in-process"
+}
+
+// redactURLs drops the user information of comma-separated URLs, for logs: a password in
+// --nats-url must not reach them.
+func redactURLs(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			u.User = nil
+			parts[i] = u.String()
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 // connect starts the embedded server or connects to --nats-url.
@@ -247,7 +262,7 @@ func (m *Main) connect() error {
 		// A cluster may still be starting: keep trying, and let openStore bound the wait.
 		nc, err := nats.Connect(c.NATSURL, append(opts, nats.RetryOnFailedConnect(true))...)
 		if err != nil {
-			return fmt.Errorf("acld: connect to %s: %w", c.NATSURL, err)
+			return fmt.Errorf("acld: connect to %s: %w", redactURLs(c.NATSURL), err)
 		}
 		m.nc = nc
 		return nil

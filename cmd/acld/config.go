@@ -129,8 +129,14 @@ func (c Config) checkListeners() error {
 	if c.Auth != "" || c.Insecure {
 		return nil
 	}
+	if c.NATSURL != "" {
+		// An external server is reached by others than this host: without identities every
+		// one of them would be the anonymous caller, allowed everything.
+		return fmt.Errorf("--nats-url without --auth: every client of that server could send any command as any actor, system included; " +
+			"give --auth FILE with the accounts of acld nats-config (README, Security), or accept the risk with --insecure")
+	}
 	for _, l := range []struct{ flag, addr string }{{"--http-listen", c.HTTPListen}, {"--nats-listen", c.NATSListen}} {
-		if l.addr == "" || (l.flag == "--nats-listen" && c.NATSURL != "") {
+		if l.addr == "" {
 			continue
 		}
 		if !loopback(l.addr) {

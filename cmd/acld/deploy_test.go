@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -40,6 +41,9 @@ func TestExternalServerConfiguration(t *testing.T) {
 	var accounts bytes.Buffer
 	if ok, err := runTool([]string{"nats-config", "--owner-key", pub, "--auth", ids.path}, nil, &accounts); !ok || err != nil {
 		t.Fatalf("acld nats-config: %v", err)
+	}
+	if _, err := runTool([]string{"nats-config", "--owner-key", pub}, nil, io.Discard); err == nil {
+		t.Fatal("acld nats-config without --auth wrote an anonymous caller allowed everything")
 	}
 	if err := os.WriteFile(filepath.Join(dir, "accounts.conf"), accounts.Bytes(), 0o600); err != nil {
 		t.Fatal(err)

@@ -397,7 +397,9 @@ func TestListenersNeedAuth(t *testing.T) {
 		{[]string{"--http-listen", "0.0.0.0:8080"}, false},
 		{[]string{"--http-listen", ":8080"}, false},
 		{[]string{"--nats-listen", "10.0.0.5:4222"}, false},
-		{[]string{"--nats-listen", "0.0.0.0:4222", "--nats-url", "nats://n1:4222"}, true}, // no embedded listener
+		{[]string{"--nats-url", "nats://n1:4222"}, false}, // others reach an external server
+		{[]string{"--nats-url", "nats://n1:4222", "--insecure"}, true},
+		{[]string{"--nats-url", "nats://n1:4222", "--auth", "ids.json"}, true},
 		{[]string{"--http-listen", "0.0.0.0:8080", "--insecure"}, true},
 		{[]string{"--http-listen", "0.0.0.0:8080", "--auth", "ids.json"}, true},
 	}

@@ -19,7 +19,7 @@ import (
 const toolsUsage = `acld auth token        a new bearer token, and the token_sha256 for the identity file
 acld auth nkey         a new NATS user nkey: the seed (for the service, keep it secret) and the public key (for the file)
 acld auth password     reads a password on stdin, prints the bcrypt hash for the file's nats.password
-acld nats-config --owner-key U... [--auth FILE]
+acld nats-config --owner-key U... --auth FILE   (or --insecure: the anonymous caller)
                        the accounts block for an external nats-server (README, Security): acld's
                        account with the stream, and one account per identity with NATS credentials
 `
@@ -76,8 +76,11 @@ func authTool(what string, stdin io.Reader, stdout io.Writer) error {
 
 func natsConfigTool(args []string, stdout io.Writer) error {
 	var owner, auth string
+	insecure := false
 	for i := 0; i < len(args); i++ {
 		switch {
+		case args[i] == "--insecure":
+			insecure = true
 		case args[i] == "--owner-key" && i+1 < len(args):
 			owner, i = args[i+1], i+1
 		case args[i] == "--auth" && i+1 < len(args):
@@ -88,6 +91,9 @@ func natsConfigTool(args []string, stdout io.Writer) error {
 	}
 	if owner == "" {
 		return errors.New("acld nats-config: --owner-key is required: the public key of the nkey acld connects with (--nats-nkey); `acld auth nkey` makes one")
+	}
+	if auth == "" && !insecure {
+		return errors.New("acld nats-config: --auth FILE is required: without identities the server would let every connection in as the anonymous caller, allowed everything (--insecure if that is meant)")
 	}
 	l := events.Layout{Owner: owner}
 	if auth != "" {
