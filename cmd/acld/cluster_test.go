@@ -53,6 +53,11 @@ func (n *clusterNode) stop() {
 	}
 }
 
+// routePassword authenticates the nodes to each other, as the shipped configurations do: a
+// route is trusted with everything (it may carry any account's messages and any header), so a
+// server that is not one of the cluster's must not become one.
+const routePassword = "route-secret-for-tests"
+
 // startCluster starts three nats-server nodes in process with the accounts acld's layout
 // gives (owner: acld's key; the anonymous caller), JetStream on each, routes between them.
 func startCluster(t testing.TB, owner *events.Owner) []*clusterNode {
@@ -61,7 +66,7 @@ func startCluster(t testing.TB, owner *events.Owner) []*clusterNode {
 	var routes []string
 	for i := range nodes {
 		nodes[i] = &clusterNode{name: fmt.Sprintf("n%d", i+1), clientPort: freePort(t), clusterPort: freePort(t)}
-		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", nodes[i].clusterPort))
+		routes = append(routes, fmt.Sprintf("nats-route://route:%s@127.0.0.1:%d", routePassword, nodes[i].clusterPort))
 	}
 	accounts := events.Layout{Owner: owner.PublicKey()}.Config()
 	for _, n := range nodes {
@@ -69,8 +74,8 @@ func startCluster(t testing.TB, owner *events.Owner) []*clusterNode {
 server_name: %s
 listen: "127.0.0.1:%d"
 jetstream { store_dir: %q }
-cluster { name: "acl", listen: "127.0.0.1:%d", routes: [%s] }
-%s`, n.name, n.clientPort, filepath.Join(t.TempDir(), n.name), n.clusterPort, `"`+strings.Join(routes, `", "`)+`"`, accounts)
+cluster { name: "acl", listen: "127.0.0.1:%d", authorization { user: "route", password: %q }, routes: [%s] }
+%s`, n.name, n.clientPort, filepath.Join(t.TempDir(), n.name), n.clusterPort, routePassword, `"`+strings.Join(routes, `", "`)+`"`, accounts)
 		opts := &server.Options{}
 		if err := opts.ProcessConfigString(conf); err != nil {
 			t.Fatalf("%s: %v", n.name, err)
@@ -331,5 +336,37 @@ func TestClusterLeaderLoss(t *testing.T) {
 	}
 	if !rep.OK() {
 		t.Fatalf("the two read models differ in %d of %d keys: %+v", rep.Differences, rep.Keys, rep.Listed[:min(3, len(rep.Listed))])
+	}
+}
+
+// TestClusterRefusesRogueRoute: a server that routes to the cluster without its route
+// credentials is not let in (it could otherwise carry messages into acld's account with any
+// Nats-Request-Info it likes).
+func TestClusterRefusesRogueRoute(t *testing.T) {
+	_, owner := ownerSeedFile(t)
+	nodes := startCluster(t, owner)
+	deadline := time.Now().Add(10 * time.Second)
+	for nodes[0].srv.NumRoutes() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the cluster did not form: %d routes", nodes[0].srv.NumRoutes())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	before := nodes[0].srv.NumRoutes()
+	rogue := &server.Options{ServerName: "rogue", Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true,
+		Cluster: server.ClusterOpts{Name: "acl", Host: "127.0.0.1", Port: -1}}
+	rogue.Routes = server.RoutesFromStr(fmt.Sprintf("nats-route://127.0.0.1:%d", nodes[0].clusterPort))
+	rs, err := server.NewServer(rogue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go rs.Start()
+	defer func() { rs.Shutdown(); rs.WaitForShutdown() }()
+	if !rs.ReadyForConnections(5 * time.Second) {
+		t.Fatal("rogue not ready")
+	}
+	time.Sleep(1500 * time.Millisecond) // a route connects within milliseconds when let in
+	if got := nodes[0].srv.NumRoutes(); got != before || rs.NumRoutes() != 0 {
+		t.Fatalf("a route without credentials joined: the cluster node has %d routes (was %d), the rogue %d", got, before, rs.NumRoutes())
 	}
 }

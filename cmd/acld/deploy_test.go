@@ -142,6 +142,14 @@ func TestClusterConfigurationsParse(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
+		if opts.Cluster.Username == "" || opts.Cluster.Password == "" {
+			t.Fatalf("%s: routes without authorization: any server could join and write acld's stream", name)
+		}
+		for _, r := range opts.Routes {
+			if r.User == nil {
+				t.Fatalf("%s: route %s without credentials", name, r.Redacted())
+			}
+		}
 		if opts.ServerName != name || opts.Cluster.Name != "acl" || len(opts.Routes) != 3 || !opts.JetStream {
 			t.Fatalf("%s: server %q, cluster %q, %d routes, jetstream %v", name, opts.ServerName, opts.Cluster.Name, len(opts.Routes), opts.JetStream)
 		}
