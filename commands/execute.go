@@ -37,12 +37,20 @@ func (s *Service) Execute(ctx context.Context, cmd aggregates.Command) (Result, 
 	// One lock order for every command: no two commands wait for each other.
 	slices.SortFunc(x.entries, func(a, b *entry) int { return cmp.Compare(a.subject, b.subject) })
 	x.speculate = true
-	for range s.opts.MaxAttempts {
+	for range s.opts.MaxAttempts + maxRereads {
+		rereads := x.rereads
 		res, retry, err := x.attempt(ctx)
 		if !retry {
 			return res, err
 		}
 		x.speculate = false
+		if x.rereads > rereads { // a re-read of a duplicate: give a lagging replica a moment
+			select {
+			case <-time.After(time.Duration(x.rereads) * rereadPause):
+			case <-ctx.Done():
+				return Result{}, storeError(op, ctx.Err())
+			}
+		}
 	}
 	return Result{}, &aggregates.Error{Code: aggregates.CodeConflict, Op: op,
 		Message: "the aggregates of this command kept changing while it was decided; retry it with the same command_id"}
@@ -60,7 +68,15 @@ type execution struct {
 	duplicate bool
 	// speculate: this attempt may assume that an aggregate it creates is empty (see read).
 	speculate bool
+	// rereads: how often a duplicate without a trace of the command was read again.
+	rereads int
 }
+
+// maxRereads bounds the re-reads of a duplicate (see attempt); each waits rereadPause longer.
+const (
+	maxRereads  = 3
+	rereadPause = 50 * time.Millisecond
+)
 
 // attempt decides and appends once, holding the write locks of the command's aggregates.
 // retry reports a lost race (a conflict on an expected sequence or a duplicate message id):
@@ -81,6 +97,17 @@ func (x *execution) attempt(ctx context.Context) (res Result, retry bool, err er
 	}
 	if res, ok, err := x.previous(snaps); ok || err != nil {
 		return res, false, err
+	}
+	if x.duplicate && x.rereads < maxRereads {
+		// The store said this message id is stored, yet the aggregates read show no trace of
+		// the command: the id was used for another command, or the read was answered by a
+		// replica that has not applied the message yet (direct gets may be served by any
+		// replica of a clustered stream). Read again, after a pause, before saying conflict.
+		x.rereads++
+		for _, e := range x.entries {
+			e.stale()
+		}
+		return Result{}, true, nil
 	}
 	if x.duplicate {
 		return Result{}, false, &aggregates.Error{Code: aggregates.CodeConflict, Op: x.op,
