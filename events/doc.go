@@ -55,8 +55,19 @@
 // The embedded server fsyncs every 100ms by default (DefaultSync): a process crash loses
 // nothing acknowledged (the data is in the page cache), a machine crash at most the last
 // 100ms. "always" fsyncs every message and is about 10x slower; nats-server's own default
-// (2 minutes) is no faster here. The embedded server's only user is denied deleting, purging
-// and updating the stream, which DenyDelete and DenyPurge alone do not prevent.
+// (2 minutes) is no faster here.
+//
+// # Who may write
+//
+// Only the Owner (acld) writes the stream: the server's accounts are laid out so (layout.go,
+// Layout.Config), the embedded server's and an external one's alike. The streams live in
+// StoreAccount with the owner's nkey as its only user; every other connection is a Caller in an
+// account of its own that imports the command and query services and, with ReadLog, a read-only
+// JetStream API, so it can neither publish where a stream listens, nor delete, purge or update
+// one (which DenyDelete and DenyPurge alone do not prevent), nor answer in acld's place.
+// RequestCaller names the caller of a request from the header nats-server stamps on it. An
+// append with a message id retries an unanswered publish (appendAttempt) with the same id, so
+// a leader lost mid-publish costs an election, not the command's whole deadline.
 //
 // # Performance
 //
