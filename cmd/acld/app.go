@@ -308,7 +308,13 @@ func (m *Main) serveQueries(ctx context.Context) error {
 	if m.tls != nil {
 		ln = tls.NewListener(ln, m.tls)
 	}
-	m.http = &http.Server{Handler: m.queries.Handler(m.registry), ReadHeaderTimeout: 5 * time.Second,
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(openAPI)
+	})
+	mux.Handle("/", m.queries.Handler(m.registry))
+	m.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: 10 * time.Second, WriteTimeout: 15 * time.Second, IdleTimeout: 2 * time.Minute}
 	m.wg.Add(1)
 	go func() {
