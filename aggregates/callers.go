@@ -42,17 +42,9 @@ func (c *Caller) Via(self string) string {
 	return c.Name
 }
 
-// MayCommand says whether the caller may send command name about tenant as actor; a refusal
-// is forbidden, naming the identity and what it lacks.
-func (c *Caller) MayCommand(tenant, name, actor string) *Error {
-	if err := c.MayTenantCommand(tenant, name); err != nil {
-		return err
-	}
-	return c.MayAct(actor)
-}
-
-// MayAct says whether the caller may name actor in a command's body. It is asked once the
-// body is read; MayCommand asks it too.
+// MayAct says whether the caller may name actor in a command's body, once the body is read
+// (MayTenantCommand is asked before). A refusal is forbidden, naming the identity and what it
+// lacks, as every refusal here.
 func (c *Caller) MayAct(actor string) *Error {
 	if c == nil {
 		return nil
@@ -83,7 +75,8 @@ func (c *Caller) MayQuery(tenant, name string) *Error {
 	return nil
 }
 
-// MayTenantCommand is MayCommand before the body is read: tenant and command name only.
+// MayTenantCommand says whether the caller may send command name about tenant: what is known
+// before the body is read.
 func (c *Caller) MayTenantCommand(tenant, name string) *Error {
 	if c == nil {
 		return nil

@@ -18,18 +18,18 @@ import (
 //
 // The error is invalid_argument with a sentence a person can act on, prefixed by what.
 func DecodeStrict(what string, body []byte, v any) *Error {
-	err := jsonv2.Unmarshal(body, v, jsonv2.RejectUnknownMembers(true))
-	if err == nil {
-		return nil
-	}
-	return &Error{Code: CodeInvalidArgument, Message: what + ": " + jsonProblem(err), Err: err}
+	return decode(what, body, v, jsonv2.RejectUnknownMembers(true))
 }
 
 // DecodeLenient reads the fields of v that body has and ignores the others, but like
 // DecodeStrict matches names exactly and rejects a name given twice: a server peeking at a
 // body's min_seq before the strict decoding of the whole must read the same value.
 func DecodeLenient(what string, body []byte, v any) *Error {
-	err := jsonv2.Unmarshal(body, v)
+	return decode(what, body, v)
+}
+
+func decode(what string, body []byte, v any, opts ...jsonv2.Options) *Error {
+	err := jsonv2.Unmarshal(body, v, opts...)
 	if err == nil {
 		return nil
 	}
@@ -52,9 +52,6 @@ func jsonProblem(err error) string {
 		}
 		return where + "a JSON " + sem.JSONKind.String() + " cannot be read as " + goKind(sem.GoType.Kind().String())
 	case errors.As(err, &syn):
-		if errors.Is(err, jsontext.ErrDuplicateName) {
-			return "a field is given twice"
-		}
 		msg := strings.TrimPrefix(syn.Error(), "jsontext: ")
 		if syn.ByteOffset == 0 && strings.Contains(msg, "unexpected EOF") {
 			return "empty; a body is a JSON object"

@@ -40,6 +40,11 @@ func DecodeCommand(subject string, body []byte) (aggregates.Command, error) {
 	if err != nil {
 		return nil, err
 	}
+	return decodeBody(tenant, name, body)
+}
+
+// decodeBody is DecodeCommand once the subject is parsed.
+func decodeBody(tenant, name string, body []byte) (aggregates.Command, error) {
 	cmd := aggregates.NewCommand(name)
 	if err := aggregates.DecodeStrict("body", body, cmd); err != nil {
 		err.Op = name

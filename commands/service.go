@@ -229,15 +229,15 @@ func (s *Service) decode(m *nats.Msg) (aggregates.Command, error) {
 		}
 		caller = c
 	}
-	if caller != nil {
-		if tenant, name, err := ParseSubject(m.Subject); err == nil {
-			if err := caller.MayTenantCommand(tenant, name); err != nil {
-				err.Op = name
-				return nil, err
-			}
-		}
+	tenant, name, err := ParseSubject(m.Subject)
+	if err != nil {
+		return nil, err
 	}
-	cmd, err := DecodeCommand(m.Subject, m.Data)
+	if err := caller.MayTenantCommand(tenant, name); err != nil {
+		err.Op = name
+		return nil, err
+	}
+	cmd, err := decodeBody(tenant, name, m.Data)
 	if err != nil {
 		return nil, err
 	}

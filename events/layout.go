@@ -160,21 +160,30 @@ func (l Layout) Validate() error {
 	}
 	seen := map[string]bool{}
 	for _, c := range l.Callers {
-		switch {
-		case !ValidToken(c.Name):
-			return fmt.Errorf("%w: caller %q: a name is 1 to 64 of A-Z a-z 0-9 _ -", ErrConfig, c.Name)
-		case seen[c.Name]:
+		if err := c.Validate(); err != nil {
+			return err
+		}
+		if seen[c.Name] {
 			return fmt.Errorf("%w: caller %q is listed twice", ErrConfig, c.Name)
-		case c.Nkey != "" && (c.User != "" || c.Password != ""):
-			return fmt.Errorf("%w: caller %q: give an nkey or a user and password, not both", ErrConfig, c.Name)
-		case c.Nkey != "" && !nkeysValidUser(c.Nkey):
-			return fmt.Errorf("%w: caller %q: %q is not a public user nkey (U...)", ErrConfig, c.Name, c.Nkey)
-		case c.Nkey == "" && (c.User == "" || c.Password == ""):
-			return fmt.Errorf("%w: caller %q: NATS credentials need an nkey, or a user and a password", ErrConfig, c.Name)
-		case strings.ContainsAny(c.User+c.Password, "\"\\\n"):
-			return fmt.Errorf("%w: caller %q: user and password may not hold quotes, backslashes or newlines", ErrConfig, c.Name)
 		}
 		seen[c.Name] = true
+	}
+	return nil
+}
+
+// Validate checks a caller's name and NATS credentials.
+func (c Caller) Validate() error {
+	switch {
+	case !ValidToken(c.Name):
+		return fmt.Errorf("%w: caller %q: a name is 1 to 64 of A-Z a-z 0-9 _ -", ErrConfig, c.Name)
+	case c.Nkey != "" && (c.User != "" || c.Password != ""):
+		return fmt.Errorf("%w: caller %q: give an nkey or a user and password, not both", ErrConfig, c.Name)
+	case c.Nkey != "" && !nkeysValidUser(c.Nkey):
+		return fmt.Errorf("%w: caller %q: %q is not a public user nkey (U...)", ErrConfig, c.Name, c.Nkey)
+	case c.Nkey == "" && (c.User == "" || c.Password == ""):
+		return fmt.Errorf("%w: caller %q: NATS credentials need an nkey, or a user and a password", ErrConfig, c.Name)
+	case strings.ContainsAny(c.User+c.Password, "\"\\\n"):
+		return fmt.Errorf("%w: caller %q: user and password may not hold quotes, backslashes or newlines", ErrConfig, c.Name)
 	}
 	return nil
 }

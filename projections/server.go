@@ -63,10 +63,10 @@ type ServerOptions struct {
 	// caller of an HTTP request from its credentials (SPEC section 5, "Callers"): a nil
 	// caller is unrestricted, an error (unauthenticated) is the answer. nil: unrestricted.
 	IdentifyNATS func(h nats.Header) (*aggregates.Caller, error)
+	Authenticate func(r *http.Request) (*aggregates.Caller, error)
 	// Ready, when set, must also hold for /readyz to answer 200 (acld: the command service
 	// is subscribed); it returns what is missing, "" when ready.
-	Ready        func() string
-	Authenticate func(r *http.Request) (*aggregates.Caller, error)
+	Ready func() string
 }
 
 // Server answers queries over HTTP and NATS with the same parsing and handlers.

@@ -30,7 +30,7 @@ func (s *stack) startQueryServers(ctx context.Context) (string, error) {
 		}
 	}
 	srv := projections.NewServer(s.engine, s.proj, opts)
-	nc, err := s.connect(true)
+	nc, err := s.connectOwner()
 	if err != nil {
 		return "", err
 	}

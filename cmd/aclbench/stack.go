@@ -103,18 +103,22 @@ func openStack(ctx context.Context, cfg stackConfig) (*stack, error) {
 
 // connect opens another connection to the server (in-process connections need no socket), so
 // that concurrent clients do not share one connection's lock and buffers. The connection is a
-// caller's, as a service's would be; serverSide (acld's part: serving queries) is the owner's.
-func (s *stack) connect(serverSide ...bool) (*nats.Conn, error) {
-	var nc *nats.Conn
-	var err error
-	switch {
-	case s.remote():
-		nc, err = nats.Connect(s.cfg.natsURL, append([]nats.Option{nats.Name("aclbench")}, s.cfg.natsOpts...)...)
-	case len(serverSide) > 0 && serverSide[0]:
-		nc, err = events.ConnectInProcess(s.srv, s.owner.Option())
-	default:
-		nc, err = events.ConnectInProcess(s.srv)
+// caller's, as a service's would be.
+func (s *stack) connect() (*nats.Conn, error) {
+	if s.remote() {
+		return s.keep(nats.Connect(s.cfg.natsURL, append([]nats.Option{nats.Name("aclbench")}, s.cfg.natsOpts...)...))
 	}
+	return s.keep(events.ConnectInProcess(s.srv))
+}
+
+// connectOwner opens an in-process connection as the store's owner, for acld's own part
+// (serving queries).
+func (s *stack) connectOwner() (*nats.Conn, error) {
+	return s.keep(events.ConnectInProcess(s.srv, s.owner.Option()))
+}
+
+// keep remembers a connection for close.
+func (s *stack) keep(nc *nats.Conn, err error) (*nats.Conn, error) {
 	if err != nil {
 		return nil, err
 	}

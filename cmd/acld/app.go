@@ -126,7 +126,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("acld: command service: %w", err)
 	}
 	if c.Demo {
-		if err := createDemo(ctx, inProcess{m.cmds}, m.Log); err != nil {
+		if err := createDemo(ctx, m.cmds, m.Log); err != nil {
 			return fmt.Errorf("acld: demo tenant: %w", err)
 		}
 	}

@@ -109,11 +109,15 @@ func LoadAuth(path string, queries []string) (*Auth, error) {
 			a.tokens = append(a.tokens, e)
 		}
 		if id.NATS != nil {
-			a.nats = append(a.nats, events.Caller{Name: id.Name, Nkey: id.NATS.Nkey, User: id.NATS.User,
-				Password: id.NATS.Password, ReadLog: id.ReadLog})
+			a.nats = append(a.nats, id.natsCaller())
 		}
 	}
 	return a, nil
+}
+
+// natsCaller is the identity's NATS side, for the server's accounts (id.NATS set).
+func (id identityEntry) natsCaller() events.Caller {
+	return events.Caller{Name: id.Name, Nkey: id.NATS.Nkey, User: id.NATS.User, Password: id.NATS.Password, ReadLog: id.ReadLog}
 }
 
 func (id identityEntry) check(queries []string) error {
@@ -124,12 +128,10 @@ func (id identityEntry) check(queries []string) error {
 		return errors.New("no credentials: give nats, http or both")
 	}
 	if n := id.NATS; n != nil {
-		switch {
-		case n.Nkey != "" && (n.User != "" || n.Password != ""):
-			return errors.New("nats: an nkey, or a user and password, not both")
-		case n.Nkey == "" && (n.User == "" || n.Password == ""):
-			return errors.New("nats: an nkey, or a user and password")
-		case n.Password != "" && !strings.HasPrefix(n.Password, "$2"):
+		if err := id.natsCaller().Validate(); err != nil {
+			return fmt.Errorf("nats: %w", err)
+		}
+		if n.Password != "" && !strings.HasPrefix(n.Password, "$2") {
 			return errors.New("nats: password must be a bcrypt hash (acld auth password makes one), never the password itself")
 		}
 	}

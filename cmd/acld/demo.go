@@ -56,23 +56,9 @@ func demoCommands() []aggregates.Command {
 	return cmds
 }
 
-// commandDoer sends a command to a tenant: commands.Client over NATS, or inProcess.
-type commandDoer interface {
-	Do(ctx context.Context, tenant string, cmd aggregates.Command) (commands.Result, error)
-}
-
-// inProcess gives commands to the service directly, as acld itself (via "acld"): no request
-// crosses NATS, so none needs a caller identity.
-type inProcess struct{ s *commands.Service }
-
-func (p inProcess) Do(ctx context.Context, tenant string, cmd aggregates.Command) (commands.Result, error) {
-	cmd.Base().Tenant = tenant
-	return p.s.Execute(ctx, cmd)
-}
-
 // createDemo issues the demo's commands as the system actor (CreateTenant) and as ann, its
 // administrator. Every command has a deterministic id, so running it twice changes nothing.
-func createDemo(ctx context.Context, c commandDoer, log *slog.Logger) error {
+func createDemo(ctx context.Context, s *commands.Service, log *slog.Logger) error {
 	for i, cmd := range demoCommands() {
 		b := cmd.Base()
 		b.CommandID = uuid.NewSHA1(demoNamespace, fmt.Appendf(nil, "%s/%d", DemoTenant, i)).String()
@@ -80,7 +66,10 @@ func createDemo(ctx context.Context, c commandDoer, log *slog.Logger) error {
 		if _, ok := cmd.(*aggregates.CreateTenant); ok {
 			b.Actor = aggregates.SystemActor
 		}
-		if _, err := c.Do(ctx, DemoTenant, cmd); err != nil {
+		b.Tenant = DemoTenant
+		// Given to the service in process, as acld itself (via "acld"): no request crosses
+		// NATS, so none needs a caller identity.
+		if _, err := s.Execute(ctx, cmd); err != nil {
 			return fmt.Errorf("%s: %w", cmd.Name(), err)
 		}
 	}

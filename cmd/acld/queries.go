@@ -8,7 +8,7 @@ import (
 )
 
 // queryNames are the queries acld serves (an identity file may grant only these);
-// TestQueryNames checks them against the servers' handlers.
+// TestOpenAPI checks them against the servers' handlers.
 var queryNames = []string{"check", "visible", "permissions", "principals", "recipients", "history", "diff"}
 
 // registerAudit adds the replay package's queries (history, diff) to the query servers; the
