@@ -24,10 +24,7 @@ const MaxBody = 1 << 20
 
 // Moment is an as_of as the wire gives it: a stream sequence, or (Time set, UTC) an RFC 3339
 // time meaning the last event at or before it.
-type Moment struct {
-	Seq  uint64
-	Time time.Time
-}
+type Moment = aggregates.Moment
 
 // AsOfFunc returns an engine over the state at a moment and the function to call when the query
 // is done with it. It resolves times and waits for sequences the live model has not applied.

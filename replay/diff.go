@@ -11,39 +11,6 @@ import (
 	"github.com/acl-es/acl/projections"
 )
 
-// DiffRequest is the body of the diff query (SPEC section 7): a principal's access at moment From
-// against moment To (each a sequence or a time, as as_of).
-type DiffRequest struct {
-	Principal string  `json:"principal"`
-	From      *Moment `json:"from"`
-	To        *Moment `json:"to"`
-	MinSeq    uint64  `json:"min_seq,omitempty"`
-	AsOf      *Moment `json:"as_of,omitempty"` // accepted for uniformity; From and To say when
-}
-
-// DiffAnswer: the grants in force at To and not at From (Added, as they are at To) and the
-// reverse (Removed, as they were at From), compared without their provenance; the number of
-// records of each type the principal could view at each moment (Visible, for every type it
-// held a view permission of at either); and the events that caused the change (the principal's
-// history after From up to To; EventsNextCursor continues it with the history query when there
-// were more than MaxHistoryLimit). Seq is To's sequence.
-type DiffAnswer struct {
-	Added            []aggregates.GrantUse `json:"added"`
-	Removed          []aggregates.GrantUse `json:"removed"`
-	Visible          []VisibleCount        `json:"visible"`
-	Events           []HistoryEvent        `json:"events"`
-	EventsNextCursor string                `json:"events_next_cursor"`
-	FromSeq          uint64                `json:"from_seq"`
-	Seq              uint64                `json:"seq"`
-}
-
-// VisibleCount is how many records of a type a principal could view at each moment.
-type VisibleCount struct {
-	Type string `json:"type"`
-	From int    `json:"from"`
-	To   int    `json:"to"`
-}
-
 // Diff answers the diff query of tenant.
 func (s *Service) Diff(ctx context.Context, tenant string, req DiffRequest) (DiffAnswer, error) {
 	if !events.ValidToken(req.Principal) {

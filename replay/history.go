@@ -14,40 +14,19 @@ const (
 	MaxHistoryLimit     = 1000
 )
 
-// HistoryRequest is the body of the history query (SPEC section 7). From and To bound the
-// sequences shown, both included; a time means the last event at or before it. AsOf, when set,
-// caps To: the history as it stood then.
-type HistoryRequest struct {
-	Principal string            `json:"principal,omitempty"`
-	Record    *events.RecordRef `json:"record,omitempty"`
-	From      *Moment           `json:"from,omitempty"`
-	To        *Moment           `json:"to,omitempty"`
-	Limit     int               `json:"limit,omitempty"`
-	Cursor    string            `json:"cursor,omitempty"`
-	MinSeq    uint64            `json:"min_seq,omitempty"`
-	AsOf      *Moment           `json:"as_of,omitempty"`
-}
+// The history and diff bodies and answers live in aggregates, where the Go client (package
+// commands) shares them.
+type (
+	HistoryRequest = aggregates.HistoryRequest
+	HistoryEvent   = aggregates.HistoryEvent
+	HistoryAnswer  = aggregates.HistoryAnswer
+	DiffRequest    = aggregates.DiffRequest
+	DiffAnswer     = aggregates.DiffAnswer
+	VisibleCount   = aggregates.VisibleCount
+)
 
-// HistoryEvent is one envelope of a history, with its seq, and why it is in this history when
-// it is not an event of the principal or record itself: "role:<id>" (a role it held changed),
-// "record:<type>/<id>" (its relation to or ownership of that record changed), "link:<type>/<id>"
-// (the assignees of a record this one links to changed), "policy", "subscription" (the tenant's
-// features changed); several reasons are joined by ", ".
-type HistoryEvent struct {
-	events.Envelope
-	Why string `json:"why,omitempty"`
-}
-
-// HistoryAnswer is the answer of the history query. NextCursor is the sequence of the last
-// message of the page ("" at the end); Seq is the last sequence the history covers.
-type HistoryAnswer struct {
-	Events     []HistoryEvent `json:"events"`
-	NextCursor string         `json:"next_cursor"`
-	Seq        uint64         `json:"seq"`
-}
-
-// validate checks the body and returns the page size.
-func (r *HistoryRequest) validate() (int, error) {
+// validateHistory checks the body and returns the page size.
+func validateHistory(r *HistoryRequest) (int, error) {
 	switch {
 	case (r.Principal == "") == (r.Record == nil):
 		return 0, invalidf("history: give exactly one of principal and record")
@@ -71,7 +50,7 @@ func (r *HistoryRequest) validate() (int, error) {
 
 // History answers the history query of tenant.
 func (s *Service) History(ctx context.Context, tenant string, req HistoryRequest) (HistoryAnswer, error) {
-	limit, err := req.validate()
+	limit, err := validateHistory(&req)
 	if err != nil {
 		return HistoryAnswer{}, err
 	}
