@@ -127,9 +127,9 @@ type DiffRequest struct {
 }
 
 // DiffAnswer: the grants in force at To and not at From (Added, as they are at To) and the
-// reverse (Removed, as they were at From), compared without their provenance; the number of
-// records of each type the principal could view at each moment (Visible, for every type it
-// held a view permission of at either); and the events that caused the change (the principal's
+// reverse (Removed, as they were at From), compared without their provenance; per record type
+// the principal held a view permission of at either moment, the records it could view at each
+// and which it gained and lost (Visible); and the events that caused the change (the principal's
 // history after From up to To; EventsNextCursor continues it with the history query when there
 // were more than a history page). Seq is To's sequence.
 type DiffAnswer struct {
@@ -142,11 +142,21 @@ type DiffAnswer struct {
 	Seq              uint64         `json:"seq"`
 }
 
-// VisibleCount is how many records of a type a principal could view at each moment.
+// MaxDiffIDs bounds the ids a diff lists per type and direction (SPEC section 8's bound for
+// effects); GainedCount and LostCount count them all.
+const MaxDiffIDs = 1000
+
+// VisibleCount is how many records of a type a principal could view at each moment, and which
+// it gained (visible at To, not at From) and lost (the reverse): ids ascending, the first
+// MaxDiffIDs of each, with the whole counts.
 type VisibleCount struct {
-	Type string `json:"type"`
-	From int    `json:"from"`
-	To   int    `json:"to"`
+	Type        string   `json:"type"`
+	From        int      `json:"from"`
+	To          int      `json:"to"`
+	Gained      []string `json:"gained"`
+	GainedCount int      `json:"gained_count"`
+	Lost        []string `json:"lost"`
+	LostCount   int      `json:"lost_count"`
 }
 
 // Moment is a point in the stream's history as the wire gives it (SPEC section 7, as_of, from,

@@ -2,7 +2,6 @@ package replay
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 
@@ -37,15 +36,24 @@ func (s *Service) Diff(ctx context.Context, tenant string, req DiffRequest) (Dif
 	if err != nil {
 		return DiffAnswer{}, err
 	}
+	defer before.release()
 	after, err := s.accessAt(ctx, tenant, req.Principal, to)
 	if err != nil {
 		return DiffAnswer{}, err
 	}
-	if !after.exists {
+	defer after.release()
+	if after.engine == nil {
 		return DiffAnswer{}, notFoundf("no principal %s in tenant %s at sequence %d", req.Principal, tenant, to)
 	}
 	ans := DiffAnswer{Added: minus(after.grants, before.grants), Removed: minus(before.grants, after.grants),
-		Visible: counts(before.visible, after.visible), FromSeq: from, Seq: to, Events: []HistoryEvent{}}
+		Visible: []VisibleCount{}, FromSeq: from, Seq: to, Events: []HistoryEvent{}}
+	for _, typ := range viewTypes(before.grants, after.grants) {
+		v, err := visibleDiff(ctx, tenant, req.Principal, typ, before.engine, after.engine)
+		if err != nil {
+			return DiffAnswer{}, err
+		}
+		ans.Visible = append(ans.Visible, v)
+	}
 	if from < to {
 		h, err := s.History(ctx, tenant, HistoryRequest{Principal: req.Principal,
 			From: &Moment{Seq: from + 1}, To: &Moment{Seq: to}, Limit: MaxHistoryLimit})
@@ -57,57 +65,44 @@ func (s *Service) Diff(ctx context.Context, tenant string, req DiffRequest) (Dif
 	return ans, nil
 }
 
-// access is what a principal could do at one moment.
+// access is a principal's grants at one moment, and the engine over that moment (nil when the
+// principal did not exist then) until release.
 type access struct {
-	exists  bool
+	engine  *projections.Engine
 	grants  []aggregates.GrantUse
-	visible map[string]int // type -> records it could view
+	release func()
 }
 
-// accessAt answers a principal's grants and visible counts at seq from the as_of engine.
+// accessAt answers a principal's grants at seq from the as_of engine, which it keeps.
 func (s *Service) accessAt(ctx context.Context, tenant, principal string, seq uint64) (access, error) {
 	e, release, err := s.AsOf(ctx, tenant, Moment{Seq: seq})
 	if err != nil {
 		return access{}, err
 	}
-	defer release()
 	p, err := e.Permissions(ctx, tenant, projections.PermissionsQuery{Principal: principal})
 	if aggregates.ErrorCode(err) == aggregates.CodeNotFound {
-		return access{grants: []aggregates.GrantUse{}, visible: map[string]int{}}, nil // not yet
+		release()
+		return access{grants: []aggregates.GrantUse{}, release: func() {}}, nil // not yet
 	}
 	if err != nil {
+		release()
 		return access{}, err
 	}
-	a := access{exists: true, grants: p.Grants, visible: map[string]int{}}
-	for _, g := range p.Grants {
-		typ, action, _ := strings.Cut(g.Permission, ".")
-		if action != "view" {
-			continue
-		}
-		if _, done := a.visible[typ]; done {
-			continue
-		}
-		if a.visible[typ], err = countVisible(ctx, e, tenant, principal, typ); err != nil {
-			return access{}, err
-		}
-	}
-	return a, nil
+	return access{engine: e, grants: p.Grants, release: release}, nil
 }
 
-// countVisible pages through the visible query.
-func countVisible(ctx context.Context, e *projections.Engine, tenant, principal, typ string) (int, error) {
-	n, cursor := 0, ""
-	for {
-		ans, err := e.Visible(ctx, tenant, projections.VisibleQuery{Principal: principal, Type: typ,
-			Action: "view", Limit: MaxHistoryLimit, Cursor: cursor})
-		if err != nil {
-			return 0, fmt.Errorf("replay: diff: count visible %s: %w", typ, err)
-		}
-		n += len(ans.IDs)
-		if cursor = ans.NextCursor; cursor == "" {
-			return n, nil
+// viewTypes lists, ascending, the record types of the view permissions among the grants.
+func viewTypes(grants ...[]aggregates.GrantUse) []string {
+	var types []string
+	for _, gs := range grants {
+		for _, g := range gs {
+			if typ, action, _ := strings.Cut(g.Permission, "."); action == "view" {
+				types = append(types, typ)
+			}
 		}
 	}
+	slices.Sort(types)
+	return slices.Compact(types)
 }
 
 // sameGrant compares grants without their provenance: a role revoked and assigned again gives
@@ -124,22 +119,6 @@ func minus(a, b []aggregates.GrantUse) []aggregates.GrantUse {
 		if !slices.ContainsFunc(b, func(h aggregates.GrantUse) bool { return sameGrant(g, h) }) {
 			out = append(out, g)
 		}
-	}
-	return out
-}
-
-func counts(before, after map[string]int) []VisibleCount {
-	var types []string
-	for t := range before {
-		types = append(types, t)
-	}
-	for t := range after {
-		types = append(types, t)
-	}
-	slices.Sort(types)
-	out := []VisibleCount{}
-	for _, t := range slices.Compact(types) {
-		out = append(out, VisibleCount{Type: t, From: before[t], To: after[t]})
 	}
 	return out
 }

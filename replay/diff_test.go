@@ -47,8 +47,9 @@ func TestPB2DefaultsStillAnswered(t *testing.T) {
 		got.Removed[0].Scope != "all" || got.Removed[0].Source != "role:worker" {
 		t.Errorf("diff grants: added %+v, removed %+v; want timesheet.view all from role:worker removed", got.Added, got.Removed)
 	}
-	if want := []VisibleCount{{Type: "timesheet", From: 1, To: 0}}; !containsCount(got.Visible, want[0]) {
-		t.Errorf("visible counts %+v, want %+v among them", got.Visible, want)
+	want := VisibleCount{Type: "timesheet", From: 1, To: 0, Gained: []string{}, Lost: []string{"ts1"}, LostCount: 1}
+	if !slices.ContainsFunc(got.Visible, func(v VisibleCount) bool { return reflect.DeepEqual(v, want) }) {
+		t.Errorf("visible %+v, want %+v among them", got.Visible, want)
 	}
 	if want := []line{{changed, events.RolePermissionRevoked, "role:worker"}}; !slices.Equal(lines(got.Events), want) {
 		t.Errorf("diff events %v, want %v", lines(got.Events), want)
@@ -58,11 +59,10 @@ func TestPB2DefaultsStillAnswered(t *testing.T) {
 	}
 }
 
-func containsCount(cs []VisibleCount, c VisibleCount) bool { return slices.Contains(cs, c) }
-
 // TestDiffOracle: over a random history and random pairs of moments, the diff's grants and
-// visible counts are the pure evaluator's at both moments, and a change always comes with the
-// events that caused it.
+// visible counts are the pure evaluator's at both moments, the records gained and lost are the
+// set differences of the evaluator's visible lists at the two moments, and a change always
+// comes with the events that caused it.
 func TestDiffOracle(t *testing.T) {
 	s := startStack(t, Options{CheckpointEvery: 10})
 	h := newRandomHistory(s.d, 11)
@@ -70,7 +70,7 @@ func TestDiffOracle(t *testing.T) {
 	s.sync(t)
 	ctx := context.Background()
 	rnd := rand.New(rand.NewPCG(5, 6))
-	changes := 0
+	changes, idChanges := 0, 0
 	for range 12 {
 		from, to := 1+rnd.Uint64N(s.d.seq), 1+rnd.Uint64N(s.d.seq)
 		from, to = min(from, to), max(from, to)
@@ -94,12 +94,16 @@ func TestDiffOracle(t *testing.T) {
 					got.Added, got.Removed, minus(after, before), minus(before, after))
 			}
 			for _, c := range got.Visible {
-				if n := visibleCount(t, mf, p, c.Type); c.From != n {
-					t.Errorf("diff %s %d..%d: %d %s visible at from, oracle %d", p, from, to, c.From, c.Type, n)
+				was, is := visibleIDs(t, mf, p, c.Type), visibleIDs(t, mt, p, c.Type)
+				if c.From != len(was) || c.To != len(is) {
+					t.Errorf("diff %s %d..%d: %s visible %d then %d, oracle %d then %d", p, from, to, c.Type, c.From, c.To, len(was), len(is))
 				}
-				if n := visibleCount(t, mt, p, c.Type); c.To != n {
-					t.Errorf("diff %s %d..%d: %d %s visible at to, oracle %d", p, from, to, c.To, c.Type, n)
+				gained, lost := setMinus(is, was), setMinus(was, is)
+				if !slices.Equal(c.Gained, gained) || !slices.Equal(c.Lost, lost) || c.GainedCount != len(gained) || c.LostCount != len(lost) {
+					t.Errorf("diff %s %d..%d: %s gained %v (%d), lost %v (%d); oracle gained %v, lost %v", p, from, to, c.Type,
+						c.Gained, c.GainedCount, c.Lost, c.LostCount, gained, lost)
 				}
+				idChanges += len(gained) + len(lost)
 			}
 			if len(got.Added)+len(got.Removed) > 0 {
 				changes++
@@ -109,20 +113,31 @@ func TestDiffOracle(t *testing.T) {
 			}
 		}
 	}
-	if changes < 10 {
-		t.Errorf("only %d diffs with changes: the random history is too tame", changes)
+	if changes < 10 || idChanges < 10 {
+		t.Errorf("only %d diffs with grant changes, %d records gained or lost: the random history is too tame", changes, idChanges)
 	}
 }
 
-func visibleCount(t *testing.T, m *aggregates.Memory, p, typ string) int {
+// setMinus lists the ids of a (ascending) that b lacks.
+func setMinus(a, b []string) []string {
+	out := []string{}
+	for _, id := range a {
+		if !slices.Contains(b, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func visibleIDs(t *testing.T, m *aggregates.Memory, p, typ string) []string {
 	if pr := m.Principal(p); pr == nil || !pr.Exists {
-		return 0
+		return nil
 	}
 	ids, err := aggregates.Visible(m, p, typ, "view")
 	if err != nil {
 		t.Fatalf("oracle visible %s %s: %v", p, typ, err)
 	}
-	return len(ids)
+	return ids
 }
 
 func TestDiffErrors(t *testing.T) {

@@ -109,9 +109,12 @@
 // # Diff
 //
 // The principal's narrowed grants at from and at to, each from an as_of engine, compared without
-// their provenance (a role revoked and assigned again is no change); the number of records of
-// each type it could view at each moment (for the types it held a view permission of); the
-// principal's history after from up to to (the causes). PB-2: the tenant_created event carries
+// their provenance (a role revoked and assigned again is no change); for each type it held a
+// view permission of at either moment, the records it could view at each and which it gained
+// and lost: the two visible lists are walked in step, a page of each at a time, both engines
+// held open, so memory does not grow with what it sees (the first aggregates.MaxDiffIDs ids of each
+// direction are listed, all are counted); the principal's history after from up to to (the
+// causes). PB-2: the tenant_created event carries
 // the preset, so the defaults are answered as they were.
 //
 // # Rebuild and verify

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -202,15 +203,32 @@ func (a *app) printDiff(ans replay.DiffAnswer) {
 	a.printGrants(ans.Removed)
 	fmt.Fprintln(a.stdout, "\nVISIBLE RECORDS")
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TYPE\tFROM\tTO")
+	fmt.Fprintln(tw, "TYPE\tFROM\tTO\tGAINED\tLOST")
 	for _, v := range ans.Visible {
-		fmt.Fprintf(tw, "%s\t%d\t%d\n", v.Type, v.From, v.To)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", v.Type, v.From, v.To, v.GainedCount, v.LostCount)
 	}
 	tw.Flush()
+	for _, v := range ans.Visible {
+		printIDs(a.stdout, v.Type+" gained", v.Gained, v.GainedCount)
+		printIDs(a.stdout, v.Type+" lost", v.Lost, v.LostCount)
+	}
 	fmt.Fprintln(a.stdout, "\nCAUSES")
 	printHistory(a.stdout, ans.Events)
 	if ans.EventsNextCursor != "" {
 		fmt.Fprintf(a.stderr, "more causes: aclctl history --principal ... --cursor %s --to %s\n",
 			ans.EventsNextCursor, strconv.FormatUint(ans.Seq, 10))
 	}
+}
+
+// printIDs prints one line of record ids after a label, saying how many more there were when
+// the answer listed only the first ones; nothing when there are none.
+func printIDs(w io.Writer, label string, ids []string, count int) {
+	if count == 0 {
+		return
+	}
+	more := ""
+	if count > len(ids) {
+		more = fmt.Sprintf(" ... and %d more", count-len(ids))
+	}
+	fmt.Fprintf(w, "%s (%d): %s%s\n", label, count, strings.Join(ids, " "), more)
 }

@@ -43,7 +43,7 @@ func TestSession(t *testing.T) {
 		{"principals", exitOK, []string{"principals", "acme", "invoice/inv-1", "invoice.view", "--as-of", granted}, "bob"},
 		{"generic query", exitOK, []string{"query", "acme", "recipients", `{"record":{"type":"invoice","id":"inv-1"}}`}, `"principals"`},
 		{"history", exitOK, []string{"history", "acme", "--principal", "bob", "--all"}, "role_revoked"},
-		{"diff", exitOK, []string{"diff", "acme", "bob", "--from", granted, "--to", revoked}, "REMOVED"},
+		{"diff", exitOK, []string{"diff", "acme", "bob", "--from", granted, "--to", revoked}, "invoice lost (1): inv-1"},
 		{"unknown principal", exitAnswer, []string{"check", "acme", "dave", "invoice.view"}, ""},
 		{"forbidden command", exitAnswer, []string{"cmd", "acme", "AssignRole", `{"principal":"bob","role":"staff"}`, "--actor", "bob"}, ""},
 		{"unknown field", exitUsage, []string{"cmd", "acme", "AssignRole", `{"principal":"bob","rol":"staff"}`}, ""},

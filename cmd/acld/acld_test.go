@@ -46,7 +46,7 @@ func waitReady(t *testing.T, base string) {
 	}
 }
 
-func lastSeq(t *testing.T, m *Main) uint64 {
+func lastSeq(t testing.TB, m *Main) uint64 {
 	t.Helper()
 	seq, err := m.store.LastSeq(context.Background())
 	if err != nil {
