@@ -14,13 +14,20 @@ import (
 	"github.com/acl-es/acl/events"
 )
 
-// Client issues commands over NATS for services written in Go.
+// Client issues commands over NATS, and queries over NATS or HTTP, for services written in Go:
+// one object for a service's calls (client_query.go, client_queries.go).
 type Client struct {
 	nc *nats.Conn
 	// violations ends requests the server refuses to publish (Dial sets it).
 	violations *Violations
-	// Wait bounds one command, retries included, when the context has no deadline (default 30s).
+	// Wait bounds one command or query, retries included, when the context has no deadline
+	// (default 30s).
 	Wait time.Duration
+	// AttemptWait bounds one request of a query before it is sent again (default 11 s: acld
+	// answers a query within 10 s).
+	AttemptWait time.Duration
+	// http, when set, is where queries go instead of NATS (UseHTTP).
+	http *httpQueries
 }
 
 // NewClient returns a client on nc. A request that nc's user may not publish waits for its
@@ -64,6 +71,10 @@ func (c *Client) Do(ctx context.Context, tenant string, cmd aggregates.Command) 
 	if !events.ValidToken(tenant) {
 		return Result{}, &aggregates.Error{Code: aggregates.CodeInvalidArgument, Op: op,
 			Message: fmt.Sprintf("tenant %.70q must be 1 to 64 of A-Z a-z 0-9 _ -", tenant)}
+	}
+	if c.nc == nil {
+		return Result{}, &aggregates.Error{Code: aggregates.CodeInvalidArgument, Op: op,
+			Message: "the client has no NATS connection (NewHTTPClient): commands go over NATS"}
 	}
 	b := cmd.Base()
 	if b.CommandID == "" {
