@@ -11,6 +11,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 )
 
@@ -55,11 +56,7 @@ func TestOpenAPI(t *testing.T) {
 		t.Fatalf("described %v, identity files may grant %v", described, queryNames)
 	}
 
-	doc.Servers = openapi3.Servers{{URL: base}}
-	router, err := gorillamux.NewRouter(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	v := newAPIValidator(t, doc, base)
 	seq := itoa(lastSeq(t, m))
 	cases := []struct{ query, body string }{
 		{"check", `{"principal":"bob","permission":"invoice.view","record":{"type":"invoice","id":"inv-1"},"min_seq":` + seq + `}`},
@@ -81,31 +78,61 @@ func TestOpenAPI(t *testing.T) {
 		{"check", `{"principal":"bob","permission":"case.view","min_seq":999999999}`},
 	}
 	for _, c := range cases {
-		req, _ := http.NewRequest(http.MethodPost, base+"/v1/tenants/demo/"+c.query, strings.NewReader(c.body))
-		req.Header.Set("Content-Type", "application/json")
-		route, params, err := router.FindRoute(req)
-		if err != nil {
-			t.Fatalf("%s: no route: %v", c.query, err)
-		}
-		in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
-			Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}}
-		if err := openapi3filter.ValidateRequest(ctx, in); err != nil && !strings.Contains(c.body, "5000") {
-			t.Fatalf("%s %s: the request does not match the description: %v", c.query, c.body, err)
-		}
-		req2, _ := http.NewRequest(http.MethodPost, base+"/v1/tenants/demo/"+c.query, strings.NewReader(c.body))
-		resp, err := http.DefaultClient.Do(req2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header,
-			Options: &openapi3filter.Options{IncludeResponseStatus: true}}
-		out.SetBodyBytes(body)
-		if err := openapi3filter.ValidateResponse(ctx, out); err != nil {
-			t.Fatalf("%s %s: answer %d %s does not match the description: %v", c.query, c.body, resp.StatusCode, body, err)
-		}
+		v.ask(t, "demo", c.query, c.body, strings.Contains(c.body, "5000"))
 	}
+}
+
+// apiValidator sends queries to acld over HTTP and checks each request and its answer against
+// the OpenAPI description.
+type apiValidator struct {
+	base   string
+	router routers.Router
+	n      int // requests checked
+}
+
+func newAPIValidator(t *testing.T, doc *openapi3.T, base string) *apiValidator {
+	t.Helper()
+	doc.Servers = openapi3.Servers{{URL: base}}
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &apiValidator{base: base, router: router}
+}
+
+// ask sends body to the tenant's query; the request must match the description unless
+// outside (a request the description rules out, which acld must answer as described all the
+// same), and the answer must. It returns the status and the answer.
+func (v *apiValidator) ask(t *testing.T, tenant, query, body string, outside bool) (int, []byte) {
+	t.Helper()
+	ctx := context.Background()
+	url := v.base + "/v1/tenants/" + tenant + "/" + query
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	route, params, err := v.router.FindRoute(req)
+	if err != nil {
+		t.Fatalf("%s: no route: %v", query, err)
+	}
+	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
+		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}}
+	if err := openapi3filter.ValidateRequest(ctx, in); err != nil && !outside {
+		t.Fatalf("%s %s: the request does not match the description: %v", query, body, err)
+	}
+	req2, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	resp, err := http.DefaultClient.Do(req2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header,
+		Options: &openapi3filter.Options{IncludeResponseStatus: true}}
+	out.SetBodyBytes(answer)
+	if err := openapi3filter.ValidateResponse(ctx, out); err != nil {
+		t.Fatalf("%s %s: answer %d %s does not match the description: %v", query, body, resp.StatusCode, answer, err)
+	}
+	v.n++
+	return resp.StatusCode, answer
 }
 
 func sortedCopy(s []string) []string {
