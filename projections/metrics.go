@@ -19,7 +19,7 @@ type serverMetrics struct {
 }
 
 // queryNames are the query label values; any other name is counted as "other".
-var queryNames = []string{"check", "visible", "permissions", "principals", "recipients", "history", "diff", "other"}
+var queryNames = []string{"check", "visible", "permissions", "principals", "recipients", "tenant", "history", "diff", "other"}
 
 func newServerMetrics(reg prometheus.Registerer, proj *Projector, log *slog.Logger) *serverMetrics {
 	m := &serverMetrics{

@@ -135,6 +135,16 @@ func NewServer(engine *Engine, proj *Projector, o ServerOptions) *Server {
 		}
 		return r.Engine.Principals(ctx, r.Tenant, b.PrincipalsQuery)
 	})
+	s.Handle("tenant", func(ctx context.Context, r Request) (any, error) {
+		var b struct {
+			Common
+			TenantQuery
+		}
+		if err := DecodeBody(r.Body, &b); err != nil {
+			return nil, err
+		}
+		return r.Engine.Tenant(ctx, r.Tenant, b.TenantQuery)
+	})
 	s.Handle("recipients", func(ctx context.Context, r Request) (any, error) {
 		var b struct {
 			Common

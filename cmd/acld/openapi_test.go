@@ -68,6 +68,8 @@ func TestOpenAPI(t *testing.T) {
 		{"permissions", `{"principal":"cora","as_of":"2030-01-01T00:00:00Z"}`},
 		{"principals", `{"record":{"type":"invoice","id":"inv-1"},"permission":"invoice.view"}`},
 		{"recipients", `{"record":{"type":"case","id":"case-1"}}`},
+		{"tenant", `{}`},
+		{"tenant", `{"search":"DEMO.test","limit":2,"cursor":"ann","as_of":` + seq + `}`},
 		{"history", `{"principal":"bob","limit":3}`},
 		{"history", `{"record":{"type":"invoice","id":"inv-1"},"from":1,"to":` + seq + `}`},
 		{"diff", `{"principal":"bob","from":1,"to":` + seq + `}`},

@@ -9,7 +9,7 @@ import (
 
 // queryNames are the queries acld serves (an identity file may grant only these);
 // TestOpenAPI checks them against the servers' handlers.
-var queryNames = []string{"check", "visible", "permissions", "principals", "recipients", "history", "diff"}
+var queryNames = []string{"check", "visible", "permissions", "principals", "recipients", "tenant", "history", "diff"}
 
 // registerAudit adds the replay package's queries (history, diff) to the query servers; the
 // projections package serves them but must not import replay. They read as_of themselves
