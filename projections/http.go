@@ -128,6 +128,10 @@ func readBody(dst []byte, r io.Reader, n int64) ([]byte, error) {
 	}
 }
 
+// HTTPStatus is the HTTP status of a query error (SPEC section 6): the query API's, and the
+// console's pages'.
+func HTTPStatus(err error) int { return httpStatus(codeOf(err)) }
+
 // httpStatus maps an error code to its status (SPEC section 6).
 func httpStatus(code aggregates.Code) int {
 	switch code {

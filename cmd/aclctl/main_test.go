@@ -70,7 +70,7 @@ func TestSession(t *testing.T) {
 		file := filepath.Join(t.TempDir(), "bob.csv")
 		s.must(t, exitOK, "export", "acme", "--principal", "bob", "--format", "csv", "-o", file)
 		rows := readCSV(t, file)
-		if len(rows) != len(hist.Events)+1 || strings.Join(rows[0], ",") != strings.Join(exportColumns, ",") {
+		if len(rows) != len(hist.Events)+1 || strings.Join(rows[0], ",") != strings.Join(replay.ExportColumns, ",") {
 			t.Fatalf("csv of %d rows (header %v), want %d events", len(rows), rows[0], len(hist.Events))
 		}
 		if last := rows[len(rows)-1]; last[6] != "role_revoked" || last[0] != revoked {

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/acl-es/acl/cmd/acld/console"
 	"github.com/acl-es/acl/commands"
 	"github.com/acl-es/acl/events"
 	"github.com/acl-es/acl/projections"
@@ -313,6 +314,12 @@ func (m *Main) serveQueries(ctx context.Context) error {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(openAPI)
 	})
+	defaultTenant := ""
+	if m.Config.Demo {
+		defaultTenant = DemoTenant
+	}
+	mux.Handle("/ui/", console.New(m.queries, console.Options{Authenticate: m.auth.AuthenticateHTTP,
+		DefaultTenant: defaultTenant, Logger: m.Log}).Handler())
 	mux.Handle("/", m.queries.Handler(m.registry))
 	m.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: 10 * time.Second, WriteTimeout: 15 * time.Second, IdleTimeout: 2 * time.Minute}
