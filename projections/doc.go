@@ -1,6 +1,6 @@
 // Package projections is the read side: a projector that follows the event stream into a
 // Pebble read model, the query engine over it (check, visible, permissions, principals,
-// recipients), and the HTTP and NATS query servers.
+// recipients, tenant), and the HTTP and NATS query servers.
 //
 // # What it owns
 //
@@ -109,6 +109,10 @@
 //   - principals: the holders of a role giving the permission (or one implying it) and of a
 //     direct grant of it are the candidates; aggregates.Check decides each.
 //   - recipients: owner and assignees that are registered and not removed (TO-5).
+//   - tenant (the console's overview): roles, units and features from the tenant's state; the
+//     active records per type counted over the a <type> range (one pass: it grows with the
+//     tenant's records); a page of principals from the P range after the cursor, filtered by
+//     id prefix or email (decoding each principal when searching by email).
 //   - permissions: kind, level, roles, denied, and the effective grants narrowed by kind and
 //     level (aggregates.NarrowedGrants; none when disabled or removed), with provenance.
 //
