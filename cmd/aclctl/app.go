@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -71,48 +70,30 @@ func (a *app) close() {
 	}
 }
 
-// request sends body to subject and returns the answer's data, mapping transport failures to
-// exitUnavailable.
-func (a *app) request(ctx context.Context, subject string, body []byte) ([]byte, error) {
+// client is the Go client on the connection; --timeout bounds each command or query, retries
+// included.
+func (a *app) client() (*commands.Client, error) {
 	nc, err := a.conn()
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, a.timeout)
-	defer cancel()
-	msg, err := a.violations.Request(ctx, nc, subject, body)
-	var refused *aggregates.Error
+	c := commands.NewClientWatching(nc, a.violations)
+	c.Wait = a.timeout
+	return c, nil
+}
+
+// clientError is the exit of a client's error: an answer's code, or acld out of reach.
+func (a *app) clientError(err error) error {
+	var e *aggregates.Error
 	switch {
-	case errors.As(err, &refused):
-		return nil, &exitError{code: exitAnswer, err: refused}
-	case errors.Is(err, nats.ErrAuthorization):
-		return nil, &exitError{code: exitAnswer, err: fmt.Errorf("%s: unauthenticated: %w", subject, err)}
 	case errors.Is(err, nats.ErrNoResponders):
-		return nil, &exitError{code: exitUnavailable, err: fmt.Errorf("%s: no acld answers on %s (is it running?)", subject, a.natsURL)}
-	case err != nil:
-		return nil, &exitError{code: exitUnavailable, err: fmt.Errorf("%s: %w", subject, err)}
+		return &exitError{code: exitUnavailable, err: fmt.Errorf("no acld answers on %s (is it running?): %w", a.natsURL, err)}
+	case errors.Is(err, nats.ErrAuthorization):
+		return &exitError{code: exitAnswer, err: fmt.Errorf("unauthenticated: %w", err)}
+	case errors.As(err, &e):
+		return codeError(e.Code, e.Message)
 	}
-	return msg.Data, nil
-}
-
-// wireError is the error object of an answer (SPEC section 6).
-type wireError struct {
-	Code    aggregates.Code `json:"code"`
-	Message string          `json:"message"`
-}
-
-// answerError returns the error an answer carries, nil when it carries none.
-func answerError(data []byte) error {
-	var a struct {
-		Error *wireError `json:"error"`
-	}
-	if err := json.Unmarshal(data, &a); err != nil {
-		return &exitError{code: exitAnswer, err: fmt.Errorf("answer is not JSON: %v: %.200s", err, data)}
-	}
-	if a.Error == nil {
-		return nil
-	}
-	return codeError(a.Error.Code, a.Error.Message)
+	return &exitError{code: exitUnavailable, err: err}
 }
 
 // codeError is the exit of an error answer: retryable codes are "unavailable" to scripts.

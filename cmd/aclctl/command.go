@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/acl-es/acl/aggregates"
-	"github.com/acl-es/acl/commands"
 )
 
 func (a *app) cmdCommand() *cobra.Command {
@@ -74,19 +72,13 @@ func parseCommand(name, body, actor, commandID string) (aggregates.Command, erro
 
 // issue sends cmd and prints the result.
 func (a *app) issue(ctx context.Context, tenant string, cmd aggregates.Command) error {
-	nc, err := a.conn()
+	client, err := a.client()
 	if err != nil {
 		return err
 	}
-	client := commands.NewClient(nc)
-	client.Wait = a.timeout
 	res, err := client.Do(ctx, tenant, cmd)
 	if err != nil {
-		var e *aggregates.Error
-		if errors.As(err, &e) {
-			return codeError(e.Code, e.Message)
-		}
-		return &exitError{code: exitUnavailable, err: err}
+		return a.clientError(err)
 	}
 	if a.json {
 		return a.printJSON(map[string]any{"ok": true, "seq": res.Seq, "events": nonNil(res.Events),

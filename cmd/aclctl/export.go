@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/acl-es/acl/aggregates"
 	"github.com/acl-es/acl/replay"
 )
 
@@ -30,11 +31,11 @@ The export describes one moment: pages after the first stop at the first page's 
 			if !slices.Contains(replay.ExportFormats, format) {
 				return usagef("--format %q: jsonl or csv", format)
 			}
-			body, err := s.body()
+			r, err := s.request()
 			if err != nil {
 				return err
 			}
-			body["limit"] = replay.MaxHistoryLimit
+			r.Limit = replay.MaxHistoryLimit
 			w := a.stdout
 			if out != "" && out != "-" {
 				f, err := os.Create(out)
@@ -49,7 +50,7 @@ The export describes one moment: pages after the first stop at the first page's 
 			if err != nil {
 				return err
 			}
-			_, err = a.pages(cc.Context(), args[0], body, true, func(ans replay.HistoryAnswer) error {
+			_, err = a.pages(cc.Context(), args[0], r, &momentFlags{}, true, func(ans aggregates.HistoryAnswer) error {
 				for _, e := range ans.Events {
 					if err := enc.Write(e); err != nil {
 						return err

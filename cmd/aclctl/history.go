@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -12,7 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/acl-es/acl/replay"
+	"github.com/acl-es/acl/aggregates"
+	"github.com/acl-es/acl/commands"
 )
 
 // subjectFlags name whose history: --principal or --record.
@@ -27,44 +27,45 @@ func (s *subjectFlags) add(c *cobra.Command) {
 	c.Flags().StringVar(&s.to, "to", "", "last moment shown (default: now)")
 }
 
-// body is the history query's body for these flags.
-func (s *subjectFlags) body() (map[string]any, error) {
-	body := map[string]any{}
+// request is the history query for these flags.
+func (s *subjectFlags) request() (aggregates.HistoryRequest, error) {
+	var r aggregates.HistoryRequest
 	switch {
 	case (s.principal == "") == (s.record == ""):
-		return nil, usagef("give exactly one of --principal and --record")
+		return r, usagef("give exactly one of --principal and --record")
 	case s.principal != "":
-		body["principal"] = s.principal
+		r.Principal = s.principal
 	default:
 		rec, err := recordArg(s.record)
 		if err != nil {
-			return nil, err
+			return r, err
 		}
-		body["record"] = rec
+		r.Record = &rec
 	}
-	for name, v := range map[string]string{"from": s.from, "to": s.to} {
-		if v != "" {
-			m, err := parseMoment("--"+name, v)
+	for _, f := range []struct {
+		name, v string
+		to      **aggregates.Moment
+	}{{"from", s.from, &r.From}, {"to", s.to, &r.To}} {
+		if f.v != "" {
+			m, err := parseMoment("--"+f.name, f.v)
 			if err != nil {
-				return nil, err
+				return r, err
 			}
-			body[name] = m
+			*f.to = &m
 		}
 	}
-	return body, nil
+	return r, nil
 }
 
 // pages calls fn with every page of a history, from the cursor on; with all false, the first
 // page only. It returns the next cursor ("" at the end). The pages after the first are bounded
 // by the first's sequence, so that they describe the same moment.
-func (a *app) pages(ctx context.Context, tenant string, body map[string]any, all bool, fn func(replay.HistoryAnswer) error) (string, error) {
+func (a *app) pages(ctx context.Context, tenant string, r aggregates.HistoryRequest, m *momentFlags, all bool, fn func(aggregates.HistoryAnswer) error) (string, error) {
 	for {
-		data, err := a.query(ctx, tenant, "history", body)
+		ans, err := ask(ctx, a, tenant, m, func(c *commands.Client, o []commands.QueryOption) (aggregates.HistoryAnswer, error) {
+			return c.HistoryPage(ctx, tenant, r, o...)
+		})
 		if err != nil {
-			return "", err
-		}
-		var ans replay.HistoryAnswer
-		if err := json.Unmarshal(data, &ans); err != nil {
 			return "", err
 		}
 		if err := fn(ans); err != nil {
@@ -73,9 +74,9 @@ func (a *app) pages(ctx context.Context, tenant string, body map[string]any, all
 		if !all || ans.NextCursor == "" {
 			return ans.NextCursor, nil
 		}
-		body["cursor"] = ans.NextCursor
-		if _, ok := body["to"]; !ok {
-			body["to"] = ans.Seq
+		r.Cursor = ans.NextCursor
+		if r.To == nil {
+			r.To = &aggregates.Moment{Seq: ans.Seq}
 		}
 	}
 }
@@ -100,22 +101,14 @@ and feature changes), with actor, the caller identity it came through (VIA), tim
 		Args: cobra.ExactArgs(1),
 		RunE: func(cc *cobra.Command, args []string) error {
 			defer a.close()
-			body, err := s.body()
+			r, err := s.request()
 			if err != nil {
 				return err
 			}
-			if err := m.apply(body); err != nil {
-				return err
-			}
-			if limit != 0 {
-				body["limit"] = limit
-			}
-			if cursor != "" {
-				body["cursor"] = cursor
-			}
-			var evs []replay.HistoryEvent
+			r.Limit, r.Cursor = limit, cursor
+			var evs []aggregates.HistoryEvent
 			var seq uint64
-			next, err := a.pages(cc.Context(), args[0], body, all, func(ans replay.HistoryAnswer) error {
+			next, err := a.pages(cc.Context(), args[0], r, &m, all, func(ans aggregates.HistoryAnswer) error {
 				evs, seq = append(evs, ans.Events...), ans.Seq
 				return nil
 			})
@@ -123,7 +116,7 @@ and feature changes), with actor, the caller identity it came through (VIA), tim
 				return err
 			}
 			if a.json {
-				return a.printJSON(replay.HistoryAnswer{Events: nonNil(evs), NextCursor: next, Seq: seq})
+				return a.printJSON(aggregates.HistoryAnswer{Events: nonNil(evs), NextCursor: next, Seq: seq})
 			}
 			printHistory(a.stdout, evs)
 			if next != "" {
@@ -141,7 +134,7 @@ and feature changes), with actor, the caller identity it came through (VIA), tim
 }
 
 // printHistory prints events as a table.
-func printHistory(w io.Writer, evs []replay.HistoryEvent) {
+func printHistory(w io.Writer, evs []aggregates.HistoryEvent) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SEQ\tTIME\tEVENT\tAGGREGATE\tACTOR\tVIA\tCOMMAND\tWHY\tDATA")
 	for _, e := range evs {
@@ -183,8 +176,10 @@ func (a *app) diffCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			body := map[string]any{"principal": args[1], "from": f, "to": t}
-			return queryAnswer(cc, a, args[0], "diff", body, &m, func(ans replay.DiffAnswer) error {
+			ask := func(c *commands.Client, o []commands.QueryOption) (aggregates.DiffAnswer, error) {
+				return c.Diff(cc.Context(), args[0], aggregates.DiffRequest{Principal: args[1], From: &f, To: &t}, o...)
+			}
+			return show(cc, a, args[0], &m, ask, func(ans aggregates.DiffAnswer) error {
 				a.printDiff(ans)
 				return nil
 			})
@@ -196,7 +191,7 @@ func (a *app) diffCommand() *cobra.Command {
 	return c
 }
 
-func (a *app) printDiff(ans replay.DiffAnswer) {
+func (a *app) printDiff(ans aggregates.DiffAnswer) {
 	fmt.Fprintf(a.stdout, "from seq %d to seq %d\n\nADDED\n", ans.FromSeq, ans.Seq)
 	a.printGrants(ans.Added)
 	fmt.Fprintln(a.stdout, "\nREMOVED")

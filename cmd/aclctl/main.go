@@ -116,7 +116,7 @@ func (a *app) rootCommand() *cobra.Command {
 	f.StringVar(&a.natsUser, "nats-user", os.Getenv("ACLCTL_NATS_USER"), "NATS user (or $ACLCTL_NATS_USER)")
 	f.StringVar(&a.natsPassword, "nats-password", "", "NATS password (or $ACLCTL_NATS_PASSWORD)")
 	f.BoolVar(&a.json, "json", false, "print answers as JSON (for scripts) instead of tables")
-	f.DurationVar(&a.timeout, "timeout", defaultTimeout, "bound of each request to acld")
+	f.DurationVar(&a.timeout, "timeout", defaultTimeout, "bound of each command or query, unavailable answers retried within it")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usagef("%v", err) })
 	root.AddCommand(a.cmdCommand(), a.queryCommand())
 	root.AddCommand(a.queryShortcuts()...)

@@ -7,8 +7,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/acl-es/acl/aggregates"
+	"github.com/acl-es/acl/commands"
 	"github.com/acl-es/acl/events"
-	"github.com/acl-es/acl/replay"
 )
 
 // moment flags shared by every query: --as-of and --min-seq.
@@ -22,7 +23,7 @@ func (m *momentFlags) add(c *cobra.Command) {
 	c.Flags().Uint64Var(&m.minSeq, "min-seq", 0, "wait until acld has applied this sequence (a command's seq)")
 }
 
-// apply adds the flags to a query body.
+// apply adds the flags to a query body (the generic query, whose body is the user's).
 func (m *momentFlags) apply(body map[string]any) error {
 	if m.asOf != "" {
 		at, err := parseMoment("--as-of", m.asOf)
@@ -37,32 +38,47 @@ func (m *momentFlags) apply(body map[string]any) error {
 	return nil
 }
 
+// options are the flags as the client's query options.
+func (m *momentFlags) options() ([]commands.QueryOption, error) {
+	var opts []commands.QueryOption
+	if m.asOf != "" {
+		at, err := parseMoment("--as-of", m.asOf)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, commands.AsOf(at))
+	}
+	return append(opts, commands.MinSeq(m.minSeq)), nil
+}
+
 // parseMoment reads a moment flag: a sequence or an RFC 3339 time.
-func parseMoment(flag, s string) (replay.Moment, error) {
-	m, err := replay.ParseMoment(s)
+func parseMoment(flag, s string) (aggregates.Moment, error) {
+	m, err := aggregates.ParseMoment(s)
 	if err != nil {
-		return replay.Moment{}, usagef("%s: %v", flag, err)
+		return aggregates.Moment{}, usagef("%s: %v", flag, err)
 	}
 	return m, nil
 }
 
-// query sends a query and returns its answer, or the error it carries.
-func (a *app) query(ctx context.Context, tenant, name string, body map[string]any) ([]byte, error) {
+// ask runs one typed query of the client with the moment flags; errors are exits.
+func ask[T any](ctx context.Context, a *app, tenant string, m *momentFlags, query func(*commands.Client, []commands.QueryOption) (T, error)) (T, error) {
+	var zero T
 	if !events.ValidToken(tenant) {
-		return nil, usagef("tenant %q: want 1 to 64 of A-Z a-z 0-9 _ -", tenant)
+		return zero, usagef("tenant %q: want 1 to 64 of A-Z a-z 0-9 _ -", tenant)
 	}
-	raw, err := json.Marshal(body)
+	opts, err := m.options()
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	data, err := a.request(ctx, "acl.queries."+tenant+"."+name, raw)
+	c, err := a.client()
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	if err := answerError(data); err != nil {
-		return nil, err
+	ans, err := query(c, opts)
+	if err != nil {
+		return zero, a.clientError(err)
 	}
-	return data, nil
+	return ans, nil
 }
 
 func (a *app) queryCommand() *cobra.Command {
@@ -86,7 +102,13 @@ section 7). --as-of and --min-seq are added to the body.`,
 			if err := m.apply(body); err != nil {
 				return err
 			}
-			data, err := a.query(cc.Context(), args[0], args[1], body)
+			raw, err := json.Marshal(body)
+			if err != nil {
+				return err
+			}
+			data, err := ask(cc.Context(), a, args[0], &momentFlags{}, func(c *commands.Client, _ []commands.QueryOption) ([]byte, error) {
+				return c.QueryRaw(cc.Context(), args[0], args[1], raw)
+			})
 			if err != nil {
 				return err
 			}

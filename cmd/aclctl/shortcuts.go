@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -9,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/acl-es/acl/aggregates"
-	"github.com/acl-es/acl/projections"
+	"github.com/acl-es/acl/commands"
 )
 
 // queryShortcuts are the friendly forms of the read queries, with tables by default.
@@ -28,27 +27,22 @@ func (a *app) checkCommand() *cobra.Command {
 		Args: cobra.RangeArgs(3, 4),
 		RunE: func(cc *cobra.Command, args []string) error {
 			defer a.close()
-			body := map[string]any{"principal": args[1], "permission": args[2]}
+			q := aggregates.CheckQuery{Principal: args[1], Permission: args[2]}
 			if len(args) == 4 {
 				rec, err := recordArg(args[3])
 				if err != nil {
 					return err
 				}
-				body["record"] = rec
+				q.Record = &rec
 			}
-			if err := m.apply(body); err != nil {
-				return err
-			}
-			data, err := a.query(cc.Context(), args[0], "check", body)
+			ans, err := ask(cc.Context(), a, args[0], &m, func(c *commands.Client, o []commands.QueryOption) (aggregates.CheckAnswer, error) {
+				return c.Check(cc.Context(), args[0], q, o...)
+			})
 			if err != nil {
 				return err
 			}
-			var ans projections.CheckAnswer
-			if err := json.Unmarshal(data, &ans); err != nil {
-				return err
-			}
 			if a.json {
-				err = a.printRaw(data)
+				err = a.printJSON(ans)
 			} else {
 				verdict := "DENIED"
 				if ans.Allowed {
@@ -88,29 +82,23 @@ func (a *app) visibleCommand() *cobra.Command {
 			defer a.close()
 			var ids []string
 			seq := uint64(0)
+			q := aggregates.VisibleQuery{Principal: args[1], Type: args[2], Action: action, Limit: limit, Cursor: cursor}
 			for {
-				body := map[string]any{"principal": args[1], "type": args[2], "action": action, "limit": limit, "cursor": cursor}
-				if err := m.apply(body); err != nil {
-					return err
-				}
-				data, err := a.query(cc.Context(), args[0], "visible", body)
+				ans, err := ask(cc.Context(), a, args[0], &m, func(c *commands.Client, o []commands.QueryOption) (aggregates.VisibleAnswer, error) {
+					// later pages at least as fresh as the first
+					return c.VisiblePage(cc.Context(), args[0], q, append(o, commands.MinSeq(seq))...)
+				})
 				if err != nil {
 					return err
 				}
-				var ans projections.VisibleAnswer
-				if err := json.Unmarshal(data, &ans); err != nil {
-					return err
-				}
-				ids, seq, cursor = append(ids, ans.IDs...), ans.Seq, ans.NextCursor
-				if !all || cursor == "" {
+				ids, seq, q.Cursor = append(ids, ans.IDs...), ans.Seq, ans.NextCursor
+				if !all || q.Cursor == "" {
 					break
 				}
-				if m.asOf == "" && m.minSeq < seq {
-					m.minSeq = seq // later pages at least as fresh as the first
-				}
 			}
+			cursor = q.Cursor
 			if a.json {
-				return a.printJSON(projections.VisibleAnswer{IDs: nonNil(ids), NextCursor: cursor, Seq: seq})
+				return a.printJSON(aggregates.VisibleAnswer{IDs: nonNil(ids), NextCursor: cursor, Seq: seq})
 			}
 			for _, id := range ids {
 				fmt.Fprintln(a.stdout, id)
@@ -138,8 +126,10 @@ func (a *app) permissionsCommand() *cobra.Command {
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cc *cobra.Command, args []string) error {
 			defer a.close()
-			body := map[string]any{"principal": args[1]}
-			return queryAnswer(cc, a, args[0], "permissions", body, &m, func(ans projections.PermissionsAnswer) error {
+			ask := func(c *commands.Client, o []commands.QueryOption) (aggregates.PermissionsAnswer, error) {
+				return c.Permissions(cc.Context(), args[0], aggregates.PermissionsQuery{Principal: args[1]}, o...)
+			}
+			return show(cc, a, args[0], &m, ask, func(ans aggregates.PermissionsAnswer) error {
 				fmt.Fprintf(a.stdout, "kind %s  level %s  roles %s  denied %s  (seq %d)\n\n", ans.Kind, ans.Level,
 					list(ans.Roles), list(ans.Denied), ans.Seq)
 				a.printGrants(ans.Grants)
@@ -163,7 +153,9 @@ func (a *app) principalsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.principalList(cc, args[0], "principals", map[string]any{"record": rec, "permission": args[2]}, &m)
+			return a.principalList(cc, args[0], &m, func(c *commands.Client, o []commands.QueryOption) (aggregates.PrincipalsAnswer, error) {
+				return c.Principals(cc.Context(), args[0], aggregates.PrincipalsQuery{Record: rec, Permission: args[2]}, o...)
+			})
 		},
 	}
 	m.add(c)
@@ -182,16 +174,18 @@ func (a *app) recipientsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.principalList(cc, args[0], "recipients", map[string]any{"record": rec}, &m)
+			return a.principalList(cc, args[0], &m, func(c *commands.Client, o []commands.QueryOption) (aggregates.PrincipalsAnswer, error) {
+				return c.Recipients(cc.Context(), args[0], aggregates.RecipientsQuery{Record: rec}, o...)
+			})
 		},
 	}
 	m.add(c)
 	return c
 }
 
-func (a *app) principalList(cc *cobra.Command, tenant, query string, body map[string]any, m *momentFlags) error {
+func (a *app) principalList(cc *cobra.Command, tenant string, m *momentFlags, query func(*commands.Client, []commands.QueryOption) (aggregates.PrincipalsAnswer, error)) error {
 	defer a.close()
-	return queryAnswer(cc, a, tenant, query, body, m, func(ans projections.PrincipalsAnswer) error {
+	return show(cc, a, tenant, m, query, func(ans aggregates.PrincipalsAnswer) error {
 		for _, p := range ans.Principals {
 			fmt.Fprintln(a.stdout, p)
 		}
@@ -199,21 +193,17 @@ func (a *app) principalList(cc *cobra.Command, tenant, query string, body map[st
 	})
 }
 
-// queryAnswer adds the moment flags to body, asks the query, and prints the answer as it came
-// (--json) or decoded into T by show.
-func queryAnswer[T any](cc *cobra.Command, a *app, tenant, query string, body map[string]any, m *momentFlags, show func(T) error) error {
-	if err := m.apply(body); err != nil {
+// show asks a typed query with the moment flags and prints the answer: as JSON (--json), or
+// by print.
+func show[T any](cc *cobra.Command, a *app, tenant string, m *momentFlags, query func(*commands.Client, []commands.QueryOption) (T, error), print func(T) error) error {
+	ans, err := ask(cc.Context(), a, tenant, m, query)
+	if err != nil {
 		return err
 	}
-	data, err := a.query(cc.Context(), tenant, query, body)
-	if err != nil || a.json {
-		return firstError(err, func() error { return a.printRaw(data) })
+	if a.json {
+		return a.printJSON(ans)
 	}
-	var ans T
-	if err := json.Unmarshal(data, &ans); err != nil {
-		return fmt.Errorf("%s answer: %w", query, err)
-	}
-	return show(ans)
+	return print(ans)
 }
 
 // printGrants prints grants with their provenance as a table.
@@ -242,12 +232,4 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-// firstError returns err, or else what then returns.
-func firstError(err error, then func() error) error {
-	if err != nil {
-		return err
-	}
-	return then()
 }
