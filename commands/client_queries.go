@@ -109,3 +109,9 @@ func (c *Client) Diff(ctx context.Context, tenant string, r aggregates.DiffReque
 	}
 	return queryAs[aggregates.DiffAnswer](ctx, c, tenant, "diff", r, nil)
 }
+
+// Tenant is a tenant's overview: preset, features, roles, units, record counts per type, and
+// one page of its principals (q.Search filters them; NextCursor continues).
+func (c *Client) Tenant(ctx context.Context, tenant string, q aggregates.TenantQuery, opts ...QueryOption) (aggregates.TenantAnswer, error) {
+	return queryAs[aggregates.TenantAnswer](ctx, c, tenant, "tenant", q, opts)
+}

@@ -175,7 +175,11 @@ func TestClientQueries(t *testing.T) {
 		if err != nil || len(diff.Added) == 0 || len(diff.Events) == 0 || diff.Seq != demoSeq {
 			t.Fatalf("%s: bob's diff since 1: %+v %v", tr.name, diff, err)
 		}
-		answers[tr.name] = []any{check, vis, perms, princ, recip, hist, diff}
+		ten, err := c.Tenant(ctx, "demo", aggregates.TenantQuery{Limit: 2}, after)
+		if err != nil || ten.Preset != "trackops" || len(ten.Principals) != 2 || ten.NextCursor == "" || len(ten.Units) != 2 {
+			t.Fatalf("%s: the demo tenant: %+v %v", tr.name, ten, err)
+		}
+		answers[tr.name] = []any{check, vis, perms, princ, recip, hist, diff, ten}
 	}
 	if !reflect.DeepEqual(answers["nats"], answers["http"]) {
 		t.Fatalf("the transports answer differently:\nnats %+v\nhttp %+v", answers["nats"], answers["http"])

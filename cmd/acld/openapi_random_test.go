@@ -153,6 +153,9 @@ func TestOpenAPIRandomHistory(t *testing.T) {
 	for _, r := range records {
 		ask("history", map[string]any{"record": r, "min_seq": last})
 	}
+	for _, body := range []map[string]any{{"min_seq": last}, {"as_of": middle, "limit": 2}, {"search": "p", "limit": 3}} {
+		ask("tenant", body)
+	}
 	t.Logf("%d requests and answers match the description; statuses %v", v.n, statuses)
 	if statuses[200] == 0 || statuses[404] == 0 {
 		t.Fatalf("statuses %v: the history should give answers and not_found both", statuses)
