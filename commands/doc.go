@@ -1,5 +1,18 @@
 // Package commands is the command side of the product: decoding and validating commands, the
-// command service on NATS, and a Go client for services.
+// command service on NATS, and a Go client for services, for commands and queries alike.
+//
+// # The client
+//
+// A service holds one Client (Dial: NATS with the identity's credentials). Do and its typed
+// shorthands send commands; Check, Visible, Permissions, Principals, Recipients, History, Diff
+// and Tenant ask queries, with the bodies and answers of aggregates/queries.go, over NATS
+// (acl.queries.<tenant>.<query>) or, on a copy made by UseHTTP, over HTTP with a bearer token.
+// A command's Result is a query's min_seq (After), so a service reads its own writes; AsOf asks
+// about the past. Both sides retry what another try may change: a command unavailable or
+// unanswered, with the same command_id, so it is applied once; a query unavailable,
+// not_caught_up or unanswered, as it writes nothing; the iterators (Visible, History) go on
+// from their cursor, each page asked with the min_seq of the one before. Every other error is
+// an *aggregates.Error at once.
 //
 // # Wire format
 //
