@@ -67,7 +67,7 @@ func TestConsolePages(t *testing.T) {
 		t.Fatalf("diff: %d, invoice row %q", status, row)
 	}
 	causes := section(diff, `id="causes"`, "</table>")
-	if !strings.Contains(causes, "record_unassigned") || !strings.Contains(causes, ">"+itoa(unassigned)+"</a>") {
+	if !strings.Contains(causes, "record_unassigned") || !strings.Contains(causes, "UnassignRecord") || !strings.Contains(causes, ">"+itoa(unassigned)+"</a>") {
 		t.Errorf("diff causes lack the record_unassigned at %d: %s", unassigned, causes)
 	}
 
