@@ -77,6 +77,8 @@ func (c *Client) HistoryPage(ctx context.Context, tenant string, r aggregates.Hi
 }
 
 // History iterates over every event HistoryPage would list, page after page, as Visible does.
+// Without r.To, the pages after the first stop at the first page's seq: the history as it
+// stood when the iteration began.
 func (c *Client) History(ctx context.Context, tenant string, r aggregates.HistoryRequest, opts ...QueryOption) iter.Seq2[aggregates.HistoryEvent, error] {
 	return func(yield func(aggregates.HistoryEvent, error) bool) {
 		var seen uint64
@@ -95,6 +97,9 @@ func (c *Client) History(ctx context.Context, tenant string, r aggregates.Histor
 				return
 			}
 			r.Cursor, seen = page.NextCursor, max(seen, page.Seq)
+			if r.To == nil {
+				r.To = &aggregates.Moment{Seq: page.Seq}
+			}
 		}
 	}
 }

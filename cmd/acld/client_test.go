@@ -185,6 +185,27 @@ func TestClientQueries(t *testing.T) {
 		t.Fatalf("the transports answer differently:\nnats %+v\nhttp %+v", answers["nats"], answers["http"])
 	}
 
+	// A history walked while it grows describes the moment of its first page: carl's new
+	// assignment, written after the first page, is not in it, and is in a walk begun later.
+	carl := aggregates.HistoryRequest{Principal: "carl", Limit: 1}
+	var walked []aggregates.HistoryEvent
+	var res commands.Result
+	for e, err := range s.nats.History(ctx, "demo", carl, commands.MinSeq(demoSeq)) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if walked = append(walked, e); len(walked) == 1 {
+			if res, err = s.nats.AssignRecord(ctx, "demo", "ann", "case", "case-2", "carl", ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	later, err := s.nats.HistoryPage(ctx, "demo", aggregates.HistoryRequest{Principal: "carl", Limit: 1000}, commands.After(res))
+	if err != nil || len(later.Events) != len(walked)+1 || walked[len(walked)-1].Seq >= res.Seq || later.Events[len(walked)].Seq != res.Seq {
+		t.Fatalf("carl's history walked while assigned (%d events, last %d) against after (%d events, %v); the assignment at %d",
+			len(walked), walked[len(walked)-1].Seq, len(later.Events), err, res.Seq)
+	}
+
 	// Read your own write: bob (limited, east) may not view inv-2 (west) until he is assigned
 	// to it; the check that passes the command's Result sees the assignment.
 	for i, tr := range s.transports() {
