@@ -43,6 +43,7 @@ func startClientStack(t *testing.T) *clientStack {
 	s := &clientStack{ids: writeIdentities(t)}
 	s.m = startMain(t, func(c *Config) {
 		c.Auth, c.Demo = s.ids.path, true
+		c.QueryWait = 200 * time.Millisecond // min_seq waits this long, then answers not_caught_up
 		c.NATSListen = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 		c.HTTPListen = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	})
@@ -241,6 +242,37 @@ func TestClientQueries(t *testing.T) {
 		now, err2 := c.VisiblePage(ctx, "demo", aggregates.VisibleQuery{Principal: "bob", Type: "invoice"}, commands.After(res))
 		if err != nil || err2 != nil || slices.Contains(old.IDs, id) || !slices.Contains(now.IDs, id) {
 			t.Fatalf("%s: bob's invoices before %v and after %v the assignment of %s (%v, %v)", tr.name, old.IDs, now.IDs, id, err, err2)
+		}
+	}
+
+	// A min_seq ahead of the stream answers not_caught_up after --query-wait; the client asks
+	// again until the write arrives, and answers once it is applied.
+	for _, tr := range s.transports() {
+		ahead := lastSeq(t, s.m) + 1
+		type answer struct {
+			a   aggregates.CheckAnswer
+			err error
+		}
+		done := make(chan answer, 1)
+		go func() {
+			a, err := tr.c.Check(ctx, "demo", aggregates.CheckQuery{Principal: "bob", Permission: "invoice.view"}, commands.MinSeq(ahead))
+			done <- answer{a, err}
+		}()
+		time.Sleep(3 * s.cfg.QueryWait) // at least two not_caught_up answers
+		select {
+		case a := <-done:
+			t.Fatalf("%s: min_seq %d answered before it was written: %+v %v", tr.name, ahead, a.a, a.err)
+		default:
+		}
+		res, err := tr.c.SetAccessLevel(ctx, "demo", "ann", "sam", aggregates.LevelFull)
+		if err != nil || res.Seq < ahead {
+			t.Fatal(res, err)
+		}
+		if a := <-done; a.err != nil || a.a.Seq < ahead {
+			t.Fatalf("%s: min_seq %d after the write at %d: %+v %v", tr.name, ahead, res.Seq, a.a, a.err)
+		}
+		if _, err := tr.c.SetAccessLevel(ctx, "demo", "ann", "sam", aggregates.LevelLimited); err != nil {
+			t.Fatal(err)
 		}
 	}
 
