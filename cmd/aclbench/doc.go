@@ -50,6 +50,9 @@
 //	principals  who may view a record: cost grows with the holders of the roles that grant it
 //	asof        replay's AsOf at random moments (checkpoint copy + replay of the events after
 //	            it) then a check; bounded by --checkpoint-every (acld's default 2000)
+//	console     the auditor's console (/ui/ as acld serves it) page by page, one auditor at a
+//	            time: tenant, principal (full, limited, limited as of a random past moment),
+//	            record, a limited principal's diff from a past moment, check
 //	ryw         AssignRecord through the command path, then check with min_seq = its answer;
 //	            the latency is from the command's answer to the check's answer
 //	commands    the steady-state command mix (gen_ops.go) with each of --clients clients

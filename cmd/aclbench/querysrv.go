@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/acl-es/acl/cmd/acld/console"
 	"github.com/acl-es/acl/projections"
 	"github.com/acl-es/acl/replay"
 )
@@ -30,6 +31,9 @@ func (s *stack) startQueryServers(ctx context.Context) (string, error) {
 		}
 	}
 	srv := projections.NewServer(s.engine, s.proj, opts)
+	if s.replay != nil {
+		s.replay.ServeQueries(srv)
+	}
 	nc, err := s.connectOwner()
 	if err != nil {
 		return "", err
@@ -45,7 +49,11 @@ func (s *stack) startQueryServers(ctx context.Context) (string, error) {
 		srv.Close()
 		return "", err
 	}
-	hs := &http.Server{Handler: srv.Handler(nil), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
+	// The auditor's console as acld serves it, over the same server (the console workload).
+	mux := http.NewServeMux()
+	mux.Handle("/ui/", console.New(srv, console.Options{Logger: s.cfg.log}).Handler())
+	mux.Handle("/", srv.Handler(nil))
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

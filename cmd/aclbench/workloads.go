@@ -35,6 +35,7 @@ var workloads = []workload{
 	{"visible", "visible first page (full and limited principals) and a full listing (--via)", runVisible, true},
 	{"principals", "who may view a record (--via)", runPrincipals, true},
 	{"asof", "as_of at random moments via replay checkpoints, then a check", runAsOf, true},
+	{"console", "the auditor's console: each page over HTTP, one auditor at a time", runConsole, true},
 	{"ryw", "read-your-writes: AssignRecord, then check with min_seq (--via)", runRYW, true},
 	{"commands", "the steady-state command mix with each --clients count", runCommands, true},
 	{"memory", "RSS and Go heap after the workloads run before it", runMemory, true},
@@ -94,5 +95,5 @@ func runMemory(ctx context.Context, b *bench) ([]Result, error) {
 
 // needsReplay reports whether a selection needs the replay service with the read side.
 func needsReplay(ws []workload) bool {
-	return slices.ContainsFunc(ws, func(w workload) bool { return w.name == "asof" })
+	return slices.ContainsFunc(ws, func(w workload) bool { return w.name == "asof" || w.name == "console" })
 }

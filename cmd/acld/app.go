@@ -297,7 +297,7 @@ func (m *Main) serveQueries(ctx context.Context) error {
 	m.queries = projections.NewServer(m.engine, m.proj, projections.ServerOptions{
 		Registerer: m.registry, Logger: m.Log, AsOf: m.asOf,
 		IdentifyNATS: m.auth.IdentifyNATS, Authenticate: m.auth.AuthenticateHTTP, Ready: m.readiness})
-	m.registerAudit(m.queries)
+	m.replay.ServeQueries(m.queries)
 	if err := m.queries.ServeNATS(ctx, m.nc); err != nil {
 		return fmt.Errorf("acld: NATS queries: %w", err)
 	}
