@@ -166,15 +166,18 @@ func (x *execution) previous(snaps []*snapshot) (Result, bool, error) {
 	return res, true, nil
 }
 
-// append writes the decision: one message per aggregate with events, a batch when there are
-// two, each expecting the sequence the decision read.
-func (x *execution) append(ctx context.Context, ws []aggregates.Write, snaps []*snapshot, now time.Time) (Result, bool, error) {
+// pendingWrite is one message a decision writes: the index of its aggregate in the execution's
+// entries, and the message.
+type pendingWrite struct {
+	i    int
+	item events.BatchItem
+}
+
+// envelopes turns a decision into its messages, one per aggregate with events (message ids not
+// set), and the highest sequence the decision read.
+func (x *execution) envelopes(ws []aggregates.Write, now time.Time) ([]pendingWrite, uint64, error) {
 	b := x.cmd.Base()
-	type pending struct {
-		i    int // index in entries and snaps
-		item events.BatchItem
-	}
-	var writes []pending
+	var writes []pendingWrite
 	var seq uint64
 	for _, w := range ws {
 		seq = max(seq, w.Expected)
@@ -183,7 +186,7 @@ func (x *execution) append(ctx context.Context, ws []aggregates.Write, snaps []*
 		}
 		i := slices.IndexFunc(x.entries, func(e *entry) bool { return e.ref == w.Aggregate })
 		if i < 0 {
-			return Result{}, false, internal(x.op, errors.New("decision writes an aggregate the command did not lock: "+aggregateKey(w.Aggregate)))
+			return nil, 0, internal(x.op, errors.New("decision writes an aggregate the command did not lock: "+aggregateKey(w.Aggregate)))
 		}
 		meta := events.Meta{Tenant: b.Tenant, Aggregate: w.Aggregate, Actor: b.Actor, Via: b.Via, CommandID: b.CommandID,
 			CommandHash: x.hash, Cause: x.op, Time: now}
@@ -191,11 +194,22 @@ func (x *execution) append(ctx context.Context, ws []aggregates.Write, snaps []*
 		for _, d := range w.Events {
 			env, err := events.New(meta, d)
 			if err != nil {
-				return Result{}, false, internal(x.op, err)
+				return nil, 0, internal(x.op, err)
 			}
 			envs = append(envs, env)
 		}
-		writes = append(writes, pending{i: i, item: events.BatchItem{Subject: x.entries[i].subject, Expected: w.Expected, Events: envs}})
+		writes = append(writes, pendingWrite{i: i, item: events.BatchItem{Subject: x.entries[i].subject, Expected: w.Expected, Events: envs}})
+	}
+	return writes, seq, nil
+}
+
+// append writes the decision: one message per aggregate with events, a batch when there are
+// two, each expecting the sequence the decision read.
+func (x *execution) append(ctx context.Context, ws []aggregates.Write, snaps []*snapshot, now time.Time) (Result, bool, error) {
+	b := x.cmd.Base()
+	writes, seq, err := x.envelopes(ws, now)
+	if err != nil {
+		return Result{}, false, err
 	}
 	if len(writes) == 0 {
 		return Result{Seq: seq, Events: []string{}}, false, nil

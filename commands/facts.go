@@ -20,6 +20,9 @@ type facts struct {
 	tenant string
 	memo   map[events.AggregateRef]any
 	err    error
+	// before, when set, runs before an aggregate is first read (the bulk path waits there for
+	// its own appends to that aggregate to be answered).
+	before func(events.AggregateRef)
 }
 
 func newFacts(ctx context.Context, c *cache, tenant string) *facts {
@@ -33,6 +36,9 @@ func (f *facts) pin(ref events.AggregateRef, st any) { f.memo[ref] = st }
 func (f *facts) get(ref events.AggregateRef) any {
 	if st, ok := f.memo[ref]; ok {
 		return st
+	}
+	if f.before != nil {
+		f.before(ref)
 	}
 	st := newState(ref)
 	e, err := f.cache.entry(f.tenant, ref)

@@ -59,12 +59,18 @@ func encodeResult(r Result) []byte {
 // encodeError answers err with its code; an error without one is internal, and its text is not
 // sent (it may name internals), only that it happened.
 func encodeError(err error) []byte {
+	we := wireError(err)
+	b, _ := json.Marshal(answer{OK: false, Error: &we}) // cannot fail: plain types
+	return b
+}
+
+// wireError is the error object of an answer.
+func wireError(err error) WireError {
 	we := WireError{Code: aggregates.ErrorCode(err), Message: "internal error; the service log has the cause"}
 	if e, ok := asError(err); ok {
 		we.Message = e.Message
 	}
-	b, _ := json.Marshal(answer{OK: false, Error: &we}) // cannot fail: plain types
-	return b
+	return we
 }
 
 // decodeAnswer reads an answer; an error answer becomes an *aggregates.Error named op.

@@ -18,6 +18,46 @@ import (
 type Appended struct {
 	Seq       uint64 // sequence of the (last) message written, or of the original on a duplicate
 	Duplicate bool   // the message id was seen inside the duplicate window: nothing was written
+	// Count is how many messages an atomic batch stored. They are stored one after another,
+	// so item i of n has sequence Seq-n+1+i.
+	Count int
+}
+
+// Pending is an append sent without waiting for its answer (AppendAsync).
+type Pending struct {
+	fut      jetstream.PubAckFuture
+	subject  string
+	expected uint64
+}
+
+// Wait returns the append's result as Append would: a wrong expected sequence wraps
+// ErrConflict, no answer by ctx's end wraps ErrUnavailable (it may have been stored: append
+// again with the same message id). A duplicate inside the window has Duplicate set.
+func (p *Pending) Wait(ctx context.Context) (Appended, error) {
+	select {
+	case ack := <-p.fut.Ok():
+		return Appended{Seq: ack.Sequence, Duplicate: ack.Duplicate}, nil
+	case err := <-p.fut.Err():
+		return Appended{}, fmt.Errorf("events: append %s (expected %d): %w", p.subject, p.expected, mapErr(err))
+	case <-ctx.Done():
+		return Appended{}, fmt.Errorf("events: append %s (expected %d): %w: %v", p.subject, p.expected, ErrUnavailable, ctx.Err())
+	}
+}
+
+// AppendAsync sends the append Append would, without waiting for the answer: the bulk path
+// (commands.Service.ExecuteBatch) keeps thousands in flight. One connection's publishes are
+// stored in the order they were sent. It blocks while JetStream's limit of unanswered
+// asynchronous publishes is reached. Validation errors wrap ErrInvalid and send nothing.
+func (s *Store) AppendAsync(subject string, expected uint64, msgID string, envs []Envelope) (*Pending, error) {
+	msg, err := newMessage(subject, expected, msgID, envs)
+	if err != nil {
+		return nil, fmt.Errorf("events: append %s: %w", subject, err)
+	}
+	fut, err := s.js.PublishMsgAsync(msg)
+	if err != nil {
+		return nil, fmt.Errorf("events: append %s (expected %d): %w", subject, expected, mapErr(err))
+	}
+	return &Pending{fut: fut, subject: subject, expected: expected}, nil
 }
 
 // Append publishes one message carrying envs on subject, expecting expected as the subject's last

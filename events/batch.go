@@ -28,8 +28,12 @@ const (
 type BatchItem struct {
 	Subject  string
 	Expected uint64 // expected last sequence of Subject; 0 means "no message yet"
-	MsgID    string
-	Events   []Envelope
+	// Follows: the item writes a subject an earlier item of the same batch wrote, and carries
+	// no expected sequence (the server refuses one there). The earlier item's check covers it:
+	// the batch is stored whole or not at all, with nothing in between.
+	Follows bool
+	MsgID   string
+	Events  []Envelope
 }
 
 // batchAck is the server's answer to the commit of a batch.
@@ -72,7 +76,7 @@ func (s *Store) AppendAtomic(ctx context.Context, items []BatchItem) (Appended, 
 	if ack.Error != nil {
 		return Appended{}, fmt.Errorf("events: append batch of %d (first %s): %w", len(items), items[0].Subject, mapErr(ack.Error))
 	}
-	return Appended{Seq: ack.Seq}, nil
+	return Appended{Seq: ack.Seq, Count: ack.Count}, nil
 }
 
 // batchMessages validates every item before anything is sent and builds the messages with
@@ -83,8 +87,12 @@ func batchMessages(items []BatchItem) ([]*nats.Msg, error) {
 	ids := make(map[string]bool, len(items))
 	msgs := make([]*nats.Msg, len(items))
 	for i, it := range items {
-		if subjects[it.Subject] {
-			// The server refuses an expected sequence on a subject written earlier in the batch.
+		if subjects[it.Subject] != it.Follows {
+			// The server refuses an expected sequence on a subject written earlier in the
+			// batch; an item without one must follow an item that has one.
+			if it.Follows {
+				return nil, fmt.Errorf("%w: item %d (%s) follows no earlier item of its subject", ErrInvalid, i, it.Subject)
+			}
 			return nil, fmt.Errorf("%w: subject %s twice in one batch", ErrInvalid, it.Subject)
 		}
 		subjects[it.Subject] = true
@@ -96,6 +104,9 @@ func batchMessages(items []BatchItem) ([]*nats.Msg, error) {
 		m, err := newMessage(it.Subject, it.Expected, it.MsgID, it.Events)
 		if err != nil {
 			return nil, fmt.Errorf("item %d (%s): %w", i, it.Subject, err)
+		}
+		if it.Follows {
+			m.Header.Del(jetstream.ExpectedLastSubjSeqHeader)
 		}
 		m.Header.Set(hdrBatchID, id)
 		m.Header.Set(hdrBatchSeq, strconv.Itoa(i+1))

@@ -121,7 +121,7 @@ func (s *Service) copyCheckpoint(st *asOfState) error {
 // scratchDB opens the throw-away copies: a small cache, no WAL, no fsync, no compactions (a copy
 // opened on a checkpoint with many level-0 tables would otherwise start compacting them, at
 // several times the cost of the as_of it serves).
-var scratchDB = projections.DBOptions{CacheBytes: 8 << 20, MemTableBytes: 64 << 20, DisableWAL: true,
+var scratchDB = projections.DBOptions{CacheBytes: 8 << 20, MemTableBytes: 16 << 20, DisableWAL: true,
 	DisableCompactions: true, FS: noSyncFS{vfs.Default}}
 
 // Reader is what replays read from the event store: *events.Store.

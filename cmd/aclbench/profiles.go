@@ -91,6 +91,23 @@ var profiles = map[string]*profile{
 		grant: "report.view", deny: "invoice.view",
 		probe: probe{role: "staff", typ: "case", perm: "case.view"},
 	},
+	// compare is the shape the comparison with SpiceDB and OpenFGA was measured on (issue 13):
+	// trackops staff only, 10 % full and the rest limited; cases with 1 to 3 assignees; invoices
+	// each linked to a case, 20 % with a salesperson. Run it with --presets compare --records
+	// 2e5 --principals 1e4 (10^5 cases and 10^5 invoices).
+	"compare": {
+		preset: "trackops",
+		kinds: []kindMix{
+			{kind: aggregates.KindStaff, slots: 20, roles: []weighted{{"staff", 1}},
+				levels: []weighted{{aggregates.LevelFull, 10}, {aggregates.LevelLimited, 90}}},
+		},
+		records: []recordKind{
+			{typ: "case", slots: 50, client: true, units: []string{aggregates.UnitLocation}, assignees: 3},
+			{typ: "invoice", slots: 50, client: true, units: []string{aggregates.UnitLocation}, salesperson: 20, linkTo: "case"},
+		},
+		grant: "report.view", deny: "expense.view",
+		probe: probe{role: "staff", typ: "invoice", perm: "invoice.view"},
+	},
 	"reconpro": {
 		preset:   "reconpro",
 		features: []string{aggregates.FeatureTechnicianUsers, aggregates.FeatureMonitor},

@@ -121,6 +121,6 @@ func (a *app) rootCommand() *cobra.Command {
 	root.AddCommand(a.cmdCommand(), a.queryCommand())
 	root.AddCommand(a.queryShortcuts()...)
 	root.AddCommand(a.historyCommand(), a.diffCommand(), a.exportCommand(), a.tailCommand())
-	root.AddCommand(a.rebuildCommand(), a.verifyCommand())
+	root.AddCommand(a.rebuildCommand(), a.verifyCommand(), a.importCommand())
 	return root
 }

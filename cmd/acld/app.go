@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -47,6 +48,7 @@ type Main struct {
 	replay   *replay.Service
 	queries  *projections.Server
 	http     *http.Server
+	pprof    *http.Server // --pprof
 	httpAddr net.Addr
 
 	serving   atomic.Bool // commands and queries are both served (readiness)
@@ -122,7 +124,11 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.serveQueries(ctx); err != nil {
 		return err
 	}
-	m.cmds = commands.NewService(m.nc, store, commands.Options{Registerer: m.registry, Logger: m.Log, Identify: m.auth.IdentifyNATS})
+	if err := m.servePprof(); err != nil {
+		return err
+	}
+	m.cmds = commands.NewService(m.nc, store, commands.Options{Registerer: m.registry, Logger: m.Log,
+		Identify: m.auth.IdentifyNATS, CacheSize: c.CommandCache})
 	if err := m.cmds.Start(ctx); err != nil {
 		return fmt.Errorf("acld: command service: %w", err)
 	}
@@ -333,6 +339,34 @@ func (m *Main) serveQueries(ctx context.Context) error {
 	return nil
 }
 
+// servePprof serves the runtime's profiles on --pprof, a listener of its own so that they never
+// share the query API's address (or its gateway).
+func (m *Main) servePprof() error {
+	if m.Config.Pprof == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", m.Config.Pprof)
+	if err != nil {
+		return fmt.Errorf("acld: --pprof listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	m.pprof = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	m.Log.Info("profiles served", "addr", ln.Addr().String()+"/debug/pprof/")
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		if err := m.pprof.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.Log.Error("pprof server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
 // loadSecurity reads the identity file and the TLS key pair, and warns of an open door.
 func (m *Main) loadSecurity() error {
 	c := m.Config
@@ -373,6 +407,9 @@ func (m *Main) close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		errs = append(errs, m.http.Shutdown(ctx))
 		cancel()
+	}
+	if m.pprof != nil {
+		errs = append(errs, m.pprof.Close())
 	}
 	if m.queries != nil {
 		m.queries.Close()

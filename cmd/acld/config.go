@@ -36,6 +36,15 @@ type Config struct {
 	// thin out with age (replay.Options.DenseCheckpoints).
 	CheckpointsDense uint64
 	LogLevel         string
+	// CommandCache is how many aggregate states the command service keeps (commands.Options).
+	CommandCache int
+	// MemoryLimitMB is the Go runtime's soft memory limit (debug.SetMemoryLimit) in MiB; 0 = none.
+	// GOMEMLIMIT in the environment takes precedence.
+	MemoryLimitMB int
+	// Pprof is the address of a listener serving /debug/pprof (heap and CPU profiles, for an
+	// operator finding where memory goes); "" = none. It is always loopback only: profiles show
+	// internals and a CPU profile costs the server.
+	Pprof string
 }
 
 // flagHelp: --help was asked and answered.
@@ -52,8 +61,10 @@ func DefaultConfig() Config {
 		QueryWait:        2 * time.Second,
 		StoreWait:        2 * time.Minute,
 		ShutdownWait:     30 * time.Second,
-		CacheMB:          64,
-		MemtableMB:       32,
+		CacheMB:          32,
+		MemtableMB:       8,
+		CommandCache:     10_000,
+		MemoryLimitMB:    128,
 		CheckpointN:      2000,
 		CheckpointsDense: 32,
 		LogLevel:         "info",
@@ -94,6 +105,12 @@ func ParseFlags(args []string) (Config, error) {
 	// 22 MB at 10^6 records (compactions of the live model rewrite files), and an answer replays
 	// up to the gap to its checkpoint (~30 µs per event).
 	fs.Uint64Var(&c.CheckpointsDense, "checkpoints-dense", c.CheckpointsDense, "as_of: how many of the newest checkpoints stay --checkpoint-every apart; older ones double their spacing with age (more: faster as_of on older moments, more disk)")
+	fs.IntVar(&c.CommandCache, "command-cache", c.CommandCache, "aggregate states the command service keeps (about 1.3 KB each; one not kept costs a read of its subject)")
+	// The process's memory is the Go heap (bounded by this limit: the collector works harder as
+	// it nears it) plus Pebble's block caches and memtables (--cache-mb, --memtable-mb), which
+	// live outside it. 128 + 32 + 2*8 MiB and the binary keep acld at 10^5 records under 200 MB.
+	fs.IntVar(&c.MemoryLimitMB, "memory-limit", c.MemoryLimitMB, "soft limit of the Go heap in MiB (0: none; GOMEMLIMIT in the environment wins); Pebble's cache and memtables come on top")
+	fs.StringVar(&c.Pprof, "pprof", c.Pprof, "serve /debug/pprof on this loopback address (e.g. 127.0.0.1:6060); off by default")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "acld: the access-control server (embedded NATS by default).\n\nUsage: acld [flags]\n\nFlags:\n")
@@ -111,6 +128,9 @@ func ParseFlags(args []string) (Config, error) {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return c, &configError{errors.New("--tls-cert and --tls-key go together")}
+	}
+	if c.Pprof != "" && !loopback(c.Pprof) {
+		return c, &configError{fmt.Errorf("--pprof %s is not a loopback address: profiles show the server's internals to whoever reaches them", c.Pprof)}
 	}
 	if err := c.checkListeners(); err != nil {
 		return c, &configError{err}

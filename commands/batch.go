@@ -1,0 +1,479 @@
+package commands
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/acl-es/acl/aggregates"
+	"github.com/acl-es/acl/events"
+)
+
+// The bulk path: a request on acl.commands.<tenant>.Batch carries up to MaxBatch commands of one
+// tenant, carried out in order as if each had been sent alone and answered before the next was
+// sent: the same decoding, identity checks, guards, idempotency by command id and events. What
+// it saves is the round trip per command. Commands are decided one after another on cached
+// states and their appends sent without waiting for each answer (events.Store.AppendAsync);
+// a command waits only for the answers of earlier writes to the aggregates it reads or writes,
+// so every decision reads stored state and every append states the sequence it decided on.
+// Commands that write two aggregates at once (SetAccessLevel and RemovePrincipal with the
+// tenant's seats, CreateTenant) are gathered into one atomic batch while they come one after
+// another: an atomic batch costs a temporary store and its fsyncs on a single server (some
+// 40 ms under load), so one per command would bound a load at a few hundred of them a second.
+// Anything the store refuses (a lost race, a duplicate of an earlier run, no answer) is carried
+// out again by Execute, alone, which sorts it out as it would for a single command.
+//
+// A batch stops at the first command refused by its guards or its caller's rights: the answer
+// lists the results of the commands up to and including that one. Resuming after an interruption
+// is sending the commands again from the first one without an answer: those already stored
+// answer what they answered the first time (SPEC section 6, idempotency).
+
+// BatchName is the last token of the batch subject: acl.commands.<tenant>.Batch.
+const BatchName = "Batch"
+
+// MaxBatch bounds the commands of one batch request (and the messages of the atomic batches it
+// makes, JetStream's limit).
+const MaxBatch = 1000
+
+// batchWindow bounds the appends in flight of one batch: below JetStream's 4000 unanswered
+// asynchronous publishes per connection, leaving room for the other commands of the instance.
+const batchWindow = 2000
+
+// batchTimeout bounds the work on one batch request.
+const batchTimeout = 60 * time.Second
+
+// BatchCommand is one command of a batch: its name and its body, as it would be sent alone.
+type BatchCommand struct {
+	Command string          `json:"command"`
+	Body    json.RawMessage `json:"body"`
+}
+
+// BatchRequest is the body of a batch request.
+type BatchRequest struct {
+	Commands []BatchCommand `json:"commands"`
+}
+
+// BatchAnswer answers a batch request: {"ok":true,"results":[..]}, one result per command
+// carried out, in order, each exactly the answer the command would have had alone; the last one
+// is an error when the batch stopped there. A request refused as a whole (its body, its
+// caller) answers {"ok":false,"error":{..}}.
+type BatchAnswer struct {
+	OK      bool              `json:"ok"`
+	Results []json.RawMessage `json:"results,omitempty"`
+	Error   *WireError        `json:"error,omitempty"`
+}
+
+// outcome is one command's result while the batch runs.
+type outcome struct {
+	res Result
+	err error
+}
+
+// BatchSubject is the subject of a tenant's batch requests.
+func BatchSubject(tenant string) string { return Subject(tenant, BatchName) }
+
+// isBatch reports whether subject is a batch request's, and its tenant.
+func isBatch(subject string) (string, bool) {
+	rest, ok := strings.CutPrefix(subject, SubjectPrefix+".")
+	tenant, name, ok2 := strings.Cut(rest, ".")
+	return tenant, ok && ok2 && name == BatchName
+}
+
+// handleBatch answers a batch request.
+func (s *Service) handleBatch(ctx context.Context, m *nats.Msg, tenant string) {
+	ctx, cancel := context.WithTimeout(ctx, batchTimeout)
+	defer cancel()
+	ans := s.batchAnswer(ctx, m, tenant)
+	b, _ := json.Marshal(ans) // plain types: cannot fail
+	if m.Reply != "" {
+		if err := m.Respond(b); err != nil {
+			s.opts.Logger.Warn("batch answer lost", "subject", m.Subject, "err", err)
+		}
+	}
+}
+
+func (s *Service) batchAnswer(ctx context.Context, m *nats.Msg, tenant string) BatchAnswer {
+	refuse := func(err error) BatchAnswer {
+		we := wireError(err)
+		return BatchAnswer{Error: &we}
+	}
+	var caller *aggregates.Caller
+	if s.opts.Identify != nil {
+		c, err := s.opts.Identify(m.Header)
+		if err != nil {
+			return refuse(err)
+		}
+		caller = c
+	}
+	if !events.ValidToken(tenant) {
+		return refuse(invalid("tenant %q in the subject must be 1 to 64 of A-Z a-z 0-9 _ -", tenant))
+	}
+	var req BatchRequest
+	if err := aggregates.DecodeStrict("body", m.Data, &req); err != nil {
+		err.Op = BatchName
+		return refuse(err)
+	}
+	if len(req.Commands) > MaxBatch {
+		return refuse(&aggregates.Error{Code: aggregates.CodeInvalidArgument, Op: BatchName,
+			Message: "a batch carries at most 1000 commands"})
+	}
+	r := &batchRun{s: s, ctx: ctx, tenant: tenant, flights: map[string]*flight{},
+		results: make([]outcome, 0, len(req.Commands))}
+	for _, bc := range req.Commands {
+		i := len(r.results)
+		r.results = append(r.results, outcome{})
+		cmd, err := s.decodeInBatch(caller, tenant, bc)
+		if err == nil {
+			err = r.run(i, cmd)
+		}
+		if err != nil {
+			r.results[i] = outcome{err: err}
+			break
+		}
+	}
+	r.finish()
+	ans := BatchAnswer{OK: true, Results: make([]json.RawMessage, len(r.results))}
+	for i, o := range r.results {
+		name := "unknown"
+		if i < len(req.Commands) && aggregates.NewCommand(req.Commands[i].Command) != nil {
+			name = req.Commands[i].Command
+		}
+		code := "ok"
+		if o.err != nil {
+			code = string(aggregates.ErrorCode(o.err))
+			if code == string(aggregates.CodeInternal) {
+				s.opts.Logger.Error("command failed", "subject", m.Subject, "index", i, "err", o.err)
+			}
+			ans.Results[i] = encodeError(o.err)
+		} else {
+			ans.Results[i] = encodeResult(o.res)
+		}
+		s.metrics.total.WithLabelValues(metricName(name), code).Inc()
+	}
+	return ans
+}
+
+// decodeInBatch is decode for one command of a batch: the caller's rights on the command, its
+// body, then its actor.
+func (s *Service) decodeInBatch(caller *aggregates.Caller, tenant string, bc BatchCommand) (aggregates.Command, error) {
+	if aggregates.NewCommand(bc.Command) == nil {
+		return nil, invalid("unknown command %q; the commands are %s", bc.Command, strings.Join(aggregates.CommandNames, ", "))
+	}
+	if err := caller.MayTenantCommand(tenant, bc.Command); err != nil {
+		err.Op = bc.Command
+		return nil, err
+	}
+	cmd, err := decodeBody(tenant, bc.Command, bc.Body)
+	if err != nil {
+		return nil, err
+	}
+	b := cmd.Base()
+	if err := caller.MayAct(b.Actor); err != nil {
+		err.Op = cmd.Name()
+		return nil, err
+	}
+	b.Via = caller.Via(s.opts.Self)
+	return cmd, nil
+}
+
+// batchRun is one batch being carried out.
+type batchRun struct {
+	s       *Service
+	ctx     context.Context
+	tenant  string
+	results []outcome
+	flights map[string]*flight // subject → its newest append not yet answered
+	queue   []*flight          // appends not yet answered, in the order sent
+	group   *group             // two-aggregate commands gathered for one atomic batch
+}
+
+// flight is a command whose single append was sent and not yet answered.
+type flight struct {
+	i     int // index of the command (and its result)
+	cmd   aggregates.Command
+	entry *entry
+	snap  *snapshot // the state it was decided on
+	envs  []events.Envelope
+	p     *events.Pending
+	done  bool
+}
+
+// group is a run of commands that write two aggregates, gathered into one atomic batch.
+type group struct {
+	items []events.BatchItem
+	owner []int // the command of each item
+	cmds  []groupCmd
+	subj  map[string]*groupState
+}
+
+type groupCmd struct {
+	i   int
+	cmd aggregates.Command
+}
+
+// groupState is an aggregate the group writes: the state it was read at, and that state with
+// the group's events applied so far (owned by the group; sequences not known until the commit).
+type groupState struct {
+	entry *entry
+	base  *snapshot
+	state any
+	items []int // the group's items on this aggregate, in order
+}
+
+// run decides one command and sends its appends.
+func (r *batchRun) run(i int, cmd aggregates.Command) error {
+	s := r.s
+	op := cmd.Name()
+	if err := aggregates.Validate(cmd); err != nil {
+		return withOp(err, op)
+	}
+	x := &execution{s: s, cmd: cmd, op: op, hash: Hash(cmd), speculate: true}
+	refs := targets(cmd)
+	pair := len(refs) > 1
+	if pair && r.group != nil && len(r.group.items)+len(refs) > MaxBatch {
+		if err := r.commit(); err != nil {
+			return err
+		}
+	}
+	for _, ref := range refs {
+		e, err := s.cache.entry(r.tenant, ref)
+		if err != nil {
+			return internal(op, err)
+		}
+		x.entries = append(x.entries, e)
+	}
+	// Every aggregate the decision reads must be stored as the batch left it.
+	for _, e := range x.entries {
+		if err := r.settle(e.subject, pair); err != nil {
+			return err
+		}
+	}
+	f := newFacts(r.ctx, s.cache, r.tenant)
+	f.before = func(ref events.AggregateRef) {
+		if subject, err := events.Subject(r.tenant, ref); err == nil {
+			if err := r.settle(subject, false); err != nil && f.err == nil {
+				f.err = err
+			}
+		}
+	}
+	snaps := make([]*snapshot, len(x.entries))
+	for k, e := range x.entries {
+		if gs := r.inGroup(e.subject); gs != nil {
+			snaps[k] = &snapshot{state: gs.state, gen: gs.base.gen}
+		} else {
+			var err error
+			if snaps[k], err = x.read(r.ctx, e); err != nil {
+				return storeError(op, err)
+			}
+		}
+		f.pin(e.ref, snaps[k].state)
+	}
+	if res, ok, err := x.previous(snaps); ok || err != nil {
+		if err != nil {
+			return err
+		}
+		r.results[i] = outcome{res: res}
+		return nil
+	}
+	now := s.opts.Now().UTC()
+	ws, err := aggregates.Decide(f, cmd, now)
+	if f.err != nil {
+		return storeError(op, f.err)
+	}
+	if err != nil {
+		return err
+	}
+	writes, seq, err := x.envelopes(ws, now)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(writes) == 0:
+		r.results[i] = outcome{res: Result{Seq: seq}}
+	case len(writes) == 1 && !pair && r.inGroup(x.entries[writes[0].i].subject) == nil:
+		return r.send(i, x, writes[0], snaps[writes[0].i])
+	default:
+		r.gather(i, x, writes, snaps)
+	}
+	return nil
+}
+
+// settle waits for the answers of the batch's appends to subject (from the group too, unless
+// the command is itself one of the group's kind).
+func (r *batchRun) settle(subject string, pair bool) error {
+	if !pair && r.inGroup(subject) != nil {
+		if err := r.commit(); err != nil {
+			return err
+		}
+	}
+	if fl := r.flights[subject]; fl != nil {
+		return r.land(fl)
+	}
+	return nil
+}
+
+func (r *batchRun) inGroup(subject string) *groupState {
+	if r.group == nil {
+		return nil
+	}
+	return r.group.subj[subject]
+}
+
+// send appends one command's single message without waiting for the answer.
+func (r *batchRun) send(i int, x *execution, w pendingWrite, snap *snapshot) error {
+	for len(r.queue) >= batchWindow {
+		if err := r.land(r.queue[0]); err != nil {
+			return err
+		}
+	}
+	w.item.MsgID = x.cmd.Base().CommandID
+	r.s.own.add(w.item.MsgID)
+	p, err := r.s.store.AppendAsync(w.item.Subject, w.item.Expected, w.item.MsgID, w.item.Events)
+	e := x.entries[w.i]
+	fl := &flight{i: i, cmd: x.cmd, entry: e, snap: snap, envs: w.item.Events, p: p}
+	if err != nil {
+		// Not sent (or not known to be): the command is carried out alone.
+		fl.done = true
+		e.stale()
+		r.alone(i, x.cmd)
+		return nil
+	}
+	r.flights[e.subject] = fl
+	r.queue = append(r.queue, fl)
+	return nil
+}
+
+// land waits for the answer of fl and of every append sent before it.
+func (r *batchRun) land(fl *flight) error {
+	for len(r.queue) > 0 && !fl.done {
+		head := r.queue[0]
+		r.queue = r.queue[1:]
+		r.answer(head)
+	}
+	return nil
+}
+
+// answer takes the store's answer to one append: the command's result, and the new state of its
+// aggregate in the cache. Anything but a plain success is carried out again alone.
+func (r *batchRun) answer(fl *flight) {
+	fl.done = true
+	if r.flights[fl.entry.subject] == fl {
+		delete(r.flights, fl.entry.subject)
+	}
+	app, err := fl.p.Wait(r.ctx)
+	if err != nil || app.Duplicate {
+		fl.entry.stale()
+		r.alone(fl.i, fl.cmd)
+		return
+	}
+	x := &execution{s: r.s, entries: []*entry{fl.entry}}
+	x.publish(0, fl.snap, fl.envs, app.Seq)
+	res := Result{Seq: app.Seq}
+	for _, env := range fl.envs {
+		res.Events = append(res.Events, env.ID)
+	}
+	r.results[fl.i] = outcome{res: res}
+}
+
+// gather adds a command's writes to the group.
+func (r *batchRun) gather(i int, x *execution, writes []pendingWrite, snaps []*snapshot) {
+	g := r.group
+	if g == nil {
+		g = &group{subj: map[string]*groupState{}}
+		r.group = g
+	}
+	g.cmds = append(g.cmds, groupCmd{i: i, cmd: x.cmd})
+	for _, w := range writes {
+		e := x.entries[w.i]
+		if len(writes) > 1 {
+			w.item.MsgID = x.cmd.Base().CommandID + "/" + aggregateKey(e.ref)
+		} else {
+			w.item.MsgID = x.cmd.Base().CommandID
+		}
+		gs := g.subj[e.subject]
+		if gs == nil {
+			gs = &groupState{entry: e, base: snaps[w.i], state: cloneState(snaps[w.i].state)}
+			g.subj[e.subject] = gs
+		} else {
+			w.item.Follows = true
+		}
+		for _, env := range w.item.Events {
+			_ = applyEnvelope(gs.state, env) // envelopes just made by Decide: they apply
+		}
+		gs.items = append(gs.items, len(g.items))
+		r.s.own.add(w.item.MsgID)
+		g.items = append(g.items, w.item)
+		g.owner = append(g.owner, i)
+	}
+}
+
+// commit stores the group as one atomic batch. Its items are stored one after another, so each
+// item's sequence follows from the last one's. When the store refuses the batch, each of its
+// commands is carried out again alone, in order.
+func (r *batchRun) commit() error {
+	g := r.group
+	if g == nil {
+		return nil
+	}
+	r.group = nil
+	app, err := r.s.store.AppendAtomic(r.ctx, g.items)
+	if err != nil || app.Duplicate || (len(g.items) > 1 && app.Count != len(g.items)) {
+		for _, gs := range g.subj {
+			gs.entry.stale()
+		}
+		for _, c := range g.cmds {
+			r.alone(c.i, c.cmd)
+		}
+		return nil
+	}
+	first := app.Seq + 1 - uint64(len(g.items))
+	for k, it := range g.items {
+		res := &r.results[g.owner[k]].res
+		res.Seq = max(res.Seq, first+uint64(k))
+		for _, env := range it.Events {
+			res.Events = append(res.Events, env.ID)
+		}
+	}
+	for _, gs := range g.subj {
+		st := cloneState(gs.base.state)
+		n := 0
+		for _, k := range gs.items {
+			for _, env := range g.items[k].Events {
+				env.Seq = first + uint64(k)
+				if err := applyEnvelope(st, env); err != nil {
+					gs.entry.stale()
+					continue
+				}
+				n++
+			}
+		}
+		gs.entry.absorbState(st)
+		gs.entry.publish(st, gs.base.gen)
+		if sn := r.s.cache.snaps.Load(); sn != nil {
+			sn.added(gs.entry, st, n)
+		}
+	}
+	return nil
+}
+
+// alone carries out command i by Execute, as if sent alone.
+func (r *batchRun) alone(i int, cmd aggregates.Command) {
+	res, err := r.s.Execute(r.ctx, cmd)
+	r.results[i] = outcome{res: res, err: err}
+}
+
+// finish stores what the batch still holds and takes every answer.
+func (r *batchRun) finish() {
+	if err := r.commit(); err != nil {
+		r.s.opts.Logger.Warn("batch: commit", "err", err)
+	}
+	for len(r.queue) > 0 {
+		head := r.queue[0]
+		r.queue = r.queue[1:]
+		r.answer(head)
+	}
+}
+

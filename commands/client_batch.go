@@ -1,0 +1,86 @@
+package commands
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/acl-es/acl/aggregates"
+	"github.com/acl-es/acl/events"
+)
+
+// BatchOutcome is one command's answer in a batch: Err is an *aggregates.Error when it was
+// refused.
+type BatchOutcome struct {
+	Result Result
+	Err    error
+}
+
+// batchWait bounds one batch request: the service's own bound and the way back.
+const batchWait = batchTimeout + 5*time.Second
+
+// Batch sends up to MaxBatch commands of one tenant in one request (the bulk path, see
+// batch.go) and returns one outcome per command carried out, in order: fewer than sent when the
+// batch stopped at a refused command, which is then the last outcome. Every body must carry its
+// command_id, so that a retry is safe: unavailable answers, no responders and lost answers are
+// retried, the whole batch with the same ids, until ctx ends. A batch refused as a whole is an
+// *aggregates.Error.
+func (c *Client) Batch(ctx context.Context, tenant string, cmds []BatchCommand) ([]BatchOutcome, error) {
+	if !events.ValidToken(tenant) {
+		return nil, &aggregates.Error{Code: aggregates.CodeInvalidArgument, Op: BatchName,
+			Message: fmt.Sprintf("tenant %.70q must be 1 to 64 of A-Z a-z 0-9 _ -", tenant)}
+	}
+	body, err := json.Marshal(BatchRequest{Commands: cmds})
+	if err != nil {
+		return nil, fmt.Errorf("commands: batch: encode: %w", err)
+	}
+	backoff := 20 * time.Millisecond
+	for {
+		out, err := c.batchOnce(ctx, BatchSubject(tenant), body, cmds)
+		if !retryable(err) {
+			return out, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, &aggregates.Error{Code: aggregates.CodeUnavailable, Op: BatchName,
+				Message: "no answer before the deadline; send the batch again", Err: errors.Join(err, ctx.Err())}
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+func (c *Client) batchOnce(ctx context.Context, subject string, body []byte, cmds []BatchCommand) ([]BatchOutcome, error) {
+	actx, cancel := context.WithTimeout(ctx, batchWait)
+	defer cancel()
+	msg, err := c.violations.Request(actx, c.nc, subject, body)
+	if err != nil {
+		var refused *aggregates.Error
+		if errors.As(err, &refused) {
+			refused.Op = BatchName
+			return nil, refused
+		}
+		return nil, fmt.Errorf("commands: batch: request: %w", err)
+	}
+	var ans BatchAnswer
+	if err := json.Unmarshal(msg.Data, &ans); err != nil {
+		return nil, fmt.Errorf("commands: batch: malformed answer %.100q: %w", msg.Data, err)
+	}
+	if !ans.OK {
+		if ans.Error == nil {
+			return nil, fmt.Errorf("commands: batch: answer without ok or error: %.100q", msg.Data)
+		}
+		return nil, &aggregates.Error{Code: ans.Error.Code, Op: BatchName, Message: ans.Error.Message}
+	}
+	out := make([]BatchOutcome, len(ans.Results))
+	for i, raw := range ans.Results {
+		op := BatchName
+		if i < len(cmds) {
+			op = cmds[i].Command
+		}
+		out[i].Result, out[i].Err = decodeAnswer(op, raw)
+	}
+	return out, nil
+}
