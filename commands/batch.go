@@ -476,4 +476,3 @@ func (r *batchRun) finish() {
 		r.answer(head)
 	}
 }
-

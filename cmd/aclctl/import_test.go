@@ -171,7 +171,7 @@ func TestImportIdempotentAndResumable(t *testing.T) {
 // and what came before it is stored.
 func TestImportStopsAtABadLine(t *testing.T) {
 	tests := []struct {
-		name string
+		name  string
 		line  int
 		spoil func(body string) string
 		want  string
