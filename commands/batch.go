@@ -325,9 +325,7 @@ func (r *batchRun) inGroup(subject string) *groupState {
 // send appends one command's single message without waiting for the answer.
 func (r *batchRun) send(i int, x *execution, w pendingWrite, snap *snapshot) error {
 	for len(r.queue) >= batchWindow {
-		if err := r.land(r.queue[0]); err != nil {
-			return err
-		}
+		r.pop()
 	}
 	w.item.MsgID = x.cmd.Base().CommandID
 	r.s.own.add(w.item.MsgID)
@@ -346,14 +344,22 @@ func (r *batchRun) send(i int, x *execution, w pendingWrite, snap *snapshot) err
 	return nil
 }
 
-// land waits for the answer of fl and of every append sent before it.
+// land waits for the answer of fl (the appends sent before it stay in flight).
 func (r *batchRun) land(fl *flight) error {
-	for len(r.queue) > 0 && !fl.done {
-		head := r.queue[0]
-		r.queue = r.queue[1:]
-		r.answer(head)
+	if !fl.done {
+		r.answer(fl)
 	}
 	return nil
+}
+
+// pop takes the oldest append off the queue, waiting for its answer if it was not taken yet.
+func (r *batchRun) pop() {
+	head := r.queue[0]
+	r.queue[0] = nil
+	r.queue = r.queue[1:]
+	if !head.done {
+		r.answer(head)
+	}
 }
 
 // answer takes the store's answer to one append: the command's result, and the new state of its
@@ -471,8 +477,6 @@ func (r *batchRun) finish() {
 		r.s.opts.Logger.Warn("batch: commit", "err", err)
 	}
 	for len(r.queue) > 0 {
-		head := r.queue[0]
-		r.queue = r.queue[1:]
-		r.answer(head)
+		r.pop()
 	}
 }

@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -236,4 +237,64 @@ func BenchmarkSeatChangeState(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkBatch measures the bulk path: batches of 1000 commands of the shape an import sends
+// (principals registered, given a level, a role; then records linked to each other), on one
+// service instance without a projector. It reports commands/s.
+func BenchmarkBatch(b *testing.B) {
+	e := startEnv(b, 1)
+	e.t = b
+	const principals = 2000
+	var cmds []aggregates.Command
+	a := aggregates.CommandBase{Actor: "admin"}
+	cmds = append(cmds, &aggregates.CreateTenant{CommandBase: aggregates.CommandBase{Actor: aggregates.SystemActor}, Preset: "trackops",
+		Admin: aggregates.RegisterPrincipal{Principal: "admin", Kind: aggregates.KindStaff, Email: "admin@acme.test"}})
+	pid := func(j int) string { return fmt.Sprintf("p%05d", j) }
+	for j := range principals {
+		cmds = append(cmds, &aggregates.RegisterPrincipal{CommandBase: a, Principal: pid(j), Kind: aggregates.KindStaff, Email: pid(j) + "@acme.test"})
+	}
+	for j := range principals {
+		cmds = append(cmds, &aggregates.SetAccessLevel{CommandBase: a, Principal: pid(j), Level: aggregates.LevelLimited})
+	}
+	for j := range principals {
+		cmds = append(cmds, &aggregates.AssignRole{CommandBase: a, Principal: pid(j), Role: "staff"})
+	}
+	records := max(b.N-len(cmds), 0)
+	for i := range records {
+		r := events.RecordBody{Type: "case", ID: fmt.Sprintf("c%07d", i), Client: "c1",
+			Assignees: []events.Assignee{{Principal: pid(i % principals), Relation: events.DefaultRelation}}}
+		if i%2 == 1 {
+			r.Type, r.ID = "invoice", fmt.Sprintf("i%07d", i)
+			r.Links = []events.RecordRef{{Type: "case", ID: fmt.Sprintf("c%07d", i-1)}}
+		}
+		cmds = append(cmds, &aggregates.RegisterRecord{CommandBase: a, RecordBody: r})
+	}
+	batches := make([][]BatchCommand, 0, len(cmds)/MaxBatch+1)
+	for start := 0; start < len(cmds); start += MaxBatch {
+		part := cmds[start:min(start+MaxBatch, len(cmds))]
+		bc := make([]BatchCommand, len(part))
+		for i, c := range part {
+			c.Base().CommandID = fmt.Sprintf("00000000-0000-4000-8000-%012d", start+i)
+			body, err := json.Marshal(c)
+			if err != nil {
+				b.Fatal(err)
+			}
+			bc[i] = BatchCommand{Command: c.Name(), Body: body}
+		}
+		batches = append(batches, bc)
+	}
+	b.ResetTimer()
+	for _, bc := range batches {
+		out, err := e.c.Batch(e.ctx, "acme", bc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i, o := range out {
+			if o.Err != nil {
+				b.Fatalf("%s: %v", bc[i].Command, o.Err)
+			}
+		}
+	}
+	b.ReportMetric(float64(len(cmds))/b.Elapsed().Seconds(), "commands/s")
 }
