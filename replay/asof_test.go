@@ -347,3 +347,45 @@ func TestCopyWithDeepLevelZero(t *testing.T) {
 		t.Fatal("a flush of the copy stalled on level 0")
 	}
 }
+
+// TestCheckpointBudget: checkpoints that pin more than their budget make the grid thinner (fewer
+// dense ones, then a doubled spacing; the checkpoints off it go) until they fit; as_of still
+// answers exactly, from the checkpoints left.
+func TestCheckpointBudget(t *testing.T) {
+	const every = 5
+	s := startStack(t, Options{CheckpointEvery: every, CheckpointBudget: 64 << 10})
+	h := newRandomHistory(s.d, 7)
+	for range 8 {
+		h.run(40)
+	}
+	s.sync(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for s.svc.ckpts.spacing() == every && time.Now().Before(deadline) { // dense halves first
+		time.Sleep(10 * time.Millisecond)
+	}
+	spacing := s.svc.ckpts.spacing()
+	if spacing <= every {
+		t.Fatalf("spacing %d: the budget of 64 KiB never coarsened the grid", spacing)
+	}
+	s.svc.ckpts.mu.RLock()
+	pinned, err := s.svc.ckpts.pinned()
+	seqs := slices.Clone(s.svc.ckpts.seqs)
+	s.svc.ckpts.mu.RUnlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pinned > 64<<10 && spacing < maxEvery {
+		t.Errorf("checkpoints pin %d bytes, over the budget, at spacing %d", pinned, spacing)
+	}
+	g := grid{every: spacing, dense: 1}
+	for _, seq := range seqs {
+		if !g.keeps(seq, seqs[len(seqs)-1]) {
+			t.Errorf("checkpoint %d is off the grid (spacing %d, one dense)", seq, spacing)
+		}
+	}
+	rnd := rand.New(rand.NewPCG(7, 7))
+	for range 10 {
+		seq := 1 + rnd.Uint64N(s.d.seq)
+		requireOracleAt(t, s, Moment{Seq: seq}, seq)
+	}
+}

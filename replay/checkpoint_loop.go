@@ -24,8 +24,7 @@ func (s *Service) checkpointLoop(ctx context.Context) {
 	if s.proj == nil || s.db == nil {
 		return
 	}
-	every := s.opts.CheckpointEvery
-	next := s.ckpts.last() + every
+	next := s.ckpts.last() + s.ckpts.spacing()
 	wake := make(chan struct{}, 1)
 	// One fill at start: a fill interrupted by a stop leaves gaps below checkpoints that later
 	// wakes (each about the newest stretch) would not notice.
@@ -54,8 +53,8 @@ func (s *Service) checkpointLoop(ctx context.Context) {
 		}
 		pause = 100 * time.Millisecond
 		s.log.Debug("replay: checkpoint", "seq", seq)
-		next = seq + every
-		if len(s.ckpts.grid.missing(prev, seq, seq)) > 0 {
+		next = seq + s.ckpts.spacing()
+		if len(s.ckpts.missing(prev, seq, seq)) > 0 {
 			select {
 			case wake <- struct{}{}:
 			default: // a fill is pending: it will see this gap too
@@ -87,7 +86,7 @@ func (s *Service) backfill(ctx context.Context) error {
 	newest := seqs[len(seqs)-1]
 	prev := uint64(0)
 	for _, seq := range seqs {
-		if want := s.ckpts.grid.missing(prev, seq, newest); len(want) > 0 {
+		if want := s.ckpts.missing(prev, seq, newest); len(want) > 0 {
 			start := time.Now()
 			if err := s.fill(ctx, prev, want); err != nil {
 				return err

@@ -28,6 +28,10 @@ type Options struct {
 	// before, as they age, the spacing doubles each time their age doubles (grid.go); default
 	// 32. More: cheaper as_of far back, more disk (grid.go).
 	DenseCheckpoints uint64
+	// CheckpointBudget bounds the disk the checkpoints take beyond the live model's files, in
+	// bytes: past it the grid's spacing doubles (checkpoints.coarsen). 0: as much as the live
+	// model takes; negative: no bound.
+	CheckpointBudget int64
 	// CachedStates: as_of states kept open for the next query at the same moment; default 4.
 	CachedStates int
 	// Wait bounds min_seq and as_of waits for what is not applied yet; default 2 s.
@@ -106,6 +110,13 @@ func New(store *events.Store, db *projections.DB, proj *projections.Projector, o
 	if err != nil {
 		return nil, err
 	}
+	switch {
+	case opts.CheckpointBudget > 0:
+		ckpts.budget = func() int64 { return opts.CheckpointBudget }
+	case opts.CheckpointBudget == 0 && db != nil:
+		ckpts.live = db.Dir()
+		ckpts.budget = func() int64 { return dirSize(db.Dir()) }
+	}
 	audit, err := OpenAudit(filepath.Join(opts.Dir, "audit"))
 	if err != nil {
 		return nil, err
@@ -142,4 +153,19 @@ func (s *Service) Close() error {
 	s.wg.Wait()
 	s.states.close()
 	return s.audit.Close()
+}
+
+// dirSize is the bytes of the files directly in dir (0 when it cannot be read).
+func dirSize(dir string) int64 {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() {
+			n += fi.Size()
+		}
+	}
+	return n
 }

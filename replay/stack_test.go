@@ -27,6 +27,9 @@ func startStack(tb testing.TB, opts Options) *stack {
 	tb.Helper()
 	env := eventstest.Start(tb)
 	dir := tb.TempDir()
+	if opts.CheckpointBudget == 0 {
+		opts.CheckpointBudget = -1 // the tests place checkpoints exactly; TestCheckpointBudget bounds them
+	}
 	db, err := projections.OpenDB(filepath.Join(dir, "model"), projections.DBOptions{CacheBytes: 16 << 20})
 	if err != nil {
 		tb.Fatal(err)

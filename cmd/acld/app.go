@@ -107,7 +107,8 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.engine = projections.NewEngine(m.db, m.proj, projections.EngineOptions{WaitBound: c.QueryWait})
 	m.replay, err = replay.New(store, m.db, m.proj, replay.Options{
-		Dir: filepath.Join(c.DataDir, "replay"), CheckpointEvery: c.CheckpointN, DenseCheckpoints: c.CheckpointsDense, Wait: c.QueryWait, Logger: m.Log})
+		Dir: filepath.Join(c.DataDir, "replay"), CheckpointEvery: c.CheckpointN, DenseCheckpoints: c.CheckpointsDense,
+		CheckpointBudget: budgetBytes(c.CheckpointBudgetMB), Wait: c.QueryWait, Logger: m.Log})
 	if err != nil {
 		return fmt.Errorf("acld: replay: %w", err)
 	}
@@ -432,4 +433,12 @@ func (m *Main) close() error {
 		m.nats.WaitForShutdown()
 	}
 	return errors.Join(errs...)
+}
+
+// budgetBytes turns --checkpoint-budget-mb into replay's CheckpointBudget.
+func budgetBytes(mb int64) int64 {
+	if mb <= 0 {
+		return mb
+	}
+	return mb << 20
 }

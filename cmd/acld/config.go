@@ -35,7 +35,10 @@ type Config struct {
 	// CheckpointsDense: how many of the newest checkpoints stay CheckpointN apart; older ones
 	// thin out with age (replay.Options.DenseCheckpoints).
 	CheckpointsDense uint64
-	LogLevel         string
+	// CheckpointBudgetMB bounds the disk of the as_of checkpoints beyond the live model's
+	// files (replay.Options.CheckpointBudget): 0 = as much as the read model, -1 = no bound.
+	CheckpointBudgetMB int64
+	LogLevel           string
 	// CommandCache is how many aggregate states the command service keeps (commands.Options).
 	CommandCache int
 	// MemoryLimitMB is the Go runtime's soft memory limit (debug.SetMemoryLimit) in MiB; 0 = none.
@@ -111,6 +114,7 @@ func ParseFlags(args []string) (Config, error) {
 	// live outside it. 128 + 32 + 2*8 MiB and the binary keep acld at 10^5 records under 200 MB.
 	fs.IntVar(&c.MemoryLimitMB, "memory-limit", c.MemoryLimitMB, "soft limit of the Go heap in MiB (0: none; GOMEMLIMIT in the environment wins); Pebble's cache and memtables come on top")
 	fs.StringVar(&c.Pprof, "pprof", c.Pprof, "serve /debug/pprof on this loopback address (e.g. 127.0.0.1:6060); off by default")
+	fs.Int64Var(&c.CheckpointBudgetMB, "checkpoint-budget-mb", c.CheckpointBudgetMB, "as_of: disk the checkpoints may take beyond the read model's own files, MiB (0: as much as the read model; -1: no bound); past it their spacing doubles (as_of replays more events)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "acld: the access-control server (embedded NATS by default).\n\nUsage: acld [flags]\n\nFlags:\n")
