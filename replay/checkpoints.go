@@ -99,7 +99,7 @@ func (c *checkpoints) take(db *projections.DB) (uint64, error) {
 		os.RemoveAll(tmp)
 		return 0, err
 	}
-	if err := db.Checkpoint(tmp); err != nil {
+	if err := db.CheckpointAsWritten(tmp); err != nil { // the projector is not held up (see there)
 		os.RemoveAll(tmp)
 		return 0, err
 	}
