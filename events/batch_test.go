@@ -33,7 +33,7 @@ func TestAppendAtomic(t *testing.T) {
 	st, ctx := env.Store, ctxT(t)
 
 	a, err := st.AppendAtomic(ctx, seatItems(t, "c1", 0, 0))
-	if err != nil || a != (events.Appended{Seq: 2}) {
+	if err != nil || a != (events.Appended{Seq: 2, Count: 2}) {
 		t.Fatalf("batch = %+v, %v; want seq 2", a, err)
 	}
 	for i, it := range seatItems(t, "c1", 0, 0) {
@@ -114,5 +114,39 @@ func TestAppendAtomicInvalid(t *testing.T) {
 	one := seatItems(t, "c1", 0, 0)[:1]
 	if a, err := st.AppendAtomic(ctx, one); err != nil || a.Seq != 1 {
 		t.Fatalf("batch of one = %+v, %v; want seq 1", a, err)
+	}
+}
+
+// TestAppendAtomicFollows: an item may write a subject again after an earlier item of the batch
+// (Follows, no expected sequence of its own); items are stored one after another, so their
+// sequences follow from the last one's. Follows without an earlier item, or a subject twice
+// without Follows, is refused before anything is sent.
+func TestAppendAtomicFollows(t *testing.T) {
+	env := eventstest.Start(t)
+	st, ctx := env.Store, ctxT(t)
+	bob := subject(t, "acme", "bob")
+	env1 := principalEnv(t, "acme", "bob", "c1", events.RoleAssignedV1{Role: "a"})
+	env2 := principalEnv(t, "acme", "bob", "c2", events.RoleAssignedV1{Role: "b"})
+	ann := principalEnv(t, "acme", "ann", "c3", events.RoleAssignedV1{Role: "a"})
+	bad := [][]events.BatchItem{
+		{{Subject: bob, MsgID: "c1", Events: []events.Envelope{env1}}, {Subject: bob, MsgID: "c2", Events: []events.Envelope{env2}}},
+		{{Subject: bob, MsgID: "c1", Follows: true, Events: []events.Envelope{env1}}, {Subject: subject(t, "acme", "ann"), MsgID: "c3", Events: []events.Envelope{ann}}},
+	}
+	for i, items := range bad {
+		if _, err := st.AppendAtomic(ctx, items); !errors.Is(err, events.ErrInvalid) {
+			t.Errorf("batch %d: %v, want ErrInvalid", i, err)
+		}
+	}
+	a, err := st.AppendAtomic(ctx, []events.BatchItem{
+		{Subject: bob, MsgID: "c1", Events: []events.Envelope{env1}},
+		{Subject: subject(t, "acme", "ann"), MsgID: "c3", Events: []events.Envelope{ann}},
+		{Subject: bob, MsgID: "c2", Follows: true, Events: []events.Envelope{env2}},
+	})
+	if err != nil || a.Count != 3 || a.Seq != 3 {
+		t.Fatalf("batch = %+v, %v; want 3 messages up to seq 3", a, err)
+	}
+	msgs, err := st.Load(ctx, bob, 0)
+	if err != nil || len(msgs) != 2 || msgs[0].Seq != 1 || msgs[1].Seq != 3 {
+		t.Fatalf("bob's messages %+v, %v; want seqs 1 and 3", msgs, err)
 	}
 }
