@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -64,7 +65,7 @@ func runFlags(fs *pflag.FlagSet, o *options, records *string) {
 	fs.StringVar(&o.out, "out", "", "results JSON file (default /tmp/aclbench-<time>.json)")
 	fs.StringVar(&o.profileDir, "profile", "", "write a CPU and a heap profile of each workload to this directory")
 	fs.Uint64Var(&o.checkpointEvery, "checkpoint-every", 2000, "as_of: a read-model checkpoint every N events (acld's default)")
-	fs.IntVar(&o.cacheMB, "cache-mb", 64, "Pebble block cache of the read model, MiB (acld's default, see acld --help)")
+	fs.IntVar(&o.cacheMB, "cache-mb", 32, "Pebble block cache of the read model, MiB (acld's default, see acld --help)")
 	fs.StringVar(&o.run, "run", "", "token that makes this run's new ids and command ids differ from other runs' (default: from the time)")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress output")
 }
@@ -87,6 +88,7 @@ func defaultOut(o *options) {
 func runCommand() *cobra.Command {
 	var o options
 	var records string
+	var maxRSS float64
 	cmd := &cobra.Command{
 		Use:   "run <workload>[,<workload>...]|all",
 		Short: "Load a data set and run workloads on it: " + strings.Join(workloadNames(), ", "),
@@ -108,12 +110,37 @@ func runCommand() *cobra.Command {
 					return werr
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "results: %s\n", o.out)
+				if err == nil {
+					err = rep.overRSS(maxRSS)
+				}
 			}
 			return err
 		},
 	}
 	runFlags(cmd.Flags(), &o, &records)
+	cmd.Flags().Float64Var(&maxRSS, "max-rss-mb", 0, "fail (exit 1) when a memory result's RSS exceeds this many MB: the check of issue 13's memory aim, run by hand (e.g. 300 at 10^5, the aim plus 50%)")
 	return cmd
+}
+
+// overRSS fails when a memory result exceeds max MB (0: no bound).
+func (r *Report) overRSS(max float64) error {
+	if max <= 0 {
+		return nil
+	}
+	found := false
+	for _, res := range r.Results {
+		if res.Workload != "memory" {
+			continue
+		}
+		found = true
+		if res.Memory.RSSMB > max {
+			return fmt.Errorf("memory/%s: RSS %.0f MB, more than --max-rss-mb %.0f", res.Variant, res.Memory.RSSMB, max)
+		}
+	}
+	if !found {
+		return errors.New("--max-rss-mb: the run has no memory result (add the memory workload)")
+	}
+	return nil
 }
 
 // runOnce loads a data set and runs the workloads on it; the report holds what was measured
