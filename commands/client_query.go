@@ -176,23 +176,30 @@ func (c *Client) QueryRaw(ctx context.Context, tenant, query string, body []byte
 	if c.http == nil && c.nc == nil {
 		return nil, &aggregates.Error{Code: aggregates.CodeInvalidArgument, Op: query, Message: "the client has neither a NATS connection nor an HTTP address"}
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.wait())
-		defer cancel()
+	// One context per attempt, bounded by the query's deadline: a context of its own for the
+	// whole query would cost a timer per query for nothing.
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(c.wait())
 	}
 	backoff := 10 * time.Millisecond
 	for {
-		data, err := c.queryOnce(ctx, tenant, query, body)
+		data, err := c.queryOnce(ctx, deadline, tenant, query, body)
 		if !queryRetryable(err) {
 			return data, err
 		}
 		// Jitter: the clients a restart turned away do not all come back at the same moment.
 		pause := backoff/2 + rand.N(backoff/2+1)
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil, gaveUp(query, err, context.DeadlineExceeded)
+		}
+		t := time.NewTimer(min(pause, left))
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return nil, gaveUp(query, err, ctx.Err())
-		case <-time.After(pause):
+		case <-t.C:
 		}
 		backoff = min(2*backoff, time.Second)
 	}
@@ -215,13 +222,16 @@ func gaveUp(query string, last, ctxErr error) error {
 		Message: "no answer before the deadline: " + last.Error(), Err: errors.Join(last, ctxErr)}
 }
 
-// queryOnce is one request, bounded by AttemptWait.
-func (c *Client) queryOnce(ctx context.Context, tenant, query string, body []byte) ([]byte, error) {
+// queryOnce is one request, bounded by AttemptWait and by the query's deadline.
+func (c *Client) queryOnce(ctx context.Context, deadline time.Time, tenant, query string, body []byte) ([]byte, error) {
 	wait := c.AttemptWait
 	if wait <= 0 {
 		wait = attemptWait
 	}
-	actx, cancel := context.WithTimeout(ctx, wait)
+	if d := time.Now().Add(wait); d.Before(deadline) {
+		deadline = d
+	}
+	actx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	if c.http != nil {
 		return c.http.query(actx, tenant, query, body)
