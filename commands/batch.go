@@ -162,21 +162,7 @@ func (s *Service) decodeInBatch(caller *aggregates.Caller, tenant string, bc Bat
 	if aggregates.NewCommand(bc.Command) == nil {
 		return nil, invalid("unknown command %q; the commands are %s", bc.Command, strings.Join(aggregates.CommandNames, ", "))
 	}
-	if err := caller.MayTenantCommand(tenant, bc.Command); err != nil {
-		err.Op = bc.Command
-		return nil, err
-	}
-	cmd, err := decodeBody(tenant, bc.Command, bc.Body)
-	if err != nil {
-		return nil, err
-	}
-	b := cmd.Base()
-	if err := caller.MayAct(b.Actor); err != nil {
-		err.Op = cmd.Name()
-		return nil, err
-	}
-	b.Via = caller.Via(s.opts.Self)
-	return cmd, nil
+	return s.decodeAs(caller, tenant, bc.Command, bc.Body)
 }
 
 // batchRun is one batch being carried out.

@@ -241,11 +241,17 @@ func (s *Service) decode(m *nats.Msg) (aggregates.Command, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.decodeAs(caller, tenant, name, m.Data)
+}
+
+// decodeAs reads one command of a known name within its caller's identity (see decode); a
+// batch reads each of its commands so.
+func (s *Service) decodeAs(caller *aggregates.Caller, tenant, name string, body []byte) (aggregates.Command, error) {
 	if err := caller.MayTenantCommand(tenant, name); err != nil {
 		err.Op = name
 		return nil, err
 	}
-	cmd, err := decodeBody(tenant, name, m.Data)
+	cmd, err := decodeBody(tenant, name, body)
 	if err != nil {
 		return nil, err
 	}
