@@ -218,8 +218,7 @@ func (r *batchRun) run(i int, cmd aggregates.Command) error {
 	}
 	x := &execution{s: s, cmd: cmd, op: op, hash: Hash(cmd), speculate: true}
 	refs := targets(cmd)
-	pair := len(refs) > 1
-	if pair && r.group != nil && len(r.group.items)+len(refs) > MaxBatch {
+	if r.group != nil && len(r.group.items)+len(refs) > MaxBatch {
 		if err := r.commit(); err != nil {
 			return err
 		}
@@ -231,19 +230,31 @@ func (r *batchRun) run(i int, cmd aggregates.Command) error {
 		}
 		x.entries = append(x.entries, e)
 	}
-	// Every aggregate the decision reads must be stored as the batch left it.
+	// A command that writes two aggregates, or reads or writes one that the open atomic batch
+	// writes, joins that batch and decides on the state the batch leaves; any other decides on
+	// stored state: every aggregate it reads has its appends answered first.
+	join := len(refs) > 1
 	for _, e := range x.entries {
-		if err := r.settle(e.subject, pair); err != nil {
+		if r.inGroup(e.subject) != nil {
+			join = true
+		} else if err := r.settle(e.subject); err != nil {
 			return err
 		}
 	}
 	f := newFacts(r.ctx, s.cache, r.tenant)
-	f.before = func(ref events.AggregateRef) {
-		if subject, err := events.Subject(r.tenant, ref); err == nil {
-			if err := r.settle(subject, false); err != nil && f.err == nil {
-				f.err = err
-			}
+	f.before = func(ref events.AggregateRef) (any, bool) {
+		subject, err := events.Subject(r.tenant, ref)
+		if err != nil {
+			return nil, false
 		}
+		if gs := r.inGroup(subject); gs != nil {
+			join = true
+			return gs.state, true
+		}
+		if err := r.settle(subject); err != nil && f.err == nil {
+			f.err = err
+		}
+		return nil, false
 	}
 	snaps := make([]*snapshot, len(x.entries))
 	for k, e := range x.entries {
@@ -277,24 +288,18 @@ func (r *batchRun) run(i int, cmd aggregates.Command) error {
 		return err
 	}
 	switch {
+	case join:
+		r.gather(i, x, writes, snaps) // no write: its answer's seq is the batch's
 	case len(writes) == 0:
 		r.results[i] = outcome{res: Result{Seq: seq}}
-	case len(writes) == 1 && !pair && r.inGroup(x.entries[writes[0].i].subject) == nil:
+	default: // one aggregate: commands writing two join
 		return r.send(i, x, writes[0], snaps[writes[0].i])
-	default:
-		r.gather(i, x, writes, snaps)
 	}
 	return nil
 }
 
-// settle waits for the answers of the batch's appends to subject (from the group too, unless
-// the command is itself one of the group's kind).
-func (r *batchRun) settle(subject string, pair bool) error {
-	if !pair && r.inGroup(subject) != nil {
-		if err := r.commit(); err != nil {
-			return err
-		}
-	}
+// settle waits for the answer of the batch's append in flight to subject, if any.
+func (r *batchRun) settle(subject string) error {
 	if fl := r.flights[subject]; fl != nil {
 		return r.land(fl)
 	}
@@ -411,6 +416,12 @@ func (r *batchRun) commit() error {
 		return nil
 	}
 	r.group = nil
+	if len(g.items) == 0 { // its members changed nothing: they are decided again, alone
+		for _, c := range g.cmds {
+			r.alone(c.i, c.cmd)
+		}
+		return nil
+	}
 	app, err := r.s.store.AppendAtomic(r.ctx, g.items)
 	if err != nil || app.Duplicate || (len(g.items) > 1 && app.Count != len(g.items)) {
 		for _, gs := range g.subj {
@@ -422,8 +433,15 @@ func (r *batchRun) commit() error {
 		return nil
 	}
 	first := app.Seq + 1 - uint64(len(g.items))
+	for _, c := range g.cmds {
+		// A member that wrote nothing decided on what the batch left: its seq is the batch's.
+		r.results[c.i].res = Result{Seq: app.Seq}
+	}
 	for k, it := range g.items {
 		res := &r.results[g.owner[k]].res
+		if k == 0 || g.owner[k-1] != g.owner[k] {
+			res.Seq = 0
+		}
 		res.Seq = max(res.Seq, first+uint64(k))
 		for _, env := range it.Events {
 			res.Events = append(res.Events, env.ID)

@@ -20,9 +20,10 @@ type facts struct {
 	tenant string
 	memo   map[events.AggregateRef]any
 	err    error
-	// before, when set, runs before an aggregate is first read (the bulk path waits there for
-	// its own appends to that aggregate to be answered).
-	before func(events.AggregateRef)
+	// before, when set, runs before an aggregate is first read: the bulk path waits there for
+	// its own appends to that aggregate to be answered, or gives the state its open atomic batch
+	// left it in (ok).
+	before func(events.AggregateRef) (st any, ok bool)
 }
 
 func newFacts(ctx context.Context, c *cache, tenant string) *facts {
@@ -38,7 +39,10 @@ func (f *facts) get(ref events.AggregateRef) any {
 		return st
 	}
 	if f.before != nil {
-		f.before(ref)
+		if st, ok := f.before(ref); ok {
+			f.memo[ref] = st
+			return st
+		}
 	}
 	st := newState(ref)
 	e, err := f.cache.entry(f.tenant, ref)
