@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/nats-io/nats.go"
@@ -52,6 +53,9 @@ type Caller struct {
 	// consumers): auditors replaying history with their own tools. Nobody but the owner
 	// writes it.
 	ReadLog bool
+	// Changes are the tenants whose change feed (ChangesSubject) the caller may subscribe to;
+	// "*" is every tenant. acld gives it the tenants the identity may query.
+	Changes []string
 }
 
 // Layout is the accounts configuration of a server that acld uses: the owner's public nkey
@@ -92,7 +96,7 @@ func (l Layout) Config() string {
 	callers := l.Callers
 	anonymous := callers == nil
 	if anonymous {
-		callers = []Caller{{Name: AnonymousCaller, User: AnonymousCaller, ReadLog: true}}
+		callers = []Caller{{Name: AnonymousCaller, User: AnonymousCaller, ReadLog: true, Changes: []string{"*"}}}
 	}
 	single, streamed := readAPI(stream)
 	var b strings.Builder
@@ -108,6 +112,9 @@ func (l Layout) Config() string {
 	for _, s := range streamed {
 		fmt.Fprintf(&b, "      {service: %s, response_type: stream}\n", q(s))
 	}
+	// The change feed is a stream export: the changes stream republishes each change once on
+	// it, and a caller receives those of the tenants its subscribe permission names.
+	fmt.Fprintf(&b, "      {stream: %s}\n", q(ChangesPrefix+".>"))
 	b.WriteString("    ]\n  }\n")
 	for _, c := range callers {
 		fmt.Fprintf(&b, "  %s {\n", q(CallerAccountPrefix+c.Name))
@@ -116,7 +123,15 @@ func (l Layout) Config() string {
 			pub = append(pub, single...)
 			pub = append(pub, streamed...)
 		}
-		perms := fmt.Sprintf("permissions: {publish: {allow: %s}, subscribe: {allow: [\"_INBOX.>\"]}}", confList(pub))
+		sub := []string{"_INBOX.>"}
+		for _, t := range c.Changes {
+			if t == "*" {
+				sub = append(sub, ChangesPrefix+".>")
+			} else {
+				sub = append(sub, ChangesPrefix+"."+t+".>")
+			}
+		}
+		perms := fmt.Sprintf("permissions: {publish: {allow: %s}, subscribe: {allow: %s}}", confList(pub), confList(sub))
 		switch {
 		case c.Nkey != "":
 			fmt.Fprintf(&b, "    users: [{nkey: %s, %s}]\n", q(c.Nkey), perms)
@@ -132,6 +147,7 @@ func (l Layout) Config() string {
 		for _, s := range append(single, streamed...) {
 			fmt.Fprintf(&b, "      {service: {account: %s, subject: %s}}\n", StoreAccount, q(s))
 		}
+		fmt.Fprintf(&b, "      {stream: {account: %s, subject: %s}}\n", StoreAccount, q(ChangesPrefix+".>"))
 		b.WriteString("    ]\n  }\n")
 	}
 	b.WriteString("}\n")
@@ -180,6 +196,8 @@ func (c Caller) Validate() error {
 		return fmt.Errorf("%w: caller %q: give an nkey or a user and password, not both", ErrConfig, c.Name)
 	case c.Nkey != "" && !nkeysValidUser(c.Nkey):
 		return fmt.Errorf("%w: caller %q: %q is not a public user nkey (U...)", ErrConfig, c.Name, c.Nkey)
+	case slices.ContainsFunc(c.Changes, func(t string) bool { return t != "*" && !ValidToken(t) }):
+		return fmt.Errorf("%w: caller %q: changes %q: a tenant is 1 to 64 of A-Z a-z 0-9 _ -", ErrConfig, c.Name, c.Changes)
 	case c.Nkey == "" && (c.User == "" || c.Password == ""):
 		return fmt.Errorf("%w: caller %q: NATS credentials need an nkey, or a user and a password", ErrConfig, c.Name)
 	case strings.ContainsAny(c.User+c.Password, "\"\\\n"):

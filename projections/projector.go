@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,8 @@ type Projector struct {
 	started  atomic.Bool
 	waitMu   sync.Mutex
 	advanced chan struct{} // closed and replaced each time applied advances
+
+	feed *Feed // the change feed, handed each live message after its commit (feed.go)
 
 	// beforeCommit, when set (tests), runs after a batch is built and before it is committed;
 	// an error abandons the batch as a crash would.
@@ -123,9 +126,31 @@ func (p *Projector) Ready() bool { return p.started.Load() && p.Applied() >= p.t
 
 // ApplyMessages applies msgs in one Pebble batch together with the last applied sequence.
 // Messages at or below the applied sequence are skipped, so a redelivery applies nothing twice.
+//
+// With a change feed (SetFeed), live messages (after the stream's last sequence when Run
+// started) are committed one per batch, each handed to the feed with a snapshot of the read
+// model before it: the feed tells what each message changed.
 func (p *Projector) ApplyMessages(msgs []events.Message) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if len(msgs) > 1 && p.live(msgs[len(msgs)-1].Seq) {
+		for i := range msgs {
+			if err := p.apply(msgs[i : i+1]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return p.apply(msgs)
+}
+
+// live reports whether the message at seq is handed to the feed.
+func (p *Projector) live(seq uint64) bool {
+	return p.feed != nil && p.started.Load() && seq > p.target.Load()
+}
+
+// apply applies msgs in one batch; the caller holds mu.
+func (p *Projector) apply(msgs []events.Message) error {
 	applied := p.applied.Load()
 	if p.batch == nil {
 		// A batch of a catch-up (4096 messages) takes a few MiB; by default Reset would drop a
@@ -151,16 +176,26 @@ func (p *Projector) ApplyMessages(msgs []events.Message) error {
 			return err
 		}
 	}
+	var before *pebble.Snapshot // the read model before the message, for the feed
+	if len(msgs) == 1 && p.live(last) {
+		before = p.db.pb.NewSnapshot() // the projector is the DB's only writer: this is it
+	}
 	p.gen.Add(1) // odd: queries taking a snapshot now do not trust what is published
 	defer p.gen.Add(1)
 	if err := p.commit(w, last); err != nil {
 		p.states.reset() // the cached states hold the abandoned batch's effects
+		if before != nil {
+			before.Close()
+		}
 		return err
 	}
 	p.mods.record(last, w.touchedHashes())
 	p.publish(last, w.tenantSeqs())
 	w.committed()
 	p.advance(last)
+	if before != nil {
+		p.feed.hand(feedJob{snap: before, seq: last, at: msgs[0].Time, evs: slices.Clone(evs)})
+	}
 	return nil
 }
 

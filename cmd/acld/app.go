@@ -45,6 +45,7 @@ type Main struct {
 	db       *projections.DB
 	proj     *projections.Projector
 	engine   *projections.Engine
+	feed     *projections.Feed
 	replay   *replay.Service
 	queries  *projections.Server
 	http     *http.Server
@@ -112,7 +113,19 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("acld: replay: %w", err)
 	}
-	m.wg.Add(1)
+	changes, err := events.OpenChanges(ctx, m.nc, c.Replicas)
+	if err != nil {
+		return fmt.Errorf("acld: change feed: %w", err)
+	}
+	m.feed = projections.NewFeed(m.engine, projections.FeedOptions{Publish: changes.Publish, Flush: changes.Flush, Logger: m.Log})
+	m.proj.SetFeed(m.feed)
+	m.wg.Add(2)
+	go func() {
+		defer m.wg.Done()
+		if err := m.feed.Run(ctx); err != nil {
+			m.Log.Error("change feed stopped", "err", err)
+		}
+	}()
 	go func() {
 		defer m.wg.Done()
 		if err := m.proj.Run(ctx); err != nil {

@@ -117,7 +117,13 @@ func LoadAuth(path string, queries []string) (*Auth, error) {
 
 // natsCaller is the identity's NATS side, for the server's accounts (id.NATS set).
 func (id identityEntry) natsCaller() events.Caller {
-	return events.Caller{Name: id.Name, Nkey: id.NATS.Nkey, User: id.NATS.User, Password: id.NATS.Password, ReadLog: id.ReadLog}
+	c := events.Caller{Name: id.Name, Nkey: id.NATS.Nkey, User: id.NATS.User, Password: id.NATS.Password, ReadLog: id.ReadLog}
+	// The change feed tells what queries would: whoever may ask any query about a tenant may
+	// follow its changes, and nobody else receives them (NATS subscribe permissions).
+	if len(id.Queries) > 0 {
+		c.Changes = id.Tenants
+	}
+	return c
 }
 
 func (id identityEntry) check(queries []string) error {

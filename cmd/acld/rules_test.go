@@ -42,6 +42,10 @@ func TestTO4c(t *testing.T) { runScenario(t, "trackops.txt", "TO-4c") }
 
 func TestTO4d(t *testing.T) { runScenario(t, "trackops.txt", "TO-4d") }
 
+// TestTO4dChangeFeedTellsLostInvoices: the change feed (SPEC section 8) of a limited staff member
+// unassigned from a case lists the invoices linked to it as lost, in one message for the event.
+func TestTO4dChangeFeedTellsLostInvoices(t *testing.T) { runScenario(t, "trackops.txt", "TO-4d-feed") }
+
 func TestTO4e(t *testing.T) { runScenario(t, "trackops.txt", "TO-4e") }
 
 func TestTO4f(t *testing.T) { runScenario(t, "trackops.txt", "TO-4f") }

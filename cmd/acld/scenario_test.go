@@ -31,6 +31,10 @@ import (
 //	visible <p> <type>[.<action>] -> <ids,...|->
 //	principals <type>/<id> <perm> -> <ids|->
 //	recipients <type>/<id> -> <ids|->
+//	watch <p>                                 follow p's change feed from now on
+//	change <p> <type> gained=<ids|-> lost=<ids|->
+//	                                          p's next change message of the last command (its
+//	                                          seq; earlier ones skipped) changes type's records so
 //
 // Every query passes the last command's sequence as min_seq: read-your-writes is exercised by
 // every line.
@@ -38,7 +42,7 @@ import (
 func runScenario(t *testing.T, file, rule string) {
 	t.Helper()
 	lines := scenarioSection(t, filepath.Join("testdata", "scenarios", file), rule)
-	s := &scenario{t: t, nc: startStack(t), marks: map[string]uint64{}}
+	s := &scenario{t: t, nc: startStack(t), marks: map[string]uint64{}, watches: map[string]*nats.Subscription{}}
 	for _, l := range lines {
 		s.line = l
 		s.exec(l)
@@ -77,8 +81,52 @@ type scenario struct {
 	nc     *nats.Conn
 	tenant string
 	seq    uint64
-	marks  map[string]uint64
-	line   string
+	marks   map[string]uint64
+	watches map[string]*nats.Subscription
+	line    string
+}
+
+// change reads p's next change message and compares it with the expectation.
+func (s *scenario) change(f []string) {
+	s.t.Helper()
+	sub := s.watches[f[0]]
+	if sub == nil {
+		s.fatalf("change of %s, who is not watched", f[0])
+	}
+	type change struct {
+		Seq       uint64 `json:"seq"`
+		Principal string `json:"principal"`
+		Visible   map[string]struct {
+			Gained []string `json:"gained"`
+			Lost   []string `json:"lost"`
+		} `json:"visible"`
+	}
+	// Messages of earlier commands may still arrive after watch subscribed: skip them.
+	var msg *nats.Msg
+	var c change
+	for c.Seq < s.seq {
+		var err error
+		if msg, err = sub.NextMsg(10 * time.Second); err != nil {
+			s.fatalf("no change message for %s: %v", f[0], err)
+		}
+		c = change{}
+		if err := json.Unmarshal(msg.Data, &c); err != nil {
+			s.fatalf("change message: %v: %s", err, msg.Data)
+		}
+	}
+	if c.Seq != s.seq || c.Principal != f[0] {
+		s.fatalf("change message %s, want seq %d for %s", msg.Data, s.seq, f[0])
+	}
+	list := func(ids []string) string {
+		if len(ids) == 0 {
+			return "-"
+		}
+		return strings.Join(ids, ",")
+	}
+	v := c.Visible[f[1]]
+	if got := "gained=" + list(v.Gained) + " lost=" + list(v.Lost); got != strings.Join(f[2:], " ") {
+		s.fatalf("change of %s on %s: %s, want %s (message %s)", f[0], f[1], got, strings.Join(f[2:], " "), msg.Data)
+	}
 }
 
 func (s *scenario) fatalf(format string, args ...any) {
@@ -119,6 +167,17 @@ func (s *scenario) exec(l string) {
 		s.marks[rest] = s.seq
 	case "check", "visible", "principals", "recipients":
 		s.query(verb, rest)
+	case "watch":
+		sub, err := s.nc.SubscribeSync("acl.changes." + s.tenant + ".principal." + rest)
+		if err != nil {
+			s.fatalf("watch: %v", err)
+		}
+		if err := s.nc.Flush(); err != nil {
+			s.fatalf("watch: %v", err)
+		}
+		s.watches[rest] = sub
+	case "change":
+		s.change(strings.Fields(rest))
 	default:
 		s.fatalf("unknown statement %q", verb)
 	}

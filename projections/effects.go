@@ -1,0 +1,359 @@
+package projections
+
+import (
+	"bytes"
+	"maps"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/acl-es/acl/aggregates"
+	"github.com/acl-es/acl/events"
+)
+
+// effects compares two sides of a change over one snapshot (b before, a after: the same view
+// but for the tenant and the replaced principals and records) and answers, per principal
+// whose access differs, ascending by principal, what the change does to it. The rules are the
+// evaluator's (aggregates.Check, NarrowedGrants) and the visible query's ranges: nothing here
+// decides access on its own. Who is asked:
+//
+//   - every principal replaced on either side (its own grants, units, level... changed);
+//   - when the tenant differs: the holders of every role whose definition differs, or everyone
+//     when the policy, the features or the administrator role differ;
+//   - for every touched record (replaced on either side, a unit defined, a principal as the
+//     record it is, the records linking to a touched via record, the clients of touched
+//     records an implication rule reads), the principals that may hold its view permission
+//     on either side.
+//
+// A principal whose own state or whose grants changed has its whole visible set of each
+// affected type compared (the ranges of both sides); any other is asked about the touched
+// records only. Both are exact: the ranges come from the snapshot, and every record whose
+// state differs from the snapshot's, or whose visibility depends on one that does, is decided
+// by Check on each side.
+func effects(b, a *side) ([]aggregates.Effect, error) {
+	touched, err := touchedRecords(b, a)
+	if err != nil {
+		return nil, err
+	}
+	cands, err := candidatesOf(b, a, touched)
+	if err != nil {
+		return nil, err
+	}
+	var out []aggregates.Effect
+	for _, id := range cands {
+		e, err := effectOn(b, a, id, touched)
+		if err != nil {
+			return nil, err
+		}
+		if !e.Empty() {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// touchedRecords lists, per type, the records whose visibility the change may alter without
+// the principals' own state changing.
+func touchedRecords(b, a *side) (map[string]map[string]bool, error) {
+	out := map[string]map[string]bool{}
+	add := func(typ, id string) {
+		if id == "" {
+			return
+		}
+		if out[typ] == nil {
+			out[typ] = map[string]bool{}
+		}
+		out[typ][id] = true
+	}
+	implying := map[string]bool{} // types whose records imply a view of their client
+	var links []events.LinkRule
+	for _, s := range []*side{b, a} {
+		for _, rule := range s.v.t.Policy.Implies {
+			if rule.Field == "client" {
+				implying[aggregates.PermissionType(rule.Permission)] = true
+			}
+		}
+		links = append(links, s.v.t.Policy.Links...)
+	}
+	for _, s := range []*side{b, a} {
+		for id, p := range s.ps {
+			if p.Kind != "" {
+				add(aggregates.PrincipalRecordType(p.Kind), id)
+			}
+		}
+		for ref, r := range s.rs {
+			add(ref.Type, ref.ID)
+			if implying[ref.Type] {
+				add("client", r.Client)
+			}
+		}
+	}
+	for k := range unitsChanged(b.v.t, a.v.t) {
+		kind, id, _ := strings.Cut(k, ":")
+		add(kind, id)
+	}
+	// Records linking to a touched via record: their assignees' view goes through it.
+	for _, rule := range links {
+		for via := range maps.Clone(out[rule.Via]) {
+			prefix := key(nil, b.v.tenant, string(tagLink), rule.Via, via, rule.Type)
+			err := b.v.scan(prefix, nil, func(k, val []byte) bool {
+				id, _, _ := bytes.Cut(k[len(prefix):], []byte{sep})
+				add(rule.Type, string(id))
+				if implying[rule.Type] {
+					add("client", string(val))
+				}
+				return true
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// unitsChanged lists the unit keys defined on one side only.
+func unitsChanged(b, a *aggregates.Tenant) map[string]bool {
+	out := map[string]bool{}
+	for k := range b.Units {
+		if _, ok := a.Units[k]; !ok {
+			out[k] = true
+		}
+	}
+	for k := range a.Units {
+		if _, ok := b.Units[k]; !ok {
+			out[k] = true
+		}
+	}
+	return out
+}
+
+// candidatesOf lists, ascending, the principals the change may concern (see effects).
+func candidatesOf(b, a *side, touched map[string]map[string]bool) ([]string, error) {
+	set := map[string]bool{}
+	for _, s := range []*side{b, a} {
+		for id := range s.ps {
+			set[id] = true
+		}
+	}
+	tb, ta := b.v.t, a.v.t
+	if tb != ta {
+		if policyChanged(tb, ta) {
+			if err := b.v.scan(key(nil, b.v.tenant, string(tagPrincipal)), nil, func(k, _ []byte) bool {
+				p := key(nil, b.v.tenant, string(tagPrincipal))
+				set[string(k[len(p):len(k)-1])] = true
+				return true
+			}); err != nil {
+				return nil, err
+			}
+		} else {
+			for _, role := range rolesChanged(tb, ta) {
+				prefix := key(nil, b.v.tenant, string(tagRole), role)
+				if err := b.v.scan(prefix, nil, func(k, _ []byte) bool {
+					set[string(k[len(prefix):len(k)-1])] = true
+					return true
+				}); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	for typ := range touched {
+		for _, s := range []*side{b, a} {
+			if !s.v.t.KnowsPermission(typ + ".view") {
+				continue
+			}
+			ids, err := s.v.candidates(typ+".view", allIDs)
+			if err != nil {
+				return nil, err
+			}
+			for _, id := range ids {
+				set[id] = true
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(set)), nil
+}
+
+// policyChanged reports a tenant change that may concern every principal.
+func policyChanged(b, a *aggregates.Tenant) bool {
+	return b.Exists != a.Exists || b.AdminRole != a.AdminRole || !slices.Equal(b.Features, a.Features) ||
+		!reflect.DeepEqual(b.Policy, a.Policy)
+}
+
+// rolesChanged lists the roles defined differently (or on one side only).
+func rolesChanged(b, a *aggregates.Tenant) []string {
+	var out []string
+	for id, r := range b.Roles {
+		if o, ok := a.Roles[id]; !ok || !reflect.DeepEqual(r.Def, o.Def) {
+			out = append(out, id)
+		}
+	}
+	for id := range a.Roles {
+		if _, ok := b.Roles[id]; !ok {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// effectOn is the effect of the change on principal id.
+func effectOn(b, a *side, id string, touched map[string]map[string]bool) (aggregates.Effect, error) {
+	pb, pa := b.Principal(id), a.Principal(id)
+	e := aggregates.Effect{Principal: id, Granted: []aggregates.GrantUse{}, Revoked: []aggregates.GrantUse{},
+		Visible: map[string]aggregates.VisibleChange{}}
+	gb, ga := grantsOf(b.v.t, pb), grantsOf(a.v.t, pa)
+	e.Granted, e.Revoked = grantsMinus(ga, gb), grantsMinus(gb, ga)
+	whole := wholeTypes(b.v.t, a.v.t, pb, pa)
+	for _, typ := range whole {
+		var before, after []string
+		var err error
+		if pb != nil {
+			if before, err = b.visible(pb, typ, touched[typ]); err != nil {
+				return e, err
+			}
+		}
+		if pa != nil {
+			if after, err = a.visible(pa, typ, touched[typ]); err != nil {
+				return e, err
+			}
+		}
+		addVisible(e.Visible, typ, minusSorted(after, before), minusSorted(before, after))
+	}
+	for typ, ids := range touched {
+		if slices.Contains(whole, typ) {
+			continue
+		}
+		var gained, lost []string
+		for rid := range ids {
+			was, is := b.allowed(id, typ, rid), a.allowed(id, typ, rid)
+			switch {
+			case is && !was:
+				gained = append(gained, rid)
+			case was && !is:
+				lost = append(lost, rid)
+			}
+		}
+		slices.Sort(gained)
+		slices.Sort(lost)
+		addVisible(e.Visible, typ, gained, lost)
+	}
+	if b.v.err != nil {
+		return e, b.v.err
+	}
+	return e, a.v.err
+}
+
+// grantsOf is what the permissions query answers as p's grants (none for a principal that does
+// not exist).
+func grantsOf(t *aggregates.Tenant, p *aggregates.Principal) []aggregates.GrantUse {
+	if p == nil || !p.Exists {
+		return []aggregates.GrantUse{}
+	}
+	return aggregates.NarrowedGrants(t, p, "")
+}
+
+// wholeTypes lists the record types whose whole visible set p's change may alter: every type
+// the policy can view when p's own access facts or the policy changed, else the types whose
+// view grants differ, and the client type when an implying permission's grants differ.
+func wholeTypes(tb, ta *aggregates.Tenant, pb, pa *aggregates.Principal) []string {
+	types := map[string]bool{}
+	all := func(t *aggregates.Tenant) {
+		for _, perm := range t.Policy.Permissions {
+			if typ, ok := strings.CutSuffix(perm, ".view"); ok {
+				types[typ] = true
+			}
+		}
+	}
+	switch {
+	case pb == nil && pa == nil:
+		return nil
+	case !sameAccessFacts(pb, pa) || (tb != ta && policyChanged(tb, ta)):
+		all(tb)
+		all(ta)
+	case tb != ta:
+		perms := map[string]bool{}
+		for _, t := range []*aggregates.Tenant{tb, ta} {
+			for _, perm := range t.Policy.Permissions {
+				perms[perm] = true
+			}
+		}
+		for perm := range perms {
+			typ, ok := strings.CutSuffix(perm, ".view")
+			if !ok {
+				continue
+			}
+			if !sameGrants(aggregates.NarrowedGrants(tb, pb, perm), aggregates.NarrowedGrants(ta, pa, perm)) {
+				types[typ] = true
+				for _, rule := range ta.Policy.Implies {
+					if rule.Permission == perm {
+						types[aggregates.PermissionType(rule.Grants)] = true
+					}
+				}
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(types))
+}
+
+// sameAccessFacts reports whether two states of a principal have the same facts that access
+// follows from (the email and the provenance do not count).
+func sameAccessFacts(b, a *aggregates.Principal) bool {
+	if b == nil || a == nil {
+		return b == a
+	}
+	return b.Exists == a.Exists && b.Removed == a.Removed && b.Kind == a.Kind && b.Client == a.Client &&
+		b.Level == a.Level && slices.Equal(b.Units, a.Units) && slices.Equal(b.Roles, a.Roles) &&
+		slices.Equal(b.Grants, a.Grants) && slices.Equal(b.Denied, a.Denied)
+}
+
+// sameGrant compares grants without their provenance (replay's diff does the same).
+func sameGrant(a, b aggregates.GrantUse) bool {
+	return a.Permission == b.Permission && a.Scope == b.Scope && a.Source == b.Source &&
+		a.NarrowedFrom == b.NarrowedFrom && a.Unscoped == b.Unscoped
+}
+
+func sameGrants(a, b []aggregates.GrantUse) bool { return slices.EqualFunc(a, b, sameGrant) }
+
+// grantsMinus lists the grants of a that b lacks, in a's order.
+func grantsMinus(a, b []aggregates.GrantUse) []aggregates.GrantUse {
+	out := []aggregates.GrantUse{}
+	for _, g := range a {
+		if !slices.ContainsFunc(b, func(h aggregates.GrantUse) bool { return sameGrant(g, h) }) {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// minusSorted lists the ids of a (ascending) that b (ascending) lacks.
+func minusSorted(a, b []string) []string {
+	var out []string
+	j := 0
+	for _, id := range a {
+		for j < len(b) && b[j] < id {
+			j++
+		}
+		if j < len(b) && b[j] == id {
+			continue
+		}
+		out = append(out, id)
+	}
+	return out
+}
+
+// addVisible records a type's change, the lists cut at aggregates.MaxEffectIDs.
+func addVisible(m map[string]aggregates.VisibleChange, typ string, gained, lost []string) {
+	if len(gained) == 0 && len(lost) == 0 {
+		return
+	}
+	c := aggregates.VisibleChange{GainedCount: len(gained), LostCount: len(lost)}
+	if len(gained) > aggregates.MaxEffectIDs {
+		gained, c.Truncated = gained[:aggregates.MaxEffectIDs], true
+	}
+	if len(lost) > aggregates.MaxEffectIDs {
+		lost, c.Truncated = lost[:aggregates.MaxEffectIDs], true
+	}
+	c.Gained, c.Lost = nonNil(gained), nonNil(lost)
+	m[typ] = c
+}

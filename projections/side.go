@@ -1,0 +1,242 @@
+package projections
+
+import (
+	"maps"
+	"slices"
+
+	"github.com/acl-es/acl/aggregates"
+	"github.com/acl-es/acl/events"
+)
+
+// side is one side of a change, for effects (effects.go): a view of the read model (its
+// snapshot; its tenant is this side's) with some principals and records replaced by their
+// states before or after the change. It implements aggregates.Facts, so aggregates.Check, the
+// one evaluator, decides on it exactly as on the read model. It does not implement
+// aggregates.CoveredRecords: the replaced records are not in the snapshot's indexes, so the
+// implication rule enumerates a client's records through RecordsWithClient, which knows them.
+type side struct {
+	v  *view
+	ps map[string]*aggregates.Principal
+	rs map[events.RecordRef]*aggregates.Record
+}
+
+var _ aggregates.Facts = (*side)(nil)
+
+func newSide(v *view) *side {
+	return &side{v: v, ps: map[string]*aggregates.Principal{}, rs: map[events.RecordRef]*aggregates.Record{}}
+}
+
+// Tenant implements aggregates.Facts.
+func (s *side) Tenant() *aggregates.Tenant { return s.v.t }
+
+// Principal implements aggregates.Facts.
+func (s *side) Principal(id string) *aggregates.Principal {
+	if p, ok := s.ps[id]; ok {
+		return p
+	}
+	return s.v.Principal(id)
+}
+
+// Record implements aggregates.Facts.
+func (s *side) Record(typ, id string) *aggregates.Record {
+	switch {
+	case aggregates.IsPrincipalRecordType(typ):
+		p := s.Principal(id)
+		if p == nil || aggregates.PrincipalRecordType(p.Kind) != typ {
+			return nil
+		}
+		return aggregates.PrincipalAsRecord(p)
+	case aggregates.IsUnitRecordType(typ):
+		u := events.UnitRef{Kind: typ, ID: id}
+		if ev, ok := s.v.t.Units[aggregates.UnitKey(u)]; ok {
+			return aggregates.UnitAsRecord(u, ev)
+		}
+		return nil
+	}
+	if r, ok := s.rs[events.RecordRef{Type: typ, ID: id}]; ok {
+		return r
+	}
+	return s.v.Record(typ, id)
+}
+
+// replaced reports whether the side holds its own state of record typ/id.
+func (s *side) replaced(typ, id string) bool {
+	if aggregates.IsPrincipalRecordType(typ) {
+		_, ok := s.ps[id]
+		return ok
+	}
+	_, ok := s.rs[events.RecordRef{Type: typ, ID: id}]
+	return ok
+}
+
+// RecordsWithClient implements aggregates.Facts: the snapshot's client index without the
+// replaced records, and the replaced ones that have that client now.
+func (s *side) RecordsWithClient(typ, client string, fn func(*aggregates.Record) bool) {
+	var found []*aggregates.Record
+	s.v.RecordsWithClient(typ, client, func(r *aggregates.Record) bool {
+		if !s.replaced(typ, r.ID) {
+			found = append(found, r)
+		}
+		return true
+	})
+	keep := func(r *aggregates.Record) {
+		if r.Active() && r.Type == typ && r.Client == client {
+			found = append(found, r)
+		}
+	}
+	if aggregates.IsPrincipalRecordType(typ) {
+		for _, p := range s.ps {
+			if aggregates.PrincipalRecordType(p.Kind) == typ {
+				keep(aggregates.PrincipalAsRecord(p))
+			}
+		}
+	} else {
+		for _, r := range s.rs {
+			keep(r)
+		}
+	}
+	slices.SortFunc(found, func(a, b *aggregates.Record) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	for _, r := range found {
+		if !fn(r) {
+			return
+		}
+	}
+}
+
+// allowed is Check of typ.view on record typ/id; anything Check refuses to answer (a permission
+// the policy lacks, a principal or record that does not exist) is not allowed.
+func (s *side) allowed(principal, typ, id string) bool {
+	d, err := aggregates.Check(s, principal, typ+".view", &events.RecordRef{Type: typ, ID: id})
+	return err == nil && d.Allowed
+}
+
+// visible lists, ascending, every record of typ that p (its state on this side) may view: the
+// ranges the visible query reads, then, for the ids in redo (records whose state the snapshot's
+// indexes do not hold for this side, and those that depend on them), Check on this side.
+func (s *side) visible(p *aggregates.Principal, typ string, redo map[string]bool) ([]string, error) {
+	perm := typ + ".view"
+	var ids []string
+	if s.v.t.KnowsPermission(perm) && p.Active() && aggregates.LevelRank(p.Level) > 0 && !slices.Contains(p.Denied, perm) {
+		r, err := s.v.newRanges()
+		if err != nil {
+			return nil, err
+		}
+		defer r.close()
+		pages, err := r.direct(p, typ, perm, "", allIDs)
+		if err != nil {
+			return nil, err
+		}
+		implied, err := r.implied(p, typ, perm, "", allIDs)
+		if err != nil {
+			return nil, err
+		}
+		ids = mergePages(append(pages, implied...), allIDs)
+	}
+	if len(redo) == 0 {
+		return ids, s.v.err
+	}
+	ids = slices.DeleteFunc(ids, func(id string) bool { return redo[id] })
+	for id := range redo {
+		if s.allowed(p.ID, typ, id) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids, s.v.err
+}
+
+// allIDs is the page size that reads a whole range.
+const allIDs = 1 << 62
+
+// withTenant returns a view of the same snapshot that answers tenant t. It shares v's
+// snapshot and is never closed itself.
+func (v *view) withTenant(t *aggregates.Tenant) *view {
+	return &view{e: v.e, snap: v.snap, tenant: v.tenant, tid: v.tid, t: t, seq: v.seq}
+}
+
+// next returns the side after e: s with the state of e's aggregate replaced by a copy with e
+// applied (s itself and the states it shares are not changed).
+func (s *side) next(e events.Envelope, d events.Data) (*side, error) {
+	n := &side{v: s.v, ps: maps.Clone(s.ps), rs: maps.Clone(s.rs)}
+	switch e.Aggregate.Kind {
+	case events.KindTenant:
+		t, err := cloneTenant(s.v.t)
+		if err != nil {
+			return nil, err
+		}
+		t.Apply(e, d)
+		n.v = s.v.withTenant(t)
+	case events.KindPrincipal:
+		p := aggregates.NewPrincipal(e.Aggregate.ID)
+		if old := s.Principal(e.Aggregate.ID); old != nil {
+			var err error
+			if p, err = clonePrincipal(old); err != nil {
+				return nil, err
+			}
+		}
+		p.Apply(e, d)
+		n.ps[p.ID] = p
+	case events.KindRecord:
+		ref := events.RecordRef{Type: e.Aggregate.Type, ID: e.Aggregate.ID}
+		if shadowed(ref.Type) {
+			return n, nil // principals and units answer those types; the record changes no access
+		}
+		r := aggregates.NewRecord(ref.Type, ref.ID)
+		if old := s.Record(ref.Type, ref.ID); old != nil {
+			var err error
+			if r, err = cloneRecord(old); err != nil {
+				return nil, err
+			}
+		}
+		r.Apply(e, d)
+		n.rs[ref] = r
+	}
+	return n, s.v.err
+}
+
+// The states a view reads may be shared (the decoded cache): copies are made through the
+// stored encoding before a change is applied to them.
+
+func cloneTenant(t *aggregates.Tenant) (*aggregates.Tenant, error) {
+	v, err := encodeTenant(t)
+	if err != nil {
+		return nil, err
+	}
+	c, err := decodeTenant(v)
+	if err != nil {
+		return nil, err
+	}
+	c.SeatHolders = maps.Clone(t.SeatHolders)
+	if c.SeatHolders == nil {
+		c.SeatHolders = map[string]string{}
+	}
+	return c, nil
+}
+
+func clonePrincipal(p *aggregates.Principal) (*aggregates.Principal, error) {
+	v, _ := encodePrincipal(p)
+	c, err := decodePrincipal(v)
+	if err != nil {
+		return nil, err
+	}
+	c.Commands = map[string]aggregates.CommandResult{}
+	return c, nil
+}
+
+func cloneRecord(r *aggregates.Record) (*aggregates.Record, error) {
+	v, _ := encodeRecord(r)
+	c, err := decodeRecord(v)
+	if err != nil {
+		return nil, err
+	}
+	c.Commands = map[string]aggregates.CommandResult{}
+	return c, nil
+}
