@@ -75,16 +75,21 @@ func touchedRecords(b, a *side) (map[string]map[string]bool, error) {
 		}
 		links = append(links, s.v.t.Policy.Links...)
 	}
+	// A state replaced on one side is read on both: the client a record had before counts.
 	for _, s := range []*side{b, a} {
-		for id, p := range s.ps {
-			if p.Kind != "" {
-				add(aggregates.PrincipalRecordType(p.Kind), id)
+		for id := range s.ps {
+			for _, p := range []*aggregates.Principal{b.Principal(id), a.Principal(id)} {
+				if p != nil && p.Kind != "" {
+					add(aggregates.PrincipalRecordType(p.Kind), id)
+				}
 			}
 		}
-		for ref, r := range s.rs {
+		for ref := range s.rs {
 			add(ref.Type, ref.ID)
-			if implying[ref.Type] {
-				add("client", r.Client)
+			for _, r := range []*aggregates.Record{b.Record(ref.Type, ref.ID), a.Record(ref.Type, ref.ID)} {
+				if r != nil && implying[ref.Type] {
+					add("client", r.Client)
+				}
 			}
 		}
 	}

@@ -23,7 +23,10 @@ type stack struct {
 	svc  *Service
 }
 
-func startStack(tb testing.TB, opts Options) *stack {
+func startStack(tb testing.TB, opts Options) *stack { return startStackWith(tb, opts, nil) }
+
+// startStackWith is startStack with setup called on the projector before it runs.
+func startStackWith(tb testing.TB, opts Options, setup func(*eventstest.Env, *projections.DB, *projections.Projector)) *stack {
 	tb.Helper()
 	env := eventstest.Start(tb)
 	dir := tb.TempDir()
@@ -47,6 +50,9 @@ func startStack(tb testing.TB, opts Options) *stack {
 	svc, err := New(env.Store, db, proj, opts)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	if setup != nil {
+		setup(env, db, proj)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

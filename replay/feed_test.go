@@ -1,0 +1,283 @@
+package replay
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/acl-es/acl/aggregates"
+	"github.com/acl-es/acl/events"
+	"github.com/acl-es/acl/events/eventstest"
+	"github.com/acl-es/acl/projections"
+	"github.com/nats-io/nats.go"
+)
+
+// feedStack is a stack whose projector publishes the change feed through the changes stream,
+// and a caller's subscription (the anonymous caller's account) to every change of tenant acme.
+type feedStack struct {
+	*stack
+	feed *projections.Feed
+	mu   sync.Mutex
+	got  []aggregates.Change
+}
+
+func startFeedStack(t *testing.T) *feedStack {
+	t.Helper()
+	fs := &feedStack{}
+	fs.stack = startStackWith(t, Options{}, func(env *eventstest.Env, db *projections.DB, proj *projections.Projector) {
+		ctx, cancel := context.WithCancel(context.Background())
+		changes, err := events.OpenChanges(ctx, env.Conn, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs.feed = projections.NewFeed(projections.NewEngine(db, proj, projections.EngineOptions{}),
+			projections.FeedOptions{Publish: changes.Publish, Flush: changes.Flush})
+		proj.SetFeed(fs.feed)
+		done := make(chan error, 1)
+		go func() { done <- fs.feed.Run(ctx) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("feed: %v", err)
+			}
+		})
+		sub := env.Connect(t)
+		if _, err := sub.Subscribe(events.ChangesPrefix+".acme.principal.*", func(m *nats.Msg) {
+			var c aggregates.Change
+			if err := json.Unmarshal(m.Data, &c); err != nil {
+				t.Errorf("change %s: %v", m.Data, err)
+				return
+			}
+			if m.Subject != events.ChangesSubject(c.Tenant, c.Principal) {
+				t.Errorf("change of %s/%s on %s", c.Tenant, c.Principal, m.Subject)
+			}
+			fs.mu.Lock()
+			fs.got = append(fs.got, c)
+			fs.mu.Unlock()
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := sub.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	return fs
+}
+
+// changes waits until the feed has published every message written and returns what the
+// subscriber received.
+func (fs *feedStack) changes(t *testing.T) []aggregates.Change {
+	t.Helper()
+	fs.sync(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := fs.feed.WaitFor(ctx, fs.d.seq); err != nil {
+		t.Fatalf("feed published up to %d, want %d: %v", fs.feed.Published(), fs.d.seq, err)
+	}
+	// The stream republishes a change before it acknowledges it, and the feed has every
+	// acknowledgement: what is missing is only in flight to the subscriber.
+	var n int
+	eventstest.WaitFor(t, 2*time.Second, func() error {
+		fs.mu.Lock()
+		defer fs.mu.Unlock()
+		if len(fs.got) != n || n == 0 {
+			n = len(fs.got)
+			return fmt.Errorf("%d changes so far", n)
+		}
+		return nil
+	})
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return slices.Clone(fs.got)
+}
+
+// access is what the oracle says principal p may do at one moment: its grants as the
+// permissions query answers them and, per type, the records it may view.
+type oracleAccess struct {
+	grants  []aggregates.GrantUse
+	visible map[string][]string
+}
+
+func oracleAccessOf(w aggregates.World, tenant, p string) oracleAccess {
+	a := oracleAccess{grants: []aggregates.GrantUse{}, visible: map[string][]string{}}
+	m := w[tenant]
+	if m == nil {
+		return a
+	}
+	pr := m.Principals[p]
+	if pr == nil || !pr.Exists {
+		return a
+	}
+	a.grants = aggregates.NarrowedGrants(m.T, pr, "")
+	for _, perm := range m.T.Policy.Permissions {
+		typ, ok := strings.CutSuffix(perm, ".view")
+		if !ok {
+			continue
+		}
+		if ids, err := aggregates.Visible(m, p, typ, "view"); err == nil && len(ids) > 0 {
+			a.visible[typ] = ids
+		}
+	}
+	return a
+}
+
+// fold applies changes, in order, to an access.
+func (a oracleAccess) fold(cs []aggregates.Change) oracleAccess {
+	out := oracleAccess{grants: slices.Clone(a.grants), visible: map[string][]string{}}
+	for typ, ids := range a.visible {
+		out.visible[typ] = slices.Clone(ids)
+	}
+	for _, c := range cs {
+		for _, g := range c.Revoked {
+			out.grants = slices.DeleteFunc(out.grants, func(h aggregates.GrantUse) bool { return sameGrant(g, h) })
+		}
+		out.grants = append(out.grants, c.Granted...)
+		for typ, v := range c.Visible {
+			ids := slices.DeleteFunc(out.visible[typ], func(id string) bool { return slices.Contains(v.Lost, id) })
+			ids = append(ids, v.Gained...)
+			slices.Sort(ids)
+			if len(ids) == 0 {
+				delete(out.visible, typ)
+			} else {
+				out.visible[typ] = ids
+			}
+		}
+	}
+	return out
+}
+
+func (a oracleAccess) String() string {
+	var gs []string
+	for _, g := range a.grants {
+		gs = append(gs, g.Permission+"@"+g.Scope+"("+g.Source+")")
+	}
+	slices.Sort(gs)
+	return fmt.Sprintf("grants %v visible %v", gs, a.visible)
+}
+
+// TestChangeFeedFoldsToDiff: over a random history (the as_of tests' generator), every
+// principal's change messages of one stream position, applied to its access before that
+// position, give its access after it (the pure oracle's grants and visible ids): the feed
+// folded in order equals the diff between consecutive sequences. Also end to end: the feed
+// folded from the tenant's start equals the diff query between start and end (grants and
+// visible counts). And no change is delivered twice.
+func TestChangeFeedFoldsToDiff(t *testing.T) {
+	for _, seed := range []uint64{7, 8, 9} {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) { testChangeFeedFoldsToDiff(t, seed) })
+	}
+}
+
+func testChangeFeedFoldsToDiff(t *testing.T, seed uint64) {
+	fs := startFeedStack(t)
+	h := newRandomHistory(fs.d, seed)
+	start := fs.d.seq
+	// Most random commands change nothing for a principal that is disabled or has no role:
+	// start with everyone able to see something, at every level.
+	levels := []string{"full", "limited", "full_location", "limited", "full", "limited"}
+	for i, p := range rhPrincipals {
+		if i == 5 {
+			fs.d.must("acme", "admin", &aggregates.RegisterPrincipal{Principal: p, Kind: aggregates.KindClientContact,
+				Email: p + "@x.test", Client: rhClients[0]})
+			fs.d.must("acme", "admin", &aggregates.AssignRole{Principal: p, Role: "client_contact"})
+		} else {
+			fs.d.must("acme", "admin", &aggregates.RegisterPrincipal{Principal: p, Kind: aggregates.KindStaff,
+				Email: p + "@x.test", Units: []events.UnitRef{rhUnits[i%len(rhUnits)]}})
+			fs.d.must("acme", "admin", &aggregates.AssignRole{Principal: p, Role: "staff"})
+		}
+		fs.d.must("acme", "admin", &aggregates.SetAccessLevel{Principal: p, Level: levels[i]})
+	}
+	// The link rule (TO-4d) at least once: a limited staff member assigned to a case.
+	fs.d.must("acme", "admin", &aggregates.RegisterRecord{RecordBody: events.RecordBody{Type: "case", ID: "r0"}})
+	fs.d.must("acme", "admin", &aggregates.RegisterRecord{RecordBody: events.RecordBody{Type: "invoice", ID: "r0",
+		Client: rhClients[1], Links: []events.RecordRef{{Type: "case", ID: "r0"}}}})
+	fs.d.must("acme", "admin", &aggregates.AssignRecord{Type: "case", ID: "r0", Principal: "p1", Relation: "assignee"})
+	if ok := h.run(600); ok < 200 {
+		t.Fatalf("only %d of 600 random commands were accepted", ok)
+	}
+	got := fs.changes(t)
+	seen := map[string]bool{}
+	bySeq := map[uint64]map[string][]aggregates.Change{}
+	for _, c := range got {
+		k := fmt.Sprintf("%d/%s/%s", c.Seq, c.Event, c.Principal)
+		if seen[k] {
+			t.Errorf("change %s delivered twice", k)
+		}
+		seen[k] = true
+		if bySeq[c.Seq] == nil {
+			bySeq[c.Seq] = map[string][]aggregates.Change{}
+		}
+		bySeq[c.Seq][c.Principal] = append(bySeq[c.Seq][c.Principal], c)
+	}
+	principals := append([]string{"admin"}, rhPrincipals...)
+	prev := fs.d.oracleAt(0)
+	changed := 0
+	for seq := uint64(1); seq <= fs.d.seq; seq++ {
+		next := fs.d.oracleAt(seq)
+		for _, p := range principals {
+			before, after := oracleAccessOf(prev, "acme", p), oracleAccessOf(next, "acme", p)
+			folded := before.fold(bySeq[seq][p])
+			if folded.String() != after.String() {
+				t.Fatalf("seq %d (%s), %s: before %s\nfolded %s\nafter  %s\nchanges %+v",
+					seq, fs.d.msgs[seq-1].Events[0].Type, p, before, folded, after, bySeq[seq][p])
+			}
+			if before.String() != after.String() {
+				changed++
+				if len(bySeq[seq][p]) == 0 {
+					t.Fatalf("seq %d: %s's access changed and no message told", seq, p)
+				}
+			}
+		}
+		prev = next
+	}
+	t.Logf("%d changes delivered; %d (seq, principal) pairs whose access changed", len(got), changed)
+	if changed < 50 {
+		t.Fatalf("only %d changes of access in the history: the test proves little", changed)
+	}
+	// End to end against the diff query.
+	ctx := context.Background()
+	for _, p := range principals {
+		d, err := fs.svc.Diff(ctx, "acme", DiffRequest{Principal: p, From: &Moment{Seq: start}, To: &Moment{Seq: fs.d.seq}})
+		if aggregates.ErrorCode(err) == aggregates.CodeNotFound {
+			continue // never registered
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var all []aggregates.Change
+		for seq := start + 1; seq <= fs.d.seq; seq++ {
+			all = append(all, bySeq[seq][p]...)
+		}
+		before := oracleAccessOf(fs.d.oracleAt(start), "acme", p)
+		folded := before.fold(all)
+		added, removed := grantsMinusT(folded.grants, before.grants), grantsMinusT(before.grants, folded.grants)
+		if fmt.Sprint(keys(added)) != fmt.Sprint(keys(d.Added)) || fmt.Sprint(keys(removed)) != fmt.Sprint(keys(d.Removed)) {
+			t.Errorf("%s: folded feed adds %v removes %v; diff %v %v", p, keys(added), keys(removed), keys(d.Added), keys(d.Removed))
+		}
+		for _, vc := range d.Visible {
+			if len(before.visible[vc.Type]) != vc.From || len(folded.visible[vc.Type]) != vc.To {
+				t.Errorf("%s %s: folded feed %d -> %d, diff %d -> %d", p, vc.Type,
+					len(before.visible[vc.Type]), len(folded.visible[vc.Type]), vc.From, vc.To)
+			}
+		}
+	}
+}
+
+func grantsMinusT(a, b []aggregates.GrantUse) []aggregates.GrantUse {
+	return slices.DeleteFunc(slices.Clone(a), func(g aggregates.GrantUse) bool {
+		return slices.ContainsFunc(b, func(h aggregates.GrantUse) bool { return sameGrant(g, h) })
+	})
+}
+
+func keys(gs []aggregates.GrantUse) []string {
+	out := []string{}
+	for _, g := range gs {
+		out = append(out, g.Permission+"@"+g.Scope+"("+g.Source+")")
+	}
+	slices.Sort(out)
+	return out
+}
