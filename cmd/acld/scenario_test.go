@@ -77,10 +77,10 @@ func scenarioSection(t *testing.T, path, rule string) []string {
 }
 
 type scenario struct {
-	t      *testing.T
-	nc     *nats.Conn
-	tenant string
-	seq    uint64
+	t       *testing.T
+	nc      *nats.Conn
+	tenant  string
+	seq     uint64
 	marks   map[string]uint64
 	watches map[string]*nats.Subscription
 	line    string
