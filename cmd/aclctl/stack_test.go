@@ -43,10 +43,18 @@ func startStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	engine := projections.NewEngine(db, proj, projections.EngineOptions{})
+	changes, err := events.OpenChanges(ctx, env.Conn, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed := projections.NewFeed(engine, projections.FeedOptions{Publish: changes.Publish, Flush: changes.Flush, Logger: log})
+	proj.SetFeed(feed)
 	done := make(chan struct{})
 	go func() { defer close(done); proj.Run(ctx) }() //nolint:errcheck // stopped by cancel
+	feedDone := make(chan struct{})
+	go func() { defer close(feedDone); feed.Run(ctx) }() //nolint:errcheck // stopped by cancel
 	rs.Start(ctx)
-	engine := projections.NewEngine(db, proj, projections.EngineOptions{})
 	qs := projections.NewServer(engine, proj, projections.ServerOptions{Logger: log,
 		AsOf: func(ctx context.Context, tenant string, at projections.Moment) (*projections.Engine, func(), error) {
 			return rs.AsOf(ctx, tenant, replay.Moment{Seq: at.Seq, Time: at.Time})
@@ -77,6 +85,7 @@ func startStack(t *testing.T) *stack {
 		qs.Close()
 		cancel()
 		<-done
+		<-feedDone
 		rs.Close()
 		db.Close()
 	})

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestWatch: aclctl watch prints the change a command makes to a principal's access, once.
+func TestWatch(t *testing.T) {
+	s := startStack(t)
+	s.must(t, exitOK, "cmd", "acme", "CreateTenant", `{"preset":"trackops","admin":{"principal":"ann","kind":"staff","email":"ann@acme.test"}}`)
+	s.must(t, exitOK, "cmd", "acme", "RegisterPrincipal", `{"principal":"bob","kind":"staff","email":"bob@acme.test"}`, "--actor", "ann")
+	s.must(t, exitOK, "cmd", "acme", "SetAccessLevel", `{"actor":"ann","principal":"bob","level":"limited"}`)
+	s.must(t, exitOK, "cmd", "acme", "AssignRole", `{"principal":"bob","role":"staff"}`, "--actor", "ann")
+	s.must(t, exitOK, "cmd", "acme", "RegisterRecord", `{"type":"case","id":"case-7"}`, "--actor", "ann")
+	s.must(t, exitOK, "cmd", "acme", "RegisterRecord", `{"type":"invoice","id":"inv-1","links":[{"type":"case","id":"case-7"}]}`, "--actor", "ann")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--nats-url", s.url, "watch", "acme", "--principal", "bob", "--count", "1"}, &out, &errOut)
+	}()
+	// The watch may not have subscribed yet when a command is sent: assign and unassign in
+	// turn until it prints the change of one of them.
+	deadline := time.Now().Add(15 * time.Second)
+	assigned := false
+	for {
+		select {
+		case code := <-done:
+			if code != exitOK {
+				t.Fatalf("watch: exit %d: %s", code, errOut.String())
+			}
+			line := out.String()
+			if !strings.Contains(line, "acme  bob") || !strings.Contains(line, "invoice: +1 inv-1") && !strings.Contains(line, "invoice: -1 inv-1") {
+				t.Fatalf("watch printed %q", line)
+			}
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("watch printed nothing")
+		}
+		cmd := "AssignRecord"
+		if assigned {
+			cmd = "UnassignRecord"
+		}
+		s.must(t, exitOK, "cmd", "acme", cmd, `{"type":"case","id":"case-7","principal":"bob"}`, "--actor", "ann")
+		assigned = !assigned
+	}
+}

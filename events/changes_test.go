@@ -1,0 +1,93 @@
+package events_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/acl-es/acl/events"
+	"github.com/acl-es/acl/events/eventstest"
+)
+
+// TestChangesOncePerIDAndTenant: two publishers (two acld instances) publish the same changes
+// with the same ids; a caller allowed tenant acme receives each change once, on
+// acl.changes.acme.principal.<id>, and may not subscribe to another tenant's changes; a
+// caller may not publish on the changes subjects.
+func TestChangesOncePerIDAndTenant(t *testing.T) {
+	owner, err := events.NewOwner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := eventstest.StartWith(t, events.ServerConfig{Owner: owner, Callers: []events.Caller{
+		{Name: "billing", User: "billing", Password: "secret", Changes: []string{"acme"}},
+		{Name: "nosy", User: "nosy", Password: "other"},
+	}}, events.StoreConfig{})
+	violations := make(chan error, 8)
+	billing := env.Connect(t, nats.UserInfo("billing", "secret"),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { violations <- err }))
+	sub, err := billing.SubscribeSync(events.ChangesPrefix + ".acme.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := billing.SubscribeSync(events.ChangesPrefix + ".beta.>"); err != nil {
+		t.Fatal(err)
+	}
+	billing.Flush()
+	select {
+	case err := <-violations:
+		if !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+			t.Fatalf("subscribing to beta's changes: %v, want a permissions violation", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("billing subscribed to beta's changes")
+	}
+	// A caller without the right may not subscribe either, nor publish a forged change.
+	nosy := env.Connect(t, nats.UserInfo("nosy", "other"))
+	nsub, _ := nosy.SubscribeSync(events.ChangesPrefix + ".>")
+	nosy.Publish(events.ChangesSubject("acme", "bob"), []byte(`{"forged":true}`))
+	nosy.Flush()
+
+	var pubs []*events.Changes
+	for range 2 {
+		nc := env.Connect(t, owner.Option())
+		c, err := events.OpenChanges(ctxT(t), nc, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pubs = append(pubs, c)
+	}
+	for i := range 3 {
+		for _, c := range pubs {
+			id := "7.ev" + string(rune('a'+i)) + ".bob"
+			if err := c.Publish(ctxT(t), "acme", "bob", id, []byte(id)); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Flush(ctxT(t)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var got []string
+	for {
+		m, err := sub.NextMsg(500 * time.Millisecond)
+		if errors.Is(err, nats.ErrTimeout) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Subject != events.ChangesSubject("acme", "bob") {
+			t.Fatalf("change on %s", m.Subject)
+		}
+		got = append(got, string(m.Data))
+	}
+	if strings.Join(got, " ") != "7.eva.bob 7.evb.bob 7.evc.bob" {
+		t.Fatalf("received %q, want each of the 3 changes once (the forged one never)", got)
+	}
+	if m, err := nsub.NextMsg(100 * time.Millisecond); err == nil {
+		t.Fatalf("nosy received %s", m.Data)
+	}
+}
