@@ -36,6 +36,9 @@ func (s *Service) Execute(ctx context.Context, cmd aggregates.Command) (Result, 
 	}
 	// One lock order for every command: no two commands wait for each other.
 	slices.SortFunc(x.entries, func(a, b *entry) int { return cmp.Compare(a.subject, b.subject) })
+	if cmd.Base().DryRun {
+		return x.dryRun(ctx)
+	}
 	x.speculate = true
 	for range s.opts.MaxAttempts + maxRereads {
 		rereads := x.rereads
@@ -278,4 +281,53 @@ func withOp(err error, op string) error {
 		e.Op = op
 	}
 	return err
+}
+
+// dryRun decides the command as attempt does, on fresh states under the same locks, and
+// answers the events it would write and their effects instead of appending them. A command
+// id used before is neither looked up nor remembered: the dry run answers what the command
+// would do now.
+func (x *execution) dryRun(ctx context.Context) (Result, error) {
+	for _, e := range x.entries {
+		e.write.Lock()
+		defer e.write.Unlock()
+	}
+	b := x.cmd.Base()
+	f := newFacts(ctx, x.s.cache, b.Tenant)
+	for _, e := range x.entries {
+		snap, err := x.s.cache.fresh(ctx, e)
+		if err != nil {
+			return Result{}, storeError(x.op, err)
+		}
+		f.pin(e.ref, snap.state)
+	}
+	now := x.s.opts.Now().UTC()
+	ws, err := aggregates.Decide(f, x.cmd, now)
+	if f.err != nil {
+		return Result{}, storeError(x.op, f.err)
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	writes, seq, err := x.envelopes(ws, now)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{DryRun: true, Seq: seq, Events: []string{}, Envelopes: []events.Envelope{}}
+	for _, w := range writes {
+		res.Envelopes = append(res.Envelopes, w.item.Events...)
+	}
+	if x.s.opts.Effects != nil && len(res.Envelopes) > 0 {
+		// The effects are evaluated on a read model that has applied everything stored before
+		// the dry run, not only the decision's aggregates: the records a caller just wrote
+		// count (read-your-writes, as min_seq gives queries).
+		last, err := x.s.store.LastSeq(ctx)
+		if err != nil {
+			return Result{}, storeError(x.op, err)
+		}
+		if res.Seq, res.Effects, err = x.s.opts.Effects(ctx, b.Tenant, max(res.Seq, last), res.Envelopes); err != nil {
+			return Result{}, withOp(err, x.op)
+		}
+	}
+	return res, nil
 }

@@ -49,6 +49,11 @@ type Options struct {
 	// nil caller is unrestricted and writes as Self; an error (unauthenticated) is the answer.
 	// nil: every request is unrestricted.
 	Identify func(h nats.Header) (*aggregates.Caller, error)
+	// Effects evaluates a dry run's events (SPEC section 8): over the read model at or after
+	// sequence minSeq (the decision's), what they would do to each principal's access, and the
+	// read model's sequence used. acld gives it the projections' (commands does not import
+	// them, DESIGN); nil: dry runs answer no effects.
+	Effects func(ctx context.Context, tenant string, minSeq uint64, envs []events.Envelope) (uint64, []aggregates.Effect, error)
 	// Self is the via of commands from an unrestricted caller (default "acld").
 	Self string
 }

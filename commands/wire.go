@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/acl-es/acl/aggregates"
+	"github.com/acl-es/acl/events"
 )
 
 // SubjectPrefix is the root of command subjects: acl.commands.<tenant>.<CommandName>.
@@ -24,6 +25,21 @@ func Subject(tenant, name string) string { return SubjectPrefix + "." + tenant +
 type Result struct {
 	Seq    uint64   `json:"seq"`
 	Events []string `json:"events"`
+	// A dry run's answer (SPEC section 8): DryRun set, Envelopes the events it would write
+	// (its "events" on the wire), Effects what they would do to each principal's access, Seq
+	// the read model's sequence the effects were evaluated at (at or after the decision's).
+	DryRun    bool                `json:"dry_run,omitempty"`
+	Envelopes []events.Envelope   `json:"-"`
+	Effects   []aggregates.Effect `json:"effects,omitempty"`
+}
+
+// dryAnswer is the JSON of a dry run's answer.
+type dryAnswer struct {
+	OK      bool                `json:"ok"`
+	DryRun  bool                `json:"dry_run"`
+	Seq     uint64              `json:"seq"`
+	Events  []events.Envelope   `json:"events"`
+	Effects []aggregates.Effect `json:"effects"`
 }
 
 // WireError is the error object of an answer (SPEC section 6).
@@ -49,6 +65,20 @@ type okAnswer struct {
 }
 
 func encodeResult(r Result) []byte {
+	if r.DryRun {
+		a := dryAnswer{OK: true, DryRun: true, Seq: r.Seq, Events: r.Envelopes, Effects: r.Effects}
+		if a.Events == nil {
+			a.Events = []events.Envelope{}
+		}
+		if a.Effects == nil {
+			a.Effects = []aggregates.Effect{}
+		}
+		b, err := json.Marshal(a)
+		if err != nil {
+			return encodeError(err)
+		}
+		return b
+	}
 	if r.Events == nil {
 		r.Events = []string{}
 	}
@@ -84,6 +114,16 @@ func decodeAnswer(op string, data []byte) (Result, error) {
 			return Result{}, fmt.Errorf("commands: %s: answer without ok or error: %.100q", op, data)
 		}
 		return Result{}, &aggregates.Error{Code: a.Error.Code, Op: op, Message: a.Error.Message}
+	}
+	var dry struct {
+		DryRun bool `json:"dry_run"`
+	}
+	if json.Unmarshal(data, &dry); dry.DryRun {
+		var d dryAnswer
+		if err := json.Unmarshal(data, &d); err != nil {
+			return Result{}, fmt.Errorf("commands: %s: malformed dry run answer: %w", op, err)
+		}
+		return Result{DryRun: true, Seq: d.Seq, Events: []string{}, Envelopes: d.Events, Effects: d.Effects}, nil
 	}
 	if a.Events == nil {
 		a.Events = []string{}

@@ -68,10 +68,11 @@ func OpenChanges(ctx context.Context, nc *nats.Conn, replicas int) (*Changes, er
 	return &Changes{js: js}, nil
 }
 
-// Publish sends one change for principal of tenant; msgID names the change (the same on every
+// Publish sends one message of tenant's feed, on ChangesPrefix.<tenant>.<tail> once stored
+// (tail: "principal.<id>" for a change, "gap"); msgID names the message (the same on every
 // instance). It does not wait for the stream's acknowledgement: Flush does.
-func (c *Changes) Publish(ctx context.Context, tenant, principal, msgID string, body []byte) error {
-	m := nats.NewMsg(changesInput + "." + tenant + ".principal." + principal)
+func (c *Changes) Publish(ctx context.Context, tenant, tail, msgID string, body []byte) error {
+	m := nats.NewMsg(changesInput + "." + tenant + "." + tail)
 	m.Data = body
 	m.Header.Set(jetstream.MsgIDHeader, msgID)
 	f, err := c.js.PublishMsgAsync(m)

@@ -62,7 +62,7 @@ func TestChangesOncePerIDAndTenant(t *testing.T) {
 	for i := range 3 {
 		for _, c := range pubs {
 			id := "7.ev" + string(rune('a'+i)) + ".bob"
-			if err := c.Publish(ctxT(t), "acme", "bob", id, []byte(id)); err != nil {
+			if err := c.Publish(ctxT(t), "acme", "principal.bob", id, []byte(id)); err != nil {
 				t.Fatal(err)
 			}
 			if err := c.Flush(ctxT(t)); err != nil {

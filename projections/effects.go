@@ -2,6 +2,8 @@ package projections
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"maps"
 	"reflect"
 	"slices"
@@ -361,4 +363,35 @@ func addVisible(m map[string]aggregates.VisibleChange, typ string, gained, lost 
 	}
 	c.Gained, c.Lost = nonNil(gained), nonNil(lost)
 	m[typ] = c
+}
+
+// Effects answers what envs, the events a command would write (all of tenant, in order),
+// would do to each principal's access: the read model (at or after minSeq, waited for as
+// min_seq) against the same with envs applied in memory, by effects. It answers the read
+// model's sequence used. A dry run of a command (SPEC section 8) calls it; nothing is written.
+func (e *Engine) Effects(ctx context.Context, tenant string, minSeq uint64, envs []events.Envelope) (uint64, []aggregates.Effect, error) {
+	if err := e.WaitFor(ctx, minSeq); err != nil {
+		return 0, nil, err
+	}
+	v, err := e.viewAt(e.db.pb.NewSnapshot(), tenant)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer v.close()
+	before := newSide(v)
+	after := before
+	for _, env := range envs {
+		d, err := events.Decode(env)
+		if err != nil {
+			return 0, nil, fmt.Errorf("projections: effects: %w", err)
+		}
+		if after, err = after.next(env, d); err != nil {
+			return 0, nil, err
+		}
+	}
+	out, err := effects(before, after)
+	if out == nil {
+		out = []aggregates.Effect{}
+	}
+	return v.seq, out, err
 }

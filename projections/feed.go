@@ -21,6 +21,12 @@ import (
 // already agrees with it, and on its own goroutine (Run), so that the projector does not wait
 // for it; changes are published in stream order.
 //
+// The feed never holds the projector up: it queues at most feedQueue messages, and a message
+// that finds the queue full is not announced. Instead the feed publishes, in order, a gap on
+// acl.changes.<tenant>.gap ({"tenant":..,"from":N,"to":M}: the changes of that tenant's events
+// in sequences N to M were not announced), so a subscriber knows to ask diff from the last seq
+// it saw.
+//
 // Only live messages are announced: those the projector applies once it has caught up with the
 // stream as it stood when it started (Projector.Ready), and at most MaxAge old. Every acld
 // instance runs a projector and a feed; FeedOptions.Publish is given the same message id for
@@ -33,6 +39,9 @@ type Feed struct {
 	jobs chan feedJob
 	done chan struct{} // closed when Run returns
 
+	gapMu sync.Mutex
+	gaps  map[string]*Gap // tenant -> the sequences dropped since the last published gap
+
 	published atomic.Uint64 // last stream sequence whose changes are published
 	waitMu    sync.Mutex
 	advanced  chan struct{}
@@ -40,14 +49,27 @@ type Feed struct {
 
 // FeedOptions configures a Feed.
 type FeedOptions struct {
-	// Publish sends one change; msgID is the same for the same change on every instance.
-	Publish func(ctx context.Context, tenant, principal, msgID string, body []byte) error
+	// Publish sends one message of tenant's feed on tail ("principal.<id>" or "gap"); msgID
+	// is the same for the same message on every instance.
+	Publish func(ctx context.Context, tenant, tail, msgID string, body []byte) error
 	// Flush waits until everything published so far is acknowledged (nil: nothing to wait for).
 	Flush func(ctx context.Context) error
 	// MaxAge: older events are not announced (0: DefaultFeedMaxAge).
 	MaxAge time.Duration
 	Logger *slog.Logger
 }
+
+// Gap is a feed message saying that the changes of Tenant's events at sequences From to To
+// were not announced (the feed was behind).
+type Gap struct {
+	Tenant string `json:"tenant"`
+	From   uint64 `json:"from"`
+	To     uint64 `json:"to"`
+}
+
+// feedQueue is how many committed messages wait for the feed at most (each holds a Pebble
+// snapshot).
+const feedQueue = 256
 
 // DefaultFeedMaxAge is the age past which an event is not announced: half of the changes
 // stream's duplicate window (events.ChangesDuplicateWindow).
@@ -70,7 +92,8 @@ func NewFeed(e *Engine, o FeedOptions) *Feed {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Feed{e: e, o: o, jobs: make(chan feedJob, 1024), done: make(chan struct{}), advanced: make(chan struct{})}
+	return &Feed{e: e, o: o, jobs: make(chan feedJob, feedQueue), done: make(chan struct{}), advanced: make(chan struct{}),
+		gaps: map[string]*Gap{}}
 }
 
 // SetFeed makes the projector hand every live committed message to f. Call it before Run.
@@ -79,48 +102,99 @@ func (p *Projector) SetFeed(f *Feed) { p.feed = f }
 // Published is the last stream sequence whose changes the feed has published.
 func (f *Feed) Published() uint64 { return f.published.Load() }
 
-// Run publishes the changes of the messages handed over, in order, until ctx ends.
+// Run publishes the changes of the messages handed over, in order, until ctx ends. Close,
+// once the projector has stopped, releases what is still queued.
 func (f *Feed) Run(ctx context.Context) error {
 	defer close(f.done)
 	for {
+		var j feedJob
 		select {
 		case <-ctx.Done():
-			for {
-				select {
-				case j := <-f.jobs:
-					j.snap.Close()
-				default:
-					return nil
-				}
+			return nil
+		case j = <-f.jobs:
+		default:
+			// Idle: the gaps of the messages dropped after the last one queued come now.
+			f.publishGaps(ctx, 0)
+			select {
+			case <-ctx.Done():
+				return nil
+			case j = <-f.jobs:
 			}
+		}
+		f.publishGaps(ctx, j.seq)
+		if err := f.publishJob(ctx, j); err != nil && ctx.Err() == nil {
+			// A change that cannot be published is reported and skipped: the feed is a
+			// notification; diff from the last seq seen tells a subscriber what it missed.
+			f.o.Logger.Warn("change feed: not published", "seq", j.seq, "err", err)
+		}
+		f.advance(j.seq)
+	}
+}
+
+// Close releases the snapshots of messages still queued. Call it after the projector and Run
+// have stopped.
+func (f *Feed) Close() {
+	for {
+		select {
 		case j := <-f.jobs:
-			if err := f.publishJob(ctx, j); err != nil && ctx.Err() == nil {
-				// A change that cannot be published is reported and skipped: the feed is a
-				// notification; diff from the last seq seen tells a subscriber what it missed.
-				f.o.Logger.Warn("change feed: not published", "seq", j.seq, "err", err)
-			}
-			f.advance(j.seq)
+			j.snap.Close()
+		default:
+			return
 		}
 	}
 }
 
-// hand passes a committed message to Run; a stopped feed drops it.
+// hand passes a committed message to Run without waiting: when the queue is full, the message
+// is dropped and counted in its tenant's gap.
 func (f *Feed) hand(j feedJob) {
 	if time.Since(j.at) > f.o.MaxAge {
 		j.snap.Close()
-		f.advance(j.seq)
 		return
 	}
 	select {
 	case f.jobs <- j:
-	case <-f.done:
-		j.snap.Close()
+		return
+	default:
+	}
+	j.snap.Close()
+	tenant := j.evs[0].e.Tenant
+	f.gapMu.Lock()
+	if g := f.gaps[tenant]; g != nil {
+		g.To = j.seq
+	} else {
+		f.gaps[tenant] = &Gap{Tenant: tenant, From: j.seq, To: j.seq}
+	}
+	f.gapMu.Unlock()
+}
+
+// publishGaps publishes the gaps that end before seq (0: all of them).
+func (f *Feed) publishGaps(ctx context.Context, seq uint64) {
+	f.gapMu.Lock()
+	var due []Gap
+	for t, g := range f.gaps {
+		if seq == 0 || g.To < seq {
+			due = append(due, *g)
+			delete(f.gaps, t)
+		}
+	}
+	f.gapMu.Unlock()
+	for _, g := range due {
+		f.o.Logger.Warn("change feed behind: changes not announced", "tenant", g.Tenant, "from", g.From, "to", g.To)
+		body, _ := json.Marshal(g) // plain types
+		err := f.o.Publish(ctx, g.Tenant, "gap", fmt.Sprintf("gap.%d.%d", g.From, g.To), body)
+		if err == nil && f.o.Flush != nil {
+			err = f.o.Flush(ctx)
+		}
+		if err != nil && ctx.Err() == nil {
+			f.o.Logger.Warn("change feed: gap not published", "tenant", g.Tenant, "err", err)
+		}
+		f.advance(g.To)
 	}
 }
 
 func (f *Feed) advance(seq uint64) {
 	f.waitMu.Lock()
-	f.published.Store(seq)
+	f.published.Store(max(seq, f.published.Load()))
 	close(f.advanced)
 	f.advanced = make(chan struct{})
 	f.waitMu.Unlock()
@@ -159,7 +233,7 @@ func (f *Feed) publishJob(ctx context.Context, j feedJob) error {
 			return fmt.Errorf("projections: encode change: %w", err)
 		}
 		id := fmt.Sprintf("%d.%s.%s", c.Seq, c.Event, c.Principal)
-		if err := f.o.Publish(ctx, c.Tenant, c.Principal, id, body); err != nil {
+		if err := f.o.Publish(ctx, c.Tenant, "principal."+c.Principal, id, body); err != nil {
 			return err
 		}
 	}

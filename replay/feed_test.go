@@ -30,7 +30,7 @@ type feedStack struct {
 func startFeedStack(t *testing.T) *feedStack {
 	t.Helper()
 	fs := &feedStack{}
-	fs.stack = startStackWith(t, Options{}, func(env *eventstest.Env, db *projections.DB, proj *projections.Projector) {
+	fs.stack = startStackWith(t, Options{}, func(env *eventstest.Env, db *projections.DB, proj *projections.Projector) func() {
 		ctx, cancel := context.WithCancel(context.Background())
 		changes, err := events.OpenChanges(ctx, env.Conn, 1)
 		if err != nil {
@@ -41,17 +41,15 @@ func startFeedStack(t *testing.T) *feedStack {
 		proj.SetFeed(fs.feed)
 		done := make(chan error, 1)
 		go func() { done <- fs.feed.Run(ctx) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("feed: %v", err)
-			}
-		})
 		sub := env.Connect(t)
-		if _, err := sub.Subscribe(events.ChangesPrefix+".acme.principal.*", func(m *nats.Msg) {
+		if _, err := sub.Subscribe(events.ChangesPrefix+".acme.>", func(m *nats.Msg) {
 			var c aggregates.Change
 			if err := json.Unmarshal(m.Data, &c); err != nil {
 				t.Errorf("change %s: %v", m.Data, err)
+				return
+			}
+			if strings.HasSuffix(m.Subject, ".gap") {
+				t.Errorf("the feed fell behind: %s", m.Data)
 				return
 			}
 			if m.Subject != events.ChangesSubject(c.Tenant, c.Principal) {
@@ -65,6 +63,13 @@ func startFeedStack(t *testing.T) *feedStack {
 		}
 		if err := sub.Flush(); err != nil {
 			t.Fatal(err)
+		}
+		return func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("feed: %v", err)
+			}
+			fs.feed.Close()
 		}
 	})
 	return fs

@@ -25,8 +25,9 @@ type stack struct {
 
 func startStack(tb testing.TB, opts Options) *stack { return startStackWith(tb, opts, nil) }
 
-// startStackWith is startStack with setup called on the projector before it runs.
-func startStackWith(tb testing.TB, opts Options, setup func(*eventstest.Env, *projections.DB, *projections.Projector)) *stack {
+// startStackWith is startStack with setup called on the projector before it runs; the function
+// it returns runs once the projector has stopped, before the read model is closed.
+func startStackWith(tb testing.TB, opts Options, setup func(*eventstest.Env, *projections.DB, *projections.Projector) func()) *stack {
 	tb.Helper()
 	env := eventstest.Start(tb)
 	dir := tb.TempDir()
@@ -51,8 +52,9 @@ func startStackWith(tb testing.TB, opts Options, setup func(*eventstest.Env, *pr
 	if err != nil {
 		tb.Fatal(err)
 	}
+	stop := func() {}
 	if setup != nil {
-		setup(env, db, proj)
+		stop = setup(env, db, proj)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -63,6 +65,7 @@ func startStackWith(tb testing.TB, opts Options, setup func(*eventstest.Env, *pr
 		if err := <-done; err != nil {
 			tb.Errorf("projector: %v", err)
 		}
+		stop()
 		if err := svc.Close(); err != nil {
 			tb.Errorf("replay close: %v", err)
 		}

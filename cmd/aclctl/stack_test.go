@@ -86,6 +86,7 @@ func startStack(t *testing.T) *stack {
 		cancel()
 		<-done
 		<-feedDone
+		feed.Close()
 		rs.Close()
 		db.Close()
 	})

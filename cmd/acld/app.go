@@ -142,7 +142,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.cmds = commands.NewService(m.nc, store, commands.Options{Registerer: m.registry, Logger: m.Log,
-		Identify: m.auth.IdentifyNATS, CacheSize: c.CommandCache})
+		Identify: m.auth.IdentifyNATS, CacheSize: c.CommandCache, Effects: m.engine.Effects})
 	if err := m.cmds.Start(ctx); err != nil {
 		return fmt.Errorf("acld: command service: %w", err)
 	}
@@ -432,6 +432,9 @@ func (m *Main) close() error {
 		m.cancel()
 	}
 	m.wg.Wait()
+	if m.feed != nil {
+		m.feed.Close()
+	}
 	if m.replay != nil {
 		errs = append(errs, m.replay.Close())
 	}
