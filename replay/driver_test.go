@@ -26,6 +26,9 @@ type driver struct {
 	// after maps the last sequence of each command to a time taken after the store
 	// acknowledged it and before the next command: a time whose as_of is that sequence.
 	after map[uint64]time.Time
+	// beforeAppend, when set, is given the events of each accepted command before they are
+	// appended.
+	beforeAppend func(envs []events.Envelope)
 }
 
 func newDriver(tb testing.TB, env *eventstest.Env) *driver {
@@ -68,6 +71,13 @@ func (d *driver) try(tenant, actor string, cmd aggregates.Command) (uint64, erro
 	}
 	if len(items) == 0 {
 		return d.seq, nil
+	}
+	if d.beforeAppend != nil {
+		var envs []events.Envelope
+		for _, it := range items {
+			envs = append(envs, it.Events...)
+		}
+		d.beforeAppend(envs)
 	}
 	ack, err := d.env.Store.AppendAtomic(context.Background(), items)
 	if err != nil {

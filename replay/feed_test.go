@@ -182,26 +182,7 @@ func testChangeFeedFoldsToDiff(t *testing.T, seed uint64) {
 	fs := startFeedStack(t)
 	h := newRandomHistory(fs.d, seed)
 	start := fs.d.seq
-	// Most random commands change nothing for a principal that is disabled or has no role:
-	// start with everyone able to see something, at every level.
-	levels := []string{"full", "limited", "full_location", "limited", "full", "limited"}
-	for i, p := range rhPrincipals {
-		if i == 5 {
-			fs.d.must("acme", "admin", &aggregates.RegisterPrincipal{Principal: p, Kind: aggregates.KindClientContact,
-				Email: p + "@x.test", Client: aggregatestest.Clients[0]})
-			fs.d.must("acme", "admin", &aggregates.AssignRole{Principal: p, Role: "client_contact"})
-		} else {
-			fs.d.must("acme", "admin", &aggregates.RegisterPrincipal{Principal: p, Kind: aggregates.KindStaff,
-				Email: p + "@x.test", Units: []events.UnitRef{aggregatestest.Units[i%len(aggregatestest.Units)]}})
-			fs.d.must("acme", "admin", &aggregates.AssignRole{Principal: p, Role: "staff"})
-		}
-		fs.d.must("acme", "admin", &aggregates.SetAccessLevel{Principal: p, Level: levels[i]})
-	}
-	// The link rule (TO-4d) at least once: a limited staff member assigned to a case.
-	fs.d.must("acme", "admin", &aggregates.RegisterRecord{RecordBody: events.RecordBody{Type: "case", ID: "r0"}})
-	fs.d.must("acme", "admin", &aggregates.RegisterRecord{RecordBody: events.RecordBody{Type: "invoice", ID: "r0",
-		Client: aggregatestest.Clients[1], Links: []events.RecordRef{{Type: "case", ID: "r0"}}}})
-	fs.d.must("acme", "admin", &aggregates.AssignRecord{Type: "case", ID: "r0", Principal: "p1", Relation: "assignee"})
+	warmUp(fs.d)
 	if ok := h.run(600); ok < 200 {
 		t.Fatalf("only %d of 600 random commands were accepted", ok)
 	}
@@ -289,4 +270,94 @@ func keys(gs []aggregates.GrantUse) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// warmUp starts a random history's principals able to see something, at every level (most
+// random commands change nothing for a principal that is disabled or has no role), and uses
+// the link rule (TO-4d) once: a limited staff member assigned to a case an invoice links to.
+func warmUp(d *driver) {
+	levels := []string{"full", "limited", "full_location", "limited", "full", "limited"}
+	for i, p := range rhPrincipals {
+		if i == 5 {
+			d.must("acme", "admin", &aggregates.RegisterPrincipal{Principal: p, Kind: aggregates.KindClientContact,
+				Email: p + "@x.test", Client: aggregatestest.Clients[0]})
+			d.must("acme", "admin", &aggregates.AssignRole{Principal: p, Role: "client_contact"})
+		} else {
+			d.must("acme", "admin", &aggregates.RegisterPrincipal{Principal: p, Kind: aggregates.KindStaff,
+				Email: p + "@x.test", Units: []events.UnitRef{aggregatestest.Units[i%len(aggregatestest.Units)]}})
+			d.must("acme", "admin", &aggregates.AssignRole{Principal: p, Role: "staff"})
+		}
+		d.must("acme", "admin", &aggregates.SetAccessLevel{Principal: p, Level: levels[i]})
+	}
+	d.must("acme", "admin", &aggregates.RegisterRecord{RecordBody: events.RecordBody{Type: "case", ID: "r0"}})
+	d.must("acme", "admin", &aggregates.RegisterRecord{RecordBody: events.RecordBody{Type: "invoice", ID: "r0",
+		Client: aggregatestest.Clients[1], Links: []events.RecordRef{{Type: "case", ID: "r0"}}}})
+	d.must("acme", "admin", &aggregates.AssignRecord{Type: "case", ID: "r0", Principal: "p1", Relation: "assignee"})
+}
+
+// TestDryRunEffectsEqualDiff: over random histories, before each accepted command is appended,
+// the effects a dry run answers (projections.Engine.Effects, what acld gives the command
+// service) over its events name exactly the principals whose access the command changes, and
+// each effect applied to the principal's access before the command gives its access after it
+// (the oracle's grants and visible ids): the dry run's effects equal the diff across the real
+// command.
+func TestDryRunEffectsEqualDiff(t *testing.T) {
+	for _, seed := range []uint64{11, 12} {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			s := startStack(t, Options{})
+			engine := projections.NewEngine(s.db, s.proj, projections.EngineOptions{})
+			newRandomHistory(s.d, seed)
+			principals := append([]string{"admin"}, rhPrincipals...)
+			checked, changed := 0, 0
+			s.d.beforeAppend = func(envs []events.Envelope) {
+				if envs[0].Tenant != "acme" {
+					return
+				}
+				s.sync(t)
+				seq, effs, err := engine.Effects(context.Background(), "acme", s.d.seq, envs)
+				if err != nil {
+					t.Fatalf("effects of %s: %v", envs[0].Type, err)
+				}
+				if seq != s.d.seq {
+					t.Fatalf("effects at seq %d, want %d", seq, s.d.seq)
+				}
+				before := s.d.oracleAt(s.d.seq)
+				w := s.d.oracleAt(s.d.seq)
+				for _, e := range envs {
+					if err := w.Apply(e); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for _, p := range principals {
+					b, a := oracleAccessOf(before, "acme", p), oracleAccessOf(w, "acme", p)
+					var mine []aggregates.Change
+					for _, e := range effs {
+						if e.Principal == p {
+							mine = append(mine, aggregates.Change{Effect: e})
+						}
+					}
+					if got := b.fold(mine); got.String() != a.String() {
+						t.Fatalf("%s (%s) on %s: before %s\neffects give %s\nafter       %s\neffects %+v",
+							envs[0].Type, envs[0].Aggregate.ID, p, b, got, a, mine)
+					}
+					if (b.String() != a.String()) != (len(mine) > 0) {
+						t.Fatalf("%s on %s: access changed %v, effects %v", envs[0].Type, p, b.String() != a.String(), mine)
+					}
+					if len(mine) > 0 {
+						changed++
+					}
+				}
+				checked++
+			}
+			warmUp(s.d)
+			h := &randomHistory{d: s.d, gen: aggregatestest.NewRandom(seed)}
+			if ok := h.run(300); ok < 100 {
+				t.Fatalf("only %d of 300 random commands were accepted", ok)
+			}
+			t.Logf("%d commands' effects checked, %d principals' access changed", checked, changed)
+			if changed < 50 {
+				t.Fatalf("only %d changes of access: the test proves little", changed)
+			}
+		})
+	}
 }

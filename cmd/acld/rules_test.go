@@ -67,3 +67,12 @@ func TestPB3(t *testing.T) { runScenario(t, "probuild.txt", "PB-3") }
 func TestPB4(t *testing.T) { runScenario(t, "probuild.txt", "PB-4") }
 
 func TestPB5(t *testing.T) { runScenario(t, "probuild.txt", "PB-5") }
+
+// TestPB2DryRunListsWorkersGrants: a dry run of a change to the worker role's defaults lists, for
+// every worker and nobody else, the grants it would lose or gain and the records it would stop
+// or start seeing; nothing is written.
+func TestPB2DryRunListsWorkersGrants(t *testing.T) { runScenario(t, "probuild.txt", "PB-2-dry") }
+
+// TestTO7DryRunSeatLimit: a dry run that would exceed a seat limit answers seat_limit_reached;
+// one that fits takes no seat (the real command after it still fits).
+func TestTO7DryRunSeatLimit(t *testing.T) { runScenario(t, "trackops.txt", "TO-7-dry") }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/acl-es/acl/aggregates"
 	"github.com/nats-io/nats.go"
 )
 
@@ -31,6 +33,11 @@ import (
 //	visible <p> <type>[.<action>] -> <ids,...|->
 //	principals <type>/<id> <perm> -> <ids|->
 //	recipients <type>/<id> -> <ids|->
+//	dry <Command> <json> -> ok|<code>         a dry run (as admin): its answer, which must write
+//	                                          nothing (the read model's sequence stays)
+//	effects <p,...|->                         the principals the last dry run's effects name
+//	effect <p> granted=<perm@scope,..|-> revoked=<..|->
+//	effect <p> visible <type> gained=<ids|-> lost=<ids|->
 //	watch <p>                                 follow p's change feed from now on
 //	change <p> <type> gained=<ids|-> lost=<ids|->
 //	                                          p's next change message of the last command (its
@@ -83,6 +90,7 @@ type scenario struct {
 	seq     uint64
 	marks   map[string]uint64
 	watches map[string]*nats.Subscription
+	dryRun  *dryAnswer // the last dry run's answer
 	line    string
 }
 
@@ -167,6 +175,10 @@ func (s *scenario) exec(l string) {
 		s.marks[rest] = s.seq
 	case "check", "visible", "principals", "recipients":
 		s.query(verb, rest)
+	case "dry":
+		s.dry(actor, rest)
+	case "effects", "effect":
+		s.effect(verb, strings.Fields(rest))
 	case "watch":
 		sub, err := s.nc.SubscribeSync("acl.changes." + s.tenant + ".principal." + rest)
 		if err != nil {
@@ -388,5 +400,104 @@ func (s *scenario) query(verb, rest string) {
 	}
 	if !slices.Equal(got, wantIDs) {
 		s.fatalf("%s answered %v, want %v", verb, got, wantIDs)
+	}
+}
+
+type dryAnswer struct {
+	OK      bool                `json:"ok"`
+	DryRun  bool                `json:"dry_run"`
+	Seq     uint64              `json:"seq"`
+	Events  []json.RawMessage   `json:"events"`
+	Effects []aggregates.Effect `json:"effects"`
+	Error   *wireError          `json:"error"`
+}
+
+// dry sends a command as a dry run and checks its answer, then that nothing was written.
+func (s *scenario) dry(actor, rest string) {
+	s.t.Helper()
+	lhs, want, ok := strings.Cut(rest, " -> ")
+	if !ok {
+		s.fatalf("dry without ->")
+	}
+	name, body, _ := strings.Cut(lhs, " ")
+	var m map[string]any
+	if err := json.Unmarshal([]byte(body), &m); err != nil {
+		s.fatalf("bad json in scenario: %v", err)
+	}
+	m["command_id"], m["actor"], m["dry_run"] = uuid.Must(uuid.NewV7()).String(), actor, true
+	msg, err := s.nc.Request("acl.commands."+s.tenant+"."+name, []byte(mustJSON(m)), 10*time.Second)
+	if err != nil {
+		s.fatalf("request %s: %v", name, err)
+	}
+	var a dryAnswer
+	if err := json.Unmarshal(msg.Data, &a); err != nil {
+		s.fatalf("answer of %s: %v: %s", name, err, msg.Data)
+	}
+	switch {
+	case want == "ok" && (!a.OK || !a.DryRun || len(a.Events) == 0 || a.Seq < s.seq):
+		s.fatalf("dry run of %s: %s, want ok, dry_run, events and seq at least %d", name, msg.Data, s.seq)
+	case want != "ok" && (a.OK || a.Error == nil || a.Error.Code != want):
+		s.fatalf("dry run of %s: %s, want code %s", name, msg.Data, want)
+	}
+	s.dryRun = &a
+	// Nothing written: the stream's last sequence is still the last command's.
+	info, err := s.nc.Request("$JS.API.STREAM.INFO.ACL_EVENTS", nil, 5*time.Second)
+	if err != nil {
+		s.fatalf("stream info: %v", err)
+	}
+	var si struct {
+		State struct {
+			LastSeq uint64 `json:"last_seq"`
+		} `json:"state"`
+	}
+	if err := json.Unmarshal(info.Data, &si); err != nil || si.State.LastSeq != s.seq {
+		s.fatalf("after a dry run the stream's last sequence is %d (%v), want %d", si.State.LastSeq, err, s.seq)
+	}
+}
+
+// effect checks the last dry run's effects.
+func (s *scenario) effect(verb string, f []string) {
+	s.t.Helper()
+	if s.dryRun == nil {
+		s.fatalf("%s before any dry run", verb)
+	}
+	list := func(xs []string) string {
+		if len(xs) == 0 {
+			return "-"
+		}
+		return strings.Join(xs, ",")
+	}
+	if verb == "effects" {
+		var names []string
+		for _, e := range s.dryRun.Effects {
+			names = append(names, e.Principal)
+		}
+		if got := list(names); got != f[0] {
+			s.fatalf("effects on %s, want %s", got, f[0])
+		}
+		return
+	}
+	i := slices.IndexFunc(s.dryRun.Effects, func(e aggregates.Effect) bool { return e.Principal == f[0] })
+	if i < 0 {
+		s.fatalf("no effect on %s", f[0])
+	}
+	e := s.dryRun.Effects[i]
+	var got string
+	if f[1] == "visible" {
+		v := e.Visible[f[2]]
+		got, f = "gained="+list(v.Gained)+" lost="+list(v.Lost), f[3:]
+	} else {
+		grants := func(gs []aggregates.GrantUse) string {
+			var out []string
+			for _, g := range gs {
+				out = append(out, g.Permission+"@"+g.Scope)
+			}
+			slices.Sort(out)
+			return list(out)
+		}
+		got, f = "granted="+grants(e.Granted)+" revoked="+grants(e.Revoked), f[1:]
+	}
+	if want := strings.Join(f, " "); got != want {
+		s.fatalf("effect: %s, want %s", got, want)
 	}
 }
