@@ -110,6 +110,8 @@ func TestOpenAPIDescribesNATS(t *testing.T) {
 	}
 	defer nc.Close()
 	for _, body := range []string{
+		cmdBody("ann", `"principal":"bob","role":"administrator","dry_run":true`), // a dry run with effects
+		cmdBody("bob", `"principal":"ann","role":"administrator","dry_run":true`), // a dry run's refusal
 		cmdBody("ann", `"principal":"bob","role":"administrator"`),
 		cmdBody("bob", `"principal":"ann","role":"staff"`), // forbidden
 		`{"actor":"ann"}`, // invalid_argument
