@@ -16,8 +16,8 @@ type CommandBase struct {
 	Actor     string `json:"actor"`
 	// DryRun asks what the command would do (SPEC section 8): every guard runs, nothing is
 	// written and the command id is not remembered.
-	DryRun bool `json:"dry_run,omitempty"`
-	Tenant    string `json:"-"`
+	DryRun bool   `json:"dry_run,omitempty"`
+	Tenant string `json:"-"`
 	// Via is the caller identity the command came through (set by the command service from
 	// the request's credentials, never read from the body); its events record it.
 	Via string `json:"-"`
