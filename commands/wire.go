@@ -105,16 +105,6 @@ func wireError(err error) WireError {
 
 // decodeAnswer reads an answer; an error answer becomes an *aggregates.Error named op.
 func decodeAnswer(op string, data []byte) (Result, error) {
-	var a answer
-	if err := json.Unmarshal(data, &a); err != nil {
-		return Result{}, fmt.Errorf("commands: %s: malformed answer %.100q: %w", op, data, err)
-	}
-	if !a.OK {
-		if a.Error == nil {
-			return Result{}, fmt.Errorf("commands: %s: answer without ok or error: %.100q", op, data)
-		}
-		return Result{}, &aggregates.Error{Code: a.Error.Code, Op: op, Message: a.Error.Message}
-	}
 	var dry struct {
 		DryRun bool `json:"dry_run"`
 	}
@@ -125,6 +115,17 @@ func decodeAnswer(op string, data []byte) (Result, error) {
 		}
 		return Result{DryRun: true, Seq: d.Seq, Events: []string{}, Envelopes: d.Events, Effects: d.Effects}, nil
 	}
+	var a answer
+	if err := json.Unmarshal(data, &a); err != nil {
+		return Result{}, fmt.Errorf("commands: %s: malformed answer %.100q: %w", op, data, err)
+	}
+	if !a.OK {
+		if a.Error == nil {
+			return Result{}, fmt.Errorf("commands: %s: answer without ok or error: %.100q", op, data)
+		}
+		return Result{}, &aggregates.Error{Code: a.Error.Code, Op: op, Message: a.Error.Message}
+	}
+
 	if a.Events == nil {
 		a.Events = []string{}
 	}

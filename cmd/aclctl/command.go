@@ -12,6 +12,7 @@ import (
 
 func (a *app) cmdCommand() *cobra.Command {
 	var actor, commandID string
+	var dryRun bool
 	c := &cobra.Command{
 		Use:   "cmd <tenant> <Command> '<json body>'",
 		Short: "Issue a command (AssignRole, SetAccessLevel, RegisterRecord, ...)",
@@ -23,10 +24,15 @@ command_id is a new UUIDv7 unless the body or --command-id gives one: a retry wi
 is applied once. The actor is the body's "actor", else --actor, else "system" (the operator).
 Unavailable answers are retried with the same command_id until --timeout.
 
+--dry-run asks what the command would do (SPEC section 8): every guard runs and nothing is
+written; it prints the events it would write and, per principal whose access would change,
+the grants it would gain and lose and the records it would start and stop seeing.
+
 Commands: ` + strings.Join(aggregates.CommandNames, ", "),
 		Example: `  aclctl cmd acme CreateTenant '{"preset":"trackops","admin":{"principal":"ann","kind":"staff","email":"ann@acme.test"}}'
   aclctl cmd acme AssignRole '{"principal":"bob","role":"staff"}' --actor ann
-  aclctl cmd acme SetAccessLevel '{"principal":"bob","level":"limited"}' --actor ann --json`,
+  aclctl cmd acme SetAccessLevel '{"principal":"bob","level":"limited"}' --actor ann --json
+  aclctl cmd acme RevokeRolePermission '{"role":"staff","permission":"invoice.view","scope":"all"}' --actor ann --dry-run`,
 		Args: cobra.ExactArgs(3),
 		RunE: func(cc *cobra.Command, args []string) error {
 			defer a.close()
@@ -34,11 +40,13 @@ Commands: ` + strings.Join(aggregates.CommandNames, ", "),
 			if err != nil {
 				return err
 			}
+			cmd.Base().DryRun = cmd.Base().DryRun || dryRun
 			return a.issue(cc.Context(), args[0], cmd)
 		},
 	}
 	c.Flags().StringVar(&actor, "actor", "", `who issues the command (default "system" unless the body names one)`)
 	c.Flags().StringVar(&commandID, "command-id", "", "command id to use (to retry a command whose answer was lost)")
+	c.Flags().BoolVar(&dryRun, "dry-run", false, "only say what the command would do; write nothing")
 	return c
 }
 
@@ -79,6 +87,9 @@ func (a *app) issue(ctx context.Context, tenant string, cmd aggregates.Command) 
 	res, err := client.Do(ctx, tenant, cmd)
 	if err != nil {
 		return a.clientError(err)
+	}
+	if res.DryRun {
+		return a.printDryRun(cmd, res)
 	}
 	if a.json {
 		return a.printJSON(map[string]any{"ok": true, "seq": res.Seq, "events": nonNil(res.Events),

@@ -76,7 +76,7 @@ func startStack(t *testing.T) *stack {
 	if err := qs.ServeNATS(ctx, env.Conn); err != nil {
 		t.Fatal(err)
 	}
-	cmds := commands.NewService(env.Conn, env.Store, commands.Options{Logger: log})
+	cmds := commands.NewService(env.Conn, env.Store, commands.Options{Logger: log, Effects: engine.Effects})
 	if err := cmds.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

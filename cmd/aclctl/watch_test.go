@@ -53,3 +53,21 @@ func TestWatch(t *testing.T) {
 		assigned = !assigned
 	}
 }
+
+// TestCmdDryRun: aclctl cmd --dry-run prints the events a command would write and its effects
+// as tables, and writes nothing (a check after it still answers as before).
+func TestCmdDryRun(t *testing.T) {
+	s := startStack(t)
+	s.must(t, exitOK, "cmd", "acme", "CreateTenant", `{"preset":"trackops","admin":{"principal":"ann","kind":"staff","email":"ann@acme.test"}}`)
+	s.must(t, exitOK, "cmd", "acme", "RegisterPrincipal", `{"principal":"bob","kind":"staff","email":"bob@acme.test"}`, "--actor", "ann")
+	s.must(t, exitOK, "cmd", "acme", "SetAccessLevel", `{"actor":"ann","principal":"bob","level":"full"}`)
+	seq := seqOf(t, s.must(t, exitOK, "--json", "cmd", "acme", "RegisterRecord", `{"type":"invoice","id":"inv-1"}`, "--actor", "ann"))
+	out := s.must(t, exitOK, "cmd", "acme", "AssignRole", `{"principal":"bob","role":"staff"}`, "--actor", "ann", "--dry-run")
+	for _, want := range []string{"nothing written", "role_assigned", "bob        invoice.view", "bob        invoice  1       0     +inv-1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run output lacks %q:\n%s", want, out)
+		}
+	}
+	s.must(t, exitDenied, "check", "acme", "bob", "invoice.view", "invoice/inv-1", "--min-seq", seq)
+	s.must(t, exitAnswer, "cmd", "acme", "AssignRole", `{"principal":"bob","role":"staff"}`, "--actor", "bob", "--dry-run")
+}
