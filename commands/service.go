@@ -50,7 +50,7 @@ type Options struct {
 	// nil: every request is unrestricted.
 	Identify func(h nats.Header) (*aggregates.Caller, error)
 	// Effects evaluates a dry run's events (SPEC section 8): over the read model at or after
-	// sequence minSeq (the decision's), what they would do to each principal's access, and the
+	// sequence minSeq (the stream's last), what they would do to each principal's access, and the
 	// read model's sequence used. acld gives it the projections' (commands does not import
 	// them, DESIGN); nil: dry runs answer no effects.
 	Effects func(ctx context.Context, tenant string, minSeq uint64, envs []events.Envelope) (uint64, []aggregates.Effect, error)

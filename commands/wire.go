@@ -27,7 +27,8 @@ type Result struct {
 	Events []string `json:"events"`
 	// A dry run's answer (SPEC section 8): DryRun set, Envelopes the events it would write
 	// (its "events" on the wire), Effects what they would do to each principal's access, Seq
-	// the read model's sequence the effects were evaluated at (at or after the decision's).
+	// the read model's sequence the effects were evaluated at (at or after the stream's last
+	// when the dry run was decided).
 	DryRun    bool                `json:"dry_run,omitempty"`
 	Envelopes []events.Envelope   `json:"-"`
 	Effects   []aggregates.Effect `json:"effects,omitempty"`
