@@ -211,7 +211,18 @@ func effectOn(b, a *side, id string, touched map[string]map[string]bool) (aggreg
 		Visible: map[string]aggregates.VisibleChange{}}
 	gb, ga := grantsOf(b.v.t, pb), grantsOf(a.v.t, pa)
 	e.Granted, e.Revoked = grantsMinus(ga, gb), grantsMinus(gb, ga)
-	whole := wholeTypes(b.v.t, a.v.t, pb, pa)
+	var whole []string
+	for _, typ := range wholeTypes(b.v.t, a.v.t, pb, pa) {
+		// The same ranges on both sides list the same records: only the touched ones can
+		// differ (Check decides them below).
+		same, err := sameRanges(b, a, pb, pa, typ)
+		if err != nil {
+			return e, err
+		}
+		if !same {
+			whole = append(whole, typ)
+		}
+	}
 	for _, typ := range whole {
 		var before, after []string
 		var err error
@@ -279,13 +290,7 @@ func wholeTypes(tb, ta *aggregates.Tenant, pb, pa *aggregates.Principal) []strin
 		all(tb)
 		all(ta)
 	case tb != ta:
-		perms := map[string]bool{}
-		for _, t := range []*aggregates.Tenant{tb, ta} {
-			for _, perm := range t.Policy.Permissions {
-				perms[perm] = true
-			}
-		}
-		for perm := range perms {
+		for perm := range rolePermsChanged(tb, ta) {
 			typ, ok := strings.CutSuffix(perm, ".view")
 			if !ok {
 				continue
@@ -301,6 +306,88 @@ func wholeTypes(tb, ta *aggregates.Tenant, pb, pa *aggregates.Principal) []strin
 		}
 	}
 	return slices.Sorted(maps.Keys(types))
+}
+
+// rolePermsChanged lists the permissions some role grants on one side and not the other (at
+// some scope): with the policy unchanged, only their grants can differ.
+func rolePermsChanged(tb, ta *aggregates.Tenant) map[string]bool {
+	out := map[string]bool{}
+	for _, id := range rolesChanged(tb, ta) {
+		var gb, ga []events.Grant
+		if r := tb.Roles[id]; r != nil {
+			gb = r.Def.Grants
+		}
+		if r := ta.Roles[id]; r != nil {
+			ga = r.Def.Grants
+		}
+		for _, g := range gb {
+			if !slices.Contains(ga, g) {
+				out[g.Permission] = true
+			}
+		}
+		for _, g := range ga {
+			if !slices.Contains(gb, g) {
+				out[g.Permission] = true
+			}
+		}
+		if (tb.Roles[id] == nil) != (ta.Roles[id] == nil) || id == tb.AdminRole {
+			for _, g := range append(gb, ga...) {
+				out[g.Permission] = true
+			}
+		}
+	}
+	return out
+}
+
+// sameRanges reports whether the visible query reads the same index ranges for pb on side b
+// and pa on side a for typ (and, for client records, for the permissions that imply viewing
+// them), or the whole type on both: then both list the same records of the snapshot.
+func sameRanges(b, a *side, pb, pa *aggregates.Principal, typ string) (bool, error) {
+	if pb == nil || pa == nil || !sameAccessFacts(pb, pa) || !reflect.DeepEqual(b.v.t.Policy, a.v.t.Policy) {
+		return false, nil // the policy's links and implications shape the ranges
+	}
+	perms := []string{typ + ".view"}
+	for _, t := range []*aggregates.Tenant{b.v.t, a.v.t} {
+		for _, rule := range t.Policy.Implies {
+			if rule.Grants == typ+".view" {
+				perms = append(perms, rule.Permission)
+			}
+		}
+	}
+	for _, perm := range perms {
+		ptyp := aggregates.PermissionType(perm)
+		sb, err := sourcesOf(b, pb, ptyp, perm)
+		if err != nil {
+			return false, err
+		}
+		sa, err := sourcesOf(a, pa, ptyp, perm)
+		if err != nil {
+			return false, err
+		}
+		all := string(key(nil, b.v.tenant, string(tagAll), ptyp)) + "||"
+		if !(sb[all] && sa[all] && pb.Kind != aggregates.KindClientContact) && !maps.Equal(sb, sa) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// sourcesOf is the set of ranges (prefix and filter) the visible query reads for p and perm.
+func sourcesOf(s *side, p *aggregates.Principal, typ, perm string) (map[string]bool, error) {
+	out := map[string]bool{}
+	if !p.Active() || aggregates.LevelRank(p.Level) <= 0 || slices.Contains(p.Denied, perm) || !s.v.t.KnowsPermission(perm) {
+		return out, nil
+	}
+	r, err := s.v.newRanges()
+	if err != nil {
+		return nil, err
+	}
+	defer r.close()
+	srcs, err := r.plan(p, typ, aggregates.NarrowedGrants(s.v.t, p, perm))
+	for _, src := range srcs {
+		out[string(src.prefix)+"|"+src.filter+"|"+src.keyClient] = true
+	}
+	return out, err
 }
 
 // sameAccessFacts reports whether two states of a principal have the same facts that access
