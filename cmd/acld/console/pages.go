@@ -1,7 +1,9 @@
 package console
 
 import (
+	"errors"
 	"strings"
+	"sync"
 
 	"github.com/acl-es/acl/aggregates"
 	"github.com/acl-es/acl/events"
@@ -116,10 +118,16 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// whoShown is how many principals a record's page lists per permission unless ?all=1: a record
+// everyone may view at 10^5 principals would otherwise be a page of megabytes.
+const whoShown = 200
+
 // whoMay is the answer to "who may <action> it", or why there is none.
 type whoMay struct {
 	Permission string
-	Principals []string
+	Principals []string // the first whoShown, or all
+	Total      int
+	All        string // the link that lists them all, "" when all are listed
 	Problem    string // e.g. the tenant's policy has no such permission
 }
 
@@ -142,24 +150,44 @@ func (c *Console) record(req *request) (view, error) {
 		return view{}, err
 	}
 	p.Seq, p.Recipients = rec.Seq, rec.Principals
-	for _, action := range []string{"view", "edit"} {
-		w := whoMay{Permission: p.Type + "." + action}
-		var ans aggregates.PrincipalsAnswer
-		err := req.ask(c, "principals", map[string]any{"record": ref, "permission": w.Permission}, &ans)
-		switch {
-		case err == nil:
-			w.Principals = ans.Principals
-		case aggregates.ErrorCode(err) == aggregates.CodeUnknownPermission:
-			w.Problem = "the tenant's policy has no permission " + w.Permission + ": nobody holds it"
-		default:
-			return view{}, err
-		}
-		p.May = append(p.May, w)
+	// Who may view and who may edit are asked at once: each decides every holder of a role
+	// giving the permission, the page's largest cost when many may.
+	p.May = make([]whoMay, 2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i, action := range []string{"view", "edit"} {
+		wg.Go(func() { p.May[i], errs[i] = c.whoMay(req, ref, p.Type+"."+action) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return view{}, err
 	}
 	if err := req.ask(c, "history", map[string]any{"record": ref, "limit": historyPage, "cursor": p.HCursor}, &p.History); err != nil {
 		return view{}, err
 	}
 	return view{"record", p}, nil
+}
+
+// whoMay asks who may perm on the record ref.
+func (c *Console) whoMay(req *request, ref map[string]string, perm string) (whoMay, error) {
+	w := whoMay{Permission: perm}
+	var ans aggregates.PrincipalsAnswer
+	err := req.ask(c, "principals", map[string]any{"record": ref, "permission": perm}, &ans)
+	switch {
+	case err == nil:
+		w.Principals, w.Total = ans.Principals, len(ans.Principals)
+		if len(w.Principals) > whoShown && req.r.URL.Query().Get("all") == "" {
+			w.Principals = w.Principals[:whoShown]
+			all := req.r.URL.Query()
+			all.Set("all", "1")
+			w.All = req.r.URL.Path + "?" + all.Encode() + "#who-" + perm
+		}
+	case aggregates.ErrorCode(err) == aggregates.CodeUnknownPermission:
+		w.Problem = "the tenant's policy has no permission " + perm + ": nobody holds it"
+	default:
+		return w, err
+	}
+	return w, nil
 }
 
 // open sends the browser to the page of the record named by ?record=<type>/<id>.
