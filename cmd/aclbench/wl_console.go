@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"github.com/acl-es/acl/aggregates"
+	"github.com/acl-es/acl/events"
 )
 
 // consoleMoments is how many past moments the as_of pages rotate through.
@@ -71,8 +72,8 @@ func runConsole(ctx context.Context, b *bench) ([]Result, error) {
 }
 
 // consolePages draws the pages asked, over every tenant: its page, the pages of principals at
-// level full and limited (now and at past moments), of probe records, a limited principal's
-// diff from a past moment to now, and a check.
+// level full and limited (now and at past moments after they were registered), of probe
+// records, a limited principal's diff from a past moment to now, and a check.
 func consolePages(ctx context.Context, b *bench, base string, last uint64) ([]consolePage, error) {
 	tenantP := consolePage{name: "tenant", about: "roles, units, records per type (one pass over the tenant's records), 50 principals"}
 	full := consolePage{name: "principal-full", about: "a full principal now: grants, 20 visible per type it may view, 25 history events"}
@@ -103,12 +104,23 @@ func consolePages(ctx context.Context, b *bench, base string, last uint64) ([]co
 		for _, r := range recs {
 			record.urls = append(record.urls, base+tp+"/r/"+r.Type+"/"+r.ID)
 		}
-		if len(ls) == 0 || last <= first+1 {
+		// Past moments after every one of these principals was registered (before, their
+		// page is not_found).
+		from := first
+		for _, p := range ls {
+			subject, _ := events.Subject(t.ID, events.PrincipalRef(p))
+			seq, err := b.st.firstSeq(ctx, subject)
+			if err != nil {
+				return nil, err
+			}
+			from = max(from, seq)
+		}
+		if len(ls) == 0 || last <= from {
 			continue
 		}
 		for i := range consoleMoments {
 			rnd := rngFor(b.ds.Seed, t.ID, streamQuery, 77<<32|i)
-			at := strconv.FormatUint(first+1+rnd.Uint64N(last-first), 10)
+			at := strconv.FormatUint(from+rnd.Uint64N(last-from+1), 10)
 			p := ls[i%len(ls)]
 			past.urls = append(past.urls, base+tp+"/p/"+p+"?at="+at)
 			diff.urls = append(diff.urls, base+tp+"/diff?"+url.Values{"principal": {p}, "from": {at}}.Encode())
