@@ -1,5 +1,7 @@
 package aggregates
 
+import "slices"
+
 // Effect is what one change does to one principal's access (SPEC section 8): the grants it
 // gains and loses (narrowed, as the permissions query answers them, compared without their
 // provenance) and, per record type, the records it may newly view and no longer view. It is
@@ -37,4 +39,22 @@ type Change struct {
 // Empty reports whether the effect changes nothing.
 func (e *Effect) Empty() bool {
 	return len(e.Granted) == 0 && len(e.Revoked) == 0 && len(e.Visible) == 0
+}
+
+// SameGrant compares grants without their provenance: a role revoked and assigned again gives
+// the same grant through other events. diff and the effects of a change compare grants so.
+func SameGrant(a, b GrantUse) bool {
+	return a.Permission == b.Permission && a.Scope == b.Scope && a.Source == b.Source &&
+		a.NarrowedFrom == b.NarrowedFrom && a.Unscoped == b.Unscoped
+}
+
+// GrantsMinus lists the grants of a that b lacks (SameGrant), in a's order; never nil.
+func GrantsMinus(a, b []GrantUse) []GrantUse {
+	out := []GrantUse{}
+	for _, g := range a {
+		if !slices.ContainsFunc(b, func(h GrantUse) bool { return SameGrant(g, h) }) {
+			out = append(out, g)
+		}
+	}
+	return out
 }

@@ -210,7 +210,7 @@ func effectOn(b, a *side, id string, touched map[string]map[string]bool) (aggreg
 	e := aggregates.Effect{Principal: id, Granted: []aggregates.GrantUse{}, Revoked: []aggregates.GrantUse{},
 		Visible: map[string]aggregates.VisibleChange{}}
 	gb, ga := grantsOf(b.v.t, pb), grantsOf(a.v.t, pa)
-	e.Granted, e.Revoked = grantsMinus(ga, gb), grantsMinus(gb, ga)
+	e.Granted, e.Revoked = aggregates.GrantsMinus(ga, gb), aggregates.GrantsMinus(gb, ga)
 	var whole []string
 	for _, typ := range wholeTypes(b.v.t, a.v.t, pb, pa) {
 		// The same ranges on both sides list the same records: only the touched ones can
@@ -401,24 +401,7 @@ func sameAccessFacts(b, a *aggregates.Principal) bool {
 		slices.Equal(b.Grants, a.Grants) && slices.Equal(b.Denied, a.Denied)
 }
 
-// sameGrant compares grants without their provenance (replay's diff does the same).
-func sameGrant(a, b aggregates.GrantUse) bool {
-	return a.Permission == b.Permission && a.Scope == b.Scope && a.Source == b.Source &&
-		a.NarrowedFrom == b.NarrowedFrom && a.Unscoped == b.Unscoped
-}
-
-func sameGrants(a, b []aggregates.GrantUse) bool { return slices.EqualFunc(a, b, sameGrant) }
-
-// grantsMinus lists the grants of a that b lacks, in a's order.
-func grantsMinus(a, b []aggregates.GrantUse) []aggregates.GrantUse {
-	out := []aggregates.GrantUse{}
-	for _, g := range a {
-		if !slices.ContainsFunc(b, func(h aggregates.GrantUse) bool { return sameGrant(g, h) }) {
-			out = append(out, g)
-		}
-	}
-	return out
-}
+func sameGrants(a, b []aggregates.GrantUse) bool { return slices.EqualFunc(a, b, aggregates.SameGrant) }
 
 // minusSorted lists the ids of a (ascending) that b (ascending) lacks.
 func minusSorted(a, b []string) []string {

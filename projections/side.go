@@ -3,6 +3,7 @@ package projections
 import (
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/acl-es/acl/aggregates"
 	"github.com/acl-es/acl/events"
@@ -95,15 +96,7 @@ func (s *side) RecordsWithClient(typ, client string, fn func(*aggregates.Record)
 			keep(r)
 		}
 	}
-	slices.SortFunc(found, func(a, b *aggregates.Record) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(found, func(a, b *aggregates.Record) int { return strings.Compare(a.ID, b.ID) })
 	for _, r := range found {
 		if !fn(r) {
 			return

@@ -45,7 +45,7 @@ func (s *Service) Diff(ctx context.Context, tenant string, req DiffRequest) (Dif
 	if after.engine == nil {
 		return DiffAnswer{}, notFoundf("no principal %s in tenant %s at sequence %d", req.Principal, tenant, to)
 	}
-	ans := DiffAnswer{Added: minus(after.grants, before.grants), Removed: minus(before.grants, after.grants),
+	ans := DiffAnswer{Added: aggregates.GrantsMinus(after.grants, before.grants), Removed: aggregates.GrantsMinus(before.grants, after.grants),
 		Visible: []VisibleCount{}, FromSeq: from, Seq: to, Events: []HistoryEvent{}}
 	for _, typ := range viewTypes(before.grants, after.grants) {
 		v, err := visibleDiff(ctx, tenant, req.Principal, typ, before.engine, after.engine)
@@ -103,24 +103,6 @@ func viewTypes(grants ...[]aggregates.GrantUse) []string {
 	}
 	slices.Sort(types)
 	return slices.Compact(types)
-}
-
-// sameGrant compares grants without their provenance: a role revoked and assigned again gives
-// the same grant through other events.
-func sameGrant(a, b aggregates.GrantUse) bool {
-	return a.Permission == b.Permission && a.Scope == b.Scope && a.Source == b.Source &&
-		a.NarrowedFrom == b.NarrowedFrom && a.Unscoped == b.Unscoped
-}
-
-// minus lists the grants of a that b lacks, in a's order.
-func minus(a, b []aggregates.GrantUse) []aggregates.GrantUse {
-	out := []aggregates.GrantUse{}
-	for _, g := range a {
-		if !slices.ContainsFunc(b, func(h aggregates.GrantUse) bool { return sameGrant(g, h) }) {
-			out = append(out, g)
-		}
-	}
-	return out
 }
 
 // waitModel waits, up to the service's bound, until the live read model has applied seq.

@@ -89,9 +89,9 @@ func TestDiffOracle(t *testing.T) {
 			}
 			before := aggregates.NarrowedGrants(mf.T, mf.Principal(p), "")
 			after := aggregates.NarrowedGrants(mt.T, pt, "")
-			if !reflect.DeepEqual(got.Added, minus(after, before)) || !reflect.DeepEqual(got.Removed, minus(before, after)) {
+			if !reflect.DeepEqual(got.Added, aggregates.GrantsMinus(after, before)) || !reflect.DeepEqual(got.Removed, aggregates.GrantsMinus(before, after)) {
 				t.Errorf("diff %s %d..%d:\n added %+v\nremoved %+v\nwant %+v\n and %+v", p, from, to,
-					got.Added, got.Removed, minus(after, before), minus(before, after))
+					got.Added, got.Removed, aggregates.GrantsMinus(after, before), aggregates.GrantsMinus(before, after))
 			}
 			for _, c := range got.Visible {
 				was, is := visibleIDs(t, mf, p, c.Type), visibleIDs(t, mt, p, c.Type)

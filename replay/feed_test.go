@@ -140,7 +140,7 @@ func (a oracleAccess) fold(cs []aggregates.Change) oracleAccess {
 	}
 	for _, c := range cs {
 		for _, g := range c.Revoked {
-			out.grants = slices.DeleteFunc(out.grants, func(h aggregates.GrantUse) bool { return sameGrant(g, h) })
+			out.grants = slices.DeleteFunc(out.grants, func(h aggregates.GrantUse) bool { return aggregates.SameGrant(g, h) })
 		}
 		out.grants = append(out.grants, c.Granted...)
 		for typ, v := range c.Visible {
@@ -241,7 +241,7 @@ func testChangeFeedFoldsToDiff(t *testing.T, seed uint64) {
 		}
 		before := oracleAccessOf(fs.d.oracleAt(start), "acme", p)
 		folded := before.fold(all)
-		added, removed := grantsMinusT(folded.grants, before.grants), grantsMinusT(before.grants, folded.grants)
+		added, removed := aggregates.GrantsMinus(folded.grants, before.grants), aggregates.GrantsMinus(before.grants, folded.grants)
 		if fmt.Sprint(keys(added)) != fmt.Sprint(keys(d.Added)) || fmt.Sprint(keys(removed)) != fmt.Sprint(keys(d.Removed)) {
 			t.Errorf("%s: folded feed adds %v removes %v; diff %v %v", p, keys(added), keys(removed), keys(d.Added), keys(d.Removed))
 		}
@@ -255,12 +255,6 @@ func testChangeFeedFoldsToDiff(t *testing.T, seed uint64) {
 			}
 		}
 	}
-}
-
-func grantsMinusT(a, b []aggregates.GrantUse) []aggregates.GrantUse {
-	return slices.DeleteFunc(slices.Clone(a), func(g aggregates.GrantUse) bool {
-		return slices.ContainsFunc(b, func(h aggregates.GrantUse) bool { return sameGrant(g, h) })
-	})
 }
 
 func keys(gs []aggregates.GrantUse) []string {
