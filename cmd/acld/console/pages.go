@@ -2,6 +2,7 @@ package console
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 
@@ -102,20 +103,11 @@ func viewTypes(grants []aggregates.GrantUse) []string {
 	var out []string
 	for _, g := range grants {
 		typ, action, _ := strings.Cut(g.Permission, ".")
-		if action == "view" && !contains(out, typ) {
+		if action == "view" && !slices.Contains(out, typ) {
 			out = append(out, typ)
 		}
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // whoShown is how many principals a record's page lists per permission unless ?all=1: a record
