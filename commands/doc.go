@@ -23,6 +23,13 @@
 // {"ok":false,"error":{"code":..,"message":..}}. Instances of the service join the queue group
 // acld, so each command is served by one of them.
 //
+// With "dry_run": true a command is decided as usual, on fresh states under the same locks,
+// and nothing is appended: the answer is {"ok":true,"dry_run":true,"seq":N,"events":[the
+// envelopes it would write],"effects":[...]} or the error it would get, and its command id is
+// neither looked up nor remembered. The effects come from Options.Effects (the read model's
+// evaluator, which commands does not import), evaluated after the read model has applied the
+// stream's last sequence.
+//
 // # What the service keeps true
 //
 //   - A command is decided on the state of the aggregates it writes as of their last sequence,

@@ -69,6 +69,15 @@
 // append with a message id retries an unanswered publish (appendAttempt) with the same id, so
 // a leader lost mid-publish costs an election, not the command's whole deadline.
 //
+// # The change feed
+//
+// ChangesStream (ACL_CHANGES, memory, 10 minutes, 2-minute duplicate window) takes the change
+// feed that every acld instance derives (changes.go): each publishes a change on
+// acl.feed.<tenant>.principal.<id> with a message id naming it, the stream stores an id once
+// and republishes it on acl.changes.<tenant>.principal.<id>, so a core subscriber receives each
+// change once however many instances publish. The store account exports acl.changes.> as a
+// stream; a caller imports it and may subscribe to the tenants of Caller.Changes only.
+//
 // # Performance
 //
 // Measured with

@@ -18,6 +18,21 @@
 //     as_of themselves and the server builds no state for it) and ServerOptions.AsOf. Check
 //     bodies of the usual shape are read and answered without reflection (server_check.go);
 //     any other body goes through encoding/json, with the same answers and errors.
+//   - Effects (effects.go, side.go): what a change does to each principal's access (SPEC
+//     section 8), by comparing two sides of one snapshot, before and after, each a view with
+//     some aggregates replaced in memory. The rules are aggregates.Check and NarrowedGrants and
+//     the visible query's ranges, never a copy: a principal whose own facts or grants change
+//     has its visible sets of the affected types listed on both sides (unless both sides read
+//     the same ranges), and every record whose state differs from the snapshot's, or whose
+//     visibility depends on one that does (records linking to it, clients it implies), is
+//     decided by Check on each side for the principals that may view it. Engine.Effects is a
+//     dry run's (acld gives it to the command service).
+//   - Feed (feed.go): the change feed. With a feed set, the projector commits each live message
+//     (after the stream's last sequence when it started) in a batch of its own, takes a
+//     snapshot just before the commit and hands both to the feed after it; the feed derives
+//     the effects of each of the message's events and publishes them in order, on its own
+//     goroutine, never holding the projector up (a full queue drops messages and announces a
+//     gap). One delivery across instances is the publisher's (events.Changes).
 //
 // # Invariants
 //
