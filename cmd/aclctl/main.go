@@ -120,7 +120,7 @@ func (a *app) rootCommand() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usagef("%v", err) })
 	root.AddCommand(a.cmdCommand(), a.queryCommand())
 	root.AddCommand(a.queryShortcuts()...)
-	root.AddCommand(a.historyCommand(), a.diffCommand(), a.exportCommand(), a.tailCommand(), a.watchCommand())
+	root.AddCommand(a.historyCommand(), a.diffCommand(), a.exportCommand(), a.tailCommand(), a.watchCommand(), a.reviewCommand())
 	root.AddCommand(a.rebuildCommand(), a.verifyCommand(), a.importCommand())
 	return root
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/acl-es/acl/aggregates"
 	"github.com/acl-es/acl/commands"
 	"github.com/acl-es/acl/events"
 	"github.com/acl-es/acl/events/eventstest"
@@ -65,6 +66,13 @@ func startStack(t *testing.T) *stack {
 			return nil, err
 		}
 		return rs.History(ctx, r.Tenant, q)
+	}, projections.OwnAsOf())
+	qs.Handle("review", func(ctx context.Context, r projections.Request) (any, error) {
+		var q aggregates.ReviewRequest
+		if err := projections.DecodeBody(r.Body, &q); err != nil {
+			return nil, err
+		}
+		return rs.Review(ctx, r.Tenant, q)
 	}, projections.OwnAsOf())
 	qs.Handle("diff", func(ctx context.Context, r projections.Request) (any, error) {
 		var q replay.DiffRequest

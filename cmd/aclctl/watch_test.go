@@ -71,3 +71,26 @@ func TestCmdDryRun(t *testing.T) {
 	s.must(t, exitDenied, "check", "acme", "bob", "invoice.view", "invoice/inv-1", "--min-seq", seq)
 	s.must(t, exitAnswer, "cmd", "acme", "AssignRole", `{"principal":"bob","role":"staff"}`, "--actor", "bob", "--dry-run")
 }
+
+// TestReview: aclctl review writes the access review as CSV (a row per principal and type) and
+// JSON lines, now and as of before a change.
+func TestReview(t *testing.T) {
+	s := startStack(t)
+	s.must(t, exitOK, "cmd", "acme", "CreateTenant", `{"preset":"trackops","admin":{"principal":"ann","kind":"staff","email":"ann@acme.test"}}`)
+	s.must(t, exitOK, "cmd", "acme", "RegisterPrincipal", `{"principal":"bob","kind":"staff","email":"bob@acme.test"}`, "--actor", "ann")
+	s.must(t, exitOK, "cmd", "acme", "AssignRole", `{"principal":"bob","role":"staff"}`, "--actor", "ann")
+	s.must(t, exitOK, "cmd", "acme", "SetAccessLevel", `{"actor":"ann","principal":"bob","level":"full"}`)
+	before := seqOf(t, s.must(t, exitOK, "--json", "cmd", "acme", "RegisterRecord", `{"type":"invoice","id":"inv-1"}`, "--actor", "ann"))
+	s.must(t, exitOK, "cmd", "acme", "RegisterRecord", `{"type":"invoice","id":"inv-2"}`, "--actor", "ann")
+	out := s.must(t, exitOK, "review", "acme")
+	for _, want := range []string{"principal,kind,level,roles,grants,type,visible", "bob,staff,full,staff,", ",invoice,2,", "SetAccessLevel"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("review lacks %q:\n%s", want, out)
+		}
+	}
+	out = s.must(t, exitOK, "review", "acme", "--format", "jsonl", "--as-of", before, "--principal", "bob", "--type", "invoice")
+	if n := strings.Count(out, "\n"); n != 1 || !strings.Contains(out, `"visible":{"invoice":1}`) {
+		t.Errorf("bob's review as of %s: %s", before, out)
+	}
+	s.must(t, exitUsage, "review", "acme", "--format", "xml")
+}

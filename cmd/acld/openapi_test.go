@@ -73,6 +73,9 @@ func TestOpenAPI(t *testing.T) {
 		{"history", `{"principal":"bob","limit":3}`},
 		{"history", `{"record":{"type":"invoice","id":"inv-1"},"from":1,"to":` + seq + `}`},
 		{"diff", `{"principal":"bob","from":1,"to":` + seq + `}`},
+		{"review", `{}`},
+		{"review", `{"principals":["bob","cora"],"types":["invoice"],"limit":1,"as_of":` + seq + `}`},
+		{"review", `{"limit":2,"cursor":"bob"}`},
 		// Errors: each status the description names for them.
 		{"check", `{"principal":"nobody","permission":"case.view"}`},
 		{"check", `{"principal":"bob","permission":"case.fly"}`},
