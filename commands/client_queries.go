@@ -115,6 +115,17 @@ func (c *Client) Diff(ctx context.Context, tenant string, r aggregates.DiffReque
 	return queryAs[aggregates.DiffAnswer](ctx, c, tenant, "diff", r, nil)
 }
 
+// Review asks one page of the access review (SPEC section 8); pass the answer's NextCursor and
+// Seq (as AsOf) on to read the next page at the same moment.
+func (c *Client) Review(ctx context.Context, tenant string, r aggregates.ReviewRequest, opts ...QueryOption) (aggregates.ReviewAnswer, error) {
+	o := readOptions(opts)
+	r.MinSeq = max(r.MinSeq, o.minSeq)
+	if o.asOf != nil {
+		r.AsOf = o.asOf
+	}
+	return queryAs[aggregates.ReviewAnswer](ctx, c, tenant, "review", r, nil)
+}
+
 // Tenant is a tenant's overview: preset, features, roles, units, record counts per type, and
 // one page of its principals (q.Search filters them; NextCursor continues).
 func (c *Client) Tenant(ctx context.Context, tenant string, q aggregates.TenantQuery, opts ...QueryOption) (aggregates.TenantAnswer, error) {

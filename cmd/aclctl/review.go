@@ -54,8 +54,8 @@ jsonl writes one principal a line; csv one row per principal and type (columns: 
 				cw.Write(reviewColumns)
 			}
 			for {
-				var ans aggregates.ReviewAnswer
-				if err := client.Query(cc.Context(), args[0], "review", req, &ans); err != nil {
+				ans, err := client.Review(cc.Context(), args[0], req)
+				if err != nil {
 					return a.clientError(err)
 				}
 				for _, p := range ans.Principals {

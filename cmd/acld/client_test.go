@@ -180,7 +180,11 @@ func TestClientQueries(t *testing.T) {
 		if err != nil || ten.Preset != "trackops" || len(ten.Principals) != 2 || ten.NextCursor == "" || len(ten.Units) != 2 {
 			t.Fatalf("%s: the demo tenant: %+v %v", tr.name, ten, err)
 		}
-		answers[tr.name] = []any{check, vis, perms, princ, recip, hist, diff, ten}
+		rev, err := c.Review(ctx, "demo", aggregates.ReviewRequest{Principals: []string{"bob"}, Types: []string{"invoice"}}, after)
+		if err != nil || len(rev.Principals) != 1 || rev.Principals[0].Principal != "bob" || rev.Principals[0].LastChange == nil {
+			t.Fatalf("%s: bob's review: %+v %v", tr.name, rev, err)
+		}
+		answers[tr.name] = []any{check, vis, perms, princ, recip, hist, diff, ten, rev}
 	}
 	if !reflect.DeepEqual(answers["nats"], answers["http"]) {
 		t.Fatalf("the transports answer differently:\nnats %+v\nhttp %+v", answers["nats"], answers["http"])
