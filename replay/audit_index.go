@@ -39,7 +39,7 @@ func OpenAudit(dir string) (*Audit, error) { return openAudit(dir, false) }
 // over; Close flushes the memtables), larger memtables (fewer, larger flushes for compactions
 // to merge) and a larger block cache for the state reads of a growing index.
 func openAudit(dir string, bulk bool) (*Audit, error) {
-	cacheBytes, memBytes, states := int64(8<<20), uint64(8<<20), 20_000
+	cacheBytes, memBytes, states := int64(16<<20), uint64(16<<20), 100_000
 	if bulk {
 		// A rebuild starts from an empty index: while its cache of decoded states has never
 		// started over, it holds every state written, and a state it lacks does not exist, which

@@ -136,7 +136,7 @@ func (s *stack) startReadSide(ctx context.Context, withReplay bool) error {
 	if s.proj != nil {
 		return nil
 	}
-	db, err := projections.OpenDB(filepath.Join(s.cfg.dir, "readmodel"), projections.DBOptions{CacheBytes: int64(s.cfg.cacheMB) << 20, MemTableBytes: 8 << 20}) // acld's defaults
+	db, err := projections.OpenDB(filepath.Join(s.cfg.dir, "readmodel"), projections.DBOptions{CacheBytes: int64(s.cfg.cacheMB) << 20})
 	if err != nil {
 		return err
 	}
