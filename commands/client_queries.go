@@ -68,11 +68,7 @@ func (c *Client) Recipients(ctx context.Context, tenant string, q aggregates.Rec
 // HistoryPage is one page of the history of a principal or a record (r.Principal or r.Record),
 // oldest first; NextCursor continues it. Options override r.MinSeq and r.AsOf.
 func (c *Client) HistoryPage(ctx context.Context, tenant string, r aggregates.HistoryRequest, opts ...QueryOption) (aggregates.HistoryAnswer, error) {
-	o := readOptions(opts)
-	r.MinSeq = max(r.MinSeq, o.minSeq)
-	if o.asOf != nil {
-		r.AsOf = o.asOf
-	}
+	readOptions(opts).onto(&r.MinSeq, &r.AsOf)
 	return queryAs[aggregates.HistoryAnswer](ctx, c, tenant, "history", r, nil)
 }
 
@@ -107,22 +103,14 @@ func (c *Client) History(ctx context.Context, tenant string, r aggregates.Histor
 // Diff compares r.Principal's access at r.From and at r.To: grants added and removed, visible
 // counts, and the events between. Options override r.MinSeq and r.AsOf.
 func (c *Client) Diff(ctx context.Context, tenant string, r aggregates.DiffRequest, opts ...QueryOption) (aggregates.DiffAnswer, error) {
-	o := readOptions(opts)
-	r.MinSeq = max(r.MinSeq, o.minSeq)
-	if o.asOf != nil {
-		r.AsOf = o.asOf
-	}
+	readOptions(opts).onto(&r.MinSeq, &r.AsOf)
 	return queryAs[aggregates.DiffAnswer](ctx, c, tenant, "diff", r, nil)
 }
 
 // Review asks one page of the access review (SPEC section 8); pass the answer's NextCursor and
 // Seq (as AsOf) on to read the next page at the same moment.
 func (c *Client) Review(ctx context.Context, tenant string, r aggregates.ReviewRequest, opts ...QueryOption) (aggregates.ReviewAnswer, error) {
-	o := readOptions(opts)
-	r.MinSeq = max(r.MinSeq, o.minSeq)
-	if o.asOf != nil {
-		r.AsOf = o.asOf
-	}
+	readOptions(opts).onto(&r.MinSeq, &r.AsOf)
 	return queryAs[aggregates.ReviewAnswer](ctx, c, tenant, "review", r, nil)
 }
 
@@ -130,4 +118,13 @@ func (c *Client) Review(ctx context.Context, tenant string, r aggregates.ReviewR
 // one page of its principals (q.Search filters them; NextCursor continues).
 func (c *Client) Tenant(ctx context.Context, tenant string, q aggregates.TenantQuery, opts ...QueryOption) (aggregates.TenantAnswer, error) {
 	return queryAs[aggregates.TenantAnswer](ctx, c, tenant, "tenant", q, opts)
+}
+
+// onto sets the min_seq and as_of fields of a request that has its own (history, diff,
+// review): the larger min_seq, and as_of when an option gives one.
+func (o queryOptions) onto(minSeq *uint64, asOf **aggregates.Moment) {
+	*minSeq = max(*minSeq, o.minSeq)
+	if o.asOf != nil {
+		*asOf = o.asOf
+	}
 }

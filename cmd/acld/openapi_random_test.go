@@ -156,6 +156,9 @@ func TestOpenAPIRandomHistory(t *testing.T) {
 	for _, body := range []map[string]any{{"min_seq": last}, {"as_of": middle, "limit": 2}, {"search": "p", "limit": 3}} {
 		ask("tenant", body)
 	}
+	for _, body := range []map[string]any{{"min_seq": last}, {"as_of": middle, "limit": 3}, {"principals": principals, "types": aggregatestest.Types, "min_seq": last}} {
+		ask("review", body)
+	}
 	t.Logf("%d requests and answers match the description; statuses %v", v.n, statuses)
 	if statuses[200] == 0 || statuses[404] == 0 {
 		t.Fatalf("statuses %v: the history should give answers and not_found both", statuses)
