@@ -4,8 +4,8 @@
 // # The client
 //
 // A service holds one Client (Dial: NATS with the identity's credentials). Do and its typed
-// shorthands send commands; Check, Visible, Permissions, Principals, Recipients, History, Diff
-// and Tenant ask queries, with the bodies and answers of aggregates/queries.go, over NATS
+// shorthands send commands; Check, Visible, Permissions, Principals, Recipients, History, Diff,
+// Tenant and Review ask queries, with the bodies and answers of aggregates/queries.go, over NATS
 // (acl.queries.<tenant>.<query>) or, on a copy made by UseHTTP, over HTTP with a bearer token.
 // A command's Result is a query's min_seq (After), so a service reads its own writes; AsOf asks
 // about the past. Both sides retry what another try may change: a command unavailable or
