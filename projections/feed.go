@@ -22,10 +22,11 @@ import (
 // for it; changes are published in stream order.
 //
 // The feed never holds the projector up: it queues at most feedQueue messages, and a message
-// that finds the queue full is not announced. Instead the feed publishes, in order, a gap on
-// acl.changes.<tenant>.gap ({"tenant":..,"from":N,"to":M}: the changes of that tenant's events
-// in sequences N to M were not announced), so a subscriber knows to ask diff from the last seq
-// it saw.
+// that finds the queue full is not announced (nor are the messages of a batch too large for
+// the queue's room, which the projector then commits together). Instead the feed publishes,
+// in order, a gap on acl.changes.<tenant>.gap ({"tenant":..,"from":N,"to":M}: changes of that
+// tenant's events in sequences N to M were not all announced), so a subscriber knows to ask
+// diff from the last seq it saw.
 //
 // Only live messages are announced: those the projector applies once it has caught up with the
 // stream as it stood when it started (Projector.Ready), and at most MaxAge old. Every acld
@@ -157,15 +158,22 @@ func (f *Feed) hand(j feedJob) {
 	default:
 	}
 	j.snap.Close()
-	tenant := j.evs[0].e.Tenant
+	f.drop(j.evs[0].e.Tenant, j.seq)
+}
+
+// drop counts a message of tenant at seq that is not announced in the tenant's gap.
+func (f *Feed) drop(tenant string, seq uint64) {
 	f.gapMu.Lock()
 	if g := f.gaps[tenant]; g != nil {
-		g.To = j.seq
+		g.To = max(g.To, seq)
 	} else {
-		f.gaps[tenant] = &Gap{Tenant: tenant, From: j.seq, To: j.seq}
+		f.gaps[tenant] = &Gap{Tenant: tenant, From: seq, To: seq}
 	}
 	f.gapMu.Unlock()
 }
+
+// room is how many messages the queue can still take.
+func (f *Feed) room() int { return cap(f.jobs) - len(f.jobs) }
 
 // publishGaps publishes the gaps that end before seq (0: all of them).
 func (f *Feed) publishGaps(ctx context.Context, seq uint64) {

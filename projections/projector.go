@@ -133,7 +133,9 @@ func (p *Projector) Ready() bool { return p.started.Load() && p.Applied() >= p.t
 func (p *Projector) ApplyMessages(msgs []events.Message) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(msgs) > 1 && p.live(msgs[len(msgs)-1].Seq) {
+	// Split only while the feed has room for every message: under a burst (a bulk load) the
+	// feed would drop them anyway, and one batch keeps the projector's pace.
+	if len(msgs) > 1 && p.live(msgs[len(msgs)-1].Seq) && p.feed.room() >= len(msgs) {
 		for i := range msgs {
 			if err := p.apply(msgs[i : i+1]); err != nil {
 				return err
@@ -193,8 +195,15 @@ func (p *Projector) apply(msgs []events.Message) error {
 	p.publish(last, w.tenantSeqs())
 	w.committed()
 	p.advance(last)
-	if before != nil {
+	switch {
+	case before != nil:
 		p.feed.hand(feedJob{snap: before, seq: last, at: msgs[0].Time, evs: slices.Clone(evs)})
+	case p.live(last):
+		for _, de := range evs { // committed together: not announced, counted in the gaps
+			if p.live(de.e.Seq) {
+				p.feed.drop(de.e.Tenant, de.e.Seq)
+			}
+		}
 	}
 	return nil
 }

@@ -355,3 +355,73 @@ func TestDryRunEffectsEqualDiff(t *testing.T) {
 		})
 	}
 }
+
+// TestChangeFeedGapWhenBehind: a feed that publishes slowly falls behind a burst of commands;
+// the projector does not wait for it (it applies everything), and every change of access the
+// feed does not announce lies in a gap it publishes on acl.changes.<tenant>.gap.
+func TestChangeFeedGapWhenBehind(t *testing.T) {
+	var mu sync.Mutex
+	announced := map[string]bool{} // "<seq>/<principal>"
+	var gaps []projections.Gap
+	var feed *projections.Feed
+	s := startStackWith(t, Options{}, func(env *eventstest.Env, db *projections.DB, proj *projections.Projector) func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		feed = projections.NewFeed(projections.NewEngine(db, proj, projections.EngineOptions{}), projections.FeedOptions{
+			Publish: func(_ context.Context, tenant, tail, _ string, body []byte) error {
+				time.Sleep(2 * time.Millisecond) // a slow publisher
+				mu.Lock()
+				defer mu.Unlock()
+				if tail == "gap" {
+					var g projections.Gap
+					json.Unmarshal(body, &g)
+					gaps = append(gaps, g)
+					return nil
+				}
+				var c aggregates.Change
+				json.Unmarshal(body, &c)
+				announced[fmt.Sprintf("%d/%s", c.Seq, c.Principal)] = true
+				return nil
+			}})
+		proj.SetFeed(feed)
+		done := make(chan error, 1)
+		go func() { done <- feed.Run(ctx) }()
+		return func() { cancel(); <-done; feed.Close() }
+	})
+	newRandomHistory(s.d, 3)
+	warmUp(s.d)
+	for i := range 300 {
+		s.d.must("acme", "admin", &aggregates.RegisterRecord{RecordBody: events.RecordBody{Type: "case", ID: fmt.Sprintf("c%03d", i)}})
+	}
+	s.sync(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := feed.WaitFor(ctx, s.d.seq); err != nil {
+		t.Fatalf("feed published up to %d, want %d", feed.Published(), s.d.seq)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(gaps) == 0 {
+		t.Fatal("the slow feed announced no gap")
+	}
+	inGap := func(seq uint64) bool {
+		return slices.ContainsFunc(gaps, func(g projections.Gap) bool { return g.Tenant == "acme" && g.From <= seq && seq <= g.To })
+	}
+	missed := 0
+	prev := s.d.oracleAt(0)
+	for seq := uint64(1); seq <= s.d.seq; seq++ {
+		next := s.d.oracleAt(seq)
+		for _, p := range append([]string{"admin"}, rhPrincipals...) {
+			if oracleAccessOf(prev, "acme", p).String() == oracleAccessOf(next, "acme", p).String() {
+				continue
+			}
+			if !announced[fmt.Sprintf("%d/%s", seq, p)] {
+				if !inGap(seq) {
+					t.Fatalf("seq %d changed %s's access: neither announced nor in a gap %v", seq, p, gaps)
+				}
+				missed++
+			}
+		}
+		prev = next
+	}
+	t.Logf("%d gaps, %d changes announced, %d in gaps", len(gaps), len(announced), missed)
+}
