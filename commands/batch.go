@@ -216,6 +216,12 @@ func (r *batchRun) run(i int, cmd aggregates.Command) error {
 	if err := aggregates.Validate(cmd); err != nil {
 		return withOp(err, op)
 	}
+	if cmd.Base().DryRun {
+		// A dry run answers on the read model as it stands, which a batch's commands in flight
+		// are not in yet: it would answer about another moment than its place in the batch.
+		return &aggregates.Error{Code: aggregates.CodeInvalidArgument, Op: op,
+			Message: "dry_run is not taken inside a batch; send the command alone"}
+	}
 	x := &execution{s: s, cmd: cmd, op: op, hash: Hash(cmd), speculate: true}
 	refs := targets(cmd)
 	if r.group != nil && len(r.group.items)+len(refs) > MaxBatch {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -249,6 +250,33 @@ func TestBatchRacesWithOtherWriters(t *testing.T) {
 	for k, c := range seen {
 		if c != 1 {
 			t.Errorf("%s stored %d times", k, c)
+		}
+	}
+}
+
+// TestBatchRefusesDryRun: a dry run inside a batch is refused (it would answer about the read
+// model, not about its place in the batch) and stops the batch; nothing of it is written.
+func TestBatchRefusesDryRun(t *testing.T) {
+	e := startEnv(t, 1)
+	e.must(aggregates.SystemActor, &aggregates.CreateTenant{Preset: "trackops",
+		Admin: aggregates.RegisterPrincipal{Principal: "ann", Kind: aggregates.KindStaff, Email: "ann@acme.test"}})
+	a := aggregates.CommandBase{Actor: "ann", CommandID: uuid.NewString()}
+	dry := aggregates.CommandBase{Actor: "ann", CommandID: uuid.NewString(), DryRun: true}
+	cmds := []aggregates.Command{
+		&aggregates.RegisterPrincipal{CommandBase: a, Principal: "bob", Kind: aggregates.KindStaff, Email: "bob@acme.test"},
+		&aggregates.AssignRole{CommandBase: dry, Principal: "bob", Role: "staff"},
+		&aggregates.RegisterPrincipal{CommandBase: aggregates.CommandBase{Actor: "ann", CommandID: uuid.NewString()}, Principal: "carl", Kind: aggregates.KindStaff},
+	}
+	out, err := e.c.Batch(e.ctx, "acme", batchOf(t, cmds))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 2 || out[0].Err != nil || aggregates.ErrorCode(out[1].Err) != aggregates.CodeInvalidArgument {
+		t.Fatalf("outcomes %+v: want bob registered, then the dry run refused and the batch stopped", out)
+	}
+	for subject, evs := range storedBySubject(t, e) {
+		if strings.Contains(subject, "carl") || (strings.Contains(subject, "bob") && len(evs) != 1) {
+			t.Errorf("%s: %v", subject, evs)
 		}
 	}
 }

@@ -109,6 +109,29 @@ func TestOpenAPIDescribesNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
+	// The bulk path's answers: results up to a refusal, and a request refused whole.
+	batch := loaded.Components.Schemas["BatchAnswer"]
+	if batch == nil {
+		t.Fatal("no BatchAnswer schema")
+	}
+	for _, body := range []string{
+		`{"commands":[{"command":"AssignRole","body":` + cmdBody("ann", `"principal":"carl","role":"administrator"`) +
+			`},{"command":"AssignRole","body":` + cmdBody("bob", `"principal":"ann","role":"staff"`) + `}]}`,
+		`{"commands":[],"extra":1}`,
+	} {
+		msg, err := nc.RequestWithContext(context.Background(), "acl.commands.demo.Batch", []byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v any
+		json.Unmarshal(msg.Data, &v)
+		if err := batch.Value.VisitJSON(v); err != nil {
+			t.Fatalf("batch answer %s does not match BatchAnswer: %v", msg.Data, err)
+		}
+		if !strings.Contains(string(msg.Data), "forbidden") && !strings.Contains(string(msg.Data), "invalid_argument") {
+			t.Fatalf("batch answer %s: want a refusal in it", msg.Data)
+		}
+	}
 	for _, body := range []string{
 		cmdBody("ann", `"principal":"bob","role":"administrator","dry_run":true`), // a dry run with effects
 		cmdBody("bob", `"principal":"ann","role":"administrator","dry_run":true`), // a dry run's refusal
