@@ -113,19 +113,22 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("acld: replay: %w", err)
 	}
-	changes, err := events.OpenChanges(ctx, m.nc, c.Replicas)
-	if err != nil {
-		return fmt.Errorf("acld: change feed: %w", err)
-	}
-	m.feed = projections.NewFeed(m.engine, projections.FeedOptions{Publish: changes.Publish, Flush: changes.Flush, Logger: m.Log})
-	m.proj.SetFeed(m.feed)
-	m.wg.Add(2)
-	go func() {
-		defer m.wg.Done()
-		if err := m.feed.Run(ctx); err != nil {
-			m.Log.Error("change feed stopped", "err", err)
+	if !c.NoChangeFeed {
+		changes, err := events.OpenChanges(ctx, m.nc, c.Replicas)
+		if err != nil {
+			return fmt.Errorf("acld: change feed: %w", err)
 		}
-	}()
+		m.feed = projections.NewFeed(m.engine, projections.FeedOptions{Publish: changes.Publish, Flush: changes.Flush, Logger: m.Log})
+		m.proj.SetFeed(m.feed)
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			if err := m.feed.Run(ctx); err != nil {
+				m.Log.Error("change feed stopped", "err", err)
+			}
+		}()
+	}
+	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
 		if err := m.proj.Run(ctx); err != nil {

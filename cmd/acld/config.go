@@ -26,6 +26,10 @@ type Config struct {
 	Sync         string // "always" or an fsync interval such as "100ms"
 	Replicas     int
 	Demo         bool
+	// NoChangeFeed: this instance publishes no change feed (SPEC section 8). The feed costs
+	// command throughput (README, performance); with several instances, one is enough to
+	// publish it, the others may be started without.
+	NoChangeFeed bool
 	QueryWait    time.Duration // bound of min_seq / as_of waits
 	StoreWait    time.Duration // how long start-up waits for the event store
 	ShutdownWait time.Duration // how long a stop may take before acld exits anyway
@@ -93,6 +97,7 @@ func ParseFlags(args []string) (Config, error) {
 	fs.StringVar(&c.Sync, "sync", c.Sync, "embedded store durability: \"always\" (fsync every message) or an fsync interval such as 100ms")
 	fs.IntVar(&c.Replicas, "replicas", c.Replicas, "replicas of the ACL_EVENTS stream (3 in a cluster)")
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "create the demo tenant (preset trackops) if it does not exist")
+	fs.BoolVar(&c.NoChangeFeed, "no-change-feed", c.NoChangeFeed, "publish no change feed from this instance (acl.changes.>; another instance may)")
 	fs.DurationVar(&c.StoreWait, "store-wait", c.StoreWait, "how long start-up waits for NATS and the event stream (a cluster electing its leader, a server starting) before it fails")
 	fs.DurationVar(&c.ShutdownWait, "shutdown-wait", c.ShutdownWait, "on SIGTERM, how long acld may answer commands in flight and flush before it exits anyway")
 	fs.DurationVar(&c.QueryWait, "query-wait", c.QueryWait, "how long min_seq and as_of wait for the read model before not_caught_up")

@@ -1,10 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/acl-es/acl/events"
 )
 
 // TestDryRunRemembersNoCommandID: a dry run with a command id writes nothing and leaves the id
@@ -43,5 +49,21 @@ func TestDryRunRemembersNoCommandID(t *testing.T) {
 	again := send("RegisterPrincipal", body(true))
 	if again["ok"] != false || again["error"].(map[string]any)["code"] != "already_exists" {
 		t.Fatalf("a dry run with a stored command's id: %v, want already_exists (what it would do now)", again)
+	}
+}
+
+// TestNoChangeFeed: acld --no-change-feed creates no changes stream and sets no feed (another
+// instance may publish it); commands and queries work as before.
+func TestNoChangeFeed(t *testing.T) {
+	m := startMain(t, func(c *Config) { c.Demo = true; c.NoChangeFeed = true })
+	if m.feed != nil {
+		t.Fatal("a feed was set up")
+	}
+	js, err := jetstream.New(m.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Stream(context.Background(), events.ChangesStream); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("stream %s: %v, want not found", events.ChangesStream, err)
 	}
 }
