@@ -37,7 +37,7 @@ func startFeedStack(t *testing.T) *feedStack {
 			t.Fatal(err)
 		}
 		fs.feed = projections.NewFeed(projections.NewEngine(db, proj, projections.EngineOptions{}),
-			projections.FeedOptions{Publish: changes.Publish, Flush: changes.Flush})
+			projections.FeedOptions{Publish: changes.Publish, Flush: changes.Flush, CPU: -1})
 		proj.SetFeed(fs.feed)
 		done := make(chan error, 1)
 		go func() { done <- fs.feed.Run(ctx) }()

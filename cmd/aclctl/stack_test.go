@@ -49,7 +49,7 @@ func startStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	feed := projections.NewFeed(engine, projections.FeedOptions{Publish: changes.Publish, Flush: changes.Flush, Logger: log})
+	feed := projections.NewFeed(engine, projections.FeedOptions{Publish: changes.Publish, Flush: changes.Flush, Logger: log, CPU: -1})
 	proj.SetFeed(feed)
 	done := make(chan struct{})
 	go func() { defer close(done); proj.Run(ctx) }() //nolint:errcheck // stopped by cancel

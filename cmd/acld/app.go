@@ -118,7 +118,8 @@ func (m *Main) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("acld: change feed: %w", err)
 		}
-		m.feed = projections.NewFeed(m.engine, projections.FeedOptions{Publish: changes.Publish, Flush: changes.Flush, Logger: m.Log})
+		m.feed = projections.NewFeed(m.engine, projections.FeedOptions{Publish: changes.Publish, Flush: changes.Flush, Logger: m.Log,
+			CPU: c.ChangeFeedCPU})
 		m.proj.SetFeed(m.feed)
 		m.wg.Add(1)
 		go func() {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/acl-es/acl/projections"
 )
 
 // Config is everything acld can be told on its command line (SPEC section 6 names the flags that
@@ -30,12 +32,14 @@ type Config struct {
 	// command throughput (README, performance); with several instances, one is enough to
 	// publish it, the others may be started without.
 	NoChangeFeed bool
-	QueryWait    time.Duration // bound of min_seq / as_of waits
-	StoreWait    time.Duration // how long start-up waits for the event store
-	ShutdownWait time.Duration // how long a stop may take before acld exits anyway
-	CacheMB      int           // Pebble block cache
-	MemtableMB   int
-	CheckpointN  uint64 // as_of: a Pebble checkpoint every N events
+	// ChangeFeedCPU: the share of one core the change feed may spend (projections.FeedOptions.CPU).
+	ChangeFeedCPU float64
+	QueryWait     time.Duration // bound of min_seq / as_of waits
+	StoreWait     time.Duration // how long start-up waits for the event store
+	ShutdownWait  time.Duration // how long a stop may take before acld exits anyway
+	CacheMB       int           // Pebble block cache
+	MemtableMB    int
+	CheckpointN   uint64 // as_of: a Pebble checkpoint every N events
 	// CheckpointsDense: how many of the newest checkpoints stay CheckpointN apart; older ones
 	// thin out with age (replay.Options.DenseCheckpoints).
 	CheckpointsDense uint64
@@ -74,6 +78,7 @@ func DefaultConfig() Config {
 		MemoryLimitMB:    0,
 		CheckpointN:      2000,
 		CheckpointsDense: 32,
+		ChangeFeedCPU:    projections.DefaultFeedCPU,
 		LogLevel:         "info",
 	}
 }
@@ -97,6 +102,7 @@ func ParseFlags(args []string) (Config, error) {
 	fs.StringVar(&c.Sync, "sync", c.Sync, "embedded store durability: \"always\" (fsync every message) or an fsync interval such as 100ms")
 	fs.IntVar(&c.Replicas, "replicas", c.Replicas, "replicas of the ACL_EVENTS stream (3 in a cluster)")
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "create the demo tenant (preset trackops) if it does not exist")
+	fs.Float64Var(&c.ChangeFeedCPU, "change-feed-cpu", c.ChangeFeedCPU, "share of one core the change feed may spend deriving changes (past it they are announced as gaps; -1: no bound)")
 	fs.BoolVar(&c.NoChangeFeed, "no-change-feed", c.NoChangeFeed, "publish no change feed from this instance (acl.changes.>; another instance may)")
 	fs.DurationVar(&c.StoreWait, "store-wait", c.StoreWait, "how long start-up waits for NATS and the event stream (a cluster electing its leader, a server starting) before it fails")
 	fs.DurationVar(&c.ShutdownWait, "shutdown-wait", c.ShutdownWait, "on SIGTERM, how long acld may answer commands in flight and flush before it exits anyway")
