@@ -359,7 +359,7 @@ func TestCheckpointBudget(t *testing.T) {
 		h.run(40)
 	}
 	s.sync(t)
-	deadline := time.Now().Add(60 * time.Second) // checkpoints come slowly on a loaded machine
+	deadline := time.Now().Add(60 * time.Second)                        // checkpoints come slowly on a loaded machine
 	for s.svc.ckpts.spacing() == every && time.Now().Before(deadline) { // dense halves first
 		time.Sleep(10 * time.Millisecond)
 	}
