@@ -137,8 +137,8 @@ func (s *Service) batchAnswer(ctx context.Context, m *nats.Msg, tenant string) B
 	r.finish()
 	ans := BatchAnswer{OK: true, Results: make([]json.RawMessage, len(r.results))}
 	for i, o := range r.results {
-		name := "unknown"
-		if i < len(req.Commands) && aggregates.NewCommand(req.Commands[i].Command) != nil {
+		name := "unknown" // a command refused for its name is counted under unknown, as alone
+		if aggregates.NewCommand(req.Commands[i].Command) != nil {
 			name = req.Commands[i].Command
 		}
 		code := "ok"
@@ -225,9 +225,7 @@ func (r *batchRun) run(i int, cmd aggregates.Command) error {
 	x := &execution{s: s, cmd: cmd, op: op, hash: Hash(cmd), speculate: true}
 	refs := targets(cmd)
 	if r.group != nil && len(r.group.items)+len(refs) > MaxBatch {
-		if err := r.commit(); err != nil {
-			return err
-		}
+		r.commit()
 	}
 	for _, ref := range refs {
 		e, err := s.cache.entry(r.tenant, ref)
@@ -243,8 +241,8 @@ func (r *batchRun) run(i int, cmd aggregates.Command) error {
 	for _, e := range x.entries {
 		if r.inGroup(e.subject) != nil {
 			join = true
-		} else if err := r.settle(e.subject); err != nil {
-			return err
+		} else {
+			r.settle(e.subject)
 		}
 	}
 	f := newFacts(r.ctx, s.cache, r.tenant)
@@ -257,9 +255,7 @@ func (r *batchRun) run(i int, cmd aggregates.Command) error {
 			join = true
 			return gs.state, true
 		}
-		if err := r.settle(subject); err != nil && f.err == nil {
-			f.err = err
-		}
+		r.settle(subject)
 		return nil, false
 	}
 	snaps := make([]*snapshot, len(x.entries))
@@ -299,17 +295,16 @@ func (r *batchRun) run(i int, cmd aggregates.Command) error {
 	case len(writes) == 0:
 		r.results[i] = outcome{res: Result{Seq: seq}}
 	default: // one aggregate: commands writing two join
-		return r.send(i, x, writes[0], snaps[writes[0].i])
+		r.send(i, x, writes[0], snaps[writes[0].i])
 	}
 	return nil
 }
 
 // settle waits for the answer of the batch's append in flight to subject, if any.
-func (r *batchRun) settle(subject string) error {
-	if fl := r.flights[subject]; fl != nil {
-		return r.land(fl)
+func (r *batchRun) settle(subject string) {
+	if fl := r.flights[subject]; fl != nil && !fl.done {
+		r.answer(fl) // the appends sent before it stay in flight
 	}
-	return nil
 }
 
 func (r *batchRun) inGroup(subject string) *groupState {
@@ -320,11 +315,11 @@ func (r *batchRun) inGroup(subject string) *groupState {
 }
 
 // send appends one command's single message without waiting for the answer.
-func (r *batchRun) send(i int, x *execution, w pendingWrite, snap *snapshot) error {
+func (r *batchRun) send(i int, x *execution, w pendingWrite, snap *snapshot) {
 	for len(r.queue) >= batchWindow {
 		r.pop()
 	}
-	w.item.MsgID = x.cmd.Base().CommandID
+	w.item.MsgID = msgID(x.cmd, x.entries[w.i].ref, 1)
 	r.s.own.add(w.item.MsgID)
 	p, err := r.s.store.AppendAsync(w.item.Subject, w.item.Expected, w.item.MsgID, w.item.Events)
 	e := x.entries[w.i]
@@ -334,19 +329,10 @@ func (r *batchRun) send(i int, x *execution, w pendingWrite, snap *snapshot) err
 		fl.done = true
 		e.stale()
 		r.alone(i, x.cmd)
-		return nil
+		return
 	}
 	r.flights[e.subject] = fl
 	r.queue = append(r.queue, fl)
-	return nil
-}
-
-// land waits for the answer of fl (the appends sent before it stay in flight).
-func (r *batchRun) land(fl *flight) error {
-	if !fl.done {
-		r.answer(fl)
-	}
-	return nil
 }
 
 // pop takes the oldest append off the queue, waiting for its answer if it was not taken yet.
@@ -391,11 +377,7 @@ func (r *batchRun) gather(i int, x *execution, writes []pendingWrite, snaps []*s
 	g.cmds = append(g.cmds, groupCmd{i: i, cmd: x.cmd})
 	for _, w := range writes {
 		e := x.entries[w.i]
-		if len(writes) > 1 {
-			w.item.MsgID = x.cmd.Base().CommandID + "/" + aggregateKey(e.ref)
-		} else {
-			w.item.MsgID = x.cmd.Base().CommandID
-		}
+		w.item.MsgID = msgID(x.cmd, e.ref, len(writes))
 		gs := g.subj[e.subject]
 		if gs == nil {
 			gs = &groupState{entry: e, base: snaps[w.i], state: cloneState(snaps[w.i].state)}
@@ -416,17 +398,17 @@ func (r *batchRun) gather(i int, x *execution, writes []pendingWrite, snaps []*s
 // commit stores the group as one atomic batch. Its items are stored one after another, so each
 // item's sequence follows from the last one's. When the store refuses the batch, each of its
 // commands is carried out again alone, in order.
-func (r *batchRun) commit() error {
+func (r *batchRun) commit() {
 	g := r.group
 	if g == nil {
-		return nil
+		return
 	}
 	r.group = nil
 	if len(g.items) == 0 { // its members changed nothing: they are decided again, alone
 		for _, c := range g.cmds {
 			r.alone(c.i, c.cmd)
 		}
-		return nil
+		return
 	}
 	app, err := r.s.store.AppendAtomic(r.ctx, g.items)
 	if err != nil || app.Duplicate || (len(g.items) > 1 && app.Count != len(g.items)) {
@@ -436,7 +418,7 @@ func (r *batchRun) commit() error {
 		for _, c := range g.cmds {
 			r.alone(c.i, c.cmd)
 		}
-		return nil
+		return
 	}
 	first := app.Seq + 1 - uint64(len(g.items))
 	for _, c := range g.cmds {
@@ -472,7 +454,6 @@ func (r *batchRun) commit() error {
 			sn.added(gs.entry, st, n)
 		}
 	}
-	return nil
 }
 
 // alone carries out command i by Execute, as if sent alone.
@@ -483,9 +464,7 @@ func (r *batchRun) alone(i int, cmd aggregates.Command) {
 
 // finish stores what the batch still holds and takes every answer.
 func (r *batchRun) finish() {
-	if err := r.commit(); err != nil {
-		r.s.opts.Logger.Warn("batch: commit", "err", err)
-	}
+	r.commit()
 	for len(r.queue) > 0 {
 		r.pop()
 	}

@@ -94,36 +94,50 @@ func (c *Client) Do(ctx context.Context, tenant string, cmd aggregates.Command) 
 		defer cancel()
 	}
 	subject := Subject(tenant, op)
+	var res Result
+	err = retrying(ctx, op, "no answer before the deadline; retry later with command_id "+b.CommandID, func() error {
+		msg, err := c.ask(ctx, op, subject, body, attemptWait)
+		if err == nil {
+			res, err = decodeAnswer(op, msg.Data)
+		}
+		return err
+	})
+	return res, err
+}
+
+// retrying runs attempt until it ends in something other than a retryable error, waiting with
+// backoff in between, until ctx ends: then it is unavailable with message giveUp.
+func retrying(ctx context.Context, op, giveUp string, attempt func() error) error {
 	backoff := 20 * time.Millisecond
 	for {
-		res, err := c.once(ctx, op, subject, body)
+		err := attempt()
 		if !retryable(err) {
-			return res, err
+			return err
 		}
 		select {
 		case <-ctx.Done():
-			return Result{}, &aggregates.Error{Code: aggregates.CodeUnavailable, Op: op,
-				Message: "no answer before the deadline; retry later with command_id " + b.CommandID, Err: errors.Join(err, ctx.Err())}
+			return &aggregates.Error{Code: aggregates.CodeUnavailable, Op: op, Message: giveUp, Err: errors.Join(err, ctx.Err())}
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, time.Second)
 	}
 }
 
-// once is one request.
-func (c *Client) once(ctx context.Context, op, subject string, body []byte) (Result, error) {
-	actx, cancel := context.WithTimeout(ctx, attemptWait)
+// ask is one request, waiting at most wait; a publish the server refuses is the
+// *aggregates.Error that Violations makes of it.
+func (c *Client) ask(ctx context.Context, op, subject string, body []byte, wait time.Duration) (*nats.Msg, error) {
+	actx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	msg, err := c.violations.Request(actx, c.nc, subject, body)
 	if err != nil {
 		var refused *aggregates.Error
 		if errors.As(err, &refused) {
 			refused.Op = op
-			return Result{}, refused
+			return nil, refused
 		}
-		return Result{}, fmt.Errorf("commands: %s: request: %w", op, err)
+		return nil, fmt.Errorf("commands: %s: request: %w", op, err)
 	}
-	return decodeAnswer(op, msg.Data)
+	return msg, nil
 }
 
 // retryable: the command may not have been applied, or was and its answer was lost; asking

@@ -3,7 +3,6 @@ package commands
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -36,41 +35,26 @@ func (c *Client) Batch(ctx context.Context, tenant string, cmds []BatchCommand) 
 	if err != nil {
 		return nil, fmt.Errorf("commands: batch: encode: %w", err)
 	}
-	backoff := 20 * time.Millisecond
-	for {
-		out, err := c.batchOnce(ctx, BatchSubject(tenant), body, cmds)
-		if !retryable(err) {
-			return out, err
+	var out []BatchOutcome
+	err = retrying(ctx, BatchName, "no answer before the deadline; send the batch again", func() error {
+		msg, err := c.ask(ctx, BatchName, BatchSubject(tenant), body, batchWait)
+		if err == nil {
+			out, err = decodeBatch(msg.Data, cmds)
 		}
-		select {
-		case <-ctx.Done():
-			return nil, &aggregates.Error{Code: aggregates.CodeUnavailable, Op: BatchName,
-				Message: "no answer before the deadline; send the batch again", Err: errors.Join(err, ctx.Err())}
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, time.Second)
-	}
+		return err
+	})
+	return out, err
 }
 
-func (c *Client) batchOnce(ctx context.Context, subject string, body []byte, cmds []BatchCommand) ([]BatchOutcome, error) {
-	actx, cancel := context.WithTimeout(ctx, batchWait)
-	defer cancel()
-	msg, err := c.violations.Request(actx, c.nc, subject, body)
-	if err != nil {
-		var refused *aggregates.Error
-		if errors.As(err, &refused) {
-			refused.Op = BatchName
-			return nil, refused
-		}
-		return nil, fmt.Errorf("commands: batch: request: %w", err)
-	}
+// decodeBatch reads a batch's answer, each result named after its command.
+func decodeBatch(data []byte, cmds []BatchCommand) ([]BatchOutcome, error) {
 	var ans BatchAnswer
-	if err := json.Unmarshal(msg.Data, &ans); err != nil {
-		return nil, fmt.Errorf("commands: batch: malformed answer %.100q: %w", msg.Data, err)
+	if err := json.Unmarshal(data, &ans); err != nil {
+		return nil, fmt.Errorf("commands: batch: malformed answer %.100q: %w", data, err)
 	}
 	if !ans.OK {
 		if ans.Error == nil {
-			return nil, fmt.Errorf("commands: batch: answer without ok or error: %.100q", msg.Data)
+			return nil, fmt.Errorf("commands: batch: answer without ok or error: %.100q", data)
 		}
 		return nil, &aggregates.Error{Code: ans.Error.Code, Op: BatchName, Message: ans.Error.Message}
 	}

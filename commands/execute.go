@@ -169,6 +169,16 @@ func (x *execution) previous(snaps []*snapshot) (Result, bool, error) {
 	return res, true, nil
 }
 
+// msgID is the message id of a command's write to ref when it writes n aggregates: the command
+// id alone for one, so that JetStream's de-duplication recognizes a retry; with the aggregate
+// for several, one per message of the batch.
+func msgID(cmd aggregates.Command, ref events.AggregateRef, n int) string {
+	if n > 1 {
+		return cmd.Base().CommandID + "/" + aggregateKey(ref)
+	}
+	return cmd.Base().CommandID
+}
+
 // pendingWrite is one message a decision writes: the index of its aggregate in the execution's
 // entries, and the message.
 type pendingWrite struct {
@@ -209,7 +219,6 @@ func (x *execution) envelopes(ws []aggregates.Write, now time.Time) ([]pendingWr
 // append writes the decision: one message per aggregate with events, a batch when there are
 // two, each expecting the sequence the decision read.
 func (x *execution) append(ctx context.Context, ws []aggregates.Write, snaps []*snapshot, now time.Time) (Result, bool, error) {
-	b := x.cmd.Base()
 	writes, seq, err := x.envelopes(ws, now)
 	if err != nil {
 		return Result{}, false, err
@@ -219,10 +228,7 @@ func (x *execution) append(ctx context.Context, ws []aggregates.Write, snaps []*
 	}
 	items := make([]events.BatchItem, len(writes))
 	for k := range writes {
-		writes[k].item.MsgID = b.CommandID
-		if len(writes) > 1 {
-			writes[k].item.MsgID += "/" + aggregateKey(x.entries[writes[k].i].ref)
-		}
+		writes[k].item.MsgID = msgID(x.cmd, x.entries[writes[k].i].ref, len(writes))
 		items[k] = writes[k].item
 		x.s.own.add(items[k].MsgID)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -201,7 +202,7 @@ func (a *app) importFile(ctx context.Context, path, progFile string, batchSize i
 
 // parseImportLine reads one line; a blank line is nil.
 func parseImportLine(raw []byte) (*importLine, error) {
-	if len(trimSpace(raw)) == 0 {
+	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil, nil
 	}
 	var l importLine
@@ -223,16 +224,6 @@ func parseImportLine(raw []byte) (*importLine, error) {
 		return nil, errors.New(`the body has no "command_id": an import must name every command, so that running it again applies nothing twice`)
 	}
 	return &l, nil
-}
-
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[0] == '\r' || b[0] == '\n') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t' || b[len(b)-1] == '\r' || b[len(b)-1] == '\n') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
 
 // importError maps an answer to the exit codes scripts rely on.
