@@ -23,3 +23,21 @@ func TestParseFlagsCheckpoints(t *testing.T) {
 		}
 	}
 }
+
+// TestPprofLoopbackOnly: --pprof serves the runtime's profiles on loopback only, whatever
+// --auth or --insecure say: they show internals and a CPU profile costs the server.
+func TestPprofLoopbackOnly(t *testing.T) {
+	cases := []struct {
+		args []string
+		ok   bool
+	}{
+		{[]string{"--pprof", "127.0.0.1:6060"}, true},
+		{[]string{"--pprof", "0.0.0.0:6060", "--insecure"}, false},
+		{[]string{"--pprof", ":6060", "--auth", "ids.json"}, false},
+	}
+	for _, tc := range cases {
+		if _, err := ParseFlags(tc.args); (err == nil) != tc.ok {
+			t.Errorf("%v: %v, want ok %v", tc.args, err, tc.ok)
+		}
+	}
+}
