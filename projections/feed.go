@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/acl-es/acl/aggregates"
@@ -50,9 +49,7 @@ type Feed struct {
 	gapLogged time.Time
 	gapsSince int
 
-	published atomic.Uint64 // last stream sequence whose changes are published
-	waitMu    sync.Mutex
-	advanced  chan struct{}
+	published Watermark // last stream sequence whose changes are published
 }
 
 // FeedOptions configures a Feed.
@@ -154,7 +151,7 @@ func NewFeed(e *Engine, o FeedOptions) *Feed {
 	if o.CPU == 0 {
 		o.CPU = DefaultFeedCPU
 	}
-	return &Feed{e: e, o: o, jobs: make(chan feedJob, feedQueue), done: make(chan struct{}), advanced: make(chan struct{}),
+	return &Feed{e: e, o: o, jobs: make(chan feedJob, feedQueue), done: make(chan struct{}),
 		gaps: map[string]*Gap{}, budget: cpuBudget{rate: o.CPU, tokens: time.Duration(float64(feedBurst) * max(o.CPU, 0))}}
 }
 
@@ -275,31 +272,10 @@ func (f *Feed) publishGaps(ctx context.Context, seq uint64) {
 	}
 }
 
-func (f *Feed) advance(seq uint64) {
-	f.waitMu.Lock()
-	f.published.Store(max(seq, f.published.Load()))
-	close(f.advanced)
-	f.advanced = make(chan struct{})
-	f.waitMu.Unlock()
-}
+func (f *Feed) advance(seq uint64) { f.published.Advance(seq) }
 
 // WaitFor returns once the changes up to seq are published, or ctx's error.
-func (f *Feed) WaitFor(ctx context.Context, seq uint64) error {
-	for {
-		f.waitMu.Lock()
-		if f.published.Load() >= seq {
-			f.waitMu.Unlock()
-			return nil
-		}
-		ch := f.advanced
-		f.waitMu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
+func (f *Feed) WaitFor(ctx context.Context, seq uint64) error { return f.published.WaitFor(ctx, seq) }
 
 func (f *Feed) publishJob(ctx context.Context, j feedJob) error {
 	if len(j.evs) == 0 {

@@ -32,14 +32,12 @@ type Projector struct {
 	writer  *writer        // reused: builds each batch
 	decoded []decodedEvent // reused: the batch's decoded events
 
-	applied  atomic.Uint64
-	gen      atomic.Uint64 // odd while a batch is being committed (published.go)
-	pub      atomic.Pointer[published]
-	mods     *modLog
-	target   atomic.Uint64 // the stream's last sequence when Run started: ready once applied
-	started  atomic.Bool
-	waitMu   sync.Mutex
-	advanced chan struct{} // closed and replaced each time applied advances
+	applied Watermark     // the last stream sequence committed
+	gen     atomic.Uint64 // odd while a batch is being committed (published.go)
+	pub     atomic.Pointer[published]
+	mods    *modLog
+	target  atomic.Uint64 // the stream's last sequence when Run started: ready once applied
+	started atomic.Bool
 
 	feed *Feed // the change feed, handed each live message after its commit (feed.go)
 
@@ -59,8 +57,8 @@ func NewProjector(db *DB, store Follower) (*Projector, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Projector{db: db, store: store, states: newStateCache(50_000), advanced: make(chan struct{})}
-	p.applied.Store(applied)
+	p := &Projector{db: db, store: store, states: newStateCache(50_000)}
+	p.applied.Advance(applied)
 	p.pub.Store(pub)
 	p.mods = newModLog(applied, 1<<18) // at most ~10 MB; a reset costs one read per cached state
 	return p, nil
@@ -229,28 +227,9 @@ func (p *Projector) commit(w *writer, last uint64) error {
 	return nil
 }
 
-func (p *Projector) advance(seq uint64) {
-	p.waitMu.Lock()
-	p.applied.Store(seq)
-	close(p.advanced)
-	p.advanced = make(chan struct{})
-	p.waitMu.Unlock()
-}
+func (p *Projector) advance(seq uint64) { p.applied.Advance(seq) }
 
 // WaitFor returns once the applied sequence reaches seq, or ctx's error.
 func (p *Projector) WaitFor(ctx context.Context, seq uint64) error {
-	for {
-		p.waitMu.Lock()
-		if p.applied.Load() >= seq {
-			p.waitMu.Unlock()
-			return nil
-		}
-		ch := p.advanced
-		p.waitMu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	return p.applied.WaitFor(ctx, seq)
 }

@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
 
 	"github.com/acl-es/acl/events"
+	"github.com/acl-es/acl/projections"
 )
 
 // Audit is the audit index: a Pebble database of its own, maintained by following the stream,
@@ -25,11 +25,9 @@ type Audit struct {
 	dir  string
 	bulk bool // opened without WAL for a rebuild: flushed at Close
 
-	mu       sync.Mutex // serializes batches
-	cache    *auditCache
-	applied  atomic.Uint64
-	waitMu   sync.Mutex
-	advanced chan struct{} // closed and replaced each time applied advances
+	mu      sync.Mutex // serializes batches
+	cache   *auditCache
+	applied projections.Watermark
 }
 
 // OpenAudit opens (creating if needed) the audit index in dir.
@@ -66,13 +64,13 @@ func openAudit(dir string, bulk bool) (*Audit, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replay: open audit index %s: %w", dir, err)
 	}
-	a := &Audit{pb: pb, dir: dir, bulk: bulk, cache: newAuditCache(states), advanced: make(chan struct{})}
+	a := &Audit{pb: pb, dir: dir, bulk: bulk, cache: newAuditCache(states)}
 	seq, err := a.readApplied()
 	if err != nil {
 		pb.Close()
 		return nil, err
 	}
-	a.applied.Store(seq)
+	a.applied.Advance(seq)
 	a.cache.complete = bulk && seq == 0
 	return a, nil
 }
@@ -152,31 +150,12 @@ func (a *Audit) ApplyMessages(msgs []events.Message) error {
 		return fmt.Errorf("replay: commit audit batch up to seq %d: %w", last, err)
 	}
 	w.committed()
-	a.waitMu.Lock()
-	a.applied.Store(last)
-	close(a.advanced)
-	a.advanced = make(chan struct{})
-	a.waitMu.Unlock()
+	a.applied.Advance(last)
 	return nil
 }
 
 // WaitFor returns once the applied sequence reaches seq, or ctx's error.
-func (a *Audit) WaitFor(ctx context.Context, seq uint64) error {
-	for {
-		a.waitMu.Lock()
-		if a.applied.Load() >= seq {
-			a.waitMu.Unlock()
-			return nil
-		}
-		ch := a.advanced
-		a.waitMu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
+func (a *Audit) WaitFor(ctx context.Context, seq uint64) error { return a.applied.WaitFor(ctx, seq) }
 
 // Follower is what the audit index reads from the event store: *events.Store.
 type Follower interface {
