@@ -222,6 +222,12 @@ func (r *batchRun) run(i int, cmd aggregates.Command) error {
 		return &aggregates.Error{Code: aggregates.CodeInvalidArgument, Op: op,
 			Message: "dry_run is not taken inside a batch; send the command alone"}
 	}
+	switch cmd.(type) {
+	case *aggregates.DefineRole, *aggregates.DeleteRole:
+		// They ask who holds a role by reading every principal from the store
+		// (facts.RoleHolder), not the cache: everything the batch sent must be stored first.
+		r.finish()
+	}
 	x := &execution{s: s, cmd: cmd, op: op, hash: Hash(cmd), speculate: true}
 	refs := targets(cmd)
 	if r.group != nil && len(r.group.items)+len(refs) > MaxBatch {

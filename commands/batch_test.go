@@ -19,7 +19,8 @@ import (
 // batchScript is a tenant's commands in an order that exercises the bulk path's dependencies:
 // two-aggregate commands in runs (one atomic batch) and alone, a command on an aggregate right
 // after another wrote it, decisions that read what an earlier command of the batch wrote (a role
-// defined, then assigned; a record, then a link to it), and no-op commands.
+// defined, then assigned; a record, then a link to it; a role deleted right after its holders
+// lost it), and no-op commands.
 func batchScript(n int) []aggregates.Command {
 	a := aggregates.CommandBase{Actor: "ann"}
 	pid := func(j int) string { return fmt.Sprintf("p%03d", j) }
@@ -58,6 +59,16 @@ func batchScript(n int) []aggregates.Command {
 			cmds = append(cmds, &aggregates.AssignRecord{CommandBase: a, Type: "invoice", ID: inv.ID, Principal: pid((i + 1) % n)})
 		}
 	}
+	// DeleteRole asks the store who holds the role: the revocations and the removal just before
+	// it, in flight or in an open atomic batch, must be stored by then.
+	// (pid(4) is removed: it has no no-op command above, which would be refused when sent again.)
+	for j := 0; j < n; j += 4 {
+		if j != 4 {
+			cmds = append(cmds, &aggregates.RevokeRole{CommandBase: a, Principal: pid(j), Role: "auditor"})
+		}
+	}
+	cmds = append(cmds, &aggregates.RemovePrincipal{CommandBase: a, Principal: pid(4)},
+		&aggregates.DeleteRole{CommandBase: a, Role: "auditor"})
 	cmds = append(cmds, &aggregates.RemovePrincipal{CommandBase: a, Principal: pid(1)},
 		&aggregates.SetAccessLevel{CommandBase: a, Principal: pid(2), Level: aggregates.LevelDisabled},
 		&aggregates.AssignRole{CommandBase: a, Principal: pid(3), Role: "no-such-role"}) // refused: the batch stops
