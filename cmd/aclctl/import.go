@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -46,14 +47,10 @@ type importProgress struct {
 const maxBatchBytes = 768 << 10
 
 func (a *app) importCommand() *cobra.Command {
-	var (
-		batch    int
-		progFile string
-		restart  bool
-	)
+	var o importOptions
 	c := &cobra.Command{
 		Use:   "import <file>",
-		Short: "Load commands in bulk from a JSON lines file, resumably",
+		Short: "Load commands in bulk from a JSON lines file or an export, resumably",
 		Long: `Sends every line of the file, {"tenant":..,"command":..,"body":{..}} (the format 'aclbench gen'
 writes), through the command service's bulk path: batches of up to --batch commands of one
 tenant, carried out in order with every check a command sent alone has (identity, body, guards).
@@ -61,42 +58,95 @@ Every body must carry its command_id: that is what makes an import idempotent. A
 service refuses stops the import; it is reported with its line number and nothing of it is
 written.
 
+The file may also be an export ('aclctl export', JSON lines or CSV; found by its first line, or
+say --format export). Its events are not appended as they are: the events of each command (one
+command_id, on adjacent lines) are turned back into the command that wrote them, with its
+command_id and actor (--actor names another, for a caller that may not act as the recorded
+ones), and that command goes through the same checks. Loaded into a fresh acld, a whole tenant's
+export ('aclctl export <tenant> --all') gives a tenant that answers every query as the original
+did. What is not carried over: the stream is a new history, so sequences, times (as_of and
+history show the import's), event ids and the recorded caller identity (via: the importer's)
+are new. Events no command could have written as they are (part of a command whose other events
+decide it, a preset changed since the tenant was created, an unknown type) stop the import with
+the line number and invalid_argument. A history export of one principal or record holds only
+part of the tenant: its commands answer not_found where they need what it lacks.
+
 Progress is kept in --progress-file (default <file>.progress) after every answered batch: run
 the same command again after an interruption and it resumes there. Commands sent again (the batch
 in flight when it stopped) are applied once and answer as they did the first time. The file is
 removed when the import is complete. The last line printed is the stream sequence reached
 (use it as --min-seq).`,
 		Example: `  aclbench gen --presets compare --records 2e5 --principals 10000 > data.jsonl
-  aclctl import data.jsonl`,
+  aclctl import data.jsonl
+  aclctl --nats-url nats://old:4222 export acme --all -o acme.jsonl
+  aclctl --nats-url nats://new:4222 import acme.jsonl`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cc *cobra.Command, args []string) error {
 			defer a.close()
-			if batch < 1 || batch > commands.MaxBatch {
-				return usagef("--batch %d: 1 to %d", batch, commands.MaxBatch)
+			if o.batch < 1 || o.batch > commands.MaxBatch {
+				return usagef("--batch %d: 1 to %d", o.batch, commands.MaxBatch)
 			}
-			if progFile == "" {
-				progFile = args[0] + ".progress"
+			if !slices.Contains(importFormats, o.format) {
+				return usagef("--format %q: one of %v", o.format, importFormats)
 			}
-			return a.importFile(cc.Context(), args[0], progFile, batch, restart)
+			if o.progFile == "" {
+				o.progFile = args[0] + ".progress"
+			}
+			return a.importFile(cc.Context(), args[0], o)
 		},
 	}
-	c.Flags().IntVar(&batch, "batch", commands.MaxBatch, "commands per request")
-	c.Flags().StringVar(&progFile, "progress-file", "", "where progress is kept (default <file>.progress)")
-	c.Flags().BoolVar(&restart, "restart", false, "ignore the progress file and start from the first line (safe: commands already applied answer as before)")
+	c.Flags().IntVar(&o.batch, "batch", commands.MaxBatch, "commands per request")
+	c.Flags().StringVar(&o.progFile, "progress-file", "", "where progress is kept (default <file>.progress)")
+	c.Flags().BoolVar(&o.restart, "restart", false, "ignore the progress file and start from the first line (safe: commands already applied answer as before)")
+	c.Flags().StringVar(&o.format, "format", formatAuto, "auto (from the first line), commands, or export (JSON lines or CSV of 'aclctl export')")
+	c.Flags().StringVar(&o.actor, "actor", "", "export: issue every command as this actor instead of the recorded one (system may issue all)")
 	return c
 }
 
-// pendingBatch is a batch being gathered: one tenant's commands and the lines they came from.
+// pendingBatch is a batch being gathered: one tenant's commands and where they came from.
 type pendingBatch struct {
 	tenant string
 	cmds   []commands.BatchCommand
-	lines  []int
-	names  []string
+	where  []string // "line 12 (AssignRole)", for errors
+	first  int      // the first line of its first command
+	last   int      // the last line of its last command
 	bytes  int
 	end    int64 // file offset after its last line
 }
 
-func (a *app) importFile(ctx context.Context, path, progFile string, batchSize int, restart bool) error {
+// importItem is one command to send: a line of commands, or the events of one command of an
+// export turned back into it.
+type importItem struct {
+	tenant, command string
+	body            json.RawMessage
+	first, last     int   // the lines it came from
+	end             int64 // file offset after its last line
+	size            int   // bytes it takes in a batch request
+}
+
+// where names the lines of an item for messages.
+func (it *importItem) where() string {
+	if it.first == it.last {
+		return fmt.Sprintf("line %d (%s)", it.first, it.command)
+	}
+	return fmt.Sprintf("lines %d-%d (%s)", it.first, it.last, it.command)
+}
+
+// importSource yields a file's commands in order: nil at the end. Its errors name the line.
+type importSource interface {
+	next() (*importItem, error)
+}
+
+// importOptions are the flags of an import.
+type importOptions struct {
+	batch    int
+	progFile string
+	restart  bool
+	format   string // auto, commands or export
+	actor    string // replaces the recorded actor of an export's commands
+}
+
+func (a *app) importFile(ctx context.Context, path string, o importOptions) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
@@ -106,16 +156,28 @@ func (a *app) importFile(ctx context.Context, path, progFile string, batchSize i
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
+	format, err := detectFormat(f, o.format)
+	if err != nil {
+		return &exitError{code: exitAnswer, err: fmt.Errorf("%s %w (nothing was sent)", path, err)}
+	}
 	abs, _ := filepath.Abs(path)
 	prog := importProgress{File: abs, Size: st.Size(), ModTime: st.ModTime().UnixNano()}
-	if !restart {
-		if old, ok := readProgress(progFile); ok && old.File == prog.File && old.Size == prog.Size && old.ModTime == prog.ModTime {
+	if !o.restart {
+		if old, ok := readProgress(o.progFile); ok && old.File == prog.File && old.Size == prog.Size && old.ModTime == prog.ModTime {
 			prog = old
-			if _, err := f.Seek(prog.Offset, io.SeekStart); err != nil {
-				return &exitError{code: exitAnswer, err: err}
-			}
 			fmt.Fprintf(a.stderr, "resuming %s at line %d (%d commands answered before)\n", path, prog.Line+1, prog.Commands)
 		}
+	}
+	if _, err := f.Seek(prog.Offset, io.SeekStart); err != nil {
+		return &exitError{code: exitAnswer, err: err}
+	}
+	lines := &lineReader{r: bufio.NewReaderSize(f, 1<<20), offset: prog.Offset, line: prog.Line}
+	var src importSource = &commandLines{lines: lines}
+	switch format {
+	case formatExport:
+		src = &exportCommands{events: &exportLines{lines: lines}, actor: o.actor}
+	case formatExportCSV:
+		src = &exportCommands{events: newExportCSV(f, prog.Offset, prog.Line), actor: o.actor}
 	}
 	nc, err := a.conn()
 	if err != nil {
@@ -131,68 +193,58 @@ func (a *app) importFile(ctx context.Context, path, progFile string, batchSize i
 		}
 		out, err := client.Batch(ctx, b.tenant, b.cmds)
 		if err != nil {
-			return importError(err, fmt.Sprintf("lines %d-%d", b.lines[0], b.lines[len(b.lines)-1]))
+			return importError(err, fmt.Sprintf("lines %d-%d", b.first, b.last))
 		}
 		// The progress file keeps the last batch answered whole: a run resumed after a refusal
 		// sends this batch again, and its commands stored before the refusal answer as before.
 		for i, o := range out {
 			if o.Err != nil {
-				return importError(o.Err, fmt.Sprintf("line %d (%s)", b.lines[i], b.names[i]))
+				return importError(o.Err, b.where[i])
 			}
 			prog.Seq = max(prog.Seq, o.Result.Seq)
 		}
 		if len(out) < len(b.cmds) {
-			return &exitError{code: exitAnswer, err: fmt.Errorf("lines %d-%d: the service answered %d of %d commands", b.lines[0], b.lines[len(b.lines)-1], len(out), len(b.cmds))}
+			return &exitError{code: exitAnswer, err: fmt.Errorf("lines %d-%d: the service answered %d of %d commands", b.first, b.last, len(out), len(b.cmds))}
 		}
-		prog.Offset, prog.Line, prog.Commands = b.end, b.lines[len(b.lines)-1], prog.Commands+len(b.cmds)
-		if err := writeProgress(progFile, prog); err != nil {
+		prog.Offset, prog.Line, prog.Commands = b.end, b.last, prog.Commands+len(b.cmds)
+		if err := writeProgress(o.progFile, prog); err != nil {
 			return &exitError{code: exitAnswer, err: err}
 		}
 		bar.set(prog.Offset, prog.Commands)
 		return nil
 	}
 
-	r := bufio.NewReaderSize(f, 1<<20)
-	offset, line := prog.Offset, prog.Line
 	b := &pendingBatch{}
 	for {
-		raw, rerr := r.ReadBytes('\n')
-		if len(raw) > 0 {
-			line++
-			offset += int64(len(raw))
-			l, err := parseImportLine(raw)
-			if err != nil {
-				if serr := send(b); serr != nil {
-					return serr
-				}
-				return &exitError{code: exitAnswer, err: fmt.Errorf("%s line %d: %w (nothing of it was sent)", path, line, err)}
+		it, err := src.next()
+		if err != nil {
+			if serr := send(b); serr != nil {
+				return serr
 			}
-			if l != nil {
-				if b.tenant != l.Tenant || len(b.cmds) == batchSize || b.bytes+len(raw) > maxBatchBytes {
-					if err := send(b); err != nil {
-						return err
-					}
-					b = &pendingBatch{tenant: l.Tenant}
-				}
-				b.cmds = append(b.cmds, commands.BatchCommand{Command: l.Command, Body: l.Body})
-				b.lines = append(b.lines, line)
-				b.names = append(b.names, l.Command)
-				b.bytes += len(raw)
+			if errors.Is(err, errReadFile) {
+				return &exitError{code: exitAnswer, err: err}
 			}
-			b.end = offset
+			return &exitError{code: exitAnswer, err: fmt.Errorf("%s %w (nothing of it was sent)", path, err)}
 		}
-		if rerr == io.EOF {
+		if it == nil {
 			break
 		}
-		if rerr != nil {
-			return &exitError{code: exitAnswer, err: rerr}
+		if b.tenant != it.tenant || len(b.cmds) == o.batch || b.bytes+it.size > maxBatchBytes {
+			if err := send(b); err != nil {
+				return err
+			}
+			b = &pendingBatch{tenant: it.tenant, first: it.first}
 		}
+		b.cmds = append(b.cmds, commands.BatchCommand{Command: it.command, Body: it.body})
+		b.where = append(b.where, it.where())
+		b.bytes += it.size
+		b.last, b.end = it.last, it.end
 	}
 	if err := send(b); err != nil {
 		return err
 	}
 	bar.finish()
-	os.Remove(progFile)
+	os.Remove(o.progFile)
 	n := prog.Commands - startCmds
 	d := time.Since(start)
 	fmt.Fprintf(a.stderr, "imported %d commands in %s (%.0f/s)\n", n, d.Round(time.Millisecond), float64(n)/d.Seconds())
@@ -200,11 +252,54 @@ func (a *app) importFile(ctx context.Context, path, progFile string, batchSize i
 	return nil
 }
 
-// parseImportLine reads one line; a blank line is nil.
-func parseImportLine(raw []byte) (*importLine, error) {
-	if len(bytes.TrimSpace(raw)) == 0 {
-		return nil, nil
+// errReadFile marks an error reading the file (not its content).
+var errReadFile = errors.New("read")
+
+// lineReader reads a file line by line from an offset, counting lines.
+type lineReader struct {
+	r      *bufio.Reader
+	offset int64 // after the last line read
+	line   int   // the number of the last line read
+}
+
+// read returns the next line that is not blank, with its number; nil at the end.
+func (l *lineReader) read() ([]byte, error) {
+	for {
+		raw, err := l.r.ReadBytes('\n')
+		if len(raw) > 0 {
+			l.line++
+			l.offset += int64(len(raw))
+			if len(bytes.TrimSpace(raw)) > 0 {
+				return raw, nil
+			}
+		}
+		if err == io.EOF {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", errReadFile, err)
+		}
 	}
+}
+
+// commandLines is the source of a file of commands: one per line.
+type commandLines struct{ lines *lineReader }
+
+func (c *commandLines) next() (*importItem, error) {
+	raw, err := c.lines.read()
+	if raw == nil || err != nil {
+		return nil, err
+	}
+	l, err := parseImportLine(raw)
+	if err != nil {
+		return nil, fmt.Errorf("line %d: %w", c.lines.line, err)
+	}
+	return &importItem{tenant: l.Tenant, command: l.Command, body: l.Body, first: c.lines.line, last: c.lines.line,
+		end: c.lines.offset, size: len(raw)}, nil
+}
+
+// parseImportLine reads one line that is not blank.
+func parseImportLine(raw []byte) (*importLine, error) {
 	var l importLine
 	if err := aggregates.DecodeStrict("line", raw, &l); err != nil {
 		return nil, errors.New(err.Message)
