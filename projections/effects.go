@@ -67,14 +67,9 @@ func touchedRecords(b, a *side) (map[string]map[string]bool, error) {
 		}
 		out[typ][id] = true
 	}
-	implying := map[string]bool{} // types whose records imply a view of their client
+	implying := implyingTypes(b, a)
 	var links []events.LinkRule
 	for _, s := range []*side{b, a} {
-		for _, rule := range s.v.t.Policy.Implies {
-			if rule.Field == "client" {
-				implying[aggregates.PermissionType(rule.Permission)] = true
-			}
-		}
 		links = append(links, s.v.t.Policy.Links...)
 	}
 	// A state replaced on one side is read on both: the client a record had before counts.
@@ -119,6 +114,19 @@ func touchedRecords(b, a *side) (map[string]map[string]bool, error) {
 	return out, nil
 }
 
+// implyingTypes lists the types whose records imply a view of their client on either side.
+func implyingTypes(b, a *side) map[string]bool {
+	out := map[string]bool{}
+	for _, s := range []*side{b, a} {
+		for _, rule := range s.v.t.Policy.Implies {
+			if rule.Field == "client" {
+				out[aggregates.PermissionType(rule.Permission)] = true
+			}
+		}
+	}
+	return out
+}
+
 // unitsChanged lists the unit keys defined on one side only.
 func unitsChanged(b, a *aggregates.Tenant) map[string]bool {
 	out := map[string]bool{}
@@ -144,8 +152,9 @@ func candidatesOf(b, a *side, touched map[string]map[string]bool) ([]string, err
 		}
 	}
 	tb, ta := b.v.t, a.v.t
+	everyone := tb != ta && policyChanged(tb, ta)
 	if tb != ta {
-		if policyChanged(tb, ta) {
+		if everyone {
 			if err := b.v.scan(key(nil, b.v.tenant, string(tagPrincipal)), nil, func(k, _ []byte) bool {
 				p := key(nil, b.v.tenant, string(tagPrincipal))
 				set[string(k[len(p):len(k)-1])] = true
@@ -165,17 +174,14 @@ func candidatesOf(b, a *side, touched map[string]map[string]bool) ([]string, err
 			}
 		}
 	}
-	for typ := range touched {
-		for _, s := range []*side{b, a} {
-			if !s.v.t.KnowsPermission(typ + ".view") {
-				continue
-			}
-			ids, err := s.v.candidates(typ+".view", allIDs)
-			if err != nil {
+	implying := implyingTypes(b, a)
+	for typ, ids := range touched {
+		if everyone {
+			break
+		}
+		for id := range ids {
+			if err := viewersOf(b, a, typ, id, implying, set); err != nil {
 				return nil, err
-			}
-			for _, id := range ids {
-				set[id] = true
 			}
 		}
 	}
@@ -209,8 +215,13 @@ func effectOn(b, a *side, id string, touched map[string]map[string]bool) (aggreg
 	pb, pa := b.Principal(id), a.Principal(id)
 	e := aggregates.Effect{Principal: id, Granted: []aggregates.GrantUse{}, Revoked: []aggregates.GrantUse{},
 		Visible: map[string]aggregates.VisibleChange{}}
-	gb, ga := grantsOf(b.v.t, pb), grantsOf(a.v.t, pa)
-	e.Granted, e.Revoked = aggregates.GrantsMinus(ga, gb), aggregates.GrantsMinus(gb, ga)
+	_, replacedB := b.ps[id]
+	_, replacedA := a.ps[id]
+	same := !replacedB && !replacedA && b.v.t == a.v.t // one state, one tenant: the same grants
+	if !same {
+		gb, ga := grantsOf(b.v.t, pb), grantsOf(a.v.t, pa)
+		e.Granted, e.Revoked = aggregates.GrantsMinus(ga, gb), aggregates.GrantsMinus(gb, ga)
+	}
 	var whole []string
 	for _, typ := range wholeTypes(b.v.t, a.v.t, pb, pa) {
 		// The same ranges on both sides list the same records: only the touched ones can

@@ -302,58 +302,70 @@ func TestDryRunEffectsEqualDiff(t *testing.T) {
 			engine := projections.NewEngine(s.db, s.proj, projections.EngineOptions{})
 			newRandomHistory(s.d, seed)
 			principals := append([]string{"admin"}, rhPrincipals...)
-			checked, changed := 0, 0
-			s.d.beforeAppend = func(envs []events.Envelope) {
-				if envs[0].Tenant != "acme" {
-					return
-				}
-				s.sync(t)
-				seq, effs, err := engine.Effects(context.Background(), "acme", s.d.seq, envs)
-				if err != nil {
-					t.Fatalf("effects of %s: %v", envs[0].Type, err)
-				}
-				if seq != s.d.seq {
-					t.Fatalf("effects at seq %d, want %d", seq, s.d.seq)
-				}
-				before := s.d.oracleAt(s.d.seq)
-				w := s.d.oracleAt(s.d.seq)
-				for _, e := range envs {
-					if err := w.Apply(e); err != nil {
-						t.Fatal(err)
-					}
-				}
-				for _, p := range principals {
-					b, a := oracleAccessOf(before, "acme", p), oracleAccessOf(w, "acme", p)
-					var mine []aggregates.Change
-					for _, e := range effs {
-						if e.Principal == p {
-							mine = append(mine, aggregates.Change{Effect: e})
-						}
-					}
-					if got := b.fold(mine); got.String() != a.String() {
-						t.Fatalf("%s (%s) on %s: before %s\neffects give %s\nafter       %s\neffects %+v",
-							envs[0].Type, envs[0].Aggregate.ID, p, b, got, a, mine)
-					}
-					if (b.String() != a.String()) != (len(mine) > 0) {
-						t.Fatalf("%s on %s: access changed %v, effects %v", envs[0].Type, p, b.String() != a.String(), mine)
-					}
-					if len(mine) > 0 {
-						changed++
-					}
-				}
-				checked++
-			}
+			tally := checkDryRuns(t, s, engine, principals)
 			warmUp(s.d)
 			h := &randomHistory{d: s.d, gen: aggregatestest.NewRandom(seed)}
 			if ok := h.run(300); ok < 100 {
 				t.Fatalf("only %d of 300 random commands were accepted", ok)
 			}
-			t.Logf("%d commands' effects checked, %d principals' access changed", checked, changed)
-			if changed < 50 {
-				t.Fatalf("only %d changes of access: the test proves little", changed)
+			t.Logf("%d commands' effects checked, %d principals' access changed", tally.checked, tally.changed)
+			if tally.changed < 50 {
+				t.Fatalf("only %d changes of access: the test proves little", tally.changed)
 			}
 		})
 	}
+}
+
+// dryRunTally counts what checkDryRuns checked.
+type dryRunTally struct{ checked, changed int }
+
+// checkDryRuns makes s's driver compare, before each accepted command of tenant acme is
+// appended, the effects a dry run answers over its events with the oracle's access of each of
+// principals before and after the command: each effect applied to the access before gives the
+// access after, and exactly the principals whose access changes have one.
+func checkDryRuns(t *testing.T, s *stack, engine *projections.Engine, principals []string) *dryRunTally {
+	tally := &dryRunTally{}
+	s.d.beforeAppend = func(envs []events.Envelope) {
+		if envs[0].Tenant != "acme" {
+			return
+		}
+		s.sync(t)
+		seq, effs, err := engine.Effects(context.Background(), "acme", s.d.seq, envs)
+		if err != nil {
+			t.Fatalf("effects of %s: %v", envs[0].Type, err)
+		}
+		if seq != s.d.seq {
+			t.Fatalf("effects at seq %d, want %d", seq, s.d.seq)
+		}
+		before := s.d.oracleAt(s.d.seq)
+		w := s.d.oracleAt(s.d.seq)
+		for _, e := range envs {
+			if err := w.Apply(e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, p := range principals {
+			b, a := oracleAccessOf(before, "acme", p), oracleAccessOf(w, "acme", p)
+			var mine []aggregates.Change
+			for _, e := range effs {
+				if e.Principal == p {
+					mine = append(mine, aggregates.Change{Effect: e})
+				}
+			}
+			if got := b.fold(mine); got.String() != a.String() {
+				t.Fatalf("%s (%s) on %s: before %s\neffects give %s\nafter       %s\neffects %+v",
+					envs[0].Type, envs[0].Aggregate.ID, p, b, got, a, mine)
+			}
+			if (b.String() != a.String()) != (len(mine) > 0) {
+				t.Fatalf("%s on %s: access changed %v, effects %v", envs[0].Type, p, b.String() != a.String(), mine)
+			}
+			if len(mine) > 0 {
+				tally.changed++
+			}
+		}
+		tally.checked++
+	}
+	return tally
 }
 
 // TestChangeFeedGapWhenBehind: a feed that publishes slowly falls behind a burst of commands;

@@ -1,0 +1,231 @@
+package projections
+
+import (
+	"bytes"
+
+	"github.com/acl-es/acl/aggregates"
+	"github.com/acl-es/acl/events"
+)
+
+// viewersOf adds to set every principal whose view of record typ/id may differ between side b
+// and side a, for a principal whose own state and grants are the same on both sides (the
+// others are candidates already: replaced principals, holders of changed roles). A record is
+// viewed through a narrowed grant's scope (aggregates.Covers) or, for a client, through an
+// implication rule; each scope can change its verdict only when the record's facts it reads
+// change, and each has an index of who it can cover:
+//
+//   - own, assigned: the record's owner and assignees, and the assignees of the records it
+//     links to under a link rule, on either side (read whatever changed: they are few);
+//   - client (and every scope of a client contact): the principals of the record's client on
+//     either side, when its client or its being active differs (client index);
+//   - unit:K: the members of the units it joins or leaves, or of all its units when its being
+//     active differs (unit index);
+//   - all: the principals whose narrowed grant of <typ>.view is at all (holders of roles giving
+//     it at all, and of direct grants), only when its being active differs: otherwise they see
+//     it on both sides;
+//   - implication (a client C, viewed by who may view a record of the implying type whose
+//     client is C): the viewers of a touched implying record (it is touched itself, and when
+//     its client or its being active differs, all its viewers by the scopes above, unit members
+//     included, are added), and the all-holders of the implying permission when C having an
+//     active implying record differs between the sides.
+//
+// So the cost of a record change grows with who may see the record before or after, not with
+// the tenant's principals.
+func viewersOf(b, a *side, typ, id string, implying map[string]bool, set map[string]bool) error {
+	rb, ra := b.Record(typ, id), a.Record(typ, id)
+	actB, actA := rb.Active(), ra.Active()
+	flip := actB != actA
+	clientChanged := flip || (actB && actA && rb.Client != ra.Client)
+	v := b.v
+	for _, sr := range []struct {
+		s *side
+		r *aggregates.Record
+	}{{b, rb}, {a, ra}} {
+		r := sr.r
+		if !r.Active() {
+			continue
+		}
+		if r.Owner != "" {
+			set[r.Owner] = true
+		}
+		for _, as := range r.Assignees {
+			set[as.Principal] = true
+		}
+		for _, rule := range sr.s.v.t.Policy.Links {
+			if rule.Type != typ {
+				continue
+			}
+			for _, l := range r.Links {
+				if l.Type != rule.Via {
+					continue
+				}
+				if via := sr.s.Record(l.Type, l.ID); via.Active() {
+					for _, as := range via.Assignees {
+						set[as.Principal] = true
+					}
+				}
+			}
+		}
+		if clientChanged && r.Client != "" {
+			if err := principalsUnder(v, set, string(tagClient), r.Client); err != nil {
+				return err
+			}
+		}
+		// Unit members: of the units on one side only, or of every unit when the record's
+		// being active, or (for an implying record) its client, differs.
+		other := ra
+		if sr.s == a {
+			other = rb
+		}
+		for _, u := range r.Units {
+			if !flip && !(implying[typ] && clientChanged) && hasUnit(other, u) {
+				continue
+			}
+			if err := principalsUnder(v, set, string(tagUnit), u.Kind, u.ID); err != nil {
+				return err
+			}
+		}
+	}
+	if flip {
+		if err := allHolders(b, a, typ+".view", set); err != nil {
+			return err
+		}
+	}
+	if aggregates.IsClientRecordType(typ) {
+		perms := map[string]bool{}
+		for _, s := range []*side{b, a} {
+			for _, rule := range s.v.t.Policy.Implies {
+				if rule.Grants == typ+".view" && rule.Field == "client" {
+					perms[rule.Permission] = true
+				}
+			}
+		}
+		for perm := range perms {
+			it := aggregates.PermissionType(perm)
+			hb, err := b.anyWithClient(it, id)
+			if err != nil {
+				return err
+			}
+			ha, err := a.anyWithClient(it, id)
+			if err != nil {
+				return err
+			}
+			if hb != ha {
+				if err := allHolders(b, a, perm, set); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if b.v.err != nil {
+		return b.v.err
+	}
+	return a.v.err
+}
+
+func hasUnit(r *aggregates.Record, u events.UnitRef) bool {
+	for _, x := range r.Units {
+		if x == u {
+			return true
+		}
+	}
+	return false
+}
+
+// principalsUnder adds to set the principals listed, as the records they are, in the index
+// range <tenant> <tag> <parts...> <principal record type>: by client or by unit.
+func principalsUnder(v *view, set map[string]bool, tag string, parts ...string) error {
+	for _, kind := range []string{aggregates.KindStaff, aggregates.KindEmployee, aggregates.KindClientContact} {
+		prefix := key(nil, append([]string{v.tenant, tag}, append(parts, aggregates.PrincipalRecordType(kind))...)...)
+		err := v.scan(prefix, nil, func(k, _ []byte) bool {
+			pid, _, _ := bytes.Cut(k[len(prefix):], []byte{sep})
+			set[string(pid)] = true
+			return true
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// allHolders adds to set the principals whose narrowed grants of perm include scope all on
+// side b or a. Narrowing never widens a scope to all, so they hold a role that gives perm at
+// all (any permission, for the administrator role) or a direct grant of perm.
+func allHolders(b, a *side, perm string, set map[string]bool) error {
+	v := b.v
+	var prefixes [][]byte
+	seen := map[string]bool{}
+	for _, t := range []*aggregates.Tenant{b.v.t, a.v.t} {
+		for id, role := range t.Roles {
+			if seen[id] || !givesAtAll(t, id, role, perm) {
+				continue
+			}
+			seen[id] = true
+			prefixes = append(prefixes, key(nil, v.tenant, string(tagRole), id))
+		}
+	}
+	prefixes = append(prefixes, key(nil, v.tenant, string(tagDirect), perm))
+	isAll := func(scope string) bool { return scope == aggregates.ScopeAll }
+	for _, prefix := range prefixes {
+		var ids []string
+		err := v.scan(prefix, nil, func(k, _ []byte) bool {
+			if id := string(k[len(prefix) : len(k)-1]); !set[id] {
+				ids = append(ids, id)
+			}
+			return true
+		})
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if aggregates.AnyNarrowedScope(b.v.t, b.Principal(id), perm, isAll) ||
+				aggregates.AnyNarrowedScope(a.v.t, a.Principal(id), perm, isAll) {
+				set[id] = true
+			}
+		}
+	}
+	return nil
+}
+
+// givesAtAll reports whether role id of t gives perm at scope all (before narrowing).
+func givesAtAll(t *aggregates.Tenant, id string, role *aggregates.Role, perm string) bool {
+	if id == t.AdminRole {
+		return t.KnowsPermission(perm)
+	}
+	for _, g := range role.Def.Grants {
+		if g.Permission == perm && g.Scope == aggregates.ScopeAll {
+			return true
+		}
+	}
+	return false
+}
+
+// anyWithClient reports whether this side has an active record of typ whose client is client:
+// one in the snapshot's client index that the side does not replace, or one it replaces.
+func (s *side) anyWithClient(typ, client string) (bool, error) {
+	found := false
+	prefix := key(nil, s.v.tenant, string(tagClient), client, typ)
+	err := s.v.scan(prefix, nil, func(k, _ []byte) bool {
+		id, _, _ := bytes.Cut(k[len(prefix):], []byte{sep})
+		found = !s.replaced(typ, string(id))
+		return !found
+	})
+	if err != nil || found {
+		return found, err
+	}
+	if aggregates.IsPrincipalRecordType(typ) {
+		for _, p := range s.ps {
+			if r := aggregates.PrincipalAsRecord(p); r != nil && r.Type == typ && r.Client == client {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+	for ref, r := range s.rs {
+		if ref.Type == typ && r.Active() && r.Client == client {
+			return true, nil
+		}
+	}
+	return false, nil
+}

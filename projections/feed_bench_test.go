@@ -1,0 +1,158 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/acl-es/acl/aggregates"
+	"github.com/acl-es/acl/events"
+)
+
+// The change feed's cost of one record event on aclbench's compare shape (issue 13's
+// comparison with SpiceDB and OpenFGA): one Trackops tenant of feedPrincipals staff (10 % full,
+// the rest limited, each in one of 20 locations, role staff), 1,000 clients, and feedRecords
+// records, half cases with 1 to 3 assignees, half invoices linked to a case, 20 % with a
+// salesperson. BENCH_FEED_PRINCIPALS and BENCH_FEED_RECORDS set other sizes.
+var (
+	feedPrincipals = envInt("BENCH_FEED_PRINCIPALS", 10_000)
+	feedRecords    = envInt("BENCH_FEED_RECORDS", 200_000)
+)
+
+var feedBench struct {
+	once sync.Once
+	eng  *Engine
+	seq  uint64
+}
+
+func feedBenchEngine(b *testing.B) *Engine {
+	feedBench.once.Do(func() {
+		g := newGenerator(1)
+		t := &genTenant{id: "cmp", kinds: map[string]string{}, records: map[string][]string{}}
+		preset, err := aggregates.Preset("trackops")
+		if err != nil {
+			b.Fatal(err)
+		}
+		g.emit(t, events.TenantRef("cmp"), preset)
+		for i := range benchLocations {
+			g.emit(t, events.TenantRef("cmp"), events.UnitDefinedV1{Unit: loc(i)})
+		}
+		rng := rand.New(rand.NewPCG(3, 4))
+		staff := func() string { return fmt.Sprintf("s%05d", rng.IntN(feedPrincipals)) }
+		for i := range feedPrincipals {
+			id := fmt.Sprintf("s%05d", i)
+			level := aggregates.LevelLimited
+			if i%10 == 0 {
+				level = aggregates.LevelFull
+			}
+			g.emit(t, events.PrincipalRef(id), events.PrincipalRegisteredV1{Principal: id, Kind: aggregates.KindStaff,
+				Email: id + "@cmp.test", Units: []events.UnitRef{loc(rng.IntN(benchLocations))}})
+			g.emit(t, events.PrincipalRef(id), events.AccessLevelSetV1{Level: level, From: aggregates.LevelDisabled},
+				events.RoleAssignedV1{Role: "staff"})
+			g.emit(t, events.TenantRef("cmp"), events.SeatChangedV1{Principal: id, From: aggregates.LevelDisabled, To: level})
+		}
+		for i := range benchClients {
+			id := fmt.Sprintf("cl%05d", i)
+			g.emit(t, events.RecordAggregate("client", id), events.RecordRegisteredV1{RecordBody: events.RecordBody{Type: "client", ID: id,
+				Units: []events.UnitRef{loc(i % benchLocations)}}})
+		}
+		for i := range feedRecords / 2 {
+			c := events.RecordBody{Type: "case", ID: fmt.Sprintf("case%06d", i), Client: fmt.Sprintf("cl%05d", rng.IntN(benchClients)),
+				Units: []events.UnitRef{loc(rng.IntN(benchLocations))}}
+			for range 1 + rng.IntN(3) {
+				c.Assignees = append(c.Assignees, events.Assignee{Principal: staff(), Relation: "assignee"})
+			}
+			g.emit(t, events.RecordAggregate("case", c.ID), events.RecordRegisteredV1{RecordBody: c})
+			inv := events.RecordBody{Type: "invoice", ID: fmt.Sprintf("inv%06d", i), Client: c.Client, Units: c.Units,
+				Links: []events.RecordRef{{Type: "case", ID: c.ID}}}
+			if rng.IntN(5) == 0 {
+				inv.Assignees = []events.Assignee{{Principal: staff(), Relation: "salesperson"}}
+			}
+			g.emit(t, events.RecordAggregate("invoice", inv.ID), events.RecordRegisteredV1{RecordBody: inv})
+		}
+		msgs := messages(g.items)
+		dir, err := os.MkdirTemp("", "projections-feed-bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { os.RemoveAll(dir) })
+		db, err := OpenDB(dir, DBOptions{CacheBytes: 256 << 20})
+		if err != nil {
+			b.Fatal(err)
+		}
+		p, err := NewProjector(db, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		applyAll(b, p, msgs, 4096)
+		if err := db.Compact(context.Background()); err != nil { // as a settled deployment's
+			b.Fatal(err)
+		}
+		feedBench.eng = NewEngine(db, p, EngineOptions{})
+		feedBench.seq = msgs[len(msgs)-1].Seq
+	})
+	if feedBench.eng == nil {
+		b.Fatal("data set not built")
+	}
+	return feedBench.eng
+}
+
+// BenchmarkChangeFeedRecordEvent: what the feed spends deriving the changes of one record
+// event (Engine.changesOf over a snapshot of the read model before it, as Feed.Run does; the
+// event is not applied, so every iteration derives the same change): assigning a limited staff
+// member to a case (it gains the case and the invoice linked to it), unassigning one, and
+// registering a case and an invoice (the full staff gain it).
+//
+//	go test ./projections/ -run '^$' -bench ChangeFeedRecordEvent -benchtime 20x
+func BenchmarkChangeFeedRecordEvent(b *testing.B) {
+	cases := []struct {
+		name string
+		agg  events.AggregateRef
+		d    events.Data
+	}{
+		{"assign", events.RecordAggregate("case", "case000007"), events.RecordAssignedV2{Principal: "s00001", Relation: "assignee"}},
+		{"unassign", events.RecordAggregate("case", "case000007"), nil}, // the case's first assignee
+		{"register-case", events.RecordAggregate("case", "case-new"), events.RecordRegisteredV1{RecordBody: events.RecordBody{
+			Type: "case", ID: "case-new", Client: "cl00001", Units: []events.UnitRef{loc(1)},
+			Assignees: []events.Assignee{{Principal: "s00003", Relation: "assignee"}}}}},
+		{"register-invoice", events.RecordAggregate("invoice", "inv-new"), events.RecordRegisteredV1{RecordBody: events.RecordBody{
+			Type: "invoice", ID: "inv-new", Client: "cl00001", Units: []events.UnitRef{loc(1)},
+			Links: []events.RecordRef{{Type: "case", ID: "case000007"}}}}},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			eng := feedBenchEngine(b)
+			d := c.d
+			if d == nil {
+				v, err := eng.view("cmp")
+				if err != nil {
+					b.Fatal(err)
+				}
+				r := v.Record("case", "case000007")
+				d = events.RecordUnassignedV2{Principal: r.Assignees[0].Principal, Relation: r.Assignees[0].Relation}
+				v.close()
+			}
+			env, err := events.New(events.Meta{Tenant: "cmp", Aggregate: c.agg, Actor: "admin", CommandID: "c"}, d)
+			if err != nil {
+				b.Fatal(err)
+			}
+			env.Seq = feedBench.seq + 1
+			evs := []decodedEvent{{e: env, d: d}}
+			n := 0
+			for b.Loop() {
+				changes, err := eng.changesOf(eng.db.pb.NewSnapshot(), env.Seq, evs)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(changes) == 0 {
+					b.Fatal("no change derived")
+				}
+				n = len(changes)
+			}
+			b.ReportMetric(float64(n), "changes/event")
+		})
+	}
+}
