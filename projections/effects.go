@@ -41,6 +41,9 @@ func effects(b, a *side) ([]aggregates.Effect, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := b.prefetch(cands); err != nil {
+		return nil, err
+	}
 	var out []aggregates.Effect
 	for _, id := range cands {
 		e, err := effectOn(b, a, id, touched)

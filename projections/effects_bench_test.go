@@ -79,9 +79,9 @@ func effectsEngine(b *testing.B) *Engine {
 //
 //	go test ./projections/ -run '^$' -bench DryRunRoleChange -benchtime 5x
 func BenchmarkDryRunRoleChange(b *testing.B) {
+	eng := effectsEngine(b) // here: its clean-up runs after the sub-benchmarks
 	for _, g := range []events.Grant{{Permission: "timesheet.edit", Scope: aggregates.ScopeOwn}, {Permission: "timesheet.view", Scope: aggregates.ScopeOwn}} {
 		b.Run(g.Permission+"@"+g.Scope, func(b *testing.B) {
-			eng := effectsEngine(b)
 			env, err := events.New(events.Meta{Tenant: "pro", Aggregate: events.TenantRef("pro"), Actor: "admin", CommandID: "c"},
 				events.RolePermissionRevokedV1{Role: "worker", Grant: g})
 			if err != nil {

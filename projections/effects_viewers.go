@@ -2,6 +2,7 @@ package projections
 
 import (
 	"bytes"
+	"slices"
 
 	"github.com/acl-es/acl/aggregates"
 	"github.com/acl-es/acl/events"
@@ -166,9 +167,8 @@ func allHolders(b, a *side, perm string, set map[string]bool) error {
 		}
 	}
 	prefixes = append(prefixes, key(nil, v.tenant, string(tagDirect), perm))
-	isAll := func(scope string) bool { return scope == aggregates.ScopeAll }
+	var ids []string
 	for _, prefix := range prefixes {
-		var ids []string
 		err := v.scan(prefix, nil, func(k, _ []byte) bool {
 			if id := string(k[len(prefix) : len(k)-1]); !set[id] {
 				ids = append(ids, id)
@@ -178,14 +178,17 @@ func allHolders(b, a *side, perm string, set map[string]bool) error {
 		if err != nil {
 			return err
 		}
-		for _, id := range ids {
-			if aggregates.AnyNarrowedScope(b.v.t, b.Principal(id), perm, isAll) ||
-				aggregates.AnyNarrowedScope(a.v.t, a.Principal(id), perm, isAll) {
-				set[id] = true
-			}
-		}
 	}
-	return nil
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	// Those not in set yet are replaced on neither side: the snapshot's state is theirs on both.
+	isAll := func(scope string) bool { return scope == aggregates.ScopeAll }
+	return v.principals(ids, func(p *aggregates.Principal) {
+		if aggregates.AnyNarrowedScope(b.v.t, p, perm, isAll) || aggregates.AnyNarrowedScope(a.v.t, p, perm, isAll) {
+			set[p.ID] = true
+			b.read.ps[p.ID] = p
+		}
+	})
 }
 
 // givesAtAll reports whether role id of t gives perm at scope all (before narrowing).

@@ -16,7 +16,16 @@ import (
 // aggregates.CoveredRecords: the replaced records are not in the snapshot's indexes, so the
 // implication rule enumerates a client's records through RecordsWithClient, which knows them.
 type side struct {
-	v  *view
+	v    *view
+	ps   map[string]*aggregates.Principal
+	rs   map[events.RecordRef]*aggregates.Record
+	read *snapshotReads // shared by the sides over v's snapshot
+}
+
+// snapshotReads keeps the principals and records a change's sides read from their snapshot:
+// every candidate is decided on both sides, by several checks each, and each would read the
+// same states again.
+type snapshotReads struct {
 	ps map[string]*aggregates.Principal
 	rs map[events.RecordRef]*aggregates.Record
 }
@@ -24,7 +33,31 @@ type side struct {
 var _ aggregates.Facts = (*side)(nil)
 
 func newSide(v *view) *side {
-	return &side{v: v, ps: map[string]*aggregates.Principal{}, rs: map[events.RecordRef]*aggregates.Record{}}
+	return &side{v: v, ps: map[string]*aggregates.Principal{}, rs: map[events.RecordRef]*aggregates.Record{},
+		read: &snapshotReads{ps: map[string]*aggregates.Principal{}, rs: map[events.RecordRef]*aggregates.Record{}}}
+}
+
+// prefetch reads the principals of ids (ascending) that the side does not replace, with one
+// iterator, into the side's reads.
+func (s *side) prefetch(ids []string) error {
+	var want []string
+	for _, id := range ids {
+		if _, ok := s.ps[id]; !ok {
+			if _, ok := s.read.ps[id]; !ok {
+				want = append(want, id)
+			}
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	err := s.v.principals(want, func(p *aggregates.Principal) { s.read.ps[p.ID] = p })
+	for _, id := range want {
+		if _, ok := s.read.ps[id]; !ok {
+			s.read.ps[id] = nil // absent from the snapshot
+		}
+	}
+	return err
 }
 
 // Tenant implements aggregates.Facts.
@@ -35,7 +68,14 @@ func (s *side) Principal(id string) *aggregates.Principal {
 	if p, ok := s.ps[id]; ok {
 		return p
 	}
-	return s.v.Principal(id)
+	if p, ok := s.read.ps[id]; ok {
+		return p
+	}
+	p := s.v.Principal(id)
+	if s.v.err == nil {
+		s.read.ps[id] = p
+	}
+	return p
 }
 
 // Record implements aggregates.Facts.
@@ -54,10 +94,18 @@ func (s *side) Record(typ, id string) *aggregates.Record {
 		}
 		return nil
 	}
-	if r, ok := s.rs[events.RecordRef{Type: typ, ID: id}]; ok {
+	ref := events.RecordRef{Type: typ, ID: id}
+	if r, ok := s.rs[ref]; ok {
 		return r
 	}
-	return s.v.Record(typ, id)
+	if r, ok := s.read.rs[ref]; ok {
+		return r
+	}
+	r := s.v.Record(typ, id)
+	if s.v.err == nil {
+		s.read.rs[ref] = r
+	}
+	return r
 }
 
 // replaced reports whether the side holds its own state of record typ/id.
@@ -158,7 +206,7 @@ func (v *view) withTenant(t *aggregates.Tenant) *view {
 // next returns the side after e: s with the state of e's aggregate replaced by a copy with e
 // applied (s itself and the states it shares are not changed).
 func (s *side) next(e events.Envelope, d events.Data) (*side, error) {
-	n := &side{v: s.v, ps: maps.Clone(s.ps), rs: maps.Clone(s.rs)}
+	n := &side{v: s.v, ps: maps.Clone(s.ps), rs: maps.Clone(s.rs), read: s.read}
 	switch e.Aggregate.Kind {
 	case events.KindTenant:
 		t, err := cloneTenant(s.v.t)
