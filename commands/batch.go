@@ -455,7 +455,7 @@ func (r *batchRun) commit() {
 			}
 		}
 		gs.entry.absorbState(st)
-		gs.entry.publish(st, gs.base.gen)
+		r.s.cache.publish(gs.entry, st, gs.base.gen)
 		if sn := r.s.cache.snaps.Load(); sn != nil {
 			sn.added(gs.entry, st, n)
 		}

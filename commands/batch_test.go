@@ -178,9 +178,15 @@ func TestBatchAgreesWithCommandsSentAlone(t *testing.T) {
 
 // TestBatchRacesWithOtherWriters: batches on two instances and single commands from other
 // clients write the same principals and the tenant at once. Every command is stored exactly
-// once, and the seat limit holds.
+// once, and the seat limit holds; with a large cache, and with a small one and the spill.
 func TestBatchRacesWithOtherWriters(t *testing.T) {
-	e := startEnv(t, 2)
+	t.Run("cache", func(t *testing.T) { testBatchRaces(t, Options{}) })
+	// With a cache of 8 states and the rest spilled: most decisions read the spill.
+	t.Run("spill", func(t *testing.T) { testBatchRaces(t, Options{CacheSize: 8, StateDir: t.TempDir()}) })
+}
+
+func testBatchRaces(t *testing.T, opts Options) {
+	e := startEnvWith(t, 2, opts)
 	e.must(aggregates.SystemActor, &aggregates.CreateTenant{Preset: "trackops",
 		Admin: aggregates.RegisterPrincipal{Principal: "ann", Kind: aggregates.KindStaff, Email: "ann@acme.test"}})
 	e.must(aggregates.SystemActor, &aggregates.SetSubscription{Features: &[]string{}, Seats: map[string]int{aggregates.LevelFull: 31}})

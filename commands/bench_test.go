@@ -169,7 +169,7 @@ func BenchmarkTenantLoad(b *testing.B) {
 		var lastEnt *entry
 		b.ResetTimer() // the set-up of the sub-benchmark is not measured
 		for range b.N {
-			c := newCache(e.Store, 10)
+			c := newCache(e.Store, 10, slog.Default())
 			if sn != nil {
 				c.snaps.Store(sn)
 			}

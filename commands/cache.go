@@ -2,7 +2,9 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +24,10 @@ type cache struct {
 	// snaps reads and writes tenant snapshots; nil until the service started, and when they
 	// are off or their bucket could not be opened.
 	snaps atomic.Pointer[snapshotter]
+	// spill keeps the principal and record states on disk (spill.go); nil when off. It is
+	// written and deleted under mu.
+	spill  *spill
+	logger *slog.Logger
 
 	mu      sync.Mutex
 	entries map[string]*entry
@@ -31,6 +37,7 @@ type cache struct {
 // commands of one instance do not conflict with each other; load serializes loads and
 // publications of new states; gen counts invalidations.
 type entry struct {
+	c       *cache
 	subject string
 	ref     events.AggregateRef
 	write   sync.Mutex
@@ -48,13 +55,41 @@ type entry struct {
 type snapshot struct {
 	state any
 	gen   uint64
+	// assumed: the state of an aggregate a command creates, assumed empty without reading it
+	// (execution.read); never stored in an entry.
+	assumed bool
 }
 
 // tenantLoadTimeout bounds the load of a tenant's history (see fresh).
 const tenantLoadTimeout = 2 * time.Minute
 
-func newCache(store *events.Store, max int) *cache {
-	return &cache{store: store, max: max, entries: map[string]*entry{}}
+func newCache(store *events.Store, max int, logger *slog.Logger) *cache {
+	return &cache{store: store, max: max, entries: map[string]*entry{}, logger: logger}
+}
+
+// openSpill starts keeping dropped states in dir (emptied first).
+func (c *cache) openSpill(dir string) error {
+	sp, err := openSpill(dir)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.spill = sp
+	c.mu.Unlock()
+	return nil
+}
+
+// closeSpill stops the spill and closes it.
+func (c *cache) closeSpill() {
+	c.mu.Lock()
+	sp := c.spill
+	c.spill = nil
+	c.mu.Unlock()
+	if sp != nil {
+		if err := sp.close(); err != nil {
+			c.logger.Warn("close the command state spill", "err", err)
+		}
+	}
 }
 
 // entry returns the entry of an aggregate, creating it empty (not loaded).
@@ -70,7 +105,7 @@ func (c *cache) entry(tenant string, ref events.AggregateRef) (*entry, error) {
 		if len(c.entries) >= c.max {
 			c.evictLocked()
 		}
-		e = &entry{subject: subject, ref: ref}
+		e = &entry{c: c, subject: subject, ref: ref}
 		c.entries[subject] = e
 	}
 	return e, nil
@@ -80,7 +115,7 @@ func (c *cache) entry(tenant string, ref events.AggregateRef) (*entry, error) {
 // holds a dropped entry finishes with it; a new entry for the same subject is loaded afresh,
 // and the expected sequence of any write keeps the two honest.
 func (c *cache) evictLocked() {
-	n := len(c.entries) / 4
+	n := max(len(c.entries)/4, 1)
 	for k, e := range c.entries {
 		if n <= 0 {
 			return
@@ -95,13 +130,15 @@ func (c *cache) evictLocked() {
 	}
 }
 
-// invalidate marks the subject's state stale, if it is cached.
+// invalidate marks the subject's state stale, if it is cached, and forgets its spilled state.
 func (c *cache) invalidate(subject string) {
 	c.mu.Lock()
-	e := c.entries[subject]
-	c.mu.Unlock()
-	if e != nil {
+	defer c.mu.Unlock()
+	if e := c.entries[subject]; e != nil {
 		e.gen.Add(1)
+	}
+	if c.spill != nil {
+		c.spillErrLocked(c.spill.delete(subject))
 	}
 }
 
@@ -112,8 +149,75 @@ func (c *cache) reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, e := range c.entries {
-		e.stale()
+		e.gen.Add(1)
 	}
+	if c.spill != nil {
+		c.spillErrLocked(c.spill.clear())
+	}
+}
+
+// keep writes a state the entry loaded or published at generation gen to the spill, if the
+// entry is still the cache's for its subject and was not invalidated since: any other state
+// would be one the cache no longer trusts, so the spilled one is deleted instead. When the
+// entry is no longer the cache's (it was dropped while a command used it, and st is that
+// command's write), the current entry has not seen st: it is marked stale. The caller holds
+// e.load, so an entry's states reach the spill in order.
+func (c *cache) keep(e *entry, st any, gen uint64) {
+	if c.spill == nil || e.ref.Kind == events.KindTenant {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cur := c.entries[e.subject]
+	if cur == e && e.gen.Load() == gen {
+		if err := c.spill.set(e.subject, st); err != nil {
+			c.spillErrLocked(errors.Join(err, c.spill.delete(e.subject)))
+		}
+		return
+	}
+	if cur != nil && cur != e {
+		cur.gen.Add(1)
+	}
+	c.spillErrLocked(c.spill.delete(e.subject))
+}
+
+// spillErrLocked turns the spill off after an error: a state it failed to delete might be
+// stale. The cache then works as without it.
+func (c *cache) spillErrLocked(err error) {
+	if err == nil {
+		return
+	}
+	c.logger.Error("command state spill off", "dir", c.spill.dir, "err", err)
+	sp := c.spill
+	c.spill = nil
+	_ = sp.close()
+}
+
+// spilled reports whether the spill has a state of the entry's aggregate.
+func (c *cache) spilled(e *entry) bool {
+	c.mu.Lock()
+	sp := c.spill
+	c.mu.Unlock()
+	if sp == nil || e.ref.Kind == events.KindTenant {
+		return false
+	}
+	return sp.has(e.subject)
+}
+
+// unspill returns the spilled state of the entry, or nil.
+func (c *cache) unspill(e *entry) any {
+	c.mu.Lock()
+	sp := c.spill
+	c.mu.Unlock()
+	if sp == nil || e.ref.Kind == events.KindTenant {
+		return nil
+	}
+	st, err := sp.get(e.subject)
+	if err != nil {
+		c.logger.Warn("spilled state not used", "subject", e.subject, "err", err)
+		return nil
+	}
+	return st
 }
 
 // fresh returns the entry's state, loading what the store has beyond it when the entry was
@@ -142,16 +246,22 @@ func (c *cache) fresh(ctx context.Context, e *entry) (*snapshot, error) {
 	var st any
 	var after uint64
 	owned := false // st is this load's own (a cached state is cloned before applying to it)
+	fromSpill := false
 	if s != nil {
 		st, after = s.state, stateSeq(s.state)
+	} else if sp := c.unspill(e); sp != nil {
+		st, owned, fromSpill = sp, true, true
 	} else if sn := c.snaps.Load(); sn != nil && e.ref.Kind == events.KindTenant {
 		if t := sn.load(ctx, e); t != nil {
 			st, after, owned = t, t.Seq, true
 		}
 	}
-	msgs, err := c.store.Load(ctx, e.subject, after)
-	if err != nil {
-		return nil, err
+	var msgs []events.Message
+	if !fromSpill { // a spilled state is as fresh as a cached one (see spill.go)
+		var err error
+		if msgs, err = c.store.Load(ctx, e.subject, after); err != nil {
+			return nil, err
+		}
 	}
 	if st == nil {
 		st = newState(e.ref)
@@ -173,19 +283,40 @@ func (c *cache) fresh(ctx context.Context, e *entry) (*snapshot, error) {
 	}
 	s = &snapshot{state: st, gen: gen}
 	e.snap.Store(s)
+	if !fromSpill {
+		c.keep(e, st, gen)
+	}
 	return s, nil
 }
 
 // publish replaces the entry's state by one a writer built on top of the state it decided on,
 // unless a load already put a newer state there.
-func (e *entry) publish(st any, gen uint64) {
+func (c *cache) publish(e *entry, st any, gen uint64) {
 	e.load.Lock()
 	defer e.load.Unlock()
 	if cur := e.snap.Load(); cur != nil && stateSeq(cur.state) > stateSeq(st) {
 		return
 	}
 	e.snap.Store(&snapshot{state: st, gen: gen})
+	c.keep(e, st, gen)
 }
 
-// stale forces the next fresh to read the store.
-func (e *entry) stale() { e.gen.Add(1) }
+// stale forces the next fresh to read the store, and forgets the spilled state.
+func (e *entry) stale() {
+	e.gen.Add(1)
+	if e.c != nil {
+		e.c.forget(e)
+	}
+}
+
+// forget deletes the entry's spilled state.
+func (c *cache) forget(e *entry) {
+	if e.ref.Kind == events.KindTenant {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.spill != nil {
+		c.spillErrLocked(c.spill.delete(e.subject))
+	}
+}

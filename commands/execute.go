@@ -99,6 +99,11 @@ func (x *execution) attempt(ctx context.Context) (res Result, retry bool, err er
 		f.pin(e.ref, snaps[i].state)
 	}
 	if res, ok, err := x.previous(snaps); ok || err != nil {
+		if ok && x.speculated(snaps) {
+			// Another aggregate remembers the command: the one assumed empty may too (a retry
+			// whose state the cache dropped). Read them all, or the answer would miss its part.
+			return Result{}, true, nil
+		}
 		return res, false, err
 	}
 	if x.duplicate && x.rereads < maxRereads {
@@ -134,10 +139,15 @@ func (x *execution) attempt(ctx context.Context) (res Result, retry bool, err er
 // store refuses it, and the next attempt reads the subject. The assumption is never put in the
 // cache, so no other command reads it.
 func (x *execution) read(ctx context.Context, e *entry) (*snapshot, error) {
-	if x.speculate && creates(x.cmd, e.ref) && e.snap.Load() == nil {
-		return &snapshot{state: newState(e.ref), gen: e.gen.Load()}, nil
+	if x.speculate && creates(x.cmd, e.ref) && e.snap.Load() == nil && !x.s.cache.spilled(e) {
+		return &snapshot{state: newState(e.ref), gen: e.gen.Load(), assumed: true}, nil
 	}
 	return x.s.cache.fresh(ctx, e)
+}
+
+// speculated reports whether one of the states read was assumed empty (see read).
+func (x *execution) speculated(snaps []*snapshot) bool {
+	return slices.ContainsFunc(snaps, func(s *snapshot) bool { return s.assumed })
 }
 
 // previous answers a retry: when the command's aggregates remember its id with the same hash,
@@ -252,11 +262,15 @@ func (x *execution) append(ctx context.Context, ws []aggregates.Write, snaps []*
 			res.Events = append(res.Events, env.ID)
 		}
 	}
-	if len(writes) == 1 {
-		x.publish(writes[0].i, snaps[writes[0].i], writes[0].item.Events, app.Seq)
+	if len(writes) == 1 || app.Count == len(writes) {
+		// A batch's messages are stored one after another: each one's sequence is known.
+		first := app.Seq + 1 - uint64(len(writes))
+		for k, w := range writes {
+			x.publish(w.i, snaps[w.i], w.item.Events, first+uint64(k))
+		}
 	} else {
-		// The sequences of a batch's earlier messages are not in the answer: the next
-		// command reads them from the store.
+		// A server that does not say how many messages it stored: the next command reads
+		// the aggregates from the store.
 		for _, w := range writes {
 			x.entries[w.i].stale()
 		}
@@ -276,7 +290,7 @@ func (x *execution) publish(i int, snap *snapshot, envs []events.Envelope, seq u
 		}
 	}
 	x.entries[i].absorbState(st)
-	x.entries[i].publish(st, snap.gen)
+	x.s.cache.publish(x.entries[i], st, snap.gen)
 	if sn := x.s.cache.snaps.Load(); sn != nil {
 		sn.added(x.entries[i], st, len(envs))
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -59,6 +61,9 @@ func (e *testEnv) addService(t testing.TB, opts Options) *Service {
 		t.Fatal(err)
 	}
 	opts.Registerer = e.reg
+	if opts.StateDir != "" { // one directory per instance
+		opts.StateDir = filepath.Join(opts.StateDir, strconv.Itoa(len(e.svcs)))
+	}
 	s := NewService(nc, store, opts)
 	if err := s.Start(e.ctx); err != nil {
 		t.Fatal(err)

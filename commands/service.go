@@ -26,7 +26,8 @@ type Options struct {
 	MaxAttempts int
 	// Concurrency is how many commands one instance works on at once (default 256).
 	Concurrency int
-	// CacheSize is how many aggregate states the cache keeps (default 200,000). A state is about
+	// CacheSize is how many aggregate states the cache keeps in memory (default 200,000, or
+	// 20,000 with StateDir: the others are read from the spill in microseconds). A state is about
 	// 1.3 KB (a record with the commands it remembers): 200,000 of them were 267 MB of a 343 MB
 	// live heap after a load of 2*10^5 records. A state not cached costs one read of its subject
 	// (a direct get), for which nats-server loads the 8 MB message block holding it and keeps it
@@ -34,6 +35,10 @@ type Options struct {
 	// heap grew to 377 MB of blocks. A command creating its aggregate reads nothing (see
 	// execution.read), and tenants are never evicted.
 	CacheSize int
+	// StateDir, when set, is where the cache keeps the principal and record states it holds
+	// no longer (spill.go), emptied at Start: a dropped state is then read from local disk in
+	// microseconds instead of from the stream, so CacheSize can be small. Empty: off.
+	StateDir string
 	// SnapshotAfter is how many events a tenant's state may gain (by a load or by this
 	// instance's writes) before the service stores a new snapshot of it, and at least half as
 	// many as the commands the tenant remembers (default 1000; negative: snapshots are neither
@@ -75,6 +80,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.CacheSize <= 0 {
 		o.CacheSize = 200_000
+		if o.StateDir != "" {
+			o.CacheSize = 20_000
+		}
 	}
 	if o.SnapshotAfter == 0 {
 		o.SnapshotAfter = 1000
@@ -111,7 +119,7 @@ type Service struct {
 // NewService returns a service that reads and appends through store and answers on nc.
 func NewService(nc *nats.Conn, store *events.Store, opts Options) *Service {
 	opts = opts.withDefaults()
-	return &Service{nc: nc, store: store, opts: opts, cache: newCache(store, opts.CacheSize),
+	return &Service{nc: nc, store: store, opts: opts, cache: newCache(store, opts.CacheSize, opts.Logger),
 		own: ownWrites{ids: map[string]struct{}{}}, metrics: newMetrics(), slots: make(chan struct{}, opts.Concurrency)}
 }
 
@@ -121,6 +129,11 @@ func NewService(nc *nats.Conn, store *events.Store, opts Options) *Service {
 func (s *Service) Start(ctx context.Context) error {
 	if err := s.metrics.register(s.opts.Registerer); err != nil {
 		return err
+	}
+	if s.opts.StateDir != "" {
+		if err := s.cache.openSpill(s.opts.StateDir); err != nil {
+			return err
+		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	if s.opts.SnapshotAfter > 0 {
@@ -137,6 +150,7 @@ func (s *Service) Start(ctx context.Context) error {
 	inv, err := s.nc.Subscribe(events.Prefix+".>", s.invalidate)
 	if err != nil {
 		cancel()
+		s.cache.closeSpill()
 		return fmt.Errorf("commands: subscribe to %s.>: %w", events.Prefix, err)
 	}
 	// Losing an invalidation means serving stale reads: allow a deep backlog, and reset the
@@ -145,6 +159,7 @@ func (s *Service) Start(ctx context.Context) error {
 	cmds, err := s.nc.QueueSubscribe(SubjectPrefix+".>", s.opts.Queue, func(m *nats.Msg) { s.dispatch(ctx, m) })
 	if err != nil {
 		cancel()
+		s.cache.closeSpill()
 		_ = inv.Unsubscribe()
 		return fmt.Errorf("commands: subscribe to %s.>: %w", SubjectPrefix, err)
 	}
@@ -153,6 +168,7 @@ func (s *Service) Start(ctx context.Context) error {
 	defer fcancel()
 	if err := s.nc.FlushWithContext(fctx); err != nil {
 		cancel()
+		s.cache.closeSpill()
 		_ = inv.Unsubscribe()
 		_ = cmds.Unsubscribe()
 		return fmt.Errorf("commands: flush subscriptions: %w", err)
@@ -180,6 +196,7 @@ func (s *Service) Close() {
 	if cancel != nil {
 		cancel()
 	}
+	s.cache.closeSpill()
 }
 
 // dispatch runs on the subscription's goroutine: it takes a slot (so at most Concurrency

@@ -51,15 +51,9 @@ func encodeTenantSnapshot(subject string, t *aggregates.Tenant) ([]byte, error) 
 	if err != nil {
 		return nil, err
 	}
-	size := len(snapshotMagic) + 1 + len(subject) + len(js) + 30
+	size := len(snapshotMagic) + 1 + len(subject) + len(js) + 30 + commandsSize(t.Commands)
 	for p, l := range t.SeatHolders {
 		size += len(p) + len(l) + 4
-	}
-	for id, r := range t.Commands {
-		size += len(id) + len(r.Hash) + 16
-		for _, ev := range r.Events {
-			size += len(ev) + 2
-		}
 	}
 	b := make([]byte, 0, size)
 	b = append(b, snapshotMagic...)
@@ -70,16 +64,7 @@ func encodeTenantSnapshot(subject string, t *aggregates.Tenant) ([]byte, error) 
 	for p, l := range t.SeatHolders {
 		b = appendStr(appendStr(b, p), l)
 	}
-	b = binary.AppendUvarint(b, uint64(len(t.Commands)))
-	for id, r := range t.Commands {
-		b = appendStr(b, id)
-		b = binary.AppendUvarint(b, r.Seq)
-		b = appendStr(b, r.Hash)
-		b = binary.AppendUvarint(b, uint64(len(r.Events)))
-		for _, ev := range r.Events {
-			b = appendStr(b, ev)
-		}
-	}
+	b = appendCommands(b, t.Commands)
 	return b, nil
 }
 
@@ -174,25 +159,7 @@ func decodeTenantSnapshot(data []byte, subject, id string, seq uint64) (*aggrega
 		p := r.str()
 		t.SeatHolders[p] = r.str()
 	}
-	n = r.count(4)
-	t.Commands = make(map[string]aggregates.CommandResult, n+1)
-	var evs []string // one backing array for every command's event ids
-	for range n {
-		cid := r.str()
-		res := aggregates.CommandResult{Seq: r.uvarint(), Hash: r.str()}
-		k := r.count(1)
-		if len(evs)+k > cap(evs) {
-			evs = make([]string, 0, max(k, 4096))
-		}
-		for range k {
-			evs = append(evs, r.str())
-		}
-		if k > 0 {
-			// Full slice expression: Apply appends to a command's list, never into the next one's.
-			res.Events = evs[len(evs)-k : len(evs) : len(evs)]
-		}
-		t.Commands[cid] = res
-	}
+	t.Commands = r.commands()
 	if r.err == nil && r.s != "" {
 		r.err = errors.New("data after the end")
 	}

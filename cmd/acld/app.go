@@ -145,8 +145,12 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.servePprof(); err != nil {
 		return err
 	}
+	spill := ""
+	if c.CommandSpill {
+		spill = filepath.Join(c.DataDir, "commands")
+	}
 	m.cmds = commands.NewService(m.nc, store, commands.Options{Registerer: m.registry, Logger: m.Log,
-		Identify: m.auth.IdentifyNATS, CacheSize: c.CommandCache, Effects: m.engine.Effects})
+		Identify: m.auth.IdentifyNATS, CacheSize: c.CommandCache, StateDir: spill, Effects: m.engine.Effects})
 	if err := m.cmds.Start(ctx); err != nil {
 		return fmt.Errorf("acld: command service: %w", err)
 	}

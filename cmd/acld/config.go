@@ -47,8 +47,12 @@ type Config struct {
 	// files (replay.Options.CheckpointBudget): 0 = as much as the read model, -1 = no bound.
 	CheckpointBudgetMB int64
 	LogLevel           string
-	// CommandCache is how many aggregate states the command service keeps (commands.Options).
+	// CommandCache is how many aggregate states the command service keeps in memory
+	// (commands.Options.CacheSize).
 	CommandCache int
+	// CommandSpill keeps the other principal and record states on disk, in DataDir/commands
+	// (commands.Options.StateDir).
+	CommandSpill bool
 	// MemoryLimitMB is the Go runtime's soft memory limit (debug.SetMemoryLimit) in MiB; 0 = none.
 	// GOMEMLIMIT in the environment takes precedence.
 	MemoryLimitMB int
@@ -74,7 +78,8 @@ func DefaultConfig() Config {
 		ShutdownWait:     30 * time.Second,
 		CacheMB:          64,
 		MemtableMB:       32,
-		CommandCache:     200_000,
+		CommandCache:     20_000,
+		CommandSpill:     true,
 		MemoryLimitMB:    0,
 		CheckpointN:      2000,
 		CheckpointsDense: 32,
@@ -119,7 +124,8 @@ func ParseFlags(args []string) (Config, error) {
 	// 22 MB at 10^6 records (compactions of the live model rewrite files), and an answer replays
 	// up to the gap to its checkpoint (~30 µs per event).
 	fs.Uint64Var(&c.CheckpointsDense, "checkpoints-dense", c.CheckpointsDense, "as_of: how many of the newest checkpoints stay --checkpoint-every apart; older ones double their spacing with age (more: faster as_of on older moments, more disk)")
-	fs.IntVar(&c.CommandCache, "command-cache", c.CommandCache, "aggregate states the command service keeps (about 1.3 KB each; one not kept costs a read of its subject, which makes nats-server load and keep its 8 MB message block)")
+	fs.IntVar(&c.CommandCache, "command-cache", c.CommandCache, "aggregate states the command service keeps in memory (about 1.3 KB each; the others are read from the spill, see --command-spill)")
+	fs.BoolVar(&c.CommandSpill, "command-spill", c.CommandSpill, "keep the principal and record states not in memory on disk (DATA/commands, emptied at start); off, one not in memory costs a read of its subject, which makes nats-server load and keep its 8 MB message block")
 	// Off by default, measured (README, round 4): a limit below the live heap makes the
 	// collector run without pause, and with 128 MiB checks fell from 12k/s to 1.1k/s and
 	// commands on records not in the command cache to a few per second, the live heap being
