@@ -267,7 +267,7 @@ func (r *batchRun) run(i int, cmd aggregates.Command) error {
 	snaps := make([]*snapshot, len(x.entries))
 	for k, e := range x.entries {
 		if gs := r.inGroup(e.subject); gs != nil {
-			snaps[k] = &snapshot{state: gs.state, gen: gs.base.gen}
+			snaps[k] = &snapshot{state: gs.state, gen: gs.base.gen, pos: gs.base.pos}
 		} else {
 			var err error
 			if snaps[k], err = x.read(r.ctx, e); err != nil {
@@ -460,7 +460,7 @@ func (r *batchRun) commit() {
 			}
 		}
 		gs.entry.absorbState(st)
-		r.s.cache.publish(gs.entry, st, gs.base.gen)
+		r.s.cache.publish(gs.entry, st, gs.base)
 		if sn := r.s.cache.snaps.Load(); sn != nil {
 			sn.added(gs.entry, st, n)
 		}

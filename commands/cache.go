@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,8 +26,10 @@ type cache struct {
 	// are off or their bucket could not be opened.
 	snaps atomic.Pointer[snapshotter]
 	// spill keeps the principal and record states on disk (spill.go); nil when off. It is
-	// written and deleted under mu.
+	// written and deleted under mu. opened is the spill as opened, closed by closeSpill even
+	// after an error turned it off.
 	spill  *spill
+	opened *spill
 	logger *slog.Logger
 
 	mu      sync.Mutex
@@ -58,6 +61,9 @@ type snapshot struct {
 	// assumed: the state of an aggregate a command creates, assumed empty without reading it
 	// (execution.read); never stored in an entry.
 	assumed bool
+	// pos is the spill follower's position when the state was read: it includes every
+	// message of its subject up to it (see spill.mayKeepLocked).
+	pos uint64
 }
 
 // tenantLoadTimeout bounds the load of a tenant's history (see fresh).
@@ -67,28 +73,101 @@ func newCache(store *events.Store, max int, logger *slog.Logger) *cache {
 	return &cache{store: store, max: max, entries: map[string]*entry{}, logger: logger}
 }
 
-// openSpill starts keeping dropped states in dir (emptied first).
-func (c *cache) openSpill(dir string) error {
-	sp, err := openSpill(dir)
+// openSpill starts keeping dropped states in dir, with those kept there before if they are of
+// the same stream; followSpill must follow.
+func (c *cache) openSpill(ctx context.Context, dir string) error {
+	info, err := c.store.StreamInfo(ctx)
+	if err != nil {
+		return fmt.Errorf("commands: the state spill: %w", err)
+	}
+	sp, err := openSpill(dir, strconv.FormatInt(info.Created.UnixNano(), 10))
 	if err != nil {
 		return err
 	}
 	c.mu.Lock()
-	c.spill = sp
+	c.spill, c.opened = sp, sp
 	c.mu.Unlock()
 	return nil
 }
 
-// closeSpill stops the spill and closes it.
-func (c *cache) closeSpill() {
+// followSpill starts the spill's follower (see spill.go) until ctx ends. The caller has
+// subscribed to the invalidations first: the follower reads up to the stream's end as of now,
+// after which the spill is read.
+func (c *cache) followSpill(ctx context.Context) error {
 	c.mu.Lock()
 	sp := c.spill
-	c.spill = nil
-	c.mu.Unlock()
 	if sp != nil {
-		if err := sp.close(); err != nil {
-			c.logger.Warn("close the command state spill", "err", err)
+		sp.done = make(chan struct{})
+	}
+	c.mu.Unlock()
+	if sp == nil {
+		return nil
+	}
+	end, err := c.store.LastSeq(ctx)
+	if err != nil {
+		return fmt.Errorf("commands: the state spill: %w", err)
+	}
+	if sp.pos.Load() >= end {
+		sp.trusted.Store(true)
+	}
+	go func() {
+		defer close(sp.done)
+		err := c.store.Follow(ctx, sp.pos.Load()+1, func(ms []events.Message) error {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if c.spill != sp {
+				return errSpillOff
+			}
+			var err error
+			for _, m := range ms {
+				if err = sp.processedLocked(m.Subject, m.Seq); err != nil {
+					break
+				}
+			}
+			last := ms[len(ms)-1].Seq
+			if err = errors.Join(err, sp.setPos(last)); err != nil {
+				c.spillErrLocked(err)
+				return errSpillOff
+			}
+			sp.pos.Store(last)
+			if last >= end {
+				sp.trusted.Store(true)
+			}
+			return nil
+		})
+		if ctx.Err() == nil && !errors.Is(err, errSpillOff) {
+			c.mu.Lock()
+			if c.spill == sp {
+				c.spillErrLocked(fmt.Errorf("follower: %w", err))
+			}
+			c.mu.Unlock()
 		}
+	}()
+	return nil
+}
+
+var errSpillOff = errors.New("commands: the state spill is off")
+
+// closeSpill closes the spill once its follower stopped (the caller ended its context).
+func (c *cache) closeSpill() {
+	c.mu.Lock()
+	sp := c.opened
+	c.spill, c.opened = nil, nil
+	c.mu.Unlock()
+	if sp == nil {
+		return
+	}
+	if sp.done == nil {
+		_ = sp.close()
+		return
+	}
+	select {
+	case <-sp.done:
+	case <-time.After(10 * time.Second):
+		c.logger.Warn("the command state spill's follower did not stop; closing it anyway")
+	}
+	if err := sp.close(); err != nil {
+		c.logger.Warn("close the command state spill", "err", err)
 	}
 }
 
@@ -162,14 +241,17 @@ func (c *cache) reset() {
 // entry is no longer the cache's (it was dropped while a command used it, and st is that
 // command's write), the current entry has not seen st: it is marked stale. The caller holds
 // e.load, so an entry's states reach the spill in order.
-func (c *cache) keep(e *entry, st any, gen uint64) {
-	if c.spill == nil || e.ref.Kind == events.KindTenant {
+func (c *cache) keep(e *entry, st any, base *snapshot) {
+	if e.ref.Kind == events.KindTenant {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.spill == nil {
+		return
+	}
 	cur := c.entries[e.subject]
-	if cur == e && e.gen.Load() == gen {
+	if cur == e && e.gen.Load() == base.gen && c.spill.mayKeepLocked(e.subject, stateSeq(st), base.pos) {
 		if err := c.spill.set(e.subject, st); err != nil {
 			c.spillErrLocked(errors.Join(err, c.spill.delete(e.subject)))
 		}
@@ -188,9 +270,7 @@ func (c *cache) spillErrLocked(err error) {
 		return
 	}
 	c.logger.Error("command state spill off", "dir", c.spill.dir, "err", err)
-	sp := c.spill
 	c.spill = nil
-	_ = sp.close()
 }
 
 // spilled reports whether the spill has a state of the entry's aggregate.
@@ -198,18 +278,29 @@ func (c *cache) spilled(e *entry) bool {
 	c.mu.Lock()
 	sp := c.spill
 	c.mu.Unlock()
-	if sp == nil || e.ref.Kind == events.KindTenant {
+	if sp == nil || e.ref.Kind == events.KindTenant || !sp.trusted.Load() {
 		return false
 	}
 	return sp.has(e.subject)
 }
 
-// unspill returns the spilled state of the entry, or nil.
+// spillPos is the spill follower's position (0 without a spill).
+func (c *cache) spillPos() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.spill == nil {
+		return 0
+	}
+	return c.spill.pos.Load()
+}
+
+// unspill returns the spilled state of the entry, or nil: also while the follower has not yet
+// read up to the stream's end as of the start.
 func (c *cache) unspill(e *entry) any {
 	c.mu.Lock()
 	sp := c.spill
 	c.mu.Unlock()
-	if sp == nil || e.ref.Kind == events.KindTenant {
+	if sp == nil || e.ref.Kind == events.KindTenant || !sp.trusted.Load() {
 		return nil
 	}
 	st, err := sp.get(e.subject)
@@ -247,6 +338,7 @@ func (c *cache) fresh(ctx context.Context, e *entry) (*snapshot, error) {
 	var after uint64
 	owned := false // st is this load's own (a cached state is cloned before applying to it)
 	fromSpill := false
+	pos := c.spillPos() // read first: the state read includes every message up to it
 	if s != nil {
 		st, after = s.state, stateSeq(s.state)
 	} else if sp := c.unspill(e); sp != nil {
@@ -281,24 +373,25 @@ func (c *cache) fresh(ctx context.Context, e *entry) (*snapshot, error) {
 	if sn := c.snaps.Load(); sn != nil {
 		sn.added(e, st, n)
 	}
-	s = &snapshot{state: st, gen: gen}
+	s = &snapshot{state: st, gen: gen, pos: pos}
 	e.snap.Store(s)
 	if !fromSpill {
-		c.keep(e, st, gen)
+		c.keep(e, st, s)
 	}
 	return s, nil
 }
 
 // publish replaces the entry's state by one a writer built on top of the state it decided on,
 // unless a load already put a newer state there.
-func (c *cache) publish(e *entry, st any, gen uint64) {
+func (c *cache) publish(e *entry, st any, base *snapshot) {
 	e.load.Lock()
 	defer e.load.Unlock()
 	if cur := e.snap.Load(); cur != nil && stateSeq(cur.state) > stateSeq(st) {
 		return
 	}
-	e.snap.Store(&snapshot{state: st, gen: gen})
-	c.keep(e, st, gen)
+	s := &snapshot{state: st, gen: base.gen, pos: base.pos}
+	e.snap.Store(s)
+	c.keep(e, st, s)
 }
 
 // stale forces the next fresh to read the store, and forgets the spilled state.

@@ -140,7 +140,7 @@ func (x *execution) attempt(ctx context.Context) (res Result, retry bool, err er
 // cache, so no other command reads it.
 func (x *execution) read(ctx context.Context, e *entry) (*snapshot, error) {
 	if x.speculate && creates(x.cmd, e.ref) && e.snap.Load() == nil && !x.s.cache.spilled(e) {
-		return &snapshot{state: newState(e.ref), gen: e.gen.Load(), assumed: true}, nil
+		return &snapshot{state: newState(e.ref), gen: e.gen.Load(), assumed: true, pos: x.s.cache.spillPos()}, nil
 	}
 	return x.s.cache.fresh(ctx, e)
 }
@@ -290,7 +290,7 @@ func (x *execution) publish(i int, snap *snapshot, envs []events.Envelope, seq u
 		}
 	}
 	x.entries[i].absorbState(st)
-	x.s.cache.publish(x.entries[i], st, snap.gen)
+	x.s.cache.publish(x.entries[i], st, snap)
 	if sn := x.s.cache.snaps.Load(); sn != nil {
 		sn.added(x.entries[i], st, len(envs))
 	}

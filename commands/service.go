@@ -130,12 +130,13 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := s.metrics.register(s.opts.Registerer); err != nil {
 		return err
 	}
+	ctx, cancel := context.WithCancel(ctx)
 	if s.opts.StateDir != "" {
-		if err := s.cache.openSpill(s.opts.StateDir); err != nil {
+		if err := s.cache.openSpill(ctx, s.opts.StateDir); err != nil {
+			cancel()
 			return err
 		}
 	}
-	ctx, cancel := context.WithCancel(ctx)
 	if s.opts.SnapshotAfter > 0 {
 		// Without the bucket (an external server may not allow creating it) the service works
 		// as before: a tenant's first load replays its whole history.
@@ -172,6 +173,14 @@ func (s *Service) Start(ctx context.Context) error {
 		_ = inv.Unsubscribe()
 		_ = cmds.Unsubscribe()
 		return fmt.Errorf("commands: flush subscriptions: %w", err)
+	}
+	// The invalidations are subscribed to: the spill's follower reads up to the stream's end.
+	if err := s.cache.followSpill(ctx); err != nil {
+		cancel()
+		s.cache.closeSpill()
+		_ = inv.Unsubscribe()
+		_ = cmds.Unsubscribe()
+		return err
 	}
 	s.mu.Lock()
 	s.subs, s.cancel = []*nats.Subscription{inv, cmds}, cancel

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
+	"hash/fnv"
 	"sync/atomic"
 	"unsafe"
 
@@ -25,54 +25,135 @@ import (
 // publishes to a local Pebble (Options.StateDir) and reads a state it dropped from there, in
 // microseconds, with memory bounded by Pebble's small cache.
 //
-// It is the cache continued on disk, with the same trust: a state in the spill is the one the
-// cache would have kept. What would have made a cached entry stale deletes its spilled state
-// too (the invalidation of another instance's write, a lost invalidation, a write through an
-// entry already dropped), under the cache's lock, so that a state is written to the spill only
-// by the entry currently in the cache and only while it is fresh (cache.spillLocked). Appends
-// still state their expected sequence, so a stale state could cost a conflict and a reload,
-// never a wrong write.
+// It is the cache continued on disk, and it survives restarts. Its follower reads every
+// message of the stream after the spill's position (kept in the spill) and deletes a spilled
+// state older than a message of its subject; until it has read up to the stream's end as of
+// the start, the spill is written but not read. A state is spilled only if the follower has
+// processed no message of its subject newer than what the state includes (stripes), so a state
+// loaded or written while another instance wrote the aggregate never outlives that write, across
+// a crash included: the spill has no WAL, and after a crash Pebble holds what it last flushed,
+// states and position alike, and the follower reads on from there. The cache's own invalidations
+// (another instance's write, a lost invalidation, a write through an entry already dropped)
+// delete spilled states too, without waiting for the follower. Appends still state their
+// expected sequence, so a stale state could cost a conflict and a reload, never a wrong write.
 //
-// The spill does not outlive the process: writes of other instances while this one was down
-// are unknown to it, so it is emptied on open, and it has no WAL. Tenants are not spilled:
-// they are never dropped from the cache.
+// Tenants are not spilled: they are never dropped from the cache.
 
-// spill is the on-disk tier of the cache.
+// spill is the on-disk tier of the cache. The cache's mu orders its writes and the follower's.
 type spill struct {
 	db   *pebble.DB
 	dir  string
 	wo   *pebble.WriteOptions
 	hits atomic.Int64 // states read back (tests)
+
+	// pos is the follower's position: every message up to it was processed. trusted: it
+	// reached the stream's end as of the start, so spilled states may be read.
+	pos     atomic.Uint64
+	trusted atomic.Bool
+	// stripes: per hash of a subject, the highest sequence of a message the follower
+	// processed (under cache.mu).
+	stripes [spillStripes]uint64
+	// done is closed when the follower stopped; nil when it never started.
+	done chan struct{}
 }
 
-// spillCacheBytes is the spill's Pebble block cache: the states it serves are read once and
-// then cached in memory again, so a larger cache mostly holds copies.
-const spillCacheBytes = 8 << 20
+const (
+	// spillCacheBytes is the spill's Pebble block cache: the states it serves are read once
+	// and then cached in memory again, so a larger cache mostly holds copies.
+	spillCacheBytes = 8 << 20
+	spillStripes    = 4096
+	// The spill's own keys sort before every subject.
+	spillPosKey    = "!pos"
+	spillStreamKey = "!stream"
+)
 
-// openSpill empties dir and opens a spill in it.
-func openSpill(dir string) (*spill, error) {
-	if err := os.RemoveAll(dir); err != nil {
-		return nil, fmt.Errorf("commands: empty the state spill %s: %w", dir, err)
-	}
+// openSpill opens the spill in dir, keeping its states if they were kept of the stream
+// identified by stream (its creation time), and emptying it otherwise.
+func openSpill(dir, stream string) (*spill, error) {
 	cache := pebble.NewCache(spillCacheBytes)
 	defer cache.Unref()
 	opts := &pebble.Options{
 		FormatMajorVersion: pebble.FormatNewest,
 		Cache:              cache,
 		MemTableSize:       4 << 20,
-		DisableWAL:         true, // emptied on every open: nothing in it needs to survive a crash
-		Logger:             quietLogger{},
+		// No WAL: after a crash Pebble has what it flushed last, states and position of one
+		// moment, and the follower goes on from that position.
+		DisableWAL: true,
+		Logger:     quietLogger{},
 	}
 	for i := range opts.Levels {
-		// A state never spilled (the first command on an aggregate since the start) must not
-		// read a block of every level to find out.
+		// A state never spilled (the first command on an aggregate) must not read a block of
+		// every level to find out.
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("commands: open the state spill %s: %w", dir, err)
 	}
-	return &spill{db: db, dir: dir, wo: pebble.NoSync}, nil
+	sp := &spill{db: db, dir: dir, wo: pebble.NoSync}
+	pos, ok := sp.meta(spillPosKey)
+	if id, _ := sp.meta(spillStreamKey); id != stream || !ok {
+		err := errors.Join(sp.clear(), db.Set([]byte(spillStreamKey), []byte(stream), sp.wo), sp.setPos(0))
+		if err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("commands: empty the state spill %s: %w", dir, err)
+		}
+		pos = ""
+	}
+	if pos != "" {
+		n, k := binary.Uvarint([]byte(pos))
+		if k <= 0 {
+			_ = db.Close()
+			return nil, fmt.Errorf("commands: the state spill %s: bad position", dir)
+		}
+		sp.pos.Store(n)
+	}
+	return sp, nil
+}
+
+func (sp *spill) meta(key string) (string, bool) {
+	v, closer, err := sp.db.Get([]byte(key))
+	if err != nil {
+		return "", false
+	}
+	defer closer.Close()
+	return string(v), true
+}
+
+func (sp *spill) setPos(seq uint64) error {
+	return sp.db.Set([]byte(spillPosKey), binary.AppendUvarint(nil, seq), sp.wo)
+}
+
+func stripe(subject string) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(subject))
+	return int(h.Sum32() % spillStripes)
+}
+
+// processedLocked is the follower's work for one message: a spilled state of its subject older
+// than it is deleted.
+func (sp *spill) processedLocked(subject string, seq uint64) error {
+	i := stripe(subject)
+	sp.stripes[i] = max(sp.stripes[i], seq)
+	v, closer, err := sp.db.Get([]byte(subject))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	at, ok := spilledSeq(v)
+	_ = closer.Close()
+	if ok && at >= seq {
+		return nil // it includes the message (this instance wrote it)
+	}
+	return sp.delete(subject)
+}
+
+// mayKeepLocked reports whether a state that includes every message of subject up to
+// max(seq, pos) may be spilled: the follower processed no newer message of the subject.
+func (sp *spill) mayKeepLocked(subject string, seq, pos uint64) bool {
+	return sp.stripes[stripe(subject)] <= max(seq, pos)
 }
 
 // get returns the spilled state of subject, or nil.
@@ -119,13 +200,14 @@ func (sp *spill) delete(subject string) error {
 	return sp.db.Delete([]byte(subject), sp.wo)
 }
 
-// clear deletes every spilled state.
+// clear deletes every spilled state (subjects sort after the spill's own keys).
 func (sp *spill) clear() error {
-	return sp.db.DeleteRange([]byte{}, []byte{0xff}, sp.wo)
+	return sp.db.DeleteRange([]byte("a"), []byte{0xff}, sp.wo)
 }
 
+// close flushes (there is no WAL) and closes.
 func (sp *spill) close() error {
-	if err := sp.db.Close(); err != nil {
+	if err := errors.Join(sp.db.Flush(), sp.db.Close()); err != nil {
 		return fmt.Errorf("commands: close the state spill %s: %w", sp.dir, err)
 	}
 	return nil
@@ -143,7 +225,7 @@ func (quietLogger) Fatalf(format string, args ...any) {
 
 // A spilled state, version 1:
 //
-//	"ACLS" 1 kind
+//	"ACLS" 1 kind uvarint seq
 //	str JSON of the state (Commands is never in its JSON)
 //	commands (see appendCommands)
 //
@@ -156,11 +238,12 @@ const (
 func encodeState(st any) ([]byte, error) {
 	var kind byte
 	var cmds map[string]aggregates.CommandResult
+	var seq uint64
 	switch s := st.(type) {
 	case *aggregates.Principal:
-		kind, cmds = 'p', s.Commands
+		kind, cmds, seq = 'p', s.Commands, s.Seq
 	case *aggregates.Record:
-		kind, cmds = 'r', s.Commands
+		kind, cmds, seq = 'r', s.Commands, s.Seq
 	default:
 		return nil, fmt.Errorf("commands: spill a %T", st)
 	}
@@ -171,6 +254,7 @@ func encodeState(st any) ([]byte, error) {
 	b := make([]byte, 0, len(spillMagic)+2+len(js)+commandsSize(cmds)+10)
 	b = append(b, spillMagic...)
 	b = append(b, spillVersion, kind)
+	b = binary.AppendUvarint(b, seq)
 	b = appendStr(b, string(js))
 	return appendCommands(b, cmds), nil
 }
@@ -186,6 +270,7 @@ func decodeState(data []byte) (any, error) {
 	kind := data[len(spillMagic)+1]
 	rest := data[len(spillMagic)+2:]
 	r := &snapReader{s: unsafe.String(unsafe.SliceData(rest), len(rest))}
+	seq := r.uvarint()
 	js := r.str()
 	if r.err != nil {
 		return nil, r.err
@@ -221,7 +306,19 @@ func decodeState(data []byte) (any, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
+	if got := stateSeq(st); got != seq {
+		return nil, fmt.Errorf("state at %d, stored as %d", got, seq)
+	}
 	return st, nil
+}
+
+// spilledSeq reads the sequence of a spilled state without decoding it.
+func spilledSeq(v []byte) (uint64, bool) {
+	if len(v) < len(spillMagic)+2 || string(v[:len(spillMagic)]) != spillMagic || v[len(spillMagic)] != spillVersion {
+		return 0, false
+	}
+	seq, k := binary.Uvarint(v[len(spillMagic)+2:])
+	return seq, k > 0
 }
 
 // appendCommands appends the command ids a state remembers:

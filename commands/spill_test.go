@@ -170,3 +170,71 @@ func TestSpillForgetsWhatOthersWrite(t *testing.T) {
 		return nil
 	})
 }
+
+// TestSpillSurvivesRestart: an instance's spill outlives it. After a restart its states are read
+// from the spill once the follower has read up to the stream's end, except one that another
+// instance changed meanwhile, which is read from the stream: A unassigns B's assignee and
+// writes.
+func TestSpillSurvivesRestart(t *testing.T) {
+	e := startEnv(t, 0)
+	dir := t.TempDir()
+	start := func(dir string) *Service {
+		nc := e.Connect(t, e.Owner.Option())
+		store, err := events.OpenStore(e.ctx, nc, events.StoreConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := NewService(nc, store, Options{CacheSize: 4, StateDir: dir})
+		if err := s.Start(e.ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		return s
+	}
+	exec := func(s *Service, cmd aggregates.Command) (Result, error) {
+		cmd.Base().Tenant, cmd.Base().Actor, cmd.Base().CommandID = "acme", "admin", newID(t)
+		if _, ok := cmd.(*aggregates.CreateTenant); ok {
+			cmd.Base().Actor = aggregates.SystemActor
+		}
+		return s.Execute(e.ctx, cmd)
+	}
+	a := start(dir)
+	if _, err := exec(a, &aggregates.CreateTenant{Preset: "reconpro", Admin: aggregates.RegisterPrincipal{Principal: "admin", Kind: aggregates.KindStaff, Email: "a@acme.test"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := exec(a, &aggregates.RegisterPrincipal{Principal: "bob", Kind: aggregates.KindStaff, Email: "b@acme.test"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		if _, err := exec(a, &aggregates.RegisterRecord{RecordBody: events.RecordBody{Type: "repair_order", ID: fmt.Sprintf("r%d", i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.Close()
+	b := start(t.TempDir()) // another instance, on its own directory, while A is down
+	if _, err := exec(b, &aggregates.AssignRecord{Type: "repair_order", ID: "r0", Principal: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	a = start(dir)
+	sp := a.cache.spill
+	eventstest.WaitFor(t, 5*time.Second, func() error {
+		if !sp.trusted.Load() {
+			return errors.New("the follower has not reached the stream's end")
+		}
+		return nil
+	})
+	res, err := exec(a, &aggregates.UnassignRecord{Type: "repair_order", ID: "r0", Principal: "bob"})
+	if err != nil || len(res.Events) == 0 {
+		t.Fatalf("A unassigned bob: %+v, %v; it decided on its spilled copy from before B's write", res, err)
+	}
+	hits := sp.hits.Load()
+	for i := 1; i < 20; i++ {
+		if _, err := exec(a, &aggregates.UnassignRecord{Type: "repair_order", ID: fmt.Sprintf("r%d", i), Principal: "bob"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sp.hits.Load() == hits {
+		t.Error("no state was read from the spill after the restart")
+	}
+}
