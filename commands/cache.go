@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/acl-es/acl/events"
 )
 
@@ -31,6 +33,7 @@ type cache struct {
 	spill  *spill
 	opened *spill
 	logger *slog.Logger
+	loads  *prometheus.CounterVec // nil: not counted
 
 	mu      sync.Mutex
 	entries map[string]*entry
@@ -71,6 +74,13 @@ const tenantLoadTimeout = 2 * time.Minute
 
 func newCache(store *events.Store, max int, logger *slog.Logger) *cache {
 	return &cache{store: store, max: max, entries: map[string]*entry{}, logger: logger}
+}
+
+// loaded counts a state read other than from memory.
+func (c *cache) loaded(from string) {
+	if c.loads != nil {
+		c.loads.WithLabelValues(from).Inc()
+	}
 }
 
 // openSpill starts keeping dropped states in dir, with those kept there before if they are of
@@ -343,6 +353,7 @@ func (c *cache) fresh(ctx context.Context, e *entry) (*snapshot, error) {
 		st, after = s.state, stateSeq(s.state)
 	} else if sp := c.unspill(e); sp != nil {
 		st, owned, fromSpill = sp, true, true
+		c.loaded("spill")
 	} else if sn := c.snaps.Load(); sn != nil && e.ref.Kind == events.KindTenant {
 		if t := sn.load(ctx, e); t != nil {
 			st, after, owned = t, t.Seq, true
@@ -354,6 +365,7 @@ func (c *cache) fresh(ctx context.Context, e *entry) (*snapshot, error) {
 		if msgs, err = c.store.Load(ctx, e.subject, after); err != nil {
 			return nil, err
 		}
+		c.loaded("stream")
 	}
 	if st == nil {
 		st = newState(e.ref)

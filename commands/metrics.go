@@ -13,6 +13,9 @@ import (
 type metrics struct {
 	total    *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// loads counts the aggregate states read other than from memory, by where from: "spill"
+	// or "stream" (the latter makes nats-server read the message block holding it).
+	loads *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -26,6 +29,10 @@ func newMetrics() *metrics {
 			Help:    "Time from receiving a command to answering it, by command name.",
 			Buckets: []float64{.0002, .0005, .001, .002, .005, .01, .025, .05, .1, .25, 1, 10},
 		}, []string{"command"}),
+		loads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "acl_command_state_loads_total",
+			Help: "Aggregate states the command service read other than from memory, by where from: spill (local disk) or stream.",
+		}, []string{"from"}),
 	}
 }
 
@@ -39,7 +46,10 @@ func (m *metrics) register(r prometheus.Registerer) error {
 	if m.total, err = registerOrShare(r, m.total); err != nil {
 		return err
 	}
-	m.duration, err = registerOrShare(r, m.duration)
+	if m.duration, err = registerOrShare(r, m.duration); err != nil {
+		return err
+	}
+	m.loads, err = registerOrShare(r, m.loads)
 	return err
 }
 

@@ -130,6 +130,7 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := s.metrics.register(s.opts.Registerer); err != nil {
 		return err
 	}
+	s.cache.loads = s.metrics.loads
 	ctx, cancel := context.WithCancel(ctx)
 	if s.opts.StateDir != "" {
 		if err := s.cache.openSpill(ctx, s.opts.StateDir); err != nil {
