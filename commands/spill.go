@@ -51,8 +51,10 @@ type spill struct {
 	pos     atomic.Uint64
 	trusted atomic.Bool
 	// stripes: per hash of a subject, the highest sequence of a message the follower
-	// processed (under cache.mu).
-	stripes [spillStripes]uint64
+	// processed (under cache.mu); two hashes, so that a state is kept unless both of its
+	// stripes saw a newer message. During a bulk load a state is kept up to ~1000 messages
+	// after the follower may have passed it: one stripe of 4096 refused a fifth of them.
+	stripes [2][spillStripes]uint64
 	// done is closed when the follower stopped; nil when it never started.
 	done chan struct{}
 }
@@ -61,7 +63,7 @@ const (
 	// spillCacheBytes is the spill's Pebble block cache: the states it serves are read once
 	// and then cached in memory again, so a larger cache mostly holds copies.
 	spillCacheBytes = 8 << 20
-	spillStripes    = 4096
+	spillStripes    = 1 << 15
 	// The spill's own keys sort before every subject.
 	spillPosKey    = "!pos"
 	spillStreamKey = "!stream"
@@ -124,17 +126,20 @@ func (sp *spill) setPos(seq uint64) error {
 	return sp.db.Set([]byte(spillPosKey), binary.AppendUvarint(nil, seq), sp.wo)
 }
 
-func stripe(subject string) int {
-	h := fnv.New32a()
+// stripeOf returns the subject's stripe in each of the two tables.
+func stripeOf(subject string) [2]int {
+	h := fnv.New64a()
 	_, _ = h.Write([]byte(subject))
-	return int(h.Sum32() % spillStripes)
+	v := h.Sum64()
+	return [2]int{int(v % spillStripes), int((v >> 32) % spillStripes)}
 }
 
 // processedLocked is the follower's work for one message: a spilled state of its subject older
 // than it is deleted.
 func (sp *spill) processedLocked(subject string, seq uint64) error {
-	i := stripe(subject)
-	sp.stripes[i] = max(sp.stripes[i], seq)
+	for t, i := range stripeOf(subject) {
+		sp.stripes[t][i] = max(sp.stripes[t][i], seq)
+	}
 	v, closer, err := sp.db.Get([]byte(subject))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil
@@ -153,7 +158,8 @@ func (sp *spill) processedLocked(subject string, seq uint64) error {
 // mayKeepLocked reports whether a state that includes every message of subject up to
 // max(seq, pos) may be spilled: the follower processed no newer message of the subject.
 func (sp *spill) mayKeepLocked(subject string, seq, pos uint64) bool {
-	return sp.stripes[stripe(subject)] <= max(seq, pos)
+	i, bound := stripeOf(subject), max(seq, pos)
+	return sp.stripes[0][i[0]] <= bound || sp.stripes[1][i[1]] <= bound
 }
 
 // get returns the spilled state of subject, or nil.
