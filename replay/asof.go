@@ -85,15 +85,6 @@ func (s *Service) build(ctx context.Context, st *asOfState) error {
 		if _, err = replayInto(ctx, s.store, db, only, st.seq, 0, nil); err != nil {
 			return err
 		}
-		// Only the tenant's events were replayed: the model answers that tenant as at st.seq,
-		// and says so (a message without events advances the applied sequence only).
-		p, err := projections.NewProjector(db, nil)
-		if err != nil {
-			return err
-		}
-		if err := p.ApplyMessages([]events.Message{{Seq: st.seq}}); err != nil {
-			return err
-		}
 	}
 	st.engine = projections.NewEngine(db, nil, s.opts.Engine)
 	return nil
@@ -148,14 +139,15 @@ const replayGroup = 16384
 
 // replayInto applies the stream's messages after db's applied sequence up to to (0: the
 // stream's last) with a projector of db's own, in batches of up to replayGroup messages.
-// only, when not "", keeps the messages whose subject starts with it (one tenant's, for as_of).
+// only, when not "", keeps the messages whose subject starts with it (one tenant's, for as_of),
+// and db then says it has applied to.
 // The filter is applied here rather than by the server: a filtered batched direct get makes the
 // server count the filter's pending messages first, which cost more than reading them all. When
 // each is set it is called after every batch, and with every > 0 a batch also ends at each
 // multiple of every, so that each sees those exact sequences (checkpoints at round sequences).
 // It returns the sequence db has applied.
 func replayInto(ctx context.Context, store Reader, db *projections.DB, only string, to, every uint64, each func(applied uint64) error) (uint64, error) {
-	p, err := projections.NewProjector(db, nil)
+	p, err := projections.NewCopyProjector(db)
 	if err != nil {
 		return 0, err
 	}
@@ -204,6 +196,11 @@ func replayInto(ctx context.Context, store Reader, db *projections.DB, only stri
 	})
 	if err == nil {
 		err = flush()
+	}
+	if err == nil && only != "" && to != 0 && p.Applied() < to {
+		// Only one tenant's events were replayed: the model answers that tenant as at to, and
+		// says so (a message without events advances the applied sequence only).
+		err = p.ApplyMessages([]events.Message{{Seq: to}})
 	}
 	if err != nil {
 		return p.Applied(), fmt.Errorf("replay: replay %d..%d: %w", from, to, err)

@@ -204,8 +204,9 @@ func TestAsOfCacheShares(t *testing.T) {
 	})
 }
 
-// TestBackfill: a replay directory started on a model that already applied many events keeps a
-// checkpoint now and back-fills one at each multiple of CheckpointEvery before it.
+// TestBackfill: a replay directory started on a model that already applied many events
+// back-fills a checkpoint at each multiple of CheckpointEvery up to it, each sharing the tables
+// of the one before (hard links: the filler's copy never compacts).
 func TestBackfill(t *testing.T) {
 	s := startStack(t, Options{CheckpointEvery: 1 << 40})
 	h := newRandomHistory(s.d, 5)
@@ -218,16 +219,42 @@ func TestBackfill(t *testing.T) {
 	svc.Start(context.Background())
 	defer svc.Close()
 	var want []uint64
-	for c := uint64(10); c < s.d.seq; c += 10 {
+	for c := uint64(10); c <= s.d.seq; c += 10 {
 		want = append(want, c)
 	}
-	want = append(want, s.d.seq)
 	eventstest.WaitFor(t, 10*time.Second, func() error {
 		if got := svc.ckpts.list(); !slices.Equal(got, want) {
 			return fmt.Errorf("checkpoints %v, want %v", got, want)
 		}
 		return nil
 	})
+	for i := 1; i < len(want); i++ {
+		prev, next := tablesOf(t, svc.ckpts.path(want[i-1])), tablesOf(t, svc.ckpts.path(want[i]))
+		for name, id := range prev {
+			if next[name] != id {
+				t.Fatalf("checkpoint %d does not link table %s of checkpoint %d", want[i], name, want[i-1])
+			}
+		}
+		if len(next) <= len(prev) {
+			t.Errorf("checkpoint %d holds %d tables, %d the one before: no table of its own", want[i], len(next), len(prev))
+		}
+	}
+}
+
+// tablesOf maps the sstables of a Pebble directory to the files they are (device, inode).
+func tablesOf(t *testing.T, dir string) map[string]fileID {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]fileID{}
+	for _, e := range ents {
+		if id, _, ok := statID(e); ok && strings.HasSuffix(e.Name(), ".sst") {
+			out[e.Name()] = id
+		}
+	}
+	return out
 }
 
 // TestCheckpointGrid: with few dense checkpoints, old ones are thinned along the grid, the
@@ -261,54 +288,6 @@ func TestCheckpointGrid(t *testing.T) {
 	for _, seq := range []uint64{7, s.d.seq / 3, s.d.seq / 2} {
 		requireOracleAt(t, s, Moment{Seq: seq}, seq)
 	}
-}
-
-// TestSettledCheckpoint: a checkpoint of the live model whose WAL holds batches keeps, once
-// settled, no WAL data for an as_of copy to copy and replay, and the same keys and values.
-func TestSettledCheckpoint(t *testing.T) {
-	s := startStack(t, Options{})
-	newRandomHistory(s.d, 31).run(200)
-	s.sync(t)
-	dir := filepath.Join(t.TempDir(), "ckpt")
-	if err := s.db.Checkpoint(dir); err != nil { // not flushed: the WAL holds the history
-		t.Fatal(err)
-	}
-	want, _ := checkpointOf(t, s.db.Checkpoint)
-	if n := walBytes(t, dir); n < 4096 {
-		t.Fatalf("the checkpoint's WAL holds %d bytes: nothing to settle", n)
-	}
-	seq, err := settleCheckpoint(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if seq != s.d.seq {
-		t.Errorf("settled checkpoint at %d, want %d", seq, s.d.seq)
-	}
-	if n := walBytes(t, dir); n > 64 { // an empty WAL has a header
-		t.Errorf("settled checkpoint keeps %d bytes of WAL", n)
-	}
-	r, err := Verify(want, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !r.OK() {
-		t.Errorf("settled checkpoint differs: %+v", r.Listed)
-	}
-}
-
-// walBytes sums the sizes of the WAL files in dir.
-func walBytes(t *testing.T, dir string) int64 {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int64
-	for _, e := range ents {
-		if fi, err := e.Info(); err == nil && strings.HasSuffix(e.Name(), ".log") {
-			n += fi.Size()
-		}
-	}
-	return n
 }
 
 // TestCopyWithDeepLevelZero: a copy runs no compactions, so level 0 only grows; Pebble used to

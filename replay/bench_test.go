@@ -29,7 +29,7 @@ import (
 // assignments, updates and role changes.
 var (
 	benchEvents = flag.Int("replay.events", 100_000, "events in the benchmarks' stream")
-	benchDense  = flag.Uint64("replay.dense", 32, "DenseCheckpoints of the as_of benchmark")
+	benchDense  = flag.Uint64("replay.dense", 0, "DenseCheckpoints of the as_of benchmark (0: the default, all)")
 	// The stream's setup (publishing, applying, checkpointing) costs far more CPU than what is
 	// measured: -cpuprofile would show mostly the setup. This one covers the measured loops.
 	benchProfile = flag.String("replay.cpuprofile", "", "write a CPU profile of the measured loops only")

@@ -26,6 +26,73 @@ type checkpoints struct {
 	mu   sync.RWMutex // held for reading while a checkpoint is copied, for writing to drop one
 	grid grid         // coarsened (every doubled) while the checkpoints exceed the budget
 	seqs []uint64     // ascending
+	disk *diskShare   // the files of the checkpoints, each counted once; nil until needed
+}
+
+// fileID names a file whatever the links to it: checkpoints share their tables as hard links.
+type fileID struct{ dev, ino uint64 }
+
+// diskShare counts the bytes of the checkpoints' files, each file once however many
+// checkpoints link it, as checkpoints come and go: the filler's consecutive checkpoints share
+// all but their newest tables, and hundreds of them link hundreds of tables each, too many to
+// stat for every checkpoint added.
+type diskShare struct {
+	files map[uint64][]fileID // each checkpoint's files
+	refs  map[fileID]int      // how many checkpoints link each file
+	size  map[fileID]int64
+	total int64 // bytes of the distinct files
+}
+
+func newDiskShare() *diskShare {
+	return &diskShare{files: map[uint64][]fileID{}, refs: map[fileID]int{}, size: map[fileID]int64{}}
+}
+
+// add counts the files of the checkpoint at seq, in dir.
+func (d *diskShare) add(seq uint64, dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("replay: checkpoint budget: %w", err)
+	}
+	ids := make([]fileID, 0, len(ents))
+	for _, e := range ents {
+		id, size, ok := statID(e)
+		if !ok {
+			continue
+		}
+		ids = append(ids, id)
+		if d.refs[id]++; d.refs[id] == 1 {
+			d.size[id] = size
+			d.total += size
+		}
+	}
+	d.files[seq] = ids
+	return nil
+}
+
+// drop forgets the checkpoint at seq: files no other checkpoint links no longer count.
+func (d *diskShare) drop(seq uint64) {
+	for _, id := range d.files[seq] {
+		if d.refs[id]--; d.refs[id] == 0 {
+			d.total -= d.size[id]
+			delete(d.refs, id)
+			delete(d.size, id)
+		}
+	}
+	delete(d.files, seq)
+}
+
+// statID identifies a directory entry's file and its size; false when it is gone or not a
+// regular file.
+func statID(e os.DirEntry) (fileID, int64, bool) {
+	fi, err := e.Info()
+	if err != nil || !fi.Mode().IsRegular() {
+		return fileID{}, 0, false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileID{}, 0, false
+	}
+	return fileID{uint64(st.Dev), st.Ino}, fi.Size(), true
 }
 
 const ckptPrefix = "ckpt-"
@@ -86,57 +153,6 @@ func (c *checkpoints) list() []uint64 {
 	return slices.Clone(c.seqs)
 }
 
-// take checkpoints db and keeps it under the sequence it has applied; it returns that sequence.
-// The projector may commit during the checkpoint: the checkpoint is settled, which reads its own.
-func (c *checkpoints) take(db *projections.DB) (uint64, error) {
-	tmp, err := os.MkdirTemp(c.dir, "tmp-")
-	if err != nil {
-		return 0, fmt.Errorf("replay: checkpoint: %w", err)
-	}
-	os.Remove(tmp) // Pebble wants to create it
-	// Flushed first, a checkpoint holds no WAL: opening a copy of it replays nothing.
-	if err := db.Flush(); err != nil {
-		os.RemoveAll(tmp)
-		return 0, err
-	}
-	if err := db.CheckpointAsWritten(tmp); err != nil { // the projector is not held up (see there)
-		os.RemoveAll(tmp)
-		return 0, err
-	}
-	seq, err := settleCheckpoint(tmp)
-	if err != nil {
-		os.RemoveAll(tmp)
-		return 0, err
-	}
-	return seq, c.add(tmp, seq)
-}
-
-// settleCheckpoint opens a checkpoint of the live model once, so that what its WAL holds (the batches the
-// projector committed between the flush and the checkpoint: megabytes while catching up) goes
-// into an sstable, and returns the sequence it has applied. Without it, every as_of copy of the
-// checkpoint copied that WAL, replayed it and flushed it again.
-func settleCheckpoint(dir string) (uint64, error) {
-	db, err := projections.OpenDB(dir, settleDB)
-	if err != nil {
-		return 0, err
-	}
-	seq, err := db.Applied()
-	if err == nil {
-		err = db.Flush()
-	}
-	if cerr := db.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return 0, fmt.Errorf("replay: settle checkpoint %s: %w", dir, err)
-	}
-	return seq, nil
-}
-
-// settleDB opens a checkpoint to settle it: no new WAL (it is flushed before closing) and no
-// compactions (the checkpoint's tables stay shared with the live model's).
-var settleDB = projections.DBOptions{CacheBytes: 1 << 20, DisableWAL: true, DisableCompactions: true}
-
 // takeAt checkpoints db, which no one else writes to, as the checkpoint of seq.
 func (c *checkpoints) takeAt(db *projections.DB, seq uint64) error {
 	tmp, err := os.MkdirTemp(c.dir, "tmp-")
@@ -168,6 +184,11 @@ func (c *checkpoints) add(tmp string, seq uint64) error {
 	}
 	i, _ := slices.BinarySearch(c.seqs, seq)
 	c.seqs = slices.Insert(c.seqs, i, seq)
+	if c.disk != nil {
+		if err := c.disk.add(seq, c.path(seq)); err != nil {
+			return err
+		}
+	}
 	if err := c.thin(); err != nil {
 		return err
 	}
@@ -212,46 +233,27 @@ func (c *checkpoints) coarsen() error {
 }
 
 // pinned is what the checkpoints cost on disk beyond the live model: files are hard links, so
-// each counts once, and those the live model still links count nothing.
+// each counts once, and those the live model still links (an old data directory's checkpoints
+// of the live model) count nothing. Called with mu held.
 func (c *checkpoints) pinned() (int64, error) {
-	type inode struct{ dev, ino uint64 }
-	live := map[inode]bool{}
+	if c.disk == nil {
+		c.disk = newDiskShare()
+		for _, seq := range c.seqs {
+			if err := c.disk.add(seq, c.path(seq)); err != nil {
+				return 0, err
+			}
+		}
+	}
+	total := c.disk.total
 	if c.live != "" {
 		ents, err := os.ReadDir(c.live)
 		if err != nil {
 			return 0, fmt.Errorf("replay: checkpoint budget: %w", err)
 		}
 		for _, e := range ents {
-			if fi, err := e.Info(); err == nil {
-				if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-					live[inode{uint64(st.Dev), st.Ino}] = true
-				}
+			if id, _, ok := statID(e); ok && c.disk.refs[id] > 0 {
+				total -= c.disk.size[id]
 			}
-		}
-	}
-	seen := map[inode]bool{}
-	var total int64
-	for _, seq := range c.seqs {
-		ents, err := os.ReadDir(c.path(seq))
-		if err != nil {
-			return 0, fmt.Errorf("replay: checkpoint budget: %w", err)
-		}
-		for _, e := range ents {
-			fi, err := e.Info()
-			if err != nil {
-				continue
-			}
-			st, ok := fi.Sys().(*syscall.Stat_t)
-			if !ok {
-				total += fi.Size()
-				continue
-			}
-			k := inode{uint64(st.Dev), st.Ino}
-			if live[k] || seen[k] {
-				continue
-			}
-			seen[k] = true
-			total += fi.Size()
 		}
 	}
 	return total, nil
@@ -282,6 +284,9 @@ func (c *checkpoints) thin() error {
 		if c.grid.keeps(s, newest) {
 			keep = append(keep, s)
 			continue
+		}
+		if c.disk != nil {
+			c.disk.drop(s)
 		}
 		if err := os.RemoveAll(c.path(s)); err != nil {
 			return fmt.Errorf("replay: drop checkpoint %d: %w", s, err)

@@ -25,8 +25,9 @@ type Options struct {
 	// An as_of answer replays at most about N events.
 	CheckpointEvery uint64
 	// DenseCheckpoints: how many checkpoints stay at the full density of CheckpointEvery
-	// before, as they age, the spacing doubles each time their age doubles (grid.go); default
-	// 32. More: cheaper as_of far back, more disk (grid.go).
+	// before, as they age, the spacing doubles each time their age doubles (grid.go); default:
+	// all of them. Consecutive checkpoints share their tables, so fewer save little disk
+	// (their manifests) and make as_of far back replay more.
 	DenseCheckpoints uint64
 	// CheckpointBudget bounds the disk the checkpoints take beyond the live model's files, in
 	// bytes: past it the grid's spacing doubles (checkpoints.coarsen). 0: as much as the live
@@ -50,7 +51,7 @@ func (o *Options) defaults() error {
 		o.CheckpointEvery = 2000
 	}
 	if o.DenseCheckpoints == 0 {
-		o.DenseCheckpoints = 32
+		o.DenseCheckpoints = allDense
 	}
 	if o.CachedStates <= 0 {
 		o.CachedStates = 4
@@ -69,6 +70,10 @@ func (o *Options) defaults() error {
 	}
 	return nil
 }
+
+// allDense is the default DenseCheckpoints: no thinning by age (every*allDense stays far from
+// overflowing).
+const allDense = 1 << 32
 
 // Service is the audit and time-travel side of acld: the history and diff queries, the AsOf
 // hook of the query servers, and the read-model checkpoints as_of starts from.

@@ -54,7 +54,10 @@ func (b *bench) replayCaughtUp(ctx context.Context, last uint64, start time.Time
 	// are back-filled in the background: both compete with whatever is measured next, so wait.
 	replayDir := filepath.Join(b.st.cfg.dir, "replay")
 	audit := b.st.replay.Audit()
-	if !waitFor(ctx, 30*time.Minute, func() bool { return audit.Applied() >= last && !backfilling(replayDir) }) {
+	caughtUp := func() bool {
+		return audit.Applied() >= last && b.st.replay.CheckpointsCaughtUp() && !backfilling(replayDir)
+	}
+	if !waitFor(ctx, 30*time.Minute, caughtUp) {
 		return fmt.Errorf("replay did not catch up: audit index at %d of %d", audit.Applied(), last)
 	}
 	fmt.Fprintf(b.w, "audit index and checkpoints caught up after %.1fs\n", time.Since(start).Seconds())

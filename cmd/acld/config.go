@@ -82,7 +82,7 @@ func DefaultConfig() Config {
 		CommandSpill:     true,
 		MemoryLimitMB:    0,
 		CheckpointN:      2000,
-		CheckpointsDense: 32,
+		CheckpointsDense: 0,
 		ChangeFeedCPU:    projections.DefaultFeedCPU,
 		LogLevel:         "info",
 	}
@@ -120,10 +120,10 @@ func ParseFlags(args []string) (Config, error) {
 	fs.IntVar(&c.CacheMB, "cache-mb", c.CacheMB, "Pebble block cache of the read model in MiB (64: once warm, checks at 10^6 records read blocks for ~5% of their CPU at 64, 128 or 256 MiB alike; more only shortens the warm-up after a start, at one MiB of RSS per MiB)")
 	fs.IntVar(&c.MemtableMB, "memtable-mb", c.MemtableMB, "Pebble memtable size in MiB")
 	fs.Uint64Var(&c.CheckpointN, "checkpoint-every", c.CheckpointN, "as_of: keep a read-model checkpoint every N events")
-	// The grid trades disk for as_of latency on older moments: each dense checkpoint pins about
-	// 22 MB at 10^6 records (compactions of the live model rewrite files), and an answer replays
-	// up to the gap to its checkpoint (~30 µs per event).
-	fs.Uint64Var(&c.CheckpointsDense, "checkpoints-dense", c.CheckpointsDense, "as_of: how many of the newest checkpoints stay --checkpoint-every apart; older ones double their spacing with age (more: faster as_of on older moments, more disk)")
+	// Consecutive checkpoints share their tables (replay's filler never compacts), so a thinner
+	// grid saves little disk: by default every checkpoint stays, and an answer replays fewer
+	// than --checkpoint-every events (~30 µs each). The budget still thins them when it must.
+	fs.Uint64Var(&c.CheckpointsDense, "checkpoints-dense", c.CheckpointsDense, "as_of: how many of the newest checkpoints stay --checkpoint-every apart; older ones double their spacing with age (0: all stay; fewer: less disk, slower as_of on older moments)")
 	fs.IntVar(&c.CommandCache, "command-cache", c.CommandCache, "aggregate states the command service keeps in memory (about 1.3 KB each; the others are read from the spill, see --command-spill)")
 	fs.BoolVar(&c.CommandSpill, "command-spill", c.CommandSpill, "keep the principal and record states not in memory on disk (DATA/commands, emptied at start); off, one not in memory costs a read of its subject, which makes nats-server load and keep its 8 MB message block")
 	// Off by default, measured (README, round 4): a limit below the live heap makes the

@@ -9,8 +9,8 @@ func TestParseFlagsCheckpoints(t *testing.T) {
 		args         []string
 		every, dense uint64
 	}{
-		{nil, 2000, 32},
-		{[]string{"--checkpoint-every", "500"}, 500, 32},
+		{nil, 2000, 0},
+		{[]string{"--checkpoint-every", "500"}, 500, 0},
 		{[]string{"--checkpoints-dense", "128"}, 2000, 128},
 	}
 	for _, tc := range cases {
