@@ -5,10 +5,9 @@ import "math/bits"
 // grid decides which checkpoints are kept, so that disk stays bounded as the stream grows while
 // recent moments stay cheap: every checkpoint among the newest dense*every sequences (at least
 // one at each multiple of every), then, as checkpoints age, only those at multiples of a spacing
-// that doubles each time their age doubles. A checkpoint pins the sstables it links, which the
-// live model's compactions keep rewriting, so each kept checkpoint costs about the data written
-// since the previous one (measured: ~6 MB per 2000 events); the grid keeps about
-// dense + dense/2 per doubling of the stream's length.
+// that doubles each time their age doubles. The filler's checkpoints share their tables (each
+// links the tables of the one before plus its own), so thinning them frees little; the default
+// dense keeps them all, and the budget (checkpoints.coarsen) thins the grid when it must.
 type grid struct {
 	every, dense uint64
 }
