@@ -14,7 +14,8 @@ import (
 )
 
 // TestDifferential runs a random history of several tenants through the stream and the
-// projector, then asks the engine every check, visible listing (page by page), principals,
+// projector, then asks the engine every check, visible listing (page by page) and count,
+// principals,
 // recipients and permissions question the history allows, and compares each answer with the
 // pure evaluator over an aggregates.World built from the same events.
 func TestDifferential(t *testing.T) {
@@ -146,8 +147,15 @@ func (d *diff) check(ctx context.Context, p, perm string, r *events.RecordRef) {
 
 func (d *diff) visible() {
 	ctx := context.Background()
+	memo := NewCountMemo() // one moment: shared by every principal, as a review's walk shares it
 	for i, p := range d.principalIDs() {
 		for _, typ := range append(genTypes, "nosuch") {
+			want, werr := aggregates.Visible(d.m, p, typ, "view")
+			n, gerr := d.eng.VisibleCount(ctx, d.tenant, p, typ, memo)
+			d.n++
+			if codeOf(werr) != codeOf(gerr) || (werr == nil && n != len(want)) {
+				d.t.Fatalf("visible count %s %s: %d (error %v), oracle %d (error %v)", p, typ, n, gerr, len(want), werr)
+			}
 			for _, action := range genActions {
 				want, werr := aggregates.Visible(d.m, p, typ, action)
 				limit := 1 + (i+len(typ))%7

@@ -87,6 +87,12 @@ type Service struct {
 	getter *messageGetter
 	ckpts  *checkpoints
 	states *stateCache
+	review struct { // the count memo of the review being walked (review.go)
+		mu     sync.Mutex
+		tenant string
+		seq    uint64
+		memo   *projections.CountMemo
+	}
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
