@@ -132,3 +132,43 @@ func (v *view) principalEmailLacks(val []byte, search string, derr *error) bool 
 	}
 	return !strings.Contains(strings.ToLower(p.Email), search)
 }
+
+// PrincipalPage lists the ids of up to limit principals of tenant after cursor, ascending, and
+// the cursor of the next page ("" at the end): the tenant query's page of principals without
+// its record counts (a pass over every record) or the principals' states, for callers that
+// walk every principal (the review).
+func (e *Engine) PrincipalPage(ctx context.Context, tenant, cursor string, limit int) ([]string, string, error) {
+	if limit <= 0 || limit > e.opts.MaxLimit {
+		return nil, "", invalid("limit %d: want 1 to %d", limit, e.opts.MaxLimit)
+	}
+	if cursor != "" {
+		if err := validID("cursor", cursor); err != nil {
+			return nil, "", err
+		}
+	}
+	v, err := e.view(tenant)
+	if err != nil {
+		return nil, "", err
+	}
+	defer v.close()
+	prefix := key(nil, v.tenant, string(tagPrincipal))
+	var start []byte
+	if cursor != "" {
+		start = key(slices.Clone(prefix), cursor+"\x00") // just after the cursor's key
+	}
+	var out []string
+	next := ""
+	err = v.scan(prefix, start, func(k, _ []byte) bool {
+		if len(out) == limit {
+			next = out[len(out)-1]
+			return false
+		}
+		id, _, _ := bytes.Cut(k[len(prefix):], []byte{sep})
+		out = append(out, string(id))
+		return true
+	})
+	if err == nil {
+		err = ctx.Err()
+	}
+	return out, next, err
+}

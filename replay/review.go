@@ -100,15 +100,7 @@ func reviewPage(ctx context.Context, e *projections.Engine, tenant string, req a
 		}
 		return ids, "", nil
 	}
-	t, err := e.Tenant(ctx, tenant, aggregates.TenantQuery{Limit: limit, Cursor: req.Cursor})
-	if err != nil {
-		return nil, "", err
-	}
-	var ids []string
-	for _, p := range t.Principals {
-		ids = append(ids, p.Principal)
-	}
-	return ids, t.NextCursor, nil
+	return e.PrincipalPage(ctx, tenant, req.Cursor, limit)
 }
 
 // reviewOne is one principal's entry but its last change (e answers as of the review's moment,
