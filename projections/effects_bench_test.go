@@ -49,27 +49,38 @@ func effectsEngine(b *testing.B) *Engine {
 			g.emit(t, events.RecordAggregate("timesheet", ts), events.RecordRegisteredV1{RecordBody: events.RecordBody{Type: "timesheet", ID: ts, Owner: id}})
 		}
 		msgs := messages(g.items)
-		dir, err := os.MkdirTemp("", "projections-effects-bench")
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { os.RemoveAll(dir) })
-		db, err := OpenDB(dir, DBOptions{CacheBytes: 256 << 20})
-		if err != nil {
-			b.Fatal(err)
-		}
-		p, err := NewProjector(db, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		applyAll(b, p, msgs, 4096)
-		effectsBench.eng = NewEngine(db, p, EngineOptions{})
+		effectsBench.eng = engineOver(b, "projections-effects-bench", msgs, false)
 		effectsBench.seq = msgs[len(msgs)-1].Seq
 	})
 	if effectsBench.eng == nil {
 		b.Fatal("data set not built")
 	}
 	return effectsBench.eng
+}
+
+// engineOver applies msgs to a fresh DB in a temporary directory (removed when b ends) and
+// returns an engine over it; compact compacts it first, as a settled deployment's.
+func engineOver(b *testing.B, name string, msgs []events.Message, compact bool) *Engine {
+	dir, err := os.MkdirTemp("", name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	db, err := OpenDB(dir, DBOptions{CacheBytes: 256 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := NewProjector(db, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	applyAll(b, p, msgs, 4096)
+	if compact {
+		if err := db.Compact(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return NewEngine(db, p, EngineOptions{})
 }
 
 // BenchmarkDryRunRoleChange: Engine.Effects (what a dry run answers) of revoking one grant of

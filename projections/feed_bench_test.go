@@ -1,10 +1,8 @@
 package projections
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"sync"
 	"testing"
 
@@ -74,24 +72,7 @@ func feedBenchEngine(b *testing.B) *Engine {
 			g.emit(t, events.RecordAggregate("invoice", inv.ID), events.RecordRegisteredV1{RecordBody: inv})
 		}
 		msgs := messages(g.items)
-		dir, err := os.MkdirTemp("", "projections-feed-bench")
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { os.RemoveAll(dir) })
-		db, err := OpenDB(dir, DBOptions{CacheBytes: 256 << 20})
-		if err != nil {
-			b.Fatal(err)
-		}
-		p, err := NewProjector(db, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		applyAll(b, p, msgs, 4096)
-		if err := db.Compact(context.Background()); err != nil { // as a settled deployment's
-			b.Fatal(err)
-		}
-		feedBench.eng = NewEngine(db, p, EngineOptions{})
+		feedBench.eng = engineOver(b, "projections-feed-bench", msgs, true)
 		feedBench.seq = msgs[len(msgs)-1].Seq
 	})
 	if feedBench.eng == nil {

@@ -77,8 +77,8 @@ func (r *ranges) clientsHaving(typ, implT, cursor string, n int) ([]string, erro
 	return out, nil
 }
 
-// clientsOf collects the clients of every implT record that p's grants cover, and keeps those
-// after cursor that are active client records.
+// clientsOf collects the clients of every implT record that p's grants cover (clientsOfSource:
+// active client records), and keeps those after cursor, at most n.
 func (r *ranges) clientsOf(p *aggregates.Principal, typ, implT string, grants []aggregates.GrantUse, cursor string, n int) ([]string, error) {
 	srcs, err := r.plan(p, implT, grants)
 	if err != nil {
@@ -86,25 +86,11 @@ func (r *ranges) clientsOf(p *aggregates.Principal, typ, implT string, grants []
 	}
 	var clients []string
 	for _, s := range srcs {
-		if s.keyClient != "" {
-			ok, err := r.exists(s.prefix)
-			if err != nil {
-				return nil, err
-			}
-			if ok {
-				clients = append(clients, s.keyClient)
-			}
-			continue
+		cs, err := r.clientsOfSource(s, typ)
+		if err != nil {
+			return nil, err
 		}
-		for ok := r.it.SeekGE(s.prefix); ok && bytes.HasPrefix(r.it.Key(), s.prefix); ok = r.it.Next() {
-			c := r.it.Value()
-			if len(c) > 0 && (s.filter == "" || string(c) == s.filter) {
-				clients = append(clients, string(c))
-			}
-		}
-		if err := r.it.Error(); err != nil {
-			return nil, fmt.Errorf("projections: read index %q: %w", s.prefix, err)
-		}
+		clients = append(clients, cs...)
 	}
 	slices.Sort(clients)
 	clients = slices.Compact(clients)
@@ -116,13 +102,7 @@ func (r *ranges) clientsOf(p *aggregates.Principal, typ, implT string, grants []
 		if len(out) == n {
 			break
 		}
-		ok, err := r.exists(key(nil, r.v.tenant, string(tagAll), typ, c))
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			out = append(out, c)
-		}
+		out = append(out, c)
 	}
 	return out, nil
 }
