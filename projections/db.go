@@ -64,6 +64,9 @@ func OpenDB(dir string, o DBOptions) (*DB, error) {
 	// Table statistics serve compaction heuristics only, and collecting them reads every table
 	// of a freshly opened copy in the background.
 	opts.DisableTableStats = o.DisableCompactions
+	// A copy was just made from a complete checkpoint: checking that each of its hundreds of
+	// tables exists with its size costs a stat each, for every as_of answer.
+	opts.DisableConsistencyCheck = o.DisableCompactions
 	if o.DisableCompactions {
 		// Pebble stalls writes while level 0 is too deep, until compactions reduce it: without
 		// compactions that is forever (a copy of a level-0-heavy checkpoint hung its first

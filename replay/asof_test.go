@@ -206,7 +206,8 @@ func TestAsOfCacheShares(t *testing.T) {
 
 // TestBackfill: a replay directory started on a model that already applied many events
 // back-fills a checkpoint at each multiple of CheckpointEvery up to it, each sharing the tables
-// of the one before (hard links: the filler's copy never compacts).
+// of the one before (hard links: the filler's copy never compacts); as the model applies more,
+// the chain goes on the same way, and as_of from its checkpoints equals the pure evaluator.
 func TestBackfill(t *testing.T) {
 	s := startStack(t, Options{CheckpointEvery: 1 << 40})
 	h := newRandomHistory(s.d, 5)
@@ -218,16 +219,10 @@ func TestBackfill(t *testing.T) {
 	}
 	svc.Start(context.Background())
 	defer svc.Close()
-	var want []uint64
-	for c := uint64(10); c <= s.d.seq; c += 10 {
-		want = append(want, c)
-	}
-	eventstest.WaitFor(t, 10*time.Second, func() error {
-		if got := svc.ckpts.list(); !slices.Equal(got, want) {
-			return fmt.Errorf("checkpoints %v, want %v", got, want)
-		}
-		return nil
-	})
+	waitChain(t, svc, s.d, s.d.seq)
+	h.run(80) // the live loop wakes the filler, which continues the chain from its open head
+	s.sync(t)
+	want := waitChain(t, svc, s.d, s.d.seq)
 	for i := 1; i < len(want); i++ {
 		prev, next := tablesOf(t, svc.ckpts.path(want[i-1])), tablesOf(t, svc.ckpts.path(want[i]))
 		for name, id := range prev {
@@ -239,6 +234,34 @@ func TestBackfill(t *testing.T) {
 			t.Errorf("checkpoint %d holds %d tables, %d the one before: no table of its own", want[i], len(next), len(prev))
 		}
 	}
+}
+
+// waitChain waits until svc keeps a checkpoint at each multiple of 10 up to seq, and returns
+// them, after checking as_of answers from them against the pure evaluator.
+func waitChain(t *testing.T, svc *Service, d *driver, seq uint64) []uint64 {
+	t.Helper()
+	var want []uint64
+	for c := uint64(10); c <= seq; c += 10 {
+		want = append(want, c)
+	}
+	eventstest.WaitFor(t, 10*time.Second, func() error {
+		if got := svc.ckpts.list(); !slices.Equal(got, want) {
+			return fmt.Errorf("checkpoints %v, want %v", got, want)
+		}
+		return nil
+	})
+	for _, m := range []uint64{want[len(want)/2], want[len(want)/2] + 3, seq} {
+		e, release, err := svc.AsOf(context.Background(), "acme", Moment{Seq: m})
+		if err != nil {
+			t.Fatalf("as_of %d: %v", m, err)
+		}
+		diffs := diffAll(t, e, d.oracleAt(m)["acme"])
+		release()
+		if len(diffs) > 0 {
+			t.Fatalf("as_of %d: %d differences from the oracle, first:\n%s", m, len(diffs), diffs[0])
+		}
+	}
+	return want
 }
 
 // tablesOf maps the sstables of a Pebble directory to the files they are (device, inode).

@@ -49,6 +49,7 @@ func (s *Service) checkpointLoop(ctx context.Context) {
 
 // fillLoop fills gaps each time it is woken, until ctx ends.
 func (s *Service) fillLoop(ctx context.Context, wake <-chan struct{}) {
+	defer func() { s.head.close(); s.head = nil }()
 	for {
 		select {
 		case <-ctx.Done():
@@ -89,38 +90,73 @@ func (s *Service) backfill(ctx context.Context) error {
 var fillDB = projections.DBOptions{CacheBytes: 16 << 20, DisableWAL: true, DisableCompactions: true, Zstd: true,
 	FS: noSyncFS{vfs.Default}}
 
+// chainHead is the filler's copy of the newest checkpoint it made, kept open between fills:
+// the next fill continues from it instead of copying that checkpoint and opening its hundreds of
+// tables again. Only the fill loop's goroutine uses it.
+type chainHead struct {
+	dir string
+	db  *projections.DB
+	seq uint64 // the sequence db has applied: the checkpoint it continues from
+}
+
+func (h *chainHead) close() {
+	if h != nil {
+		h.db.Close()
+		os.RemoveAll(h.dir)
+	}
+}
+
 // fill replays the stream from the checkpoint at from (0: empty) into a scratch copy and keeps a
 // checkpoint at each sequence of want (ascending). The copy links the checkpoint's tables, so
-// the checkpoints it keeps share them.
-func (s *Service) fill(ctx context.Context, from uint64, want []uint64) error {
-	dir, err := os.MkdirTemp(filepath.Join(s.opts.Dir, "scratch"), "fill-")
-	if err != nil {
-		return fmt.Errorf("replay: back-fill scratch: %w", err)
-	}
-	defer os.RemoveAll(dir)
-	// Thinning may have dropped the checkpoint at from meanwhile: start from the one before.
-	if base, done := s.ckpts.nearest(from); base > 0 {
-		err := copyDB(s.ckpts.path(base), dir)
-		done()
-		if err != nil {
+// the checkpoints it keeps share them. The copy stays open as the chain's head when it ends at
+// the newest checkpoint, and a fill from there continues it.
+func (s *Service) fill(ctx context.Context, from uint64, want []uint64) (err error) {
+	h := s.head
+	s.head = nil
+	if h == nil || h.seq != from {
+		h.close()
+		if h, err = s.copyForFill(from); err != nil {
 			return err
 		}
-	} else {
-		done()
 	}
-	db, err := projections.OpenDB(dir, fillDB)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	_, err = replayInto(ctx, s.store, db, allEvents, want[len(want)-1], s.opts.CheckpointEvery, func(applied uint64) error {
+	defer func() {
+		if err == nil && h.seq == s.ckpts.last() {
+			s.head = h
+			return
+		}
+		h.close()
+	}()
+	h.seq, err = replayInto(ctx, s.store, h.db, allEvents, want[len(want)-1], s.opts.CheckpointEvery, func(applied uint64) error {
 		if len(want) == 0 || applied != want[0] {
 			return nil
 		}
 		want = want[1:]
-		return s.ckpts.takeAt(db, applied)
+		return s.ckpts.takeAt(h.db, applied)
 	})
 	return err
+}
+
+// copyForFill opens a scratch copy of the newest checkpoint at or below from (thinning may have
+// dropped the one at from meanwhile; none: an empty model).
+func (s *Service) copyForFill(from uint64) (*chainHead, error) {
+	dir, err := os.MkdirTemp(filepath.Join(s.opts.Dir, "scratch"), "chain-")
+	if err != nil {
+		return nil, fmt.Errorf("replay: back-fill scratch: %w", err)
+	}
+	base, done := s.ckpts.nearest(from)
+	if base > 0 {
+		err = copyDB(s.ckpts.path(base), dir)
+	}
+	done()
+	var db *projections.DB
+	if err == nil {
+		db, err = projections.OpenDB(dir, fillDB)
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return &chainHead{dir: dir, db: db, seq: base}, nil
 }
 
 // CheckpointsCaughtUp reports whether the checkpoints reach as far as the grid's spacing below

@@ -86,6 +86,7 @@ type Service struct {
 	audit  *Audit
 	getter *messageGetter
 	ckpts  *checkpoints
+	head   *chainHead // the filler's open copy of the newest checkpoint (fillLoop's own)
 	states *stateCache
 	review struct { // the count memo of the review being walked (review.go)
 		mu     sync.Mutex

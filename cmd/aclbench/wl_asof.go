@@ -80,17 +80,6 @@ func runAsOf(ctx context.Context, b *bench) ([]Result, error) {
 	return []Result{r}, nil
 }
 
-// backfilling reports whether replay is filling checkpoints in (its scratch/fill-* copies).
-func backfilling(replayDir string) bool {
-	ents, _ := os.ReadDir(filepath.Join(replayDir, "scratch"))
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), "fill-") {
-			return true
-		}
-	}
-	return false
-}
-
 // checkpointSeqs lists the sequences of the checkpoints replay keeps (ckpt-<seq> directories).
 func checkpointSeqs(dir string) []uint64 {
 	ents, _ := os.ReadDir(dir)
