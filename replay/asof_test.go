@@ -391,3 +391,41 @@ func TestCheckpointBudget(t *testing.T) {
 		requireOracleAt(t, s, Moment{Seq: seq}, seq)
 	}
 }
+
+// TestUnchainedCheckpointsDropped: an older release's checkpoints (of the live model, each
+// pinning its own tables; their directory has no CHAINED mark) are removed when the service
+// opens their directory, and the filler makes the chain; a chain survives a restart.
+func TestUnchainedCheckpointsDropped(t *testing.T) {
+	s := startStack(t, Options{CheckpointEvery: 1 << 40})
+	newRandomHistory(s.d, 3).run(60)
+	s.sync(t)
+	dir := t.TempDir()
+	legacy := filepath.Join(dir, "checkpoints", ckptName(s.d.seq-1))
+	if err := os.MkdirAll(filepath.Dir(legacy), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Checkpoint(legacy); err != nil {
+		t.Fatal(err)
+	}
+	open := func() *Service {
+		svc, err := New(s.env.Store, s.db, s.proj, Options{Dir: dir, CheckpointEvery: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return svc
+	}
+	svc := open()
+	if _, err := os.Stat(legacy); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the unchained checkpoint is still there: %v", err)
+	}
+	svc.Start(context.Background())
+	chain := waitChain(t, svc, s.d, s.d.seq)
+	if err := svc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	svc = open()
+	defer svc.Close()
+	if got := svc.ckpts.list(); !slices.Equal(got, chain) {
+		t.Errorf("after a restart the checkpoints are %v, want the chain %v", got, chain)
+	}
+}

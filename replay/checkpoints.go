@@ -111,7 +111,18 @@ func openCheckpointsReadOnly(dir string) (*checkpoints, error) {
 	return listCheckpoints(dir, grid{}, false)
 }
 
+// chainedMark names the file that says the checkpoints of a directory are chained (made by
+// the filler, sharing their tables). Without it they are an older release's checkpoints of the
+// live model, each pinning its own copy of most of the model: the owner removes them, and the
+// filler makes the chain.
+const chainedMark = "CHAINED"
+
 func listCheckpoints(dir string, g grid, clean bool) (*checkpoints, error) {
+	if clean {
+		if err := dropUnchained(dir); err != nil {
+			return nil, err
+		}
+	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("replay: list checkpoints: %w", err)
@@ -124,6 +135,9 @@ func listCheckpoints(dir string, g grid, clean bool) (*checkpoints, error) {
 			c.seqs = append(c.seqs, seq)
 			continue
 		}
+		if name == chainedMark {
+			continue
+		}
 		if clean {
 			// A checkpoint interrupted before its rename: never complete, never used.
 			if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
@@ -133,6 +147,27 @@ func listCheckpoints(dir string, g grid, clean bool) (*checkpoints, error) {
 	}
 	slices.Sort(c.seqs)
 	return c, nil
+}
+
+// dropUnchained removes the checkpoints of dir unless it is marked as chained, then marks it.
+func dropUnchained(dir string) error {
+	mark := filepath.Join(dir, chainedMark)
+	if _, err := os.Stat(mark); err == nil {
+		return nil
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("replay: list checkpoints: %w", err)
+	}
+	for _, e := range ents {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return fmt.Errorf("replay: remove an unchained checkpoint: %w", err)
+		}
+	}
+	if err := os.WriteFile(mark, []byte("checkpoints made by the filler, sharing their tables\n"), 0o644); err != nil {
+		return fmt.Errorf("replay: mark checkpoints chained: %w", err)
+	}
+	return nil
 }
 
 func (c *checkpoints) path(seq uint64) string { return filepath.Join(c.dir, ckptName(seq)) }
