@@ -73,16 +73,44 @@ func (e *Engine) VisibleCount(ctx context.Context, tenant, principal, typ string
 		return r.countUnion(srcs, memo)
 	}
 	// Implied clients (at most the tenant's clients): the direct ones listed and merged.
-	ids := implied
+	lists := [][]string{implied}
 	for _, s := range srcs {
 		page, err := r.page(s, "", -1)
 		if err != nil {
 			return 0, err
 		}
-		ids = append(ids, page...)
+		lists = append(lists, page)
 	}
-	slices.Sort(ids)
-	return len(slices.Compact(ids)), nil
+	return len(unionSorted(lists)), nil
+}
+
+// unionSorted merges ascending lists of distinct ids into one, without sorting them again:
+// the lists are few, and long (a unit's clients, every client having an invoice).
+func unionSorted(lists [][]string) []string {
+	var out []string
+	for _, l := range lists {
+		if len(out) == 0 {
+			out = l
+			continue
+		}
+		merged := make([]string, 0, len(out)+len(l))
+		i, j := 0, 0
+		for i < len(out) || j < len(l) {
+			switch {
+			case j == len(l) || (i < len(out) && out[i] < l[j]):
+				merged = append(merged, out[i])
+				i++
+			case i == len(out) || l[j] < out[i]:
+				merged = append(merged, l[j])
+				j++
+			default:
+				merged = append(merged, out[i])
+				i, j = i+1, j+1
+			}
+		}
+		out = merged
+	}
+	return out
 }
 
 // countUnion counts the distinct ids of srcs: the largest range's count (memo), plus the ids of
@@ -196,7 +224,7 @@ func (r *ranges) impliedClients(p *aggregates.Principal, typ, perm string, memo 
 	if p.Kind != aggregates.KindClientContact && aggregates.AnyNarrowedScope(r.v.t, p, perm, isScopeAll) {
 		return nil, nil
 	}
-	var out []string
+	var lists [][]string
 	for _, rule := range r.v.t.Policy.Implies {
 		if rule.Grants != perm || rule.Field != "client" || slices.Contains(p.Denied, rule.Permission) {
 			continue
@@ -210,7 +238,7 @@ func (r *ranges) impliedClients(p *aggregates.Principal, typ, perm string, memo 
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, ids...)
+			lists = append(lists, ids)
 			continue
 		}
 		srcs, err := r.plan(p, implT, grants)
@@ -224,11 +252,10 @@ func (r *ranges) impliedClients(p *aggregates.Principal, typ, perm string, memo 
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, ids...)
+			lists = append(lists, ids)
 		}
 	}
-	slices.Sort(out)
-	return slices.Compact(out), nil
+	return unionSorted(lists), nil
 }
 
 func (r *ranges) memoClients(k string, memo *CountMemo, list func() ([]string, error)) ([]string, error) {
