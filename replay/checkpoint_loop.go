@@ -86,9 +86,10 @@ func (s *Service) backfill(ctx context.Context) error {
 // checkpoint it keeps holds the previous one's tables (hard links) plus the one its flush
 // wrote: hundreds of checkpoints cost about the data written once. Tables are compressed with
 // zstd: they stay on disk for as long as their checkpoints, within the budget of the live
-// model's size.
-var fillDB = projections.DBOptions{CacheBytes: 16 << 20, DisableWAL: true, DisableCompactions: true, Zstd: true,
-	FS: noSyncFS{vfs.Default}}
+// model's size. It stays open between fills (chainHead), so it is small: a flush every
+// CheckpointEvery events needs no more than the smallest memtable.
+var fillDB = projections.DBOptions{CacheBytes: 8 << 20, MemTableBytes: 4 << 20, DisableWAL: true, DisableCompactions: true,
+	Zstd: true, FS: noSyncFS{vfs.Default}}
 
 // chainHead is the filler's copy of the newest checkpoint it made, kept open between fills:
 // the next fill continues from it instead of copying that checkpoint and opening its hundreds of
