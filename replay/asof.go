@@ -70,7 +70,10 @@ func (s *Service) asOfSeq(ctx context.Context, asOf Moment) (uint64, error) {
 // tenants' events are skipped: they cannot change this tenant's answers, and a stream of many
 // tenants would otherwise make every as_of replay all of them.
 func (s *Service) build(ctx context.Context, st *asOfState) error {
+	var src Reader = s.store
 	if st.db == nil {
+		// The events after the checkpoint are read while the checkpoint is copied and opened.
+		src = readAhead(ctx, s.store, s.ckpts.floor(st.seq)+1, st.seq)
 		if err := s.copyCheckpoint(st); err != nil {
 			return err
 		}
@@ -82,7 +85,7 @@ func (s *Service) build(ctx context.Context, st *asOfState) error {
 	}
 	if st.seq > from { // replayInto reads to the stream's end when asked for 0
 		only := events.Prefix + "." + st.tenant + "."
-		if _, err = replayInto(ctx, s.store, db, only, st.seq, 0, nil); err != nil {
+		if _, err = replayInto(ctx, src, db, only, st.seq, 0, nil); err != nil {
 			return err
 		}
 	}
@@ -126,6 +129,63 @@ type rangeLoader interface {
 	LoadRange(ctx context.Context, subject string, from, to uint64) ([]events.Message, error)
 }
 
+// readerOf is how a replay reads from..to: a short range with batched direct gets
+// (LoadRange) when the store has them, else through an ordered consumer (Read).
+func readerOf(store Reader, from, to uint64) func(ctx context.Context, from, to uint64, fn func([]events.Message) error) error {
+	lr, ok := store.(rangeLoader)
+	if !ok || to == 0 || to-from >= loadRangeMax {
+		return store.Read
+	}
+	return func(ctx context.Context, from, to uint64, fn func([]events.Message) error) error {
+		msgs, err := lr.LoadRange(ctx, ">", from, to)
+		if err != nil || len(msgs) == 0 {
+			return err
+		}
+		return fn(msgs)
+	}
+}
+
+// readAhead starts reading from..to in the background and returns a Reader that serves that
+// range once read, and any other range from store (a thinning that dropped the checkpoint
+// meanwhile, an error: the replay then reads as without it).
+func readAhead(ctx context.Context, store Reader, from, to uint64) Reader {
+	if to < from {
+		return store
+	}
+	r := &readAheadReader{Reader: store, from: from, to: to, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		r.err = readerOf(store, from, to)(ctx, from, to, func(msgs []events.Message) error {
+			r.msgs = append(r.msgs, msgs...)
+			return nil
+		})
+	}()
+	return r
+}
+
+type readAheadReader struct {
+	Reader
+	from, to uint64
+	done     chan struct{}
+	msgs     []events.Message // set before done is closed
+	err      error
+}
+
+func (r *readAheadReader) Read(ctx context.Context, from, to uint64, fn func([]events.Message) error) error {
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if r.err != nil || from != r.from || to != r.to {
+		return readerOf(r.Reader, from, to)(ctx, from, to, fn)
+	}
+	if len(r.msgs) == 0 {
+		return nil
+	}
+	return fn(r.msgs)
+}
+
 // allEvents keeps every message in a replay.
 const allEvents = ""
 
@@ -155,16 +215,7 @@ func replayInto(ctx context.Context, store Reader, db *projections.DB, only stri
 	if to != 0 && from > to {
 		return p.Applied(), nil
 	}
-	read := store.Read
-	if lr, ok := store.(rangeLoader); ok && to != 0 && to-from < loadRangeMax {
-		read = func(ctx context.Context, from, to uint64, fn func([]events.Message) error) error {
-			msgs, err := lr.LoadRange(ctx, ">", from, to)
-			if err != nil || len(msgs) == 0 {
-				return err
-			}
-			return fn(msgs)
-		}
-	}
+	read := readerOf(store, from, to)
 	buf := make([]events.Message, 0, 4096)
 	flush := func() error {
 		if len(buf) == 0 {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/acl-es/acl/aggregates"
+	"github.com/acl-es/acl/events"
 	"github.com/acl-es/acl/events/eventstest"
 	"github.com/acl-es/acl/projections"
 )
@@ -427,5 +428,34 @@ func TestUnchainedCheckpointsDropped(t *testing.T) {
 	defer svc.Close()
 	if got := svc.ckpts.list(); !slices.Equal(got, chain) {
 		t.Errorf("after a restart the checkpoints are %v, want the chain %v", got, chain)
+	}
+}
+
+// TestReadAhead: the range read ahead is served as the store serves it; another range (the
+// checkpoint copied is not the one expected) is read from the store.
+func TestReadAhead(t *testing.T) {
+	s := startStack(t, Options{})
+	newRandomHistory(s.d, 9).run(40)
+	s.sync(t)
+	ctx := context.Background()
+	seqs := func(r Reader, from, to uint64) []uint64 {
+		var out []uint64
+		if err := r.Read(ctx, from, to, func(msgs []events.Message) error {
+			for _, m := range msgs {
+				out = append(out, m.Seq)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	to := s.d.seq - 2
+	for _, from := range []uint64{5, 3} {
+		r := readAhead(ctx, s.env.Store, 5, to)
+		got, want := seqs(r, from, to), seqs(s.env.Store, from, to)
+		if len(want) == 0 || !slices.Equal(got, want) {
+			t.Errorf("read ahead 5..%d, read %d..%d: %v, want %v", to, from, to, got, want)
+		}
 	}
 }
