@@ -42,6 +42,11 @@ func TestKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts and kills an acld process")
 	}
+	if raceEnabled {
+		// It waits for some 16,000 commands; the spill's concurrency is under -race in
+		// commands (TestBatchRacesWithOtherWriters/spill), and this test runs in go test ./...
+		t.Skip("too slow under the race detector")
+	}
 	dir := t.TempDir()
 	port := freePort(t)
 	child := exec.Command(os.Args[0], "-test.run=^TestCrashChild$")
