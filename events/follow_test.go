@@ -243,9 +243,10 @@ func TestFollowNoLeak(t *testing.T) {
 	}
 	// A leak would leave one or more goroutines per call (40 calls). A few stragglers of the
 	// client and the in-process server (timers, the async error handler) come and go on their
-	// own, more of them under -race on a loaded machine, so the margin is 5, not 0.
+	// own, more of them under -race on a loaded machine: 6 were still there after 15 s in one CI
+	// run, so the margin is 15, not 0, still well under one per call.
 	eventstest.WaitFor(t, 15*time.Second, func() error {
-		if n := runtime.NumGoroutine(); n > before+5 {
+		if n := runtime.NumGoroutine(); n > before+15 {
 			return fmt.Errorf("%d goroutines, %d before", n, before)
 		}
 		return nil
