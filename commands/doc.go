@@ -60,6 +60,15 @@
 // permissions) never authorize a command. DeleteRole and DefineRole read every principal of the
 // tenant from the store to know whether the role is held.
 //
+// The cache holds Options.CacheSize states in memory. With Options.StateDir, principal and
+// record states are also written to a local Pebble, the spill (spill.go), and a state the
+// cache dropped is read back from there rather than from the stream. The spill is as trusted
+// as the cache and survives restarts: its follower reads the stream after the spill's position
+// and deletes states older than a message of their subject, the spill is read only once the
+// follower has reached the stream's end as of the start, and a state is spilled only if the
+// follower has seen no newer message of its subject. acl_command_state_loads_total{from}
+// counts the states read from the spill and from the stream.
+//
 // # Tenant snapshots
 //
 // A tenant's subject holds a seat change per access level change, so its history grows without
