@@ -29,6 +29,9 @@ type DBOptions struct {
 	// fast to open): about a third smaller, slower to write and read. For replay's as_of
 	// checkpoints, kept on disk for long and read rarely; never for the live model.
 	Zstd bool
+	// Cache, when set, is the block cache, shared with other DBs (replay's open checkpoints);
+	// CacheBytes is then ignored. The caller keeps its reference and releases it after them.
+	Cache *pebble.Cache
 }
 
 // DB is the read model's Pebble database.
@@ -50,8 +53,11 @@ func OpenDB(dir string, o DBOptions) (*DB, error) {
 	// the memtable) must be larger than what Batch.Reset keeps for reuse (1 MiB), because the
 	// projector reuses its batch.
 	o.MemTableBytes = max(o.MemTableBytes, 4<<20)
-	cache := pebble.NewCache(o.CacheBytes)
-	defer cache.Unref() // Pebble holds its own reference while open
+	cache := o.Cache
+	if cache == nil {
+		cache = pebble.NewCache(o.CacheBytes)
+		defer cache.Unref() // Pebble holds its own reference while open
+	}
 	opts := &pebble.Options{
 		FormatMajorVersion: pebble.FormatNewest,
 		Cache:              cache,
@@ -138,7 +144,7 @@ func (db *DB) Compact(ctx context.Context) error {
 func (db *DB) Applied() (uint64, error) { return readApplied(db.pb) }
 
 // readApplied reads the applied sequence from the DB, a snapshot or a batch.
-func readApplied(r pebble.Reader) (uint64, error) {
+func readApplied(r reader) (uint64, error) {
 	v, closer, err := r.Get(appliedKey)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return 0, nil

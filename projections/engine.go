@@ -32,6 +32,7 @@ type EngineOptions struct {
 // replay for as_of. Each query reads one Pebble snapshot and answers the sequence it reflects.
 type Engine struct {
 	db      *DB
+	over    reader // an as_of overlay read instead of db (NewOverlayEngine); nil for a DB
 	waiter  Waiter // nil: min_seq beyond the DB's sequence answers not_caught_up at once
 	opts    EngineOptions
 	decoded *decoded
@@ -72,7 +73,7 @@ func (e *Engine) WaitFor(ctx context.Context, seq uint64) error {
 		return nil
 	}
 	if e.waiter == nil {
-		applied, err := e.db.Applied()
+		applied, err := e.Applied()
 		if err != nil {
 			return err
 		}
@@ -101,7 +102,12 @@ func notCaughtUp(seq, applied uint64) error {
 }
 
 // Applied is the sequence the DB has committed.
-func (e *Engine) Applied() (uint64, error) { return e.db.Applied() }
+func (e *Engine) Applied() (uint64, error) {
+	if e.over != nil {
+		return readApplied(e.over)
+	}
+	return e.db.Applied()
+}
 
 // view opens a snapshot of tenant; the caller closes it. An unknown tenant is not_found. Over
 // the live DB, the projector's published state spares the reads of the applied sequence and of
@@ -109,7 +115,8 @@ func (e *Engine) Applied() (uint64, error) { return e.db.Applied() }
 // snapshot while no batch commits (engine_snapshot.go).
 func (e *Engine) view(tenant string) (*view, error) {
 	var (
-		snap *pebble.Snapshot
+		snap reader
+		own  *pebble.Snapshot
 		pub  *published
 	)
 	var mods *modLog
@@ -118,16 +125,23 @@ func (e *Engine) view(tenant string) (*view, error) {
 		if shared = e.db.shared.current(p); shared != nil {
 			snap, pub = shared.snap, shared.pub
 		} else {
-			snap, pub = p.snapshot()
+			own, pub = p.snapshot()
+			snap = own
 		}
 		if pub != nil {
 			mods = p.mods
 		}
+	} else if e.over != nil {
+		snap = e.over // an as_of state: it does not change while read
 	} else {
-		snap = e.db.pb.NewSnapshot()
+		own = e.db.pb.NewSnapshot()
+		snap = own
 	}
 	v := views.Get().(*view)
 	*v = view{e: e, snap: snap, shared: shared, tenant: tenant, mods: mods, kbuf: v.kbuf[:0]}
+	if own != nil {
+		v.own = own
+	}
 	var err error
 	if pub != nil {
 		v.seq = pub.applied
@@ -166,7 +180,7 @@ func (e *Engine) cachedTenant(id string, seq uint64) *aggregates.Tenant {
 
 // tenant returns the tenant's state in snap, decoding it only when its stored sequence differs
 // from the cached one.
-func (e *Engine) tenant(snap *pebble.Snapshot, id string) (*aggregates.Tenant, error) {
+func (e *Engine) tenant(snap reader, id string) (*aggregates.Tenant, error) {
 	val, closer, err := snap.Get(tenantKey(id))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, aggregates.Errorf(aggregates.CodeNotFound, "no tenant %s", id)

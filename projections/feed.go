@@ -374,7 +374,7 @@ func (e *Engine) changesOf(snap *pebble.Snapshot, seq uint64, evs []decodedEvent
 // that does not exist there is answered as its state before its first event.
 func (e *Engine) viewAt(snap *pebble.Snapshot, tenant string) (*view, error) {
 	v := views.Get().(*view)
-	*v = view{e: e, snap: snap, tenant: tenant, tid: tenant, kbuf: v.kbuf[:0]}
+	*v = view{e: e, snap: snap, own: snap, tenant: tenant, tid: tenant, kbuf: v.kbuf[:0]}
 	var err error
 	if v.seq, err = readApplied(snap); err != nil {
 		v.close()

@@ -36,6 +36,7 @@ type Projector struct {
 	gen     atomic.Uint64 // odd while a batch is being committed (published.go)
 	pub     atomic.Pointer[published]
 	mods    *modLog
+	overlay *pebble.Batch // set for an Overlay: batches are written into it, not committed
 	target  atomic.Uint64 // the stream's last sequence when Run started: ready once applied
 	started atomic.Bool
 
@@ -165,16 +166,22 @@ func (p *Projector) live(seq uint64) bool {
 // apply applies msgs in one batch; the caller holds mu.
 func (p *Projector) apply(msgs []events.Message) error {
 	applied := p.applied.Load()
-	if p.batch == nil {
-		// A batch of a catch-up (4096 messages) takes a few MiB; by default Reset would drop a
-		// buffer over 1 MiB, and every batch would grow a new one by doubling.
-		p.batch = p.db.pb.NewBatch(pebble.WithMaxRetainedSizeBytes(maxRetainedBatch))
-		p.writer = newWriter(p.db.pb, &p.writes, p.states)
+	b := p.overlay // an overlay's batch is its state: it accumulates, and is never committed
+	if b == nil {
+		if p.batch == nil {
+			// A batch of a catch-up (4096 messages) takes a few MiB; by default Reset would
+			// drop a buffer over 1 MiB, and every batch would grow a new one by doubling.
+			p.batch = p.db.pb.NewBatch(pebble.WithMaxRetainedSizeBytes(maxRetainedBatch))
+			p.writer = newWriter(p.db.pb, &p.writes, p.states)
+		}
+		p.batch.Reset()
+		b = p.batch
+	} else if p.writer == nil {
+		p.writer = newWriter(b, &p.writes, p.states) // reads the batch through to the DB
 	}
-	p.batch.Reset()
 	p.writes.reset()
 	w := p.writer
-	w.reset(p.batch)
+	w.reset(b)
 	evs, last, err := decodeBatch(msgs, applied, p.decoded)
 	if err != nil {
 		return err
@@ -226,6 +233,9 @@ const maxRetainedBatch = 16 << 20
 func (p *Projector) commit(w *writer, last uint64) error {
 	if err := w.flush(last); err != nil {
 		return err
+	}
+	if p.overlay != nil {
+		return nil // the writes are in the overlay's batch, which reads see at once
 	}
 	if p.beforeCommit != nil {
 		if err := p.beforeCommit(last); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 
 	"github.com/acl-es/acl/aggregates"
@@ -11,12 +12,13 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// view is one query's look at one tenant: a Pebble snapshot, the sequence it reflects, and the
-// tenant's decoded state. It implements aggregates.Facts, so aggregates.Check runs on it as on
+// view is one query's look at one tenant: a Pebble snapshot (or an as_of overlay), the sequence
+// it reflects, and the tenant's decoded state. It implements aggregates.Facts, so aggregates.Check runs on it as on
 // the oracle. Facts methods cannot fail; a read error is kept in err and the query answers it.
 type view struct {
 	e      *Engine
-	snap   *pebble.Snapshot
+	snap   reader
+	own    io.Closer       // closes snap when the view is closed; nil when another owns it
 	shared *sharedSnapshot // snap's owner when shared with other queries (engine_snapshot.go)
 	tenant string
 	tid    string // tenant, as the cached tenant's ID string when equal (one copy in every cache entry)
@@ -28,6 +30,14 @@ type view struct {
 }
 
 var _ aggregates.Facts = (*view)(nil)
+
+// reader is what a view reads: a snapshot of the live DB (*pebble.Snapshot), or an as_of
+// state's overlay (*pebble.Batch, indexed: the writes of the events replayed after a
+// checkpoint, read through to the checkpoint opened read-only; see Overlay).
+type reader interface {
+	Get(key []byte) ([]byte, io.Closer, error)
+	NewIter(o *pebble.IterOptions) (*pebble.Iterator, error)
+}
 
 // Tenant implements aggregates.Facts.
 func (v *view) Tenant() *aggregates.Tenant { return v.t }
@@ -192,8 +202,8 @@ func (v *view) fail(err error) {
 func (v *view) close() {
 	if v.shared != nil {
 		v.shared.release()
-	} else {
-		v.snap.Close()
+	} else if v.own != nil {
+		v.own.Close()
 	}
 	*v = view{kbuf: v.kbuf[:0]}
 	views.Put(v)

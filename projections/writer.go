@@ -27,7 +27,7 @@ type pending struct {
 // sequence. The projector keeps one writer and resets it for each batch: its maps and lists
 // keep their capacity, which while catching up saves growing them again for every batch.
 type writer struct {
-	pb      *pebble.DB
+	r       reader // the committed state: the DB, or an overlay (the batch itself, read through)
 	b       *pebble.Batch
 	states  *stateCache
 	tenants map[string]bool  // tenants whose policy part changed in this batch
@@ -40,8 +40,8 @@ type writer struct {
 }
 
 // newWriter builds into ws, which the caller resets and reuses.
-func newWriter(pb *pebble.DB, ws *writes, states *stateCache) *writer {
-	return &writer{pb: pb, w: ws, states: states, cmds: map[string]aggregates.CommandResult{},
+func newWriter(r reader, ws *writes, states *stateCache) *writer {
+	return &writer{r: r, w: ws, states: states, cmds: map[string]aggregates.CommandResult{},
 		tenants: map[string]bool{}, touched: map[string]int32{}}
 }
 
@@ -202,7 +202,7 @@ func (w *writer) record(tenant, typ, id string, fresh bool) (*pending, error) {
 
 // get reads a committed value; the copy outlives Pebble's buffer.
 func (w *writer) get(k []byte) ([]byte, bool, error) {
-	v, closer, err := w.pb.Get(k)
+	v, closer, err := w.r.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, false, nil
 	}

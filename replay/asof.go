@@ -3,9 +3,6 @@ package replay
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -64,57 +61,39 @@ func (s *Service) asOfSeq(ctx context.Context, asOf Moment) (uint64, error) {
 	return seq, nil
 }
 
-// build makes the state of st.tenant at st.seq: a copy of the nearest checkpoint at or below it
-// (or the copy of an earlier state of the tenant that st took over: st.db is then set), with the
-// tenant's events after what the copy has applied replayed by a projector of its own. Other
-// tenants' events are skipped: they cannot change this tenant's answers, and a stream of many
-// tenants would otherwise make every as_of replay all of them.
+// build makes the state of st.tenant at st.seq: an overlay on the nearest checkpoint at or
+// below it, open read-only (or the overlay of an earlier state of the tenant that st took over:
+// st.overlay is then set), with the tenant's events after what the overlay has applied replayed
+// into it by a projector of its own. Other tenants' events are skipped: they cannot change this
+// tenant's answers, and a stream of many tenants would otherwise make every as_of replay all of
+// them.
 func (s *Service) build(ctx context.Context, st *asOfState) error {
 	var src Reader = s.store
-	if st.db == nil {
-		// The events after the checkpoint are read while the checkpoint is copied and opened.
+	if st.overlay == nil {
+		// The events after the checkpoint are read while its base is found or opened.
 		src = readAhead(ctx, s.store, s.ckpts.floor(st.seq)+1, st.seq)
-		if err := s.copyCheckpoint(st); err != nil {
+		b, err := s.bases.acquire(st.seq)
+		if err != nil {
+			return err
+		}
+		st.base, st.done = b.seq, func() { s.bases.release(b) }
+		if st.overlay, err = projections.NewOverlay(b.db); err != nil {
 			return err
 		}
 	}
-	db := st.db
-	from, err := db.Applied()
-	if err != nil {
-		return err
-	}
-	if st.seq > from { // replayInto reads to the stream's end when asked for 0
+	if st.seq > st.overlay.Applied() { // replayOnto reads to the stream's end when asked for 0
 		only := events.Prefix + "." + st.tenant + "."
-		if _, err = replayInto(ctx, src, db, only, st.seq, 0, nil); err != nil {
+		if _, err := replayOnto(ctx, src, st.overlay, only, st.seq, 0, nil); err != nil {
 			return err
 		}
 	}
-	st.engine = projections.NewEngine(db, nil, s.opts.Engine)
+	st.engine = projections.NewOverlayEngine(st.overlay, s.opts.Engine)
 	return nil
 }
 
-// copyCheckpoint sets st up with a copy of the nearest checkpoint at or below st.seq, opened.
-func (s *Service) copyCheckpoint(st *asOfState) error {
-	dir, err := os.MkdirTemp(filepath.Join(s.opts.Dir, "scratch"), "asof-"+strconv.FormatUint(st.seq, 10)+"-")
-	if err != nil {
-		return fmt.Errorf("replay: as_of scratch: %w", err)
-	}
-	st.dir = dir
-	from, done := s.ckpts.nearest(st.seq)
-	if from > 0 {
-		err = copyDB(s.ckpts.path(from), dir)
-	}
-	done()
-	if err != nil {
-		return err
-	}
-	st.db, err = projections.OpenDB(dir, scratchDB)
-	return err
-}
-
-// scratchDB opens the throw-away copies: a small cache, no WAL, no fsync, no compactions (a copy
-// opened on a checkpoint with many level-0 tables would otherwise start compacting them, at
-// several times the cost of the as_of it serves).
+// scratchDB opens throw-away copies a replay writes into: a small cache, no WAL, no fsync, no
+// compactions (a copy opened on a checkpoint with many level-0 tables would otherwise start
+// compacting them, at several times the cost of what it serves).
 var scratchDB = projections.DBOptions{CacheBytes: 8 << 20, MemTableBytes: 16 << 20, DisableWAL: true,
 	DisableCompactions: true, FS: noSyncFS{vfs.Default}}
 
@@ -211,6 +190,17 @@ func replayInto(ctx context.Context, store Reader, db *projections.DB, only stri
 	if err != nil {
 		return 0, err
 	}
+	return replayOnto(ctx, store, p, only, to, every, each)
+}
+
+// applier is what a replay applies messages with: a projector of a DB, or an overlay.
+type applier interface {
+	Applied() uint64
+	ApplyMessages(msgs []events.Message) error
+}
+
+// replayOnto is replayInto with an applier of the caller's.
+func replayOnto(ctx context.Context, store Reader, p applier, only string, to, every uint64, each func(applied uint64) error) (uint64, error) {
 	from := p.Applied() + 1
 	if to != 0 && from > to {
 		return p.Applied(), nil
@@ -231,7 +221,7 @@ func replayInto(ctx context.Context, store Reader, db *projections.DB, only stri
 		}
 		return nil
 	}
-	err = read(ctx, from, to, func(msgs []events.Message) error {
+	err := read(ctx, from, to, func(msgs []events.Message) error {
 		for _, m := range msgs {
 			if only != "" && !strings.HasPrefix(m.Subject, only) {
 				continue

@@ -1,21 +1,21 @@
 package replay
 
 import (
-	"os"
 	"slices"
 	"sync"
 
 	"github.com/acl-es/acl/projections"
 )
 
-// asOfState is a throw-away read model at one sequence: a copy of a checkpoint with the events
-// after it replayed, and an engine over it.
+// asOfState is a throw-away read model at one sequence: an overlay on an open checkpoint (its
+// base) with the events after it replayed, and an engine over it.
 type asOfState struct {
-	tenant string
-	seq    uint64
-	dir    string
-	db     *projections.DB
-	engine *projections.Engine
+	tenant  string
+	seq     uint64
+	base    uint64 // the checkpoint the overlay is on
+	overlay *projections.Overlay
+	done    func() // releases the base
+	engine  *projections.Engine
 
 	ready chan struct{} // closed once built (or failed: err)
 	err   error
@@ -24,11 +24,11 @@ type asOfState struct {
 }
 
 func (st *asOfState) close() {
-	if st.db != nil {
-		st.db.Close()
+	if st.overlay != nil {
+		st.overlay.Close()
 	}
-	if st.dir != "" {
-		os.RemoveAll(st.dir)
+	if st.done != nil {
+		st.done()
 	}
 }
 
@@ -45,11 +45,12 @@ type stateKey struct {
 type stateCache struct {
 	closing sync.WaitGroup // states being closed in the background
 
-	mu    sync.Mutex
-	max   int
-	bySeq map[stateKey]*asOfState
-	order []stateKey // least recently used first
-	taken int        // states whose copy a later one took over (tests)
+	mu     sync.Mutex
+	max    int
+	bySeq  map[stateKey]*asOfState
+	order  []stateKey // least recently used first
+	taken  int        // states whose overlay a later one took over (tests)
+	closed int        // states closed (tests)
 }
 
 func newStateCache(max int) *stateCache {
@@ -58,10 +59,11 @@ func newStateCache(max int) *stateCache {
 
 // acquire returns the state at seq, building it with build when it is not cached, and a release
 // function the caller must call when done with it. A state that is not cached may take over the
-// copy of an idle cached state of the same tenant at a sequence in [floor, seq): build then finds
-// st.db set, at that sequence, and only replays forward from it (an auditor stepping through
-// time, a diff's "to" after its "from"). floor is the checkpoint a new copy would start from:
-// from further back, a new copy replays less.
+// overlay of an idle cached state of the same tenant at a sequence in [floor, seq), itself on
+// the checkpoint at floor: build then finds st.overlay set, at that sequence, and only replays
+// forward from it (an auditor stepping through time, a diff's "to" after its "from"). floor is
+// the checkpoint a new state would start from: from further back, a new state replays more, and
+// the overlay would hold more than one checkpoint's spacing of events.
 func (c *stateCache) acquire(seq stateKey, floor uint64, build func(st *asOfState) error) (*asOfState, func(), error) {
 	c.mu.Lock()
 	st := c.bySeq[seq]
@@ -73,7 +75,7 @@ func (c *stateCache) acquire(seq stateKey, floor uint64, build func(st *asOfStat
 	} else {
 		st = &asOfState{tenant: seq.tenant, seq: seq.seq, ready: make(chan struct{}), refs: 1}
 		if old := c.takeOver(seq, floor); old != nil {
-			st.dir, st.db = old.dir, old.db
+			st.base, st.overlay, st.done = old.base, old.overlay, old.done
 		}
 		c.bySeq[seq] = st
 		c.order = append(c.order, seq)
@@ -108,13 +110,16 @@ func (c *stateCache) release(st *asOfState) {
 	}
 }
 
-// closeLater closes a state off the query's path: closing Pebble and removing the copy's files
-// takes milliseconds that no answer waits for.
+// closeLater closes a state off the query's path (its base may close with it: closing Pebble
+// and removing the base's copy take milliseconds that no answer waits for).
 func (c *stateCache) closeLater(st *asOfState) {
 	c.closing.Add(1)
 	go func() {
 		defer c.closing.Done()
 		st.close()
+		c.mu.Lock()
+		c.closed++
+		c.mu.Unlock()
 	}()
 }
 
@@ -125,12 +130,12 @@ func (c *stateCache) takeOver(seq stateKey, floor uint64) *asOfState {
 	var best *asOfState
 	for _, k := range c.order {
 		st := c.bySeq[k]
-		if k.tenant != seq.tenant || k.seq >= seq.seq || k.seq < floor || st.refs > 0 || (best != nil && best.seq > k.seq) {
+		if k.tenant != seq.tenant || k.seq >= seq.seq || k.seq < floor || st.base != floor || st.refs > 0 || (best != nil && best.seq > k.seq) {
 			continue
 		}
 		select {
 		case <-st.ready:
-			if st.err == nil && st.db != nil {
+			if st.err == nil && st.overlay != nil {
 				best = st
 			}
 		default: // still being built
@@ -144,7 +149,7 @@ func (c *stateCache) takeOver(seq stateKey, floor uint64) *asOfState {
 	delete(c.bySeq, k)
 	c.order = slices.DeleteFunc(c.order, func(s stateKey) bool { return s == k })
 	old := *best
-	best.db, best.dir, best.engine, best.gone = nil, "", nil, true // nothing left to close
+	best.overlay, best.done, best.engine, best.gone = nil, nil, nil, true // nothing left to close
 	return &old
 }
 

@@ -191,18 +191,24 @@ func TestAsOfCacheShares(t *testing.T) {
 	r1()
 	r2()
 	r3()
-	// The evicted state's copy is removed (in the background) once released; the cached one
-	// stays.
+	// The evicted state is closed (in the background) once released; the cached one stays, and
+	// the checkpoint both are overlays on stays open.
 	eventstest.WaitFor(t, 5*time.Second, func() error {
-		ents, err := os.ReadDir(filepath.Join(s.svc.opts.Dir, "scratch"))
-		if err != nil {
-			return err
-		}
-		if len(ents) != 1 || !strings.HasPrefix(ents[0].Name(), "asof-4-") {
-			return fmt.Errorf("scratch holds %v, want only the state at 4", ents)
+		s.svc.states.mu.Lock()
+		closed, cached := s.svc.states.closed, len(s.svc.states.order)
+		s.svc.states.mu.Unlock()
+		if closed != 1 || cached != 1 {
+			return fmt.Errorf("%d states closed, %d cached; want 1 and 1", closed, cached)
 		}
 		return nil
 	})
+	ents, err := os.ReadDir(filepath.Join(s.svc.opts.Dir, "scratch"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 1 || !strings.HasPrefix(ents[0].Name(), "base-") {
+		t.Errorf("scratch holds %v, want one open checkpoint", ents)
+	}
 }
 
 // TestBackfill: a replay directory started on a model that already applied many events

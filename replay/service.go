@@ -35,6 +35,10 @@ type Options struct {
 	CheckpointBudget int64
 	// CachedStates: as_of states kept open for the next query at the same moment; default 4.
 	CachedStates int
+	// OpenCheckpoints: checkpoints kept open (read-only) for as_of states to start from, the
+	// most recently used; default 8. Each holds its tables open; they share one block cache of
+	// 32 MiB.
+	OpenCheckpoints int
 	// Wait bounds min_seq and as_of waits for what is not applied yet; default 2 s.
 	Wait time.Duration
 	// Engine configures the engines that answer over as_of copies.
@@ -55,6 +59,9 @@ func (o *Options) defaults() error {
 	}
 	if o.CachedStates <= 0 {
 		o.CachedStates = 4
+	}
+	if o.OpenCheckpoints <= 0 {
+		o.OpenCheckpoints = 8
 	}
 	if o.Wait <= 0 {
 		o.Wait = 2 * time.Second
@@ -88,6 +95,7 @@ type Service struct {
 	ckpts  *checkpoints
 	head   *chainHead // the filler's open copy of the newest checkpoint (fillLoop's own)
 	states *stateCache
+	bases  *bases // the checkpoints as_of states are overlays on
 	review struct { // the count memo of the review being walked (review.go)
 		mu     sync.Mutex
 		tenant string
@@ -136,6 +144,7 @@ func New(store *events.Store, db *projections.DB, proj *projections.Projector, o
 	s := &Service{store: store, db: db, proj: proj, opts: opts, log: opts.Logger, audit: audit,
 		getter: newMessageGetter(js, store.Name()), ckpts: ckpts}
 	s.states = newStateCache(opts.CachedStates)
+	s.bases = newBases(ckpts, filepath.Join(opts.Dir, "scratch"), opts.OpenCheckpoints, basesCache)
 	return s, nil
 }
 
@@ -164,8 +173,12 @@ func (s *Service) Close() error {
 	}
 	s.wg.Wait()
 	s.states.close()
+	s.bases.close()
 	return s.audit.Close()
 }
+
+// basesCache is the block cache the open checkpoints share.
+const basesCache = 32 << 20
 
 // dirSize is the bytes of the files directly in dir (0 when it cannot be read).
 func dirSize(dir string) int64 {

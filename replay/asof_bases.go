@@ -1,0 +1,183 @@
+package replay
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/acl-es/acl/projections"
+)
+
+// bases keeps the checkpoints that as_of states start from open, read-only, the most recently
+// used few of them (LRU): a state is an overlay on one (projections.Overlay), so the states of
+// moments after one checkpoint share its open tables, and none copies it. A base opens a hard-linked copy
+// of its checkpoint in scratch/, made once when it is opened: thinning may remove the
+// checkpoint meanwhile, and Pebble opens a table on its first read. Sequence 0 (no checkpoint
+// at or below the moment) is an empty model. The bases share one block cache.
+type bases struct {
+	ckpts   *checkpoints
+	scratch string
+	cache   *pebble.Cache
+
+	closing sync.WaitGroup // bases being closed in the background
+
+	mu     sync.Mutex
+	max    int
+	open   map[uint64]*base
+	order  []uint64 // least recently used first
+	closed int      // bases closed (tests)
+}
+
+// base is one open checkpoint; refs counts the states reading it, plus one while cached.
+type base struct {
+	seq   uint64
+	dir   string
+	db    *projections.DB
+	ready chan struct{} // closed once opened (or failed: err)
+	err   error
+	refs  int // guarded by bases.mu
+}
+
+func newBases(ckpts *checkpoints, scratch string, max int, cacheBytes int64) *bases {
+	return &bases{ckpts: ckpts, scratch: scratch, max: max, cache: pebble.NewCache(cacheBytes),
+		open: map[uint64]*base{}}
+}
+
+// acquire returns the open base of the newest checkpoint at or below seq; the caller releases
+// it when its state is closed.
+func (bs *bases) acquire(seq uint64) (*base, error) {
+	found, done := bs.ckpts.nearest(seq)
+	bs.mu.Lock()
+	if b := bs.open[found]; b != nil {
+		done()
+		b.refs++
+		bs.touch(found)
+		bs.mu.Unlock()
+		<-b.ready
+		if b.err != nil {
+			bs.release(b)
+			return nil, b.err
+		}
+		return b, nil
+	}
+	b := &base{seq: found, ready: make(chan struct{}), refs: 2} // cached, and the caller's
+	bs.open[found] = b
+	bs.order = append(bs.order, found)
+	bs.mu.Unlock()
+	b.err = bs.openBase(b, done)
+	close(b.ready)
+	bs.mu.Lock()
+	if b.err != nil && bs.open[found] == b {
+		// A failure is not cached: the next asker tries again.
+		delete(bs.open, found)
+		bs.order = slices.DeleteFunc(bs.order, func(s uint64) bool { return s == found })
+		b.refs--
+	}
+	bs.evict()
+	bs.mu.Unlock()
+	if b.err != nil {
+		bs.release(b)
+		return nil, b.err
+	}
+	return b, nil
+}
+
+// openBase copies b's checkpoint (done releases the hold on it) and opens the copy.
+func (bs *bases) openBase(b *base, done func()) error {
+	dir, err := os.MkdirTemp(bs.scratch, "base-"+strconv.FormatUint(b.seq, 10)+"-")
+	if err != nil {
+		done()
+		return fmt.Errorf("replay: as_of scratch: %w", err)
+	}
+	b.dir = dir
+	if b.seq > 0 {
+		err = copyDB(bs.ckpts.path(b.seq), dir)
+	}
+	done()
+	if err != nil {
+		return err
+	}
+	o := baseDB
+	o.Cache = bs.cache
+	o.ReadOnly = b.seq > 0 // an empty model is created, then never written either
+	b.db, err = projections.OpenDB(dir, o)
+	return err
+}
+
+// baseDB opens the bases: no WAL, fsync or compactions (nothing writes them), the smallest
+// memtable.
+var baseDB = projections.DBOptions{MemTableBytes: 4 << 20, DisableWAL: true,
+	DisableCompactions: true, FS: noSyncFS{vfs.Default}}
+
+func (bs *bases) release(b *base) {
+	bs.mu.Lock()
+	b.refs--
+	last := b.refs == 0
+	bs.mu.Unlock()
+	if last {
+		bs.closeLater(b)
+	}
+}
+
+// closeLater closes b off the query's path (closing Pebble and removing the copy take
+// milliseconds no answer waits for).
+func (bs *bases) closeLater(b *base) {
+	bs.closing.Add(1)
+	go func() {
+		defer bs.closing.Done()
+		b.close()
+		bs.mu.Lock()
+		bs.closed++
+		bs.mu.Unlock()
+	}()
+}
+
+func (b *base) close() {
+	if b.db != nil {
+		b.db.Close()
+	}
+	if b.dir != "" {
+		os.RemoveAll(b.dir)
+	}
+}
+
+// touch moves seq to the most recently used end. Called with mu held.
+func (bs *bases) touch(seq uint64) {
+	if i := slices.Index(bs.order, seq); i >= 0 {
+		bs.order = append(slices.Delete(bs.order, i, i+1), seq)
+	}
+}
+
+// evict drops the least recently used bases beyond max from the cache; one still read by a
+// state is closed when that state is. Called with mu held; closing happens in the background.
+func (bs *bases) evict() {
+	for len(bs.order) > bs.max {
+		seq := bs.order[0]
+		bs.order = bs.order[1:]
+		b := bs.open[seq]
+		delete(bs.open, seq)
+		if b.refs--; b.refs == 0 {
+			bs.closeLater(b)
+		}
+	}
+}
+
+// close closes the cached bases; the states must be closed first.
+func (bs *bases) close() {
+	bs.mu.Lock()
+	for _, seq := range bs.order {
+		b := bs.open[seq]
+		if b.refs--; b.refs == 0 {
+			bs.closeLater(b)
+		}
+	}
+	bs.order, bs.open = nil, map[uint64]*base{}
+	bs.mu.Unlock()
+	bs.closing.Wait()
+	bs.cache.Unref()
+}
