@@ -206,6 +206,7 @@ func TestAsOfCacheShares(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ents = slices.DeleteFunc(ents, func(e os.DirEntry) bool { return strings.HasPrefix(e.Name(), "chain-") }) // the filler's
 	if len(ents) != 1 || !strings.HasPrefix(ents[0].Name(), "base-") {
 		t.Errorf("scratch holds %v, want one open checkpoint", ents)
 	}
@@ -464,4 +465,40 @@ func TestReadAhead(t *testing.T) {
 			t.Errorf("read ahead 5..%d, read %d..%d: %v, want %v", to, from, to, got, want)
 		}
 	}
+}
+
+// TestAsOfBases: the states after one checkpoint are overlays on one open base (opened once);
+// with room for one base, moments after other checkpoints evict it, it is closed and its copy
+// removed once no state reads it, and every answer equals the pure evaluator's.
+func TestAsOfBases(t *testing.T) {
+	s := startStack(t, Options{CheckpointEvery: 10, CachedStates: 1, OpenCheckpoints: 1})
+	newRandomHistory(s.d, 17).run(80)
+	s.sync(t)
+	waitCheckpoint(t, s, 40)
+	for _, seq := range []uint64{21, 24, 20, 29} { // one base: the checkpoint at 20
+		requireOracleAt(t, s, Moment{Seq: seq}, seq)
+	}
+	s.svc.bases.mu.Lock()
+	open, closed := len(s.svc.bases.open), s.svc.bases.closed
+	s.svc.bases.mu.Unlock()
+	if open != 1 || closed != 0 {
+		t.Errorf("after four moments past one checkpoint: %d bases open, %d closed; want 1 and 0", open, closed)
+	}
+	for _, seq := range []uint64{35, 5, 22, 38} { // bases 30, 0, 20, 30: each evicts the one before
+		requireOracleAt(t, s, Moment{Seq: seq}, seq)
+	}
+	eventstest.WaitFor(t, 5*time.Second, func() error {
+		s.svc.bases.mu.Lock()
+		closed := s.svc.bases.closed
+		s.svc.bases.mu.Unlock()
+		ents, err := os.ReadDir(filepath.Join(s.svc.opts.Dir, "scratch"))
+		if err != nil {
+			return err
+		}
+		ents = slices.DeleteFunc(ents, func(e os.DirEntry) bool { return !strings.HasPrefix(e.Name(), "base-") })
+		if closed != 4 || len(ents) != 1 {
+			return fmt.Errorf("%d bases closed, scratch holds %v; want 4 closed and one base left", closed, ents)
+		}
+		return nil
+	})
 }

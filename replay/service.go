@@ -95,7 +95,7 @@ type Service struct {
 	ckpts  *checkpoints
 	head   *chainHead // the filler's open copy of the newest checkpoint (fillLoop's own)
 	states *stateCache
-	bases  *bases // the checkpoints as_of states are overlays on
+	bases  *bases   // the checkpoints as_of states are overlays on
 	review struct { // the count memo of the review being walked (review.go)
 		mu     sync.Mutex
 		tenant string
