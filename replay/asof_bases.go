@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"strconv"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -15,10 +14,10 @@ import (
 
 // bases keeps the checkpoints that as_of states start from open, read-only, the most recently
 // used few of them (LRU): a state is an overlay on one (projections.Overlay), so the states of
-// moments after one checkpoint share its open tables, and none copies it. A base opens a hard-linked copy
-// of its checkpoint in scratch/, made once when it is opened: thinning may remove the
-// checkpoint meanwhile, and Pebble opens a table on its first read. Sequence 0 (no checkpoint
-// at or below the moment) is an empty model. The bases share one block cache.
+// moments after one checkpoint share its open tables, and none copies it. A base pins its
+// checkpoint against thinning while open (Pebble opens a table on its first read). Sequence 0
+// (no checkpoint at or below the moment) is an empty model in scratch/. The bases share one
+// block cache.
 type bases struct {
 	ckpts   *checkpoints
 	scratch string
@@ -36,7 +35,8 @@ type bases struct {
 // base is one open checkpoint; refs counts the states reading it, plus one while cached.
 type base struct {
 	seq   uint64
-	dir   string
+	dir   string // the empty model's (sequence 0), removed when closed
+	unpin func() // releases the checkpoint to thinning
 	db    *projections.DB
 	ready chan struct{} // closed once opened (or failed: err)
 	err   error
@@ -51,10 +51,10 @@ func newBases(ckpts *checkpoints, scratch string, max int, cacheBytes int64) *ba
 // acquire returns the open base of the newest checkpoint at or below seq; the caller releases
 // it when its state is closed.
 func (bs *bases) acquire(seq uint64) (*base, error) {
-	found, done := bs.ckpts.nearest(seq)
+	found, unpin := bs.ckpts.pinNearest(seq)
 	bs.mu.Lock()
 	if b := bs.open[found]; b != nil {
-		done()
+		unpin()
 		b.refs++
 		bs.touch(found)
 		bs.mu.Unlock()
@@ -69,7 +69,8 @@ func (bs *bases) acquire(seq uint64) (*base, error) {
 	bs.open[found] = b
 	bs.order = append(bs.order, found)
 	bs.mu.Unlock()
-	b.err = bs.openBase(b, done)
+	b.unpin = unpin
+	b.err = bs.openBase(b)
 	close(b.ready)
 	bs.mu.Lock()
 	if b.err != nil && bs.open[found] == b {
@@ -87,25 +88,22 @@ func (bs *bases) acquire(seq uint64) (*base, error) {
 	return b, nil
 }
 
-// openBase copies b's checkpoint (done releases the hold on it) and opens the copy.
-func (bs *bases) openBase(b *base, done func()) error {
-	dir, err := os.MkdirTemp(bs.scratch, "base-"+strconv.FormatUint(b.seq, 10)+"-")
+// openBase opens b's checkpoint read-only; sequence 0 is an empty model made in scratch/.
+func (bs *bases) openBase(b *base) error {
+	o := baseDB
+	o.Cache = bs.cache
+	if b.seq > 0 {
+		o.ReadOnly = true
+		var err error
+		b.db, err = projections.OpenDB(bs.ckpts.path(b.seq), o)
+		return err
+	}
+	dir, err := os.MkdirTemp(bs.scratch, "base-0-")
 	if err != nil {
-		done()
 		return fmt.Errorf("replay: as_of scratch: %w", err)
 	}
 	b.dir = dir
-	if b.seq > 0 {
-		err = copyDB(bs.ckpts.path(b.seq), dir)
-	}
-	done()
-	if err != nil {
-		return err
-	}
-	o := baseDB
-	o.Cache = bs.cache
-	o.ReadOnly = b.seq > 0 // an empty model is created, then never written either
-	b.db, err = projections.OpenDB(dir, o)
+	b.db, err = projections.OpenDB(dir, o) // created, then never written either
 	return err
 }
 
@@ -144,6 +142,7 @@ func (b *base) close() {
 	if b.dir != "" {
 		os.RemoveAll(b.dir)
 	}
+	b.unpin()
 }
 
 // touch moves seq to the most recently used end. Called with mu held.

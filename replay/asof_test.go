@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -496,9 +497,27 @@ func TestAsOfBases(t *testing.T) {
 			return err
 		}
 		ents = slices.DeleteFunc(ents, func(e os.DirEntry) bool { return !strings.HasPrefix(e.Name(), "base-") })
-		if closed != 4 || len(ents) != 1 {
-			return fmt.Errorf("%d bases closed, scratch holds %v; want 4 closed and one base left", closed, ents)
+		s.svc.ckpts.pmu.Lock()
+		pins := maps.Clone(s.svc.ckpts.pins)
+		s.svc.ckpts.pmu.Unlock()
+		if closed != 4 || len(ents) != 0 || !maps.Equal(pins, map[uint64]int{30: 1}) {
+			return fmt.Errorf("%d bases closed, scratch holds %v, pins %v; want 4 closed, no empty model, 30 pinned once", closed, ents, pins)
 		}
 		return nil
 	})
+	// Thinning keeps a pinned checkpoint on disk until its last reader unpins it.
+	_, unpin := s.svc.ckpts.pinNearest(25)
+	s.svc.ckpts.mu.Lock()
+	err := s.svc.ckpts.remove(20)
+	s.svc.ckpts.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(s.svc.ckpts.path(20)); err != nil {
+		t.Errorf("pinned checkpoint removed: %v", err)
+	}
+	unpin()
+	if _, err := os.Stat(s.svc.ckpts.path(20)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("unpinned doomed checkpoint still there: %v", err)
+	}
 }

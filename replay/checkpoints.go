@@ -28,6 +28,56 @@ type checkpoints struct {
 	grid grid         // coarsened (every doubled) while the checkpoints exceed the budget
 	seqs []uint64     // ascending
 	disk *diskShare   // the files of the checkpoints, each counted once; nil until needed
+
+	// pins counts the open as_of bases reading each checkpoint (bases.go): thinning removes a
+	// pinned checkpoint from seqs at once and from disk when its last reader unpins it (Pebble
+	// opens a table on its first read).
+	pmu    sync.Mutex
+	pins   map[uint64]int
+	doomed map[uint64]bool
+}
+
+// pinNearest is nearest, with the checkpoint found pinned until unpin is called.
+func (c *checkpoints) pinNearest(seq uint64) (found uint64, unpin func()) {
+	found, done := c.nearest(seq)
+	defer done()
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	if c.pins == nil {
+		c.pins, c.doomed = map[uint64]int{}, map[uint64]bool{}
+	}
+	c.pins[found]++
+	return found, func() {
+		c.pmu.Lock()
+		c.pins[found]--
+		drop := c.pins[found] == 0 && c.doomed[found]
+		if c.pins[found] == 0 {
+			delete(c.pins, found)
+			delete(c.doomed, found)
+		}
+		c.pmu.Unlock()
+		if drop {
+			os.RemoveAll(c.path(found))
+		}
+	}
+}
+
+// remove deletes the directory of a checkpoint no longer kept, or dooms it while pinned.
+// Called with mu held.
+func (c *checkpoints) remove(seq uint64) error {
+	c.pmu.Lock()
+	pinned := c.pins[seq] > 0
+	if pinned {
+		c.doomed[seq] = true
+	}
+	c.pmu.Unlock()
+	if pinned {
+		return nil
+	}
+	if err := os.RemoveAll(c.path(seq)); err != nil {
+		return fmt.Errorf("replay: drop checkpoint %d: %w", seq, err)
+	}
+	return nil
 }
 
 // fileID names a file whatever the links to it: checkpoints share their tables as hard links.
@@ -327,8 +377,8 @@ func (c *checkpoints) thin() error {
 		if c.disk != nil {
 			c.disk.drop(s)
 		}
-		if err := os.RemoveAll(c.path(s)); err != nil {
-			return fmt.Errorf("replay: drop checkpoint %d: %w", s, err)
+		if err := c.remove(s); err != nil {
+			return err
 		}
 	}
 	c.seqs = keep
