@@ -169,3 +169,23 @@ func (quietLogger) Errorf(format string, args ...any) {
 func (quietLogger) Fatalf(format string, args ...any) {
 	panic(fmt.Sprintf(format, args...))
 }
+
+// OpenTables makes Pebble open every table of the DB now rather than on the reads that first
+// need each: a point read of a key that is absent but lies within every table's range (each
+// table the projector writes holds the applied sequence, the smallest key, and the key read
+// sorts just after it and before every other) consults every table's filter. replay opens its
+// checkpoints for as_of with it while the events to replay are fetched: the hundreds of
+// level-0 tables of a checkpoint are then opened alongside the fetch, not after it.
+func (db *DB) OpenTables() error {
+	_, closer, err := db.pb.Get(openTablesKey)
+	if err == nil {
+		closer.Close()
+		return nil
+	}
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil
+	}
+	return fmt.Errorf("projections: open tables: %w", err)
+}
+
+var openTablesKey = append(append([]byte(nil), appliedKey...), 0)

@@ -95,8 +95,10 @@ func (bs *bases) openBase(b *base) error {
 	if b.seq > 0 {
 		o.ReadOnly = true
 		var err error
-		b.db, err = projections.OpenDB(bs.ckpts.path(b.seq), o)
-		return err
+		if b.db, err = projections.OpenDB(bs.ckpts.path(b.seq), o); err != nil {
+			return err
+		}
+		return b.db.OpenTables() // while the events to replay are fetched (readAhead)
 	}
 	dir, err := os.MkdirTemp(bs.scratch, "base-0-")
 	if err != nil {

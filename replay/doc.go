@@ -67,7 +67,7 @@
 // its last message. seq is the last sequence covered. A to, as_of or min_seq the index has not
 // applied waits (Options.Wait) then answers not_caught_up.
 //
-// # as_of: checkpoints and throw-away copies
+// # as_of: checkpoints and overlays
 //
 // The checkpoints live in <Dir>/checkpoints/ckpt-<seq>, one at every multiple of
 // CheckpointEvery the live model has applied. They are not taken from the live model: its
@@ -84,26 +84,33 @@
 // (DenseCheckpoints; by default all stay, thinning frees only their manifests) and the budget
 // (CheckpointBudget) coarsens it when the checkpoints pin more than it allows.
 //
-// An as_of answer for tenant T at sequence S copies the newest checkpoint at or below S into
-// <Dir>/scratch (hard links of the immutable sstables and blob files, copies of the rest),
-// opens it without WAL, fsync or compactions (a throw-away copy needs none), replays T's
-// messages after the checkpoint up to S (read by batched direct gets, a thousand messages per
-// round trip, and filtered by subject here: other tenants' events cannot change T's answers)
-// with a projector of its own (the same code as the live one), marks the copy as applied up to
-// S (a message without events), and answers with a projections.Engine over it: equal, by construction and by test, to the pure evaluator over the
-// events up to S. The last few states (tenant, S) stay open (CachedStates, LRU; concurrent
+// An as_of answer for tenant T at sequence S starts from the newest checkpoint at or below S,
+// opened read-only in place (a base, bases.go: the last OpenCheckpoints used stay open, LRU,
+// sharing one block cache; an open base pins its checkpoint against thinning, which then removes
+// it when the base closes; sequence 0 is an empty model in <Dir>/scratch). The state is an
+// overlay on the base (projections.Overlay: a Pebble indexed batch, whose reads see the batch
+// over the checkpoint): T's messages after the checkpoint up to S (read by batched direct gets,
+// a thousand messages per round trip, while the base is found or opened, and filtered by
+// subject here: other tenants' events cannot change T's answers) are applied into the batch by
+// a projector of its own (the same code as the live one, reading its state through the batch),
+// which then says it has applied S (a message without events), and a projections.Engine reads
+// the overlay: equal, by construction and by test, to the pure evaluator over the events up to
+// S. Nothing is copied or committed, and the states of moments after one open checkpoint share
+// its open tables. The last few states (tenant, S) stay open (CachedStates, LRU; concurrent
 // askers share one build), so the pages of one question replay once. A state not cached takes
-// over the copy of an idle cached state of the same tenant at a sequence between its checkpoint
-// and S, and replays only the events in between: an auditor stepping forward through time, or a
-// diff's "to" after its "from", costs a short replay instead of a copy (BenchmarkAsOfCheck
-// steps-of-100: 22 -> 1.9 CPU-ms per question). A time resolves to the
-// last message stored at or before it (a future time: now); a sequence the live model has not
+// over the overlay of an idle cached state of the same tenant on the same checkpoint at a
+// sequence below S, and replays only the events in between: an auditor stepping forward through
+// time, or a diff's "to" after its "from", costs a short replay. A time resolves to the last
+// message stored at or before it (a future time: now); a sequence the live model has not
 // applied waits like min_seq, then not_caught_up.
 //
-// Cost: a copy is one file link per table; the replay is fewer than CheckpointEvery messages
-// (of the tenant), so the latency is set by CheckpointEvery and by how many tables the
-// checkpoint holds (one per CheckpointEvery events before it: each copy opens them on its first
-// read, ~85 µs each on the shared 2-core machine), not by the events far from it.
+// Cost: the replay is fewer than CheckpointEvery messages (of the tenant), and a base already
+// open costs nothing more; a base opened for the answer reads its manifest and, on its first
+// reads, opens its tables (one per CheckpointEvery events before it, all in level 0: ~45 µs
+// each on the shared 2-core machine), so for moments spread over a long history (hundreds of
+// checkpoints, few of them open) that, not the events far from the checkpoint, sets the latency.
+// Opening each table once for all checkpoints needs one open database holding the chain, read
+// as of a checkpoint: see the README's as_of section for the design left to do.
 //
 // # Diff
 //
