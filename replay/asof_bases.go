@@ -124,8 +124,8 @@ func (bs *bases) release(b *base) {
 	}
 }
 
-// closeLater closes b off the query's path (closing Pebble and removing the copy take
-// milliseconds no answer waits for).
+// closeLater closes b off the query's path (closing Pebble takes milliseconds no answer
+// waits for).
 func (bs *bases) closeLater(b *base) {
 	bs.closing.Add(1)
 	go func() {

@@ -110,8 +110,8 @@ func (c *stateCache) release(st *asOfState) {
 	}
 }
 
-// closeLater closes a state off the query's path (its base may close with it: closing Pebble
-// and removing the base's copy take milliseconds that no answer waits for).
+// closeLater closes a state off the query's path (its base may close with it, which takes
+// milliseconds that no answer waits for).
 func (c *stateCache) closeLater(st *asOfState) {
 	c.closing.Add(1)
 	go func() {
