@@ -130,7 +130,7 @@ func (c *cache) followSpill(ctx context.Context) error {
 			}
 			var err error
 			for _, m := range ms {
-				if err = sp.processedLocked(m.Subject, m.Seq); err != nil {
+				if err = sp.processedLocked(m); err != nil {
 					break
 				}
 			}

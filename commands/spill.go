@@ -13,6 +13,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/bloom"
 
 	"github.com/acl-es/acl/aggregates"
+	"github.com/acl-es/acl/events"
 )
 
 // The spill: principal and record states on disk, behind the cache.
@@ -26,9 +27,10 @@ import (
 // microseconds, with memory bounded by Pebble's small cache.
 //
 // It is the cache continued on disk, and it survives restarts. Its follower reads every
-// message of the stream after the spill's position (kept in the spill) and deletes a spilled
-// state older than a message of its subject; until it has read up to the stream's end as of
-// the start, the spill is written but not read. A state is spilled only if the follower has
+// message of the stream after the spill's position (kept in the spill) and brings a spilled
+// state older than a message of its subject up to it, starting the states of aggregates
+// registered meanwhile (so the spill fills from a stream loaded without it); until it has read
+// up to the stream's end as of the start, the spill is written but not read. A state is spilled only if the follower has
 // processed no message of its subject newer than what the state includes (stripes), so a state
 // loaded or written while another instance wrote the aggregate never outlives that write, across
 // a crash included: the spill has no WAL, and after a crash Pebble holds what it last flushed,
@@ -138,24 +140,50 @@ func stripeOf(subject string) [2]int {
 }
 
 // processedLocked is the follower's work for one message: a spilled state of its subject older
-// than it is deleted.
-func (sp *spill) processedLocked(subject string, seq uint64) error {
-	for t, i := range stripeOf(subject) {
-		sp.stripes[t][i] = max(sp.stripes[t][i], seq)
+// than it is brought up to it (the message is the next of its subject: the state includes
+// every earlier one, see mayKeepLocked), and a registration of an aggregate the spill does not
+// hold starts its state. So the spill of an instance that started on a stream loaded without
+// it (aclbench's fast path, or before the spill existed) fills as its follower reads the stream,
+// and another instance's writes keep spilled states current instead of dropping them. A state
+// the spill does not hold and a message that does not register it are left alone: the
+// aggregate's earlier messages are not in the spill.
+func (sp *spill) processedLocked(m events.Message) error {
+	for t, i := range stripeOf(m.Subject) {
+		sp.stripes[t][i] = max(sp.stripes[t][i], m.Seq)
 	}
-	v, closer, err := sp.db.Get([]byte(subject))
-	if errors.Is(err, pebble.ErrNotFound) {
+	if len(m.Events) == 0 || m.Events[0].Aggregate.Kind == events.KindTenant {
 		return nil
 	}
-	if err != nil {
+	var st any
+	v, closer, err := sp.db.Get([]byte(m.Subject))
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		switch m.Events[0].Type {
+		case events.PrincipalRegistered, events.RecordRegistered:
+			st = newState(m.Events[0].Aggregate)
+		default:
+			return nil
+		}
+	case err != nil:
 		return err
+	default:
+		at, ok := spilledSeq(v)
+		if ok && at >= m.Seq {
+			closer.Close()
+			return nil // it includes the message (this instance wrote it)
+		}
+		data := append([]byte(nil), v...)
+		closer.Close()
+		if st, err = decodeState(data); err != nil {
+			return sp.delete(m.Subject)
+		}
 	}
-	at, ok := spilledSeq(v)
-	_ = closer.Close()
-	if ok && at >= seq {
-		return nil // it includes the message (this instance wrote it)
+	for _, env := range m.Events {
+		if err := applyEnvelope(st, env); err != nil {
+			return sp.delete(m.Subject)
+		}
 	}
-	return sp.delete(subject)
+	return sp.set(m.Subject, st)
 }
 
 // mayKeepLocked reports whether a state that includes every message of subject up to

@@ -238,3 +238,71 @@ func TestSpillSurvivesRestart(t *testing.T) {
 		t.Error("no state was read from the spill after the restart")
 	}
 }
+
+// TestSpillFillsFromTheStream: an instance started with an empty spill on a stream written
+// without it (another instance, a fast load) fills its spill from what its follower reads:
+// every principal and record state there equals the state loaded from the stream, and the
+// first command on each reads the spill, not the stream.
+func TestSpillFillsFromTheStream(t *testing.T) {
+	e := startEnv(t, 1) // writes without a spill
+	e.reconpro()
+	for i := range 30 {
+		e.must("admin", &aggregates.RegisterRecord{RecordBody: events.RecordBody{Type: "repair_order", ID: fmt.Sprintf("f%d", i)}})
+		if i%3 == 0 {
+			e.must("admin", &aggregates.AssignRecord{Type: "repair_order", ID: fmt.Sprintf("f%d", i), Principal: "bob"})
+		}
+	}
+	s := e.addService(t, Options{CacheSize: 4, StateDir: t.TempDir()})
+	sp := s.cache.spill
+	eventstest.WaitFor(t, 5*time.Second, func() error {
+		if !sp.trusted.Load() {
+			return errors.New("the follower has not reached the stream's end")
+		}
+		return nil
+	})
+	subjects := map[string]events.AggregateRef{}
+	for subject := range storedBySubject(t, e) {
+		msgs, err := e.Store.Load(e.ctx, subject, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ref := msgs[0].Events[0].Aggregate; ref.Kind != events.KindTenant {
+			subjects[subject] = ref
+		}
+	}
+	for subject, ref := range subjects {
+		msgs, err := e.Store.Load(e.ctx, subject, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := newState(ref)
+		for _, m := range msgs {
+			for _, env := range m.Events {
+				if err := applyEnvelope(want, env); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		got, err := sp.get(subject)
+		if err != nil || got == nil {
+			t.Fatalf("%s not spilled: %v", subject, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s spilled\n %+v\nloaded\n %+v", subject, got, want)
+		}
+	}
+	if len(subjects) < 30 {
+		t.Fatalf("%d principal and record subjects", len(subjects))
+	}
+	exec := func(cmd aggregates.Command) (Result, error) {
+		cmd.Base().Tenant, cmd.Base().Actor, cmd.Base().CommandID = "acme", "admin", newID(t)
+		return s.Execute(e.ctx, cmd)
+	}
+	res, err := exec(&aggregates.UnassignRecord{Type: "repair_order", ID: "f3", Principal: "bob"})
+	if err != nil || len(res.Events) == 0 {
+		t.Fatalf("unassigning bob from f3: %+v, %v", res, err)
+	}
+	if sp.hits.Load() == 0 {
+		t.Error("no state came from the spill")
+	}
+}
