@@ -64,7 +64,8 @@
 // record states are also written to a local Pebble, the spill (spill.go), and a state the
 // cache dropped is read back from there rather than from the stream. The spill is as trusted
 // as the cache and survives restarts: its follower reads the stream after the spill's position
-// and deletes states older than a message of their subject, the spill is read only once the
+// and brings states older than a message of their subject up to it (starting those of
+// aggregates it sees registered), the spill is read only once the
 // follower has reached the stream's end as of the start, and a state is spilled only if the
 // follower has seen no newer message of its subject. acl_command_state_loads_total{from}
 // counts the states read from the spill and from the stream.
