@@ -123,19 +123,28 @@ func (c *cache) followSpill(ctx context.Context) error {
 	go func() {
 		defer close(sp.done)
 		err := c.store.Follow(ctx, sp.pos.Load()+1, func(ms []events.Message) error {
+			// mu is taken per message, not per batch: a batch while catching up is 4096
+			// messages, and every command takes mu to find its entries.
+			for _, m := range ms {
+				c.mu.Lock()
+				err := errSpillOff
+				if c.spill == sp {
+					if err = sp.processedLocked(m); err != nil {
+						c.spillErrLocked(err)
+					}
+				}
+				c.mu.Unlock()
+				if err != nil {
+					return errSpillOff
+				}
+			}
+			last := ms[len(ms)-1].Seq
 			c.mu.Lock()
 			defer c.mu.Unlock()
 			if c.spill != sp {
 				return errSpillOff
 			}
-			var err error
-			for _, m := range ms {
-				if err = sp.processedLocked(m); err != nil {
-					break
-				}
-			}
-			last := ms[len(ms)-1].Seq
-			if err = errors.Join(err, sp.setPos(last)); err != nil {
+			if err := sp.setPos(last); err != nil {
 				c.spillErrLocked(err)
 				return errSpillOff
 			}
@@ -252,9 +261,11 @@ func (c *cache) reset() {
 // command's write), the current entry has not seen st: it is marked stale. The caller holds
 // e.load, so an entry's states reach the spill in order.
 func (c *cache) keep(e *entry, st any, base *snapshot) {
-	if e.ref.Kind == events.KindTenant {
+	if c.readable(e, false) == nil {
 		return
 	}
+	// Encoded before taking mu, which every command takes to find its entries.
+	b, encErr := encodeState(st)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.spill == nil {
@@ -262,7 +273,11 @@ func (c *cache) keep(e *entry, st any, base *snapshot) {
 	}
 	cur := c.entries[e.subject]
 	if cur == e && e.gen.Load() == base.gen && c.spill.mayKeepLocked(e.subject, stateSeq(st), base.pos) {
-		if err := c.spill.set(e.subject, st); err != nil {
+		err := encErr
+		if err == nil {
+			err = c.spill.set(e.subject, b)
+		}
+		if err != nil {
 			c.spillErrLocked(errors.Join(err, c.spill.delete(e.subject)))
 		}
 		return
@@ -283,15 +298,26 @@ func (c *cache) spillErrLocked(err error) {
 	c.spill = nil
 }
 
-// spilled reports whether the spill has a state of the entry's aggregate.
-func (c *cache) spilled(e *entry) bool {
+// readable returns the spill if it may hold the entry's state (not a tenant's), and, with
+// read, if it may be read: its follower reached the stream's end as of the start. nil
+// otherwise.
+func (c *cache) readable(e *entry, read bool) *spill {
+	if e.ref.Kind == events.KindTenant {
+		return nil
+	}
 	c.mu.Lock()
 	sp := c.spill
 	c.mu.Unlock()
-	if sp == nil || e.ref.Kind == events.KindTenant || !sp.trusted.Load() {
-		return false
+	if sp == nil || read && !sp.trusted.Load() {
+		return nil
 	}
-	return sp.has(e.subject)
+	return sp
+}
+
+// spilled reports whether the spill has a state of the entry's aggregate.
+func (c *cache) spilled(e *entry) bool {
+	sp := c.readable(e, true)
+	return sp != nil && sp.has(e.subject)
 }
 
 // spillPos is the spill follower's position (0 without a spill).
@@ -307,10 +333,8 @@ func (c *cache) spillPos() uint64 {
 // unspill returns the spilled state of the entry, or nil: also while the follower has not yet
 // read up to the stream's end as of the start.
 func (c *cache) unspill(e *entry) any {
-	c.mu.Lock()
-	sp := c.spill
-	c.mu.Unlock()
-	if sp == nil || e.ref.Kind == events.KindTenant || !sp.trusted.Load() {
+	sp := c.readable(e, true)
+	if sp == nil {
 		return nil
 	}
 	st, err := sp.get(e.subject)

@@ -183,7 +183,11 @@ func (sp *spill) processedLocked(m events.Message) error {
 			return sp.delete(m.Subject)
 		}
 	}
-	return sp.set(m.Subject, st)
+	b, err := encodeState(st)
+	if err != nil {
+		return err
+	}
+	return sp.set(m.Subject, b)
 }
 
 // mayKeepLocked reports whether a state that includes every message of subject up to
@@ -225,11 +229,8 @@ func (sp *spill) has(subject string) bool {
 	return true
 }
 
-func (sp *spill) set(subject string, st any) error {
-	b, err := encodeState(st)
-	if err != nil {
-		return err
-	}
+// set stores the encoded state (encodeState) of subject.
+func (sp *spill) set(subject string, b []byte) error {
 	return sp.db.Set([]byte(subject), b, sp.wo)
 }
 
