@@ -23,9 +23,15 @@ const (
 	changesInput           = "acl.feed"
 	ChangesStream          = "ACL_CHANGES"
 	ChangesDuplicateWindow = 2 * time.Minute
-	// changesMaxAge bounds what the stream keeps: it serves de-duplication, not history (the
-	// event stream is the history; diff answers what a subscriber missed).
-	changesMaxAge = 10 * time.Minute
+	// changesMaxAge and changesMaxBytes bound what the stream keeps: it serves de-duplication,
+	// not history (the event stream is the history; diff answers what a subscriber missed).
+	// nats-server keeps the message ids of the duplicate window apart from the messages
+	// (stream.go, ddmap), so dropping stored changes early does not weaken de-duplication. The
+	// stream is in memory, in acld's heap when embedded: without a size bound, a burst of
+	// commands (an import: 1,001 changes per record registered at the compare shape) held
+	// 69 MB of changes there for ten minutes.
+	changesMaxAge   = ChangesDuplicateWindow
+	changesMaxBytes = 16 << 20
 )
 
 // ChangesSubject is the subject of principal's changes in tenant.
@@ -58,6 +64,7 @@ func OpenChanges(ctx context.Context, nc *nats.Conn, replicas int) (*Changes, er
 		Retention:  jetstream.LimitsPolicy,
 		Discard:    jetstream.DiscardOld,
 		MaxAge:     changesMaxAge,
+		MaxBytes:   changesMaxBytes,
 		Duplicates: ChangesDuplicateWindow,
 		Replicas:   replicas,
 		RePublish:  &jetstream.RePublish{Source: changesInput + ".>", Destination: ChangesPrefix + ".>"},

@@ -71,7 +71,7 @@
 //
 // # The change feed
 //
-// ChangesStream (ACL_CHANGES, memory, 10 minutes, 2-minute duplicate window) takes the change
+// ChangesStream (ACL_CHANGES, memory, at most 2 minutes and 16 MiB, 2-minute duplicate window) takes the change
 // feed that every acld instance derives (changes.go): each publishes a change on
 // acl.feed.<tenant>.principal.<id> with a message id naming it, the stream stores an id once
 // and republishes it on acl.changes.<tenant>.principal.<id>, so a core subscriber receives each

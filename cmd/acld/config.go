@@ -56,6 +56,9 @@ type Config struct {
 	// MemoryLimitMB is the Go runtime's soft memory limit (debug.SetMemoryLimit) in MiB; 0 = none.
 	// GOMEMLIMIT in the environment takes precedence.
 	MemoryLimitMB int
+	// IdleTrim is how often acld checks whether it is idle and, if so, returns free memory to
+	// the system (trim.go); 0 = never.
+	IdleTrim time.Duration
 	// Pprof is the address of a listener serving /debug/pprof (heap and CPU profiles, for an
 	// operator finding where memory goes); "" = none. It is always loopback only: profiles show
 	// internals and a CPU profile costs the server.
@@ -81,6 +84,7 @@ func DefaultConfig() Config {
 		CommandCache:     20_000,
 		CommandSpill:     true,
 		MemoryLimitMB:    0,
+		IdleTrim:         5 * time.Second,
 		CheckpointN:      2000,
 		CheckpointsDense: 0,
 		ChangeFeedCPU:    projections.DefaultFeedCPU,
@@ -131,6 +135,7 @@ func ParseFlags(args []string) (Config, error) {
 	// commands on records not in the command cache to a few per second, the live heap being
 	// over it (nats-server keeps each 8 MB message block it reads for 10 s). It is a tool for an
 	// operator who knows the live heap of their data (see --pprof), not a default.
+	fs.DurationVar(&c.IdleTrim, "idle-trim", c.IdleTrim, "every this long, if acld allocated almost nothing since the last time, return its free memory (and nats-server's idle message blocks) to the system (0: never)")
 	fs.IntVar(&c.MemoryLimitMB, "memory-limit", c.MemoryLimitMB, "soft limit of the Go heap in MiB (0: none; GOMEMLIMIT in the environment wins); set it well above the live heap, or the collector runs without pause")
 	fs.StringVar(&c.Pprof, "pprof", c.Pprof, "serve /debug/pprof on this loopback address (e.g. 127.0.0.1:6060); off by default")
 	fs.Int64Var(&c.CheckpointBudgetMB, "checkpoint-budget-mb", c.CheckpointBudgetMB, "as_of: disk the checkpoints may take beyond the read model's own files, MiB (0: as much as the read model; -1: no bound); past it their spacing doubles (as_of replays more events)")

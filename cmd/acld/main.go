@@ -42,6 +42,9 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if cfg.IdleTrim > 0 {
+		go trimWhenIdle(ctx, cfg.IdleTrim, logger)
+	}
 	m := NewMain(cfg, logger)
 	if err := m.Run(ctx); err != nil {
 		logger.Error("start failed", "err", err)

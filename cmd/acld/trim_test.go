@@ -1,0 +1,28 @@
+package main
+
+import "testing"
+
+func TestIdleTrim(t *testing.T) {
+	const mb = 1 << 20
+	steps := []struct {
+		allocs uint64 // cumulative
+		want   bool
+	}{
+		{0, true},         // idle from the start: first collection
+		{1 * mb, true},    // still idle: second
+		{2 * mb, true},    // third
+		{3 * mb, false},   // done for this idle period
+		{4 * mb, false},   // and stays done
+		{100 * mb, false}, // busy: 96 MB in a tick
+		{101 * mb, true},  // idle again: a new period starts
+		{102 * mb, true},
+		{200 * mb, false}, // busy in the middle of a period resets it
+		{201 * mb, true},
+	}
+	var tr idleTrim
+	for i, s := range steps {
+		if got := tr.tick(s.allocs); got != s.want {
+			t.Fatalf("step %d (allocs %d MB): trim = %v, want %v", i, s.allocs/mb, got, s.want)
+		}
+	}
+}
