@@ -1,18 +1,26 @@
 package events
 
-import (
-	"fmt"
-	"regexp"
-)
+import "fmt"
 
 // Prefix is the root of every event subject; the stream ACL_EVENTS holds Prefix + ".>".
 const Prefix = "acl.events"
 
-var tokenRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-
 // ValidToken reports whether s may be an id, a record type or a unit kind: 1 to 64 of
-// A-Z a-z 0-9 _ -, so that it is always exactly one NATS subject token.
-func ValidToken(s string) bool { return tokenRE.MatchString(s) }
+// A-Z a-z 0-9 _ -, so that it is always exactly one NATS subject token. A loop rather than a
+// regular expression: every command checks several tokens, and the regexp took 13 % of the
+// bulk path's CPU in an import.
+func ValidToken(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // Subject returns the subject of an aggregate of a tenant (SPEC section 6).
 func Subject(tenant string, a AggregateRef) (string, error) {

@@ -25,24 +25,10 @@ func invalid(format string, args ...any) error {
 
 // validID checks an id, type or action field: a token (SPEC section 5).
 func validID(field, v string) error {
-	if !validToken(v) {
+	if !events.ValidToken(v) {
 		return invalid("%s %q is not 1 to 64 of A-Z a-z 0-9 _ -", field, v)
 	}
 	return nil
-}
-
-// validToken is events.ValidToken without a regular expression: it runs on every query.
-func validToken(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 func validRecord(field string, r events.RecordRef) error {

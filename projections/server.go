@@ -16,6 +16,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/acl-es/acl/events"
+
 	"github.com/acl-es/acl/aggregates"
 )
 
@@ -207,7 +209,7 @@ func (s *Server) Query(ctx context.Context, caller *aggregates.Caller, tenant, n
 func (s *Server) appendQuery(ctx context.Context, dst []byte, caller *aggregates.Caller, tenant, name string, body []byte) (answer []byte, err error) {
 	start := time.Now()
 	defer func() { s.metrics.observe(name, start, err) }()
-	if !validToken(tenant) {
+	if !events.ValidToken(tenant) {
 		return nil, invalid("tenant %q is not 1 to 64 of A-Z a-z 0-9 _ -", tenant)
 	}
 	s.mu.RLock()
