@@ -16,9 +16,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/acl-es/acl/events"
-
 	"github.com/acl-es/acl/aggregates"
+	"github.com/acl-es/acl/events"
 )
 
 // MaxBody is the largest query body (SPEC section 5: the NATS default payload).
