@@ -54,7 +54,10 @@ func (c *chunker) add(m jetstream.Msg) {
 		return
 	}
 	if c.cur == nil {
-		c.cur = make([]Message, 0, chunkMax)
+		// Sized by what the consumer says is pending: a live follower gets one message at a
+		// time, and a chunk of chunkMax for each (18 KiB) was the largest allocation of an
+		// import, once per follower and message.
+		c.cur = make([]Message, 0, min(chunkMax, meta.NumPending+1))
 	}
 	c.cur = append(c.cur, msg)
 	if len(c.cur) == chunkMax || meta.NumPending == 0 || (c.to > 0 && msg.Seq >= c.to) {
