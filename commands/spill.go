@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"hash/maphash"
 	"sync/atomic"
 	"unsafe"
 
@@ -59,6 +60,13 @@ type spill struct {
 	stripes [2][spillStripes]uint64
 	// done is closed when the follower stopped; nil when it never started.
 	done chan struct{}
+
+	// seen holds every subject the spill may have a state of: those set since it opened, and,
+	// once scanned is closed and known is true, those it held when it opened. has answers a
+	// subject it lacks without reading Pebble.
+	seen    subjectFilter
+	scanned chan struct{}
+	known   atomic.Bool
 }
 
 const (
@@ -66,6 +74,8 @@ const (
 	// and then cached in memory again, so a larger cache mostly holds copies.
 	spillCacheBytes = 8 << 20
 	spillStripes    = 1 << 15
+	// spillFilterBits sizes seen: 2 MiB, about 1 % false positives at 1.7*10^6 subjects.
+	spillFilterBits = 1 << 24
 	// The spill's own keys sort before every subject.
 	spillPosKey    = "!pos"
 	spillStreamKey = "!stream"
@@ -115,7 +125,25 @@ func openSpill(dir, stream string) (*spill, error) {
 		}
 		sp.pos.Store(n)
 	}
+	sp.seen = newSubjectFilter(spillFilterBits)
+	sp.scanned = make(chan struct{})
+	go sp.scan()
 	return sp, nil
+}
+
+// scan adds the subjects the spill holds to seen (those set meanwhile add themselves).
+func (sp *spill) scan() {
+	defer close(sp.scanned)
+	it, err := sp.db.NewIter(&pebble.IterOptions{LowerBound: []byte("a"), UpperBound: []byte{0xff}})
+	if err != nil {
+		return
+	}
+	for it.First(); it.Valid(); it.Next() {
+		sp.seen.add(it.Key())
+	}
+	if it.Close() == nil {
+		sp.known.Store(true)
+	}
 }
 
 func (sp *spill) meta(key string) (string, bool) {
@@ -221,6 +249,9 @@ func (sp *spill) get(subject string) (any, error) {
 // has reports whether subject has a spilled state (false also when the spill cannot be read:
 // the caller then reads the stream).
 func (sp *spill) has(subject string) bool {
+	if sp.known.Load() && !sp.seen.mayHave([]byte(subject)) {
+		return false
+	}
 	_, closer, err := sp.db.Get([]byte(subject))
 	if err != nil {
 		return false
@@ -231,6 +262,7 @@ func (sp *spill) has(subject string) bool {
 
 // set stores the encoded state (encodeState) of subject.
 func (sp *spill) set(subject string, b []byte) error {
+	sp.seen.add([]byte(subject)) // first: has may be asked as soon as Pebble has it
 	return sp.db.Set([]byte(subject), b, sp.wo)
 }
 
@@ -245,6 +277,9 @@ func (sp *spill) clear() error {
 
 // close flushes (there is no WAL) and closes.
 func (sp *spill) close() error {
+	if sp.scanned != nil {
+		<-sp.scanned
+	}
 	if err := errors.Join(sp.db.Flush(), sp.db.Close()); err != nil {
 		return fmt.Errorf("commands: close the state spill %s: %w", sp.dir, err)
 	}
@@ -410,4 +445,43 @@ func (r *snapReader) commands() map[string]aggregates.CommandResult {
 		cmds[cid] = res
 	}
 	return cmds
+}
+
+// subjectFilter is a Bloom filter of subjects, safe for concurrent use. A creating command
+// asks the spill whether it holds the aggregate's state, nearly always of one it does not: a
+// Pebble Get that found nothing (the memtable and every level-0 table of a spill written on
+// every command) was 23 % of the bulk path's CPU in an import.
+type subjectFilter struct {
+	words []atomic.Uint64
+	seed  maphash.Seed
+}
+
+// spillFilterHashes is the number of bits set per subject.
+const spillFilterHashes = 7
+
+func newSubjectFilter(bits int) subjectFilter {
+	return subjectFilter{words: make([]atomic.Uint64, bits/64), seed: maphash.MakeSeed()}
+}
+
+// bits calls fn with each of the subject's bit positions (double hashing of one 64-bit hash).
+func (f *subjectFilter) bits(subject []byte, fn func(word int, mask uint64) bool) bool {
+	h := maphash.Bytes(f.seed, subject)
+	a, b := uint32(h), uint32(h>>32)|1
+	n := uint32(len(f.words) * 64)
+	for i := range uint32(spillFilterHashes) {
+		bit := (a + i*b) % n
+		if !fn(int(bit/64), 1<<(bit%64)) {
+			return false
+		}
+	}
+	return true
+}
+
+func (f *subjectFilter) add(subject []byte) {
+	f.bits(subject, func(w int, m uint64) bool { f.words[w].Or(m); return true })
+}
+
+// mayHave is false only for a subject never added.
+func (f *subjectFilter) mayHave(subject []byte) bool {
+	return f.bits(subject, func(w int, m uint64) bool { return f.words[w].Load()&m != 0 })
 }

@@ -306,3 +306,70 @@ func TestSpillFillsFromTheStream(t *testing.T) {
 		t.Error("no state came from the spill")
 	}
 }
+
+// TestSpillHas: has answers from the Pebble store for what was set, before and after a reopen
+// (whose subjects reach the in-memory filter by a scan), and false for what never was; the
+// filter itself never forgets a subject and rarely claims one it was not given.
+func TestSpillHas(t *testing.T) {
+	dir := t.TempDir()
+	sp, err := openSpill(dir, "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 2000
+	subject := func(i int) string { return fmt.Sprintf("acl.events.acme.record.invoice.i%d", i) }
+	b, err := encodeState(aggregates.NewRecord("invoice", "i"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i += 2 {
+		if err := sp.set(subject(i), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(sp *spill, when string) {
+		for i := range n {
+			if got, want := sp.has(subject(i)), i%2 == 0; got != want {
+				t.Fatalf("%s: has(%s) = %v, want %v", when, subject(i), got, want)
+			}
+		}
+	}
+	<-sp.scanned
+	check(sp, "before the reopen")
+	if err := sp.close(); err != nil {
+		t.Fatal(err)
+	}
+	sp, err = openSpill(dir, "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.close()
+	<-sp.scanned
+	if !sp.known.Load() {
+		t.Fatal("the scan of the reopened spill did not finish")
+	}
+	check(sp, "after the reopen")
+	if err := sp.delete(subject(0)); err != nil {
+		t.Fatal(err)
+	}
+	if sp.has(subject(0)) {
+		t.Error("has a deleted subject")
+	}
+
+	f := newSubjectFilter(1 << 16)
+	for i := 0; i < n; i += 2 {
+		f.add([]byte(subject(i)))
+	}
+	claimed := 0
+	for i := range n {
+		switch {
+		case i%2 == 0 && !f.mayHave([]byte(subject(i))):
+			t.Fatalf("the filter lost %s", subject(i))
+		case i%2 == 1 && f.mayHave([]byte(subject(i))):
+			claimed++
+		}
+	}
+	if claimed > n/2/20 { // 1000 subjects in 65536 bits: well under 1 % expected
+		t.Errorf("the filter claims %d of %d subjects it was not given", claimed, n/2)
+	}
+}
