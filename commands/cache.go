@@ -279,7 +279,9 @@ func (c *cache) keep(e *entry, st any, base *snapshot) {
 		}
 		if err != nil {
 			c.spillErrLocked(errors.Join(err, c.spill.delete(e.subject)))
+			return
 		}
+		c.spill.keptLocked(e.subject, stateSeq(st))
 		return
 	}
 	if cur != nil && cur != e {

@@ -61,6 +61,14 @@ type spill struct {
 	// done is closed when the follower stopped; nil when it never started.
 	done chan struct{}
 
+	// kept: subjects whose state the cache spilled (keep) at a sequence the follower has not
+	// processed yet, with that sequence; the spill holds that state or a newer one (delete and
+	// clear forget it). The follower then knows the state includes the message without a
+	// Pebble Get: for this instance's own writes that Get was 6 % of acld's CPU in an import.
+	// Under cache.mu, like processed (the sequence of the last message processed).
+	kept      map[string]uint64
+	processed uint64
+
 	// seen holds every subject the spill may have a state of: those set since it opened, and,
 	// once scanned is closed and known is true, those it held when it opened. has answers a
 	// subject it lacks without reading Pebble.
@@ -179,6 +187,16 @@ func (sp *spill) processedLocked(m events.Message) error {
 	for t, i := range stripeOf(m.Subject) {
 		sp.stripes[t][i] = max(sp.stripes[t][i], m.Seq)
 	}
+	sp.processed = max(sp.processed, m.Seq)
+	if at, ok := sp.kept[m.Subject]; ok {
+		if at >= m.Seq {
+			if at == m.Seq {
+				delete(sp.kept, m.Subject)
+			}
+			return nil // it includes the message (this instance wrote it)
+		}
+		delete(sp.kept, m.Subject)
+	}
 	if len(m.Events) == 0 || m.Events[0].Aggregate.Kind == events.KindTenant {
 		return nil
 	}
@@ -266,12 +284,29 @@ func (sp *spill) set(subject string, b []byte) error {
 	return sp.db.Set([]byte(subject), b, sp.wo)
 }
 
+// keptLocked notes that the cache spilled subject's state at seq (see kept), if the follower
+// has yet to process that message: it will, and forget the note then.
+func (sp *spill) keptLocked(subject string, seq uint64) {
+	if seq <= sp.processed || len(sp.kept) >= maxKept {
+		return
+	}
+	if sp.kept == nil {
+		sp.kept = map[string]uint64{}
+	}
+	sp.kept[subject] = max(sp.kept[subject], seq)
+}
+
+// maxKept bounds kept: beyond it (a follower far behind) the follower reads Pebble.
+const maxKept = 1 << 15
+
 func (sp *spill) delete(subject string) error {
+	delete(sp.kept, subject)
 	return sp.db.Delete([]byte(subject), sp.wo)
 }
 
 // clear deletes every spilled state (subjects sort after the spill's own keys).
 func (sp *spill) clear() error {
+	clear(sp.kept)
 	return sp.db.DeleteRange([]byte("a"), []byte{0xff}, sp.wo)
 }
 

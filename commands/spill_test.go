@@ -373,3 +373,58 @@ func TestSpillHas(t *testing.T) {
 		t.Errorf("the filter claims %d of %d subjects it was not given", claimed, n/2)
 	}
 }
+
+// TestSpillKeptNotes: the follower trusts a note of a state the cache spilled only while the
+// spill holds it. A registration message at the noted sequence leaves the spilled state as it
+// is; after the state was deleted, the same message starts it again from the registration;
+// a note of a sequence the follower already passed is not taken.
+func TestSpillKeptNotes(t *testing.T) {
+	sp, err := openSpill(t.TempDir(), "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.close()
+	const subject = "acl.events.acme.record.invoice.i1"
+	ref := events.RecordAggregate("invoice", "i1")
+	reg := events.Message{Seq: 3, Subject: subject, Events: []events.Envelope{{ID: "ev-1", Type: events.RecordRegistered,
+		Schema: 1, Tenant: "acme", Aggregate: ref, Actor: "admin", CommandID: "c1", Seq: 3,
+		Data: []byte(`{"client":"cl1","owner":"p1"}`)}}}
+	mine := aggregates.NewRecord("invoice", "i1")
+	mine.Exists, mine.Client, mine.Owner, mine.Seq = true, "as-kept", "p1", 3
+	b, err := encodeState(mine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.set(subject, b); err != nil {
+		t.Fatal(err)
+	}
+	sp.keptLocked(subject, 3)
+	if err := sp.processedLocked(reg); err != nil {
+		t.Fatal(err)
+	}
+	client := func() string {
+		st, err := sp.get(subject)
+		if err != nil || st == nil {
+			t.Fatalf("spilled state: %v, %v", st, err)
+		}
+		return st.(*aggregates.Record).Client
+	}
+	if got := client(); got != "as-kept" {
+		t.Fatalf("after the noted message the client is %q, want the kept state's", got)
+	}
+	sp.processed = 0
+	sp.keptLocked(subject, 3)
+	if err := sp.delete(subject); err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.processedLocked(reg); err != nil {
+		t.Fatal(err)
+	}
+	if got := client(); got != "cl1" {
+		t.Fatalf("after a deletion the registration made client %q, want cl1", got)
+	}
+	sp.keptLocked("acl.events.acme.record.invoice.i2", 2) // the follower is at 3
+	if len(sp.kept) != 0 {
+		t.Errorf("notes %v of messages the follower passed", sp.kept)
+	}
+}
