@@ -40,7 +40,8 @@ type Projector struct {
 	target  atomic.Uint64 // the stream's last sequence when Run started: ready once applied
 	started atomic.Bool
 
-	feed *Feed // the change feed, handed each live message after its commit (feed.go)
+	feed    *Feed     // the change feed, handed each live message after its commit (feed.go)
+	mirrors []*mirror // handed each committed batch (mirror.go); replaced, not changed in place
 
 	// beforeCommit, when set (tests), runs after a batch is built and before it is committed;
 	// an error abandons the batch as a crash would.
@@ -145,6 +146,18 @@ func (p *Projector) Ready() bool { return p.started.Load() && p.Applied() >= p.t
 func (p *Projector) ApplyMessages(msgs []events.Message) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	for len(msgs) > 0 {
+		n := p.runEnd(msgs) // a mirror's checkpoint sequence ends a batch
+		if err := p.applyRun(msgs[:n]); err != nil {
+			return err
+		}
+		msgs = msgs[n:]
+	}
+	return nil
+}
+
+// applyRun applies msgs, in one batch or, for the feed, one per message; the caller holds mu.
+func (p *Projector) applyRun(msgs []events.Message) error {
 	// Split only while the feed has room for every message: under a burst (a bulk load) the
 	// feed would drop them anyway, and one batch keeps the projector's pace.
 	if len(msgs) > 1 && p.live(msgs[len(msgs)-1].Seq) && p.feed.room() >= len(msgs) {
@@ -209,6 +222,7 @@ func (p *Projector) apply(msgs []events.Message) error {
 		}
 		return err
 	}
+	p.mirrorCommitted(b, applied, last)
 	p.mods.record(last, w.touchedHashes())
 	p.publish(last, w.tenantSeqs())
 	w.committed()

@@ -12,27 +12,28 @@ import (
 	"github.com/acl-es/acl/projections"
 )
 
-// checkpointLoop keeps the as_of checkpoints following the live read model: each time the
-// projector passes the next multiple of the grid's spacing, it wakes the filler, which replays
-// the stream from the newest checkpoint into a copy of it and keeps a checkpoint at each
-// multiple it reaches (fill). The checkpoints are not taken from the live model: its
-// compactions rewrite its tables, so each of its checkpoints pinned a copy of most of the model
-// once the model moved on (1.3 GB for a 128 MB model after a bulk load), where the filler's
-// copies never compact and each checkpoint adds only the table its flush wrote. So every
-// multiple the grid wants below the live model's applied sequence gets a checkpoint, and an
-// as_of replays fewer than CheckpointEvery events (more while the filler catches up).
+// checkpointLoop keeps the as_of checkpoints following the live read model. The checkpoints
+// are not taken from the live model: its compactions rewrite its tables, so each of its
+// checkpoints pinned a copy of most of the model once the model moved on (1.3 GB for a 128 MB
+// model after a bulk load). They are a chain: the filler keeps a copy of the newest one open
+// without compactions (the head), brings it forward and checkpoints it at each multiple of the
+// grid's spacing, so each checkpoint links the tables of the one before plus the one its flush
+// wrote. Once the head has caught up with the live model it follows the projector's committed
+// batches (chain_mirror.go): each is applied to the head as written, with no read, and a
+// checkpoint is taken between two batches (the projector ends one at each multiple). It
+// replays the stream only to catch up: at start, after the batches queued for it overflowed,
+// and for the gaps an interrupted fill left below the newest checkpoint. So every multiple the
+// grid wants below the live model's applied sequence gets a checkpoint, and an as_of replays
+// fewer than CheckpointEvery events (more while the filler catches up).
 func (s *Service) checkpointLoop(ctx context.Context) {
 	if s.proj == nil {
 		return
 	}
-	wake := make(chan struct{}, 1)
-	// One fill at start: what the stream holds beyond the newest checkpoint, and the gaps a
-	// fill interrupted by a stop left below it.
-	wake <- struct{}{}
+	s.mirror.wakeGaps() // at start: the gaps below the newest checkpoint, the head up to the model
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.fillLoop(ctx, wake)
+		s.fillLoop(ctx)
 	}()
 	for {
 		every := s.ckpts.spacing()
@@ -40,39 +41,46 @@ func (s *Service) checkpointLoop(ctx context.Context) {
 		if err := s.proj.WaitFor(ctx, next); err != nil {
 			return
 		}
-		select {
-		case wake <- struct{}{}:
-		default: // a fill is pending: it will go this far too
-		}
+		s.mirror.wakeGaps()
 	}
 }
 
-// fillLoop fills gaps each time it is woken, until ctx ends.
-func (s *Service) fillLoop(ctx context.Context, wake <-chan struct{}) {
+// fillLoop fills gaps and brings the head forward each time it is woken, until ctx ends.
+func (s *Service) fillLoop(ctx context.Context) {
 	defer func() { s.head.close(); s.head = nil }()
 	for {
+		var gaps bool
 		select {
 		case <-ctx.Done():
 			return
-		case <-wake:
+		case <-s.mirror.gaps:
+			gaps = true
+		case <-s.mirror.queued:
 		}
-		if err := s.backfill(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error("replay: checkpoint back-fill failed", "err", err)
+		if gaps {
+			// The stretches below the newest checkpoint: those a fill interrupted by a stop left
+			// (the first wake, at start), or one that failed.
+			if err := s.backfill(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("replay: checkpoint back-fill failed", "err", err)
+			}
+		}
+		if err := s.advanceHead(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("replay: checkpoint chain failed", "err", err)
+			s.head.close() // reopened from the newest checkpoint on the next wake
+			s.head = nil
 		}
 	}
 }
 
-// backfill makes the checkpoints the grid wants and lacks, stretch by stretch, up to the live
-// model's applied sequence (the stream surely holds every event up to it).
+// backfill makes the checkpoints the grid wants and lacks below the newest checkpoint, stretch
+// by stretch, each from a copy of the checkpoint before it.
 func (s *Service) backfill(ctx context.Context) error {
-	applied := s.proj.Applied()
-	seqs := append(s.ckpts.list(), applied+1) // the stretch after the newest checkpoint too
-	newest := applied
+	newest := max(s.proj.Applied(), s.ckpts.last())
 	prev := uint64(0)
-	for _, seq := range seqs {
+	for _, seq := range s.ckpts.list() {
 		if want := s.ckpts.missing(prev, seq, newest); len(want) > 0 {
 			start := time.Now()
-			if err := s.fill(ctx, prev, want); err != nil {
+			if err := s.fillGap(ctx, prev, want); err != nil {
 				return err
 			}
 			s.log.Info("replay: back-filled checkpoints", "from", prev, "to", seq, "made", len(want), "took", time.Since(start))
@@ -80,6 +88,84 @@ func (s *Service) backfill(ctx context.Context) error {
 		prev = seq
 	}
 	return nil
+}
+
+// fillGap replays the stream from the checkpoint at from (0: empty) into a scratch copy of it
+// and keeps a checkpoint at each sequence of want (ascending).
+func (s *Service) fillGap(ctx context.Context, from uint64, want []uint64) error {
+	h, err := s.copyForFill(from)
+	if err != nil {
+		return err
+	}
+	defer h.close()
+	return s.replayHead(ctx, h, want[len(want)-1])
+}
+
+// advanceHead brings the chain's head up to the live model: it applies the batches the
+// projector committed, in order, replaying the stream where they do not continue the head
+// (batches dropped while the queue was full, or committed before the head caught up), and
+// checkpoints the head at each sequence the grid wants.
+func (s *Service) advanceHead(ctx context.Context) error {
+	applied := s.proj.Applied() // every batch up to it has been handed to the mirror
+	if s.head == nil {
+		h, err := s.copyForFill(s.ckpts.last())
+		if err != nil {
+			return err
+		}
+		s.head = h
+	}
+	h := s.head
+	for _, b := range s.mirror.take() {
+		if b.last <= h.seq {
+			continue // the head has it already, replayed from the stream
+		}
+		if b.prev > h.seq {
+			if err := s.replayHead(ctx, h, b.prev); err != nil {
+				return err
+			}
+		}
+		if b.prev != h.seq {
+			continue // it overlaps what was replayed: the stream gives the rest
+		}
+		want := s.ckpts.missing(b.prev, b.last+1, b.last)
+		if len(want) > 0 && (len(want) > 1 || want[0] != b.last) {
+			continue // a checkpoint inside the batch (not split there): the stream gives it
+		}
+		if err := h.db.ApplyBatch(b.repr); err != nil {
+			return err
+		}
+		h.seq = b.last
+		s.mirror.applied.Add(b.last - b.prev)
+		if len(want) > 0 {
+			if err := s.ckpts.takeAt(h.db, b.last); err != nil {
+				return err
+			}
+		}
+	}
+	if h.seq < applied {
+		return s.replayHead(ctx, h, applied)
+	}
+	return nil
+}
+
+// replayHead replays the stream into h up to to, keeping a checkpoint at each sequence the grid
+// wants on the way.
+func (s *Service) replayHead(ctx context.Context, h *chainHead, to uint64) error {
+	want := s.ckpts.missing(h.seq, to+1, max(to, s.ckpts.last()))
+	from := h.seq
+	var err error
+	h.seq, err = replayInto(ctx, s.store, h.db, allEvents, to, s.opts.CheckpointEvery, func(applied uint64) error {
+		for len(want) > 0 && want[0] < applied {
+			want = want[1:] // not at a batch's end: cannot be (replay ends one at each multiple)
+		}
+		if len(want) == 0 || applied != want[0] {
+			return nil
+		}
+		want = want[1:]
+		return s.ckpts.takeAt(h.db, applied)
+	})
+	s.mirror.replayed.Add(h.seq - from)
+	return err
 }
 
 // fillDB opens the filler's scratch copy: no WAL or fsync, and no compactions, so that each
@@ -95,13 +181,13 @@ func (s *Service) backfill(ctx context.Context) error {
 var fillDB = projections.DBOptions{CacheBytes: 64 << 20, MemTableBytes: 4 << 20, DisableWAL: true, DisableCompactions: true,
 	Zstd: true, FS: noSyncFS{vfs.Default}}
 
-// chainHead is the filler's copy of the newest checkpoint it made, kept open between fills:
-// the next fill continues from it instead of copying that checkpoint and opening its hundreds of
-// tables again. Only the fill loop's goroutine uses it.
+// chainHead is the filler's copy of the newest checkpoint, brought forward and kept open: the
+// next checkpoint is taken from it instead of copying the newest one and opening its hundreds
+// of tables again. Only the fill loop's goroutine uses it (and fillGap its own, for a gap).
 type chainHead struct {
 	dir string
 	db  *projections.DB
-	seq uint64 // the sequence db has applied: the checkpoint it continues from
+	seq uint64 // the sequence db has applied
 }
 
 func (h *chainHead) close() {
@@ -109,36 +195,6 @@ func (h *chainHead) close() {
 		h.db.Close()
 		os.RemoveAll(h.dir)
 	}
-}
-
-// fill replays the stream from the checkpoint at from (0: empty) into a scratch copy and keeps a
-// checkpoint at each sequence of want (ascending). The copy links the checkpoint's tables, so
-// the checkpoints it keeps share them. The copy stays open as the chain's head when it ends at
-// the newest checkpoint, and a fill from there continues it.
-func (s *Service) fill(ctx context.Context, from uint64, want []uint64) (err error) {
-	h := s.head
-	s.head = nil
-	if h == nil || h.seq != from {
-		h.close()
-		if h, err = s.copyForFill(from); err != nil {
-			return err
-		}
-	}
-	defer func() {
-		if err == nil && h.seq == s.ckpts.last() {
-			s.head = h
-			return
-		}
-		h.close()
-	}()
-	h.seq, err = replayInto(ctx, s.store, h.db, allEvents, want[len(want)-1], s.opts.CheckpointEvery, func(applied uint64) error {
-		if len(want) == 0 || applied != want[0] {
-			return nil
-		}
-		want = want[1:]
-		return s.ckpts.takeAt(h.db, applied)
-	})
-	return err
 }
 
 // copyForFill opens a scratch copy of the newest checkpoint at or below from (thinning may have

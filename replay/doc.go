@@ -78,9 +78,14 @@
 // (hard links), opened without compactions, flushes at each multiple and checkpoints it: each
 // checkpoint links the tables of the one before plus the one table its flush wrote. Hundreds of
 // checkpoints so cost about the data written once; tables are compressed with zstd (at 10^6
-// records: 695 checkpoints take 183 MiB for a 203 MiB model). The live loop wakes the filler
-// each time the projector passes a multiple; at start the filler fills whatever is missing, the
-// whole history the first time. The grid of grid.go may thin older checkpoints
+// records: 695 checkpoints take 183 MiB for a 203 MiB model). The copy stays open as the
+// chain's head. Once it has caught up with the live model, it follows the live projector's
+// committed batches rather than the stream: the projector hands each batch it commits
+// (projections.Projector.AddMirror, ending a batch at each multiple), the filler applies it to
+// the head as written (no state is read: replaying read each changed state through every table
+// of the chain, ~0.5 ms per event at 10^6 records) and checkpoints the head between two batches.
+// It replays the stream only to catch up: at start (the whole history the first time), when the
+// bounded queue of batches overflowed, and for gaps below the newest checkpoint. The grid of grid.go may thin older checkpoints
 // (DenseCheckpoints; by default all stay, thinning frees only their manifests) and the budget
 // (CheckpointBudget) coarsens it when the checkpoints pin more than it allows.
 //

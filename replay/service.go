@@ -93,10 +93,13 @@ type Service struct {
 	audit  *Audit
 	getter *messageGetter
 	ckpts  *checkpoints
-	head   *chainHead // the filler's open copy of the newest checkpoint (fillLoop's own)
-	states *stateCache
-	bases  *bases   // the checkpoints as_of states are overlays on
-	review struct { // the count memo of the review being walked (review.go)
+	head   *chainHead // the filler's open copy of the chain's newest state (fillLoop's own)
+	mirror *chainMirror
+	// unmirror stops the projector handing its batches to mirror
+	unmirror func()
+	states   *stateCache
+	bases    *bases   // the checkpoints as_of states are overlays on
+	review   struct { // the count memo of the review being walked (review.go)
 		mu     sync.Mutex
 		tenant string
 		seq    uint64
@@ -142,7 +145,7 @@ func New(store *events.Store, db *projections.DB, proj *projections.Projector, o
 		return nil, err
 	}
 	s := &Service{store: store, db: db, proj: proj, opts: opts, log: opts.Logger, audit: audit,
-		getter: newMessageGetter(js, store.Name()), ckpts: ckpts}
+		getter: newMessageGetter(js, store.Name()), ckpts: ckpts, mirror: newChainMirror(mirrorQueueBytes)}
 	s.states = newStateCache(opts.CachedStates)
 	s.bases = newBases(ckpts, filepath.Join(opts.Dir, "scratch"), opts.OpenCheckpoints, basesCache)
 	return s, nil
@@ -155,6 +158,9 @@ func (s *Service) Audit() *Audit { return s.audit }
 // ctx ends or Close.
 func (s *Service) Start(ctx context.Context) {
 	ctx, s.cancel = context.WithCancel(ctx)
+	if s.proj != nil {
+		s.unmirror = s.proj.AddMirror(s.opts.CheckpointEvery, s.mirror.put)
+	}
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
@@ -168,6 +174,9 @@ func (s *Service) Start(ctx context.Context) {
 
 // Close stops the background work, closes the cached as_of states and the audit index.
 func (s *Service) Close() error {
+	if s.unmirror != nil {
+		s.unmirror()
+	}
 	if s.cancel != nil {
 		s.cancel()
 	}
