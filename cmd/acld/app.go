@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,10 +36,15 @@ type Main struct {
 	Config Config
 	Log    *slog.Logger
 
-	nats     *server.Server // nil with --nats-url
-	nc       *nats.Conn     // the store owner's connection: the only writer of the stream
-	auth     *Auth          // nil without --auth
-	tls      *tls.Config    // nil without --tls-cert
+	nats *server.Server // nil with --nats-url
+	nc   *nats.Conn     // the store owner's connection: the only writer of the stream
+	// cmdNC is the command service's own connection, with nc's credentials: its appends and
+	// their acknowledgements do not queue on one connection's lock and read loop behind every
+	// follower's deliveries (in an import the batch's publishes waited on nc's lock, handed
+	// over to its read loop).
+	cmdNC    *nats.Conn
+	auth     *Auth       // nil without --auth
+	tls      *tls.Config // nil without --tls-cert
 	store    *events.Store
 	registry *prometheus.Registry
 	cmds     *commands.Service
@@ -149,7 +155,11 @@ func (m *Main) Run(ctx context.Context) error {
 	if c.CommandSpill {
 		spill = filepath.Join(c.DataDir, "commands")
 	}
-	m.cmds = commands.NewService(m.nc, store, commands.Options{Registerer: m.registry, Logger: m.Log,
+	cmdStore, err := m.openStoreOn(ctx, m.cmdNC)
+	if err != nil {
+		return err
+	}
+	m.cmds = commands.NewService(m.cmdNC, cmdStore, commands.Options{Registerer: m.registry, Logger: m.Log,
 		Identify: m.auth.IdentifyNATS, CacheSize: c.CommandCache, StateDir: spill, Effects: m.engine.Effects})
 	if err := m.cmds.Start(ctx); err != nil {
 		return fmt.Errorf("acld: command service: %w", err)
@@ -179,6 +189,11 @@ func (m *Main) readiness() string {
 // started with acld elects its leaders for a few seconds, a server may still be starting or
 // enabling JetStream. A configuration the store refuses (an unsafe stream) fails at once.
 func (m *Main) openStore(ctx context.Context) (*events.Store, error) {
+	return m.openStoreOn(ctx, m.nc)
+}
+
+// openStoreOn is openStore on one of the connections.
+func (m *Main) openStoreOn(ctx context.Context, nc *nats.Conn) (*events.Store, error) {
 	bound := m.Config.StoreWait
 	if bound <= 0 {
 		bound = 2 * time.Minute
@@ -187,10 +202,10 @@ func (m *Main) openStore(ctx context.Context) (*events.Store, error) {
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		var store *events.Store
-		err := fmt.Errorf("not connected to NATS (%s)", m.nc.Status())
-		if m.nc.IsConnected() {
+		err := fmt.Errorf("not connected to NATS (%s)", nc.Status())
+		if nc.IsConnected() {
 			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			store, err = events.OpenStore(actx, m.nc, events.StoreConfig{Replicas: m.Config.Replicas})
+			store, err = events.OpenStore(actx, nc, events.StoreConfig{Replicas: m.Config.Replicas})
 			cancel()
 		}
 		if err == nil {
@@ -206,7 +221,7 @@ func (m *Main) openStore(ctx context.Context) (*events.Store, error) {
 			return nil, fmt.Errorf("acld: the event store was not available within --store-wait %v: waited for NATS at %s to connect and serve stream %s with a leader (%d attempts; last: %w)",
 				bound, m.natsURL(), events.DefaultStream, attempt, err)
 		}
-		m.Log.Warn("waiting for the event store", "attempt", attempt, "nats", m.natsURL(), "status", m.nc.Status().String(), "err", err, "retry_in", backoff)
+		m.Log.Warn("waiting for the event store", "attempt", attempt, "nats", m.natsURL(), "status", nc.Status().String(), "err", err, "retry_in", backoff)
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():
@@ -289,12 +304,14 @@ func (m *Main) connect() error {
 			opts = append(opts, nats.UserInfo(c.NATSUser, c.NATSPassword))
 		}
 		// A cluster may still be starting: keep trying, and let openStore bound the wait.
-		nc, err := nats.Connect(c.NATSURL, append(opts, nats.RetryOnFailedConnect(true))...)
-		if err != nil {
-			return fmt.Errorf("acld: connect to %s: %w", redactURLs(c.NATSURL), err)
+		dial := func(more ...nats.Option) (*nats.Conn, error) {
+			nc, err := nats.Connect(c.NATSURL, slices.Concat(opts, []nats.Option{nats.RetryOnFailedConnect(true)}, more)...)
+			if err != nil {
+				return nil, fmt.Errorf("acld: connect to %s: %w", redactURLs(c.NATSURL), err)
+			}
+			return nc, nil
 		}
-		m.nc = nc
-		return nil
+		return m.dialBoth(dial)
 	}
 	// The owner's key is made afresh at every start and never leaves the process: no other
 	// connection, whatever it knows, can write the stream.
@@ -312,11 +329,23 @@ func (m *Main) connect() error {
 		return fmt.Errorf("acld: embedded NATS: %w", err)
 	}
 	m.nats = s
-	nc, err := events.ConnectInProcess(s, append(opts, owner.Option())...)
+	return m.dialBoth(func(more ...nats.Option) (*nats.Conn, error) {
+		return events.ConnectInProcess(s, slices.Concat(opts, []nats.Option{owner.Option()}, more)...)
+	})
+}
+
+// dialBoth opens the main connection and the command service's.
+func (m *Main) dialBoth(dial func(...nats.Option) (*nats.Conn, error)) error {
+	nc, err := dial()
 	if err != nil {
 		return err
 	}
-	m.nc = nc
+	cmdNC, err := dial(nats.Name("acld-commands"))
+	if err != nil {
+		nc.Close()
+		return err
+	}
+	m.nc, m.cmdNC = nc, cmdNC
 	return nil
 }
 
@@ -448,6 +477,9 @@ func (m *Main) close() error {
 	}
 	if m.db != nil {
 		errs = append(errs, m.db.Close())
+	}
+	if m.cmdNC != nil {
+		m.cmdNC.Close()
 	}
 	if m.nc != nil {
 		m.nc.Close()
