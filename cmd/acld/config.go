@@ -53,6 +53,9 @@ type Config struct {
 	// CommandSpill keeps the other principal and record states on disk, in DataDir/commands
 	// (commands.Options.StateDir).
 	CommandSpill bool
+	// Procs is how many goroutines run at once (GOMAXPROCS); 0 = twice the CPUs acld may use.
+	// GOMAXPROCS in the environment takes precedence.
+	Procs int
 	// MemoryLimitMB is the Go runtime's soft memory limit (debug.SetMemoryLimit) in MiB; 0 = none.
 	// GOMEMLIMIT in the environment takes precedence.
 	MemoryLimitMB int
@@ -136,6 +139,7 @@ func ParseFlags(args []string) (Config, error) {
 	// over it (nats-server keeps each 8 MB message block it reads for 10 s). It is a tool for an
 	// operator who knows the live heap of their data (see --pprof), not a default.
 	fs.DurationVar(&c.IdleTrim, "idle-trim", c.IdleTrim, "every this long, if acld allocated almost nothing since the last time, return its free memory (and nats-server's idle message blocks) to the system (0: never)")
+	fs.IntVar(&c.Procs, "procs", c.Procs, "how many goroutines run at once, Go's GOMAXPROCS (0: twice the CPUs acld may use, so that a query is not queued behind background work; GOMAXPROCS in the environment wins)")
 	fs.IntVar(&c.MemoryLimitMB, "memory-limit", c.MemoryLimitMB, "soft limit of the Go heap in MiB (0: none; GOMEMLIMIT in the environment wins); set it well above the live heap, or the collector runs without pause")
 	fs.StringVar(&c.Pprof, "pprof", c.Pprof, "serve /debug/pprof on this loopback address (e.g. 127.0.0.1:6060); off by default")
 	fs.Int64Var(&c.CheckpointBudgetMB, "checkpoint-budget-mb", c.CheckpointBudgetMB, "as_of: disk the checkpoints may take beyond the read model's own files, MiB (0: as much as the read model; -1: no bound); past it their spacing doubles (as_of replays more events)")
