@@ -22,18 +22,21 @@ import (
 // Measured at the compare shape (README, round 6): 1.0 GB resident 30 s after an import,
 // against a live heap of a few hundred MB. So once a tick has passed with almost no
 // allocation, acld collects and returns what is free (debug.FreeOSMemory), once per tick
-// until the three collections that free a block buffer have run, then not again until the
-// next busy tick. A busy server never pays for it; an idle one pays three collections per
-// idle period.
+// for trimsPerIdle ticks, then not again until the next busy tick. A busy server never pays
+// for it; an idle one pays a few collections per idle period.
 
 // trimAllocBytes is the most a tick may allocate and count as idle: a few checks or commands
 // per second allocate far less; an import or a load test far more.
 const trimAllocBytes = 32 << 20
 
-// trimsPerIdle is how many collections free a nats-server block buffer no longer used: the
-// first frees its cache and runs the cleanup that pools the buffer, the second moves the pool
-// to its victim cache, the third frees it.
-const trimsPerIdle = 3
+// trimsPerIdle is how many ticks in a row an idle acld collects. A nats-server block buffer
+// no longer used is freed in steps: its block's cache expires 10 s after the last access
+// (nats-server's defaultCacheBufferExpiration; a collection before that may already free a
+// cache held only weakly, whose cleanup pools the buffer), the buffer goes to a sync.Pool, a
+// collection moves the pool to its victim cache and the next frees it. So the collections
+// must go on past 10 s after the last access, and then twice: with three (measured at the
+// compare shape) 112 MB of buffers were still held 40 s after the workloads ended.
+const trimsPerIdle = 6
 
 // idleTrim decides, tick by tick, whether to return memory now.
 type idleTrim struct {

@@ -8,12 +8,15 @@ func TestIdleTrim(t *testing.T) {
 		allocs uint64 // cumulative
 		want   bool
 	}{
-		{0, true},         // idle from the start: first collection
-		{1 * mb, true},    // still idle: second
-		{2 * mb, true},    // third
-		{3 * mb, false},   // done for this idle period
-		{4 * mb, false},   // and stays done
-		{100 * mb, false}, // busy: 96 MB in a tick
+		{0, true}, // idle from the start: first collection
+		{1 * mb, true},
+		{2 * mb, true},
+		{3 * mb, true},
+		{4 * mb, true},
+		{5 * mb, true},    // the sixth
+		{6 * mb, false},   // done for this idle period
+		{7 * mb, false},   // and stays done
+		{100 * mb, false}, // busy: 93 MB in a tick
 		{101 * mb, true},  // idle again: a new period starts
 		{102 * mb, true},
 		{200 * mb, false}, // busy in the middle of a period resets it
