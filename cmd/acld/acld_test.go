@@ -163,7 +163,7 @@ func TestHTTPStatusCodes(t *testing.T) {
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, name := range []string{"go_goroutines"} {
+	for _, name := range []string{"go_goroutines", `acl_asof_chain_events_total{how="mirrored"}`, "acl_asof_chain_batches_dropped_total"} {
 		if !bytes.Contains(metrics, []byte(name)) {
 			t.Fatalf("/metrics lacks %s", name)
 		}

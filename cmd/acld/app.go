@@ -119,6 +119,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("acld: replay: %w", err)
 	}
+	m.registry.MustRegister(m.replay.Collectors()...)
 	if !c.NoChangeFeed {
 		changes, err := events.OpenChanges(ctx, m.nc, c.Replicas)
 		if err != nil {

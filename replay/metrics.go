@@ -1,0 +1,27 @@
+package replay
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Collectors are replay's metrics, for the caller's registry: how the as_of chain's head
+// keeps up. Once caught up it applies the projector's batches ("mirrored"); it replays from the
+// stream at a start, after its queue dropped batches, and for gaps ("replayed"). A replayed
+// count that keeps growing on a running server says the filler cannot keep up with the
+// projector's batches, and its CPU is then again that of a second projector.
+func (s *Service) Collectors() []prometheus.Collector {
+	m := s.mirror
+	events := func(how string, v func() uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "acl_asof_chain_events_total",
+			Help:        "Events brought into the as_of chain's newest state, by how: mirrored (the projector's committed batches) or replayed (read again from the stream).",
+			ConstLabels: prometheus.Labels{"how": how},
+		}, func() float64 { return float64(v()) })
+	}
+	return []prometheus.Collector{
+		events("mirrored", m.applied.Load),
+		events("replayed", m.replayed.Load),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "acl_asof_chain_batches_dropped_total",
+			Help: "Projector batches the as_of chain's queue had no room for (their events are replayed instead).",
+		}, func() float64 { return float64(m.dropped.Load()) }),
+	}
+}
