@@ -2,11 +2,13 @@ package events_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/acl-es/acl/events"
 	"github.com/acl-es/acl/events/eventstest"
@@ -89,5 +91,62 @@ func TestChangesOncePerIDAndTenant(t *testing.T) {
 	}
 	if m, err := nsub.NextMsg(100 * time.Millisecond); err == nil {
 		t.Fatalf("nosy received %s", m.Data)
+	}
+}
+
+// TestChangesBoundedStillOnce: the changes stream keeps at most 16 MiB (it lives in acld's
+// heap when embedded), and a change published again after the bound dropped its stored copy
+// is still announced once: de-duplication is by the window's ids, not by what is stored.
+func TestChangesBoundedStillOnce(t *testing.T) {
+	env := eventstest.Start(t)
+	c, err := events.OpenChanges(ctxT(t), env.Conn, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := env.Connect(t)
+	first, err := sub.SubscribeSync(events.ChangesSubject("acme", "bob"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub.Flush()
+	if err := c.Publish(ctxT(t), "acme", "principal.bob", "1.first.bob", []byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	// 24 MiB of other changes push the first one out of the stream.
+	big := make([]byte, 512<<10)
+	for i := range 48 {
+		if err := c.Publish(ctxT(t), "acme", "principal.carol", fmt.Sprintf("%d.big.carol", i+2), big); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Flush(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	js, err := jetstream.New(env.Conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(ctxT(t), events.ChangesStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Bytes > 16<<20 || info.State.FirstSeq == 1 {
+		t.Fatalf("changes stream holds %d bytes from seq %d: not bounded to 16 MiB", info.State.Bytes, info.State.FirstSeq)
+	}
+	if err := c.Publish(ctxT(t), "acme", "principal.bob", "1.first.bob", []byte("again")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Flush(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := first.NextMsg(2 * time.Second); err != nil || string(m.Data) != "first" {
+		t.Fatalf("first announcement: %v %v", m, err)
+	}
+	if m, err := first.NextMsg(500 * time.Millisecond); err == nil {
+		t.Fatalf("announced twice: %q", m.Data)
 	}
 }
