@@ -2,7 +2,6 @@ package events
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -159,7 +158,7 @@ func newMessage(subject string, expected uint64, msgID string, envs []Envelope) 
 			break
 		}
 	}
-	data, err := json.Marshal(envs)
+	data, err := encodeEnvelopes(envs)
 	if err != nil {
 		return nil, fmt.Errorf("%w: encode envelopes: %v", ErrInvalid, err)
 	}
