@@ -86,13 +86,35 @@ func isBatch(subject string) (string, bool) {
 func (s *Service) handleBatch(ctx context.Context, m *nats.Msg, tenant string) {
 	ctx, cancel := context.WithTimeout(ctx, batchTimeout)
 	defer cancel()
-	ans := s.batchAnswer(ctx, m, tenant)
-	b, _ := json.Marshal(ans) // plain types: cannot fail
+	b := encodeBatchAnswer(s.batchAnswer(ctx, m, tenant))
 	if m.Reply != "" {
 		if err := m.Respond(b); err != nil {
 			s.opts.Logger.Warn("batch answer lost", "subject", m.Subject, "err", err)
 		}
 	}
+}
+
+// encodeBatchAnswer is json.Marshal(a). An accepted batch's results are each an answer
+// json.Marshal made (encodeResult, encodeError): compact, so joining them gives what Marshal would,
+// without Marshal scanning and copying each of them again.
+func encodeBatchAnswer(a BatchAnswer) []byte {
+	if !a.OK || a.Error != nil || len(a.Results) == 0 {
+		b, _ := json.Marshal(a) // plain types: cannot fail
+		return b
+	}
+	n := len(`{"ok":true,"results":[]}`) + len(a.Results)
+	for _, r := range a.Results {
+		n += len(r)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, `{"ok":true,"results":[`...)
+	for i, r := range a.Results {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, r...)
+	}
+	return append(b, "]}"...)
 }
 
 func (s *Service) batchAnswer(ctx context.Context, m *nats.Msg, tenant string) BatchAnswer {
@@ -138,7 +160,7 @@ func (s *Service) batchAnswer(ctx context.Context, m *nats.Msg, tenant string) B
 	ans := BatchAnswer{OK: true, Results: make([]json.RawMessage, len(r.results))}
 	for i, o := range r.results {
 		name := "unknown" // a command refused for its name is counted under unknown, as alone
-		if aggregates.NewCommand(req.Commands[i].Command) != nil {
+		if knownCommand(req.Commands[i].Command) {
 			name = req.Commands[i].Command
 		}
 		code := "ok"
@@ -159,7 +181,7 @@ func (s *Service) batchAnswer(ctx context.Context, m *nats.Msg, tenant string) B
 // decodeInBatch is decode for one command of a batch: the caller's rights on the command, its
 // body, then its actor.
 func (s *Service) decodeInBatch(caller *aggregates.Caller, tenant string, bc BatchCommand) (aggregates.Command, error) {
-	if aggregates.NewCommand(bc.Command) == nil {
+	if !knownCommand(bc.Command) {
 		return nil, invalid("unknown command %q; the commands are %s", bc.Command, strings.Join(aggregates.CommandNames, ", "))
 	}
 	return s.decodeAs(caller, tenant, bc.Command, bc.Body)

@@ -297,3 +297,29 @@ func TestBatchRefusesDryRun(t *testing.T) {
 		}
 	}
 }
+
+// TestEncodeBatchAnswer: the answer joined by hand is byte for byte what json.Marshal gives,
+// for accepted batches (results that are answers and errors, with characters Marshal escapes)
+// and refused ones.
+func TestEncodeBatchAnswer(t *testing.T) {
+	refused := WireError{Code: aggregates.CodeInvalidArgument, Message: `a <batch> & "more"`}
+	for _, a := range []BatchAnswer{
+		{OK: true},
+		{OK: true, Results: []json.RawMessage{encodeResult(Result{Seq: 7, Events: []string{"e1", "e2"}})}},
+		{OK: true, Results: []json.RawMessage{
+			encodeResult(Result{Seq: 1}),
+			encodeResult(Result{Seq: 2, Events: []string{uuid.NewString()}}),
+			encodeError(&aggregates.Error{Code: aggregates.CodeForbidden, Op: "AssignRole", Message: "ann <may not> & \u2028 \"assign\""}),
+		}},
+		{OK: true, Results: []json.RawMessage{encodeError(errors.New("not an aggregates error"))}},
+		{Error: &refused},
+	} {
+		want, err := json.Marshal(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := encodeBatchAnswer(a); string(got) != string(want) {
+			t.Errorf("encodeBatchAnswer:\n got %s\nwant %s", got, want)
+		}
+	}
+}

@@ -24,10 +24,27 @@ func ParseSubject(subject string) (tenant, name string, err error) {
 	if !events.ValidToken(tenant) {
 		return "", "", invalid("tenant %q in the subject must be 1 to 64 of A-Z a-z 0-9 _ -", tenant)
 	}
-	if aggregates.NewCommand(name) == nil {
+	if !knownCommand(name) {
 		return "", "", invalid("unknown command %q; the commands are %s", name, strings.Join(aggregates.CommandNames, ", "))
 	}
 	return tenant, name, nil
+}
+
+// commandNames are the names aggregates.NewCommand knows, looked up without making a command
+// (the bulk path asks for every command of a batch, and its metrics again).
+var commandNames = func() map[string]bool {
+	m := make(map[string]bool, len(aggregates.CommandNames))
+	for _, n := range aggregates.CommandNames {
+		if aggregates.NewCommand(n) != nil {
+			m[n] = true
+		}
+	}
+	return m
+}()
+
+// knownCommand reports whether aggregates.NewCommand knows name.
+func knownCommand(name string) bool {
+	return commandNames[name] || aggregates.NewCommand(name) != nil
 }
 
 // DecodeCommand reads a command from its subject and JSON body, strictly (aggregates.DecodeStrict:

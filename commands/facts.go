@@ -18,7 +18,7 @@ type facts struct {
 	ctx    context.Context
 	cache  *cache
 	tenant string
-	memo   map[events.AggregateRef]any
+	memo   []fact // a handful per decision: a slice is cheaper than a map to make and search
 	err    error
 	// before, when set, runs before an aggregate is first read: the bulk path waits there for
 	// its own appends to that aggregate to be answered, or gives the state its open atomic batch
@@ -26,25 +26,41 @@ type facts struct {
 	before func(events.AggregateRef) (st any, ok bool)
 }
 
+// fact is one aggregate state a decision read.
+type fact struct {
+	ref events.AggregateRef
+	st  any
+}
+
 func newFacts(ctx context.Context, c *cache, tenant string) *facts {
-	return &facts{ctx: ctx, cache: c, tenant: tenant, memo: map[events.AggregateRef]any{}}
+	return &facts{ctx: ctx, cache: c, tenant: tenant}
 }
 
 // pin makes the decision use st for ref (the state of an aggregate the command writes, read
 // under its write lock).
-func (f *facts) pin(ref events.AggregateRef, st any) { f.memo[ref] = st }
+func (f *facts) pin(ref events.AggregateRef, st any) {
+	for i := range f.memo {
+		if f.memo[i].ref == ref {
+			f.memo[i].st = st
+			return
+		}
+	}
+	f.memo = append(f.memo, fact{ref: ref, st: st})
+}
 
 func (f *facts) get(ref events.AggregateRef) any {
-	if st, ok := f.memo[ref]; ok {
-		return st
+	for i := range f.memo {
+		if f.memo[i].ref == ref {
+			return f.memo[i].st
+		}
 	}
 	if f.before != nil {
 		if st, ok := f.before(ref); ok {
-			f.memo[ref] = st
+			f.pin(ref, st)
 			return st
 		}
 	}
-	st := newState(ref)
+	var st any
 	e, err := f.cache.entry(f.tenant, ref)
 	if err == nil {
 		var s *snapshot
@@ -52,10 +68,13 @@ func (f *facts) get(ref events.AggregateRef) any {
 			st = s.state
 		}
 	}
-	if err != nil && f.err == nil {
-		f.err = fmt.Errorf("commands: read %v: %w", ref, err)
+	if err != nil {
+		st = newState(ref) // answered as "does not exist"; the decision is discarded
+		if f.err == nil {
+			f.err = fmt.Errorf("commands: read %v: %w", ref, err)
+		}
 	}
-	f.memo[ref] = st
+	f.pin(ref, st)
 	return st
 }
 

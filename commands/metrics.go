@@ -5,8 +5,6 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/acl-es/acl/aggregates"
 )
 
 // metrics count commands by name and result code ("ok" when accepted) and time them.
@@ -69,7 +67,7 @@ func registerOrShare[T prometheus.Collector](r prometheus.Registerer, c T) (T, e
 
 // metricName bounds the label's values to the known commands.
 func metricName(name string) string {
-	if aggregates.NewCommand(name) == nil {
+	if !knownCommand(name) {
 		return "unknown"
 	}
 	return name
