@@ -2,6 +2,8 @@ package commands
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -320,6 +322,24 @@ func TestEncodeBatchAnswer(t *testing.T) {
 		}
 		if got := encodeBatchAnswer(a); string(got) != string(want) {
 			t.Errorf("encodeBatchAnswer:\n got %s\nwant %s", got, want)
+		}
+	}
+}
+
+// TestHashUnchanged: Hash gives the digest it always gave (sha256 of the name, a zero byte and
+// json.Marshal of the command, in hex): stored command hashes must keep matching retries.
+func TestHashUnchanged(t *testing.T) {
+	odd := &aggregates.RegisterPrincipal{CommandBase: aggregates.CommandBase{Actor: "ann"}, Principal: "p<1>",
+		Kind: aggregates.KindStaff, Email: "<a&b>\u2028@x.test"} // what Marshal escapes
+	for i, cmd := range append(batchScript(5), odd) {
+		cmd.Base().CommandID = uuid.NewString()
+		body, err := json.Marshal(cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(append(append([]byte(cmd.Name()), 0), body...))
+		if got, want := Hash(cmd), hex.EncodeToString(sum[:]); got != want {
+			t.Errorf("command %d (%s): Hash %s; want %s", i, cmd.Name(), got, want)
 		}
 	}
 }

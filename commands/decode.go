@@ -1,10 +1,12 @@
 package commands
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"strings"
+	"sync"
 
 	"github.com/google/uuid"
 
@@ -98,10 +100,18 @@ func checkBase(b *aggregates.CommandBase) *aggregates.Error {
 // its id (conflict). It hashes the command's name and canonical JSON (the decoded struct, so
 // field order and spacing do not matter), not the raw bytes.
 func Hash(cmd aggregates.Command) string {
-	body, _ := json.Marshal(cmd) // commands are plain data: cannot fail
-	h := sha256.New()
-	h.Write([]byte(cmd.Name()))
-	h.Write([]byte{0})
-	h.Write(body)
-	return hex.EncodeToString(h.Sum(nil))
+	// The digest of json.Marshal's bytes, computed without copying them out of an encoder:
+	// every command of an import is hashed.
+	buf := hashBufs.Get().(*bytes.Buffer)
+	defer hashBufs.Put(buf)
+	buf.Reset()
+	buf.WriteString(cmd.Name())
+	buf.WriteByte(0)
+	_ = json.NewEncoder(buf).Encode(cmd)                              // commands are plain data: cannot fail
+	sum := sha256.Sum256(bytes.TrimSuffix(buf.Bytes(), []byte("\n"))) // Encode ends with a newline
+	var h [2 * sha256.Size]byte
+	hex.Encode(h[:], sum[:])
+	return string(h[:])
 }
+
+var hashBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
