@@ -214,34 +214,23 @@ func (a *app) importFile(ctx context.Context, path string, o importOptions) erro
 		return nil
 	}
 
-	b := &pendingBatch{}
-	for {
-		it, err := src.next()
-		if err != nil {
-			if serr := send(b); serr != nil {
-				return serr
-			}
+	// The file is read and the next batch gathered while the one before is in flight: the
+	// service waits only for the answer to go back and the next request to come, not for this
+	// process to read, parse and encode a thousand lines on a machine it shares.
+	// The reader stops when this returns, not at ctx's end: then the batch being sent answers
+	// unavailable, as it would without a reader ahead.
+	gctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	for g := range gatherBatches(gctx, src, o.batch) {
+		if err := send(g.batch); err != nil {
+			return err
+		}
+		if err := g.err; err != nil {
 			if errors.Is(err, errReadFile) {
 				return &exitError{code: exitAnswer, err: err}
 			}
 			return &exitError{code: exitAnswer, err: fmt.Errorf("%s %w (nothing of it was sent)", path, err)}
 		}
-		if it == nil {
-			break
-		}
-		if b.tenant != it.tenant || len(b.cmds) == o.batch || b.bytes+it.size > maxBatchBytes {
-			if err := send(b); err != nil {
-				return err
-			}
-			b = &pendingBatch{tenant: it.tenant, first: it.first}
-		}
-		b.cmds = append(b.cmds, commands.BatchCommand{Command: it.command, Body: it.body})
-		b.where = append(b.where, it.where())
-		b.bytes += it.size
-		b.last, b.end = it.last, it.end
-	}
-	if err := send(b); err != nil {
-		return err
 	}
 	bar.finish()
 	os.Remove(o.progFile)
@@ -250,6 +239,50 @@ func (a *app) importFile(ctx context.Context, path string, o importOptions) erro
 	fmt.Fprintf(a.stderr, "imported %d commands in %s (%.0f/s)\n", n, d.Round(time.Millisecond), float64(n)/d.Seconds())
 	fmt.Fprintln(a.stdout, prog.Seq)
 	return nil
+}
+
+// gathered is a batch ready to send, and with the last one the error that ended the file, if
+// any (after the batch of the lines before it).
+type gathered struct {
+	batch *pendingBatch
+	err   error
+}
+
+// gatherBatches reads src into batches of up to size commands of one tenant (and at most
+// maxBatchBytes), one ahead of the sender, until the end of the file or an error (the last
+// item, with the batch of the lines before it); it stops early when ctx ends.
+func gatherBatches(ctx context.Context, src importSource, size int) <-chan gathered {
+	out := make(chan gathered, 1)
+	go func() {
+		defer close(out)
+		put := func(g gathered) bool {
+			select {
+			case out <- g:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		b := &pendingBatch{}
+		for {
+			it, err := src.next()
+			if err != nil || it == nil {
+				put(gathered{batch: b, err: err})
+				return
+			}
+			if b.tenant != it.tenant || len(b.cmds) == size || b.bytes+it.size > maxBatchBytes {
+				if !put(gathered{batch: b}) {
+					return
+				}
+				b = &pendingBatch{tenant: it.tenant, first: it.first}
+			}
+			b.cmds = append(b.cmds, commands.BatchCommand{Command: it.command, Body: it.body})
+			b.where = append(b.where, it.where())
+			b.bytes += it.size
+			b.last, b.end = it.last, it.end
+		}
+	}()
+	return out
 }
 
 // errReadFile marks an error reading the file (not its content).
