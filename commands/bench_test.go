@@ -303,7 +303,7 @@ func BenchmarkBatch(b *testing.B) {
 // aggregate it does not hold, with 200,000 states spilled: answered by the in-memory filter, and
 // by a Pebble Get (the filter not known, as before it existed and while its scan runs).
 func BenchmarkSpillHas(b *testing.B) {
-	sp, err := openSpill(b.TempDir(), "s1")
+	sp, err := openSpill(b.TempDir(), "s1", nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/acl-es/acl/events"
@@ -85,12 +86,12 @@ func (c *cache) loaded(from string) {
 
 // openSpill starts keeping dropped states in dir, with those kept there before if they are of
 // the same stream; followSpill must follow.
-func (c *cache) openSpill(ctx context.Context, dir string) error {
+func (c *cache) openSpill(ctx context.Context, dir string, shared *pebble.Cache) error {
 	info, err := c.store.StreamInfo(ctx)
 	if err != nil {
 		return fmt.Errorf("commands: the state spill: %w", err)
 	}
-	sp, err := openSpill(dir, strconv.FormatInt(info.Created.UnixNano(), 10))
+	sp, err := openSpill(dir, strconv.FormatInt(info.Created.UnixNano(), 10), shared)
 	if err != nil {
 		return err
 	}

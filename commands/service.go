@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -39,6 +40,9 @@ type Options struct {
 	// no longer (spill.go), emptied at Start: a dropped state is then read from local disk in
 	// microseconds instead of from the stream, so CacheSize can be small. Empty: off.
 	StateDir string
+	// BlockCache, when set, is the spill's Pebble block cache, shared with the caller's other
+	// stores (the caller keeps its reference until Close); nil: one of its own, of 8 MiB.
+	BlockCache *pebble.Cache
 	// SnapshotAfter is how many events a tenant's state may gain (by a load or by this
 	// instance's writes) before the service stores a new snapshot of it, and at least half as
 	// many as the commands the tenant remembers (default 1000; negative: snapshots are neither
@@ -133,7 +137,7 @@ func (s *Service) Start(ctx context.Context) error {
 	s.cache.loads = s.metrics.loads
 	ctx, cancel := context.WithCancel(ctx)
 	if s.opts.StateDir != "" {
-		if err := s.cache.openSpill(ctx, s.opts.StateDir); err != nil {
+		if err := s.cache.openSpill(ctx, s.opts.StateDir, s.opts.BlockCache); err != nil {
 			cancel()
 			return err
 		}

@@ -90,10 +90,14 @@ const (
 )
 
 // openSpill opens the spill in dir, keeping its states if they were kept of the stream
-// identified by stream (its creation time), and emptying it otherwise.
-func openSpill(dir, stream string) (*spill, error) {
-	cache := pebble.NewCache(spillCacheBytes)
-	defer cache.Unref()
+// identified by stream (its creation time), and emptying it otherwise. shared, when set, is its
+// block cache (Options.BlockCache); nil: one of its own.
+func openSpill(dir, stream string, shared *pebble.Cache) (*spill, error) {
+	cache := shared
+	if cache == nil {
+		cache = pebble.NewCache(spillCacheBytes)
+		defer cache.Unref()
+	}
 	opts := &pebble.Options{
 		FormatMajorVersion: pebble.FormatNewest,
 		Cache:              cache,

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
+
 	"github.com/acl-es/acl/aggregates"
 	"github.com/acl-es/acl/events"
 	"github.com/acl-es/acl/events/eventstest"
@@ -312,7 +314,7 @@ func TestSpillFillsFromTheStream(t *testing.T) {
 // filter itself never forgets a subject and rarely claims one it was not given.
 func TestSpillHas(t *testing.T) {
 	dir := t.TempDir()
-	sp, err := openSpill(dir, "s1")
+	sp, err := openSpill(dir, "s1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,7 +341,7 @@ func TestSpillHas(t *testing.T) {
 	if err := sp.close(); err != nil {
 		t.Fatal(err)
 	}
-	sp, err = openSpill(dir, "s1")
+	sp, err = openSpill(dir, "s1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,7 +381,7 @@ func TestSpillHas(t *testing.T) {
 // is; after the state was deleted, the same message starts it again from the registration;
 // a note of a sequence the follower already passed is not taken.
 func TestSpillKeptNotes(t *testing.T) {
-	sp, err := openSpill(t.TempDir(), "s1")
+	sp, err := openSpill(t.TempDir(), "s1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -426,5 +428,42 @@ func TestSpillKeptNotes(t *testing.T) {
 	sp.keptLocked("acl.events.acme.record.invoice.i2", 2) // the follower is at 3
 	if len(sp.kept) != 0 {
 		t.Errorf("notes %v of messages the follower passed", sp.kept)
+	}
+}
+
+// TestSpillSharedCache: with a block cache from Options.BlockCache, the spill reads through it
+// (one bound for all of acld's stores) instead of a cache of its own, and closing the spill
+// leaves the caller's reference usable.
+func TestSpillSharedCache(t *testing.T) {
+	cache := pebble.NewCache(1 << 20)
+	defer cache.Unref()
+	sp, err := openSpill(t.TempDir(), "s1", cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := aggregates.NewRecord("invoice", "i1")
+	rec.Exists, rec.Client, rec.Seq = true, "cl1", 3
+	b, err := encodeState(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const subject = "acl.events.acme.record.invoice.i1"
+	if err := sp.set(subject, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.db.Flush(); err != nil { // a read from a table goes through the block cache
+		t.Fatal(err)
+	}
+	if st, err := sp.get(subject); err != nil || st.(*aggregates.Record).Client != "cl1" {
+		t.Fatalf("spilled state %v, %v", st, err)
+	}
+	if got, want := sp.db.Metrics().BlockCache, cache.Metrics(); got != want || want.Hits+want.Misses == 0 {
+		t.Errorf("spill's block cache %+v, the shared one %+v", got, want)
+	}
+	if err := sp.close(); err != nil {
+		t.Fatal(err)
+	}
+	if m := cache.Metrics(); m.Size != 0 {
+		t.Errorf("closing the spill left %d bytes of its blocks in the shared cache", m.Size)
 	}
 }

@@ -43,9 +43,16 @@ type base struct {
 	refs  int // guarded by bases.mu
 }
 
-func newBases(ckpts *checkpoints, scratch string, max int, cacheBytes int64) *bases {
-	return &bases{ckpts: ckpts, scratch: scratch, max: max, cache: pebble.NewCache(cacheBytes),
-		open: map[uint64]*base{}}
+// newBases keeps up to max checkpoints open; they read through shared, or a cache of their own
+// (basesCache) if nil.
+func newBases(ckpts *checkpoints, scratch string, max int, shared *pebble.Cache) *bases {
+	cache := shared
+	if cache == nil {
+		cache = pebble.NewCache(basesCache)
+	} else {
+		cache.Ref() // released by close, as an own cache is
+	}
+	return &bases{ckpts: ckpts, scratch: scratch, max: max, cache: cache, open: map[uint64]*base{}}
 }
 
 // acquire returns the open base of the newest checkpoint at or below seq; the caller releases

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
+
 	"github.com/acl-es/acl/aggregates"
 	"github.com/acl-es/acl/events"
 	"github.com/acl-es/acl/events/eventstest"
@@ -519,5 +521,28 @@ func TestAsOfBases(t *testing.T) {
 	unpin()
 	if _, err := os.Stat(s.svc.ckpts.path(20)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("unpinned doomed checkpoint still there: %v", err)
+	}
+}
+
+// TestSharedBlockCache: with Options.Cache, the audit index and the open checkpoints read
+// through the caller's block cache rather than caches of their own, so that one bound (acld's
+// --cache-mb) holds for all of them; Close leaves the caller's reference usable.
+func TestSharedBlockCache(t *testing.T) {
+	cache := pebble.NewCache(8 << 20)
+	defer cache.Unref()
+	s := startStack(t, Options{CheckpointEvery: 10, Cache: cache})
+	h := newRandomHistory(s.d, 5)
+	h.run(60)
+	s.sync(t)
+	waitChain(t, s.svc, s.d, s.d.seq) // as_of answers from the checkpoints: bases opened
+	if s.svc.bases.cache != cache {
+		t.Errorf("the open checkpoints have a block cache of their own")
+	}
+	// Quiet now: the audit index's view of its cache is the shared cache's.
+	if got, want := s.svc.audit.pb.Metrics().BlockCache, cache.Metrics(); got != want {
+		t.Errorf("audit index's block cache %+v, the shared one %+v", got, want)
+	}
+	if m := cache.Metrics(); m.Hits+m.Misses == 0 {
+		t.Errorf("nothing read through the shared cache: %+v", m)
 	}
 }

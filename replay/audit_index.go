@@ -31,12 +31,13 @@ type Audit struct {
 }
 
 // OpenAudit opens (creating if needed) the audit index in dir.
-func OpenAudit(dir string) (*Audit, error) { return openAudit(dir, false) }
+func OpenAudit(dir string) (*Audit, error) { return openAudit(dir, false, nil) }
 
 // openAudit opens the index; bulk serves a rebuild: no WAL (a rebuild that stops is started
 // over; Close flushes the memtables), larger memtables (fewer, larger flushes for compactions
-// to merge) and a larger block cache for the state reads of a growing index.
-func openAudit(dir string, bulk bool) (*Audit, error) {
+// to merge) and a larger block cache for the state reads of a growing index. shared, when set,
+// is the block cache instead of one of its own (see Options.Cache).
+func openAudit(dir string, bulk bool, shared *pebble.Cache) (*Audit, error) {
 	cacheBytes, memBytes, states := int64(16<<20), uint64(16<<20), 100_000
 	if bulk {
 		// A rebuild starts from an empty index: while its cache of decoded states has never
@@ -46,8 +47,11 @@ func openAudit(dir string, bulk bool) (*Audit, error) {
 		// up to that many aggregates.
 		cacheBytes, memBytes, states = 64<<20, 64<<20, 500_000
 	}
-	cache := pebble.NewCache(cacheBytes)
-	defer cache.Unref()
+	cache := shared
+	if cache == nil {
+		cache = pebble.NewCache(cacheBytes)
+		defer cache.Unref()
+	}
 	opts := &pebble.Options{
 		FormatMajorVersion: pebble.FormatNewest,
 		Cache:              cache,

@@ -211,7 +211,9 @@ func (s *Service) copyForFill(from uint64) (*chainHead, error) {
 	done()
 	var db *projections.DB
 	if err == nil {
-		db, err = projections.OpenDB(dir, fillDB)
+		o := fillDB
+		o.Cache = s.opts.Cache // nil: its own, of CacheBytes
+		db, err = projections.OpenDB(dir, o)
 	}
 	if err != nil {
 		os.RemoveAll(dir)

@@ -119,7 +119,7 @@ func replayCounting(ctx context.Context, store Reader, db *projections.DB, to ui
 }
 
 func rebuildAudit(ctx context.Context, store Source, dir string, to uint64, r *reporter) error {
-	a, err := openAudit(dir, true)
+	a, err := openAudit(dir, true, nil)
 	if err != nil {
 		return err
 	}

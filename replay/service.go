@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/acl-es/acl/events"
@@ -45,6 +46,11 @@ type Options struct {
 	Engine projections.EngineOptions
 	// Logger receives structured logs; default slog.Default().
 	Logger *slog.Logger
+	// Cache, when set, is the Pebble block cache of the audit index, the chain's head and the
+	// open checkpoints, shared with the caller's other stores (acld's --cache-mb bounds all of
+	// its block caches together); the caller keeps its reference until Close. Nil: each has its
+	// own, of 16, 64 and 32 MiB.
+	Cache *pebble.Cache
 }
 
 func (o *Options) defaults() error {
@@ -140,14 +146,14 @@ func New(store *events.Store, db *projections.DB, proj *projections.Projector, o
 		ckpts.live = db.Dir()
 		ckpts.budget = func() int64 { return dirSize(db.Dir()) }
 	}
-	audit, err := OpenAudit(filepath.Join(opts.Dir, "audit"))
+	audit, err := openAudit(filepath.Join(opts.Dir, "audit"), false, opts.Cache)
 	if err != nil {
 		return nil, err
 	}
 	s := &Service{store: store, db: db, proj: proj, opts: opts, log: opts.Logger, audit: audit,
 		getter: newMessageGetter(js, store.Name()), ckpts: ckpts, mirror: newChainMirror(mirrorQueueBytes)}
 	s.states = newStateCache(opts.CachedStates)
-	s.bases = newBases(ckpts, filepath.Join(opts.Dir, "scratch"), opts.OpenCheckpoints, basesCache)
+	s.bases = newBases(ckpts, filepath.Join(opts.Dir, "scratch"), opts.OpenCheckpoints, opts.Cache)
 	return s, nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,6 +49,11 @@ type Main struct {
 	store    *events.Store
 	registry *prometheus.Registry
 	cmds     *commands.Service
+	// blocks is the one Pebble block cache of all of acld's stores (--cache-mb): the read
+	// model, the audit index, the as_of chain and checkpoints, the command spill. Each had its
+	// own (64 + 16 + 64 + 32 + 8 MiB), and a cache fills up to its size whether or not its reads
+	// need it; one cache gives the blocks to whichever store reads most.
+	blocks   *pebble.Cache
 	db       *projections.DB
 	proj     *projections.Projector
 	engine   *projections.Engine
@@ -104,8 +110,9 @@ func (m *Main) Run(ctx context.Context) error {
 	m.registry = prometheus.NewRegistry()
 	m.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	m.blocks = pebble.NewCache(int64(c.CacheMB) << 20)
 	m.db, err = projections.OpenDB(filepath.Join(c.DataDir, "readmodel"), projections.DBOptions{
-		CacheBytes: int64(c.CacheMB) << 20, MemTableBytes: uint64(c.MemtableMB) << 20})
+		Cache: m.blocks, MemTableBytes: uint64(c.MemtableMB) << 20})
 	if err != nil {
 		return fmt.Errorf("acld: read model: %w", err)
 	}
@@ -115,7 +122,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.engine = projections.NewEngine(m.db, m.proj, projections.EngineOptions{WaitBound: c.QueryWait})
 	m.replay, err = replay.New(store, m.db, m.proj, replay.Options{
 		Dir: filepath.Join(c.DataDir, "replay"), CheckpointEvery: c.CheckpointN, DenseCheckpoints: c.CheckpointsDense,
-		CheckpointBudget: budgetBytes(c.CheckpointBudgetMB), Wait: c.QueryWait, Logger: m.Log})
+		CheckpointBudget: budgetBytes(c.CheckpointBudgetMB), Wait: c.QueryWait, Logger: m.Log, Cache: m.blocks})
 	if err != nil {
 		return fmt.Errorf("acld: replay: %w", err)
 	}
@@ -161,7 +168,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.cmds = commands.NewService(m.cmdNC, cmdStore, commands.Options{Registerer: m.registry, Logger: m.Log,
-		Identify: m.auth.IdentifyNATS, CacheSize: c.CommandCache, StateDir: spill, Effects: m.engine.Effects})
+		Identify: m.auth.IdentifyNATS, CacheSize: c.CommandCache, StateDir: spill, BlockCache: m.blocks, Effects: m.engine.Effects})
 	if err := m.cmds.Start(ctx); err != nil {
 		return fmt.Errorf("acld: command service: %w", err)
 	}
@@ -478,6 +485,10 @@ func (m *Main) close() error {
 	}
 	if m.db != nil {
 		errs = append(errs, m.db.Close())
+	}
+	if m.blocks != nil {
+		m.blocks.Unref() // the stores hold their own references while open
+		m.blocks = nil
 	}
 	if m.cmdNC != nil {
 		m.cmdNC.Close()
