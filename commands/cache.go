@@ -169,6 +169,17 @@ func (c *cache) followSpill(ctx context.Context) error {
 var errSpillOff = errors.New("commands: the state spill is off")
 
 // closeSpill closes the spill once its follower stopped (the caller ended its context).
+// spillMetrics reads the spill's Pebble figures under mu, which closeSpill takes to detach it
+// before closing it: a spill is never read once closing.
+func (c *cache) spillMetrics() *pebble.Metrics {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.opened == nil {
+		return nil
+	}
+	return c.opened.db.Metrics()
+}
+
 func (c *cache) closeSpill() {
 	c.mu.Lock()
 	sp := c.opened

@@ -193,6 +193,10 @@ func (s *Service) Start(ctx context.Context) error {
 	return nil
 }
 
+// SpillMetrics are Pebble's figures of the state spill (memtables, tables, compactions), nil
+// while it is not open (--command-spill off, not started yet, or closed).
+func (s *Service) SpillMetrics() *pebble.Metrics { return s.cache.spillMetrics() }
+
 // Close stops taking commands, waits for those in progress to be answered and for a tenant
 // snapshot being written (at most 30 s), and stops.
 func (s *Service) Close() {

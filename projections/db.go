@@ -109,6 +109,9 @@ func (db *DB) Close() error {
 // Dir is the directory the DB was opened on.
 func (db *DB) Dir() string { return db.dir }
 
+// Metrics are Pebble's figures of the DB (memtables, tables by level, compactions, cache).
+func (db *DB) Metrics() *pebble.Metrics { return db.pb.Metrics() }
+
 // Checkpoint writes a consistent copy of the DB to dir (which must not exist), hard-linking
 // files where it can. OpenDB on dir gives the read model as of the checkpoint's applied sequence.
 func (db *DB) Checkpoint(dir string) error {

@@ -102,6 +102,9 @@ func (a *Audit) Checkpoint(dir string) error {
 	return nil
 }
 
+// Metrics are Pebble's figures of the index (memtables, tables by level, compactions, cache).
+func (a *Audit) Metrics() *pebble.Metrics { return a.pb.Metrics() }
+
 // Applied is the last stream sequence committed to the index.
 func (a *Audit) Applied() uint64 { return a.applied.Load() }
 

@@ -172,6 +172,8 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.cmds.Start(ctx); err != nil {
 		return fmt.Errorf("acld: command service: %w", err)
 	}
+	m.registry.MustRegister(&storeMetrics{cache: m.blocks, stores: []namedStore{
+		{"readmodel", m.db.Metrics}, {"audit", m.replay.Audit().Metrics}, {"spill", m.cmds.SpillMetrics}}})
 	if c.Demo {
 		if err := createDemo(ctx, m.cmds, m.Log); err != nil {
 			return fmt.Errorf("acld: demo tenant: %w", err)
