@@ -42,10 +42,11 @@ func (w *auditWriter) flush(applied uint64) error {
 	return nil
 }
 
-// committed hands the batch's states to the cache.
+// committed hands the batch's states to the cache and their keys to the filter.
 func (w *auditWriter) committed() {
 	for k, v := range w.touched {
 		w.cache.put(k, v)
+		w.states.add([]byte(k))
 	}
 }
 
@@ -131,13 +132,14 @@ func (w *auditWriter) record(tenant, typ, id string) (*recordState, error) {
 }
 
 // loadState returns the state under k: as the batch left it, else from the cache of committed
-// states, else from Pebble, else a new zero state. It is marked touched: written at flush.
+// states, else a new zero state when the filter says the index has none, else from Pebble. It is
+// marked touched: written at flush.
 func loadState[T any](w *auditWriter, k []byte, what string) (*T, error) {
 	if s, ok := w.touched[string(k)].(*T); ok {
 		return s, nil
 	}
 	s, ok := w.cache.get(string(k)).(*T)
-	if !ok && w.cache.complete {
+	if !ok && w.states.absent(k) {
 		s = new(T) // never written
 	} else if !ok {
 		v, closer, err := w.pb.Get(k)

@@ -17,6 +17,7 @@ type auditWriter struct {
 	pb      *pebble.DB
 	b       *pebble.Batch
 	cache   *auditCache
+	states  *stateFilter
 	touched map[string]any  // state key -> *tenantState, *principalState or *recordState
 	keys    map[string]bool // holder and reverse-link keys set (true) or deleted in the batch
 	// under lists the keys of keys by the prefix a scan asks for (a role's holders, the records
@@ -29,8 +30,8 @@ type auditWriter struct {
 
 // newAuditWriter starts a batch for n messages: its buffer sized for them up front (a message
 // writes a few hundred bytes of entries and states), so that it does not grow by copying.
-func newAuditWriter(pb *pebble.DB, cache *auditCache, n int) *auditWriter {
-	return &auditWriter{pb: pb, b: pb.NewBatchWithSize(n * 256), cache: cache, touched: map[string]any{},
+func newAuditWriter(pb *pebble.DB, cache *auditCache, states *stateFilter, n int) *auditWriter {
+	return &auditWriter{pb: pb, b: pb.NewBatchWithSize(n * 256), cache: cache, states: states, touched: map[string]any{},
 		keys: map[string]bool{}, under: map[string][]string{}, entries: map[string]logEntry{}}
 }
 
