@@ -81,7 +81,12 @@ const (
 	// spillCacheBytes is the spill's Pebble block cache: the states it serves are read once
 	// and then cached in memory again, so a larger cache mostly holds copies.
 	spillCacheBytes = 8 << 20
-	spillStripes    = 1 << 15
+	spillMemtable   = 4 << 20
+	// SpillMemtableReserve is what the spill's memtables take from its block cache: Pebble
+	// reserves each memtable's size there, the one being written and the one kept for reuse
+	// (projections.MemtableReserve); a cache given as Options.BlockCache must be that much larger.
+	SpillMemtableReserve = 2 * spillMemtable
+	spillStripes         = 1 << 15
 	// spillFilterBits sizes seen: 2 MiB, about 1 % false positives at 1.7*10^6 subjects.
 	spillFilterBits = 1 << 24
 	// The spill's own keys sort before every subject.
@@ -95,13 +100,13 @@ const (
 func openSpill(dir, stream string, shared *pebble.Cache) (*spill, error) {
 	cache := shared
 	if cache == nil {
-		cache = pebble.NewCache(spillCacheBytes)
+		cache = pebble.NewCache(spillCacheBytes + SpillMemtableReserve)
 		defer cache.Unref()
 	}
 	opts := &pebble.Options{
 		FormatMajorVersion: pebble.FormatNewest,
 		Cache:              cache,
-		MemTableSize:       4 << 20,
+		MemTableSize:       spillMemtable,
 		// No WAL: after a crash Pebble has what it flushed last, states and position of one
 		// moment, and the follower goes on from that position.
 		DisableWAL: true,

@@ -34,6 +34,13 @@ type DBOptions struct {
 	Cache *pebble.Cache
 }
 
+// MemtableReserve is how much of its block cache a DB's memtables of memtableBytes take: Pebble
+// reserves each memtable's size in the cache, the one being written and the one it keeps for
+// reuse, so a cache must be that much larger than the blocks it is meant to hold. (The read
+// model's 64 MiB cache beside its 32 MiB memtables held no block at all once both had grown to
+// full size: after an import of 2*10^5 records, 1.6 million block reads and 170,000 hits.)
+func MemtableReserve(memtableBytes uint64) int64 { return 2 * int64(memtableBytes) }
+
 // DB is the read model's Pebble database.
 type DB struct {
 	pb     *pebble.DB
@@ -55,7 +62,11 @@ func OpenDB(dir string, o DBOptions) (*DB, error) {
 	o.MemTableBytes = max(o.MemTableBytes, 4<<20)
 	cache := o.Cache
 	if cache == nil {
-		cache = pebble.NewCache(o.CacheBytes)
+		reserve := int64(0)
+		if !o.ReadOnly {
+			reserve = MemtableReserve(o.MemTableBytes)
+		}
+		cache = pebble.NewCache(o.CacheBytes + reserve)
 		defer cache.Unref() // Pebble holds its own reference while open
 	}
 	opts := &pebble.Options{

@@ -37,12 +37,15 @@ type Audit struct {
 // OpenAudit opens (creating if needed) the audit index in dir.
 func OpenAudit(dir string) (*Audit, error) { return openAudit(dir, false, nil) }
 
+// auditMemtable is the live index's memtable size.
+const auditMemtable = 16 << 20
+
 // openAudit opens the index; bulk serves a rebuild: no WAL (a rebuild that stops is started
 // over; Close flushes the memtables), larger memtables (fewer, larger flushes for compactions
 // to merge) and a larger block cache for the state reads of a growing index. shared, when set,
 // is the block cache instead of one of its own (see Options.Cache).
 func openAudit(dir string, bulk bool, shared *pebble.Cache) (*Audit, error) {
-	cacheBytes, memBytes, states := int64(16<<20), uint64(16<<20), 100_000
+	cacheBytes, memBytes, states := int64(16<<20), uint64(auditMemtable), 100_000
 	if bulk {
 		// Half a million decoded states (some 150 MB at most, for the rebuild only) spare the
 		// Pebble reads of states read again (a case its invoices link to).
@@ -50,7 +53,7 @@ func openAudit(dir string, bulk bool, shared *pebble.Cache) (*Audit, error) {
 	}
 	cache := shared
 	if cache == nil {
-		cache = pebble.NewCache(cacheBytes)
+		cache = pebble.NewCache(cacheBytes + projections.MemtableReserve(memBytes))
 		defer cache.Unref()
 	}
 	opts := &pebble.Options{

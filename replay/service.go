@@ -192,6 +192,13 @@ func (s *Service) Close() error {
 	return s.audit.Close()
 }
 
+// MemtableReserve is what the memtables of the service's stores that write (the audit index and
+// the chain's head) take from a cache given as Options.Cache (projections.MemtableReserve): the
+// caller adds it to the cache's size.
+func MemtableReserve() int64 {
+	return projections.MemtableReserve(auditMemtable) + projections.MemtableReserve(fillDB.MemTableBytes)
+}
+
 // basesCache is the block cache the open checkpoints share.
 const basesCache = 32 << 20
 

@@ -110,7 +110,10 @@ func (m *Main) Run(ctx context.Context) error {
 	m.registry = prometheus.NewRegistry()
 	m.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	m.blocks = pebble.NewCache(int64(c.CacheMB) << 20)
+	// Pebble takes each store's memtables out of its block cache: the cache is --cache-mb of
+	// blocks plus what the memtables reserve.
+	m.blocks = pebble.NewCache(int64(c.CacheMB)<<20 + projections.MemtableReserve(uint64(c.MemtableMB)<<20) +
+		replay.MemtableReserve() + commands.SpillMemtableReserve)
 	m.db, err = projections.OpenDB(filepath.Join(c.DataDir, "readmodel"), projections.DBOptions{
 		Cache: m.blocks, MemTableBytes: uint64(c.MemtableMB) << 20})
 	if err != nil {
