@@ -353,7 +353,7 @@ func (r *batchRun) send(i int, x *execution, w pendingWrite, snap *snapshot) {
 		r.pop()
 	}
 	w.item.MsgID = msgID(x.cmd, x.entries[w.i].ref, 1)
-	r.s.own.add(w.item.MsgID)
+	r.s.noteOwn(w.item.MsgID)
 	p, err := r.s.store.AppendAsync(w.item.Subject, w.item.Expected, w.item.MsgID, w.item.Events)
 	e := x.entries[w.i]
 	fl := &flight{i: i, cmd: x.cmd, entry: e, snap: snap, envs: w.item.Events, p: p}
@@ -422,7 +422,7 @@ func (r *batchRun) gather(i int, x *execution, writes []pendingWrite, snaps []*s
 			_ = applyEnvelope(gs.state, env) // envelopes just made by Decide: they apply
 		}
 		gs.items = append(gs.items, len(g.items))
-		r.s.own.add(w.item.MsgID)
+		r.s.noteOwn(w.item.MsgID)
 		g.items = append(g.items, w.item)
 		g.owner = append(g.owner, i)
 	}

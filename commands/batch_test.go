@@ -182,13 +182,15 @@ func TestBatchAgreesWithCommandsSentAlone(t *testing.T) {
 // clients write the same principals and the tenant at once. Every command is stored exactly
 // once, and the seat limit holds; with a large cache, and with a small one and the spill.
 func TestBatchRacesWithOtherWriters(t *testing.T) {
-	t.Run("cache", func(t *testing.T) { testBatchRaces(t, Options{}) })
+	t.Run("cache", func(t *testing.T) { testBatchRaces(t, Options{}, false) })
 	// With a cache of 8 states and the rest spilled: most decisions read the spill.
-	t.Run("spill", func(t *testing.T) { testBatchRaces(t, Options{CacheSize: 8, StateDir: t.TempDir()}) })
+	t.Run("spill", func(t *testing.T) { testBatchRaces(t, Options{CacheSize: 8, StateDir: t.TempDir()}, false) })
+	// Instances whose connections send them their own appends back, to be recognized.
+	t.Run("echo", func(t *testing.T) { testBatchRaces(t, Options{}, true) })
 }
 
-func testBatchRaces(t *testing.T, opts Options) {
-	e := startEnvWith(t, 2, opts)
+func testBatchRaces(t *testing.T, opts Options, echo bool) {
+	e := startEnvEcho(t, 2, opts, echo)
 	e.must(aggregates.SystemActor, &aggregates.CreateTenant{Preset: "trackops",
 		Admin: aggregates.RegisterPrincipal{Principal: "ann", Kind: aggregates.KindStaff, Email: "ann@acme.test"}})
 	e.must(aggregates.SystemActor, &aggregates.SetSubscription{Features: &[]string{}, Seats: map[string]int{aggregates.LevelFull: 31}})

@@ -240,7 +240,7 @@ func (x *execution) append(ctx context.Context, ws []aggregates.Write, snaps []*
 	for k := range writes {
 		writes[k].item.MsgID = msgID(x.cmd, x.entries[writes[k].i].ref, len(writes))
 		items[k] = writes[k].item
-		x.s.own.add(items[k].MsgID)
+		x.s.noteOwn(items[k].MsgID)
 	}
 	app, err := x.s.store.AppendAtomic(ctx, items)
 	if err != nil || app.Duplicate {

@@ -30,6 +30,9 @@ type testEnv struct {
 	nc    *nats.Conn // the client's connection
 	reg   *prometheus.Registry
 	limit time.Duration
+	// echo: instances connect without nats.NoEcho (acld's connection has it), so they get their
+	// own appends back and must recognize them.
+	echo bool
 }
 
 // startEnv starts the server and n service instances with default options.
@@ -39,7 +42,14 @@ func startEnv(t testing.TB, n int) *testEnv { return startEnvWith(t, n, Options{
 // registry).
 func startEnvWith(t testing.TB, n int, opts Options) *testEnv {
 	t.Helper()
-	e := &testEnv{Env: eventstest.Start(t), t: t, reg: prometheus.NewRegistry()}
+	return startEnvEcho(t, n, opts, false)
+}
+
+// startEnvEcho is startEnvWith with instances whose connections get their own appends back
+// (echo) or not.
+func startEnvEcho(t testing.TB, n int, opts Options, echo bool) *testEnv {
+	t.Helper()
+	e := &testEnv{Env: eventstest.Start(t), t: t, reg: prometheus.NewRegistry(), echo: echo}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	e.ctx = ctx
@@ -51,11 +61,16 @@ func startEnvWith(t testing.TB, n int, opts Options) *testEnv {
 	return e
 }
 
-// addService starts one more instance on its own connection (the store owner's, as acld's);
+// addService starts one more instance on its own connection (the store owner's, without echo
+// unless e.echo, as acld's);
 // it is closed by t.Cleanup.
 func (e *testEnv) addService(t testing.TB, opts Options) *Service {
 	t.Helper()
-	nc := e.Connect(t, e.Owner.Option())
+	connOpts := []nats.Option{e.Owner.Option()}
+	if !e.echo {
+		connOpts = append(connOpts, nats.NoEcho()) // as acld's
+	}
+	nc := e.Connect(t, connOpts...)
 	store, err := events.OpenStore(e.ctx, nc, events.StoreConfig{})
 	if err != nil {
 		t.Fatal(err)

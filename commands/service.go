@@ -105,11 +105,14 @@ func (o Options) withDefaults() Options {
 
 // Service answers commands on acl.commands.> (SPEC sections 5 and 6).
 type Service struct {
-	nc      *nats.Conn
-	store   *events.Store
-	opts    Options
-	cache   *cache
-	own     ownWrites
+	nc    *nats.Conn
+	store *events.Store
+	opts  Options
+	cache *cache
+	own   ownWrites
+	// echo: the invalidation subscription gets the instance's own appends back (see noEcho),
+	// so it must recognize them (own).
+	echo    bool
 	metrics *metrics
 
 	mu      sync.Mutex
@@ -124,7 +127,8 @@ type Service struct {
 func NewService(nc *nats.Conn, store *events.Store, opts Options) *Service {
 	opts = opts.withDefaults()
 	return &Service{nc: nc, store: store, opts: opts, cache: newCache(store, opts.CacheSize, opts.Logger),
-		own: ownWrites{ids: map[string]struct{}{}}, metrics: newMetrics(), slots: make(chan struct{}, opts.Concurrency)}
+		own: ownWrites{ids: map[string]struct{}{}}, echo: !noEcho(nc, store), metrics: newMetrics(),
+		slots: make(chan struct{}, opts.Concurrency)}
 }
 
 // Start registers the metrics, subscribes to the event subjects (to invalidate cached states
@@ -306,9 +310,17 @@ func (s *Service) decodeAs(caller *aggregates.Caller, tenant, name string, body 
 	return cmd, nil
 }
 
+// noEcho reports whether the instance's appends are published on nc (its store's connection)
+// and nc was made with nats.NoEcho: its invalidation subscription then never gets them.
+func noEcho(nc *nats.Conn, store *events.Store) bool {
+	return nc != nil && nc.Opts.NoEcho && store != nil && store.Conn() == nc
+}
+
 // invalidate marks a cached state stale when another writer appended to its subject. The
 // instance's own appends are recognized by their message ids and skipped: it updated its
-// cache itself.
+// cache itself. On a connection made with nats.NoEcho (acld's), the server does not send them
+// back at all: an import's every message then costs the server one delivery fewer, and this
+// instance a copy, a header parse and the bookkeeping of its id.
 func (s *Service) invalidate(m *nats.Msg) {
 	if s.own.take(m.Header.Get(nats.MsgIdHdr)) {
 		return
@@ -328,6 +340,14 @@ func (s *Service) checkDropped() {
 	if err == nil && n != s.dropped {
 		s.dropped = n
 		s.cache.reset()
+	}
+}
+
+// noteOwn records the message id of an append about to be sent, for invalidate to skip it when
+// the connection sends it back.
+func (s *Service) noteOwn(id string) {
+	if s.echo {
+		s.own.add(id)
 	}
 }
 

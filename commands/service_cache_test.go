@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/acl-es/acl/aggregates"
 	"github.com/acl-es/acl/events"
+	"github.com/acl-es/acl/events/eventstest"
 )
 
 // TestCreateOnColdCache: an instance that never read an aggregate assumes it is empty when a
@@ -126,5 +128,73 @@ func TestRetryAfterDropAnswersWhole(t *testing.T) {
 				t.Fatalf("sent again in a batch: %+v, %v; first %+v", out, err, first)
 			}
 		})
+	}
+}
+
+// TestOwnAppendsNotEchoed: an instance on a connection without echo (acld's) is not sent its
+// own appends, alone or in a batch, and keeps no ids to recognize them; another instance's
+// append to the same aggregate still reaches it and makes its cached state stale, and its next
+// command decides on that append.
+func TestOwnAppendsNotEchoed(t *testing.T) {
+	e := startEnv(t, 1)
+	a := e.svcs[0]
+	if a.echo {
+		t.Fatal("an instance on a connection made with nats.NoEcho records its own appends")
+	}
+	e.reconpro()
+	cmd := func(id string) aggregates.Command {
+		return &aggregates.RegisterRecord{CommandBase: aggregates.CommandBase{Tenant: "acme", Actor: "admin", CommandID: newID(t)},
+			RecordBody: events.RecordBody{Type: "repair_order", ID: id}}
+	}
+	if _, err := a.Execute(e.ctx, cmd("ro-n1")); err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(cmd("ro-n2"))
+	if out, err := e.c.Batch(e.ctx, "acme", []BatchCommand{{Command: "RegisterRecord", Body: body}}); err != nil || out[0].Err != nil {
+		t.Fatalf("batch: %v %v", err, out)
+	}
+	ref := events.RecordAggregate("repair_order", "ro-n1")
+	entry, err := a.cache.entry("acme", ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen := entry.gen.Load()
+	if err := e.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	a.mu.Lock()
+	inv := a.subs[0]
+	a.mu.Unlock()
+	if n, err := inv.Delivered(); err != nil || n != 0 {
+		t.Fatalf("the invalidation subscription got %d messages (%v): the instance's own appends", n, err)
+	}
+	a.own.mu.Lock()
+	kept := len(a.own.ids)
+	a.own.mu.Unlock()
+	if kept != 0 {
+		t.Fatalf("%d own message ids kept", kept)
+	}
+	b := e.addService(t, Options{})
+	if _, err := b.Execute(e.ctx, &aggregates.AssignRecord{CommandBase: aggregates.CommandBase{Tenant: "acme", Actor: "admin", CommandID: newID(t)},
+		Type: "repair_order", ID: "ro-n1", Principal: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	eventstest.WaitFor(t, 5*time.Second, func() error {
+		if entry.gen.Load() == gen {
+			return fmt.Errorf("the other instance's append did not make the cached state stale")
+		}
+		return nil
+	})
+	if got, err := inv.Delivered(); err != nil || got != 1 {
+		t.Fatalf("invalidations delivered: %d (%v); want the other instance's one", got, err)
+	}
+	// Decided on the other instance's append: bob is an assignee already, so nothing is written.
+	res, err := a.Execute(e.ctx, &aggregates.AssignRecord{CommandBase: aggregates.CommandBase{Tenant: "acme", Actor: "admin", CommandID: newID(t)},
+		Type: "repair_order", ID: "ro-n1", Principal: "bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Events) != 0 {
+		t.Fatalf("assigned bob again: %v", res.Events)
 	}
 }

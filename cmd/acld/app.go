@@ -353,7 +353,9 @@ func (m *Main) dialBoth(dial func(...nats.Option) (*nats.Conn, error)) error {
 	if err != nil {
 		return err
 	}
-	cmdNC, err := dial(nats.Name("acld-commands"))
+	// Without echo: the server does not send the command service its own appends back on its
+	// invalidation subscription (commands.Service.invalidate).
+	cmdNC, err := dial(nats.Name("acld-commands"), nats.NoEcho())
 	if err != nil {
 		nc.Close()
 		return err
