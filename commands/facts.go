@@ -19,6 +19,7 @@ type facts struct {
 	cache  *cache
 	tenant string
 	memo   []fact // a handful per decision: a slice is cheaper than a map to make and search
+	first  [4]fact
 	err    error
 	// before, when set, runs before an aggregate is first read: the bulk path waits there for
 	// its own appends to that aggregate to be answered, or gives the state its open atomic batch
@@ -33,7 +34,9 @@ type fact struct {
 }
 
 func newFacts(ctx context.Context, c *cache, tenant string) *facts {
-	return &facts{ctx: ctx, cache: c, tenant: tenant}
+	f := &facts{ctx: ctx, cache: c, tenant: tenant}
+	f.memo = f.first[:0] // most decisions read no more: no allocation of their own
+	return f
 }
 
 // pin makes the decision use st for ref (the state of an aggregate the command writes, read

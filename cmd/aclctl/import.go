@@ -107,9 +107,9 @@ removed when the import is complete. The last line printed is the stream sequenc
 type pendingBatch struct {
 	tenant string
 	cmds   []commands.BatchCommand
-	where  []string // "line 12 (AssignRole)", for errors
-	first  int      // the first line of its first command
-	last   int      // the last line of its last command
+	items  []importItem // where each command came from, for errors (importItem.where)
+	first  int          // the first line of its first command
+	last   int          // the last line of its last command
 	bytes  int
 	end    int64 // file offset after its last line
 }
@@ -199,7 +199,7 @@ func (a *app) importFile(ctx context.Context, path string, o importOptions) erro
 		// sends this batch again, and its commands stored before the refusal answer as before.
 		for i, o := range out {
 			if o.Err != nil {
-				return importError(o.Err, b.where[i])
+				return importError(o.Err, b.items[i].where())
 			}
 			prog.Seq = max(prog.Seq, o.Result.Seq)
 		}
@@ -277,7 +277,7 @@ func gatherBatches(ctx context.Context, src importSource, size int) <-chan gathe
 				b = &pendingBatch{tenant: it.tenant, first: it.first}
 			}
 			b.cmds = append(b.cmds, commands.BatchCommand{Command: it.command, Body: it.body})
-			b.where = append(b.where, it.where())
+			b.items = append(b.items, importItem{command: it.command, first: it.first, last: it.last})
 			b.bytes += it.size
 			b.last, b.end = it.last, it.end
 		}
