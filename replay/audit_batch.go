@@ -138,14 +138,12 @@ func loadState[T any](w *auditWriter, k []byte, what string) (*T, error) {
 	if s, ok := w.touched[string(k)].(*T); ok {
 		return s, nil
 	}
-	s, ok := w.cache.get(string(k)).(*T)
-	if !ok && w.states.absent(k) {
-		s = new(T) // never written
-	} else if !ok {
+	s := new(T)
+	if !w.cache.get(string(k), s) && !w.states.absent(k) {
+		*s = *new(T) // what a malformed cache entry (a bug) may have set
 		v, closer, err := w.pb.Get(k)
 		switch {
 		case errors.Is(err, pebble.ErrNotFound):
-			s = new(T)
 		case err != nil:
 			return nil, fmt.Errorf("replay: read %s: %w", what, err)
 		default:

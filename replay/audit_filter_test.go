@@ -5,7 +5,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
+
+	"github.com/acl-es/acl/events"
 )
 
 // TestStateFilter: the filter never calls absent a key it was given, calls absent most keys it
@@ -37,21 +41,81 @@ func TestStateFilter(t *testing.T) {
 	}
 }
 
-// TestAuditCacheEvicts: a full cache drops one state for each new one instead of starting over,
-// and replacing a state it holds drops none.
+// TestAuditCacheEvicts: a full cache drops states for each new one instead of starting over,
+// stays within its bytes, and replacing a state it holds drops none.
 func TestAuditCacheEvicts(t *testing.T) {
-	c := newAuditCache(100)
+	c := newAuditCache(100 * (cacheEntryOverhead + 17))
 	for i := range 1000 {
-		c.put(fmt.Sprint(i), &recordState{First: uint64(i)})
-		if want := min(i+1, 100); len(c.m) != want {
-			t.Fatalf("after %d puts the cache holds %d states, want %d", i+1, len(c.m), want)
+		// 6 bytes of key, 11 of state: kind 1+5, roles 1, first 3, removed 1
+		c.put(fmt.Sprintf("k%05d", i), &principalState{Kind: "staff", First: 1<<20 + uint64(i)})
+		if want := min(i+1, 100); len(c.m) != want || c.size > c.max {
+			t.Fatalf("after %d puts the cache holds %d states in %d bytes, want %d within %d", i+1, len(c.m), c.size, want, c.max)
 		}
 	}
 	for k := range c.m {
-		c.put(k, &recordState{})
+		c.put(k, &principalState{Kind: "staff", First: 7})
 	}
 	if len(c.m) != 100 {
 		t.Fatalf("replacing held states left %d, want 100", len(c.m))
+	}
+	var got principalState
+	for k := range c.m {
+		if !c.get(k, &got) || got.First != 7 {
+			t.Fatalf("%s: %+v after replacing it", k, got)
+		}
+	}
+}
+
+// TestAuditCacheRoundTrip: a state comes out of the cache equal to what went in, nil slices
+// nil and empty ones empty (their JSON differs), and a truncated entry is refused.
+func TestAuditCacheRoundTrip(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(9, 10))
+	strs := []string{"", "bob", "case-00000001", "\x00\xff", "é", strings.Repeat("x", 300)}
+	str := func() string { return strs[rnd.IntN(len(strs))] }
+	strSlice := func() []string {
+		if rnd.IntN(3) == 0 {
+			return nil
+		}
+		out := []string{}
+		for range rnd.IntN(4) {
+			out = append(out, str())
+		}
+		return out
+	}
+	c := newAuditCache(1 << 20)
+	for i := range 3000 {
+		var in, out any
+		switch i % 3 {
+		case 0:
+			in, out = &tenantState{Features: strSlice(), ImplyTypes: strSlice()}, &tenantState{}
+		case 1:
+			in, out = &principalState{Kind: str(), Roles: strSlice(), First: rnd.Uint64(), Removed: rnd.Uint64N(3) << 40}, &principalState{}
+		default:
+			r := &recordState{Exists: rnd.IntN(2) == 0, Client: str(), Owner: str(), LinkedBy: rnd.IntN(5) - 2,
+				First: rnd.Uint64N(1 << 40), Removed: rnd.Uint64N(3) << 50}
+			if rnd.IntN(3) > 0 {
+				r.Assignees = []events.Assignee{}
+				for range rnd.IntN(4) {
+					r.Assignees = append(r.Assignees, events.Assignee{Principal: str(), Relation: str()})
+				}
+			}
+			if rnd.IntN(3) > 0 {
+				r.Links = []events.RecordRef{}
+				for range rnd.IntN(4) {
+					r.Links = append(r.Links, events.RecordRef{Type: str(), ID: str()})
+				}
+			}
+			in, out = r, &recordState{}
+		}
+		k := fmt.Sprint(i)
+		c.put(k, in)
+		if !c.get(k, out) || !reflect.DeepEqual(in, out) {
+			t.Fatalf("put %#v, got %#v", in, out)
+		}
+		enc := string(encodeCached(nil, in))
+		if decodeCached(enc[:len(enc)-1], out) {
+			t.Fatalf("a truncated entry of %#v decoded", in)
+		}
 	}
 }
 
@@ -77,7 +141,7 @@ func TestAuditReopenEqualsRebuild(t *testing.T) {
 				t.Fatal("the state scan of the reopened index did not finish")
 			}
 		}
-		a.cache = newAuditCache(3)
+		a.cache = newAuditCache(4 * 100) // two or three states
 		for i := from; i < to; {
 			j := min(to, i+1+rnd.IntN(8))
 			if err := a.ApplyMessages(msgs[i:j]); err != nil {

@@ -45,11 +45,12 @@ const auditMemtable = 16 << 20
 // to merge) and a larger block cache for the state reads of a growing index. shared, when set,
 // is the block cache instead of one of its own (see Options.Cache).
 func openAudit(dir string, bulk bool, shared *pebble.Cache) (*Audit, error) {
-	cacheBytes, memBytes, states := int64(16<<20), uint64(auditMemtable), 100_000
+	// stateBytes bounds the cache of states: 32 MiB of heap holds some 170,000 record states of
+	// the compare shape (the decoded states it held before took 30 MB for 100,000).
+	cacheBytes, memBytes, stateBytes := int64(16<<20), uint64(auditMemtable), 32<<20
 	if bulk {
-		// Half a million decoded states (some 150 MB at most, for the rebuild only) spare the
-		// Pebble reads of states read again (a case its invoices link to).
-		cacheBytes, memBytes, states = 64<<20, 64<<20, 500_000
+		// For the rebuild only: some 700,000 states.
+		cacheBytes, memBytes, stateBytes = 64<<20, 64<<20, 128<<20
 	}
 	cache := shared
 	if cache == nil {
@@ -72,7 +73,7 @@ func openAudit(dir string, bulk bool, shared *pebble.Cache) (*Audit, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replay: open audit index %s: %w", dir, err)
 	}
-	a := &Audit{pb: pb, dir: dir, bulk: bulk, cache: newAuditCache(states), states: newStateFilter(stateFilterBits),
+	a := &Audit{pb: pb, dir: dir, bulk: bulk, cache: newAuditCache(stateBytes), states: newStateFilter(stateFilterBits),
 		stopScan: make(chan struct{}), scanned: make(chan struct{})}
 	seq, err := a.readApplied()
 	if err != nil {
@@ -157,8 +158,7 @@ func (a *Audit) ApplyMessages(msgs []events.Message) error {
 			continue
 		}
 		if err := w.apply(m); err != nil {
-			a.cache.reset() // cached states hold the abandoned batch's effects
-			return err
+			return err // the cache holds committed states only (copies): nothing to undo
 		}
 		last = m.Seq
 	}
@@ -170,7 +170,6 @@ func (a *Audit) ApplyMessages(msgs []events.Message) error {
 		err = w.b.Commit(pebble.NoSync)
 	}
 	if err != nil {
-		a.cache.reset()
 		return fmt.Errorf("replay: commit audit batch up to seq %d: %w", last, err)
 	}
 	w.committed()

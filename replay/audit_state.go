@@ -181,31 +181,3 @@ func decodeJSON[T any](v []byte, what string) (*T, error) {
 	}
 	return x, nil
 }
-
-// auditCache keeps the index's committed states decoded, so that the next event of an aggregate
-// costs no read. Only the goroutine applying batches uses it. States are mutated in place by the
-// batch being built, so a batch that fails must reset it. When full it drops one state (the map's
-// choice, near enough random) for each it takes: starting over instead, as it did, emptied it
-// twice during an import of 2*10^5 records and sent every state after that to Pebble; recency
-// would not help, since the states read again (a case an invoice links to, a record a command
-// changes) are of any age.
-type auditCache struct {
-	max int
-	m   map[string]any
-}
-
-func newAuditCache(max int) *auditCache { return &auditCache{max: max, m: map[string]any{}} }
-
-func (c *auditCache) get(k string) any { return c.m[k] }
-
-func (c *auditCache) put(k string, v any) {
-	if _, in := c.m[k]; !in && len(c.m) >= c.max {
-		for old := range c.m {
-			delete(c.m, old)
-			break
-		}
-	}
-	c.m[k] = v
-}
-
-func (c *auditCache) reset() { c.m = map[string]any{} }
