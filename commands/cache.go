@@ -130,7 +130,7 @@ func (c *cache) followSpill(ctx context.Context) error {
 				c.mu.Lock()
 				err := errSpillOff
 				if c.spill == sp {
-					if err = sp.processedLocked(m); err != nil {
+					if err = sp.processedLocked(m, c.entries[m.Subject] != nil); err != nil {
 						c.spillErrLocked(err)
 					}
 				}
@@ -145,11 +145,13 @@ func (c *cache) followSpill(ctx context.Context) error {
 			if c.spill != sp {
 				return errSpillOff
 			}
-			if err := sp.setPos(last); err != nil {
+			// Below the messages left to the cache (spill.awaited) until it spills them.
+			pos := sp.settledLocked(last)
+			if err := sp.setPos(pos); err != nil {
 				c.spillErrLocked(err)
 				return errSpillOff
 			}
-			sp.pos.Store(last)
+			sp.pos.Store(pos)
 			if last >= end {
 				sp.trusted.Store(true)
 			}

@@ -68,6 +68,18 @@ type spill struct {
 	// Under cache.mu, like processed (the sequence of the last message processed).
 	kept      map[string]uint64
 	processed uint64
+	// awaited: the other way round, messages the follower read before the cache spilled the
+	// state that includes them, of subjects the cache holds (a command of this instance is
+	// most likely writing them: the bulk path has up to batchWindow appends in flight before
+	// it takes their answers). The follower leaves them to the cache's keep instead of
+	// bringing the spilled state up itself and having the cache write the same state again
+	// (that double work was most of the follower's cost in an import). keptLocked and delete
+	// settle them; those still awaited maxAwaited messages later the follower brings up
+	// itself (dueLocked), and the position it stores stays below the oldest one, so that
+	// after a crash it reads them again. awaitQ lists them in stream order (settled ones are
+	// skipped). Under cache.mu.
+	awaited map[string][]events.Message
+	awaitQ  []awaitNote
 
 	// seen holds every subject the spill may have a state of: those set since it opened, and,
 	// once scanned is closed and known is true, those it held when it opened. has answers a
@@ -197,8 +209,9 @@ func stripeOf(subject string) [2]int {
 // it (aclbench's fast path, or before the spill existed) fills as its follower reads the stream,
 // and another instance's writes keep spilled states current instead of dropping them. A state
 // the spill does not hold and a message that does not register it are left alone: the
-// aggregate's earlier messages are not in the spill.
-func (sp *spill) processedLocked(m events.Message) error {
+// aggregate's earlier messages are not in the spill. cached: the cache holds an entry of the
+// message's subject, so its own write of the state is likely on the way (see awaited).
+func (sp *spill) processedLocked(m events.Message, cached bool) error {
 	for t, i := range stripeOf(m.Subject) {
 		sp.stripes[t][i] = max(sp.stripes[t][i], m.Seq)
 	}
@@ -215,6 +228,85 @@ func (sp *spill) processedLocked(m events.Message) error {
 	if len(m.Events) == 0 || m.Events[0].Aggregate.Kind == events.KindTenant {
 		return nil
 	}
+	if err := sp.dueLocked(m.Seq); err != nil {
+		return err
+	}
+	wait := cached && sp.trusted.Load() && len(sp.awaitQ) < maxAwaited
+	if prior, ok := sp.awaited[m.Subject]; ok && !wait {
+		// Brought up in order: the earlier ones first.
+		delete(sp.awaited, m.Subject)
+		for _, pm := range prior {
+			if err := sp.bringUpLocked(pm); err != nil {
+				return err
+			}
+		}
+	}
+	if wait {
+		if sp.awaited == nil {
+			sp.awaited = map[string][]events.Message{}
+		}
+		sp.awaited[m.Subject] = append(sp.awaited[m.Subject], m)
+		sp.awaitQ = append(sp.awaitQ, awaitNote{subject: m.Subject, seq: m.Seq})
+		return nil
+	}
+	return sp.bringUpLocked(m)
+}
+
+// awaitNote is one awaited message: its subject and sequence.
+type awaitNote struct {
+	subject string
+	seq     uint64
+}
+
+// maxAwaited bounds the awaited messages, and how many messages after one the follower waits
+// for the cache to spill its state: twice the bulk path's window of appends in flight.
+const maxAwaited = 2 * batchWindow
+
+// awaitingLocked reports whether n is still awaited (not settled since).
+func (sp *spill) awaitingLocked(n awaitNote) bool {
+	msgs := sp.awaited[n.subject]
+	return len(msgs) > 0 && msgs[0].Seq == n.seq
+}
+
+// dueLocked brings up, itself, the awaited messages maxAwaited or more messages before seq,
+// and drops the settled ones from the front of the queue.
+func (sp *spill) dueLocked(seq uint64) error {
+	for len(sp.awaitQ) > 0 {
+		n := sp.awaitQ[0]
+		if sp.awaitingLocked(n) {
+			if seq-n.seq < maxAwaited && len(sp.awaitQ) < maxAwaited {
+				return nil
+			}
+			msgs := sp.awaited[n.subject]
+			delete(sp.awaited, n.subject)
+			for _, m := range msgs {
+				if err := sp.bringUpLocked(m); err != nil {
+					return err
+				}
+			}
+		}
+		sp.awaitQ[0] = awaitNote{}
+		sp.awaitQ = sp.awaitQ[1:]
+	}
+	sp.awaitQ = nil // its array would keep growing at the back
+	return nil
+}
+
+// settledLocked is the position the follower may store after processing every message up to
+// last: below the oldest message still awaited.
+func (sp *spill) settledLocked(last uint64) uint64 {
+	for len(sp.awaitQ) > 0 && !sp.awaitingLocked(sp.awaitQ[0]) {
+		sp.awaitQ[0] = awaitNote{}
+		sp.awaitQ = sp.awaitQ[1:]
+	}
+	if len(sp.awaitQ) > 0 {
+		return min(last, sp.awaitQ[0].seq-1)
+	}
+	return last
+}
+
+// bringUpLocked brings the spilled state of m's subject up to m (see processedLocked).
+func (sp *spill) bringUpLocked(m events.Message) error {
 	var st any
 	v, closer, err := sp.db.Get([]byte(m.Subject))
 	switch {
@@ -302,6 +394,18 @@ func (sp *spill) set(subject string, b []byte) error {
 // keptLocked notes that the cache spilled subject's state at seq (see kept), if the follower
 // has yet to process that message: it will, and forget the note then.
 func (sp *spill) keptLocked(subject string, seq uint64) {
+	if msgs, ok := sp.awaited[subject]; ok {
+		// The state includes the awaited messages up to seq: the follower is spared them.
+		i := 0
+		for i < len(msgs) && msgs[i].Seq <= seq {
+			i++
+		}
+		if i == len(msgs) {
+			delete(sp.awaited, subject)
+		} else {
+			sp.awaited[subject] = msgs[i:]
+		}
+	}
 	if seq <= sp.processed || len(sp.kept) >= maxKept {
 		return
 	}
@@ -316,12 +420,14 @@ const maxKept = 1 << 15
 
 func (sp *spill) delete(subject string) error {
 	delete(sp.kept, subject)
+	delete(sp.awaited, subject) // a state the spill does not hold needs no bringing up
 	return sp.db.Delete([]byte(subject), sp.wo)
 }
 
 // clear deletes every spilled state (subjects sort after the spill's own keys).
 func (sp *spill) clear() error {
 	clear(sp.kept)
+	clear(sp.awaited)
 	return sp.db.DeleteRange([]byte("a"), []byte{0xff}, sp.wo)
 }
 

@@ -401,7 +401,7 @@ func TestSpillKeptNotes(t *testing.T) {
 		t.Fatal(err)
 	}
 	sp.keptLocked(subject, 3)
-	if err := sp.processedLocked(reg); err != nil {
+	if err := sp.processedLocked(reg, false); err != nil {
 		t.Fatal(err)
 	}
 	client := func() string {
@@ -419,7 +419,7 @@ func TestSpillKeptNotes(t *testing.T) {
 	if err := sp.delete(subject); err != nil {
 		t.Fatal(err)
 	}
-	if err := sp.processedLocked(reg); err != nil {
+	if err := sp.processedLocked(reg, false); err != nil {
 		t.Fatal(err)
 	}
 	if got := client(); got != "cl1" {
@@ -465,5 +465,143 @@ func TestSpillSharedCache(t *testing.T) {
 	}
 	if m := cache.Metrics(); m.Size != 0 {
 		t.Errorf("closing the spill left %d bytes of its blocks in the shared cache", m.Size)
+	}
+}
+
+// TestSpillAwaitsOwnWrites: a message of a subject the cache holds, read by the follower before
+// the cache spilled the state that includes it, is left to the cache: the follower neither
+// reads nor writes the state, and stores a position below it until the cache's keep (or a
+// deletion) settles it; one the cache does not spill within maxAwaited messages the follower
+// brings up itself, in order with the subject's later messages.
+func TestSpillAwaitsOwnWrites(t *testing.T) {
+	sp, err := openSpill(t.TempDir(), "s1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.close()
+	sp.trusted.Store(true)
+	subj := func(id string) string { return "acl.events.acme.record.invoice." + id }
+	msg := func(seq uint64, id string, d events.Data) events.Message {
+		env, err := events.New(events.Meta{Tenant: "acme", Aggregate: events.RecordAggregate("invoice", id), Actor: "admin",
+			CommandID: fmt.Sprintf("c%d", seq)}, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env.Seq = seq
+		return events.Message{Seq: seq, Subject: subj(id), Events: []events.Envelope{env}}
+	}
+	reg := func(seq uint64, id string) events.Message {
+		return msg(seq, id, events.RecordRegisteredV1{RecordBody: events.RecordBody{Type: "invoice", ID: id, Client: "cl1"}})
+	}
+	assign := func(seq uint64, id, p string) events.Message {
+		return msg(seq, id, events.RecordAssignedV2{Principal: p, Relation: "salesperson"})
+	}
+	state := func(id string) *aggregates.Record {
+		t.Helper()
+		st, err := sp.get(subj(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st == nil {
+			return nil
+		}
+		return st.(*aggregates.Record)
+	}
+	keep := func(m events.Message, client string) { // what the cache's keep does with its own state
+		t.Helper()
+		r := aggregates.NewRecord("invoice", m.Events[0].Aggregate.ID)
+		r.Exists, r.Client, r.Seq = true, client, m.Seq
+		b, err := encodeState(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sp.set(m.Subject, b); err != nil {
+			t.Fatal(err)
+		}
+		sp.keptLocked(m.Subject, m.Seq)
+	}
+	process := func(m events.Message, cached bool) {
+		t.Helper()
+		if err := sp.processedLocked(m, cached); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Left to the cache, which spills it: the follower wrote nothing (the state is the cache's).
+	r1 := reg(3, "i1")
+	process(r1, true)
+	if st := state("i1"); st != nil {
+		t.Fatalf("the follower spilled %+v of an awaited message", st)
+	}
+	if got := sp.settledLocked(3); got != 2 {
+		t.Fatalf("position %d with message 3 awaited, want 2", got)
+	}
+	keep(r1, "as-kept")
+	if got := sp.settledLocked(3); got != 3 {
+		t.Fatalf("position %d once the cache spilled message 3, want 3", got)
+	}
+	if st := state("i1"); st == nil || st.Client != "as-kept" {
+		t.Fatalf("state %+v, want the cache's", st)
+	}
+
+	// Not held by the cache: brought up at once, as before.
+	process(reg(4, "i2"), false)
+	if st := state("i2"); st == nil || st.Seq != 4 || st.Client != "cl1" {
+		t.Fatalf("state %+v, want the registration at 4", st)
+	}
+
+	// Awaited twice, then never spilled by the cache: brought up by the follower, both messages
+	// in order, once maxAwaited messages of other subjects passed.
+	process(assign(5, "i1", "p1"), true)
+	process(assign(6, "i1", "p2"), true)
+	if st := state("i1"); st.Seq != 3 {
+		t.Fatalf("state at %d while its messages are awaited, want 3", st.Seq)
+	}
+	seq := uint64(7)
+	for ; seq < 5+maxAwaited; seq++ {
+		process(reg(seq, fmt.Sprintf("x%d", seq)), false)
+	}
+	if got := sp.settledLocked(seq - 1); got != 4 {
+		t.Fatalf("position %d with message 5 awaited, want 4", got)
+	}
+	process(reg(seq, "due"), false)
+	st := state("i1")
+	if st == nil || st.Seq != 6 || st.Client != "as-kept" || len(st.Assignees) != 2 {
+		t.Fatalf("state %+v after the follower brought up messages 5 and 6, want seq 6 with both assignees on the kept state", st)
+	}
+	if got := sp.settledLocked(seq); got != seq {
+		t.Fatalf("position %d with nothing awaited, want %d", got, seq)
+	}
+
+	// A deletion settles an awaited message: the spill no longer holds the state.
+	seq++
+	process(assign(seq, "i2", "p3"), true)
+	if err := sp.delete(subj("i2")); err != nil {
+		t.Fatal(err)
+	}
+	if got := sp.settledLocked(seq); got != seq {
+		t.Fatalf("position %d after the deletion, want %d", got, seq)
+	}
+	for range maxAwaited + 1 {
+		seq++
+		process(reg(seq, fmt.Sprintf("y%d", seq)), false)
+	}
+	if st := state("i2"); st != nil {
+		t.Fatalf("the follower brought up %+v after its deletion", st)
+	}
+
+	// A keep of an older state than the awaited messages settles only those it includes.
+	seq++
+	a := assign(seq, "i1", "p4")
+	process(a, true)
+	b := assign(seq+1, "i1", "p5")
+	process(b, true)
+	keep(a, "kept-a")
+	if got := sp.settledLocked(seq + 1); got != seq {
+		t.Fatalf("position %d with message %d still awaited, want %d", got, seq+1, seq)
+	}
+	process(assign(seq+2, "i1", "p6"), false) // not held any more: the awaited one first
+	if st := state("i1"); st.Seq != seq+2 || st.Client != "kept-a" || len(st.Assignees) != 2 {
+		t.Fatalf("state %+v, want the kept state with p5 and p6", st)
 	}
 }

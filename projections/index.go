@@ -1,6 +1,8 @@
 package projections
 
 import (
+	"strings"
+
 	"github.com/acl-es/acl/aggregates"
 )
 
@@ -67,9 +69,10 @@ func eachPrincipalEntry(buf []byte, tenant string, p *aggregates.Principal, emit
 		return buf
 	}
 	buf = eachRecordEntry(buf, tenant, aggregates.PrincipalAsRecord(p), emit)
+	holder := roleHolderValue(p)
 	for _, role := range p.Roles {
 		buf = key(buf[:0], tenant, string(tagRole), role, p.ID)
-		emit(buf, "")
+		emit(buf, holder)
 	}
 	for i, g := range p.Grants {
 		if i > 0 && p.Grants[i-1].Permission == g.Permission {
@@ -79,6 +82,38 @@ func eachPrincipalEntry(buf []byte, tenant string, p *aggregates.Principal, emit
 		emit(buf, "")
 	}
 	return buf
+}
+
+// roleHolderValue is the value of a principal's role holder entries: what narrowing its
+// grants reads of it (aggregates.NarrowScope: kind and level) and whether it denies anything,
+// "<level> <kind>" or "<level> <kind> denies". The change feed then finds the holders whose
+// narrowed grants of a permission are at scope all without reading every holder (allHolders):
+// a registration asked all 10^4 staff of the compare shape. Never empty: an empty value is an
+// entry written before it existed (a model not migrated yet, replay's older checkpoints),
+// for which the principal is read.
+func roleHolderValue(p *aggregates.Principal) string {
+	v := p.Level + " " + p.Kind
+	if len(p.Denied) > 0 {
+		v += " denies"
+	}
+	return v
+}
+
+// roleHolder is a role holder entry's value read back (roleHolderValue); ok is false for an
+// entry without one.
+type roleHolder struct {
+	level, kind string
+	denies      bool
+}
+
+func parseRoleHolder(v []byte) (h roleHolder, ok bool) {
+	level, rest, ok := strings.Cut(string(v), " ")
+	if !ok {
+		return roleHolder{}, false
+	}
+	h.level = level
+	h.kind, _, h.denies = strings.Cut(rest, " ")
+	return h, true
 }
 
 // shadowed reports whether a record aggregate of type typ is hidden behind principals or units,

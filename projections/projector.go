@@ -51,6 +51,9 @@ type Projector struct {
 // NewProjector returns a projector over db reading from store (nil when only ApplyMessages is
 // used, as replay does on a checkpoint copy).
 func NewProjector(db *DB, store Follower) (*Projector, error) {
+	if _, err := migrateRoleHolders(db.pb); err != nil {
+		return nil, err
+	}
 	pub, err := loadPublished(db.pb)
 	if err != nil {
 		return nil, err
