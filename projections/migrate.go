@@ -103,4 +103,3 @@ func migrateTenantHolders(pb *pebble.DB, tenant string) error {
 	}
 	return nil
 }
-
