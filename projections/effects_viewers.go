@@ -177,27 +177,32 @@ func allHolders(b, a *side, perm string, set map[string]bool) error {
 	isAll := func(scope string) bool { return scope == aggregates.ScopeAll }
 	var ids []string
 	for _, src := range sources {
-		atAll := map[roleHolder]bool{} // per role: whether a holder of that kind and level has all
+		// Per value of this role's entries: whether such a holder has it at all (-1: read it).
+		atAll := map[string]int8{}
 		err := v.scan(src.prefix, nil, func(k, val []byte) bool {
-			id := string(k[len(src.prefix) : len(k)-1])
-			if set[id] {
+			if set[string(k[len(src.prefix):len(k)-1])] {
 				return true
 			}
-			if h, ok := parseRoleHolder(val); ok && src.role != "" && !h.denies {
-				all, known := atAll[h]
-				if !known {
+			all, known := atAll[string(val)]
+			if !known {
+				all = -1
+				if h, ok := parseRoleHolder(val); ok && src.role != "" && !h.denies {
 					// The holder's grants through this role, as the evaluator narrows them: its
 					// other roles and its direct grants are sources of their own.
 					p := &aggregates.Principal{Exists: true, Kind: h.kind, Level: h.level, Roles: []string{src.role}}
-					all = aggregates.AnyNarrowedScope(b.v.t, p, perm, isAll) || aggregates.AnyNarrowedScope(a.v.t, p, perm, isAll)
-					atAll[h] = all
+					all = 0
+					if aggregates.AnyNarrowedScope(b.v.t, p, perm, isAll) || aggregates.AnyNarrowedScope(a.v.t, p, perm, isAll) {
+						all = 1
+					}
 				}
-				if all {
-					set[id] = true
-				}
-				return true
+				atAll[string(val)] = all
 			}
-			ids = append(ids, id)
+			switch all {
+			case 1:
+				set[string(k[len(src.prefix):len(k)-1])] = true
+			case -1:
+				ids = append(ids, string(k[len(src.prefix):len(k)-1]))
+			}
 			return true
 		})
 		if err != nil {

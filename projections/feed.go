@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/acl-es/acl/aggregates"
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Feed derives the change feed (SPEC section 8) from what the projector commits: for each
@@ -55,6 +57,29 @@ type Feed struct {
 	// handled (published will be it once they are).
 	unacked    int
 	pendingSeq uint64
+
+	// What became of the messages handed over (Collectors): announced, their changes, and
+	// not announced (in a gap, or older than MaxAge).
+	announced, changes, dropped atomic.Uint64
+}
+
+// Collectors are the feed's metrics: how many committed messages it announced and how many it
+// did not (counted in gaps: over its CPU share, its queue full, or older than MaxAge), and the
+// changes it published. Their ratio, with the process's CPU, says what the feed costs per
+// announced message and how much of a burst it keeps up with.
+func (f *Feed) Collectors() []prometheus.Collector {
+	counter := func(v *atomic.Uint64) func() float64 { return func() float64 { return float64(v.Load()) } }
+	return []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "acl_change_feed_messages_total",
+			Help: "Committed messages handed to the change feed and announced.", ConstLabels: prometheus.Labels{"outcome": "announced"}},
+			counter(&f.announced)),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "acl_change_feed_messages_total",
+			Help: "Committed messages handed to the change feed and announced.", ConstLabels: prometheus.Labels{"outcome": "not_announced"}},
+			counter(&f.dropped)),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "acl_change_feed_changes_total",
+			Help: "Changes the change feed published (one per event and principal whose access it changed)."},
+			counter(&f.changes)),
+	}
 }
 
 // FeedOptions configures a Feed.
@@ -211,6 +236,10 @@ func (f *Feed) Run(ctx context.Context) error {
 			f.o.Logger.Warn("change feed: not published", "seq", j.seq, "err", err)
 		}
 		f.unacked += n
+		f.changes.Add(uint64(n))
+		if err == nil {
+			f.announced.Add(1)
+		}
 		f.pendingSeq = j.seq
 		switch backlog := len(f.jobs) > 0; {
 		case !backlog:
@@ -260,6 +289,7 @@ func (f *Feed) Close() {
 func (f *Feed) hand(j feedJob) {
 	if time.Since(j.at) > f.o.MaxAge {
 		j.snap.Close()
+		f.dropped.Add(1)
 		return
 	}
 	select {
@@ -273,6 +303,7 @@ func (f *Feed) hand(j feedJob) {
 
 // drop counts a message of tenant at seq that is not announced in the tenant's gap.
 func (f *Feed) drop(tenant string, seq uint64) {
+	f.dropped.Add(1)
 	f.gapMu.Lock()
 	if g := f.gaps[tenant]; g != nil {
 		// A message the feed drops itself (over its CPU share) is older than those the

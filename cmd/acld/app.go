@@ -138,6 +138,7 @@ func (m *Main) Run(ctx context.Context) error {
 		m.feed = projections.NewFeed(m.engine, projections.FeedOptions{Publish: changes.Publish, Flush: changes.Flush, Logger: m.Log,
 			CPU: c.ChangeFeedCPU})
 		m.proj.SetFeed(m.feed)
+		m.registry.MustRegister(m.feed.Collectors()...)
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
