@@ -234,8 +234,8 @@ func (p *Projector) apply(msgs []events.Message) error {
 	case before != nil:
 		p.feed.hand(feedJob{snap: before, seq: last, at: msgs[0].Time, evs: slices.Clone(evs)})
 	case p.live(last):
-		for _, de := range evs { // committed together: not announced, counted in the gaps
-			if p.live(de.e.Seq) {
+		for i, de := range evs { // committed together: not announced, counted in the gaps
+			if p.live(de.e.Seq) && (i == 0 || evs[i-1].e.Seq != de.e.Seq) { // once per message
 				p.feed.drop(de.e.Tenant, de.e.Seq)
 			}
 		}
