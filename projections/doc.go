@@ -94,8 +94,12 @@
 //	<t> o <owner> <type> <id>                     -> client   by owner
 //	<t> s <principal> <type> <id> <relation>      -> client   by assignee (any relation)
 //	<t> l <via type> <via id> <type> <id>         -> client   record <type,id> links to <via>
-//	<t> r <role> <principal>                      -> ""       holders of a role
+//	<t> r <role> <principal>                      -> level kind [denies]   holders of a role
 //	<t> g <permission> <principal>                -> ""       holders of a direct grant
+//
+// A role holder's value is what narrowing reads of it (roleHolderValue): the change feed
+// finds the holders whose grants narrow to scope all from the index alone. Models written
+// before it carried the value are migrated when a projector opens them (migrate.go).
 //
 // "seq" is 8 bytes big endian: the last sequence applied to that state (for the tenant, the
 // last event other than seat_changed). Principals are indexed as the records they are (types

@@ -19,7 +19,7 @@ const (
 	tagOwner     = 'o' // <t> o <owner> <type> <id>      -> client
 	tagAssignee  = 's' // <t> s <principal> <type> <id> <relation> -> client
 	tagLink      = 'l' // <t> l <via type> <via id> <type> <id> -> client
-	tagRole      = 'r' // <t> r <role> <principal>       -> ""
+	tagRole      = 'r' // <t> r <role> <principal>       -> level kind [denies] (roleHolderValue)
 	tagDirect    = 'g' // <t> g <permission> <principal> -> ""
 )
 
