@@ -1,11 +1,14 @@
 package replay
 
 import (
+	"bytes"
 	"context"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/acl-es/acl/events/eventstest"
 	"github.com/acl-es/acl/projections"
@@ -177,4 +180,98 @@ func TestMirrorSplitsBatches(t *testing.T) {
 	if !r.OK() || r.Keys < 50 {
 		t.Fatalf("the mirror differs from its source in %d of %d keys: %+v", r.Differences, r.Keys, r.Listed)
 	}
+}
+
+// TestChainHeadMigrated: after a restart on checkpoints written before the role holder entries
+// carried their value (blanked here), the chain's head copied from the newest one is migrated
+// as the live model is, and every checkpoint made from it equals the live model as of its
+// sequence, key by key (without the migration, the holders it did not touch keep no value).
+func TestChainHeadMigrated(t *testing.T) {
+	const every = 10
+	live := t.TempDir()
+	s := startStackWith(t, Options{CheckpointEvery: 1 << 40}, liveSnapshots(t, every, live))
+	h := newRandomHistory(s.d, 14)
+	h.run(150)
+	s.sync(t)
+	dir := t.TempDir()
+	open := func() *Service {
+		svc, err := New(s.env.Store, s.db, s.proj, Options{Dir: dir, CheckpointEvery: every, CheckpointBudget: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc.Start(context.Background())
+		return svc
+	}
+	svc := open()
+	waitChain(t, svc, s.d, s.d.seq/every*every)
+	if err := svc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	old := svc.ckpts.list()
+	blanked := 0
+	for _, seq := range old {
+		blanked += blankRoleHolders(t, svc.ckpts.path(seq))
+	}
+	if blanked == 0 {
+		t.Fatal("no role holder entry in the checkpoints: the history is too small")
+	}
+	svc = open()
+	defer svc.Close()
+	h.run(60)
+	s.sync(t)
+	waitChain(t, svc, s.d, s.d.seq/every*every)
+	tmp, compared := t.TempDir(), 0
+	for _, seq := range svc.ckpts.list() {
+		if seq <= slices.Max(old) {
+			continue
+		}
+		cp := filepath.Join(tmp, ckptName(seq))
+		if err := copyDB(svc.ckpts.path(seq), cp); err != nil {
+			t.Fatal(err)
+		}
+		r, err := Verify(cp, filepath.Join(live, ckptName(seq)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.OK() {
+			t.Fatalf("checkpoint %d differs from the live model in %d of %d keys, first: %+v", seq, r.Differences, r.Keys, r.Listed[0])
+		}
+		compared++
+	}
+	if compared == 0 {
+		t.Fatal("no checkpoint made after the restart")
+	}
+}
+
+// blankRoleHolders rewrites the role holder entries (<t> r <role> <principal>) of the model in
+// dir without their value, as a model written before they had one; it answers how many.
+func blankRoleHolders(t *testing.T, dir string) int {
+	t.Helper()
+	db, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: pebble.FormatNewest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	it, err := db.NewIter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := db.NewBatch()
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		parts := bytes.Split(it.Key(), []byte{0})
+		if len(parts) == 5 && string(parts[1]) == "r" {
+			if err := b.Set(it.Key(), nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+	}
+	if err := it.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -215,6 +215,13 @@ func (s *Service) copyForFill(from uint64) (*chainHead, error) {
 		o.Cache = s.opts.Cache // nil: its own, of CacheBytes
 		db, err = projections.OpenDB(dir, o)
 	}
+	if err == nil {
+		// A checkpoint from before the role holder entries carried their value: the head is
+		// then migrated as the live model was at its start, and the batches it mirrors match.
+		if _, err = db.MigrateRoleHolders(); err != nil {
+			db.Close()
+		}
+	}
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
