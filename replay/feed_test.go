@@ -3,6 +3,7 @@ package replay
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -71,6 +72,15 @@ func startFeedStack(t *testing.T) *feedStack {
 			}
 			fs.feed.Close()
 		}
+	})
+	// The feed announces the messages after the stream's end as the projector's Run found it
+	// (live); what the test writes before Run started would be caught up silently. Under load
+	// the projector's goroutine started after the first commands: seq 2 was never announced.
+	eventstest.WaitFor(t, 10*time.Second, func() error {
+		if !fs.proj.Ready() {
+			return errors.New("the projector has not started")
+		}
+		return nil
 	})
 	return fs
 }
