@@ -158,17 +158,20 @@ func (db *DB) Compact(ctx context.Context) error {
 func (db *DB) Applied() (uint64, error) { return readApplied(db.pb) }
 
 // readApplied reads the applied sequence from the DB, a snapshot or a batch.
-func readApplied(r reader) (uint64, error) {
-	v, closer, err := r.Get(appliedKey)
+func readApplied(r reader) (uint64, error) { return readSeq(r, appliedKey) }
+
+// readSeq reads a sequence kept under k (appliedKey, holdersKey); 0 when there is none.
+func readSeq(r reader, k []byte) (uint64, error) {
+	v, closer, err := r.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("projections: read applied sequence: %w", err)
+		return 0, fmt.Errorf("projections: read %s: %w", k, err)
 	}
 	defer closer.Close()
 	if len(v) != 8 {
-		return 0, fmt.Errorf("projections: applied sequence of %d bytes", len(v))
+		return 0, fmt.Errorf("projections: %s of %d bytes", k, len(v))
 	}
 	return binary.BigEndian.Uint64(v), nil
 }

@@ -32,6 +32,13 @@ const sep = 0x00
 // can start with, so it never falls inside a tenant's range.
 var appliedKey = []byte("!applied")
 
+// holdersKey holds the applied sequence of the last batch written by a release whose role
+// holder entries carry their value (roleHolderValue): every batch writes it beside appliedKey.
+// When the two differ, an older release wrote the model since (a rollback), whose writer
+// changed levels and kinds without their entries' values (it compared "" with ""): the values
+// cannot be trusted, and the projector's open rewrites them (migrate.go).
+var holdersKey = []byte("!holders")
+
 // key builds "<c0>\x00<c1>\x00...<cn>\x00" into dst; the tag is a one-byte component.
 func key(dst []byte, parts ...string) []byte {
 	for _, p := range parts {

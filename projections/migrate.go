@@ -2,6 +2,7 @@ package projections
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -10,13 +11,26 @@ import (
 // migrateRoleHolders gives the role holder entries of a model written before they carried a
 // value (roleHolderValue) their value, so that a model kept across the upgrade is the model a
 // rebuild makes, byte for byte (replay.Verify), and the change feed reads no holder it need
-// not. A tenant whose role entries all have their value is left alone: after the migration (or
-// from its start) that is every tenant, and the check is one pass over each tenant's role
-// entries (~10^5 keys at 10^6 records). Each tenant is rewritten in one batch, from its stored
-// principals: a crash in between leaves tenants to migrate at the next start. It runs before
-// the projector writes anything. replay migrates the as_of chain's head (MigrateRoleHolders);
-// older checkpoints keep entries without the value, for which a holder is read, as before.
+// not. Whether to is told by holdersKey: every batch of this release writes it equal to the
+// applied sequence, so a model written since its last migration only by this release (or one
+// made by it) needs nothing, not even a pass over its entries. Otherwise an older release
+// wrote it: before the values existed (entries without one), or after a rollback, when its
+// writer changed principals' levels and kinds and left their entries' values as they were
+// (stale values, which a check for entries without a value would not find). Then every
+// tenant's entries are rewritten, one batch per tenant, from its stored principals, and
+// holdersKey is set last: a crash in between leaves the whole migration to the next start. It
+// runs before the projector writes anything. replay migrates the as_of chain's head
+// (MigrateRoleHolders); older checkpoints keep entries without the value, for which a holder
+// is read, as before.
 func migrateRoleHolders(pb *pebble.DB) (migrated int, err error) {
+	applied, err := readApplied(pb)
+	if err != nil {
+		return 0, err
+	}
+	holders, err := readSeq(pb, holdersKey)
+	if err != nil || holders == applied { // 0 and 0: an empty model
+		return 0, err
+	}
 	it, err := pb.NewIter(nil)
 	if err != nil {
 		return 0, fmt.Errorf("projections: migrate role holders: %w", err)
@@ -35,36 +49,17 @@ func migrateRoleHolders(pb *pebble.DB) (migrated int, err error) {
 		return 0, fmt.Errorf("projections: migrate role holders: %w", err)
 	}
 	for _, tenant := range tenants {
-		old, err := hasValuelessHolder(pb, tenant)
-		if err != nil {
-			return migrated, err
-		}
-		if !old {
-			continue
-		}
 		if err := migrateTenantHolders(pb, tenant); err != nil {
 			return migrated, err
 		}
 		migrated++
 	}
+	var seq [8]byte
+	binary.BigEndian.PutUint64(seq[:], applied)
+	if err := pb.Set(holdersKey, seq[:], pebble.NoSync); err != nil { // after the tenants' batches in the WAL
+		return migrated, fmt.Errorf("projections: migrate role holders: %w", err)
+	}
 	return migrated, nil
-}
-
-// hasValuelessHolder reports whether a role holder entry of tenant has no value.
-func hasValuelessHolder(pb *pebble.DB, tenant string) (bool, error) {
-	prefix := key(nil, tenant, string(tagRole))
-	it, err := pb.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
-	if err != nil {
-		return false, fmt.Errorf("projections: migrate role holders of %s: %w", tenant, err)
-	}
-	found := false
-	for ok := it.First(); ok && !found; ok = it.Next() {
-		found = len(it.Value()) == 0
-	}
-	if err := it.Close(); err != nil {
-		return false, fmt.Errorf("projections: migrate role holders of %s: %w", tenant, err)
-	}
-	return found, nil
 }
 
 // migrateTenantHolders writes the role holder entries of every active principal of tenant.

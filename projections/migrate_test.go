@@ -1,7 +1,9 @@
 package projections
 
 import (
+	"encoding/binary"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -33,6 +35,9 @@ func blankRoleHolders(t *testing.T, db *DB) int {
 		}
 	}
 	if err := it.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Delete(holdersKey, nil); err != nil { // nor did an older release write this
 		t.Fatal(err)
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
@@ -132,5 +137,75 @@ func TestAllHoldersFromIndexValues(t *testing.T) {
 	}
 	if nonEmpty < compared/4 {
 		t.Fatalf("only %d of %d messages changed anyone's access", nonEmpty, compared)
+	}
+}
+
+// TestRoleHoldersAfterRollback: an older release writing the model after the migration (a
+// rollback) changes principals' levels without their role holder entries' values, which it
+// leaves as they were: at the next start the values are rewritten from the principals,
+// though none is empty. Without the holders sequence, the stale values stayed, and the change
+// feed and dry runs decided holders from them.
+func TestRoleHoldersAfterRollback(t *testing.T) {
+	g := newGenerator(21, "acme", "beta")
+	for range 1500 {
+		g.step()
+	}
+	msgs := messages(g.items)
+	dir := t.TempDir()
+	db := openDBAt(t, dir)
+	p, err := NewProjector(db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	applyAll(t, p, msgs, 300)
+	want := onePass(t, msgs)
+	// The older release's batch: a value made stale, the applied sequence advanced, the holders
+	// sequence not written (it does not know the key).
+	it, err := db.pb.NewIter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stale []byte
+	for ok := it.First(); ok && stale == nil; ok = it.Next() {
+		if parts := splitKey(it.Key()); len(parts) == 4 && parts[1] == string(tagRole) {
+			stale = slices.Clone(it.Key())
+		}
+	}
+	if err := it.Close(); err != nil || stale == nil {
+		t.Fatalf("no role holder entry (%v)", err)
+	}
+	applied, err := db.Applied()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := db.pb.NewBatch()
+	if err := b.Set(stale, []byte("stale value"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Set(appliedKey, binary.BigEndian.AppendUint64(nil, applied+1), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewProjector(db, nil); err != nil {
+		t.Fatal(err)
+	}
+	v, closer, err := db.pb.Get(stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(v)
+	closer.Close()
+	wv, wcloser, err := want.pb.Get(stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wcloser.Close()
+	if got != string(wv) {
+		t.Fatalf("after the rollback and a restart %q = %q, want %q", stale, got, wv)
+	}
+	if n, err := migrateRoleHolders(db.pb); err != nil || n != 0 {
+		t.Fatalf("a second start rewrote %d tenants (%v), want none", n, err)
 	}
 }

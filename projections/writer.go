@@ -229,6 +229,7 @@ func (w *writer) flush(applied uint64) error {
 	var seq [8]byte
 	binary.BigEndian.PutUint64(seq[:], applied)
 	addWrite(w.w, appliedKey, seq[:], false)
+	addWrite(w.w, holdersKey, seq[:], false)
 	return w.w.into(w.b)
 }
 

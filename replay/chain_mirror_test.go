@@ -270,6 +270,9 @@ func blankRoleHolders(t *testing.T, dir string) int {
 	if err := it.Close(); err != nil {
 		t.Fatal(err)
 	}
+	if err := b.Delete([]byte("!holders"), nil); err != nil { // nor did an older release write this
+		t.Fatal(err)
+	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		t.Fatal(err)
 	}
