@@ -196,7 +196,14 @@ func (s *Service) Close() error {
 // the chain's head) take from a cache given as Options.Cache (projections.MemtableReserve): the
 // caller adds it to the cache's size.
 func MemtableReserve() int64 {
-	return projections.MemtableReserve(auditMemtable) + projections.MemtableReserve(fillDB.MemTableBytes)
+	return projections.MemtableReserve(auditMemtable) + ChainHeadMemtableReserve()
+}
+
+// ChainHeadMemtableReserve is the chain head's part of MemtableReserve: its memtables are not
+// visible to the caller (the head is reopened as it moves), so a caller that follows the
+// others' current sizes counts this part as always in use.
+func ChainHeadMemtableReserve() int64 {
+	return projections.MemtableReserve(fillDB.MemTableBytes)
 }
 
 // basesCache is the block cache the open checkpoints share.

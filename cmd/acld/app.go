@@ -112,8 +112,8 @@ func (m *Main) Run(ctx context.Context) error {
 
 	// Pebble takes each store's memtables out of its block cache: the cache is --cache-mb of
 	// blocks plus what the memtables reserve.
-	m.blocks = pebble.NewCache(int64(c.CacheMB)<<20 + projections.MemtableReserve(uint64(c.MemtableMB)<<20) +
-		replay.MemtableReserve() + commands.SpillMemtableReserve)
+	memtables := projections.MemtableReserve(uint64(c.MemtableMB)<<20) + replay.MemtableReserve() + commands.SpillMemtableReserve
+	m.blocks = pebble.NewCache(int64(c.CacheMB)<<20 + memtables)
 	m.db, err = projections.OpenDB(filepath.Join(c.DataDir, "readmodel"), projections.DBOptions{
 		Cache: m.blocks, MemTableBytes: uint64(c.MemtableMB) << 20})
 	if err != nil {
@@ -176,8 +176,14 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.cmds.Start(ctx); err != nil {
 		return fmt.Errorf("acld: command service: %w", err)
 	}
-	m.registry.MustRegister(&storeMetrics{cache: m.blocks, stores: []namedStore{
-		{"readmodel", m.db.Metrics}, {"audit", m.replay.Audit().Metrics}, {"spill", m.cmds.SpillMetrics}}})
+	stores := []namedStore{{"readmodel", m.db.Metrics}, {"audit", m.replay.Audit().Metrics}, {"spill", m.cmds.SpillMetrics}}
+	m.registry.MustRegister(&storeMetrics{cache: m.blocks, stores: stores})
+	pad := &cachePad{cache: m.blocks, reserve: memtables, used: func() int64 { return memtableBytes(stores) }}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		pad.run(ctx, replay.ChainHeadMemtableReserve())
+	}()
 	if c.Demo {
 		if err := createDemo(ctx, m.cmds, m.Log); err != nil {
 			return fmt.Errorf("acld: demo tenant: %w", err)
