@@ -18,6 +18,7 @@ type cachePad struct {
 	reserve int64        // the memtables' allowance in the cache's size
 	used    func() int64 // bytes the memtables of the stores it sees hold now
 	release func()       // the pad's current reservation
+	pad     int64        // its size
 }
 
 // padFor is the reservation that leaves the cache its blocks: the allowance the memtables do
@@ -43,11 +44,17 @@ func (p *cachePad) run(ctx context.Context, unseen int64) {
 // adjust releases the pad before reserving the next one: holding both a moment would shrink the
 // cache by twice the pad, and Pebble evicts blocks at once down to the room left (every block,
 // each second, when it did).
+// Unchanged (memtables grow and shrink in steps), the pad is left alone: a reservation takes
+// every shard's lock.
 func (p *cachePad) adjust(unseen int64) {
+	next := padFor(p.reserve, p.used(), unseen)
 	if p.release != nil {
+		if next == p.pad {
+			return
+		}
 		p.release()
 	}
-	p.release = p.cache.Reserve(int(padFor(p.reserve, p.used(), unseen)))
+	p.release, p.pad = p.cache.Reserve(int(next)), next
 }
 
 // memtableBytes sums the memtables (in use and awaiting release) of the stores open now.
