@@ -46,6 +46,24 @@ func blankRoleHolders(t *testing.T, db *DB) int {
 	return n
 }
 
+// projectedHistory is a random history of steps commands in tenants acme and beta, and a model
+// of it applied in batches of 300.
+func projectedHistory(t *testing.T, seed uint64, steps int) ([]events.Message, *DB) {
+	t.Helper()
+	g := newGenerator(seed, "acme", "beta")
+	for range steps {
+		g.step()
+	}
+	msgs := messages(g.items)
+	db := openDB(t)
+	p, err := NewProjector(db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	applyAll(t, p, msgs, 300)
+	return msgs, db
+}
+
 // splitKey cuts a key into its components.
 func splitKey(k []byte) []string {
 	var out []string
@@ -63,19 +81,8 @@ func splitKey(k []byte) []string {
 // they carried one) is, once a projector opened it, the model one pass writes today, byte for
 // byte; the next start finds nothing to migrate.
 func TestRoleHoldersMigrated(t *testing.T) {
-	g := newGenerator(21, "acme", "beta")
-	for range 2000 {
-		g.step()
-	}
-	msgs := messages(g.items)
+	msgs, db := projectedHistory(t, 21, 2000)
 	want := onePass(t, msgs)
-	dir := t.TempDir()
-	db := openDBAt(t, dir)
-	p, err := NewProjector(db, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	applyAll(t, p, msgs, 300)
 	if n := blankRoleHolders(t, db); n < 50 {
 		t.Fatalf("only %d role holder entries: the history is too small", n)
 	}
@@ -146,18 +153,7 @@ func TestAllHoldersFromIndexValues(t *testing.T) {
 // though none is empty. Without the holders sequence, the stale values stayed, and the change
 // feed and dry runs decided holders from them.
 func TestRoleHoldersAfterRollback(t *testing.T) {
-	g := newGenerator(21, "acme", "beta")
-	for range 1500 {
-		g.step()
-	}
-	msgs := messages(g.items)
-	dir := t.TempDir()
-	db := openDBAt(t, dir)
-	p, err := NewProjector(db, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	applyAll(t, p, msgs, 300)
+	msgs, db := projectedHistory(t, 21, 1500)
 	want := onePass(t, msgs)
 	// The older release's batch: a value made stale, the applied sequence advanced, the holders
 	// sequence not written (it does not know the key).
