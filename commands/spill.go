@@ -452,7 +452,7 @@ func (quietLogger) Fatalf(format string, args ...any) {
 	panic(fmt.Sprintf("pebble: "+format, args...))
 }
 
-// A spilled state, version 1:
+// A spilled state, version 1 (written by older releases; spill_state.go has version 2):
 //
 //	"ACLS" 1 kind uvarint seq
 //	str JSON of the state (Commands is never in its JSON)
@@ -465,48 +465,58 @@ const (
 )
 
 func encodeState(st any) ([]byte, error) {
-	var kind byte
-	var cmds map[string]aggregates.CommandResult
-	var seq uint64
+	var b []byte
 	switch s := st.(type) {
 	case *aggregates.Principal:
-		kind, cmds, seq = 'p', s.Commands, s.Seq
+		b = make([]byte, 0, flatSize(s.ID, s.Email)+32*(len(s.Units)+len(s.Roles)+len(s.Grants)+len(s.Denied)+2*len(s.Prov))+commandsSize(s.Commands))
+		b = append(b, spillMagic...)
+		b = append(b, spillVersionFlat, 'p')
+		b = binary.AppendUvarint(b, s.Seq)
+		b = appendCommands(appendPrincipal(b, s), s.Commands)
 	case *aggregates.Record:
-		kind, cmds, seq = 'r', s.Commands, s.Seq
+		b = make([]byte, 0, flatSize(s.Type, s.ID, s.Client, s.Owner)+32*(len(s.Units)+len(s.Assignees)+len(s.Links)+2*len(s.Prov))+commandsSize(s.Commands))
+		b = append(b, spillMagic...)
+		b = append(b, spillVersionFlat, 'r')
+		b = binary.AppendUvarint(b, s.Seq)
+		b = appendCommands(appendRecord(b, s), s.Commands)
 	default:
 		return nil, fmt.Errorf("commands: spill a %T", st)
 	}
-	js, err := json.Marshal(st)
-	if err != nil {
-		return nil, fmt.Errorf("commands: spill a %T: %w", st, err)
-	}
-	b := make([]byte, 0, len(spillMagic)+2+len(js)+commandsSize(cmds)+10)
-	b = append(b, spillMagic...)
-	b = append(b, spillVersion, kind)
-	b = binary.AppendUvarint(b, seq)
-	b = appendStr(b, string(js))
-	return appendCommands(b, cmds), nil
+	return b, nil
 }
 
-// decodeState reads a spilled state. It takes data over: the commands' strings point into it.
+// decodeState reads a spilled state, of version 2 or 1. It takes data over: the state's
+// strings point into it (version 1: the commands' strings).
 func decodeState(data []byte) (any, error) {
 	if len(data) < len(spillMagic)+2 || string(data[:len(spillMagic)]) != spillMagic {
 		return nil, errors.New("not a spilled state")
 	}
-	if v := data[len(spillMagic)]; v != spillVersion {
-		return nil, fmt.Errorf("version %d, want %d", v, spillVersion)
+	v := data[len(spillMagic)]
+	if v != spillVersion && v != spillVersionFlat {
+		return nil, fmt.Errorf("version %d, want %d or %d", v, spillVersionFlat, spillVersion)
 	}
 	kind := data[len(spillMagic)+1]
 	rest := data[len(spillMagic)+2:]
 	r := &snapReader{s: unsafe.String(unsafe.SliceData(rest), len(rest))}
 	seq := r.uvarint()
-	js := r.str()
+	var js string
+	if v == spillVersion {
+		js = r.str()
+	}
 	if r.err != nil {
 		return nil, r.err
 	}
 	var st any
-	switch kind {
-	case 'p':
+	switch {
+	case kind == 'p' && v == spillVersionFlat:
+		p := readPrincipal(r)
+		p.Seq, p.Commands = seq, r.commands()
+		st = p
+	case kind == 'r' && v == spillVersionFlat:
+		rec := readRecord(r)
+		rec.Seq, rec.Commands = seq, r.commands()
+		st = rec
+	case kind == 'p':
 		p := &aggregates.Principal{}
 		if err := json.Unmarshal([]byte(js), p); err != nil {
 			return nil, err
@@ -516,7 +526,7 @@ func decodeState(data []byte) (any, error) {
 		}
 		p.Commands = r.commands()
 		st = p
-	case 'r':
+	case kind == 'r':
 		rec := &aggregates.Record{}
 		if err := json.Unmarshal([]byte(js), rec); err != nil {
 			return nil, err
@@ -543,7 +553,8 @@ func decodeState(data []byte) (any, error) {
 
 // spilledSeq reads the sequence of a spilled state without decoding it.
 func spilledSeq(v []byte) (uint64, bool) {
-	if len(v) < len(spillMagic)+2 || string(v[:len(spillMagic)]) != spillMagic || v[len(spillMagic)] != spillVersion {
+	if len(v) < len(spillMagic)+2 || string(v[:len(spillMagic)]) != spillMagic ||
+		v[len(spillMagic)] != spillVersion && v[len(spillMagic)] != spillVersionFlat {
 		return 0, false
 	}
 	seq, k := binary.Uvarint(v[len(spillMagic)+2:])
