@@ -101,7 +101,7 @@ func TestSpillFlatCoversFields(t *testing.T) {
 }
 
 // encodeStateV1 is how releases before the flat form spilled a state (version 1).
-func encodeStateV1(t *testing.T, st any) []byte {
+func encodeStateV1(t testing.TB, st any) []byte {
 	t.Helper()
 	var kind byte
 	var cmds map[string]aggregates.CommandResult
@@ -145,4 +145,49 @@ func TestSpillReadsVersion1(t *testing.T) {
 			t.Errorf("spilledSeq of version 1 = %d, %v", seq, ok)
 		}
 	}
+}
+
+// BenchmarkSpillState: writing and reading back a record as the compare shape's (units,
+// assignees, a link, the commands it remembers), in the flat form and as version 1.
+func BenchmarkSpillState(b *testing.B) {
+	r := aggregates.NewRecord("invoice", "invoice-123456")
+	r.Exists, r.Seq, r.Owner = true, 123456, "staff-42"
+	r.Units = []events.UnitRef{{Kind: aggregates.UnitTeam, ID: "team-7"}, {Kind: "location", ID: "loc-3"}}
+	r.Links = []events.RecordRef{{Type: "case", ID: "case-99"}}
+	for i := range 3 {
+		p := "staff-" + string(rune('a'+i))
+		r.Assignees = append(r.Assignees, events.Assignee{Principal: p, Relation: events.DefaultRelation})
+		r.Prov["assignee:"+p+"|"+events.DefaultRelation] = "0193f0c2-7a1e-7cc4-9b1a-00000000000" + string(rune('a'+i))
+		r.Commands["0193f0c2-7a1e-7cc4-9b1a-10000000000"+string(rune('a'+i))] = aggregates.CommandResult{Seq: uint64(i + 1),
+			Hash: "b5bb9d8014a0f9b1d61e21e796d78dccdf1352f23cd32812f4850b878ae4944c", Events: []string{"0193f0c2-7a1e-7cc4-9b1a-20000000000" + string(rune('a'+i))}}
+	}
+	r.Prov["body"] = "0193f0c2-7a1e-7cc4-9b1a-000000000000"
+	b.Run("encode/flat", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := encodeState(r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encode/v1", func(b *testing.B) {
+		for b.Loop() {
+			encodeStateV1(b, r)
+		}
+	})
+	for name, data := range map[string][]byte{"flat": must(encodeState(r)), "v1": encodeStateV1(b, r)} {
+		b.Run("decode/"+name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := decodeState(slices.Clone(data)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
