@@ -174,38 +174,55 @@ func TestOpenStoreRefusesUnsafeStream(t *testing.T) {
 		{"replicas differ", func(*jetstream.StreamConfig) {}, events.StoreConfig{Replicas: 3}},
 		{"window differs", func(*jetstream.StreamConfig) {}, events.StoreConfig{DuplicateWindow: time.Minute}},
 	}
+	// created starts a server without stream and creates cfg's there.
+	created := func(t *testing.T, cfg jetstream.StreamConfig) *nats.Conn {
+		owner, err := events.NewOwner()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := events.StartServer(events.ServerConfig{Dir: t.TempDir(), Owner: owner})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+		nc, err := events.ConnectInProcess(s, owner.Option())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.CreateStream(ctxT(t), cfg); err != nil {
+			t.Fatalf("create: %v", err)
+		}
+		return nc
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			owner, err := events.NewOwner()
-			if err != nil {
-				t.Fatal(err)
-			}
-			s, err := events.StartServer(events.ServerConfig{Dir: t.TempDir(), Owner: owner})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-			nc, err := events.ConnectInProcess(s, owner.Option())
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(nc.Close)
-			js, err := jetstream.New(nc)
-			if err != nil {
-				t.Fatal(err)
-			}
 			cfg := safe()
 			tc.change(&cfg)
-			if _, err := js.CreateStream(ctxT(t), cfg); err != nil {
-				t.Fatalf("create: %v", err)
-			}
-			_, err = events.OpenStore(ctxT(t), nc, tc.open)
+			nc := created(t, cfg)
+			_, err := events.OpenStore(ctxT(t), nc, tc.open)
 			if !errors.Is(err, events.ErrConfig) {
 				t.Fatalf("open = %v; want ErrConfig", err)
 			}
 			t.Log(err)
 		})
 	}
+	// The previous release created its stream without compression: it opens as it is, and
+	// keeps its configuration.
+	t.Run("uncompressed stream opens", func(t *testing.T) {
+		st, err := events.OpenStore(ctxT(t), created(t, safe()), events.StoreConfig{})
+		if err != nil {
+			t.Fatalf("open: %v", err)
+		}
+		info, err := st.StreamInfo(ctxT(t))
+		if err != nil || info.Config.Compression != jetstream.NoCompression {
+			t.Fatalf("stream info %+v, %v; want no compression", info, err)
+		}
+	})
 	t.Run("safe stream opens", func(t *testing.T) {
 		env := eventstest.Start(t)
 		if _, err := events.OpenStore(ctxT(t), env.Conn, events.StoreConfig{Replicas: 1, DuplicateWindow: 2 * time.Minute}); err != nil {

@@ -69,6 +69,13 @@ func streamConfig(cfg StoreConfig) jetstream.StreamConfig {
 		DenyPurge:          true,
 		AllowDirect:        true,
 		AllowAtomicPublish: true,
+		// Each 8 MB message block is compressed with S2 once full (the block being written
+		// stays as it is): the JSON envelopes take about a quarter of their size, 196 MB of
+		// blocks after the import of the compare shape against some 50. A block read back is
+		// decompressed whole, some 10 ms for 8 MB on this machine, once while it stays in
+		// the server's cache. The expected-last-subject-sequence check of an append reads no
+		// block (nats-server 2.15.3). A stream created without keeps its configuration.
+		Compression: jetstream.S2Compression,
 	}
 }
 
