@@ -55,7 +55,8 @@
 //
 // Invariants: a batch's entries, states and applied sequence are committed together; messages
 // at or below the applied sequence are skipped, so a crash or a redelivery loses or doubles
-// nothing. The index is a pure function of the stream: Rebuild(ModelAudit) gives it byte for
+// nothing. The index is written without a WAL: a crash loses the batches after its last flush,
+// whole, and the follower reads them from the stream again (Close flushes). The index is a pure function of the stream: Rebuild(ModelAudit) gives it byte for
 // byte (tested).
 //
 // Freshness: a history is at least as fresh as the live read model was when asked (the index
