@@ -29,6 +29,11 @@ type DBOptions struct {
 	// fast to open): about a third smaller, slower to write and read. For replay's as_of
 	// checkpoints, kept on disk for long and read rarely; never for the live model.
 	Zstd bool
+	// TagApplied tags each table written with its largest sequence number (asof_tables.go) and
+	// keeps each flush one table, so that NewOverlayAsOf can read the DB as of any applied
+	// sequence it flushed at. For replay's as_of chain (never compacted); never for the live
+	// model.
+	TagApplied bool
 	// Cache, when set, is the block cache, shared with other DBs (replay's open checkpoints);
 	// CacheBytes is then ignored. The caller keeps its reference and releases it after them.
 	Cache *pebble.Cache
@@ -44,6 +49,7 @@ func MemtableReserve(memtableBytes uint64) int64 { return 2 * int64(memtableByte
 // DB is the read model's Pebble database.
 type DB struct {
 	pb     *pebble.DB
+	popts  *pebble.Options // what pb was opened with, defaults filled (asof_tables.go reads tables with them)
 	dir    string
 	shared sharedSnapshots // the live DB's snapshot shared by queries (engine_snapshot.go)
 }
@@ -93,6 +99,13 @@ func OpenDB(dir string, o DBOptions) (*DB, error) {
 	if o.FS != nil {
 		opts.FS = o.FS
 	}
+	if o.TagApplied {
+		opts.BlockPropertyCollectors = []func() pebble.BlockPropertyCollector{newSeqNumCollector}
+		// One table per flush: a table split off would not begin with the applied sequence.
+		// (Flushes reports a DB with such a table as not readable as of its flushes.)
+		opts.FlushSplitBytes = math.MaxInt64
+		opts.TargetFileSizes[0] = math.MaxInt64 / 2
+	}
 	// Bloom filters: the projector reads each aggregate before its first event, and for a new
 	// one (most of them while catching up) the read must not visit every level's blocks.
 	for i := range opts.Levels {
@@ -105,7 +118,9 @@ func OpenDB(dir string, o DBOptions) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("projections: open pebble %s: %w", dir, err)
 	}
-	return &DB{pb: pb, dir: dir}, nil
+	popts := opts.Clone()
+	popts.EnsureDefaults()
+	return &DB{pb: pb, popts: popts, dir: dir}, nil
 }
 
 // Close flushes and closes Pebble.

@@ -3,6 +3,8 @@ package projections
 import (
 	"fmt"
 
+	"github.com/cockroachdb/pebble/v2"
+
 	"github.com/acl-es/acl/events"
 )
 
@@ -25,13 +27,29 @@ type Overlay struct {
 // NewOverlay starts an overlay on db at db's applied sequence.
 func NewOverlay(db *DB) (*Overlay, error) {
 	b := db.pb.NewIndexedBatch()
-	applied, err := readApplied(b)
+	return newOverlay(db, b, b)
+}
+
+// NewOverlayAsOf starts an overlay on db as of the tables db flushed at applied sequences up
+// to seq (the model at the last of them; Applied says which): db was written with TagApplied,
+// and f are its Flushes. One open DB so serves the moments of every checkpoint whose tables it
+// links.
+func NewOverlayAsOf(db *DB, f *Flushes, seq uint64) (*Overlay, error) {
+	b := db.pb.NewIndexedBatch()
+	return newOverlay(db, b, newTablesUpTo(b, f.upTo(seq)))
+}
+
+func newOverlay(db *DB, b *pebble.Batch, r reader) (*Overlay, error) {
+	applied, err := readApplied(r)
 	if err != nil {
+		if t, ok := r.(*tablesUpTo); ok {
+			t.close()
+		}
 		b.Close()
 		return nil, err
 	}
 	p := newProjector(db, nil, &published{applied: applied, tenants: map[string]uint64{}})
-	p.overlay = b
+	p.overlay, p.over = b, r
 	return &Overlay{db: db, p: p}, nil
 }
 
@@ -43,6 +61,9 @@ func (o *Overlay) Applied() uint64 { return o.p.Applied() }
 
 // Close releases the batch; the DB stays open (its owner closes it).
 func (o *Overlay) Close() error {
+	if t, ok := o.p.over.(*tablesUpTo); ok {
+		t.close()
+	}
 	if err := o.p.overlay.Close(); err != nil {
 		return fmt.Errorf("projections: close overlay: %w", err)
 	}
@@ -53,6 +74,6 @@ func (o *Overlay) Close() error {
 // more to o while the engine is in use.
 func NewOverlayEngine(o *Overlay, opts EngineOptions) *Engine {
 	e := NewEngine(o.db, nil, opts)
-	e.over = o.p.overlay
+	e.over = o.p.over
 	return e
 }

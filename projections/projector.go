@@ -37,6 +37,7 @@ type Projector struct {
 	pub     atomic.Pointer[published]
 	mods    *modLog
 	overlay *pebble.Batch // set for an Overlay: batches are written into it, not committed
+	over    reader        // what an Overlay reads: overlay, or overlay as of some tables
 	target  atomic.Uint64 // the stream's last sequence when Run started: ready once applied
 	started atomic.Bool
 
@@ -193,7 +194,7 @@ func (p *Projector) apply(msgs []events.Message) error {
 		p.batch.Reset()
 		b = p.batch
 	} else if p.writer == nil {
-		p.writer = newWriter(b, &p.writes, p.states) // reads the batch through to the DB
+		p.writer = newWriter(p.over, &p.writes, p.states) // reads the batch through to the DB
 	}
 	p.writes.reset()
 	w := p.writer

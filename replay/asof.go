@@ -72,12 +72,17 @@ func (s *Service) build(ctx context.Context, st *asOfState) error {
 	if st.overlay == nil {
 		// The events after the checkpoint are read while its base is found or opened.
 		src = readAhead(ctx, s.store, s.ckpts.floor(st.seq)+1, st.seq)
-		b, err := s.bases.acquire(st.seq)
+		b, floor, asOf, err := s.bases.acquireAt(st.seq)
 		if err != nil {
 			return err
 		}
-		st.base, st.done = b.seq, func() { s.bases.release(b) }
-		if st.overlay, err = projections.NewOverlay(b.db); err != nil {
+		st.base, st.done = floor, func() { s.bases.release(b) }
+		if asOf {
+			st.overlay, err = projections.NewOverlayAsOf(b.db, b.flushes, floor)
+		} else {
+			st.overlay, err = projections.NewOverlay(b.db)
+		}
+		if err != nil {
 			return err
 		}
 	}

@@ -1,10 +1,12 @@
 package replay
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -30,7 +32,22 @@ type bases struct {
 	open   map[uint64]*base
 	order  []uint64 // least recently used first
 	closed int      // bases closed (tests)
+
+	// shared is the newest checkpoint opened once to answer as of every checkpoint it links
+	// (projections.NewOverlayAsOf: its tables are tagged with their sequence numbers), so that most
+	// answers open nothing; opened in the background on demand, and again, newer, at most every
+	// sharedRefresh while answers come. nil: none yet.
+	shared     *base
+	sharedAt   time.Time // when the last was opened
+	sharedBusy bool      // one is being opened
+	sharedOff  bool      // the chain has tables without tags (made by an older release)
+	stopped    bool      // closed: no more shared bases
+	sharedUsed int       // answers that started from the shared base (tests)
 }
+
+// sharedRefresh is how often, at most, the shared base is opened again on a newer checkpoint
+// (each opening opens every table of the chain once).
+const sharedRefresh = 10 * time.Second
 
 // base is one open checkpoint; refs counts the states reading it, plus one while cached.
 type base struct {
@@ -38,9 +55,12 @@ type base struct {
 	dir   string // the empty model's (sequence 0), removed when closed
 	unpin func() // releases the checkpoint to thinning
 	db    *projections.DB
-	ready chan struct{} // closed once opened (or failed: err)
-	err   error
-	refs  int // guarded by bases.mu
+	// flushes: the shared base's tables as points to read it as of (projections.Flushes); set
+	// (under bases.mu) before it is shared
+	flushes *projections.Flushes
+	ready   chan struct{} // closed once opened (or failed: err)
+	err     error
+	refs    int // guarded by bases.mu
 }
 
 // newBases keeps up to max checkpoints open; they read through shared, or a cache of their own
@@ -55,11 +75,74 @@ func newBases(ckpts *checkpoints, scratch string, max int, shared *pebble.Cache)
 	return &bases{ckpts: ckpts, scratch: scratch, max: max, cache: cache, open: map[uint64]*base{}}
 }
 
+// acquireAt returns an open base to read the newest checkpoint at or below seq from, at
+// floor: the shared base (asOf: read it as of floor) when it links that checkpoint, else the
+// checkpoint's own (acquire). The caller releases it when its state is closed.
+func (bs *bases) acquireAt(seq uint64) (b *base, floor uint64, asOf bool, err error) {
+	floor = bs.ckpts.floor(seq)
+	bs.mu.Lock()
+	sh := bs.shared
+	if !bs.sharedOff && !bs.sharedBusy && !bs.stopped && (sh == nil || bs.ckpts.last() > sh.seq && time.Since(bs.sharedAt) >= sharedRefresh) {
+		bs.sharedBusy = true
+		bs.closing.Add(1)
+		go bs.openShared()
+	}
+	if sh != nil && floor > 0 && floor <= sh.seq {
+		sh.refs++
+		bs.sharedUsed++
+		bs.mu.Unlock()
+		return sh, floor, true, nil
+	}
+	bs.mu.Unlock()
+	b, err = bs.acquire(seq)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	return b, b.seq, false, nil
+}
+
+// openShared opens the newest checkpoint as the shared base, if its tables are all tagged,
+// and releases the one before. It is the checkpoint's base (acquire), so that one checkpoint is
+// never opened twice (Pebble locks a directory even read-only).
+func (bs *bases) openShared() {
+	defer bs.closing.Done()
+	b, err := bs.acquire(bs.ckpts.last())
+	var (
+		flushes *projections.Flushes
+		tagged  bool
+	)
+	if err == nil && b.seq > 0 {
+		flushes, tagged, err = b.db.Flushes()
+	}
+	bs.mu.Lock()
+	bs.sharedBusy, bs.sharedAt = false, time.Now()
+	if err != nil || !tagged || bs.stopped {
+		bs.sharedOff = bs.sharedOff || (err == nil && b.seq > 0 && !tagged)
+		bs.mu.Unlock()
+		if b != nil {
+			bs.release(b)
+		}
+		return
+	}
+	b.flushes = flushes
+	old := bs.shared
+	bs.shared = b
+	bs.mu.Unlock()
+	if old != nil {
+		bs.release(old)
+	}
+}
+
 // acquire returns the open base of the newest checkpoint at or below seq; the caller releases
 // it when its state is closed.
 func (bs *bases) acquire(seq uint64) (*base, error) {
 	found, unpin := bs.ckpts.pinNearest(seq)
 	bs.mu.Lock()
+	if bs.stopped {
+		bs.mu.Unlock()
+		unpin()
+		return nil, errors.New("replay: as_of: closed")
+	}
 	if b := bs.open[found]; b != nil {
 		unpin()
 		b.refs++
@@ -178,6 +261,13 @@ func (bs *bases) evict() {
 // close closes the cached bases; the states must be closed first.
 func (bs *bases) close() {
 	bs.mu.Lock()
+	bs.stopped = true
+	if sh := bs.shared; sh != nil {
+		bs.shared = nil
+		if sh.refs--; sh.refs == 0 {
+			bs.closeLater(sh)
+		}
+	}
 	for _, seq := range bs.order {
 		b := bs.open[seq]
 		if b.refs--; b.refs == 0 {

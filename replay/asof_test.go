@@ -475,6 +475,7 @@ func TestReadAhead(t *testing.T) {
 // removed once no state reads it, and every answer equals the pure evaluator's.
 func TestAsOfBases(t *testing.T) {
 	s := startStack(t, Options{CheckpointEvery: 10, CachedStates: 1, OpenCheckpoints: 1})
+	s.svc.bases.sharedOff = true // each answer opens its checkpoint (TestAsOfSharedBase: the shared one)
 	newRandomHistory(s.d, 17).run(80)
 	s.sync(t)
 	waitCheckpoint(t, s, 40)

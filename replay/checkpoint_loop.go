@@ -178,8 +178,10 @@ func (s *Service) replayHead(ctx context.Context, h *chainHead, to uint64) error
 // with 8 MiB their filter and index blocks were read from disk again and again: the filler
 // took 40 % of acld's CPU under 980 commands/s. With 64 MiB it took 9 % and acld answered 1,408
 // commands/s (aclbench compare shape, load 1.3-2.1).
+// Each table is tagged with its applied sequence (TagApplied), so that one open checkpoint can
+// answer as of every checkpoint before it (bases.shared).
 var fillDB = projections.DBOptions{CacheBytes: 64 << 20, MemTableBytes: 4 << 20, DisableWAL: true, DisableCompactions: true,
-	Zstd: true, FS: noSyncFS{vfs.Default}}
+	Zstd: true, TagApplied: true, FS: noSyncFS{vfs.Default}}
 
 // chainHead is the filler's copy of the newest checkpoint, brought forward and kept open: the
 // next checkpoint is taken from it instead of copying the newest one and opening its hundreds

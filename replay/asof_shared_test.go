@@ -1,0 +1,97 @@
+package replay
+
+import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/acl-es/acl/events/eventstest"
+)
+
+// TestAsOfSharedBase: once the newest checkpoint is open as the shared base, answers at moments
+// after any checkpoint it links read it as of that checkpoint (its tables tagged with their
+// applied sequences) instead of opening the checkpoint: no other base is opened, and every
+// answer, at random moments, at checkpoints and next to them, equals the pure evaluator's.
+func TestAsOfSharedBase(t *testing.T) {
+	const every = 7
+	s := startStack(t, Options{CheckpointEvery: every, CachedStates: 1})
+	h := newRandomHistory(s.d, 31)
+	s.d.tenant("beta", "probuild") // another tenant's events between: skipped by the replay
+	for i := range 8 {
+		h.run(30)
+		s.d.staff("beta", fmt.Sprintf("b%d", i), "full", "worker")
+	}
+	s.sync(t)
+	waitCheckpoint(t, s, s.d.seq/every*every)
+	waitShared(t, s)
+	last := s.d.seq
+	moments := []uint64{1, last}
+	for _, c := range s.svc.ckpts.list()[:4] {
+		moments = append(moments, c, c+1, c-1)
+	}
+	rnd := rand.New(rand.NewPCG(5, 8))
+	for range 30 {
+		moments = append(moments, 1+rnd.Uint64N(last))
+	}
+	for _, seq := range moments {
+		requireOracleAt(t, s, Moment{Seq: seq}, seq)
+	}
+	s.svc.bases.mu.Lock()
+	used, open := s.svc.bases.sharedUsed, slices.Collect(maps.Keys(s.svc.bases.open))
+	shared := s.svc.bases.shared.seq // its own base: opened once
+	s.svc.bases.mu.Unlock()
+	// Moments before the first checkpoint start from the empty model (base 0); those after the
+	// shared base's checkpoint (none here) would open theirs. States taken over open nothing.
+	if used < len(moments)/2 || slices.ContainsFunc(open, func(seq uint64) bool { return seq != 0 && seq != shared }) {
+		t.Errorf("%d of %d answers read the shared base; bases opened besides: %v", used, len(moments), open)
+	}
+}
+
+// TestAsOfUntaggedChain: a chain whose tables carry no applied sequence (made by a release
+// before the tags) is not read as of its checkpoints: each answer opens its checkpoint, and
+// answers stay exact.
+func TestAsOfUntaggedChain(t *testing.T) {
+	fillDB.TagApplied = false
+	defer func() { fillDB.TagApplied = true }()
+	const every = 10
+	s := startStack(t, Options{CheckpointEvery: every})
+	newRandomHistory(s.d, 32).run(120)
+	s.sync(t)
+	waitCheckpoint(t, s, s.d.seq/every*every)
+	requireOracleAt(t, s, Moment{Seq: 15}, 15)
+	eventstest.WaitFor(t, 5*time.Second, func() error {
+		s.svc.bases.mu.Lock()
+		defer s.svc.bases.mu.Unlock()
+		if !s.svc.bases.sharedOff {
+			return fmt.Errorf("the untagged chain is still tried as the shared base")
+		}
+		return nil
+	})
+	for _, seq := range []uint64{12, 33, 47, s.d.seq} {
+		requireOracleAt(t, s, Moment{Seq: seq}, seq)
+	}
+	s.svc.bases.mu.Lock()
+	used := s.svc.bases.sharedUsed
+	s.svc.bases.mu.Unlock()
+	if used != 0 {
+		t.Errorf("%d answers read an untagged chain as the shared base", used)
+	}
+}
+
+// waitShared asks once (which opens the shared base in the background) and waits until it is
+// open on the newest checkpoint.
+func waitShared(t *testing.T, s *stack) {
+	t.Helper()
+	requireOracleAt(t, s, Moment{Seq: 1}, 1)
+	eventstest.WaitFor(t, 5*time.Second, func() error {
+		s.svc.bases.mu.Lock()
+		defer s.svc.bases.mu.Unlock()
+		if sh := s.svc.bases.shared; sh == nil || sh.seq != s.svc.ckpts.last() {
+			return fmt.Errorf("no shared base on the newest checkpoint %d", s.svc.ckpts.last())
+		}
+		return nil
+	})
+}
