@@ -160,39 +160,47 @@ func (db *DB) tableApplied(path string) (uint64, error) {
 	return binary.BigEndian.Uint64(v), nil
 }
 
-// upTo is the largest sequence number of the tables flushed at or below applied sequence seq
-// (0: none).
-func (f *Flushes) upTo(seq uint64) uint64 {
+// upTo is the largest sequence number of the tables flushed at or below applied sequence seq,
+// and the applied sequence of the last of them (0, 0: none).
+func (f *Flushes) upTo(seq uint64) (seqNum, applied uint64) {
 	i, found := slices.BinarySearch(f.applied, seq)
 	if found {
 		for i+1 < len(f.applied) && f.applied[i+1] == seq {
 			i++
 		}
-		return f.seqNum[i]
+		return f.seqNum[i], f.applied[i]
 	}
 	if i == 0 {
-		return 0
+		return 0, 0
 	}
-	return f.seqNum[i-1]
+	return f.seqNum[i-1], f.applied[i-1]
 }
 
 // tablesUpTo reads a batch over the tables of its DB tagged at or below a sequence: the model
 // as of that sequence with the batch's writes over it. Gets go through one iterator, made
 // again when the batch has grown since (Pebble's Get has no table filter).
 type tablesUpTo struct {
-	b    *pebble.Batch
-	opts pebble.IterOptions
+	b       *pebble.Batch
+	opts    pebble.IterOptions
+	applied [8]byte // what the tables say they applied: appliedKey is in every table, and
+	// an iterator seeking it reads a block of each (a Get stops at the newest)
 
 	mu    sync.Mutex
 	it    *pebble.Iterator
 	count uint32 // b.Count() when it was made
 }
 
-func newTablesUpTo(b *pebble.Batch, seqNum uint64) *tablesUpTo {
-	return &tablesUpTo{b: b, opts: pebble.IterOptions{PointKeyFilters: []pebble.BlockPropertyFilter{seqNumUpTo(seqNum)}}}
+func newTablesUpTo(b *pebble.Batch, f *Flushes, seq uint64) *tablesUpTo {
+	seqNum, applied := f.upTo(seq)
+	r := &tablesUpTo{b: b, opts: pebble.IterOptions{PointKeyFilters: []pebble.BlockPropertyFilter{seqNumUpTo(seqNum)}}}
+	binary.BigEndian.PutUint64(r.applied[:], applied)
+	return r
 }
 
 func (r *tablesUpTo) Get(key []byte) ([]byte, io.Closer, error) {
+	if bytes.Equal(key, appliedKey) {
+		return r.getApplied()
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.it == nil || r.count != r.b.Count() {
@@ -217,6 +225,30 @@ func (r *tablesUpTo) Get(key []byte) ([]byte, io.Closer, error) {
 		return nil, nil, err
 	}
 	return slices.Clone(v), io.NopCloser(nil), nil
+}
+
+// getApplied reads appliedKey from the batch, else answers the tables' (none applied: not
+// found, as in an empty model).
+func (r *tablesUpTo) getApplied() ([]byte, io.Closer, error) {
+	it, err := r.b.NewBatchOnlyIter(context.Background(), nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("projections: read the overlay's applied sequence: %w", err)
+	}
+	defer it.Close()
+	if it.SeekGE(appliedKey) && bytes.Equal(it.Key(), appliedKey) {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return nil, nil, err
+		}
+		return slices.Clone(v), io.NopCloser(nil), nil
+	}
+	if err := it.Error(); err != nil {
+		return nil, nil, err
+	}
+	if r.applied == [8]byte{} {
+		return nil, nil, pebble.ErrNotFound
+	}
+	return slices.Clone(r.applied[:]), io.NopCloser(nil), nil
 }
 
 func (r *tablesUpTo) NewIter(o *pebble.IterOptions) (*pebble.Iterator, error) {

@@ -36,7 +36,7 @@ func NewOverlay(db *DB) (*Overlay, error) {
 // links.
 func NewOverlayAsOf(db *DB, f *Flushes, seq uint64) (*Overlay, error) {
 	b := db.pb.NewIndexedBatch()
-	return newOverlay(db, b, newTablesUpTo(b, f.upTo(seq)))
+	return newOverlay(db, b, newTablesUpTo(b, f, seq))
 }
 
 func newOverlay(db *DB, b *pebble.Batch, r reader) (*Overlay, error) {
