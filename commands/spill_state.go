@@ -11,7 +11,7 @@ import (
 
 // A spilled state, version 2: the state's fields in a flat form instead of its JSON. The cache
 // reads a spilled state for most commands on an aggregate it dropped and writes one for every
-// command: json.Unmarshal and json.Marshal of the states were about 3 % of acld's CPU under
+// command: json.Unmarshal and json.Marshal of the states were 2-3 % of acld's CPU under
 // aclbench's commands workload, and most of the spill's allocation.
 //
 //	"ACLS" 2 kind uvarint seq
