@@ -1,11 +1,13 @@
 package projections
 
 import (
+	"encoding/binary"
 	"fmt"
 	"slices"
 
 	"github.com/acl-es/acl/events"
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/batchrepr"
 )
 
 // MirrorFunc receives a batch the projector committed: its Pebble representation, valid only
@@ -70,6 +72,14 @@ func (p *Projector) mirrorCommitted(b *pebble.Batch, prev, last uint64) {
 // (MirrorFunc), and takes ownership of repr. No sync: replay's chain copy, its user, has no
 // write-ahead log; its checkpoints are flushed first.
 func (db *DB) ApplyBatch(repr []byte) error {
+	// The projector's commit wrote its sequence number into the header of repr. Pebble assigns
+	// this DB's own at the commit, except to a batch larger than half its memtable (a
+	// projector's catch-up batch, against the chain head's 4 MiB): that one it keeps whole as a
+	// flushable batch, which takes the header's number and refuses a second (a panic, which left
+	// the as_of chain stopped for good and the filler's Close waiting on the commit it held).
+	if len(repr) >= batchrepr.HeaderLen {
+		binary.LittleEndian.PutUint64(repr[:8], 0)
+	}
 	b := db.pb.NewBatch()
 	defer b.Close()
 	if err := b.SetRepr(repr); err != nil {
