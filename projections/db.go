@@ -39,6 +39,21 @@ type DBOptions struct {
 	Cache *pebble.Cache
 }
 
+// noRecycleCleaner deletes obsolete files as pebble.DeleteCleaner does, and keeps no WAL for
+// reuse. Pebble keeps up to three obsolete WALs (MemTableStopWritesThreshold+1) to write the next
+// ones into, each as large as a memtable's log: 36 of the read model's 84 MB right after the
+// import of the compare shape, until a restart deleted them. Its only switch for that is a
+// cleaner that needs the files' contents (base.NeedsFileContents, whose method is unexported):
+// the embedded ArchiveCleaner, one level down, lends the mark, and DeleteCleaner's Clean, one
+// level up, is the one called. TestWALsNotKeptForReuse fails if a Pebble upgrade changes that.
+type noRecycleCleaner struct {
+	pebble.DeleteCleaner
+	archiveMark
+}
+
+// archiveMark carries ArchiveCleaner's methods one level below noRecycleCleaner's own.
+type archiveMark struct{ pebble.ArchiveCleaner }
+
 // MemtableReserve is how much of its block cache a DB's memtables of memtableBytes take: Pebble
 // reserves each memtable's size in the cache, the one being written and the one it keeps for
 // reuse, so a cache must be that much larger than the blocks it is meant to hold. (The read
@@ -82,6 +97,7 @@ func OpenDB(dir string, o DBOptions) (*DB, error) {
 		ReadOnly:           o.ReadOnly,
 		DisableWAL:         o.DisableWAL,
 		Logger:             quietLogger{},
+		Cleaner:            noRecycleCleaner{},
 	}
 	opts.DisableAutomaticCompactions = o.DisableCompactions
 	// Table statistics serve compaction heuristics only, and collecting them reads every table

@@ -2,7 +2,9 @@ package projections
 
 import (
 	"fmt"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -35,4 +37,35 @@ func TestCacheHoldsBlocksBesideMemtables(t *testing.T) {
 	if held := m.BlockCache.Size; held < 4<<20 {
 		t.Errorf("the block cache holds %d bytes beside %d of memtables; want most of its 8 MiB", held, m.MemTable.Size)
 	}
+}
+
+// TestWALsNotKeptForReuse: once their memtables are flushed, the read model's obsolete WALs are
+// deleted, not kept for Pebble to write the next logs into (noRecycleCleaner). With Pebble's
+// default cleaner three of them, each as large as a memtable's log, stay on disk.
+func TestWALsNotKeptForReuse(t *testing.T) {
+	dir := t.TempDir()
+	db, err := OpenDB(dir, DBOptions{MemTableBytes: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	val := make([]byte, 200)
+	for i := range 100_000 { // 20 MB: several memtables, each rotating the WAL
+		if err := db.pb.Set(fmt.Appendf(nil, "k%08d", i), val, pebble.NoSync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// Pebble deletes obsolete files in the background.
+	var logs []string
+	for range 100 {
+		logs, _ = filepath.Glob(filepath.Join(dir, "*.log"))
+		if len(logs) <= 1 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Errorf("WALs left after the flush: %v; want only the live one", logs)
 }
