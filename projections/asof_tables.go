@@ -160,6 +160,13 @@ func (db *DB) tableApplied(path string) (uint64, error) {
 	return binary.BigEndian.Uint64(v), nil
 }
 
+// Floor is the applied sequence of the last table flushed at or below seq (0: none): the
+// moment nearest seq that NewOverlayAsOf reads without replaying.
+func (f *Flushes) Floor(seq uint64) uint64 {
+	_, applied := f.upTo(seq)
+	return applied
+}
+
 // upTo is the largest sequence number of the tables flushed at or below applied sequence seq,
 // and the applied sequence of the last of them (0, 0: none).
 func (f *Flushes) upTo(seq uint64) (seqNum, applied uint64) {

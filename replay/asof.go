@@ -22,7 +22,7 @@ func (s *Service) AsOf(ctx context.Context, tenant string, asOf Moment) (*projec
 	if err != nil {
 		return nil, nil, err
 	}
-	st, release, err := s.states.acquire(stateKey{tenant, seq}, s.ckpts.floor(seq), func(st *asOfState) error { return s.build(ctx, st) })
+	st, release, err := s.states.acquire(stateKey{tenant, seq}, s.bases.floor(seq), func(st *asOfState) error { return s.build(ctx, st) })
 	if err != nil {
 		return nil, nil, fmt.Errorf("replay: as_of %s for tenant %s: %w", asOf, tenant, err)
 	}
@@ -70,12 +70,14 @@ func (s *Service) asOfSeq(ctx context.Context, asOf Moment) (uint64, error) {
 func (s *Service) build(ctx context.Context, st *asOfState) error {
 	var src Reader = s.store
 	if st.overlay == nil {
-		// The events after the checkpoint are read while its base is found or opened.
-		src = readAhead(ctx, s.store, s.ckpts.floor(st.seq)+1, st.seq)
-		b, floor, asOf, err := s.bases.acquireAt(st.seq)
+		// The events after the checkpoint (or flush) are read while its base is found or opened.
+		floor := s.bases.floor(st.seq)
+		src = readAhead(ctx, s.store, floor+1, st.seq)
+		b, start, asOf, err := s.bases.acquireAt(st.seq, floor)
 		if err != nil {
 			return err
 		}
+		floor = start
 		st.base, st.done = floor, func() { s.bases.release(b) }
 		if asOf {
 			st.overlay, err = projections.NewOverlayAsOf(b.db, b.flushes, floor)

@@ -75,11 +75,24 @@ func newBases(ckpts *checkpoints, scratch string, max int, shared *pebble.Cache)
 	return &bases{ckpts: ckpts, scratch: scratch, max: max, cache: cache, open: map[uint64]*base{}}
 }
 
-// acquireAt returns an open base to read the newest checkpoint at or below seq from, at
-// floor: the shared base (asOf: read it as of floor) when it links that checkpoint, else the
-// checkpoint's own (acquire). The caller releases it when its state is closed.
-func (bs *bases) acquireAt(seq uint64) (b *base, floor uint64, asOf bool, err error) {
-	floor = bs.ckpts.floor(seq)
+// floor is the moment an as_of state at seq starts from: the newest checkpoint at or below seq,
+// or a later flush of the shared base's tables (one each CheckpointEvery events, also where
+// thinning dropped the checkpoint, or more often), which it reads as of any of them.
+func (bs *bases) floor(seq uint64) uint64 {
+	c := bs.ckpts.floor(seq)
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	if sh := bs.shared; sh != nil && c <= sh.seq {
+		return max(c, sh.flushes.Floor(seq))
+	}
+	return c
+}
+
+// acquireAt returns an open base to read the state at floor (from floor(seq)) from: the shared
+// base (asOf: read it as of floor) when it links that moment, else the newest checkpoint at or
+// below seq (acquire), then at start, the checkpoint's sequence. The caller releases it when
+// its state is closed.
+func (bs *bases) acquireAt(seq, floor uint64) (b *base, start uint64, asOf bool, err error) {
 	bs.mu.Lock()
 	sh := bs.shared
 	if !bs.sharedOff && !bs.sharedBusy && !bs.stopped && (sh == nil || bs.ckpts.last() > sh.seq && time.Since(bs.sharedAt) >= sharedRefresh) {

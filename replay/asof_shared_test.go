@@ -95,3 +95,35 @@ func waitShared(t *testing.T, s *stack) {
 		return nil
 	})
 }
+
+// TestAsOfSharedBaseFlushes: a moment after a checkpoint that thinning removed starts from that
+// checkpoint's flush in the shared base (its table is still linked by the newer checkpoints),
+// not from the checkpoint before it, and answers equal the pure evaluator's.
+func TestAsOfSharedBaseFlushes(t *testing.T) {
+	const every = 10
+	s := startStack(t, Options{CheckpointEvery: every, CachedStates: 8})
+	newRandomHistory(s.d, 33).run(150)
+	s.sync(t)
+	waitCheckpoint(t, s, s.d.seq/every*every)
+	waitShared(t, s)
+	for _, c := range []uint64{30, 40, 60} {
+		s.svc.ckpts.mu.Lock()
+		err := s.svc.ckpts.remove(c)
+		s.svc.ckpts.mu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, seq := range []uint64{33, 45, 41, 60, 69, 31} {
+		if got := s.svc.bases.floor(seq); got != seq/every*every {
+			t.Errorf("as_of %d starts from %d, want the flush at %d", seq, got, seq/every*every)
+		}
+		requireOracleAt(t, s, Moment{Seq: seq}, seq)
+		s.svc.states.mu.Lock()
+		st := s.svc.states.bySeq[stateKey{"acme", seq}]
+		s.svc.states.mu.Unlock()
+		if st == nil || st.base != seq/every*every {
+			t.Errorf("the state at %d is not on the flush at %d: %+v", seq, seq/every*every, st)
+		}
+	}
+}
