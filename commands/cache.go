@@ -269,22 +269,11 @@ func (c *cache) reset() {
 }
 
 // keep writes a state the entry loaded or published at generation gen to the spill, if the
-// entry is still the cache's for its subject and was not invalidated since, or if the cache
-// dropped the entry while a command used it and holds none of the subject since (an orphan,
-// see below): any other state would be one the cache no longer trusts, so the spilled one is
-// deleted instead. When another entry is the cache's (the entry was dropped while a command
-// used it, and st is that command's write), that entry has not seen st: it is marked stale.
-// The caller holds e.load, so an entry's states reach the spill in order.
-//
-// An orphan's state is still the aggregate's at its sequence (a load, or this instance's own
-// append), and the spill's own rule keeps it right: it is written only if the follower has
-// processed no newer message of the subject (mayKeepLocked), and the follower brings it up to
-// the messages after it; a newer state of the subject that the cache spilled and the follower
-// has yet to pass is neither overwritten nor deleted (keptNewerLocked). Deleting it instead, as
-// before, lost the states of the records whose entries the cache dropped during an import (a
-// quarter of its entries when full, with up to 2,000 of the bulk path's appends in flight): 3 %
-// of the state reads of aclbench's commands workload after it then went to the stream, an 8 MB
-// message block for nats-server each.
+// entry is still the cache's for its subject and was not invalidated since: any other state
+// would be one the cache no longer trusts, so the spilled one is deleted instead. When the
+// entry is no longer the cache's (it was dropped while a command used it, and st is that
+// command's write), the current entry has not seen st: it is marked stale. The caller holds
+// e.load, so an entry's states reach the spill in order.
 func (c *cache) keep(e *entry, st any, base *snapshot) {
 	if c.readable(e, false) == nil {
 		return
@@ -296,12 +285,8 @@ func (c *cache) keep(e *entry, st any, base *snapshot) {
 	if c.spill == nil {
 		return
 	}
-	cur, seq := c.entries[e.subject], stateSeq(st)
-	if cur == nil && c.spill.keptNewerLocked(e.subject, seq) {
-		return // an orphan older than what the spill holds
-	}
-	mine := cur == e && e.gen.Load() == base.gen
-	if (mine || cur == nil) && c.spill.mayKeepLocked(e.subject, seq, base.pos) {
+	cur := c.entries[e.subject]
+	if cur == e && e.gen.Load() == base.gen && c.spill.mayKeepLocked(e.subject, stateSeq(st), base.pos) {
 		err := encErr
 		if err == nil {
 			err = c.spill.set(e.subject, b)
@@ -310,7 +295,7 @@ func (c *cache) keep(e *entry, st any, base *snapshot) {
 			c.spillErrLocked(errors.Join(err, c.spill.delete(e.subject)))
 			return
 		}
-		c.spill.keptLocked(e.subject, seq)
+		c.spill.keptLocked(e.subject, stateSeq(st))
 		return
 	}
 	if cur != nil && cur != e {

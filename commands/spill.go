@@ -350,13 +350,6 @@ func (sp *spill) mayKeepLocked(subject string, seq, pos uint64) bool {
 	return sp.stripes[0][i[0]] <= bound || sp.stripes[1][i[1]] <= bound
 }
 
-// keptNewerLocked reports whether the cache spilled a state of subject at seq or later that the
-// follower has yet to pass (kept).
-func (sp *spill) keptNewerLocked(subject string, seq uint64) bool {
-	at, ok := sp.kept[subject]
-	return ok && at >= seq
-}
-
 // get returns the spilled state of subject, or nil.
 func (sp *spill) get(subject string) (any, error) {
 	v, closer, err := sp.db.Get([]byte(subject))

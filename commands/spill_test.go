@@ -3,7 +3,6 @@ package commands
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"reflect"
 	"slices"
 	"testing"
@@ -614,88 +613,5 @@ func TestSpillAwaitsOwnWrites(t *testing.T) {
 	process(assign(seq+2, "i1", "p6"), false) // not held any more: the awaited one first
 	if st := state("i1"); st.Seq != seq+2 || st.Client != "kept-a" || len(st.Assignees) != 2 {
 		t.Fatalf("state %+v, want the kept state with p5 and p6", st)
-	}
-}
-
-// TestSpillKeepsOrphans: a state whose entry the cache dropped while a command used it (an
-// orphan) is spilled when no entry of its subject came since, instead of being lost to the
-// next command's read of the stream; not over a newer state the cache spilled, nor once the
-// follower processed a newer message of the subject; and a stale entry's state is still not.
-func TestSpillKeepsOrphans(t *testing.T) {
-	c := newCache(nil, 10, slog.Default())
-	sp, err := openSpill(t.TempDir(), "s1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.spill, c.opened = sp, sp
-	defer c.closeSpill()
-	sp.trusted.Store(true)
-	ref := events.RecordAggregate("invoice", "i1")
-	rec := func(seq uint64, client string) *aggregates.Record {
-		r := aggregates.NewRecord("invoice", "i1")
-		r.Exists, r.Client, r.Seq = true, client, seq
-		return r
-	}
-	entryOf := func() *entry {
-		t.Helper()
-		e, err := c.entry("acme", ref)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return e
-	}
-	drop := func(e *entry) { c.mu.Lock(); delete(c.entries, e.subject); c.mu.Unlock() }
-	spilled := func() *aggregates.Record {
-		t.Helper()
-		st, err := sp.get(entryOf().subject)
-		if err != nil {
-			t.Fatal(err)
-		}
-		drop(entryOf())
-		if st == nil {
-			return nil
-		}
-		return st.(*aggregates.Record)
-	}
-
-	e := entryOf()
-	base := &snapshot{gen: e.gen.Load()}
-	drop(e)
-	c.keep(e, rec(5, "orphan"), base)
-	if got := spilled(); got == nil || got.Seq != 5 || got.Client != "orphan" {
-		t.Fatalf("spilled %+v, want the orphan's state at 5", got)
-	}
-
-	newer := entryOf()
-	c.keep(newer, rec(9, "newer"), &snapshot{gen: newer.gen.Load()})
-	drop(newer)
-	c.keep(e, rec(7, "older orphan"), base)
-	if got := spilled(); got == nil || got.Seq != 9 {
-		t.Fatalf("spilled %+v, want the newer state at 9, not the older orphan's", got)
-	}
-
-	env, err := events.New(events.Meta{Tenant: "acme", Aggregate: ref, Actor: "admin", CommandID: "c12"},
-		events.RecordAssignedV2{Principal: "p1", Relation: "salesperson"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	env.Seq = 12
-	c.mu.Lock()
-	err = sp.processedLocked(events.Message{Seq: 12, Subject: e.subject, Events: []events.Envelope{env}}, false)
-	c.mu.Unlock()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.keep(e, rec(10, "passed orphan"), base)
-	if got := spilled(); got != nil && got.Seq < 12 {
-		t.Fatalf("spilled %+v after the follower processed message 12", got)
-	}
-
-	stale := entryOf()
-	staleBase := &snapshot{gen: stale.gen.Load()}
-	stale.gen.Add(1)
-	c.keep(stale, rec(20, "stale"), staleBase)
-	if got := spilled(); got != nil && got.Client == "stale" {
-		t.Fatalf("spilled the state of an entry invalidated since: %+v", got)
 	}
 }
