@@ -124,3 +124,36 @@ func TestStreamCompressesFullBlocks(t *testing.T) {
 		t.Fatalf("%d messages after the restart, want the %d before", len(after), n)
 	}
 }
+
+// TestStreamCompressionAtCreation: StoreConfig.Uncompressed creates the stream without
+// compression, the default with S2, and a later open with the other setting keeps what the
+// stream was created with (compression is decided only at creation).
+func TestStreamCompressionAtCreation(t *testing.T) {
+	for _, tc := range []struct {
+		uncompressed bool
+		want         jetstream.StoreCompression
+	}{
+		{true, jetstream.NoCompression},
+		{false, jetstream.S2Compression},
+	} {
+		env := eventstest.StartWith(t, events.ServerConfig{}, events.StoreConfig{Uncompressed: tc.uncompressed})
+		for _, st := range []*events.Store{env.Store, reopen(t, env, !tc.uncompressed)} {
+			info, err := st.StreamInfo(ctxT(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.Config.Compression != tc.want {
+				t.Fatalf("created with uncompressed %v: compression %v, want %v", tc.uncompressed, info.Config.Compression, tc.want)
+			}
+		}
+	}
+}
+
+// reopen opens env's stream again with the given compression setting.
+func reopen(t *testing.T, env *eventstest.Env, uncompressed bool) *events.Store {
+	st, err := events.OpenStore(ctxT(t), env.Conn, events.StoreConfig{Uncompressed: uncompressed})
+	if err != nil {
+		t.Fatalf("open again (uncompressed %v): %v", uncompressed, err)
+	}
+	return st
+}

@@ -33,6 +33,12 @@ type StoreConfig struct {
 	// DuplicateWindow: 0 means 2m when creating and whatever the stream has when it exists;
 	// any other value must match an existing stream.
 	DuplicateWindow time.Duration
+	// Uncompressed creates the stream without compression (the default is S2). It decides
+	// only at creation: an existing stream keeps what it was created with. A compressed block
+	// is decompressed whole when read back, which an as_of answer does for the events after its
+	// checkpoint: at 10^6 records p50 40 ms and p99 153 ms compressed against 14 ms and 95-121
+	// ms uncompressed (README, Round 8 scorecard), for a stream 3.2 times larger on disk.
+	Uncompressed bool
 }
 
 // Store is the event store on JetStream. It is safe for concurrent use.
@@ -51,6 +57,10 @@ func streamConfig(cfg StoreConfig) jetstream.StreamConfig {
 	}
 	if window == 0 {
 		window = DefaultDuplicateWindow
+	}
+	compression := jetstream.S2Compression
+	if cfg.Uncompressed {
+		compression = jetstream.NoCompression
 	}
 	return jetstream.StreamConfig{
 		Name:               cfg.Stream,
@@ -77,7 +87,7 @@ func streamConfig(cfg StoreConfig) jetstream.StreamConfig {
 		// reads the block's subject state (nats-server 2.15.3), which the server rebuilds
 		// from the block, so decompresses it, only after 2 minutes without use. A stream
 		// created without compression keeps its configuration.
-		Compression: jetstream.S2Compression,
+		Compression: compression,
 	}
 }
 

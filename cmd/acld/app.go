@@ -225,7 +225,7 @@ func (m *Main) openStoreOn(ctx context.Context, nc *nats.Conn) (*events.Store, e
 		err := fmt.Errorf("not connected to NATS (%s)", nc.Status())
 		if nc.IsConnected() {
 			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			store, err = events.OpenStore(actx, nc, events.StoreConfig{Replicas: m.Config.Replicas})
+			store, err = events.OpenStore(actx, nc, events.StoreConfig{Replicas: m.Config.Replicas, Uncompressed: m.Config.StreamCompression == "none"})
 			cancel()
 		}
 		if err == nil {
