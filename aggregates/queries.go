@@ -170,7 +170,7 @@ type Moment struct {
 // AtSeq is the moment of a stream sequence.
 func AtSeq(seq uint64) Moment { return Moment{Seq: seq} }
 
-// AtTime is the moment of the last event stored at or before t.
+// AtTime is the moment of the last event at or before t (events.Store.SeqAtTime).
 func AtTime(t time.Time) Moment { return Moment{Time: t.UTC()} }
 
 // IsTime reports whether the moment was given as a time.

@@ -101,7 +101,7 @@ func AsOf(at aggregates.Moment) QueryOption {
 // AsOfSeq is AsOf(aggregates.AtSeq(seq)).
 func AsOfSeq(seq uint64) QueryOption { return AsOf(aggregates.AtSeq(seq)) }
 
-// AsOfTime is AsOf(aggregates.AtTime(t)): the state after the last event stored at or before t.
+// AsOfTime is AsOf(aggregates.AtTime(t)): the state after the last event at or before t.
 func AsOfTime(t time.Time) QueryOption { return AsOf(aggregates.AtTime(t)) }
 
 func readOptions(opts []QueryOption) queryOptions {

@@ -47,8 +47,9 @@
 // for anything else), pass chunks of messages to the follower's goroutine, and delete the
 // consumer when they end. Decode reads the data of the frequent event types (registrations,
 // assignments, level, role and unit changes) with the same kind of scanner (fastdata.go,
-// about 3.5x faster than encoding/json, which still decides anything unusual). SeqAtTime asks the server for the first message after t (direct
-// get by start time) and answers the sequence before it.
+// about 3.5x faster than encoding/json, which still decides anything unusual). SeqAtTime asks the server for the first message stored after t
+// (direct get by start time) and reads on while its events are at or before t (an event's time
+// is its command's decision, a little before the server stored it).
 //
 // # Durability
 //

@@ -268,40 +268,59 @@ func TestFollowNoLeak(t *testing.T) {
 	})
 }
 
+// TestSeqAtTime: a time is the last event at or before it. An event carries the time its
+// command was decided, before the server stored it: the messages stored after t whose events
+// are all at or before t belong too, up to the first that has a later one.
 func TestSeqAtTime(t *testing.T) {
 	env := eventstest.Start(t)
 	st, ctx := env.Store, ctxT(t)
 	if n, err := st.SeqAtTime(ctx, time.Now()); err != nil || n != 0 {
 		t.Fatalf("empty stream: %d, %v; want 0", n, err)
 	}
-	appendN(t, st, 20)
-	var times []time.Time // stored times by seq-1
-	if err := st.Read(ctx, 1, 0, func(msgs []events.Message) error {
-		for _, m := range msgs {
-			times = append(times, m.Time)
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
+	base := time.Now().UTC().Truncate(time.Millisecond)
+	decided := []time.Time{ // the events' times, each stored after base
+		base.Add(-3 * time.Second),
+		base.Add(-2 * time.Second),
+		base.Add(-2 * time.Second), // two share a time
+		base.Add(-1 * time.Second),
 	}
-	type tc struct {
+	var stored []time.Time
+	appendAt := func(i int, at time.Time) {
+		p := fmt.Sprintf("p%d", i)
+		e := principalEnv(t, "acme", p, fmt.Sprintf("c%d", i), events.RoleAssignedV1{Role: "r"})
+		e.Time = at
+		a, err := st.Append(ctx, subject(t, "acme", p), 0, e.CommandID, []events.Envelope{e})
+		if err != nil || a.Seq != uint64(i+1) {
+			t.Fatalf("append %d = %+v, %v", i, a, err)
+		}
+		msgs, err := st.LoadRange(ctx, ">", a.Seq, a.Seq)
+		if err != nil || len(msgs) != 1 {
+			t.Fatalf("read back %d: %v, %v", a.Seq, msgs, err)
+		}
+		stored = append(stored, msgs[0].Time)
+	}
+	for i, at := range decided {
+		appendAt(i, at)
+	}
+	appendAt(len(decided), time.Now().UTC()) // decided after the others were stored
+	for i, ts := range stored {
+		if !ts.After(base) || !ts.After(decided[min(i, len(decided)-1)]) {
+			t.Fatalf("message %d stored at %v, not after its decision", i+1, ts)
+		}
+	}
+	tests := []struct {
 		name string
 		at   time.Time
 		want uint64
-	}
-	tests := []tc{
-		{"before the first", times[0].Add(-time.Nanosecond), 0},
-		{"long before", times[0].Add(-time.Hour), 0},
-		{"at the last", times[19], 20},
-		{"after the last", times[19].Add(time.Hour), 20},
-	}
-	for i, ts := range times {
-		// Several messages may share a time: the answer is the last of them.
-		want := uint64(i + 1)
-		for int(want) < len(times) && times[want].Equal(ts) {
-			want++
-		}
-		tests = append(tests, tc{fmt.Sprintf("at %d", i+1), ts, want})
+	}{
+		{"before every event", decided[0].Add(-time.Nanosecond), 0},
+		{"at the first event, stored later", decided[0], 1},
+		{"between the first two", decided[0].Add(time.Second / 2), 1},
+		{"at two events sharing a time", decided[1], 3},
+		{"at the fourth", decided[3], 4},
+		{"at the fourth's storage", stored[3], 4},
+		{"at the last's storage", stored[4], 5},
+		{"after the last", stored[4].Add(time.Hour), 5},
 	}
 	for _, tc := range tests {
 		if got, err := st.SeqAtTime(ctx, tc.at); err != nil || got != tc.want {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -98,24 +97,39 @@ func (s *Store) LoadRange(ctx context.Context, subject string, from, to uint64) 
 	return out, nil
 }
 
-// SeqAtTime returns the sequence of the last message stored at or before t (0 if none). It
-// asks the server for the first message stored after t (direct get by start time, a binary
-// search over the store's timestamps) and answers the sequence before it, or the last
-// sequence at call time when there is none.
+// SeqAtTime returns the sequence of the last event at or before t (0 if none): the end of the
+// longest run of messages from the start whose events all carry a time at or before t (SPEC
+// section 7: "the last event at or before it"). An event's time is when its command was decided,
+// a little before the server stored it, so the messages stored at or before t all belong, and so
+// may a few stored just after t: an as_of at the time history shows for an event includes that
+// event. It asks the server for the first message stored after t (direct get by start time, a
+// binary search over the store's timestamps) and reads on from it while the events are at or
+// before t, at most lateEvents messages; with none stored after t it answers the last sequence at
+// call time.
 func (s *Store) SeqAtTime(ctx context.Context, t time.Time) (uint64, error) {
 	last, err := s.LastSeq(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("events: sequence at %v: %w", t, err)
 	}
 	after := t.Add(time.Nanosecond)
-	found := uint64(0)
-	err = s.directGet(ctx, directGetRequest{StartTime: &after, Batch: 1}, func(m *nats.Msg) (bool, error) {
-		seq, err := strconv.ParseUint(m.Header.Get(nats.JSSequence), 10, 64)
+	found, within := uint64(0), uint64(0) // the first message stored after t; the last of those at or before t
+	n := 0
+	err = s.directGet(ctx, directGetRequest{StartTime: &after, Batch: lateBatch}, func(m *nats.Msg) (bool, error) {
+		msg, err := directMessage(m)
 		if err != nil {
-			return false, fmt.Errorf("events: direct get: bad sequence header: %w", err)
+			return false, fmt.Errorf("events: direct get: %w", err)
 		}
-		found = seq
-		return false, nil
+		if found == 0 {
+			found = msg.Seq
+		}
+		for _, e := range msg.Events {
+			if e.Time.After(t) {
+				return false, nil
+			}
+		}
+		within = msg.Seq
+		n++
+		return n < lateEvents, nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("events: sequence at %v: %w", t, err)
@@ -123,5 +137,16 @@ func (s *Store) SeqAtTime(ctx context.Context, t time.Time) (uint64, error) {
 	if found == 0 || found > last+1 {
 		return last, nil
 	}
+	if within > 0 {
+		return min(within, last), nil
+	}
 	return found - 1, nil
 }
+
+// lateBatch is how many messages SeqAtTime asks for at once after t, and lateEvents how many it
+// reads at most: a command is decided and stored within its timeout, so only the messages of
+// the commands in flight at t can be stored after t with events before it.
+const (
+	lateBatch  = 16
+	lateEvents = 4096
+)

@@ -116,7 +116,7 @@
 // over the overlay of an idle cached state of the same tenant on the same checkpoint at a
 // sequence below S, and replays only the events in between: an auditor stepping forward through
 // time, or a diff's "to" after its "from", costs a short replay. A time resolves to the last
-// message stored at or before it (a future time: now); a sequence the live model has not
+// event at or before it (events.Store.SeqAtTime; a future time: now); a sequence the live model has not
 // applied waits like min_seq, then not_caught_up.
 //
 // Cost: the replay is fewer than CheckpointEvery messages (of the tenant), and reading the

@@ -19,7 +19,7 @@ type TimeIndex interface {
 	LastSeq(ctx context.Context) (uint64, error)
 }
 
-// resolve returns the sequence of a moment: itself, or the last message stored at or before the
+// resolve returns the sequence of a moment: itself, or that of the last event at or before the
 // time (a future time is the last message: now).
 func resolve(ctx context.Context, ti TimeIndex, m Moment) (uint64, error) {
 	if !m.IsTime() {
