@@ -82,17 +82,9 @@ func TestChainFollowsProjector(t *testing.T) {
 // keeps only checkpoints that equal the live model as of their sequence.
 func TestChainCatchesUp(t *testing.T) {
 	const every = 10
-	live := t.TempDir()
-	s := startStackWith(t, Options{CheckpointEvery: 1 << 40}, liveSnapshots(t, every, live))
-	h := newRandomHistory(s.d, 12)
-	h.run(150)
-	s.sync(t)
-	dir := t.TempDir()
+	s, h, live, newChain := behindChain(t, every, 12)
 	for round := range 6 {
-		svc, err := New(s.env.Store, s.db, s.proj, Options{Dir: dir, CheckpointEvery: every, CheckpointBudget: -1})
-		if err != nil {
-			t.Fatal(err)
-		}
+		svc := newChain()
 		if round%2 == 1 {
 			svc.mirror.max = 1 // every batch dropped: the filler replays them all
 		}
@@ -104,10 +96,7 @@ func TestChainCatchesUp(t *testing.T) {
 		}
 	}
 	s.sync(t)
-	svc, err := New(s.env.Store, s.db, s.proj, Options{Dir: dir, CheckpointEvery: every, CheckpointBudget: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := newChain()
 	svc.Start(context.Background())
 	defer svc.Close()
 	waitChain(t, svc, s.d, s.d.seq/every*every)
@@ -188,17 +177,9 @@ func TestMirrorSplitsBatches(t *testing.T) {
 // sequence, key by key (without the migration, the holders it did not touch keep no value).
 func TestChainHeadMigrated(t *testing.T) {
 	const every = 10
-	live := t.TempDir()
-	s := startStackWith(t, Options{CheckpointEvery: 1 << 40}, liveSnapshots(t, every, live))
-	h := newRandomHistory(s.d, 14)
-	h.run(150)
-	s.sync(t)
-	dir := t.TempDir()
+	s, h, live, newChain := behindChain(t, every, 14)
 	open := func() *Service {
-		svc, err := New(s.env.Store, s.db, s.proj, Options{Dir: dir, CheckpointEvery: every, CheckpointBudget: -1})
-		if err != nil {
-			t.Fatal(err)
-		}
+		svc := newChain()
 		svc.Start(context.Background())
 		return svc
 	}
@@ -277,4 +258,24 @@ func blankRoleHolders(t *testing.T, dir string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// behindChain is a stack whose live model applied 150 random messages (seed) before any chain
+// ran, keeping a checkpoint of its own every every messages in live to compare with, and
+// newChain, which makes a chain service (not started) on one directory of the test's.
+func behindChain(t *testing.T, every, seed uint64) (s *stack, h *randomHistory, live string, newChain func() *Service) {
+	live = t.TempDir()
+	s = startStackWith(t, Options{CheckpointEvery: 1 << 40}, liveSnapshots(t, every, live))
+	h = newRandomHistory(s.d, seed)
+	h.run(150)
+	s.sync(t)
+	dir := t.TempDir()
+	newChain = func() *Service {
+		svc, err := New(s.env.Store, s.db, s.proj, Options{Dir: dir, CheckpointEvery: every, CheckpointBudget: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return svc
+	}
+	return s, h, live, newChain
 }
