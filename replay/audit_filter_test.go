@@ -125,12 +125,7 @@ func TestAuditCacheRoundTrip(t *testing.T) {
 // filter then filled by the scan of its state keys), is byte for byte the index rebuilt from the
 // stream in one pass. It fails when the filter calls absent a state the reopened index holds.
 func TestAuditReopenEqualsRebuild(t *testing.T) {
-	s := startStack(t, Options{})
-	newRandomHistory(s.d, 23).run(400)
-	s.sync(t)
-	msgs := s.d.msgs
-	dir := filepath.Join(t.TempDir(), "audit")
-	rnd := rand.New(rand.NewPCG(5, 6))
+	s, msgs, dir, rnd := auditHistory(t, 23, 5, 6)
 	apply := func(from, to int, waitScan bool) {
 		a, err := OpenAudit(dir)
 		if err != nil {
@@ -221,12 +216,7 @@ func auditResumes(t *testing.T, s *stack, dir string, rnd *rand.Rand, want uint6
 // following the stream from there gives the index rebuilt from the stream. It fails if a batch
 // were split by a flush (applied sequence and entries out of step) or Close did not flush.
 func TestAuditCrashResumes(t *testing.T) {
-	s := startStack(t, Options{})
-	newRandomHistory(s.d, 29).run(400)
-	s.sync(t)
-	msgs := s.d.msgs
-	dir := filepath.Join(t.TempDir(), "audit")
-	rnd := rand.New(rand.NewPCG(7, 8))
+	s, msgs, dir, rnd := auditHistory(t, 29, 7, 8)
 	third := len(msgs) / 3
 	a := auditApply(t, dir, rnd, msgs[:third])
 	if err := a.pb.Flush(); err != nil {
@@ -255,12 +245,7 @@ func TestAuditCrashResumes(t *testing.T) {
 // rebuild; of its WAL files, none with a batch is left once it has been reopened (Pebble still
 // creates an empty one at each open).
 func TestAuditOpensWALIndex(t *testing.T) {
-	s := startStack(t, Options{})
-	newRandomHistory(s.d, 31).run(400)
-	s.sync(t)
-	msgs := s.d.msgs
-	dir := filepath.Join(t.TempDir(), "audit")
-	rnd := rand.New(rand.NewPCG(9, 10))
+	s, msgs, dir, rnd := auditHistory(t, 31, 9, 10)
 	half := len(msgs) / 2
 	auditWAL = true
 	a := auditApply(t, dir, rnd, msgs[:half])
@@ -280,4 +265,13 @@ func TestAuditOpensWALIndex(t *testing.T) {
 			t.Errorf("WAL %s of %d bytes left", l, fi.Size())
 		}
 	}
+}
+
+// auditHistory is a stack that stored 400 random commands (seed), their messages, a directory
+// for an audit index and a random source (pcg1, pcg2) for how the test applies them.
+func auditHistory(t *testing.T, seed, pcg1, pcg2 uint64) (*stack, []events.Message, string, *rand.Rand) {
+	s := startStack(t, Options{})
+	newRandomHistory(s.d, seed).run(400)
+	s.sync(t)
+	return s, s.d.msgs, filepath.Join(t.TempDir(), "audit"), rand.New(rand.NewPCG(pcg1, pcg2))
 }
