@@ -1,7 +1,6 @@
 package projections
 
 import (
-	"encoding/binary"
 	"fmt"
 	"slices"
 
@@ -78,7 +77,7 @@ func (db *DB) ApplyBatch(repr []byte) error {
 	// flushable batch, which takes the header's number and refuses a second (a panic, which left
 	// the as_of chain stopped for good and the filler's Close waiting on the commit it held).
 	if len(repr) >= batchrepr.HeaderLen {
-		binary.LittleEndian.PutUint64(repr[:8], 0)
+		batchrepr.SetSeqNum(repr, 0)
 	}
 	b := db.pb.NewBatch()
 	defer b.Close()
