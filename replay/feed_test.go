@@ -73,16 +73,21 @@ func startFeedStack(t *testing.T) *feedStack {
 			fs.feed.Close()
 		}
 	})
-	// The feed announces the messages after the stream's end as the projector's Run found it
-	// (live); what the test writes before Run started would be caught up silently. Under load
-	// the projector's goroutine started after the first commands: seq 2 was never announced.
+	waitProjectorRunning(t, fs.proj)
+	return fs
+}
+
+// waitProjectorRunning waits until proj's Run has started. The feed announces the messages
+// after the stream's end as Run found it (live); what a test writes before Run started would
+// be caught up silently. Under load the projector's goroutine started after the first
+// commands: seq 2 was never announced.
+func waitProjectorRunning(t *testing.T, proj *projections.Projector) {
 	eventstest.WaitFor(t, 10*time.Second, func() error {
-		if !fs.proj.Ready() {
+		if !proj.Ready() {
 			return errors.New("the projector has not started")
 		}
 		return nil
 	})
-	return fs
 }
 
 // changes waits until the feed has published every message written and returns what the
@@ -409,6 +414,7 @@ func TestChangeFeedGapWhenBehind(t *testing.T) {
 		go func() { done <- feed.Run(ctx) }()
 		return func() { cancel(); <-done; feed.Close() }
 	})
+	waitProjectorRunning(t, s.proj)
 	newRandomHistory(s.d, 3)
 	warmUp(s.d)
 	for i := range 300 {
