@@ -35,6 +35,7 @@ type cache struct {
 	opened *spill
 	logger *slog.Logger
 	loads  *prometheus.CounterVec // nil: not counted
+	follow events.Follower        // the spill's follower reads through it; nil: store
 
 	mu      sync.Mutex
 	entries map[string]*entry
@@ -123,7 +124,11 @@ func (c *cache) followSpill(ctx context.Context) error {
 	}
 	go func() {
 		defer close(sp.done)
-		err := c.store.Follow(ctx, sp.pos.Load()+1, func(ms []events.Message) error {
+		var follow events.Follower = c.store
+		if c.follow != nil {
+			follow = c.follow
+		}
+		err := follow.Follow(ctx, sp.pos.Load()+1, func(ms []events.Message) error {
 			// mu is taken per message, not per batch: a batch while catching up is 4096
 			// messages, and every command takes mu to find its entries.
 			for _, m := range ms {

@@ -78,6 +78,9 @@ func (e *testEnv) addService(t testing.TB, opts Options) *Service {
 	opts.Registerer = e.reg
 	if opts.StateDir != "" { // one directory per instance
 		opts.StateDir = filepath.Join(opts.StateDir, strconv.Itoa(len(e.svcs)))
+		if opts.Follow == nil {
+			opts.Follow = events.NewFanout(store) // the spill follows as in acld
+		}
 	}
 	s := NewService(nc, store, opts)
 	if err := s.Start(e.ctx); err != nil {

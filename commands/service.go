@@ -44,6 +44,9 @@ type Options struct {
 	// BlockCache, when set, is the spill's Pebble block cache, shared with the caller's other
 	// stores (the caller keeps its reference until Close); nil: one of its own, of 8 MiB.
 	BlockCache *pebble.Cache
+	// Follow, when set, is what the spill's follower reads the stream through (acld: the fanout
+	// it shares with the projector and the audit index); nil: a consumer of its own.
+	Follow events.Follower
 	// SnapshotAfter is how many events a tenant's state may gain (by a load or by this
 	// instance's writes) before the service stores a new snapshot of it, and at least half as
 	// many as the commands the tenant remembers (default 1000; negative: snapshots are neither
@@ -132,7 +135,9 @@ type Service struct {
 // NewService returns a service that reads and appends through store and answers on nc.
 func NewService(nc *nats.Conn, store *events.Store, opts Options) *Service {
 	opts = opts.withDefaults()
-	return &Service{nc: nc, store: store, opts: opts, cache: newCache(store, opts.CacheSize, opts.Logger),
+	c := newCache(store, opts.CacheSize, opts.Logger)
+	c.follow = opts.Follow
+	return &Service{nc: nc, store: store, opts: opts, cache: c,
 		own: ownWrites{ids: map[string]struct{}{}}, echo: !noEcho(nc, store), metrics: newMetrics(),
 		slots: make(chan struct{}, opts.Concurrency), work: make(chan *nats.Msg), stop: make(chan struct{})}
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// Follower is the part of the event store the projector reads: *events.Store.
+// Follower is the part of the event store the projector reads: *events.Store or *events.Fanout.
 type Follower interface {
 	Follow(ctx context.Context, from uint64, fn func([]events.Message) error) error
 	LastSeq(ctx context.Context) (uint64, error)

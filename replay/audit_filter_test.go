@@ -2,15 +2,19 @@ package replay
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/acl-es/acl/events"
+	"github.com/acl-es/acl/events/eventstest"
 )
 
 // TestStateFilter: the filter never calls absent a key it was given, calls absent most keys it
@@ -274,4 +278,74 @@ func auditHistory(t *testing.T, seed, pcg1, pcg2 uint64) (*stack, []events.Messa
 	newRandomHistory(s.d, seed).run(400)
 	s.sync(t)
 	return s, s.d.msgs, filepath.Join(t.TempDir(), "audit"), rand.New(rand.NewPCG(pcg1, pcg2))
+}
+
+// TestAuditFanoutBehindAndCrash: an audit index that starts empty, behind the projector and the
+// stack's index, which share one consumer (events.Fanout), catches up alone through the fanout
+// and joins it; it crashes (Pebble closed without a flush) halfway through the stream while
+// the others go on, resumes through the fanout from what it had flushed while commands keep
+// coming, and equals the index rebuilt from the stream.
+func TestAuditFanoutBehindAndCrash(t *testing.T) {
+	s := startStack(t, Options{})
+	h := newRandomHistory(s.d, 37)
+	h.run(300)
+	s.sync(t)
+	dir := filepath.Join(t.TempDir(), "audit")
+	a, err := OpenAudit(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashAt := s.d.seq / 2
+	errCrash := errors.New("crash")
+	err = s.fan.Follow(context.Background(), 1, func(msgs []events.Message) error {
+		for i, m := range msgs {
+			if m.Seq == crashAt {
+				if err := a.ApplyMessages(msgs[:i]); err != nil {
+					return err
+				}
+				if err := a.pb.Flush(); err != nil {
+					return err
+				}
+				return errCrash
+			}
+		}
+		return a.ApplyMessages(msgs)
+	})
+	if !errors.Is(err, errCrash) {
+		t.Fatalf("follow = %v; want the crash", err)
+	}
+	close(a.stopScan) // the crash: no flush at close
+	<-a.scanned
+	if err := a.pb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	h.run(50) // the others go on meanwhile
+	b, err := OpenAudit(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Applied(); got != crashAt-1 {
+		t.Fatalf("reopened at %d; want %d", got, crashAt-1)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b.Run(ctx, s.fan, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
+	}()
+	h.run(150) // live: it catches up while the stream grows
+	s.sync(t)
+	want := s.d.seq
+	eventstest.WaitFor(t, 10*time.Second, func() error {
+		if got := b.Applied(); got < want {
+			return fmt.Errorf("resumed index at %d; want %d", got, want)
+		}
+		return nil
+	})
+	cancel()
+	<-done
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	auditEqualsRebuild(t, s, dir)
 }

@@ -194,7 +194,7 @@ func (a *Audit) ApplyMessages(msgs []events.Message) error {
 // WaitFor returns once the applied sequence reaches seq, or ctx's error.
 func (a *Audit) WaitFor(ctx context.Context, seq uint64) error { return a.applied.WaitFor(ctx, seq) }
 
-// Follower is what the audit index reads from the event store: *events.Store.
+// Follower is what the audit index reads from the event store: *events.Store or *events.Fanout.
 type Follower interface {
 	Follow(ctx context.Context, from uint64, fn func([]events.Message) error) error
 }

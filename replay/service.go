@@ -51,6 +51,9 @@ type Options struct {
 	// its block caches together); the caller keeps its reference until Close. Nil: each has its
 	// own, of 16, 64 and 32 MiB.
 	Cache *pebble.Cache
+	// Follow, when set, is what the audit index follows the stream through (acld: the fanout it
+	// shares with the projector and the command spill); nil: a consumer of its own.
+	Follow Follower
 }
 
 func (o *Options) defaults() error {
@@ -170,7 +173,11 @@ func (s *Service) Start(ctx context.Context) {
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
-		s.audit.Run(ctx, s.store, s.log)
+		var follow Follower = s.store
+		if s.opts.Follow != nil {
+			follow = s.opts.Follow
+		}
+		s.audit.Run(ctx, follow, s.log)
 	}()
 	go func() {
 		defer s.wg.Done()

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acl-es/acl/events"
 	"github.com/acl-es/acl/events/eventstest"
 	"github.com/acl-es/acl/projections"
 )
@@ -21,6 +22,7 @@ type stack struct {
 	db   *projections.DB
 	proj *projections.Projector
 	svc  *Service
+	fan  *events.Fanout // the consumer the projector and the audit index share, as in acld
 }
 
 func startStack(tb testing.TB, opts Options) *stack { return startStackWith(tb, opts, nil) }
@@ -38,9 +40,13 @@ func startStackWith(tb testing.TB, opts Options, setup func(*eventstest.Env, *pr
 	if err != nil {
 		tb.Fatal(err)
 	}
-	proj, err := projections.NewProjector(db, env.Store)
+	fan := events.NewFanout(env.Store)
+	proj, err := projections.NewProjector(db, fan)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	if opts.Follow == nil {
+		opts.Follow = fan
 	}
 	if opts.Dir == "" {
 		opts.Dir = filepath.Join(dir, "replay")
@@ -73,7 +79,7 @@ func startStackWith(tb testing.TB, opts Options, setup func(*eventstest.Env, *pr
 			tb.Errorf("model close: %v", err)
 		}
 	})
-	return &stack{env: env, d: newDriver(tb, env), db: db, proj: proj, svc: svc}
+	return &stack{env: env, d: newDriver(tb, env), db: db, proj: proj, svc: svc, fan: fan}
 }
 
 // sync waits until the read model and the audit index have applied every message written.

@@ -47,6 +47,7 @@ type Main struct {
 	auth     *Auth       // nil without --auth
 	tls      *tls.Config // nil without --tls-cert
 	store    *events.Store
+	fan      *events.Fanout // the stream consumer the followers share
 	registry *prometheus.Registry
 	cmds     *commands.Service
 	// blocks is the one Pebble block cache of all of acld's stores (--cache-mb): the read
@@ -119,13 +120,16 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("acld: read model: %w", err)
 	}
-	if m.proj, err = projections.NewProjector(m.db, store); err != nil {
+	// One consumer of the stream, shared by the projector, the audit index and the command
+	// state spill once each has caught up (events.Fanout).
+	m.fan = events.NewFanout(store)
+	if m.proj, err = projections.NewProjector(m.db, m.fan); err != nil {
 		return fmt.Errorf("acld: projector: %w", err)
 	}
 	m.engine = projections.NewEngine(m.db, m.proj, projections.EngineOptions{WaitBound: c.QueryWait})
 	m.replay, err = replay.New(store, m.db, m.proj, replay.Options{
 		Dir: filepath.Join(c.DataDir, "replay"), CheckpointEvery: c.CheckpointN, DenseCheckpoints: c.CheckpointsDense,
-		CheckpointBudget: budgetBytes(c.CheckpointBudgetMB), Wait: c.QueryWait, Logger: m.Log, Cache: m.blocks})
+		CheckpointBudget: budgetBytes(c.CheckpointBudgetMB), Wait: c.QueryWait, Logger: m.Log, Cache: m.blocks, Follow: m.fan})
 	if err != nil {
 		return fmt.Errorf("acld: replay: %w", err)
 	}
@@ -172,7 +176,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.cmds = commands.NewService(m.cmdNC, cmdStore, commands.Options{Registerer: m.registry, Logger: m.Log,
-		Identify: m.auth.IdentifyNATS, CacheSize: c.CommandCache, StateDir: spill, BlockCache: m.blocks, Effects: m.engine.Effects})
+		Identify: m.auth.IdentifyNATS, CacheSize: c.CommandCache, StateDir: spill, BlockCache: m.blocks, Effects: m.engine.Effects, Follow: m.fan})
 	if err := m.cmds.Start(ctx); err != nil {
 		return fmt.Errorf("acld: command service: %w", err)
 	}
