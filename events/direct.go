@@ -92,13 +92,59 @@ func readBatch(ctx context.Context, ch <-chan *nats.Msg, fn func(*nats.Msg) (boo
 
 // directMessage decodes a message answered by a direct get.
 func directMessage(m *nats.Msg) (Message, error) {
+	raw, err := directRaw(m)
+	if err != nil {
+		return Message{}, err
+	}
+	return raw.Decode()
+}
+
+// directRaw reads a message answered by a direct get without decoding its data.
+func directRaw(m *nats.Msg) (RawMessage, error) {
 	seq, err := strconv.ParseUint(m.Header.Get(nats.JSSequence), 10, 64)
 	if err != nil {
-		return Message{}, fmt.Errorf("direct get: bad sequence header: %w", err)
+		return RawMessage{}, fmt.Errorf("direct get: bad sequence header: %w", err)
 	}
 	t, err := time.Parse(time.RFC3339Nano, m.Header.Get(nats.JSTimeStamp))
 	if err != nil {
-		return Message{}, fmt.Errorf("direct get: bad time header: %w", err)
+		return RawMessage{}, fmt.Errorf("direct get: bad time header: %w", err)
 	}
-	return decodeMessage(m.Header.Get(nats.JSSubject), seq, t, m.Data)
+	return RawMessage{Seq: seq, Subject: m.Header.Get(nats.JSSubject), Time: t, Data: m.Data}, nil
+}
+
+// RawMessage is a stored message as the stream holds it, its data (a JSON array of envelopes)
+// not decoded: what a copy of the stream keeps (replay's event log).
+type RawMessage struct {
+	Seq     uint64
+	Subject string
+	Time    time.Time
+	Data    []byte
+}
+
+// Decode decodes m's envelopes, as a follower would have handed them over.
+func (m RawMessage) Decode() (Message, error) {
+	return decodeMessage(m.Subject, m.Seq, m.Time, m.Data)
+}
+
+// LoadRaw returns the messages with from <= seq <= to, in order, undecoded, with batched direct
+// gets. A to past the last sequence reads up to the last.
+func (s *Store) LoadRaw(ctx context.Context, from, to uint64) ([]RawMessage, error) {
+	from = max(from, 1)
+	if to < from {
+		return nil, nil
+	}
+	out := make([]RawMessage, 0, min(to-from+1, 1<<12))
+	req := directGetRequest{Seq: from, NextFor: ">", Batch: int(min(to-from+1, loadBatch))}
+	err := s.directGet(ctx, req, func(m *nats.Msg) (bool, error) {
+		raw, err := directRaw(m)
+		if err != nil || raw.Seq > to {
+			return false, err
+		}
+		out = append(out, raw)
+		return raw.Seq < to, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("events: load raw %d..%d: %w", from, to, err)
+	}
+	return out, nil
 }

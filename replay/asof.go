@@ -64,15 +64,27 @@ func (s *Service) asOfSeq(ctx context.Context, asOf Moment) (uint64, error) {
 // build makes the state of st.tenant at st.seq: an overlay on the nearest checkpoint at or
 // below it, open read-only (or the overlay of an earlier state of the tenant that st took over:
 // st.overlay is then set), with the tenant's events after what the overlay has applied replayed
-// into it by a projector of its own. Other tenants' events are skipped: they cannot change this
+// into it by a projector of its own, read from the event log (or the stream, past the log). Other tenants' events are skipped: they cannot change this
 // tenant's answers, and a stream of many tenants would otherwise make every as_of replay all of
 // them.
 func (s *Service) build(ctx context.Context, st *asOfState) error {
 	var src Reader = s.store
+	// The event log holds the events when it has caught up with the moment (nearly always); the
+	// stream serves the rest.
+	fromLog := s.elog.Applied() >= st.seq
+	if fromLog {
+		src = logged{s.elog, st.tenant}
+		s.builtFrom.log.Add(1)
+	} else {
+		s.builtFrom.stream.Add(1)
+	}
 	if st.overlay == nil {
-		// The events after the checkpoint (or flush) are read while its base is found or opened.
 		floor := s.bases.floor(st.seq)
-		src = readAhead(ctx, s.store, floor+1, st.seq)
+		if !fromLog {
+			// The events after the checkpoint (or flush) are read while its base is found or
+			// opened.
+			src = readAhead(ctx, s.store, floor+1, st.seq)
+		}
 		b, start, asOf, err := s.bases.acquireAt(st.seq, floor)
 		if err != nil {
 			return err

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -20,7 +21,8 @@ import (
 // Options configures a Service. Zero values take the defaults.
 type Options struct {
 	// Dir holds replay's own data: audit/ (the audit index), checkpoints/ (read-model
-	// checkpoints) and scratch/ (throw-away copies for as_of). Required.
+	// checkpoints), events/ (the stream's messages as_of reads, eventlog.go) and scratch/
+	// (throw-away copies for as_of). Required.
 	Dir string
 	// CheckpointEvery: a checkpoint of the read model every N applied events; default 2000.
 	// An as_of answer replays at most about N events.
@@ -100,6 +102,7 @@ type Service struct {
 	opts   Options
 	log    *slog.Logger
 	audit  *Audit
+	elog   *eventLog // the stream's messages as_of reads (eventlog.go)
 	getter *messageGetter
 	ckpts  *checkpoints
 	head   *chainHead // the filler's open copy of the chain's newest state (fillLoop's own)
@@ -117,6 +120,9 @@ type Service struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// builtFrom counts the as_of states built with their events from the log and the stream.
+	builtFrom struct{ log, stream atomic.Uint64 }
 }
 
 // New opens replay's data in opts.Dir. store is the event store, db the live read model and
@@ -153,7 +159,12 @@ func New(store *events.Store, db *projections.DB, proj *projections.Projector, o
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{store: store, db: db, proj: proj, opts: opts, log: opts.Logger, audit: audit,
+	elog, err := openEventLog(filepath.Join(opts.Dir, "events"), opts.Cache)
+	if err != nil {
+		audit.Close()
+		return nil, err
+	}
+	s := &Service{store: store, db: db, proj: proj, opts: opts, log: opts.Logger, audit: audit, elog: elog,
 		getter: newMessageGetter(js, store.Name()), ckpts: ckpts, mirror: newChainMirror(mirrorQueueBytes)}
 	s.states = newStateCache(opts.CachedStates)
 	s.bases = newBases(ckpts, filepath.Join(opts.Dir, "scratch"), opts.OpenCheckpoints, opts.Cache)
@@ -183,6 +194,13 @@ func (s *Service) Start(ctx context.Context) {
 		defer s.wg.Done()
 		s.checkpointLoop(ctx)
 	}()
+	if s.proj != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.eventLogLoop(ctx)
+		}()
+	}
 }
 
 // Close stops the background work, closes the cached as_of states and the audit index.
@@ -196,14 +214,14 @@ func (s *Service) Close() error {
 	s.wg.Wait()
 	s.states.close()
 	s.bases.close()
-	return s.audit.Close()
+	return errors.Join(s.elog.close(), s.audit.Close())
 }
 
 // MemtableReserve is what the memtables of the service's stores that write (the audit index and
 // the chain's head) take from a cache given as Options.Cache (projections.MemtableReserve): the
 // caller adds it to the cache's size.
 func MemtableReserve() int64 {
-	return projections.MemtableReserve(auditMemtable) + ChainHeadMemtableReserve()
+	return projections.MemtableReserve(auditMemtable) + projections.MemtableReserve(logMemtable) + ChainHeadMemtableReserve()
 }
 
 // ChainHeadMemtableReserve is the chain head's part of MemtableReserve: its memtables are not

@@ -1,0 +1,263 @@
+package replay
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/sstable/block"
+
+	"github.com/acl-es/acl/events"
+	"github.com/acl-es/acl/projections"
+)
+
+// eventLog is replay's copy of the stream's messages, undecoded, keyed by tenant and sequence
+// (DATA/replay/events), from which as_of reads the events after its checkpoint instead of
+// the stream. A direct get of a message not in nats-server's cache loads (and with S2
+// decompresses) the whole 8 MB block holding it, and keeps it 10 s: at 10^6 records that was
+// most of an answer's time (p99 95 ms of the fetch alone) and gigabytes of heap under
+// random moments. Pebble reads only the blocks of the range asked, and the log's key order
+// gives each tenant its own messages only.
+//
+// It follows the live projector a little behind (logWait), so it never holds a message the
+// read model has not applied; an answer at a moment past it reads the stream as before. The
+// stream stays the only source of truth: the log can be deleted (acld stopped) and is filled
+// again from sequence 1. It has no WAL: each batch carries the applied sequence, so a crash
+// loses whole batches after the last flush, which the loop reads again.
+type eventLog struct {
+	pb      *pebble.DB
+	dir     string
+	applied projections.Watermark
+}
+
+// logAppliedKey holds the last sequence the log holds; '!' starts no tenant token.
+var logAppliedKey = []byte("!applied")
+
+const (
+	// logMemtable is the log's memtable: a batch of logChunk messages of ~800 bytes fits.
+	logMemtable = 8 << 20
+	// logChunk is how many messages the loop reads from the stream per request and writes per
+	// batch.
+	logChunk = 4096
+)
+
+// logWait is how long the loop lets messages gather after the projector applied a new one: one
+// read of many messages costs less than many of few. A variable for tests.
+var logWait = 200 * time.Millisecond
+
+// openEventLog opens (creating if needed) the log in dir, reading through cache (nil: its own).
+func openEventLog(dir string, cache *pebble.Cache) (*eventLog, error) {
+	if cache == nil {
+		cache = pebble.NewCache(8<<20 + projections.MemtableReserve(logMemtable))
+		defer cache.Unref()
+	}
+	opts := &pebble.Options{
+		FormatMajorVersion: pebble.FormatNewest,
+		Cache:              cache,
+		MemTableSize:       logMemtable,
+		DisableWAL:         true,
+		Logger:             quietLogger{},
+	}
+	// Read in ranges, written once and kept: zstd (about a third smaller than Snappy) in large
+	// blocks; no filters (no point reads).
+	for i := range opts.Levels {
+		opts.Levels[i].BlockSize = 64 << 10
+		opts.Levels[i].Compression = func() *block.CompressionProfile { return block.GoodCompression }
+	}
+	pb, err := pebble.Open(dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("replay: open event log %s: %w", dir, err)
+	}
+	l := &eventLog{pb: pb, dir: dir}
+	v, closer, err := pb.Get(logAppliedKey)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+	case err != nil:
+		pb.Close()
+		return nil, fmt.Errorf("replay: read event log applied sequence: %w", err)
+	default:
+		if len(v) != 8 {
+			closer.Close()
+			pb.Close()
+			return nil, fmt.Errorf("replay: event log applied sequence of %d bytes", len(v))
+		}
+		l.applied.Advance(binary.BigEndian.Uint64(v))
+		closer.Close()
+	}
+	return l, nil
+}
+
+// Applied is the last sequence the log holds: it has every message up to it.
+func (l *eventLog) Applied() uint64 { return l.applied.Load() }
+
+// close writes the memtable out (there is no WAL) and closes the log.
+func (l *eventLog) close() error {
+	if err := l.pb.Flush(); err != nil {
+		l.pb.Close()
+		return fmt.Errorf("replay: flush event log %s: %w", l.dir, err)
+	}
+	if err := l.pb.Close(); err != nil {
+		return fmt.Errorf("replay: close event log %s: %w", l.dir, err)
+	}
+	return nil
+}
+
+// logTenant is the tenant token of an event subject (acl.events.<tenant>....); "" for any other.
+func logTenant(subject string) string {
+	rest, ok := strings.CutPrefix(subject, events.Prefix+".")
+	if !ok {
+		return ""
+	}
+	t, _, _ := strings.Cut(rest, ".")
+	return t
+}
+
+// logKey is "<tenant>\x00" then the sequence as 8 big-endian bytes: a tenant's messages in
+// stream order.
+func eventLogKey(dst []byte, tenant string, seq uint64) []byte {
+	dst = append(dst, tenant...)
+	dst = append(dst, sep)
+	return binary.BigEndian.AppendUint64(dst, seq)
+}
+
+// append writes msgs (ascending, after the applied sequence) and sets the applied sequence to
+// through (>= the last of them: the stream may have no message at some sequences), in one batch.
+func (l *eventLog) append(msgs []events.RawMessage, through uint64) error {
+	b := l.pb.NewBatch()
+	defer b.Close()
+	var k, v []byte
+	for _, m := range msgs {
+		if m.Seq <= l.Applied() || m.Seq > through {
+			continue
+		}
+		k = eventLogKey(k[:0], logTenant(m.Subject), m.Seq)
+		v = binary.AppendUvarint(v[:0], uint64(len(m.Subject)))
+		v = append(v, m.Subject...)
+		v = binary.BigEndian.AppendUint64(v, uint64(m.Time.UnixNano()))
+		v = append(v, m.Data...)
+		if err := b.Set(k, v, nil); err != nil {
+			return fmt.Errorf("replay: event log: %w", err)
+		}
+	}
+	var seq [8]byte
+	binary.BigEndian.PutUint64(seq[:], through)
+	if err := b.Set(logAppliedKey, seq[:], nil); err != nil {
+		return fmt.Errorf("replay: event log: %w", err)
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("replay: commit event log up to %d: %w", through, err)
+	}
+	l.applied.Advance(through)
+	return nil
+}
+
+// read returns tenant's messages with from <= seq <= to, decoded, in order; to must be at or
+// below Applied.
+func (l *eventLog) read(tenant string, from, to uint64) ([]events.Message, error) {
+	it, err := l.pb.NewIter(&pebble.IterOptions{
+		LowerBound: eventLogKey(nil, tenant, from),
+		UpperBound: eventLogKey(nil, tenant, to+1),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("replay: event log: %w", err)
+	}
+	defer it.Close()
+	var out []events.Message
+	for ok := it.First(); ok; ok = it.Next() {
+		m, err := decodeLogged(it.Key(), it.Value())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("replay: event log %d..%d: %w", from, to, err)
+	}
+	return out, nil
+}
+
+// decodeLogged decodes a log entry (its value is the iterator's: the message keeps none of it,
+// the envelopes' data is copied by the decoder).
+func decodeLogged(k, v []byte) (events.Message, error) {
+	bad := func() (events.Message, error) {
+		return events.Message{}, fmt.Errorf("replay: malformed event log entry %q", k)
+	}
+	if len(k) < 9 {
+		return bad()
+	}
+	n, w := binary.Uvarint(v)
+	if w <= 0 || uint64(len(v)-w) < n+8 {
+		return bad()
+	}
+	subject := string(v[w : w+int(n)])
+	ns := int64(binary.BigEndian.Uint64(v[w+int(n):]))
+	raw := events.RawMessage{Seq: binary.BigEndian.Uint64(k[len(k)-8:]), Subject: subject,
+		Time: time.Unix(0, ns).UTC(), Data: v[w+int(n)+8:]}
+	return raw.Decode()
+}
+
+// logged is a Reader of one tenant's messages from the log: what replayOnto reads when the
+// log holds the whole range.
+type logged struct {
+	log    *eventLog
+	tenant string
+}
+
+func (r logged) Read(_ context.Context, from, to uint64, fn func([]events.Message) error) error {
+	msgs, err := r.log.read(r.tenant, from, to)
+	if err != nil || len(msgs) == 0 {
+		return err
+	}
+	return fn(msgs)
+}
+
+// eventLogLoop keeps the log following the live model until ctx ends: after each message the
+// projector applies (and logWait for more), it copies the stream up to the projector's applied
+// sequence. A failed read or write is logged and retried after a pause.
+func (s *Service) eventLogLoop(ctx context.Context) {
+	pause := 100 * time.Millisecond
+	for {
+		if err := s.proj.WaitFor(ctx, s.elog.Applied()+1); err != nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(logWait):
+		}
+		err := s.copyToLog(ctx, s.proj.Applied())
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			pause = 100 * time.Millisecond
+			continue
+		}
+		s.log.Warn("replay: event log: copy failed, retrying", "applied", s.elog.Applied(), "err", err, "pause", pause)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 5*time.Second)
+	}
+}
+
+// copyToLog copies the stream's messages after the log's applied sequence up to to.
+func (s *Service) copyToLog(ctx context.Context, to uint64) error {
+	for from := s.elog.Applied() + 1; from <= to; from = s.elog.Applied() + 1 {
+		end := min(from+logChunk-1, to)
+		msgs, err := s.store.LoadRaw(ctx, from, end)
+		if err != nil {
+			return err
+		}
+		if err := s.elog.append(msgs, end); err != nil {
+			return err
+		}
+	}
+	return nil
+}
