@@ -38,8 +38,9 @@ type eventLog struct {
 var logAppliedKey = []byte("!applied")
 
 const (
-	// logMemtable is the log's memtable: a batch of logChunk messages of ~800 bytes fits.
-	logMemtable = 8 << 20
+	// logMemtable is the log's memtable: the smallest (a larger batch is written as a table of
+	// its own).
+	logMemtable = 4 << 20
 	// logChunk is how many messages the loop reads from the stream per request and writes per
 	// batch.
 	logChunk = 4096
