@@ -17,10 +17,21 @@ import (
 )
 
 // cache keeps aggregate states by subject, each with the sequence it reflects, so that most
-// commands decide without reading the store. It is only an optimization: every write states
-// the sequence it decided on, so a stale entry costs a conflict and a reload, never a wrong
-// write. Entries are invalidated by the service's subscription to the event subjects (writes of
-// other instances); the instance's own writes update them directly.
+// commands decide without reading the store. A stale entry costs a write a conflict and a
+// reload (every write states the sequence it decided on), but a decision that only reads an
+// aggregate (a principal's roles or level, a record's units) has no such check: a state kept
+// stale would keep deciding on what another instance revoked. Entries are invalidated by the
+// service's subscription to the event subjects (writes of other instances); the instance's own
+// writes update them directly.
+//
+// That subscription is a core one: it may get another instance's message before the stream
+// serves it to a read, so a reload right after the invalidation can read the older state. The
+// invalidation therefore carries a floor (see floorOf): the message is at a sequence above the
+// one its append expected, so a state below it does not include it yet. Such a state is used by
+// the command that read it (the stream did not serve the message, so it had not acknowledged it
+// either) but neither cached as fresh nor spilled: the next use reads the stream again. Floors
+// are kept per subject, also of subjects not cached, until a state that reaches them is read or
+// the spill's follower has passed a message at or above them (see floorMet, followSpill).
 type cache struct {
 	store *events.Store
 	max   int
@@ -39,7 +50,17 @@ type cache struct {
 
 	mu      sync.Mutex
 	entries map[string]*entry
+	// floors: per subject, the lowest sequence a state must reach to be fresh (see above), in
+	// two generations: when floors holds maxFloors, it becomes oldFloors and the oldest are
+	// forgotten. Under mu.
+	floors, oldFloors map[string]uint64
 }
+
+// maxFloors bounds a generation of floors. A floor outlives its message's storing by far in
+// practice: it is dropped when a state reaching it is read or the spill's follower passes the
+// message, and forgotten only after 65,536 to 131,072 floors of other subjects came since. Only
+// another instance's writes make floors (acld's connection does not get its own appends back).
+const maxFloors = 1 << 16
 
 // entry is one aggregate. write is held by the command that writes the aggregate, so that
 // commands of one instance do not conflict with each other; load serializes loads and
@@ -138,6 +159,9 @@ func (c *cache) followSpill(ctx context.Context) error {
 					if err = sp.processedLocked(m, c.entries[m.Subject] != nil); err != nil {
 						c.spillErrLocked(err)
 					}
+					// Processed: the spill has the state of its subject up to it, or none,
+					// or leaves it awaited (unspill does not read those).
+					c.passedLocked(m.Subject, m.Seq)
 				}
 				c.mu.Unlock()
 				if err != nil {
@@ -248,15 +272,72 @@ func (c *cache) evictLocked() {
 }
 
 // invalidate marks the subject's state stale, if it is cached, and forgets its spilled state.
-func (c *cache) invalidate(subject string) {
+// floor, when not 0, is the lowest sequence a state of the subject must reach to include the
+// message (floorOf).
+func (c *cache) invalidate(subject string, floor uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if floor > 0 {
+		c.raiseFloorLocked(subject, floor)
+	}
 	if e := c.entries[subject]; e != nil {
 		e.gen.Add(1)
 	}
 	if c.spill != nil {
 		c.spillErrLocked(c.spill.delete(subject))
 	}
+}
+
+// raiseFloorLocked makes floor the lowest sequence a fresh state of subject may be at, unless a
+// higher one is known.
+func (c *cache) raiseFloorLocked(subject string, floor uint64) {
+	if old, ok := c.oldFloors[subject]; ok {
+		floor = max(floor, old)
+		delete(c.oldFloors, subject)
+	}
+	if c.floors[subject] >= floor {
+		return
+	}
+	if c.floors == nil {
+		c.floors = map[string]uint64{}
+	}
+	if _, ok := c.floors[subject]; !ok && len(c.floors) >= maxFloors {
+		c.oldFloors, c.floors = c.floors, map[string]uint64{}
+	}
+	c.floors[subject] = floor
+}
+
+// floorLocked is the lowest sequence a fresh state of subject may be at (0: any).
+func (c *cache) floorLocked(subject string) uint64 {
+	if len(c.floors) == 0 && len(c.oldFloors) == 0 {
+		return 0
+	}
+	return max(c.floors[subject], c.oldFloors[subject])
+}
+
+// passedLocked forgets the floor of subject if seq reaches it: a state at seq was read, or the
+// spill's follower processed a message at seq.
+func (c *cache) passedLocked(subject string, seq uint64) {
+	if f, ok := c.floors[subject]; ok && f <= seq {
+		delete(c.floors, subject)
+	}
+	if f, ok := c.oldFloors[subject]; ok && f <= seq {
+		delete(c.oldFloors, subject)
+	}
+}
+
+// floorMet forgets the floor of subject that a state read at seq reached, unless the spill's
+// follower has yet to process seq: until then it may still bring up a state of the subject
+// from before the floor (a registration it reads after the invalidation deleted the spilled
+// state), which the floor keeps unspill from taking as fresh; the follower forgets the floor
+// when it passes.
+func (c *cache) floorMet(subject string, seq uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.spill != nil && c.spill.processed < seq {
+		return
+	}
+	c.passedLocked(subject, seq)
 }
 
 // reset marks every entry stale: used when invalidations may have been lost. A state is still
@@ -320,16 +401,18 @@ func (c *cache) spillErrLocked(err error) {
 }
 
 // readable returns the spill if it may hold the entry's state (not a tenant's), and, with
-// read, if it may be read: its follower reached the stream's end as of the start. nil
-// otherwise.
+// read, if it may be read: its follower reached the stream's end as of the start, and left no
+// message of the subject awaited (the spilled state may lack it: it waits for the cache to
+// spill a state that includes it, see spill.awaited). nil otherwise.
 func (c *cache) readable(e *entry, read bool) *spill {
 	if e.ref.Kind == events.KindTenant {
 		return nil
 	}
 	c.mu.Lock()
 	sp := c.spill
+	awaited := read && sp != nil && len(sp.awaited[e.subject]) > 0
 	c.mu.Unlock()
-	if sp == nil || read && !sp.trusted.Load() {
+	if sp == nil || awaited || read && !sp.trusted.Load() {
 		return nil
 	}
 	return sp
@@ -349,6 +432,17 @@ func (c *cache) spillPos() uint64 {
 		return 0
 	}
 	return c.spill.pos.Load()
+}
+
+// bounds returns the spill follower's position (spillPos) and the floor of subject
+// (floorLocked).
+func (c *cache) bounds(subject string) (pos, floor uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.spill != nil {
+		pos = c.spill.pos.Load()
+	}
+	return pos, c.floorLocked(subject)
 }
 
 // unspill returns the spilled state of the entry, or nil: also while the follower has not yet
@@ -393,12 +487,19 @@ func (c *cache) fresh(ctx context.Context, e *entry) (*snapshot, error) {
 	var after uint64
 	owned := false // st is this load's own (a cached state is cloned before applying to it)
 	fromSpill := false
-	pos := c.spillPos() // read first: the state read includes every message up to it
+	// Read first: the state read includes every message up to pos, and it is fresh only if it
+	// reaches floor (read after gen: an invalidation raises the floor before it bumps gen).
+	pos, floor := c.bounds(e.subject)
 	if s != nil {
 		st, after = s.state, stateSeq(s.state)
 	} else if sp := c.unspill(e); sp != nil {
 		st, owned, fromSpill = sp, true, true
 		c.loaded("spill")
+		if at := stateSeq(sp); at < floor {
+			// Behind a message another instance appended since the spill's follower
+			// passed: read what the stream has after it.
+			after, fromSpill = at, false
+		}
 	} else if sn := c.snaps.Load(); sn != nil && e.ref.Kind == events.KindTenant {
 		if t := sn.load(ctx, e); t != nil {
 			st, after, owned = t, t.Seq, true
@@ -429,6 +530,15 @@ func (c *cache) fresh(ctx context.Context, e *entry) (*snapshot, error) {
 	e.absorbState(st)
 	if sn := c.snaps.Load(); sn != nil {
 		sn.added(e, st, n)
+	}
+	if at := stateSeq(st); at < floor {
+		// The stream does not serve a message this instance was told about yet (or refused
+		// it): this command decides on what the stream has, the next one reads it again.
+		s = &snapshot{state: st, gen: gen - 1, pos: pos}
+		e.snap.Store(s)
+		return s, nil
+	} else if floor > 0 {
+		c.floorMet(e.subject, at)
 	}
 	s = &snapshot{state: st, gen: gen, pos: pos}
 	e.snap.Store(s)

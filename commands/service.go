@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -130,6 +131,8 @@ type Service struct {
 	stopOnce sync.Once
 	started  atomic.Int64 // workers started (tests)
 	dropped  int
+	// invalidated counts the messages the invalidation subscription took (tests).
+	invalidated atomic.Int64
 }
 
 // NewService returns a service that reads and appends through store and answers on nc.
@@ -366,10 +369,31 @@ func noEcho(nc *nats.Conn, store *events.Store) bool {
 // back at all: an import's every message then costs the server one delivery fewer, and this
 // instance a copy, a header parse and the bookkeeping of its id.
 func (s *Service) invalidate(m *nats.Msg) {
+	defer s.invalidated.Add(1)
 	if s.own.take(m.Header.Get(nats.MsgIdHdr)) {
 		return
 	}
-	s.cache.invalidate(m.Subject)
+	s.cache.invalidate(m.Subject, floorOf(m.Header))
+}
+
+// floorOf is the lowest sequence a state of a message's subject must be at to include the
+// message: one above the subject's sequence its append expected (Nats-Expected-Last-Subject-
+// Sequence, 0 for a creation). The stream stores the message only if the subject is at that
+// sequence, and refuses it for that only if the subject has a later message, so once the message
+// is stored or refused for a conflict, the subject reaches the floor. 0 when the message states
+// no expectation: an item of an atomic batch that follows another item of its subject (the
+// batch is stored whole or not at all, so the earlier item's floor covers it), or a writer that
+// expects nothing (aclbench's fast loader); the invalidation then only marks the state stale.
+func floorOf(h nats.Header) uint64 {
+	v := h.Get(nats.ExpectedLastSubjSeqHdr)
+	if v == "" {
+		return 0
+	}
+	seq, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0
+	}
+	return seq + 1
 }
 
 // checkDropped resets the cache when the invalidation subscription dropped messages (a slow
