@@ -156,12 +156,7 @@ func (c *cache) followSpill(ctx context.Context) error {
 				c.mu.Lock()
 				err := errSpillOff
 				if c.spill == sp {
-					if err = sp.processedLocked(m, c.entries[m.Subject] != nil); err != nil {
-						c.spillErrLocked(err)
-					}
-					// Processed: the spill has the state of its subject up to it, or none,
-					// or leaves it awaited (unspill does not read those).
-					c.passedLocked(m.Subject, m.Seq)
+					err = c.followedLocked(sp, m)
 				}
 				c.mu.Unlock()
 				if err != nil {
@@ -198,6 +193,19 @@ func (c *cache) followSpill(ctx context.Context) error {
 }
 
 var errSpillOff = errors.New("commands: the state spill is off")
+
+// followedLocked is the follower's work for one message (spill.processedLocked); an error has
+// turned the spill off.
+func (c *cache) followedLocked(sp *spill, m events.Message) error {
+	if err := sp.processedLocked(m, c.entries[m.Subject] != nil); err != nil {
+		c.spillErrLocked(err)
+		return err
+	}
+	// Processed: the spill has the state of its subject up to it, or none, or left the
+	// message awaited (unspill does not read such a state). The floor is no longer needed.
+	c.passedLocked(m.Subject, m.Seq)
+	return nil
+}
 
 // closeSpill closes the spill once its follower stopped (the caller ended its context).
 // spillMetrics reads the spill's Pebble figures under mu, which closeSpill takes to detach it
@@ -401,18 +409,16 @@ func (c *cache) spillErrLocked(err error) {
 }
 
 // readable returns the spill if it may hold the entry's state (not a tenant's), and, with
-// read, if it may be read: its follower reached the stream's end as of the start, and left no
-// message of the subject awaited (the spilled state may lack it: it waits for the cache to
-// spill a state that includes it, see spill.awaited). nil otherwise.
+// read, if it may be read: its follower reached the stream's end as of the start. nil
+// otherwise.
 func (c *cache) readable(e *entry, read bool) *spill {
 	if e.ref.Kind == events.KindTenant {
 		return nil
 	}
 	c.mu.Lock()
 	sp := c.spill
-	awaited := read && sp != nil && len(sp.awaited[e.subject]) > 0
 	c.mu.Unlock()
-	if sp == nil || awaited || read && !sp.trusted.Load() {
+	if sp == nil || read && !sp.trusted.Load() {
 		return nil
 	}
 	return sp
@@ -445,11 +451,20 @@ func (c *cache) bounds(subject string) (pos, floor uint64) {
 	return pos, c.floorLocked(subject)
 }
 
+// awaiting reports whether the spill's follower left a message of subject to the cache
+// (spill.awaited): the spilled state may lack it until the cache spills one that includes it.
+// The follower has passed the message, so no floor guards it any more (passedLocked).
+func (c *cache) awaiting(sp *spill, subject string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(sp.awaited[subject]) > 0
+}
+
 // unspill returns the spilled state of the entry, or nil: also while the follower has not yet
-// read up to the stream's end as of the start.
+// read up to the stream's end as of the start, or left a message of it awaited.
 func (c *cache) unspill(e *entry) any {
 	sp := c.readable(e, true)
-	if sp == nil {
+	if sp == nil || c.awaiting(sp, e.subject) {
 		return nil
 	}
 	st, err := sp.get(e.subject)

@@ -2,12 +2,18 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/acl-es/acl/aggregates"
 	"github.com/acl-es/acl/events"
@@ -143,5 +149,218 @@ func testOtherInstanceWritesSeen(t *testing.T, opts Options) {
 	if len(behind) > 0 || len(noops) > 0 {
 		t.Fatalf("A's cache is behind B's acknowledged writes: %d principals (%v); A answered %d assignments of the revoked role without writing (%v)",
 			len(behind), behind, len(noops), noops)
+	}
+	// The floors do not pile up: a read reaching one forgets it, and with a spill its follower
+	// forgets every one it passes (A never read the tenant).
+	eventstest.WaitFor(t, 10*time.Second, func() error {
+		a.cache.mu.Lock()
+		defer a.cache.mu.Unlock()
+		for subject := range a.cache.floors {
+			if opts.StateDir != "" || strings.Contains(subject, ".principal.") {
+				return fmt.Errorf("floor of %s kept", subject)
+			}
+		}
+		return nil
+	})
+}
+
+// TestInvalidationBeforeStored: another instance's invalidation that comes before the stream
+// serves its message (as a core subscriber may get it) leaves a state read meanwhile stale, not
+// fresh: once the message is stored, the next read has it. A's subscription is replaced by
+// invalidations given by hand, so that the order is the one that lost the write before.
+func TestInvalidationBeforeStored(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		opts Options
+		// evicted: A holds p only in its spill, and the spill's follower brings up a state
+		// from before the message after the invalidation deleted it (as it does for a
+		// registration it reads late). A then reads p first once the message is stored: the
+		// spilled state is behind an acknowledged write.
+		evicted bool
+		// refused: the message is never stored (a batch refused for another item's sequence).
+		refused bool
+	}{
+		{name: "cached"},
+		{name: "spilled", opts: Options{StateDir: "spill"}, evicted: true},
+		{name: "refused", refused: true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.opts.StateDir != "" {
+				c.opts.StateDir = t.TempDir()
+			}
+			e := startEnvWith(t, 2, c.opts)
+			a, b := e.svcs[0], e.svcs[1]
+			exec := func(s *Service, cmd aggregates.Command) Result {
+				t.Helper()
+				cmd.Base().Tenant, cmd.Base().Actor, cmd.Base().CommandID = "acme", "admin", newID(t)
+				if _, ok := cmd.(*aggregates.CreateTenant); ok {
+					cmd.Base().Actor = aggregates.SystemActor
+				}
+				res, err := s.Execute(e.ctx, cmd)
+				if err != nil {
+					t.Fatalf("%s: %v", cmd.Name(), err)
+				}
+				return res
+			}
+			exec(b, &aggregates.CreateTenant{Preset: "reconpro",
+				Admin: aggregates.RegisterPrincipal{Principal: "admin", Kind: aggregates.KindStaff, Email: "admin@acme.test"}})
+			exec(b, &aggregates.RegisterPrincipal{Principal: "p", Kind: aggregates.KindStaff})
+			exec(b, &aggregates.AssignRole{Principal: "p", Role: "accountant"})
+			ref := events.PrincipalRef("p")
+			subject, err := events.Subject("acme", ref)
+			if err != nil {
+				t.Fatal(err)
+			}
+			read := func() (*aggregates.Principal, bool) {
+				t.Helper()
+				en, err := a.cache.entry("acme", ref)
+				if err != nil {
+					t.Fatal(err)
+				}
+				s, err := a.cache.fresh(e.ctx, en)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s.state.(*aggregates.Principal), s.gen == en.gen.Load()
+			}
+			eventstest.WaitFor(t, 5*time.Second, func() error {
+				if p, _ := read(); !slices.Contains(p.Roles, "accountant") {
+					return fmt.Errorf("A reads p with roles %v", p.Roles)
+				}
+				a.cache.mu.Lock()
+				en := a.cache.entries[subject]
+				a.cache.mu.Unlock()
+				if c.evicted && !a.cache.spilled(en) {
+					return errors.New("p not spilled yet")
+				}
+				return nil
+			})
+			before, _ := read()
+			a.mu.Lock()
+			if err := a.subs[0].Unsubscribe(); err != nil {
+				t.Fatal(err)
+			}
+			a.mu.Unlock()
+
+			a.cache.invalidate(subject, floorOf(nats.Header{nats.ExpectedLastSubjSeqHdr: {strconv.FormatUint(before.Seq, 10)}}))
+			if c.evicted {
+				old, err := encodeState(before)
+				if err != nil {
+					t.Fatal(err)
+				}
+				a.cache.mu.Lock()
+				delete(a.cache.entries, subject)
+				err = a.cache.spill.set(subject, old)
+				a.cache.mu.Unlock()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !c.evicted {
+				// Before the message is stored, A reads what the stream has (and may decide
+				// on it: the message is not acknowledged yet).
+				if p, _ := read(); p.Seq != before.Seq {
+					t.Fatalf("before the message is stored A reads p at %d, want %d", p.Seq, before.Seq)
+				}
+			}
+			if c.refused {
+				// Every read reads the stream, and decides on what it has; the next write of
+				// p brings it above the floor.
+				if _, fresh := read(); fresh {
+					t.Fatal("a state below the floor is fresh")
+				}
+				if res := exec(a, &aggregates.AssignRole{Principal: "p", Role: "accountant"}); len(res.Events) != 0 {
+					t.Fatalf("A assigned a role p holds: %v", res.Events)
+				}
+				if _, fresh := read(); fresh {
+					t.Fatal("a state below the floor is fresh")
+				}
+				exec(a, &aggregates.RevokeRole{Principal: "p", Role: "accountant"})
+				if p, fresh := read(); !fresh || slices.Contains(p.Roles, "accountant") {
+					t.Fatalf("after A's own write p holds %v (fresh: %v)", p.Roles, fresh)
+				}
+				return
+			}
+			exec(b, &aggregates.RevokeRole{Principal: "p", Role: "accountant"})
+			p, fresh := read()
+			if want := e.state(ref).(*aggregates.Principal); p.Seq != want.Seq || slices.Contains(p.Roles, "accountant") || !fresh {
+				t.Fatalf("after B's revocation was stored A reads p at %d with %v (fresh: %v), the stream has it at %d", p.Seq, p.Roles, fresh, want.Seq)
+			}
+		})
+	}
+}
+
+// TestUnspillNotWhileAwaited: the spill's follower recreates a state from a registration it
+// reads after another instance's invalidation deleted the spilled state, then leaves that
+// instance's message to the cache (awaited: the subject is cached). The floor is gone once the
+// follower passed the message, so a state read from the spill meanwhile could lack it: it is
+// not read until the cache spills one that includes the message.
+func TestUnspillNotWhileAwaited(t *testing.T) {
+	sp, err := openSpill(t.TempDir(), "s1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.close()
+	sp.trusted.Store(true)
+	c := newCache(nil, 10, slog.Default())
+	c.spill = sp
+	ref := events.RecordAggregate("invoice", "i1")
+	subject, err := events.Subject("acme", ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := func(seq uint64, d events.Data) events.Message {
+		env, err := events.New(events.Meta{Tenant: "acme", Aggregate: ref, Actor: "admin", CommandID: fmt.Sprintf("c%d", seq)}, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env.Seq = seq
+		return events.Message{Seq: seq, Subject: subject, Events: []events.Envelope{env}}
+	}
+	follow := func(m events.Message) {
+		t.Helper()
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if err := c.followedLocked(sp, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Another instance registered i1 at 3 and assigned it at 5; the invalidation of 5 (floor 4)
+	// comes before the follower read either.
+	c.invalidate(subject, 4)
+	follow(msg(3, events.RecordRegisteredV1{RecordBody: events.RecordBody{Type: "invoice", ID: "i1"}}))
+	e, err := c.entry("acme", ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	follow(msg(5, events.RecordAssignedV2{Principal: "p1", Relation: "salesperson"}))
+	c.mu.Lock()
+	floor := c.floorLocked(subject)
+	c.mu.Unlock()
+	if floor != 0 {
+		t.Fatalf("floor %d after the follower passed the message, want none", floor)
+	}
+	if st, err := sp.get(subject); err != nil || st == nil || stateSeq(st) != 3 {
+		t.Fatalf("spilled %v (%v), want the registration's state at 3", st, err)
+	}
+	if st := c.unspill(e); st != nil {
+		t.Fatalf("read the spilled state at %d while message 5 is awaited", stateSeq(st))
+	}
+	// The cache spills a state that includes 5 (its keep): read again.
+	r := aggregates.NewRecord("invoice", "i1")
+	r.Exists, r.Seq = true, 5
+	b, err := encodeState(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	err = sp.set(subject, b)
+	sp.keptLocked(subject, 5)
+	c.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := c.unspill(e); st == nil || stateSeq(st) != 5 {
+		t.Fatalf("unspill %v once the state at 5 is spilled, want it", st)
 	}
 }
