@@ -1,6 +1,7 @@
 package events
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -174,7 +175,7 @@ func (f *Fanout) hand(t *tail, msgs []Message) error {
 		part := shared
 		if part[0].Seq < s.from {
 			i, _ := slices.BinarySearchFunc(part, s.from, func(m Message, seq uint64) int {
-				return cmpSeq(m.Seq, seq)
+				return cmp.Compare(m.Seq, seq)
 			})
 			part = part[i:]
 		}
@@ -195,16 +196,6 @@ func (f *Fanout) hand(t *tail, msgs []Message) error {
 	t.next = msgs[len(msgs)-1].Seq + 1
 	f.stopIdleLocked(t)
 	return nil
-}
-
-func cmpSeq(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // stopIdleLocked stops t once no follower is left on it.

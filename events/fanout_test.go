@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/acl-es/acl/events"
 	"github.com/acl-es/acl/events/eventstest"
 )
@@ -155,25 +153,9 @@ func TestFanoutSlowFollowerCatchesUp(t *testing.T) {
 		t.Fatal("the blocked follower was not dropped from the shared consumer")
 	}
 	close(release) // from now on it keeps up
-	ids = append(ids, appendN2b(t, st, 211, 50)[211:]...)
+	ids = append(ids, appendFresh(t, st, "more", 211, 50)[211:]...)
 	slow.upTo(t, 260, ids)
 	fast.upTo(t, 260, ids)
-}
-
-// appendN2b is appendN2 with principals of their own.
-func appendN2b(t testing.TB, st *events.Store, first, n int) []string {
-	t.Helper()
-	ids := make([]string, first+n)
-	for i := 0; i < n; i++ {
-		p := fmt.Sprintf("more%d", i)
-		e := principalEnv(t, "acme", p, "m"+p, events.RoleAssignedV1{Role: "r"})
-		a, err := st.Append(ctxT(t), subject(t, "acme", p), 0, e.CommandID, []events.Envelope{e})
-		if err != nil || a.Seq != uint64(first+i) {
-			t.Fatalf("append = %+v, %v; want seq %d", a, err, first+i)
-		}
-		ids[a.Seq] = e.ID
-	}
-	return ids
 }
 
 // TestFanoutFollowerErrorResumes: a follower whose fn fails gets its error back and the others
@@ -215,33 +197,6 @@ func TestFanoutFollowerErrorResumes(t *testing.T) {
 	r.upTo(t, 30, ids)
 	if got := append(c.seqs, r.c.seqs...); len(got) != 30 || got[0] != 1 || got[29] != 30 {
 		t.Fatalf("before and after the error: %v; want 1..30", got)
-	}
-}
-
-// TestFanoutStopsAtUndecodable: a message that does not decode ends every follower's follow
-// with ErrInvalid after the messages before it, as Store.Follow does.
-func TestFanoutStopsAtUndecodable(t *testing.T) {
-	env := eventstest.Start(t)
-	st := env.Store
-	appendN(t, st, 5)
-	js, err := jetstream.New(env.Conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := js.Publish(ctxT(t), subject(t, "acme", "x"), []byte("not json")); err != nil {
-		t.Fatal(err)
-	}
-	appendN2(t, st, 7, 2)
-	f := events.NewFanout(st)
-	for _, from := range []uint64{1, 4, 6} {
-		var c collector
-		err := f.Follow(ctxT(t), from, c.add)
-		if !errors.Is(err, events.ErrInvalid) {
-			t.Fatalf("follow from %d = %v; want ErrInvalid", from, err)
-		}
-		if want := 6 - int(from); len(c.seqs) != want {
-			t.Fatalf("follow from %d handed over %v; want the %d before seq 6", from, c.seqs, want)
-		}
 	}
 }
 

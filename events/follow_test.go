@@ -150,10 +150,16 @@ func TestFollowFromThenLive(t *testing.T) {
 // returns the ids by sequence.
 func appendN2(t testing.TB, st *events.Store, first, n int) []string {
 	t.Helper()
+	return appendFresh(t, st, "live", first, n)
+}
+
+// appendFresh is appendN2 on principals named prefix0, prefix1...
+func appendFresh(t testing.TB, st *events.Store, prefix string, first, n int) []string {
+	t.Helper()
 	ids := make([]string, first+n)
 	for i := 0; i < n; i++ {
-		p := fmt.Sprintf("live%d", i)
-		e := principalEnv(t, "acme", p, "l"+p, events.RoleAssignedV1{Role: "r"})
+		p := fmt.Sprintf("%s%d", prefix, i)
+		e := principalEnv(t, "acme", p, prefix[:1]+p, events.RoleAssignedV1{Role: "r"})
 		a, err := st.Append(ctxT(t), subject(t, "acme", p), 0, e.CommandID, []events.Envelope{e})
 		if err != nil || a.Seq != uint64(first+i) {
 			t.Fatalf("append = %+v, %v; want seq %d", a, err, first+i)
@@ -330,7 +336,8 @@ func TestSeqAtTime(t *testing.T) {
 }
 
 // TestFollowStopsAtUndecodable: a message that does not decode (written around the store)
-// stops the follow with ErrInvalid, after every message before it was handed over.
+// stops the follow with ErrInvalid, after every message before it was handed over, through
+// the store and through a fanout.
 func TestFollowStopsAtUndecodable(t *testing.T) {
 	env := eventstest.Start(t)
 	st := env.Store
@@ -343,14 +350,17 @@ func TestFollowStopsAtUndecodable(t *testing.T) {
 		t.Fatal(err)
 	}
 	appendN2(t, st, 7, 2)
-	for _, from := range []uint64{1, 4, 6} {
-		var c collector
-		err := st.Follow(ctxT(t), from, c.add)
-		if !errors.Is(err, events.ErrInvalid) {
-			t.Fatalf("follow from %d = %v; want ErrInvalid", from, err)
-		}
-		if want := 6 - int(from); len(c.seqs) != want {
-			t.Fatalf("follow from %d handed over %v; want the %d before seq 6", from, c.seqs, want)
+	// Through a fanout's shared consumer too: the tail's error reaches its followers.
+	for name, f := range map[string]events.Follower{"store": st, "fanout": events.NewFanout(st)} {
+		for _, from := range []uint64{1, 4, 6} {
+			var c collector
+			err := f.Follow(ctxT(t), from, c.add)
+			if !errors.Is(err, events.ErrInvalid) {
+				t.Fatalf("%s: follow from %d = %v; want ErrInvalid", name, from, err)
+			}
+			if want := 6 - int(from); len(c.seqs) != want {
+				t.Fatalf("%s: follow from %d handed over %v; want the %d before seq 6", name, from, c.seqs, want)
+			}
 		}
 	}
 }
