@@ -126,25 +126,17 @@ func (m RawMessage) Decode() (Message, error) {
 	return decodeMessage(m.Subject, m.Seq, m.Time, m.Data)
 }
 
-// LoadRaw returns the messages with from <= seq <= to, in order, undecoded, with batched direct
-// gets. A to past the last sequence reads up to the last.
-func (s *Store) LoadRaw(ctx context.Context, from, to uint64) ([]RawMessage, error) {
-	from = max(from, 1)
-	if to < from {
-		return nil, nil
+// Raw encodes m's envelopes again as Append stores them (without their Seq, which Decode fills
+// in): Raw then Decode gives m back.
+func (m Message) Raw() (RawMessage, error) {
+	envs := make([]Envelope, len(m.Events))
+	copy(envs, m.Events)
+	for i := range envs {
+		envs[i].Seq = 0
 	}
-	out := make([]RawMessage, 0, min(to-from+1, 1<<12))
-	req := directGetRequest{Seq: from, NextFor: ">", Batch: int(min(to-from+1, loadBatch))}
-	err := s.directGet(ctx, req, func(m *nats.Msg) (bool, error) {
-		raw, err := directRaw(m)
-		if err != nil || raw.Seq > to {
-			return false, err
-		}
-		out = append(out, raw)
-		return raw.Seq < to, nil
-	})
+	data, err := encodeEnvelopes(envs)
 	if err != nil {
-		return nil, fmt.Errorf("events: load raw %d..%d: %w", from, to, err)
+		return RawMessage{}, fmt.Errorf("events: encode message %d: %w", m.Seq, err)
 	}
-	return out, nil
+	return RawMessage{Seq: m.Seq, Subject: m.Subject, Time: m.Time, Data: data}, nil
 }

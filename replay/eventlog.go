@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -23,11 +24,12 @@ import (
 // random moments. Pebble reads only the blocks of the range asked, and the log's key order
 // gives each tenant its own messages only.
 //
-// It follows the live projector a little behind (logWait), so it never holds a message the
-// read model has not applied; an answer at a moment past it reads the stream as before. The
-// stream stays the only source of truth: the log can be deleted (acld stopped) and is filled
-// again from sequence 1. It has no WAL: each batch carries the applied sequence, so a crash
-// loses whole batches after the last flush, which the loop reads again.
+// It follows the stream as the audit index does (through acld's shared consumer: each message is
+// decoded once for all followers, and the log encodes it again as it was appended); an answer at
+// a moment the log has not reached yet reads the stream as before. The stream stays the only
+// source of truth: the log can be deleted (acld stopped) and is filled again from sequence 1.
+// It has no WAL: each batch carries the applied sequence, so a crash loses whole batches after
+// the last flush, which the stream gives again.
 type eventLog struct {
 	pb      *pebble.DB
 	dir     string
@@ -41,14 +43,10 @@ const (
 	// logMemtable is the log's memtable: the smallest (a larger batch is written as a table of
 	// its own).
 	logMemtable = 4 << 20
-	// logChunk is how many messages the loop reads from the stream per request and writes per
-	// batch.
-	logChunk = 4096
 )
 
-// logWait is how long the loop lets messages gather after the projector applied a new one: one
-// read of many messages costs less than many of few. A variable for tests.
-var logWait = 200 * time.Millisecond
+// logFollows: whether Start keeps the log following the stream (tests fill it themselves).
+var logFollows = true
 
 // openEventLog opens (creating if needed) the log in dir, reading through cache (nil: its own).
 func openEventLog(dir string, cache *pebble.Cache) (*eventLog, error) {
@@ -125,34 +123,44 @@ func eventLogKey(dst []byte, tenant string, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(dst, seq)
 }
 
-// append writes msgs (ascending, after the applied sequence) and sets the applied sequence to
-// through (>= the last of them: the stream may have no message at some sequences), in one batch.
-func (l *eventLog) append(msgs []events.RawMessage, through uint64) error {
+// apply writes the messages after the applied sequence, and the last one's sequence as the
+// applied sequence, in one batch.
+func (l *eventLog) apply(msgs []events.Message) error {
 	b := l.pb.NewBatch()
 	defer b.Close()
+	applied := l.Applied()
+	last := applied
 	var k, v []byte
 	for _, m := range msgs {
-		if m.Seq <= l.Applied() || m.Seq > through {
+		if m.Seq <= last {
 			continue
+		}
+		raw, err := m.Raw()
+		if err != nil {
+			return err
 		}
 		k = eventLogKey(k[:0], logTenant(m.Subject), m.Seq)
 		v = binary.AppendUvarint(v[:0], uint64(len(m.Subject)))
 		v = append(v, m.Subject...)
 		v = binary.BigEndian.AppendUint64(v, uint64(m.Time.UnixNano()))
-		v = append(v, m.Data...)
+		v = append(v, raw.Data...)
 		if err := b.Set(k, v, nil); err != nil {
 			return fmt.Errorf("replay: event log: %w", err)
 		}
+		last = m.Seq
+	}
+	if last == applied {
+		return nil
 	}
 	var seq [8]byte
-	binary.BigEndian.PutUint64(seq[:], through)
+	binary.BigEndian.PutUint64(seq[:], last)
 	if err := b.Set(logAppliedKey, seq[:], nil); err != nil {
 		return fmt.Errorf("replay: event log: %w", err)
 	}
 	if err := b.Commit(pebble.NoSync); err != nil {
-		return fmt.Errorf("replay: commit event log up to %d: %w", through, err)
+		return fmt.Errorf("replay: commit event log up to %d: %w", last, err)
 	}
-	l.applied.Advance(through)
+	l.applied.Advance(last)
 	return nil
 }
 
@@ -216,29 +224,16 @@ func (r logged) Read(_ context.Context, from, to uint64, fn func([]events.Messag
 	return fn(msgs)
 }
 
-// eventLogLoop keeps the log following the live model until ctx ends: after each message the
-// projector applies (and logWait for more), it copies the stream up to the projector's applied
-// sequence. A failed read or write is logged and retried after a pause.
-func (s *Service) eventLogLoop(ctx context.Context) {
+// run follows the stream into the log until ctx ends. A lost connection or a failed batch is
+// logged and retried from the applied sequence after a pause, so the log heals by itself.
+func (l *eventLog) run(ctx context.Context, store Follower, log *slog.Logger) {
 	pause := 100 * time.Millisecond
-	for {
-		if err := s.proj.WaitFor(ctx, s.elog.Applied()+1); err != nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(logWait):
-		}
-		err := s.copyToLog(ctx, s.proj.Applied())
+	for ctx.Err() == nil {
+		err := store.Follow(ctx, l.Applied()+1, l.apply)
 		if ctx.Err() != nil {
 			return
 		}
-		if err == nil {
-			pause = 100 * time.Millisecond
-			continue
-		}
-		s.log.Warn("replay: event log: copy failed, retrying", "applied", s.elog.Applied(), "err", err, "pause", pause)
+		log.Warn("replay: event log: follow stopped, retrying", "applied", l.Applied(), "err", err, "pause", pause)
 		select {
 		case <-ctx.Done():
 			return
@@ -246,19 +241,4 @@ func (s *Service) eventLogLoop(ctx context.Context) {
 		}
 		pause = min(2*pause, 5*time.Second)
 	}
-}
-
-// copyToLog copies the stream's messages after the log's applied sequence up to to.
-func (s *Service) copyToLog(ctx context.Context, to uint64) error {
-	for from := s.elog.Applied() + 1; from <= to; from = s.elog.Applied() + 1 {
-		end := min(from+logChunk-1, to)
-		msgs, err := s.store.LoadRaw(ctx, from, end)
-		if err != nil {
-			return err
-		}
-		if err := s.elog.append(msgs, end); err != nil {
-			return err
-		}
-	}
-	return nil
 }

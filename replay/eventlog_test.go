@@ -114,26 +114,21 @@ func TestEventLogCrashResumes(t *testing.T) {
 	s := startStack(t, Options{CheckpointEvery: 7})
 	twoTenants(s, 43, 4, 25)
 	s.sync(t)
-	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "events")
 	l, err := openEventLog(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	stream := streamOf(t, s)
 	mid := s.d.seq / 2
-	for _, r := range [][2]uint64{{1, mid}, {mid + 1, s.d.seq}} {
-		msgs, err := s.env.Store.LoadRaw(ctx, r[0], r[1])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := l.append(msgs, r[1]); err != nil {
-			t.Fatal(err)
-		}
-		if r[0] == 1 {
-			if err := l.pb.Flush(); err != nil {
-				t.Fatal(err)
-			}
-		}
+	if err := l.apply(stream[:mid]); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.pb.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.apply(stream); err != nil { // those up to mid are skipped
+		t.Fatal(err)
 	}
 	if err := l.pb.Close(); err != nil { // a crash: the memtable is not written out
 		t.Fatal(err)
@@ -141,20 +136,14 @@ func TestEventLogCrashResumes(t *testing.T) {
 	if l, err = openEventLog(dir, nil); err != nil {
 		t.Fatal(err)
 	}
-	stream := streamOf(t, s)
-	got := l.Applied()
-	if got != mid {
+	if got := l.Applied(); got != mid {
 		t.Fatalf("after the crash the log says it holds up to %d, want %d (its last flush)", got, mid)
 	}
 	requireLogged(t, l, stream, "acme", 1, mid)
 	if rest, err := l.read("acme", mid+1, s.d.seq); err != nil || len(rest) > 0 {
 		t.Fatalf("after the crash the log holds %d messages after its applied sequence %d (%v)", len(rest), mid, err)
 	}
-	msgs, err := s.env.Store.LoadRaw(ctx, got+1, s.d.seq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.append(msgs, s.d.seq); err != nil {
+	if err := l.apply(stream[mid-5:]); err != nil { // as a follower from a little before
 		t.Fatal(err)
 	}
 	requireLogged(t, l, stream, "acme", 1, s.d.seq)
@@ -194,15 +183,14 @@ func TestAsOfFromEventLog(t *testing.T) {
 // TestAsOfPastEventLog: a moment the log has not reached yet reads the stream; those before it
 // the log; both answer as the pure evaluator.
 func TestAsOfPastEventLog(t *testing.T) {
-	wait := logWait
-	logWait = time.Hour // the loop copies nothing by itself: the test does
-	t.Cleanup(func() { logWait = wait })
+	logFollows = false // the test fills the log
+	t.Cleanup(func() { logFollows = true })
 	const every = 7
 	s := startStack(t, Options{CheckpointEvery: every, CachedStates: 1})
 	twoTenants(s, 45, 6, 30)
 	s.sync(t)
 	mid := s.d.seq / 2
-	if err := s.svc.copyToLog(context.Background(), mid); err != nil {
+	if err := s.svc.elog.apply(streamOf(t, s)[:mid]); err != nil {
 		t.Fatal(err)
 	}
 	waitCheckpoint(t, s, s.d.seq/every*every)

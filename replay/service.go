@@ -174,31 +174,31 @@ func New(store *events.Store, db *projections.DB, proj *projections.Projector, o
 // Audit is the service's audit index.
 func (s *Service) Audit() *Audit { return s.audit }
 
-// Start follows the stream into the audit index and takes the read-model checkpoints, until
-// ctx ends or Close.
+// Start follows the stream into the audit index and the event log and takes the read-model
+// checkpoints, until ctx ends or Close.
 func (s *Service) Start(ctx context.Context) {
 	ctx, s.cancel = context.WithCancel(ctx)
 	if s.proj != nil {
 		s.unmirror = s.proj.AddMirror(s.opts.CheckpointEvery, s.mirror.put)
 	}
+	var follow Follower = s.store
+	if s.opts.Follow != nil {
+		follow = s.opts.Follow
+	}
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
-		var follow Follower = s.store
-		if s.opts.Follow != nil {
-			follow = s.opts.Follow
-		}
 		s.audit.Run(ctx, follow, s.log)
 	}()
 	go func() {
 		defer s.wg.Done()
 		s.checkpointLoop(ctx)
 	}()
-	if s.proj != nil {
+	if logFollows {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.eventLogLoop(ctx)
+			s.elog.run(ctx, follow, s.log)
 		}()
 	}
 }
