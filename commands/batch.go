@@ -86,7 +86,10 @@ func isBatch(subject string) (string, bool) {
 func (s *Service) handleBatch(ctx context.Context, m *nats.Msg, tenant string) {
 	ctx, cancel := context.WithTimeout(ctx, batchTimeout)
 	defer cancel()
-	b := encodeBatchAnswer(s.batchAnswer(ctx, m, tenant))
+	s.opts.Bulk.Begin()
+	ans, last := s.batchAnswer(ctx, m, tenant)
+	s.opts.Bulk.End(last)
+	b := encodeBatchAnswer(ans)
 	if m.Reply != "" {
 		if err := m.Respond(b); err != nil {
 			s.opts.Logger.Warn("batch answer lost", "subject", m.Subject, "err", err)
@@ -117,10 +120,12 @@ func encodeBatchAnswer(a BatchAnswer) []byte {
 	return append(b, "]}"...)
 }
 
-func (s *Service) batchAnswer(ctx context.Context, m *nats.Msg, tenant string) BatchAnswer {
-	refuse := func(err error) BatchAnswer {
+// batchAnswer carries out a batch request; it answers it, and the highest sequence its
+// commands stored or answered.
+func (s *Service) batchAnswer(ctx context.Context, m *nats.Msg, tenant string) (BatchAnswer, uint64) {
+	refuse := func(err error) (BatchAnswer, uint64) {
 		we := wireError(err)
-		return BatchAnswer{Error: &we}
+		return BatchAnswer{Error: &we}, 0
 	}
 	var caller *aggregates.Caller
 	if s.opts.Identify != nil {
@@ -158,7 +163,9 @@ func (s *Service) batchAnswer(ctx context.Context, m *nats.Msg, tenant string) B
 	}
 	r.finish()
 	ans := BatchAnswer{OK: true, Results: make([]json.RawMessage, len(r.results))}
+	var last uint64
 	for i, o := range r.results {
+		last = max(last, o.res.Seq)
 		name := "unknown" // a command refused for its name is counted under unknown, as alone
 		if knownCommand(req.Commands[i].Command) {
 			name = req.Commands[i].Command
@@ -175,7 +182,7 @@ func (s *Service) batchAnswer(ctx context.Context, m *nats.Msg, tenant string) B
 		}
 		s.metrics.total.WithLabelValues(metricName(name), code).Inc()
 	}
-	return ans
+	return ans, last
 }
 
 // decodeInBatch is decode for one command of a batch: the caller's rights on the command, its

@@ -72,6 +72,9 @@ type Options struct {
 	Effects func(ctx context.Context, tenant string, minSeq uint64, envs []events.Envelope) (uint64, []aggregates.Effect, error)
 	// Self is the via of commands from an unrestricted caller (default "acld").
 	Self string
+	// Bulk, when set, is told when each batch request starts and ends, with the sequence it
+	// stored up to, so that the followers it holds yield to a bulk load (events.BulkLoad).
+	Bulk *events.BulkLoad
 }
 
 func (o Options) withDefaults() Options {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/acl-es/acl/aggregates"
+	"github.com/acl-es/acl/events"
 	"github.com/cockroachdb/pebble/v2"
 )
 
@@ -26,6 +27,9 @@ type EngineOptions struct {
 	DefaultLimit  int           // visible page size when none is asked; default 100
 	MaxLimit      int           // largest visible page; default 1000
 	MaxCandidates int           // principals query: most principals checked; default 1,000,000
+	// Bulk, when set, is told of each min_seq the read model has not applied yet, so that a
+	// projector yielding to a bulk load goes on until it has (events.BulkLoad.Want).
+	Bulk *events.BulkLoad
 }
 
 // Engine answers queries over a DB: the live one fed by a projector, or a checkpoint opened by
@@ -85,6 +89,7 @@ func (e *Engine) WaitFor(ctx context.Context, seq uint64) error {
 	if e.waiter.Applied() >= seq {
 		return nil
 	}
+	e.opts.Bulk.Want(seq)
 	wctx, cancel := context.WithTimeout(ctx, e.opts.WaitBound)
 	defer cancel()
 	if err := e.waiter.WaitFor(wctx, seq); err != nil {

@@ -49,6 +49,7 @@ func (s *Service) asOfSeq(ctx context.Context, asOf Moment) (uint64, error) {
 	if s.proj.Applied() >= seq {
 		return seq, nil
 	}
+	s.opts.Bulk.Want(seq)
 	wctx, cancel := context.WithTimeout(ctx, s.opts.Wait)
 	defer cancel()
 	if err := s.proj.WaitFor(wctx, seq); err != nil {

@@ -126,6 +126,7 @@ func (s *Service) waitAudit(ctx context.Context, seq uint64) error {
 	if seq == 0 || s.audit.Applied() >= seq {
 		return nil
 	}
+	s.opts.Bulk.Want(seq)
 	wctx, cancel := context.WithTimeout(ctx, s.opts.Wait)
 	defer cancel()
 	if err := s.audit.WaitFor(wctx, seq); err != nil {

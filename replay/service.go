@@ -46,6 +46,10 @@ type Options struct {
 	Wait time.Duration
 	// Engine configures the engines that answer over as_of copies.
 	Engine projections.EngineOptions
+	// Bulk, when set, is told of each history or as_of wait for what is not applied yet, so that
+	// followers yielding to a bulk load go on until they have applied it (events.BulkLoad.Want;
+	// acld's Follow yields to it).
+	Bulk *events.BulkLoad
 	// Logger receives structured logs; default slog.Default().
 	Logger *slog.Logger
 	// Cache, when set, is the Pebble block cache of the audit index, the chain's head and the

@@ -121,15 +121,18 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("acld: read model: %w", err)
 	}
 	// One consumer of the stream, shared by the projector, the audit index and the command
-	// state spill once each has caught up (events.Fanout).
+	// state spill once each has caught up (events.Fanout). The projector and the audit index
+	// yield to a bulk load (bulk.go).
 	m.fan = events.NewFanout(store)
-	if m.proj, err = projections.NewProjector(m.db, m.fan); err != nil {
+	bulk := m.bulkLoad()
+	if m.proj, err = projections.NewProjector(m.db, bulk.Yielding(m.fan)); err != nil {
 		return fmt.Errorf("acld: projector: %w", err)
 	}
-	m.engine = projections.NewEngine(m.db, m.proj, projections.EngineOptions{WaitBound: c.QueryWait})
+	m.engine = projections.NewEngine(m.db, m.proj, projections.EngineOptions{WaitBound: c.QueryWait, Bulk: bulk})
 	m.replay, err = replay.New(store, m.db, m.proj, replay.Options{
 		Dir: filepath.Join(c.DataDir, "replay"), CheckpointEvery: c.CheckpointN, DenseCheckpoints: c.CheckpointsDense,
-		CheckpointBudget: budgetBytes(c.CheckpointBudgetMB), Wait: c.QueryWait, Logger: m.Log, Cache: m.blocks, Follow: m.fan})
+		CheckpointBudget: budgetBytes(c.CheckpointBudgetMB), Wait: c.QueryWait, Logger: m.Log, Cache: m.blocks,
+		Follow: bulk.Yielding(m.fan), Bulk: bulk})
 	if err != nil {
 		return fmt.Errorf("acld: replay: %w", err)
 	}
@@ -176,7 +179,8 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.cmds = commands.NewService(m.cmdNC, cmdStore, commands.Options{Registerer: m.registry, Logger: m.Log,
-		Identify: m.auth.IdentifyNATS, CacheSize: c.CommandCache, StateDir: spill, BlockCache: m.blocks, Effects: m.engine.Effects, Follow: m.fan})
+		Identify: m.auth.IdentifyNATS, CacheSize: c.CommandCache, StateDir: spill, BlockCache: m.blocks, Effects: m.engine.Effects, Follow: m.fan,
+		Bulk: bulk})
 	if err := m.cmds.Start(ctx); err != nil {
 		return fmt.Errorf("acld: command service: %w", err)
 	}
