@@ -86,9 +86,10 @@ func isBatch(subject string) (string, bool) {
 func (s *Service) handleBatch(ctx context.Context, m *nats.Msg, tenant string) {
 	ctx, cancel := context.WithTimeout(ctx, batchTimeout)
 	defer cancel()
+	var last uint64
 	s.opts.Bulk.Begin()
+	defer func() { s.opts.Bulk.End(last) }() // also on a panic: a load that ended holds nothing
 	ans, last := s.batchAnswer(ctx, m, tenant)
-	s.opts.Bulk.End(last)
 	b := encodeBatchAnswer(ans)
 	if m.Reply != "" {
 		if err := m.Respond(b); err != nil {
