@@ -54,6 +54,9 @@ type cache struct {
 	// two generations: when floors holds maxFloors, it becomes oldFloors and the oldest are
 	// forgotten. Under mu.
 	floors, oldFloors map[string]uint64
+	// invals counts the invalidations from other instances and the resets (under mu): an
+	// orphan's state is spilled only if none came since it was read (see keep).
+	invals uint64
 }
 
 // maxFloors bounds a generation of floors. A floor outlives its message's storing by far in
@@ -90,6 +93,9 @@ type snapshot struct {
 	// pos is the spill follower's position when the state was read: it includes every
 	// message of its subject up to it (see spill.mayKeepLocked).
 	pos uint64
+	// inv is the cache's invals when the state was read (0 where not known: a state an open
+	// batch left, see batch.go; keep then takes it for one read before any invalidation).
+	inv uint64
 }
 
 // tenantLoadTimeout bounds the load of a tenant's history (see fresh).
@@ -285,6 +291,7 @@ func (c *cache) evictLocked() {
 func (c *cache) invalidate(subject string, floor uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.invals++
 	if floor > 0 {
 		c.raiseFloorLocked(subject, floor)
 	}
@@ -354,6 +361,7 @@ func (c *cache) floorMet(subject string, seq uint64) {
 func (c *cache) reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.invals++
 	for _, e := range c.entries {
 		e.gen.Add(1)
 	}
@@ -363,11 +371,12 @@ func (c *cache) reset() {
 }
 
 // keep writes a state the entry loaded or published at generation gen to the spill, if the
-// entry is still the cache's for its subject and was not invalidated since: any other state
-// would be one the cache no longer trusts, so the spilled one is deleted instead. When the
-// entry is no longer the cache's (it was dropped while a command used it, and st is that
-// command's write), the current entry has not seen st: it is marked stale. The caller holds
-// e.load, so an entry's states reach the spill in order.
+// entry is still the cache's for its subject and was not invalidated since, or if it is an
+// orphan that may be kept (orphanLocked): any other state would be one the cache no longer
+// trusts, so the spilled one is deleted instead. When another entry is the cache's (the entry
+// was dropped while a command used it, and st is that command's write), that entry has not
+// seen st: it is marked stale. The caller holds e.load, so an entry's states reach the spill in
+// order.
 func (c *cache) keep(e *entry, st any, base *snapshot) {
 	if c.readable(e, false) == nil {
 		return
@@ -379,8 +388,16 @@ func (c *cache) keep(e *entry, st any, base *snapshot) {
 	if c.spill == nil {
 		return
 	}
-	cur := c.entries[e.subject]
-	if cur == e && e.gen.Load() == base.gen && c.spill.mayKeepLocked(e.subject, stateSeq(st), base.pos) {
+	cur, seq := c.entries[e.subject], stateSeq(st)
+	mine := cur == e && e.gen.Load() == base.gen
+	orphan, newer := false, false
+	if cur == nil {
+		orphan, newer = c.orphanLocked(e.subject, seq, base)
+		if newer {
+			return
+		}
+	}
+	if (mine || orphan) && c.spill.mayKeepLocked(e.subject, seq, base.pos) {
 		err := encErr
 		if err == nil {
 			err = c.spill.set(e.subject, b)
@@ -389,13 +406,36 @@ func (c *cache) keep(e *entry, st any, base *snapshot) {
 			c.spillErrLocked(errors.Join(err, c.spill.delete(e.subject)))
 			return
 		}
-		c.spill.keptLocked(e.subject, stateSeq(st))
+		c.spill.keptLocked(e.subject, seq)
 		return
 	}
 	if cur != nil && cur != e {
 		cur.gen.Add(1)
 	}
 	c.spillErrLocked(c.spill.delete(e.subject))
+}
+
+// orphanLocked decides for the state of an entry the cache dropped while a command used it,
+// no entry of its subject having come since (an orphan: the cache drops a quarter of its
+// entries at random when full, and an import has up to 2,000 appends in flight). Deleting its
+// spilled state left a few percent of the records an import wrote without one, each read from
+// the stream (an 8 MB message block for nats-server) by the next command on it. The state is
+// still the aggregate's at its sequence (a load, or this instance's own append), so it may be
+// kept, under the spill's own rule (mayKeepLocked, checked by keep), when:
+//   - no invalidation came since it was read (inv): another instance's write deleted the
+//     spilled state, and the dropped entry, no longer the cache's, was not marked stale;
+//   - it reaches its subject's floor;
+//   - the spill holds no state of the subject at or after it (read from Pebble: the note of
+//     the cache's own newer writes, spill.kept, is bounded). newer reports that one: it stays.
+func (c *cache) orphanLocked(subject string, seq uint64, base *snapshot) (keep, newer bool) {
+	at, ok, err := c.spill.seqOf(subject)
+	switch {
+	case err != nil:
+		return false, false
+	case ok && at >= seq:
+		return false, true
+	}
+	return base.inv == c.invals && seq >= c.floorLocked(subject), false
 }
 
 // spillErrLocked turns the spill off after an error: a state it failed to delete might be
@@ -430,25 +470,15 @@ func (c *cache) spilled(e *entry) bool {
 	return sp != nil && sp.has(e.subject)
 }
 
-// spillPos is the spill follower's position (0 without a spill).
-func (c *cache) spillPos() uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.spill == nil {
-		return 0
-	}
-	return c.spill.pos.Load()
-}
-
-// bounds returns the spill follower's position (spillPos) and the floor of subject
-// (floorLocked).
-func (c *cache) bounds(subject string) (pos, floor uint64) {
+// bounds returns the spill follower's position (0 without a spill), the floor of subject
+// (floorLocked) and the count of invalidations (invals).
+func (c *cache) bounds(subject string) (pos, floor, inv uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.spill != nil {
 		pos = c.spill.pos.Load()
 	}
-	return pos, c.floorLocked(subject)
+	return pos, c.floorLocked(subject), c.invals
 }
 
 // awaiting reports whether the spill's follower left a message of subject to the cache
@@ -504,7 +534,7 @@ func (c *cache) fresh(ctx context.Context, e *entry) (*snapshot, error) {
 	fromSpill := false
 	// Read first: the state read includes every message up to pos, and it is fresh only if it
 	// reaches floor (read after gen: an invalidation raises the floor before it bumps gen).
-	pos, floor := c.bounds(e.subject)
+	pos, floor, inv := c.bounds(e.subject)
 	if s != nil {
 		st, after = s.state, stateSeq(s.state)
 	} else if sp := c.unspill(e); sp != nil {
@@ -549,13 +579,13 @@ func (c *cache) fresh(ctx context.Context, e *entry) (*snapshot, error) {
 	if at := stateSeq(st); at < floor {
 		// The stream does not serve a message this instance was told about yet (or refused
 		// it): this command decides on what the stream has, the next one reads it again.
-		s = &snapshot{state: st, gen: gen - 1, pos: pos}
+		s = &snapshot{state: st, gen: gen - 1, pos: pos, inv: inv}
 		e.snap.Store(s)
 		return s, nil
 	} else if floor > 0 {
 		c.floorMet(e.subject, at)
 	}
-	s = &snapshot{state: st, gen: gen, pos: pos}
+	s = &snapshot{state: st, gen: gen, pos: pos, inv: inv}
 	e.snap.Store(s)
 	if !fromSpill {
 		c.keep(e, st, s)
@@ -571,7 +601,7 @@ func (c *cache) publish(e *entry, st any, base *snapshot) {
 	if cur := e.snap.Load(); cur != nil && stateSeq(cur.state) > stateSeq(st) {
 		return
 	}
-	s := &snapshot{state: st, gen: base.gen, pos: base.pos}
+	s := &snapshot{state: st, gen: base.gen, pos: base.pos, inv: base.inv}
 	e.snap.Store(s)
 	c.keep(e, st, s)
 }

@@ -140,7 +140,9 @@ func (x *execution) attempt(ctx context.Context) (res Result, retry bool, err er
 // cache, so no other command reads it.
 func (x *execution) read(ctx context.Context, e *entry) (*snapshot, error) {
 	if x.speculate && creates(x.cmd, e.ref) && e.snap.Load() == nil && !x.s.cache.spilled(e) {
-		return &snapshot{state: newState(e.ref), gen: e.gen.Load(), assumed: true, pos: x.s.cache.spillPos()}, nil
+		gen := e.gen.Load()
+		pos, _, inv := x.s.cache.bounds(e.subject)
+		return &snapshot{state: newState(e.ref), gen: gen, assumed: true, pos: pos, inv: inv}, nil
 	}
 	return x.s.cache.fresh(ctx, e)
 }

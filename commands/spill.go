@@ -350,6 +350,23 @@ func (sp *spill) mayKeepLocked(subject string, seq, pos uint64) bool {
 	return sp.stripes[0][i[0]] <= bound || sp.stripes[1][i[1]] <= bound
 }
 
+// seqOf returns the sequence of the spilled state of subject, if there is one.
+func (sp *spill) seqOf(subject string) (seq uint64, ok bool, err error) {
+	v, closer, err := sp.db.Get([]byte(subject))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	defer closer.Close()
+	seq, ok = spilledSeq(v)
+	if !ok {
+		return 0, false, fmt.Errorf("commands: the spilled state of %s: not a state", subject)
+	}
+	return seq, true, nil
+}
+
 // get returns the spilled state of subject, or nil.
 func (sp *spill) get(subject string) (any, error) {
 	v, closer, err := sp.db.Get([]byte(subject))
