@@ -352,6 +352,9 @@ func (sp *spill) mayKeepLocked(subject string, seq, pos uint64) bool {
 
 // seqOf returns the sequence of the spilled state of subject, if there is one.
 func (sp *spill) seqOf(subject string) (seq uint64, ok bool, err error) {
+	if sp.known.Load() && !sp.seen.mayHave([]byte(subject)) {
+		return 0, false, nil // never spilled (has: most orphans of an import are)
+	}
 	v, closer, err := sp.db.Get([]byte(subject))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return 0, false, nil
