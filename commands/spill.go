@@ -36,8 +36,10 @@ import (
 // loaded or written while another instance wrote the aggregate never outlives that write, across
 // a crash included: the spill has no WAL, and after a crash Pebble holds what it last flushed,
 // states and position alike, and the follower reads on from there. The cache's own invalidations
-// (another instance's write, a lost invalidation, a write through an entry already dropped)
-// delete spilled states too, without waiting for the follower. Appends still state their
+// (another instance's write, a lost invalidation, a write through an entry dropped and made
+// anew since) delete spilled states too, without waiting for the follower; the state of an
+// entry dropped while a command used it is kept only if none of them came since it was read
+// (cache.orphanLocked). Appends still state their
 // expected sequence, so a stale state could cost a conflict and a reload, never a wrong write.
 //
 // Tenants are not spilled: they are never dropped from the cache.
