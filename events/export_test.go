@@ -8,6 +8,3 @@ func SetFanQueueMax(t testing.TB, n int) {
 	fanQueueMax = n
 	t.Cleanup(func() { fanQueueMax = old })
 }
-
-// FanoutStats: the tails f started and the followers it dropped for falling behind.
-func FanoutStats(f *Fanout) (tails, drops int64) { return f.tails.Load(), f.drops.Load() }

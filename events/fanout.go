@@ -36,7 +36,7 @@ type Fanout struct {
 	mu   sync.Mutex
 	tail *tail // nil: none running
 
-	tails, drops atomic.Int64 // tails started; followers dropped for falling behind (tests)
+	tails, drops atomic.Int64 // see Stats
 }
 
 // tail is one shared consumer and the followers on it; its fields are under Fanout.mu.
@@ -64,6 +64,11 @@ var fanQueueMax = 2 * groupMax
 
 // NewFanout returns a fanout of store's stream.
 func NewFanout(store *Store) *Fanout { return &Fanout{store: store} }
+
+// Stats: the tails started (one when the first follower needs it, one more each time every
+// follower left it or it ended in an error), and the followers dropped from a tail for falling
+// more than fanQueueMax messages behind (each then read alone until it caught up).
+func (f *Fanout) Stats() (tails, drops int64) { return f.tails.Load(), f.drops.Load() }
 
 // LastSeq is the store's.
 func (f *Fanout) LastSeq(ctx context.Context) (uint64, error) { return f.store.LastSeq(ctx) }

@@ -149,7 +149,7 @@ func TestFanoutSlowFollowerCatchesUp(t *testing.T) {
 	slow.start(ctx, f) // joins the tail where it is
 	ids = append(ids, appendN2(t, st, 11, 200)[11:]...)
 	fast.upTo(t, 210, ids)
-	if _, drops := events.FanoutStats(f); drops == 0 {
+	if _, drops := f.Stats(); drops == 0 {
 		t.Fatal("the blocked follower was not dropped from the shared consumer")
 	}
 	close(release) // from now on it keeps up

@@ -186,6 +186,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	stores := []namedStore{{"readmodel", m.db.Metrics}, {"audit", m.replay.Audit().Metrics}, {"spill", m.cmds.SpillMetrics}}
 	m.registry.MustRegister(&storeMetrics{cache: m.blocks, stores: stores})
+	m.registry.MustRegister(fanoutMetrics(m.fan)...)
 	pad := &cachePad{cache: m.blocks, reserve: memtables, used: func() int64 { return memtableBytes(stores) }}
 	m.wg.Add(1)
 	go func() {
