@@ -202,13 +202,20 @@ type Follower interface {
 // Run follows the stream into the index until ctx ends. A lost connection or a failed batch is
 // logged and retried from the applied sequence after a pause, so the index heals by itself.
 func (a *Audit) Run(ctx context.Context, store Follower, log *slog.Logger) {
+	followHealing(ctx, store, a.Applied, a.ApplyMessages, log, "audit index")
+}
+
+// followHealing follows store from applied()+1 into apply until ctx ends; a follow that stops (a
+// lost connection, a failed batch) is logged and started again from applied()+1 after a pause
+// that doubles up to 5 s.
+func followHealing(ctx context.Context, store Follower, applied func() uint64, apply func([]events.Message) error, log *slog.Logger, what string) {
 	pause := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		err := store.Follow(ctx, a.Applied()+1, a.ApplyMessages)
+		err := store.Follow(ctx, applied()+1, apply)
 		if ctx.Err() != nil {
 			return
 		}
-		log.Warn("audit index: follow stopped, retrying", "applied", a.Applied(), "err", err, "pause", pause)
+		log.Warn(what+": follow stopped, retrying", "applied", applied(), "err", err, "pause", pause)
 		select {
 		case <-ctx.Done():
 			return

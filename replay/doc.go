@@ -104,9 +104,11 @@
 // block cache; an open base pins its checkpoint against thinning, which then removes it when
 // the base closes; sequence 0 is an empty model in <Dir>/scratch). The state is an overlay on
 // the base (projections.Overlay: a Pebble indexed batch, whose reads see the batch
-// over the checkpoint): T's messages after the checkpoint up to S (read by batched direct gets,
-// a thousand messages per round trip, while the base is found or opened, and filtered by
-// subject here: other tenants' events cannot change T's answers) are applied into the batch by
+// over the checkpoint): T's messages after the checkpoint up to S (read from the event log,
+// <Dir>/events, a Pebble copy of the stream keyed by tenant and sequence that follows the stream
+// as the audit index does (eventlog.go); for a moment the log has not reached, by batched direct
+// gets of every tenant's messages, a thousand per round trip, while the base is found or opened,
+// filtered by subject here: other tenants' events cannot change T's answers) are applied into the batch by
 // a projector of its own (the same code as the live one, reading its state through the batch),
 // which then says it has applied S (a message without events), and a projections.Engine reads
 // the overlay: equal, by construction and by test, to the pure evaluator over the events up to

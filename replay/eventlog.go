@@ -224,21 +224,7 @@ func (r logged) Read(_ context.Context, from, to uint64, fn func([]events.Messag
 	return fn(msgs)
 }
 
-// run follows the stream into the log until ctx ends. A lost connection or a failed batch is
-// logged and retried from the applied sequence after a pause, so the log heals by itself.
+// run follows the stream into the log until ctx ends; it heals as the audit index does.
 func (l *eventLog) run(ctx context.Context, store Follower, log *slog.Logger) {
-	pause := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		err := store.Follow(ctx, l.Applied()+1, l.apply)
-		if ctx.Err() != nil {
-			return
-		}
-		log.Warn("replay: event log: follow stopped, retrying", "applied", l.Applied(), "err", err, "pause", pause)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(pause):
-		}
-		pause = min(2*pause, 5*time.Second)
-	}
+	followHealing(ctx, store, l.Applied, l.apply, log, "replay: event log")
 }
