@@ -54,6 +54,11 @@ type BatchCommand struct {
 // BatchRequest is the body of a batch request.
 type BatchRequest struct {
 	Commands []BatchCommand `json:"commands"`
+	// Load marks the batch as part of a bulk load (aclctl import): while such batches come,
+	// acld's read side may hold its followers, up to --bulk-lag messages behind, and catch up
+	// after (events.BulkLoad). Only a load asks for it: a service that sends its everyday
+	// writes in batches must not leave the read model behind for as long as it keeps sending.
+	Load bool `json:"load,omitempty"`
 }
 
 // BatchAnswer answers a batch request: {"ok":true,"results":[..]}, one result per command
@@ -86,10 +91,7 @@ func isBatch(subject string) (string, bool) {
 func (s *Service) handleBatch(ctx context.Context, m *nats.Msg, tenant string) {
 	ctx, cancel := context.WithTimeout(ctx, batchTimeout)
 	defer cancel()
-	var last uint64
-	s.opts.Bulk.Begin()
-	defer func() { s.opts.Bulk.End(last) }() // also on a panic: a load that ended holds nothing
-	ans, last := s.batchAnswer(ctx, m, tenant)
+	ans := s.batchAnswer(ctx, m, tenant)
 	b := encodeBatchAnswer(ans)
 	if m.Reply != "" {
 		if err := m.Respond(b); err != nil {
@@ -121,12 +123,13 @@ func encodeBatchAnswer(a BatchAnswer) []byte {
 	return append(b, "]}"...)
 }
 
-// batchAnswer carries out a batch request; it answers it, and the highest sequence its
-// commands stored or answered.
-func (s *Service) batchAnswer(ctx context.Context, m *nats.Msg, tenant string) (BatchAnswer, uint64) {
-	refuse := func(err error) (BatchAnswer, uint64) {
+// batchAnswer carries out a batch request and answers it. A batch of a load (BatchRequest.Load)
+// tells the bulk load when it starts and ends, with the highest sequence its commands stored
+// or answered.
+func (s *Service) batchAnswer(ctx context.Context, m *nats.Msg, tenant string) BatchAnswer {
+	refuse := func(err error) BatchAnswer {
 		we := wireError(err)
-		return BatchAnswer{Error: &we}, 0
+		return BatchAnswer{Error: &we}
 	}
 	var caller *aggregates.Caller
 	if s.opts.Identify != nil {
@@ -148,6 +151,11 @@ func (s *Service) batchAnswer(ctx context.Context, m *nats.Msg, tenant string) (
 		return refuse(&aggregates.Error{Code: aggregates.CodeInvalidArgument, Op: BatchName,
 			Message: "a batch carries at most 1000 commands"})
 	}
+	var last uint64
+	if req.Load {
+		s.opts.Bulk.Begin()
+		defer func() { s.opts.Bulk.End(last) }() // also on a panic: a load that ended holds nothing
+	}
 	r := &batchRun{s: s, ctx: ctx, tenant: tenant, flights: map[string]*flight{},
 		results: make([]outcome, 0, len(req.Commands))}
 	for _, bc := range req.Commands {
@@ -164,7 +172,6 @@ func (s *Service) batchAnswer(ctx context.Context, m *nats.Msg, tenant string) (
 	}
 	r.finish()
 	ans := BatchAnswer{OK: true, Results: make([]json.RawMessage, len(r.results))}
-	var last uint64
 	for i, o := range r.results {
 		last = max(last, o.res.Seq)
 		name := "unknown" // a command refused for its name is counted under unknown, as alone
@@ -183,7 +190,7 @@ func (s *Service) batchAnswer(ctx context.Context, m *nats.Msg, tenant string) (
 		}
 		s.metrics.total.WithLabelValues(metricName(name), code).Inc()
 	}
-	return ans, last
+	return ans
 }
 
 // decodeInBatch is decode for one command of a batch: the caller's rights on the command, its

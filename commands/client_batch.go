@@ -27,11 +27,22 @@ const batchWait = batchTimeout + 5*time.Second
 // retried, the whole batch with the same ids, until ctx ends. A batch refused as a whole is an
 // *aggregates.Error.
 func (c *Client) Batch(ctx context.Context, tenant string, cmds []BatchCommand) ([]BatchOutcome, error) {
+	return c.batch(ctx, tenant, BatchRequest{Commands: cmds})
+}
+
+// BatchLoad is Batch for a batch of a bulk load (BatchRequest.Load): acld's read side may fall
+// behind while such batches come, and catches up after. aclctl import sends its batches so.
+func (c *Client) BatchLoad(ctx context.Context, tenant string, cmds []BatchCommand) ([]BatchOutcome, error) {
+	return c.batch(ctx, tenant, BatchRequest{Commands: cmds, Load: true})
+}
+
+func (c *Client) batch(ctx context.Context, tenant string, req BatchRequest) ([]BatchOutcome, error) {
+	cmds := req.Commands
 	if !events.ValidToken(tenant) {
 		return nil, &aggregates.Error{Code: aggregates.CodeInvalidArgument, Op: BatchName,
 			Message: fmt.Sprintf("tenant %.70q must be 1 to 64 of A-Z a-z 0-9 _ -", tenant)}
 	}
-	body, err := json.Marshal(BatchRequest{Commands: cmds})
+	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, fmt.Errorf("commands: batch: encode: %w", err)
 	}

@@ -75,6 +75,25 @@ func (b *BulkLoad) Want(seq uint64) {
 	}
 }
 
+// Running reports whether the load runs now: a batch is under way or ended less than Quiet ago.
+func (b *BulkLoad) Running() bool {
+	if b == nil {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.leftLocked() > 0
+}
+
+// leftLocked is how long the load still counts as running (<= 0: it ended).
+func (b *BulkLoad) leftLocked() time.Duration {
+	left := time.Until(b.until)
+	if b.batches > 0 {
+		left = max(left, b.Quiet)
+	}
+	return left
+}
+
 // wake tells held followers to look again; the caller holds mu.
 func (b *BulkLoad) wake() {
 	if b.changed != nil {
@@ -89,10 +108,7 @@ func (b *BulkLoad) wake() {
 func (b *BulkLoad) hold(at, lag uint64) (bool, <-chan struct{}, time.Duration) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	left := time.Until(b.until)
-	if b.batches > 0 {
-		left = max(left, b.Quiet)
-	}
+	left := b.leftLocked()
 	if b.MaxLag == 0 || left <= 0 || b.wanted > at || b.last > at+lag {
 		return false, nil, 0
 	}

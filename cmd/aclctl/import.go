@@ -191,7 +191,7 @@ func (a *app) importFile(ctx context.Context, path string, o importOptions) erro
 		if len(b.cmds) == 0 {
 			return nil
 		}
-		out, err := client.Batch(ctx, b.tenant, b.cmds)
+		out, err := client.BatchLoad(ctx, b.tenant, b.cmds)
 		if err != nil {
 			return importError(err, fmt.Sprintf("lines %d-%d", b.first, b.last))
 		}

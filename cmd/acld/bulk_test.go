@@ -74,7 +74,7 @@ func TestBulkLoadFollowersYield(t *testing.T) {
 	var last uint64
 	batches := bulkCommands(t, "bulk", 20, 600)
 	for k, b := range batches {
-		out, err := client.Batch(ctx, "bulk", b)
+		out, err := client.BatchLoad(ctx, "bulk", b)
 		if err != nil || len(out) != len(b) {
 			t.Fatalf("batch %d: %d of %d answers, %v", k, len(out), len(b), err)
 		}

@@ -69,7 +69,7 @@ type Config struct {
 	// internals and a CPU profile costs the server.
 	Pprof string
 
-	// BulkLag: while a bulk load runs (batch requests), the read model's projector and the audit
+	// BulkLag: while a bulk load runs (batch requests marked load, as aclctl import sends), the read model's projector and the audit
 	// index hold until this many messages behind (events.BulkLoad.MaxLag); 0: they never hold.
 	BulkLag uint64
 }
