@@ -199,3 +199,26 @@ func TestImportStopsAtABadLine(t *testing.T) {
 		})
 	}
 }
+
+// TestImportHoldsReadSideOnlyWhenAsked: an import's batches are a bulk load that acld's read
+// side may yield to only with --hold-read-side; by default they are plain batches, which an acld
+// from before the flag also takes.
+func TestImportHoldsReadSideOnlyWhenAsked(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		hold bool
+	}{
+		{"default", nil, false},
+		{"asked", []string{"--hold-read-side"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path, _ := writeImportFile(t, t.TempDir(), "acme", 5, 20, nil)
+			s := startStack(t)
+			s.must(t, exitOK, append([]string{"import", path}, tc.args...)...)
+			if got := s.bulk.Running(); got != tc.hold {
+				t.Fatalf("a bulk load ran: %v, want %v", got, tc.hold)
+			}
+		})
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/acl-es/acl/aggregates"
 	"github.com/acl-es/acl/commands"
@@ -24,6 +25,9 @@ type stack struct {
 	url  string
 	data string // like acld's --data: readmodel/ and replay/
 	env  *eventstest.Env
+	// bulk is told of the batches of a load (a load never ends for it, and it holds nothing:
+	// the followers do not yield to it here).
+	bulk *events.BulkLoad
 }
 
 func startStack(t *testing.T) *stack {
@@ -84,7 +88,8 @@ func startStack(t *testing.T) *stack {
 	if err := qs.ServeNATS(ctx, env.Conn); err != nil {
 		t.Fatal(err)
 	}
-	cmds := commands.NewService(env.Conn, env.Store, commands.Options{Logger: log, Effects: engine.Effects})
+	bulk := &events.BulkLoad{Quiet: 24 * time.Hour}
+	cmds := commands.NewService(env.Conn, env.Store, commands.Options{Logger: log, Effects: engine.Effects, Bulk: bulk})
 	if err := cmds.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +103,7 @@ func startStack(t *testing.T) *stack {
 		rs.Close()
 		db.Close()
 	})
-	return &stack{url: env.Server.ClientURL(), data: data, env: env}
+	return &stack{url: env.Server.ClientURL(), data: data, env: env, bulk: bulk}
 }
 
 // aclctl runs the CLI against the stack and returns its exit code and outputs.

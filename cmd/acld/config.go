@@ -69,8 +69,9 @@ type Config struct {
 	// internals and a CPU profile costs the server.
 	Pprof string
 
-	// BulkLag: while a bulk load runs (batch requests marked load, as aclctl import sends), the read model's projector and the audit
-	// index hold until this many messages behind (events.BulkLoad.MaxLag); 0: they never hold.
+	// BulkLag: while a bulk load that asks for it runs (batch requests marked load: aclctl
+	// import --hold-read-side), the read model's projector and the audit index hold until this
+	// many messages behind (events.BulkLoad.MaxLag); 0: they never hold.
 	BulkLag uint64
 }
 
@@ -128,7 +129,7 @@ func ParseFlags(args []string) (Config, error) {
 	fs.DurationVar(&c.StoreWait, "store-wait", c.StoreWait, "how long start-up waits for NATS and the event stream (a cluster electing its leader, a server starting) before it fails")
 	fs.DurationVar(&c.ShutdownWait, "shutdown-wait", c.ShutdownWait, "on SIGTERM, how long acld may answer commands in flight and flush before it exits anyway")
 	fs.DurationVar(&c.QueryWait, "query-wait", c.QueryWait, "how long min_seq and as_of wait for the read model before not_caught_up")
-	fs.Uint64Var(&c.BulkLag, "bulk-lag", c.BulkLag, "while a bulk load runs (aclctl import), the read model and the audit index follow the stream at most this many messages behind, and catch up after it in full batches; a query with min_seq gets them going at once (0: they follow every append)")
+	fs.Uint64Var(&c.BulkLag, "bulk-lag", c.BulkLag, "while a bulk load that asks for it runs (aclctl import --hold-read-side), the read model, the audit index and the change feed follow the stream at most this many messages behind, for every tenant, and catch up after it in full batches; a query with min_seq gets them going at once but may answer not_caught_up meanwhile (0: nothing holds them)")
 	// 64 MiB, measured against 128 and 256 at 10^6 records (aclbench check, the 2-core machine):
 	// once warm, checks read blocks for 4-6% of their CPU at every size (hot facts are served
 	// from the decoded-state cache), and only the first seconds after a start gain (block reads
