@@ -100,25 +100,23 @@ func newDiskShare() *diskShare {
 
 // add counts the files of the checkpoint at seq, in dir.
 func (d *diskShare) add(seq uint64, dir string) error {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return fmt.Errorf("replay: checkpoint budget: %w", err)
-	}
-	ids := make([]fileID, 0, len(ents))
-	for _, e := range ents {
-		id, size, ok := statID(e)
-		if !ok {
-			continue
-		}
+	var ids []fileID
+	err := dirFiles(dir, d.known, func(_ string, id fileID, size int64) {
 		ids = append(ids, id)
 		if d.refs[id]++; d.refs[id] == 1 {
 			d.size[id] = size
 			d.total += size
 		}
+	})
+	if err != nil {
+		return fmt.Errorf("replay: checkpoint budget: %w", err)
 	}
 	d.files[seq] = ids
 	return nil
 }
+
+// known reports whether the size of a file is known: another checkpoint links it.
+func (d *diskShare) known(id fileID) bool { return d.refs[id] > 0 }
 
 // drop forgets the checkpoint at seq: files no other checkpoint links no longer count.
 func (d *diskShare) drop(seq uint64) {
@@ -335,14 +333,14 @@ func (c *checkpoints) pinned() (int64, error) {
 	}
 	total := c.disk.total
 	if c.live != "" {
-		ents, err := os.ReadDir(c.live)
-		if err != nil {
-			return 0, fmt.Errorf("replay: checkpoint budget: %w", err)
-		}
-		for _, e := range ents {
-			if id, _, ok := statID(e); ok && c.disk.refs[id] > 0 {
+		// Only the live model's files that checkpoints link count, and their sizes are known.
+		err := dirFiles(c.live, func(fileID) bool { return true }, func(_ string, id fileID, _ int64) {
+			if c.disk.refs[id] > 0 {
 				total -= c.disk.size[id]
 			}
+		})
+		if err != nil {
+			return 0, fmt.Errorf("replay: checkpoint budget: %w", err)
 		}
 	}
 	return total, nil
