@@ -21,8 +21,9 @@ import (
 //
 // Measured at the compare shape (README, round 6): 1.0 GB resident 30 s after an import,
 // against a live heap of a few hundred MB. So once a tick has passed with almost no
-// allocation, acld collects and returns what is free (debug.FreeOSMemory), once per tick
-// for trimsPerIdle ticks, then not again until the next busy tick. A busy server never pays
+// allocation, acld collects and returns what is free (debug.FreeOSMemory, and the C heap's
+// free pages, where Pebble allocates: trimCHeap), once per tick for trimsPerIdle ticks, then
+// not again until the next busy tick. A busy server never pays
 // for it; an idle one pays a few collections per idle period.
 
 // trimAllocBytes is the most a tick may allocate and count as idle: a few checks or commands
@@ -77,7 +78,8 @@ func trimWhenIdle(ctx context.Context, every time.Duration, logger *slog.Logger)
 		}
 		start := time.Now()
 		debug.FreeOSMemory()
+		c := trimCHeap()  // Pebble's blocks and memtables freed into the C heap (mallocs_cgo.go)
 		t.allocs = read() // what the collection itself allocated does not make the next tick busy
-		logger.Debug("idle: returned free memory to the system", "took", time.Since(start), "round", t.trims)
+		logger.Debug("idle: returned free memory to the system", "took", time.Since(start), "round", t.trims, "c_heap", c)
 	}
 }
