@@ -16,8 +16,14 @@ package main
 /*
 #include <stddef.h>
 
+// struct mallinfo2 of glibc 2.33 and later (malloc.h).
+struct acl_mallinfo2 {
+	size_t arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
+};
+
 extern int malloc_trim(size_t pad) __attribute__((weak));
 extern int mallopt(int param, int value) __attribute__((weak));
+extern struct acl_mallinfo2 mallinfo2(void) __attribute__((weak));
 
 // M_MMAP_THRESHOLD in glibc's malloc.h.
 #define ACL_M_MMAP_THRESHOLD -3
@@ -27,6 +33,19 @@ static int acl_malloc_trim(void) {
 		return -1;
 	}
 	return malloc_trim(0);
+}
+
+// acl_cheap: bytes the C heap has in use (arenas' chunks and mmapped blocks) and free but
+// resident in its arenas; 0 if this C library cannot tell.
+static void acl_cheap(size_t *used, size_t *free) {
+	*used = 0;
+	*free = 0;
+	if (mallinfo2 == NULL) {
+		return;
+	}
+	struct acl_mallinfo2 mi = mallinfo2();
+	*used = mi.uordblks + mi.hblkhd;
+	*free = mi.fordblks;
 }
 
 static int acl_mmap_threshold(int bytes) {
@@ -52,4 +71,12 @@ func init() {
 // trimCHeap returns the C heap's free pages to the system; false if this C library cannot.
 func trimCHeap() bool {
 	return C.acl_malloc_trim() >= 0
+}
+
+// cHeap answers the C heap's bytes in use (Pebble's blocks, memtables and buffers) and free
+// but held in glibc's arenas (what trimCHeap may return); ok is false without glibc 2.33+.
+func cHeap() (used, free uint64, ok bool) {
+	var u, f C.size_t
+	C.acl_cheap(&u, &f)
+	return uint64(u), uint64(f), u > 0
 }

@@ -36,12 +36,14 @@ var (
 		"Block reads the shared cache answered.", nil, nil)
 	cacheMisses = prometheus.NewDesc("acl_block_cache_misses_total",
 		"Block reads the shared cache missed (read from the file and decompressed).", nil, nil)
+	cHeapBytes = prometheus.NewDesc("acl_c_heap_bytes",
+		"The C heap, where Pebble allocates its block cache, memtables and buffers (outside the Go heap): bytes in_use, and free in the C library's arenas (resident until returned when idle, --idle-trim; pages already returned still count).", []string{"state"}, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (s *storeMetrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{storeMemtable, storeDisk, storeFlushed, storeCompacted, storeReadAmp,
-		cacheBytes, cacheHits, cacheMisses} {
+		cacheBytes, cacheHits, cacheMisses, cHeapBytes} {
 		ch <- d
 	}
 }
@@ -65,5 +67,9 @@ func (s *storeMetrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(cacheBytes, prometheus.GaugeValue, float64(c.Size))
 		ch <- prometheus.MustNewConstMetric(cacheHits, prometheus.CounterValue, float64(c.Hits))
 		ch <- prometheus.MustNewConstMetric(cacheMisses, prometheus.CounterValue, float64(c.Misses))
+	}
+	if used, free, ok := cHeap(); ok {
+		ch <- prometheus.MustNewConstMetric(cHeapBytes, prometheus.GaugeValue, float64(used), "in_use")
+		ch <- prometheus.MustNewConstMetric(cHeapBytes, prometheus.GaugeValue, float64(free), "free")
 	}
 }

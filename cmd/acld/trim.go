@@ -78,8 +78,10 @@ func trimWhenIdle(ctx context.Context, every time.Duration, logger *slog.Logger)
 		}
 		start := time.Now()
 		debug.FreeOSMemory()
+		mid := time.Now()
 		c := trimCHeap()  // Pebble's blocks and memtables freed into the C heap (mallocs_cgo.go)
 		t.allocs = read() // what the collection itself allocated does not make the next tick busy
-		logger.Debug("idle: returned free memory to the system", "took", time.Since(start), "round", t.trims, "c_heap", c)
+		logger.Debug("idle: returned free memory to the system", "took", time.Since(start), "c_heap_took", time.Since(mid),
+			"round", t.trims, "c_heap", c)
 	}
 }
