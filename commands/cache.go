@@ -31,7 +31,15 @@ import (
 // the command that read it (the stream did not serve the message, so it had not acknowledged it
 // either) but neither cached as fresh nor spilled: the next use reads the stream again. Floors
 // are kept per subject, also of subjects not cached, until a state that reaches them is read or
-// the spill's follower has passed a message at or above them (see floorMet, followSpill).
+// the spill's follower has passed a message at or above them (see floorMet, followSpill), or,
+// on a replicated stream, only until such a state is read (a replica may serve a read behind
+// the leader the follower reads from).
+//
+// Invalidations can also be lost (a slow consumer drops them; a reset marks only what is
+// cached then). The spill's follower reads every stored message in order and notes each
+// cached subject's last (entry.seen): a state behind it is not fresh, so no state stays behind
+// a stored message for longer than the follower's lag. Without a spill there is no follower,
+// and a reset after drops is the only guard.
 type cache struct {
 	store *events.Store
 	max   int
@@ -46,6 +54,7 @@ type cache struct {
 	opened *spill
 	logger *slog.Logger
 	loads  *prometheus.CounterVec // nil: not counted
+	behind prometheus.Counter     // nil: not counted
 	follow events.Follower        // the spill's follower reads through it; nil: store
 
 	mu      sync.Mutex
@@ -57,6 +66,12 @@ type cache struct {
 	// invals counts the invalidations from other instances and the resets (under mu): an
 	// orphan's state is spilled only if none came since it was read (see keep).
 	invals uint64
+	// caught counts the fresh states found behind a message the spill's follower read
+	// (notBehind), as acl_command_states_behind_total.
+	caught atomic.Uint64
+	// replicated: reads may be served by a replica behind the stream's leader, whose
+	// messages the spill's follower reads; a floor is then kept until a state read reaches it.
+	replicated bool
 }
 
 // maxFloors bounds a generation of floors. A floor outlives its message's storing by far in
@@ -76,6 +91,9 @@ type entry struct {
 	load    sync.Mutex
 	gen     atomic.Uint64
 	snap    atomic.Pointer[snapshot]
+	// seen is the sequence of the last message of the subject the spill's follower read
+	// (behindLocked): a state behind it is not fresh.
+	seen atomic.Uint64
 	// sinceSnap counts the events applied to the state since the last tenant snapshot.
 	sinceSnap atomic.Int64
 	// cmds is a tenant's memory of its commands (see commandIndex); unused for others.
@@ -203,14 +221,39 @@ var errSpillOff = errors.New("commands: the state spill is off")
 // followedLocked is the follower's work for one message (spill.processedLocked); an error has
 // turned the spill off.
 func (c *cache) followedLocked(sp *spill, m events.Message) error {
-	if err := sp.processedLocked(m, c.entries[m.Subject] != nil); err != nil {
+	e := c.entries[m.Subject]
+	if err := sp.processedLocked(m, e != nil); err != nil {
 		c.spillErrLocked(err)
 		return err
 	}
+	if e != nil {
+		c.behindLocked(e, m.Seq)
+	}
 	// Processed: the spill has the state of its subject up to it, or none, or left the
-	// message awaited (unspill does not read such a state). The floor is no longer needed.
-	c.passedLocked(m.Subject, m.Seq)
+	// message awaited (unspill does not read such a state). The floor is no longer needed
+	// where reads are served by the server the follower reads from (see Options.Replicated).
+	if !c.replicated {
+		c.passedLocked(m.Subject, m.Seq)
+	}
 	return nil
+}
+
+// behindLocked notes that the spill's follower has read the message at seq of the entry's
+// subject: a state behind it is stale (entry.seen). The subscription's invalidations are the
+// quick way to learn of other instances' writes, but they can be lost: a slow consumer drops
+// them (reset then marks what is cached at that moment, and a reload in the gap before the
+// stream serves the dropped message is cached as fresh again), and a subscription being
+// replaced misses some. The follower reads every stored message in order, so no state stays
+// behind one for longer than the follower's lag. Nothing is marked here: the instance's own
+// write is read by the follower before or after its writer publishes the state that includes
+// it, and only a state read behind the message in that moment costs a reload.
+func (c *cache) behindLocked(e *entry, seq uint64) {
+	for {
+		old := e.seen.Load()
+		if old >= seq || e.seen.CompareAndSwap(old, seq) {
+			return
+		}
+	}
 }
 
 // closeSpill closes the spill once its follower stopped (the caller ended its context).
@@ -508,7 +551,7 @@ func (c *cache) unspill(e *entry) any {
 // fresh returns the entry's state, loading what the store has beyond it when the entry was
 // never loaded or was invalidated since.
 func (c *cache) fresh(ctx context.Context, e *entry) (*snapshot, error) {
-	if s := e.snap.Load(); s != nil && s.gen == e.gen.Load() {
+	if s := e.snap.Load(); s != nil && s.gen == e.gen.Load() && notBehind(e, s) {
 		return s, nil
 	}
 	e.load.Lock()
@@ -516,7 +559,13 @@ func (c *cache) fresh(ctx context.Context, e *entry) (*snapshot, error) {
 	gen := e.gen.Load() // read before loading: an invalidation during the load makes it stale again
 	s := e.snap.Load()
 	if s != nil && s.gen == gen {
-		return s, nil
+		if notBehind(e, s) {
+			return s, nil
+		}
+		c.caught.Add(1)
+		if c.behind != nil {
+			c.behind.Inc()
+		}
 	}
 	if e.ref.Kind == events.KindTenant {
 		// A tenant's whole history (no snapshot yet) can take longer than one command may: at
@@ -535,6 +584,9 @@ func (c *cache) fresh(ctx context.Context, e *entry) (*snapshot, error) {
 	// Read first: the state read includes every message up to pos, and it is fresh only if it
 	// reaches floor (read after gen: an invalidation raises the floor before it bumps gen).
 	pos, floor, inv := c.bounds(e.subject)
+	// A state behind a message the follower read is not fresh either (one it reads after this
+	// is checked by the next fresh).
+	floor = max(floor, e.seen.Load())
 	if s != nil {
 		st, after = s.state, stateSeq(s.state)
 	} else if sp := c.unspill(e); sp != nil {
@@ -591,6 +643,12 @@ func (c *cache) fresh(ctx context.Context, e *entry) (*snapshot, error) {
 		c.keep(e, st, s)
 	}
 	return s, nil
+}
+
+// notBehind reports whether a fresh state s of e includes every message of its subject the
+// spill's follower has read (behindLocked).
+func notBehind(e *entry, s *snapshot) bool {
+	return stateSeq(s.state) >= e.seen.Load()
 }
 
 // publish replaces the entry's state by one a writer built on top of the state it decided on,

@@ -14,6 +14,9 @@ type metrics struct {
 	// loads counts the aggregate states read other than from memory, by where from: "spill"
 	// or "stream" (the latter makes nats-server read the message block holding it).
 	loads *prometheus.CounterVec
+	// behind counts the cached states found behind a message of their subject the spill's
+	// follower read (cache.notBehind).
+	behind prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -31,6 +34,10 @@ func newMetrics() *metrics {
 			Name: "acl_command_state_loads_total",
 			Help: "Aggregate states the command service read other than from memory, by where from: spill (local disk) or stream.",
 		}, []string{"from"}),
+		behind: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "acl_command_states_behind_total",
+			Help: "Cached aggregate states found behind a message of their subject that the command service's spill follower has read, and read again: another instance's write whose invalidation was lost, or this instance's own write read in the moment before its state was published.",
+		}),
 	}
 }
 
@@ -47,7 +54,10 @@ func (m *metrics) register(r prometheus.Registerer) error {
 	if m.duration, err = registerOrShare(r, m.duration); err != nil {
 		return err
 	}
-	m.loads, err = registerOrShare(r, m.loads)
+	if m.loads, err = registerOrShare(r, m.loads); err != nil {
+		return err
+	}
+	m.behind, err = registerOrShare(r, m.behind)
 	return err
 }
 

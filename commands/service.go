@@ -155,7 +155,10 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := s.metrics.register(s.opts.Registerer); err != nil {
 		return err
 	}
-	s.cache.loads = s.metrics.loads
+	s.cache.loads, s.cache.behind = s.metrics.loads, s.metrics.behind
+	// A replica may serve a read before it has a message the leader's consumer already
+	// delivered to the spill's follower (see cache.replicated).
+	s.cache.replicated = s.store.Replicas() > 1
 	ctx, cancel := context.WithCancel(ctx)
 	if s.opts.StateDir != "" {
 		if err := s.cache.openSpill(ctx, s.opts.StateDir, s.opts.BlockCache); err != nil {

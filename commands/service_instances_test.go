@@ -190,18 +190,7 @@ func TestInvalidationBeforeStored(t *testing.T) {
 			}
 			e := startEnvWith(t, 2, c.opts)
 			a, b := e.svcs[0], e.svcs[1]
-			exec := func(s *Service, cmd aggregates.Command) Result {
-				t.Helper()
-				cmd.Base().Tenant, cmd.Base().Actor, cmd.Base().CommandID = "acme", "admin", newID(t)
-				if _, ok := cmd.(*aggregates.CreateTenant); ok {
-					cmd.Base().Actor = aggregates.SystemActor
-				}
-				res, err := s.Execute(e.ctx, cmd)
-				if err != nil {
-					t.Fatalf("%s: %v", cmd.Name(), err)
-				}
-				return res
-			}
+			exec := func(s *Service, cmd aggregates.Command) Result { t.Helper(); return e.execAcme(t, s, cmd) }
 			exec(b, &aggregates.CreateTenant{Preset: "reconpro",
 				Admin: aggregates.RegisterPrincipal{Principal: "admin", Kind: aggregates.KindStaff, Email: "admin@acme.test"}})
 			exec(b, &aggregates.RegisterPrincipal{Principal: "p", Kind: aggregates.KindStaff})
@@ -211,18 +200,7 @@ func TestInvalidationBeforeStored(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			read := func() (*aggregates.Principal, bool) {
-				t.Helper()
-				en, err := a.cache.entry("acme", ref)
-				if err != nil {
-					t.Fatal(err)
-				}
-				s, err := a.cache.fresh(e.ctx, en)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return s.state.(*aggregates.Principal), s.gen == en.gen.Load()
-			}
+			read := func() (*aggregates.Principal, bool) { t.Helper(); return e.readPrincipal(t, a, ref) }
 			eventstest.WaitFor(t, 5*time.Second, func() error {
 				if p, _ := read(); !slices.Contains(p.Roles, "accountant") {
 					return fmt.Errorf("A reads p with roles %v", p.Roles)
@@ -363,4 +341,126 @@ func TestUnspillNotWhileAwaited(t *testing.T) {
 	if st := c.unspill(e); st == nil || stateSeq(st) != 5 {
 		t.Fatalf("unspill %v once the state at 5 is spilled, want it", st)
 	}
+}
+
+// TestFollowerCatchesMissedInvalidation: A holds p in memory, then misses B's invalidations (its
+// subscription is gone, as when a slow consumer drops them; the reset that follows a drop marks
+// only what is cached at that moment, and a reload in the gap before the stream serves B's
+// message would be cached as fresh again). The spill's follower reads every stored message in
+// order: once it has passed B's revocation, A's state of p is stale and A decides on B's.
+func TestFollowerCatchesMissedInvalidation(t *testing.T) {
+	e := startEnvWith(t, 2, Options{StateDir: t.TempDir()})
+	a, b := e.svcs[0], e.svcs[1]
+	exec := func(s *Service, cmd aggregates.Command) Result { t.Helper(); return e.execAcme(t, s, cmd) }
+	exec(b, &aggregates.CreateTenant{Preset: "reconpro",
+		Admin: aggregates.RegisterPrincipal{Principal: "admin", Kind: aggregates.KindStaff, Email: "admin@acme.test"}})
+	exec(b, &aggregates.RegisterPrincipal{Principal: "p", Kind: aggregates.KindStaff})
+	last := exec(b, &aggregates.AssignRole{Principal: "p", Role: "accountant"}).Seq
+	ref := events.PrincipalRef("p")
+	read := func() (*aggregates.Principal, bool) { t.Helper(); return e.readPrincipal(t, a, ref) }
+	eventstest.WaitFor(t, 5*time.Second, func() error {
+		// Every message so far is B's: A has taken all their invalidations, so the state it
+		// reads now stays fresh until the next message of p.
+		if n := uint64(a.invalidated.Load()); n < last {
+			return fmt.Errorf("A took %d invalidations of %d", n, last)
+		}
+		if p, fresh := read(); !fresh || !slices.Contains(p.Roles, "accountant") {
+			return fmt.Errorf("A reads p with roles %v (fresh: %v)", p.Roles, fresh)
+		}
+		return nil
+	})
+	a.mu.Lock()
+	for _, sub := range a.subs {
+		if err := sub.Unsubscribe(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.mu.Unlock()
+	res := exec(b, &aggregates.RevokeRole{Principal: "p", Role: "accountant"})
+	eventstest.WaitFor(t, 5*time.Second, func() error {
+		p, fresh := read()
+		if slices.Contains(p.Roles, "accountant") || !fresh {
+			return fmt.Errorf("A reads p at %d with %v (fresh: %v) after B's revocation at %d; spill follower at %d",
+				p.Seq, p.Roles, fresh, res.Seq, a.cache.spill.pos.Load())
+		}
+		return nil
+	})
+	if a.cache.caught.Load() == 0 {
+		t.Fatal("A saw the revocation, but not through its follower: the test no longer tests what it says")
+	}
+	// A decides on B's state: assigning the role again writes it.
+	if res := exec(a, &aggregates.AssignRole{Principal: "p", Role: "accountant"}); len(res.Events) == 0 {
+		t.Fatal("A answered that p holds a role B revoked")
+	}
+}
+
+// TestFloorKeptWhenReplicated: on a replicated stream a read may be served by a replica that has
+// not stored a message the leader's consumer already delivered to the spill's follower, so the
+// follower passing the message must not forget its floor: a reload from that replica would be
+// taken as fresh. On a single server the follower and the reads see the same store.
+func TestFloorKeptWhenReplicated(t *testing.T) {
+	for _, c := range []struct {
+		replicated bool
+		want       uint64
+	}{{false, 0}, {true, 6}} {
+		t.Run(fmt.Sprint("replicated=", c.replicated), func(t *testing.T) {
+			sp, err := openSpill(t.TempDir(), "s1", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sp.close()
+			sp.trusted.Store(true)
+			ca := newCache(nil, 10, slog.Default())
+			ca.spill, ca.replicated = sp, c.replicated
+			ref := events.RecordAggregate("invoice", "i1")
+			subject, err := events.Subject("acme", ref)
+			if err != nil {
+				t.Fatal(err)
+			}
+			env, err := events.New(events.Meta{Tenant: "acme", Aggregate: ref, Actor: "admin", CommandID: "c6"},
+				events.RecordRegisteredV1{RecordBody: events.RecordBody{Type: "invoice", ID: "i1"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			env.Seq = 6
+			ca.invalidate(subject, 6)
+			ca.mu.Lock()
+			defer ca.mu.Unlock()
+			if err := ca.followedLocked(sp, events.Message{Seq: 6, Subject: subject, Events: []events.Envelope{env}}); err != nil {
+				t.Fatal(err)
+			}
+			if got := ca.floorLocked(subject); got != c.want {
+				t.Fatalf("floor %d after the follower passed the message, want %d", got, c.want)
+			}
+		})
+	}
+}
+
+// execAcme carries out cmd on s in tenant acme as its admin (CreateTenant as the system).
+func (e *testEnv) execAcme(t *testing.T, s *Service, cmd aggregates.Command) Result {
+	t.Helper()
+	cmd.Base().Tenant, cmd.Base().Actor, cmd.Base().CommandID = "acme", "admin", newID(t)
+	if _, ok := cmd.(*aggregates.CreateTenant); ok {
+		cmd.Base().Actor = aggregates.SystemActor
+	}
+	res, err := s.Execute(e.ctx, cmd)
+	if err != nil {
+		t.Fatalf("%s: %v", cmd.Name(), err)
+	}
+	return res
+}
+
+// readPrincipal reads principal ref of tenant acme through s's cache, as a command would: the
+// state, and whether the cache holds it as fresh.
+func (e *testEnv) readPrincipal(t *testing.T, s *Service, ref events.AggregateRef) (*aggregates.Principal, bool) {
+	t.Helper()
+	en, err := s.cache.entry("acme", ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.cache.fresh(e.ctx, en)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap.state.(*aggregates.Principal), snap.gen == en.gen.Load() && notBehind(en, snap)
 }

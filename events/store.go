@@ -169,6 +169,9 @@ func (s *Store) Name() string { return s.name }
 // Conn is the connection the store uses.
 func (s *Store) Conn() *nats.Conn { return s.nc }
 
+// Replicas is the stream's replica count as of when the store was opened.
+func (s *Store) Replicas() int { return s.stream.CachedInfo().Config.Replicas }
+
 // StreamInfo reads the stream's configuration and state from the server.
 func (s *Store) StreamInfo(ctx context.Context) (*jetstream.StreamInfo, error) {
 	info, err := s.stream.Info(ctx)
