@@ -92,6 +92,7 @@ func (f seqNumUpTo) SyntheticSuffixIntersects(prop []byte, _ []byte) (bool, erro
 // each table, oldest first, the applied sequence it holds and its largest sequence number.
 type Flushes struct {
 	applied, seqNum []uint64
+	files           []string // the tables' paths
 }
 
 // Flushes lists db's tables as points to read it as of; ok is false when a table carries no
@@ -101,7 +102,10 @@ func (db *DB) Flushes() (f *Flushes, ok bool, err error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("projections: list tables: %w", err)
 	}
-	type flush struct{ applied, seqNum uint64 }
+	type flush struct {
+		applied, seqNum uint64
+		file            string
+	}
 	var all []flush
 	for _, level := range levels {
 		for _, t := range level {
@@ -109,11 +113,12 @@ func (db *DB) Flushes() (f *Flushes, ok bool, err error) {
 			if t.Properties == nil || len(t.Properties.UserProperties[seqNumProperty]) != 1+8 || t.Virtual {
 				return nil, false, nil
 			}
-			applied, err := db.tableApplied(filepath.Join(db.dir, fmt.Sprintf("%06d.sst", uint64(t.FileNum))))
+			file := filepath.Join(db.dir, fmt.Sprintf("%06d.sst", uint64(t.FileNum)))
+			applied, err := db.tableApplied(file)
 			if err != nil {
 				return nil, false, err
 			}
-			all = append(all, flush{applied, uint64(t.LargestSeqNum)})
+			all = append(all, flush{applied, uint64(t.LargestSeqNum), file})
 		}
 	}
 	slices.SortFunc(all, func(a, b flush) int { return cmp.Compare(a.seqNum, b.seqNum) })
@@ -122,7 +127,7 @@ func (db *DB) Flushes() (f *Flushes, ok bool, err error) {
 		if fl.applied == 0 || (i > 0 && fl.applied < all[i-1].applied) {
 			return nil, false, nil // not a projector's flushes, in order
 		}
-		f.applied, f.seqNum = append(f.applied, fl.applied), append(f.seqNum, fl.seqNum)
+		f.applied, f.seqNum, f.files = append(f.applied, fl.applied), append(f.seqNum, fl.seqNum), append(f.files, fl.file)
 	}
 	return f, true, nil
 }

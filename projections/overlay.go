@@ -20,38 +20,48 @@ import (
 // writes no range deletions or range keys (reading a batch with either fragments them lazily,
 // a write); Pebble's iterators over an unchanging batch read it only.
 type Overlay struct {
-	db *DB
-	p  *Projector
+	db        *DB
+	p         *Projector
+	versioned bool
 }
 
-// NewOverlay starts an overlay on db at db's applied sequence.
-func NewOverlay(db *DB) (*Overlay, error) {
+// NewOverlay starts an overlay on db at db's applied sequence. vs, when not nil and caught up
+// with db, serves the states the overlay reads (see Versions).
+func NewOverlay(db *DB, vs *Versions) (*Overlay, error) {
 	b := db.pb.NewIndexedBatch()
-	return newOverlay(db, b, b)
+	return newOverlay(db, vs, b, b)
 }
 
 // NewOverlayAsOf starts an overlay on db as of the tables db flushed at applied sequences up
 // to seq (the model at the last of them; Applied says which): db was written with TagApplied,
 // and f are its Flushes. One open DB so serves the moments of every checkpoint whose tables it
-// links.
-func NewOverlayAsOf(db *DB, f *Flushes, seq uint64) (*Overlay, error) {
+// links. vs is as for NewOverlay.
+func NewOverlayAsOf(db *DB, f *Flushes, seq uint64, vs *Versions) (*Overlay, error) {
 	b := db.pb.NewIndexedBatch()
-	return newOverlay(db, b, newTablesUpTo(b, f, seq))
+	return newOverlay(db, vs, b, newTablesUpTo(b, f, seq))
 }
 
-func newOverlay(db *DB, b *pebble.Batch, r reader) (*Overlay, error) {
+func newOverlay(db *DB, vs *Versions, b *pebble.Batch, r reader) (*Overlay, error) {
 	applied, err := readApplied(r)
 	if err != nil {
-		if t, ok := r.(*tablesUpTo); ok {
-			t.close()
+		if c, ok := r.(interface{ close() }); ok {
+			c.close()
 		}
 		b.Close()
 		return nil, err
 	}
-	p := newProjector(db, nil, &published{applied: applied, tenants: map[string]uint64{}})
-	p.overlay, p.over = b, r
-	return &Overlay{db: db, p: p}, nil
+	o := &Overlay{db: db}
+	if vs != nil && vs.Applied() >= applied {
+		r = &versioned{reader: r, b: b, vs: vs, floor: applied}
+		o.versioned = true
+	}
+	o.p = newProjector(db, nil, &published{applied: applied, tenants: map[string]uint64{}})
+	o.p.overlay, o.p.over = b, r
+	return o, nil
 }
+
+// Versioned says whether the overlay reads its states from Versions.
+func (o *Overlay) Versioned() bool { return o.versioned }
 
 // ApplyMessages applies msgs on top of what the overlay holds (see Projector.ApplyMessages).
 func (o *Overlay) ApplyMessages(msgs []events.Message) error { return o.p.ApplyMessages(msgs) }
@@ -61,8 +71,8 @@ func (o *Overlay) Applied() uint64 { return o.p.Applied() }
 
 // Close releases the batch; the DB stays open (its owner closes it).
 func (o *Overlay) Close() error {
-	if t, ok := o.p.over.(*tablesUpTo); ok {
-		t.close()
+	if c, ok := o.p.over.(interface{ close() }); ok {
+		c.close()
 	}
 	if err := o.p.overlay.Close(); err != nil {
 		return fmt.Errorf("projections: close overlay: %w", err)

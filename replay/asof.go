@@ -93,12 +93,17 @@ func (s *Service) build(ctx context.Context, st *asOfState) error {
 		floor = start
 		st.base, st.done = floor, func() { s.bases.release(b) }
 		if asOf {
-			st.overlay, err = projections.NewOverlayAsOf(b.db, b.flushes, floor)
+			st.overlay, err = projections.NewOverlayAsOf(b.db, b.flushes, floor, s.bases.versions)
 		} else {
-			st.overlay, err = projections.NewOverlay(b.db)
+			st.overlay, err = projections.NewOverlay(b.db, s.bases.versions)
 		}
 		if err != nil {
 			return err
+		}
+		if st.overlay.Versioned() {
+			s.statesFrom.versions.Add(1)
+		} else {
+			s.statesFrom.tables.Add(1)
 		}
 	}
 	if st.seq > st.overlay.Applied() { // replayOnto reads to the stream's end when asked for 0

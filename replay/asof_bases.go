@@ -3,6 +3,7 @@ package replay
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"sync"
@@ -43,6 +44,12 @@ type bases struct {
 	sharedOff  bool      // the chain has tables without tags (made by an older release)
 	stopped    bool      // closed: no more shared bases
 	sharedUsed int       // answers that started from the shared base (tests)
+
+	// versions holds every version of the states the chain's tables hold, filled from the
+	// shared base's tables as it is opened: overlays read their states from it once it has
+	// reached their base (projections.Versions). nil: none.
+	versions *projections.Versions
+	log      *slog.Logger
 }
 
 // sharedRefresh is how often, at most, the shared base is opened again on a newer checkpoint
@@ -140,10 +147,20 @@ func (bs *bases) openShared() {
 	b.flushes = flushes
 	old := bs.shared
 	bs.shared = b
+	b.refs++ // while its tables are added to the versions
 	bs.mu.Unlock()
 	if old != nil {
 		bs.release(old)
 	}
+	if bs.versions != nil {
+		// A first start at 10^6 reads every table once (seconds, in the background); later
+		// openings add the tables flushed since. A failure is not fatal: overlays on bases the
+		// versions have not reached read the tables.
+		if err := bs.versions.AddTables(b.db, flushes); err != nil && bs.log != nil {
+			bs.log.Error("replay: as_of state versions", "err", err)
+		}
+	}
+	bs.release(b)
 }
 
 // acquire returns the open base of the newest checkpoint at or below seq; the caller releases

@@ -127,3 +127,39 @@ func TestAsOfSharedBaseFlushes(t *testing.T) {
 		}
 	}
 }
+
+// TestAsOfStateVersions: once the state versions have reached the shared base, as_of states
+// read the states they update from them (one seek each, not a read through every table of the
+// chain), and every answer, at random moments, at checkpoints and next to them, equals the
+// pure evaluator's: a state's version at or below the base is the state the base holds, and
+// one the overlay has written since is read from the overlay.
+func TestAsOfStateVersions(t *testing.T) {
+	const every = 7
+	s := startStack(t, Options{CheckpointEvery: every, CachedStates: 1})
+	newRandomHistory(s.d, 34).run(240)
+	s.sync(t)
+	waitCheckpoint(t, s, s.d.seq/every*every)
+	waitShared(t, s)
+	eventstest.WaitFor(t, 5*time.Second, func() error {
+		if got, want := s.svc.bases.versions.Applied(), s.svc.ckpts.last(); got < want {
+			return fmt.Errorf("the state versions have reached %d, not the newest checkpoint %d", got, want)
+		}
+		return nil
+	})
+	before := s.svc.statesFrom.versions.Load()
+	last := s.d.seq
+	moments := []uint64{1, 2, last, last - 1}
+	for _, c := range s.svc.ckpts.list() {
+		moments = append(moments, c, min(c+1, last), c-1)
+	}
+	rnd := rand.New(rand.NewPCG(5, 9))
+	for range 40 {
+		moments = append(moments, 1+rnd.Uint64N(last))
+	}
+	for _, seq := range moments {
+		requireOracleAt(t, s, Moment{Seq: seq}, seq)
+	}
+	if got := s.svc.statesFrom.versions.Load() - before; got < uint64(len(moments))/2 {
+		t.Errorf("%d of %d as_of states read their states from the versions", got, len(moments))
+	}
+}

@@ -25,9 +25,18 @@ func (s *Service) Collectors() []prometheus.Collector {
 			ConstLabels: prometheus.Labels{"events": from},
 		}, func() float64 { return float64(v()) })
 	}
+	states := func(from string, v func() uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "acl_asof_state_bases_total",
+			Help:        "as_of states built, by where the states they update were read: the state versions (one seek each), or the checkpoint's tables (each read checks every table; the versions had not reached the checkpoint yet, as after a first start).",
+			ConstLabels: prometheus.Labels{"states": from},
+		}, func() float64 { return float64(v()) })
+	}
 	return []prometheus.Collector{
 		built("log", s.builtFrom.log.Load),
 		built("stream", s.builtFrom.stream.Load),
+		states("versions", s.statesFrom.versions.Load),
+		states("tables", s.statesFrom.tables.Load),
 		events("mirrored", m.applied.Load),
 		events("replayed", m.replayed.Load),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{

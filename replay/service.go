@@ -21,7 +21,8 @@ import (
 // Options configures a Service. Zero values take the defaults.
 type Options struct {
 	// Dir holds replay's own data: audit/ (the audit index), checkpoints/ (read-model
-	// checkpoints), events/ (the stream's messages as_of reads, eventlog.go) and scratch/
+	// checkpoints), events/ (the stream's messages as_of reads, eventlog.go), states/ (every
+	// version of the states the checkpoints hold, projections.Versions) and scratch/
 	// (throw-away copies for as_of). Required.
 	Dir string
 	// CheckpointEvery: a checkpoint of the read model every N applied events; default 2000.
@@ -127,6 +128,9 @@ type Service struct {
 
 	// builtFrom counts the as_of states built with their events from the log and the stream.
 	builtFrom struct{ log, stream atomic.Uint64 }
+	// statesFrom counts the as_of states built whose base's states were read from the state
+	// versions, and from the base's tables (the versions had not reached the base yet).
+	statesFrom struct{ versions, tables atomic.Uint64 }
 }
 
 // New opens replay's data in opts.Dir. store is the event store, db the live read model and
@@ -168,10 +172,17 @@ func New(store *events.Store, db *projections.DB, proj *projections.Projector, o
 		audit.Close()
 		return nil, err
 	}
+	vs, err := projections.OpenVersions(filepath.Join(opts.Dir, "states"), opts.Cache)
+	if err != nil {
+		elog.close()
+		audit.Close()
+		return nil, err
+	}
 	s := &Service{store: store, db: db, proj: proj, opts: opts, log: opts.Logger, audit: audit, elog: elog,
 		getter: newMessageGetter(js, store.Name()), ckpts: ckpts, mirror: newChainMirror(mirrorQueueBytes)}
 	s.states = newStateCache(opts.CachedStates)
 	s.bases = newBases(ckpts, filepath.Join(opts.Dir, "scratch"), opts.OpenCheckpoints, opts.Cache)
+	s.bases.versions, s.bases.log = vs, opts.Logger
 	return s, nil
 }
 
@@ -218,14 +229,15 @@ func (s *Service) Close() error {
 	s.wg.Wait()
 	s.states.close()
 	s.bases.close()
-	return errors.Join(s.elog.close(), s.audit.Close())
+	return errors.Join(s.bases.versions.Close(), s.elog.close(), s.audit.Close())
 }
 
 // MemtableReserve is what the memtables of the service's stores that write (the audit index and
 // the chain's head) take from a cache given as Options.Cache (projections.MemtableReserve): the
 // caller adds it to the cache's size.
 func MemtableReserve() int64 {
-	return projections.MemtableReserve(auditMemtable) + projections.MemtableReserve(logMemtable) + ChainHeadMemtableReserve()
+	return projections.MemtableReserve(auditMemtable) + projections.MemtableReserve(logMemtable) +
+		projections.VersionsMemtableReserve() + ChainHeadMemtableReserve()
 }
 
 // ChainHeadMemtableReserve is the chain head's part of MemtableReserve: its memtables are not
