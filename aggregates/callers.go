@@ -90,6 +90,16 @@ func (c *Caller) MayTenantCommand(tenant, name string) *Error {
 	return nil
 }
 
+// MayHoldReadSide says whether the caller may mark a batch as part of a bulk load, which holds
+// the read side of every tenant behind the stream while the load lasts (commands.BatchRequest's
+// Load): only a caller that may address every tenant.
+func (c *Caller) MayHoldReadSide() *Error {
+	if c == nil || grants(c.Tenants, All) {
+		return nil
+	}
+	return c.refuse("may not mark a batch as a bulk load, which holds every tenant's read side (its tenants: %s); send it without load", listed(c.Tenants))
+}
+
 func (c *Caller) mayTenant(tenant string) *Error {
 	if !grants(c.Tenants, tenant) {
 		return c.refuse("may not address tenant %q (its tenants: %s)", tenant, listed(c.Tenants))

@@ -153,6 +153,10 @@ func (s *Service) batchAnswer(ctx context.Context, m *nats.Msg, tenant string) B
 	}
 	var last uint64
 	if req.Load {
+		if err := caller.MayHoldReadSide(); err != nil {
+			err.Op = BatchName
+			return refuse(err)
+		}
 		s.opts.Bulk.Begin()
 		defer func() { s.opts.Bulk.End(last) }() // also on a panic: a load that ended holds nothing
 	}
