@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 
@@ -59,6 +60,12 @@ type BatchRequest struct {
 	// after (events.BulkLoad). Only a load asks for it: a service that sends its everyday
 	// writes in batches must not leave the read model behind for as long as it keeps sending.
 	Load bool `json:"load,omitempty"`
+	// Pipe names a sender's pipeline of batches to one tenant, and Seq (1, 2, ...) this batch's
+	// place in it: the sender may send the next batch before the answer to this one, and the
+	// service carries them out in Seq's order, each starting while the one before waits for
+	// the store's last answers (see batch_pipe.go). Without Pipe, batches are independent.
+	Pipe string `json:"pipe,omitempty"`
+	Seq  uint64 `json:"seq,omitempty"`
 }
 
 // BatchAnswer answers a batch request: {"ok":true,"results":[..]}, one result per command
@@ -151,6 +158,10 @@ func (s *Service) batchAnswer(ctx context.Context, m *nats.Msg, tenant string) B
 		return refuse(&aggregates.Error{Code: aggregates.CodeInvalidArgument, Op: BatchName,
 			Message: "a batch carries at most 1000 commands"})
 	}
+	if req.Pipe != "" && (req.Seq == 0 || len(req.Pipe) > 64) {
+		return refuse(&aggregates.Error{Code: aggregates.CodeInvalidArgument, Op: BatchName,
+			Message: "a batch of a pipe needs its seq, from 1, and a pipe name of at most 64 bytes"})
+	}
 	var last uint64
 	if req.Load {
 		if err := caller.MayHoldReadSide(); err != nil {
@@ -161,7 +172,21 @@ func (s *Service) batchAnswer(ctx context.Context, m *nats.Msg, tenant string) B
 		defer func() { s.opts.Bulk.End(last) }() // also on a panic: a load that ended holds nothing
 	}
 	r := &batchRun{s: s, ctx: ctx, tenant: tenant, flights: map[string]*flight{},
-		results: make([]outcome, 0, len(req.Commands))}
+		results: make([]outcome, 0, len(req.Commands)), done: make(chan struct{})}
+	defer close(r.done)
+	var p *pipe
+	if req.Pipe != "" {
+		var err error
+		if p, err = s.pipes.get(ctx, tenant, req.Pipe, req.Seq); err != nil {
+			return refuse(err)
+		}
+		earlier, err := p.enter(ctx, req.Seq)
+		if err != nil {
+			return refuse(err)
+		}
+		r.earlier = earlier
+	}
+	stopped := false
 	for _, bc := range req.Commands {
 		i := len(r.results)
 		r.results = append(r.results, outcome{})
@@ -171,10 +196,21 @@ func (s *Service) batchAnswer(ctx context.Context, m *nats.Msg, tenant string) B
 		}
 		if err != nil {
 			r.results[i] = outcome{err: err}
+			stopped = true
 			break
 		}
 	}
+	r.commit()
+	if p != nil {
+		// Every append of the batch is sent: the next batch of the pipe may decide while
+		// this one takes the store's answers.
+		r.frozen = true
+		p.handOff(req.Seq, r, stopped)
+	}
 	r.finish()
+	if p != nil {
+		p.finished(req.Seq, r, slices.ContainsFunc(r.results, func(o outcome) bool { return o.err != nil }))
+	}
 	ans := BatchAnswer{OK: true, Results: make([]json.RawMessage, len(r.results))}
 	for i, o := range r.results {
 		last = max(last, o.res.Seq)
@@ -215,6 +251,13 @@ type batchRun struct {
 	flights map[string]*flight // subject → its newest append not yet answered
 	queue   []*flight          // appends not yet answered, in the order sent
 	group   *group             // two-aggregate commands gathered for one atomic batch
+	// earlier are the batches of the same pipe that decided before this one and were still
+	// taking answers when it started; frozen marks a batch that handed off to the next one
+	// (its flights are read by it, and no longer changed); done is closed when every answer
+	// of this batch came.
+	earlier []*batchRun
+	frozen  bool
+	done    chan struct{}
 }
 
 // flight is a command whose single append was sent and not yet answered.
@@ -226,6 +269,7 @@ type flight struct {
 	envs  []events.Envelope
 	p     *events.Pending
 	done  bool
+	ready chan struct{} // closed when answered: its aggregate's new state is in the cache
 }
 
 // group is a run of commands that write two aggregates, gathered into one atomic batch.
@@ -268,6 +312,13 @@ func (r *batchRun) run(i int, cmd aggregates.Command) error {
 		// They ask who holds a role by reading every principal from the store
 		// (facts.RoleHolder), not the cache: everything the batch sent must be stored first.
 		r.finish()
+		for _, e := range r.earlier {
+			select {
+			case <-e.done:
+			case <-r.ctx.Done():
+				return storeError(op, r.ctx.Err())
+			}
+		}
 	}
 	x := &execution{s: s, cmd: cmd, op: op, hash: Hash(cmd), speculate: true}
 	refs := targets(cmd)
@@ -352,8 +403,17 @@ func (r *batchRun) run(i int, cmd aggregates.Command) error {
 	return nil
 }
 
-// settle waits for the answer of the batch's append in flight to subject, if any.
+// settle waits for the answer of the batch's append in flight to subject, if any, and for
+// those of the earlier batches of its pipe (taken by their own goroutines).
 func (r *batchRun) settle(subject string) {
+	for _, e := range r.earlier {
+		if fl := e.flights[subject]; fl != nil {
+			select {
+			case <-fl.ready:
+			case <-r.ctx.Done(): // the decision reads the cache; its append's expected sequence guards it
+			}
+		}
+	}
 	if fl := r.flights[subject]; fl != nil && !fl.done {
 		r.answer(fl) // the appends sent before it stay in flight
 	}
@@ -375,7 +435,7 @@ func (r *batchRun) send(i int, x *execution, w pendingWrite, snap *snapshot) {
 	r.s.noteOwn(w.item.MsgID)
 	p, err := r.s.store.AppendAsync(w.item.Subject, w.item.Expected, w.item.MsgID, w.item.Events)
 	e := x.entries[w.i]
-	fl := &flight{i: i, cmd: x.cmd, entry: e, snap: snap, envs: w.item.Events, p: p}
+	fl := &flight{i: i, cmd: x.cmd, entry: e, snap: snap, envs: w.item.Events, p: p, ready: make(chan struct{})}
 	if err != nil {
 		// Not sent (or not known to be): the command is carried out alone.
 		fl.done = true
@@ -401,7 +461,8 @@ func (r *batchRun) pop() {
 // aggregate in the cache. Anything but a plain success is carried out again alone.
 func (r *batchRun) answer(fl *flight) {
 	fl.done = true
-	if r.flights[fl.entry.subject] == fl {
+	defer close(fl.ready)
+	if !r.frozen && r.flights[fl.entry.subject] == fl {
 		delete(r.flights, fl.entry.subject)
 	}
 	app, err := fl.p.Wait(r.ctx)
@@ -510,6 +571,7 @@ func (r *batchRun) commit() {
 
 // alone carries out command i by Execute, as if sent alone.
 func (r *batchRun) alone(i int, cmd aggregates.Command) {
+	r.s.metrics.alone.Inc()
 	res, err := r.s.Execute(r.ctx, cmd)
 	r.results[i] = outcome{res: res, err: err}
 }

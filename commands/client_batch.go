@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/acl-es/acl/aggregates"
 	"github.com/acl-es/acl/events"
 )
@@ -78,4 +80,62 @@ func decodeBatch(data []byte, cmds []BatchCommand) ([]BatchOutcome, error) {
 		out[i].Result, out[i].Err = decodeAnswer(op, raw)
 	}
 	return out, nil
+}
+
+// Pipeline sends the batches of one sender in order with the next one on its way before the
+// answer to the one before (BatchRequest.Pipe; see batch_pipe.go): the service decides batch
+// n+1 while batch n takes the store's last answers. Take the answers in the order sent.
+type Pipeline struct {
+	c    *Client
+	name string
+	load bool
+	seq  uint64
+}
+
+// Pipeline starts a pipeline of batches; load marks them as a bulk load's (BatchLoad).
+func (c *Client) Pipeline(load bool) *Pipeline {
+	return &Pipeline{c: c, name: uuid.NewString(), load: load}
+}
+
+// PendingBatch is a batch sent by a Pipeline whose answer may not have come yet.
+type PendingBatch struct {
+	tenant string
+	cmds   []BatchCommand
+	done   chan struct{}
+	out    []BatchOutcome
+	err    error
+}
+
+// Send sends a batch and returns at once. A batch that got no answer (unavailable) is not sent
+// again here: the answers after it may then be of commands decided out of order (refused for
+// what a batch not carried out would have made), so the caller sends it and the ones after it
+// again, alone and in order (Batch), as Import does.
+func (p *Pipeline) Send(ctx context.Context, tenant string, cmds []BatchCommand) *PendingBatch {
+	p.seq++
+	pb := &PendingBatch{tenant: tenant, cmds: cmds, done: make(chan struct{})}
+	req := BatchRequest{Commands: cmds, Load: p.load, Pipe: p.name, Seq: p.seq}
+	go func() {
+		defer close(pb.done)
+		body, err := json.Marshal(req)
+		if err != nil {
+			pb.err = fmt.Errorf("commands: batch: encode: %w", err)
+			return
+		}
+		msg, err := p.c.ask(ctx, BatchName, BatchSubject(tenant), body, batchWait)
+		if err == nil {
+			pb.out, err = decodeBatch(msg.Data, cmds)
+		}
+		if retryable(err) {
+			err = &aggregates.Error{Code: aggregates.CodeUnavailable, Op: BatchName, Message: "no answer: send the batch again", Err: err}
+		}
+		pb.err = err
+	}()
+	return pb
+}
+
+// Wait returns the batch's answer as Batch would, except that a batch without an answer is
+// not sent again (unavailable: see Send).
+func (pb *PendingBatch) Wait() ([]BatchOutcome, error) {
+	<-pb.done
+	return pb.out, pb.err
 }

@@ -17,6 +17,9 @@ type metrics struct {
 	// behind counts the cached states found behind a message of their subject the spill's
 	// follower read (cache.notBehind).
 	behind prometheus.Counter
+	// alone counts the commands of batches carried out again alone (Execute): an append the
+	// store refused or did not answer, or a duplicate; a bulk load that makes many is slow.
+	alone prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -38,6 +41,10 @@ func newMetrics() *metrics {
 			Name: "acl_command_states_behind_total",
 			Help: "Cached aggregate states found behind a message of their subject that the command service's spill follower has read, and read again: another instance's write whose invalidation was lost, or this instance's own write read in the moment before its state was published.",
 		}),
+		alone: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "acl_batch_commands_alone_total",
+			Help: "Commands of batch requests carried out again alone: their append was refused (another writer came first), not answered, or a duplicate.",
+		}),
 	}
 }
 
@@ -57,7 +64,10 @@ func (m *metrics) register(r prometheus.Registerer) error {
 	if m.loads, err = registerOrShare(r, m.loads); err != nil {
 		return err
 	}
-	m.behind, err = registerOrShare(r, m.behind)
+	if m.behind, err = registerOrShare(r, m.behind); err != nil {
+		return err
+	}
+	m.alone, err = registerOrShare(r, m.alone)
 	return err
 }
 

@@ -122,6 +122,7 @@ type Service struct {
 	// so it must recognize them (own).
 	echo    bool
 	metrics *metrics
+	pipes   pipes // the order of pipelined batches (batch_pipe.go)
 
 	mu      sync.Mutex
 	subs    []*nats.Subscription

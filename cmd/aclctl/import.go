@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -83,6 +84,9 @@ removed when the import is complete. The last line printed is the stream sequenc
 		Args: cobra.ExactArgs(1),
 		RunE: func(cc *cobra.Command, args []string) error {
 			defer a.close()
+			if o.pipeline < 1 || o.pipeline > 4 {
+				return usagef("--pipeline %d: 1 to 4", o.pipeline)
+			}
 			if o.batch < 1 || o.batch > commands.MaxBatch {
 				return usagef("--batch %d: 1 to %d", o.batch, commands.MaxBatch)
 			}
@@ -100,6 +104,7 @@ removed when the import is complete. The last line printed is the stream sequenc
 	c.Flags().BoolVar(&o.restart, "restart", false, "ignore the progress file and start from the first line (safe: commands already applied answer as before)")
 	c.Flags().StringVar(&o.format, "format", formatAuto, "auto (from the first line), commands, or export (JSON lines or CSV of 'aclctl export')")
 	c.Flags().StringVar(&o.actor, "actor", "", "export: issue every command as this actor instead of the recorded one (system may issue all)")
+	c.Flags().IntVar(&o.pipeline, "pipeline", 1, "batches in flight, up to 4: with 2, acld decides the next batch while the one before takes the store's last answers (an acld from before pipes, or several acld instances behind the subject, get one at a time); on a busy 2-core machine 1 was faster (README, Round 10: import)")
 	c.Flags().BoolVar(&o.hold, "hold-read-side", false, "ask acld to hold its read model, audit index and change feed while the import runs, up to its --bulk-lag messages behind, and catch up after: less CPU during an import on a busy machine, but meanwhile every tenant's min_seq reads may answer not_caught_up and the change feed waits (for an initial load before traffic); only an identity that may address every tenant may ask, and an acld before this flag refuses it")
 	return c
 }
@@ -146,6 +151,7 @@ type importOptions struct {
 	format   string // auto, commands or export
 	actor    string // replaces the recorded actor of an export's commands
 	hold     bool   // ask acld to hold its read side while the import runs (BatchRequest.Load)
+	pipeline int    // batches in flight (commands.Pipeline)
 }
 
 func (a *app) importFile(ctx context.Context, path string, o importOptions) error {
@@ -189,15 +195,11 @@ func (a *app) importFile(ctx context.Context, path string, o importOptions) erro
 	bar := newImportBar(a.stderr, st.Size(), prog.Offset)
 	start, startCmds := time.Now(), prog.Commands
 
-	send := func(b *pendingBatch) error {
-		if len(b.cmds) == 0 {
-			return nil
-		}
-		batch := client.Batch
-		if o.hold {
-			batch = client.BatchLoad
-		}
-		out, err := batch(ctx, b.tenant, b.cmds)
+	batch := client.Batch
+	if o.hold {
+		batch = client.BatchLoad
+	}
+	record := func(b *pendingBatch, out []commands.BatchOutcome, err error) error {
 		if err != nil {
 			return importError(err, fmt.Sprintf("lines %d-%d", b.first, b.last))
 		}
@@ -219,6 +221,66 @@ func (a *app) importFile(ctx context.Context, path string, o importOptions) erro
 		bar.set(prog.Offset, prog.Commands)
 		return nil
 	}
+	// Up to o.pipeline batches are in flight (commands.Pipeline): acld decides the next one
+	// while the one before takes the store's last answers and its answer comes back. The
+	// answers are taken in order. A batch without an answer is sent again alone, and so are
+	// the ones after it (their commands may have been decided without it).
+	pipe := client.Pipeline(o.hold)
+	type inFlight struct {
+		b  *pendingBatch
+		pb *commands.PendingBatch
+	}
+	var queue []inFlight
+	take := func() error {
+		f := queue[0]
+		queue = queue[1:]
+		out, err := f.pb.Wait()
+		if oldService(err) || strings.Contains(errorMessage(err), commands.PipeElsewhere) {
+			// An acld from before pipes, or several behind one subject: one batch at a time
+			// (nothing of the batch was carried out).
+			o.pipeline = 1
+		} else if aggregates.ErrorCode(err) != aggregates.CodeUnavailable {
+			return record(f.b, out, err)
+		}
+		again := []*pendingBatch{f.b}
+		for _, g := range queue {
+			g.pb.Wait() //nolint:errcheck // sent again below
+			again = append(again, g.b)
+		}
+		queue = nil
+		pipe = client.Pipeline(o.hold)
+		for _, b := range again {
+			out, err := batch(ctx, b.tenant, b.cmds)
+			if err := record(b, out, err); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	send := func(b *pendingBatch) error {
+		if len(b.cmds) == 0 {
+			return nil
+		}
+		if o.pipeline <= 1 {
+			out, err := batch(ctx, b.tenant, b.cmds)
+			return record(b, out, err)
+		}
+		queue = append(queue, inFlight{b: b, pb: pipe.Send(ctx, b.tenant, b.cmds)})
+		for len(queue) >= o.pipeline {
+			if err := take(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	drain := func() error {
+		for len(queue) > 0 {
+			if err := take(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 
 	// The file is read and the next batch gathered while the one before is in flight: the
 	// service waits only for the answer to go back and the next request to come, not for this
@@ -231,12 +293,20 @@ func (a *app) importFile(ctx context.Context, path string, o importOptions) erro
 		if err := send(g.batch); err != nil {
 			return err
 		}
+		if g.err != nil {
+			if err := drain(); err != nil {
+				return err
+			}
+		}
 		if err := g.err; err != nil {
 			if errors.Is(err, errReadFile) {
 				return &exitError{code: exitAnswer, err: err}
 			}
 			return &exitError{code: exitAnswer, err: fmt.Errorf("%s %w (nothing of it was sent)", path, err)}
 		}
+	}
+	if err := drain(); err != nil {
+		return err
 	}
 	bar.finish()
 	os.Remove(o.progFile)
@@ -358,6 +428,23 @@ func parseImportLine(raw []byte) (*importLine, error) {
 		return nil, errors.New(`the body has no "command_id": an import must name every command, so that running it again applies nothing twice`)
 	}
 	return &l, nil
+}
+
+// oldService reports the refusal of a pipelined batch by an acld from before pipes, which
+// refuses the body's fields pipe and seq (and writes nothing of the batch).
+func oldService(err error) bool {
+	var e *aggregates.Error
+	return errors.As(err, &e) && e.Code == aggregates.CodeInvalidArgument && e.Op == commands.BatchName &&
+		strings.Contains(e.Message, "unknown field") && strings.Contains(e.Message, "pipe")
+}
+
+// errorMessage is the message of an *aggregates.Error, or "".
+func errorMessage(err error) string {
+	var e *aggregates.Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return ""
 }
 
 // importError maps an answer to the exit codes scripts rely on.

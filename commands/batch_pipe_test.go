@@ -1,0 +1,296 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/acl-es/acl/aggregates"
+	"github.com/acl-es/acl/events"
+)
+
+// sendPipe sends the parts as the batches of one pipe, all at once and the last first, and
+// returns each part's outcomes and error.
+func sendPipe(t *testing.T, e *testEnv, parts [][]BatchCommand) ([][]BatchOutcome, []error) {
+	t.Helper()
+	name := uuid.NewString()
+	outs, errs := make([][]BatchOutcome, len(parts)), make([]error, len(parts))
+	var wg sync.WaitGroup
+	for k := len(parts) - 1; k >= 0; k-- {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outs[k], errs[k] = e.c.batch(e.ctx, "acme", BatchRequest{Commands: parts[k], Pipe: name, Seq: uint64(k + 1)})
+		}()
+	}
+	wg.Wait()
+	return outs, errs
+}
+
+// TestBatchPipeAgreesWithCommandsSentAlone: batchScript's commands in batches of 37 of one
+// pipe, all in flight at once and sent last first, store the same events on every subject as
+// the commands sent one by one, and answer the same (the refusal that stops the script
+// included); sent again as a new pipe, they answer as the first time and store nothing more.
+func TestBatchPipeAgreesWithCommandsSentAlone(t *testing.T) {
+	cmds := batchScript(40)
+	alone := startEnv(t, 1)
+	var aloneErr error
+	for _, c := range cmds {
+		if _, err := alone.c.Do(alone.ctx, "acme", c); err != nil {
+			aloneErr = err
+			break
+		}
+	}
+	bulk := startEnv(t, 1)
+	var parts [][]BatchCommand
+	for start := 0; start < len(cmds); start += 37 {
+		parts = append(parts, batchOf(t, cmds[start:min(start+37, len(cmds))]))
+	}
+	send := func() []BatchOutcome {
+		outs, errs := sendPipe(t, bulk, parts)
+		var all []BatchOutcome
+		for k := range parts {
+			if errs[k] != nil {
+				t.Fatalf("batch %d: %v", k+1, errs[k])
+			}
+			all = append(all, outs[k]...)
+		}
+		return all
+	}
+	first := send()
+	if len(first) != len(cmds) {
+		t.Fatalf("%d outcomes for %d commands", len(first), len(cmds))
+	}
+	for i, o := range first[:len(first)-1] {
+		if o.Err != nil {
+			t.Fatalf("command %d (%s): %v", i, cmds[i].Name(), o.Err)
+		}
+	}
+	if last := first[len(first)-1].Err; aloneErr == nil || aggregates.ErrorCode(last) != aggregates.ErrorCode(aloneErr) {
+		t.Fatalf("the last command answered %v in a pipe, %v alone", last, aloneErr)
+	}
+	want, got := storedBySubject(t, alone), storedBySubject(t, bulk)
+	for subject, evs := range want {
+		if !slices.Equal(got[subject], evs) {
+			t.Errorf("%s:\n pipe  %v\n alone %v", subject, got[subject], evs)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d subjects written by the pipe, %d alone", len(got), len(want))
+	}
+	again := send()
+	for i := range first[:len(first)-1] {
+		if len(first[i].Result.Events) == 0 {
+			continue // a command that changed nothing is not remembered: it is decided anew
+		}
+		if again[i].Err != nil || again[i].Result.Seq != first[i].Result.Seq || !slices.Equal(again[i].Result.Events, first[i].Result.Events) {
+			t.Fatalf("command %d (%s) sent again answered %+v, first %+v", i, cmds[i].Name(), again[i], first[i])
+		}
+	}
+	for subject, evs := range storedBySubject(t, bulk) {
+		if !slices.Equal(evs, got[subject]) {
+			t.Errorf("sending the pipe again changed %s", subject)
+		}
+	}
+}
+
+// TestBatchPipeStopsAfterARefusal: a batch of a pipe that stops at a refused command makes the
+// pipe's later batches refused whole, although they were in flight: nothing after the refused
+// command is written, as when each batch waits for the answer to the one before.
+func TestBatchPipeStopsAfterARefusal(t *testing.T) {
+	e := startEnv(t, 1)
+	e.must(aggregates.SystemActor, &aggregates.CreateTenant{Preset: "trackops",
+		Admin: aggregates.RegisterPrincipal{Principal: "ann", Kind: aggregates.KindStaff, Email: "ann@acme.test"}})
+	reg := func(p string) aggregates.Command {
+		return &aggregates.RegisterPrincipal{CommandBase: aggregates.CommandBase{Actor: "ann", CommandID: uuid.NewString()},
+			Principal: p, Kind: aggregates.KindStaff, Email: p + "@acme.test"}
+	}
+	parts := [][]BatchCommand{
+		batchOf(t, []aggregates.Command{reg("bob")}),
+		batchOf(t, []aggregates.Command{reg("carl"),
+			&aggregates.AssignRole{CommandBase: aggregates.CommandBase{Actor: "ann", CommandID: uuid.NewString()}, Principal: "carl", Role: "no-such-role"},
+			reg("dan")}),
+		batchOf(t, []aggregates.Command{reg("eve")}),
+		batchOf(t, []aggregates.Command{reg("fay")}),
+	}
+	outs, errs := sendPipe(t, e, parts)
+	if errs[0] != nil || len(outs[0]) != 1 || outs[0][0].Err != nil {
+		t.Fatalf("batch 1: %+v, %v", outs[0], errs[0])
+	}
+	if errs[1] != nil || len(outs[1]) != 2 || outs[1][0].Err != nil || aggregates.ErrorCode(outs[1][1].Err) != aggregates.CodeUnknownRole {
+		t.Fatalf("batch 2: %+v, %v; want carl registered, then unknown_role", outs[1], errs[1])
+	}
+	for k := 2; k < 4; k++ {
+		if aggregates.ErrorCode(errs[k]) != aggregates.CodeConflict || outs[k] != nil {
+			t.Errorf("batch %d: %+v, %v; want refused whole (conflict)", k+1, outs[k], errs[k])
+		}
+	}
+	for subject := range storedBySubject(t, e) {
+		for _, p := range []string{"dan", "eve", "fay"} {
+			if strings.HasSuffix(subject, "."+p) {
+				t.Errorf("%s written after the refusal", subject)
+			}
+		}
+	}
+}
+
+// TestBatchPipeRacesWithOtherWriters: one pipe's batches, all in flight, give principals their
+// level and role, while single commands from other clients write the same principals and
+// the tenant's seats (enough of them: a refusal would stop the pipe). Every command of both is
+// stored exactly once (the pipe's lost races are carried out again alone, never dropped), and
+// every level and grant is there.
+func TestBatchPipeRacesWithOtherWriters(t *testing.T) {
+	e := startEnv(t, 1)
+	e.must(aggregates.SystemActor, &aggregates.CreateTenant{Preset: "trackops",
+		Admin: aggregates.RegisterPrincipal{Principal: "ann", Kind: aggregates.KindStaff, Email: "ann@acme.test"}})
+	e.must(aggregates.SystemActor, &aggregates.SetSubscription{Features: &[]string{}, Seats: map[string]int{aggregates.LevelFull: 60}})
+	const n = 80
+	pid := func(j int) string { return fmt.Sprintf("p%03d", j) }
+	var reg []aggregates.Command
+	for j := range n {
+		reg = append(reg, &aggregates.RegisterPrincipal{CommandBase: aggregates.CommandBase{Actor: "ann", CommandID: uuid.NewString()},
+			Principal: pid(j), Kind: aggregates.KindStaff, Email: pid(j) + "@acme.test"})
+	}
+	if out, err := e.c.Batch(e.ctx, "acme", batchOf(t, reg)); err != nil || len(out) != n {
+		t.Fatalf("register: %v (%d outcomes)", err, len(out))
+	}
+	var cmds []aggregates.Command
+	for j := range n {
+		cmds = append(cmds, &aggregates.AssignRole{CommandBase: aggregates.CommandBase{Actor: "ann", CommandID: uuid.NewString()}, Principal: pid(j), Role: "staff"})
+		if j%2 == 0 {
+			cmds = append(cmds, &aggregates.SetAccessLevel{CommandBase: aggregates.CommandBase{Actor: "ann", CommandID: uuid.NewString()}, Principal: pid(j), Level: aggregates.LevelFull})
+		}
+	}
+	var parts [][]BatchCommand
+	for start := 0; start < len(cmds); start += 9 {
+		parts = append(parts, batchOf(t, cmds[start:min(start+9, len(cmds))]))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*n)
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := w; j < n; j += 2 {
+				_, err := e.c.GrantPermission(e.ctx, "acme", "ann", pid(j), events.Grant{Permission: "report.view", Scope: aggregates.ScopeAll})
+				if err == nil && j%5 == 0 {
+					_, err = e.c.SetAccessLevel(e.ctx, "acme", "ann", pid(j), aggregates.LevelFull)
+				}
+				if err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	outs, perrs := sendPipe(t, e, parts)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("single command: %v", err)
+	}
+	k := 0
+	for p := range parts {
+		if perrs[p] != nil {
+			t.Fatalf("batch %d: %v", p+1, perrs[p])
+		}
+		for _, o := range outs[p] {
+			if o.Err != nil {
+				t.Errorf("%s: %v", cmds[k].Name(), o.Err)
+			}
+			k++
+		}
+	}
+	if k != len(cmds) {
+		t.Fatalf("%d outcomes for %d commands", k, len(cmds))
+	}
+	seen := map[string]int{}
+	full, grants := map[string]bool{}, 0
+	err := e.Store.Read(context.Background(), 1, 0, func(ms []events.Message) error {
+		for _, m := range ms {
+			seen[m.Events[0].CommandID+" "+m.Subject]++
+			for _, ev := range m.Events {
+				if ev.Type == events.AccessLevelSet && strings.Contains(string(ev.Data), `"full"`) {
+					full[m.Subject] = true
+				}
+				if ev.Type == events.PermissionGranted {
+					grants++
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, c := range seen {
+		if c != 1 {
+			t.Errorf("%s stored %d times", k, c)
+		}
+	}
+	if len(full) != n/2+n/10+1 { // ann, the even ones by the pipe, the odd multiples of 5 alone
+		t.Errorf("%d principals got a full seat, want %d", len(full), n/2+n/10+1)
+	}
+	if grants != n {
+		t.Errorf("%d grants stored, %d sent", grants, n)
+	}
+}
+
+// TestPipeWaitsForItsTurn: the order of a pipe's batches without a server. A batch waits while
+// the one before decides however long it takes, goes when its turn comes, and is refused as
+// unavailable when the one before has not come within pipeGap; a batch of a pipe whose first
+// batch never came is refused with PipeElsewhere; after a stop, later batches are refused.
+func TestPipeWaitsForItsTurn(t *testing.T) {
+	old := pipeGap
+	pipeGap = 50 * time.Millisecond
+	t.Cleanup(func() { pipeGap = old })
+	ctx := context.Background()
+	var ps pipes
+	if _, err := ps.get(ctx, "acme", "elsewhere", 2); err == nil || !strings.Contains(err.Error(), PipeElsewhere) ||
+		aggregates.ErrorCode(err) != aggregates.CodeUnavailable {
+		t.Fatalf("batch 2 of an unknown pipe: %v", err)
+	}
+	p, err := ps.get(ctx, "acme", "a", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.enter(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	second := make(chan error, 1)
+	go func() {
+		p2, err := ps.get(ctx, "acme", "a", 2)
+		if err == nil {
+			_, err = p2.enter(ctx, 2)
+		}
+		second <- err
+	}()
+	select { // batch 1 decides for four gaps: batch 2 waits
+	case err := <-second:
+		t.Fatalf("batch 2 went while batch 1 decided: %v", err)
+	case <-time.After(4 * pipeGap):
+	}
+	r1 := &batchRun{done: make(chan struct{})}
+	p.handOff(1, r1, false)
+	if err := <-second; err != nil {
+		t.Fatalf("batch 2 after batch 1 handed off: %v", err)
+	}
+	p.handOff(2, &batchRun{}, false)
+	if _, err := p.enter(ctx, 4); aggregates.ErrorCode(err) != aggregates.CodeUnavailable {
+		t.Fatalf("batch 4 without batch 3: %v", err)
+	}
+	tails, err := p.enter(ctx, 3)
+	if err != nil || len(tails) != 2 || tails[0] != r1 {
+		t.Fatalf("batch 3: %v, tails %v", err, tails)
+	}
+	p.finished(1, r1, true) // batch 1 had a late refusal: the pipe stops there
+	p.handOff(3, &batchRun{}, false)
+	if _, err := p.enter(ctx, 4); aggregates.ErrorCode(err) != aggregates.CodeConflict {
+		t.Fatalf("batch 4 after the stop: %v", err)
+	}
+}
