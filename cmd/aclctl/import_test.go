@@ -103,7 +103,14 @@ func storedCommands(t *testing.T, s *stack) (map[string][]string, map[string]int
 // TestImportIdempotentAndResumable interrupts an import midway (its context ends while a batch
 // is in flight), runs it again, and compares the stream with an import of the same file that ran
 // once: the same commands with the same events, none stored twice; a third run applies nothing.
+// With --pipeline 2 (two batches in flight) as with one at a time.
 func TestImportIdempotentAndResumable(t *testing.T) {
+	for _, pipeline := range []string{"1", "2"} {
+		t.Run("pipeline "+pipeline, func(t *testing.T) { testImportResumable(t, pipeline) })
+	}
+}
+
+func testImportResumable(t *testing.T, pipeline string) {
 	dir := t.TempDir()
 	path, ids := writeImportFile(t, dir, "acme", 60, 600, nil)
 
@@ -127,7 +134,7 @@ func TestImportIdempotentAndResumable(t *testing.T) {
 		}
 	}()
 	var out, errOut strings.Builder
-	code := run(ctx, []string{"--nats-url", s.url, "import", path, "--batch", "25"}, &out, &errOut)
+	code := run(ctx, []string{"--nats-url", s.url, "import", path, "--batch", "25", "--pipeline", pipeline}, &out, &errOut)
 	cancel()
 	p, ok := readProgress(progress)
 	if code == exitOK || !ok || p.Commands >= len(ids) {
@@ -137,11 +144,11 @@ func TestImportIdempotentAndResumable(t *testing.T) {
 	if len(got) < p.Commands {
 		t.Fatalf("progress says %d commands answered, the stream has %d", p.Commands, len(got))
 	}
-	resumed := s.must(t, exitOK, "import", path, "--batch", "25")
+	resumed := s.must(t, exitOK, "import", path, "--batch", "25", "--pipeline", pipeline)
 	if _, err := os.Stat(progress); !os.IsNotExist(err) {
 		t.Errorf("the progress file is still there after a complete import: %v", err)
 	}
-	again := s.must(t, exitOK, "import", path, "--batch", "25")
+	again := s.must(t, exitOK, "import", path, "--batch", "25", "--pipeline", pipeline)
 	if resumed != again {
 		t.Errorf("a repeated import answered seq %q, the complete one %q: something was written again", again, resumed)
 	}
@@ -168,7 +175,7 @@ func TestImportIdempotentAndResumable(t *testing.T) {
 
 // TestImportStopsAtABadLine: a body the service refuses (an unknown field; a role that does not
 // exist) is reported with its line number, nothing of it is written, nor of the lines after it,
-// and what came before it is stored.
+// and what came before it is stored; with two batches in flight (--pipeline 2) as with one.
 func TestImportStopsAtABadLine(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -182,21 +189,23 @@ func TestImportStopsAtABadLine(t *testing.T) {
 			"line 120 (AssignRole)"},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			s := startStack(t)
-			path, ids := writeImportFile(t, t.TempDir(), "acme", 50, 20, map[int]func(string) string{tc.line: tc.spoil})
-			code, _, errOut := s.aclctl(t, "import", path, "--batch", "30")
-			if code != exitAnswer || !strings.Contains(errOut, tc.want) {
-				t.Fatalf("exit %d, stderr %q; want %d naming %q", code, errOut, exitAnswer, tc.want)
-			}
-			got, _ := storedCommands(t, s)
-			for i, id := range ids {
-				_, stored := got[id]
-				if line := i + 1; stored != (line < tc.line) {
-					t.Errorf("line %d stored: %v (bad line %d)", line, stored, tc.line)
+		for _, pipeline := range []string{"1", "2"} {
+			t.Run(tc.name+" pipeline "+pipeline, func(t *testing.T) {
+				s := startStack(t)
+				path, ids := writeImportFile(t, t.TempDir(), "acme", 50, 20, map[int]func(string) string{tc.line: tc.spoil})
+				code, _, errOut := s.aclctl(t, "import", path, "--batch", "30", "--pipeline", pipeline)
+				if code != exitAnswer || !strings.Contains(errOut, tc.want) {
+					t.Fatalf("exit %d, stderr %q; want %d naming %q", code, errOut, exitAnswer, tc.want)
 				}
-			}
-		})
+				got, _ := storedCommands(t, s)
+				for i, id := range ids {
+					_, stored := got[id]
+					if line := i + 1; stored != (line < tc.line) {
+						t.Errorf("line %d stored: %v (bad line %d)", line, stored, tc.line)
+					}
+				}
+			})
+		}
 	}
 }
 
