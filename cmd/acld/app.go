@@ -128,7 +128,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.proj, err = projections.NewProjector(m.db, bulk.Yielding(m.fan)); err != nil {
 		return fmt.Errorf("acld: projector: %w", err)
 	}
-	m.engine = projections.NewEngine(m.db, m.proj, projections.EngineOptions{WaitBound: c.QueryWait, Bulk: bulk})
+	m.engine = projections.NewEngine(m.db, m.proj, projections.EngineOptions{WaitBound: c.QueryWait, Bulk: bulk, CachedStates: c.QueryCache})
 	m.replay, err = replay.New(store, m.db, m.proj, replay.Options{
 		Dir: filepath.Join(c.DataDir, "replay"), CheckpointEvery: c.CheckpointN, DenseCheckpoints: c.CheckpointsDense,
 		CheckpointBudget: budgetBytes(c.CheckpointBudgetMB), Wait: c.QueryWait, Logger: m.Log, Cache: m.blocks,

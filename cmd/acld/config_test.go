@@ -41,3 +41,28 @@ func TestPprofLoopbackOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestQueryCacheFlag: the query engine's cache of decoded states is sized by --query-cache,
+// 100,000 by default (the README's figures), and a size below one is refused rather than
+// taken for the default.
+func TestQueryCacheFlag(t *testing.T) {
+	cases := []struct {
+		args []string
+		want int
+		ok   bool
+	}{
+		{nil, 100_000, true},
+		{[]string{"--query-cache", "5000"}, 5000, true},
+		{[]string{"--query-cache", "0"}, 0, false},
+		{[]string{"--query-cache", "-1"}, 0, false},
+	}
+	for _, tc := range cases {
+		c, err := ParseFlags(tc.args)
+		if (err == nil) != tc.ok {
+			t.Fatalf("%v: %v, want ok %v", tc.args, err, tc.ok)
+		}
+		if tc.ok && c.QueryCache != tc.want {
+			t.Errorf("%v: query cache %d, want %d", tc.args, c.QueryCache, tc.want)
+		}
+	}
+}
