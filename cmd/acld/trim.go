@@ -43,6 +43,22 @@ const trimsPerIdle = 6
 type idleTrim struct {
 	allocs uint64 // cumulative bytes allocated at the last tick
 	trims  int    // trims done since the last busy tick
+	idle   int    // ticks since the last busy tick
+	late   int    // the idle tick at which to trim once more (lateTrim); 0: never
+}
+
+// lateTrim is how long into an idle period acld trims once more. nats-server drops what a
+// burst of writes left 2 minutes after its last use: the blocks' per-subject state
+// (defaultFssExpiration), the message ids of the duplicate window (events.DefaultDuplicateWindow)
+// and the change feed's stored messages (its MaxAge). The objects are garbage then, but an
+// idle program collects only every 2 minutes and returns freed pages slowly. Measured at the
+// compare shape 150 s after an import: 499 -> 427 MB RSS, live heap 182 -> 120 MB (README,
+// Round 10: memory).
+const lateTrim = 150 * time.Second
+
+// newIdleTrim returns the trimmer for ticks every so often.
+func newIdleTrim(every time.Duration, allocs uint64) idleTrim {
+	return idleTrim{allocs: allocs, late: int((lateTrim + every - 1) / every)}
 }
 
 // tick takes the cumulative bytes allocated so far and answers whether to trim now.
@@ -50,11 +66,12 @@ func (t *idleTrim) tick(allocs uint64) bool {
 	busy := allocs-t.allocs > trimAllocBytes
 	t.allocs = allocs
 	if busy {
-		t.trims = 0
+		t.trims, t.idle = 0, 0
 		return false
 	}
+	t.idle++
 	if t.trims >= trimsPerIdle {
-		return false
+		return t.idle == t.late
 	}
 	t.trims++
 	return true
@@ -64,7 +81,7 @@ func (t *idleTrim) tick(allocs uint64) bool {
 func trimWhenIdle(ctx context.Context, every time.Duration, logger *slog.Logger) {
 	sample := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
 	read := func() uint64 { metrics.Read(sample); return sample[0].Value.Uint64() }
-	t := idleTrim{allocs: read()}
+	t := newIdleTrim(every, read())
 	tk := time.NewTicker(every)
 	defer tk.Stop()
 	for {
