@@ -67,7 +67,8 @@ type base struct {
 	flushes *projections.Flushes
 	ready   chan struct{} // closed once opened (or failed: err)
 	err     error
-	refs    int // guarded by bases.mu
+	refs    int  // guarded by bases.mu
+	filling bool // fillVersions started on it; guarded by bases.mu
 }
 
 // newBases keeps up to max checkpoints open; they read through shared, or a cache of their own
@@ -118,7 +119,38 @@ func (bs *bases) acquireAt(seq, floor uint64) (b *base, start uint64, asOf bool,
 	if err != nil {
 		return nil, 0, false, err
 	}
+	bs.fillVersions(b)
 	return b, b.seq, false, nil
+}
+
+// fillVersions adds, in the background, the tables of a checkpoint opened on its own that the
+// state versions have not reached (one newer than the shared base: its states would be read
+// through every table until the next shared base), so that the next states on it read the
+// versions. Once per base.
+func (bs *bases) fillVersions(b *base) {
+	if bs.versions == nil || b.seq == 0 || bs.versions.Applied() >= b.seq {
+		return
+	}
+	bs.mu.Lock()
+	if b.filling || bs.stopped {
+		bs.mu.Unlock()
+		return
+	}
+	b.filling = true
+	b.refs++
+	bs.closing.Add(1)
+	bs.mu.Unlock()
+	go func() {
+		defer bs.closing.Done()
+		defer bs.release(b)
+		flushes, tagged, err := b.db.Flushes()
+		if err == nil && tagged {
+			err = bs.versions.AddTables(b.db, flushes)
+		}
+		if err != nil && bs.log != nil {
+			bs.log.Error("replay: as_of state versions", "checkpoint", b.seq, "err", err)
+		}
+	}()
 }
 
 // openShared opens the newest checkpoint as the shared base, if its tables are all tagged,

@@ -163,3 +163,41 @@ func TestAsOfStateVersions(t *testing.T) {
 		t.Errorf("%d of %d as_of states read their states from the versions", got, len(moments))
 	}
 }
+
+// TestAsOfVersionsPastSharedBase: a checkpoint newer than the shared base (made since it was
+// opened) is opened on its own, and the state versions are filled up to it in the background
+// then, without waiting for the shared base's next opening: the next states on it read the
+// versions, and answers stay exact.
+func TestAsOfVersionsPastSharedBase(t *testing.T) {
+	const every = 7
+	s := startStack(t, Options{CheckpointEvery: every, CachedStates: 1})
+	h := newRandomHistory(s.d, 35)
+	h.run(120)
+	s.sync(t)
+	waitCheckpoint(t, s, s.d.seq/every*every)
+	waitShared(t, s)
+	h.run(120)
+	s.sync(t)
+	newest := s.d.seq / every * every
+	waitCheckpoint(t, s, newest)
+	if applied := s.svc.bases.versions.Applied(); applied >= newest {
+		t.Fatalf("the versions reached %d before the checkpoint at %d was asked about", applied, newest)
+	}
+	last := s.d.seq
+	requireOracleAt(t, s, Moment{Seq: last}, last)
+	eventstest.WaitFor(t, 5*time.Second, func() error {
+		if got := s.svc.bases.versions.Applied(); got < newest {
+			return fmt.Errorf("the state versions have reached %d, not the checkpoint %d", got, newest)
+		}
+		return nil
+	})
+	requireOracleAt(t, s, Moment{Seq: 5}, 5) // another state: the one at last is built again
+	before := s.svc.statesFrom.versions.Load()
+	for _, seq := range []uint64{last, newest, max(newest, last-1)} {
+		requireOracleAt(t, s, Moment{Seq: seq}, seq)
+		requireOracleAt(t, s, Moment{Seq: 5}, 5)
+	}
+	if got := s.svc.statesFrom.versions.Load() - before; got < 6 {
+		t.Errorf("%d of 6 as_of states read their states from the versions", got)
+	}
+}
