@@ -294,3 +294,55 @@ func TestPipeWaitsForItsTurn(t *testing.T) {
 		t.Fatalf("batch 4 after the stop: %v", err)
 	}
 }
+
+// TestBatchOfMaxBatch: one request of MaxBatch commands, 1000 of them writing two aggregates
+// (more than one atomic batch of JetStream's 1000 messages holds), is carried out whole; each
+// command is stored once, and one more command is refused.
+func TestBatchOfMaxBatch(t *testing.T) {
+	e := startEnv(t, 1)
+	e.must(aggregates.SystemActor, &aggregates.CreateTenant{Preset: "trackops",
+		Admin: aggregates.RegisterPrincipal{Principal: "ann", Kind: aggregates.KindStaff, Email: "ann@acme.test"}})
+	n := MaxBatch / 3
+	a := func() aggregates.CommandBase {
+		return aggregates.CommandBase{Actor: "ann", CommandID: uuid.NewString()}
+	}
+	pid := func(j int) string { return fmt.Sprintf("p%05d", j) }
+	var cmds []aggregates.Command
+	for j := range n {
+		cmds = append(cmds, &aggregates.RegisterPrincipal{CommandBase: a(), Principal: pid(j), Kind: aggregates.KindStaff, Email: pid(j) + "@acme.test"})
+	}
+	for j := range n {
+		cmds = append(cmds, &aggregates.SetAccessLevel{CommandBase: a(), Principal: pid(j), Level: aggregates.LevelLimited},
+			&aggregates.AssignRole{CommandBase: a(), Principal: pid(j), Role: "staff"})
+	}
+	if _, err := e.c.Batch(e.ctx, "acme", batchOf(t, append(slices.Clone(cmds), cmds[0]))); aggregates.ErrorCode(err) != aggregates.CodeInvalidArgument {
+		t.Fatalf("a batch of %d commands: %v, want invalid_argument", len(cmds)+1, err)
+	}
+	out, err := e.c.Batch(e.ctx, "acme", batchOf(t, cmds))
+	if err != nil || len(out) != len(cmds) {
+		t.Fatalf("%v, %d outcomes for %d commands", err, len(out), len(cmds))
+	}
+	for i, o := range out {
+		if o.Err != nil {
+			t.Fatalf("command %d (%s): %v", i, cmds[i].Name(), o.Err)
+		}
+	}
+	seen := map[string]int{}
+	err = e.Store.Read(context.Background(), 1, 0, func(ms []events.Message) error {
+		for _, m := range ms {
+			seen[m.Events[0].CommandID+" "+m.Subject]++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, c := range seen {
+		if c != 1 {
+			t.Errorf("%s stored %d times", k, c)
+		}
+	}
+	if want := 2 + n + 2*n + n; len(seen) != want { // the tenant and its admin; then per principal: register, level (two subjects), role
+		t.Errorf("%d messages stored, want %d", len(seen), want)
+	}
+}

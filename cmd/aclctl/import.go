@@ -225,6 +225,27 @@ func (a *app) importFile(ctx context.Context, path string, o importOptions) erro
 	// while the one before takes the store's last answers and its answer comes back. The
 	// answers are taken in order. A batch without an answer is sent again alone, and so are
 	// the ones after it (their commands may have been decided without it).
+	// alone sends a batch and waits for its answer; an acld from before round 10 takes at
+	// most commands.MaxOldBatch commands a batch (it refuses a longer one whole): the batches
+	// are then cut to that.
+	limit := commands.MaxBatch
+	var alone func(b *pendingBatch) error
+	alone = func(b *pendingBatch) error {
+		if len(b.cmds) > limit {
+			for _, part := range b.split(limit) {
+				if err := alone(part); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		out, err := batch(ctx, b.tenant, b.cmds)
+		if oldLimit(err) && len(b.cmds) > commands.MaxOldBatch {
+			limit = commands.MaxOldBatch
+			return alone(b)
+		}
+		return record(b, out, err)
+	}
 	pipe := client.Pipeline(o.hold)
 	type inFlight struct {
 		b  *pendingBatch
@@ -235,7 +256,7 @@ func (a *app) importFile(ctx context.Context, path string, o importOptions) erro
 		f := queue[0]
 		queue = queue[1:]
 		out, err := f.pb.Wait()
-		if oldService(err) || strings.Contains(errorMessage(err), commands.PipeElsewhere) {
+		if oldService(err) || oldLimit(err) || strings.Contains(errorMessage(err), commands.PipeElsewhere) {
 			// An acld from before pipes, or several behind one subject: one batch at a time
 			// (nothing of the batch was carried out).
 			o.pipeline = 1
@@ -250,8 +271,7 @@ func (a *app) importFile(ctx context.Context, path string, o importOptions) erro
 		queue = nil
 		pipe = client.Pipeline(o.hold)
 		for _, b := range again {
-			out, err := batch(ctx, b.tenant, b.cmds)
-			if err := record(b, out, err); err != nil {
+			if err := alone(b); err != nil {
 				return err
 			}
 		}
@@ -262,8 +282,7 @@ func (a *app) importFile(ctx context.Context, path string, o importOptions) erro
 			return nil
 		}
 		if o.pipeline <= 1 {
-			out, err := batch(ctx, b.tenant, b.cmds)
-			return record(b, out, err)
+			return alone(b)
 		}
 		queue = append(queue, inFlight{b: b, pb: pipe.Send(ctx, b.tenant, b.cmds)})
 		for len(queue) >= o.pipeline {
@@ -353,7 +372,7 @@ func gatherBatches(ctx context.Context, src importSource, size int) <-chan gathe
 				b = &pendingBatch{tenant: it.tenant, first: it.first}
 			}
 			b.cmds = append(b.cmds, commands.BatchCommand{Command: it.command, Body: it.body})
-			b.items = append(b.items, importItem{command: it.command, first: it.first, last: it.last})
+			b.items = append(b.items, importItem{command: it.command, first: it.first, last: it.last, end: it.end})
 			b.bytes += it.size
 			b.last, b.end = it.last, it.end
 		}
@@ -436,6 +455,25 @@ func oldService(err error) bool {
 	var e *aggregates.Error
 	return errors.As(err, &e) && e.Code == aggregates.CodeInvalidArgument && e.Op == commands.BatchName &&
 		strings.Contains(e.Message, "unknown field") && strings.Contains(e.Message, "pipe")
+}
+
+// oldLimit reports a batch refused whole for its length by an acld from before round 10.
+func oldLimit(err error) bool {
+	var e *aggregates.Error
+	return errors.As(err, &e) && e.Code == aggregates.CodeInvalidArgument && e.Op == commands.BatchName &&
+		strings.Contains(e.Message, fmt.Sprintf("at most %d commands", commands.MaxOldBatch))
+}
+
+// split cuts the batch into batches of at most n commands.
+func (b *pendingBatch) split(n int) []*pendingBatch {
+	var parts []*pendingBatch
+	for start := 0; start < len(b.cmds); start += n {
+		end := min(start+n, len(b.cmds))
+		items := b.items[start:end]
+		parts = append(parts, &pendingBatch{tenant: b.tenant, cmds: b.cmds[start:end], items: items,
+			first: items[0].first, last: items[len(items)-1].last, end: items[len(items)-1].end})
+	}
+	return parts
 }
 
 // errorMessage is the message of an *aggregates.Error, or "".

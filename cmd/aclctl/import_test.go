@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/acl-es/acl/aggregates"
+	"github.com/acl-es/acl/commands"
 	"github.com/acl-es/acl/events"
 )
 
@@ -229,5 +230,39 @@ func TestImportHoldsReadSideOnlyWhenAsked(t *testing.T) {
 				t.Fatalf("a bulk load ran: %v, want %v", got, tc.hold)
 			}
 		})
+	}
+}
+
+// TestImportBatchSplit: the batches cut for an acld from before round 10 keep each command's
+// lines and the file offset after the last one, so the progress kept after each part is right.
+func TestImportBatchSplit(t *testing.T) {
+	b := &pendingBatch{tenant: "acme", first: 3, last: 9, end: 90}
+	for i := range 5 {
+		line := 3 + i
+		if i == 4 {
+			line = 8 // an export's command may span lines
+		}
+		b.cmds = append(b.cmds, commands.BatchCommand{Command: fmt.Sprint("c", i)})
+		b.items = append(b.items, importItem{command: fmt.Sprint("c", i), first: line, last: line + i/4, end: int64(10 * (line + i/4))})
+	}
+	parts := b.split(2)
+	if len(parts) != 3 {
+		t.Fatalf("%d parts", len(parts))
+	}
+	want := []struct {
+		first, last, n int
+		end            int64
+	}{{3, 4, 2, 40}, {5, 6, 2, 60}, {8, 9, 1, 90}}
+	for k, p := range parts {
+		w := want[k]
+		if p.first != w.first || p.last != w.last || p.end != w.end || len(p.cmds) != w.n || len(p.items) != w.n || p.tenant != "acme" {
+			t.Errorf("part %d: lines %d-%d, end %d, %d commands; want %+v", k, p.first, p.last, p.end, len(p.cmds), w)
+		}
+	}
+	if !oldLimit(&aggregates.Error{Code: aggregates.CodeInvalidArgument, Op: commands.BatchName, Message: "a batch carries at most 1000 commands"}) {
+		t.Error("the refusal of an acld from before round 10 is not recognized")
+	}
+	if oldLimit(&aggregates.Error{Code: aggregates.CodeInvalidArgument, Op: commands.BatchName, Message: "a batch carries at most 3000 commands"}) {
+		t.Error("this acld's refusal taken for an old one's")
 	}
 }
