@@ -29,9 +29,11 @@ const (
 	// (stream.go, ddmap), so dropping stored changes early does not weaken de-duplication. The
 	// stream is in memory, in acld's heap when embedded: without a size bound, a burst of
 	// commands (an import: 1,001 changes per record registered at the compare shape) held
-	// 69 MB of changes there for ten minutes.
+	// 69 MB of changes there for ten minutes; bounded at 16 MiB, 18 MB of heap for two minutes
+	// after an import. 2 MiB is still twice NATS's default largest message (1 MiB), so any
+	// change message fits.
 	changesMaxAge   = ChangesDuplicateWindow
-	changesMaxBytes = 16 << 20
+	changesMaxBytes = 2 << 20
 )
 
 // ChangesSubject is the subject of principal's changes in tenant.
