@@ -8,30 +8,14 @@ import (
 	"testing"
 )
 
-// statFiles is what dirFiles must find: the regular files of dir by os.ReadDir and a stat each.
-func statFiles(t *testing.T, dir string) map[string]fileID {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]fileID{}
-	for _, e := range ents {
-		if id, _, ok := statID(e); ok {
-			out[e.Name()] = id
-		}
-	}
-	return out
-}
-
-// TestDirFiles: dirFiles finds the regular files a stat of each entry finds, hard links as
-// the file they link, nothing else (directories, symbolic links), over more entries than one
-// read of the directory returns; it gives the size of each file it is not told is known, and
-// stats none that it is told is known.
+// TestDirFiles: dirFiles finds the regular files a stat of each entry finds (tablesOf; every
+// name here ends in .sst), hard links as the file they link, nothing else (directories,
+// symbolic links), over more entries than one read of the directory returns; it gives the size
+// of each file it is not told is known, and stats none that it is told is known.
 func TestDirFiles(t *testing.T) {
 	root := t.TempDir()
 	a, b := filepath.Join(root, "a"), filepath.Join(root, "b")
-	for _, d := range []string{a, b, filepath.Join(a, "sub")} {
+	for _, d := range []string{a, b, filepath.Join(a, "sub.sst")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -50,16 +34,16 @@ func TestDirFiles(t *testing.T) {
 			}
 		}
 	}
-	if err := os.Symlink(filepath.Join(a, "000001.sst"), filepath.Join(a, "link")); err != nil {
+	if err := os.Symlink(filepath.Join(a, "000001.sst"), filepath.Join(a, "link.sst")); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(b, "MANIFEST-000001"), []byte("own"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(b, "000001-own.sst"), []byte("own"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sizes["MANIFEST-000001"] = 3
+	sizes["000001-own.sst"] = 3
 	for _, dir := range []string{a, b} {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
-			want := statFiles(t, dir)
+			want := tablesOf(t, dir) // a stat of each entry
 			got := map[string]fileID{}
 			err := dirFiles(dir, func(fileID) bool { return false }, func(name string, id fileID, size int64) {
 				if _, dup := got[name]; dup {
