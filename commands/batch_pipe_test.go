@@ -33,73 +33,6 @@ func sendPipe(t *testing.T, e *testEnv, parts [][]BatchCommand) ([][]BatchOutcom
 	return outs, errs
 }
 
-// TestBatchPipeAgreesWithCommandsSentAlone: batchScript's commands in batches of 37 of one
-// pipe, all in flight at once and sent last first, store the same events on every subject as
-// the commands sent one by one, and answer the same (the refusal that stops the script
-// included); sent again as a new pipe, they answer as the first time and store nothing more.
-func TestBatchPipeAgreesWithCommandsSentAlone(t *testing.T) {
-	cmds := batchScript(40)
-	alone := startEnv(t, 1)
-	var aloneErr error
-	for _, c := range cmds {
-		if _, err := alone.c.Do(alone.ctx, "acme", c); err != nil {
-			aloneErr = err
-			break
-		}
-	}
-	bulk := startEnv(t, 1)
-	var parts [][]BatchCommand
-	for start := 0; start < len(cmds); start += 37 {
-		parts = append(parts, batchOf(t, cmds[start:min(start+37, len(cmds))]))
-	}
-	send := func() []BatchOutcome {
-		outs, errs := sendPipe(t, bulk, parts)
-		var all []BatchOutcome
-		for k := range parts {
-			if errs[k] != nil {
-				t.Fatalf("batch %d: %v", k+1, errs[k])
-			}
-			all = append(all, outs[k]...)
-		}
-		return all
-	}
-	first := send()
-	if len(first) != len(cmds) {
-		t.Fatalf("%d outcomes for %d commands", len(first), len(cmds))
-	}
-	for i, o := range first[:len(first)-1] {
-		if o.Err != nil {
-			t.Fatalf("command %d (%s): %v", i, cmds[i].Name(), o.Err)
-		}
-	}
-	if last := first[len(first)-1].Err; aloneErr == nil || aggregates.ErrorCode(last) != aggregates.ErrorCode(aloneErr) {
-		t.Fatalf("the last command answered %v in a pipe, %v alone", last, aloneErr)
-	}
-	want, got := storedBySubject(t, alone), storedBySubject(t, bulk)
-	for subject, evs := range want {
-		if !slices.Equal(got[subject], evs) {
-			t.Errorf("%s:\n pipe  %v\n alone %v", subject, got[subject], evs)
-		}
-	}
-	if len(got) != len(want) {
-		t.Errorf("%d subjects written by the pipe, %d alone", len(got), len(want))
-	}
-	again := send()
-	for i := range first[:len(first)-1] {
-		if len(first[i].Result.Events) == 0 {
-			continue // a command that changed nothing is not remembered: it is decided anew
-		}
-		if again[i].Err != nil || again[i].Result.Seq != first[i].Result.Seq || !slices.Equal(again[i].Result.Events, first[i].Result.Events) {
-			t.Fatalf("command %d (%s) sent again answered %+v, first %+v", i, cmds[i].Name(), again[i], first[i])
-		}
-	}
-	for subject, evs := range storedBySubject(t, bulk) {
-		if !slices.Equal(evs, got[subject]) {
-			t.Errorf("sending the pipe again changed %s", subject)
-		}
-	}
-}
-
 // TestBatchPipeStopsAfterARefusal: a batch of a pipe that stops at a refused command makes the
 // pipe's later batches refused whole, although they were in flight: nothing after the refused
 // command is written, as when each batch waits for the answer to the one before.
@@ -147,19 +80,8 @@ func TestBatchPipeStopsAfterARefusal(t *testing.T) {
 // every level and grant is there.
 func TestBatchPipeRacesWithOtherWriters(t *testing.T) {
 	e := startEnv(t, 1)
-	e.must(aggregates.SystemActor, &aggregates.CreateTenant{Preset: "trackops",
-		Admin: aggregates.RegisterPrincipal{Principal: "ann", Kind: aggregates.KindStaff, Email: "ann@acme.test"}})
-	e.must(aggregates.SystemActor, &aggregates.SetSubscription{Features: &[]string{}, Seats: map[string]int{aggregates.LevelFull: 60}})
 	const n = 80
-	pid := func(j int) string { return fmt.Sprintf("p%03d", j) }
-	var reg []aggregates.Command
-	for j := range n {
-		reg = append(reg, &aggregates.RegisterPrincipal{CommandBase: aggregates.CommandBase{Actor: "ann", CommandID: uuid.NewString()},
-			Principal: pid(j), Kind: aggregates.KindStaff, Email: pid(j) + "@acme.test"})
-	}
-	if out, err := e.c.Batch(e.ctx, "acme", batchOf(t, reg)); err != nil || len(out) != n {
-		t.Fatalf("register: %v (%d outcomes)", err, len(out))
-	}
+	pid := racePrincipals(t, e, 60, n)
 	var cmds []aggregates.Command
 	for j := range n {
 		cmds = append(cmds, &aggregates.AssignRole{CommandBase: aggregates.CommandBase{Actor: "ann", CommandID: uuid.NewString()}, Principal: pid(j), Role: "staff"})
@@ -209,30 +131,17 @@ func TestBatchPipeRacesWithOtherWriters(t *testing.T) {
 	if k != len(cmds) {
 		t.Fatalf("%d outcomes for %d commands", k, len(cmds))
 	}
-	seen := map[string]int{}
 	full, grants := map[string]bool{}, 0
-	err := e.Store.Read(context.Background(), 1, 0, func(ms []events.Message) error {
-		for _, m := range ms {
-			seen[m.Events[0].CommandID+" "+m.Subject]++
-			for _, ev := range m.Events {
-				if ev.Type == events.AccessLevelSet && strings.Contains(string(ev.Data), `"full"`) {
-					full[m.Subject] = true
-				}
-				if ev.Type == events.PermissionGranted {
-					grants++
-				}
+	storedOnce(t, e, func(m events.Message) {
+		for _, ev := range m.Events {
+			if ev.Type == events.AccessLevelSet && strings.Contains(string(ev.Data), `"full"`) {
+				full[m.Subject] = true
+			}
+			if ev.Type == events.PermissionGranted {
+				grants++
 			}
 		}
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, c := range seen {
-		if c != 1 {
-			t.Errorf("%s stored %d times", k, c)
-		}
-	}
 	if len(full) != n/2+n/10+1 { // ann, the even ones by the pipe, the odd multiples of 5 alone
 		t.Errorf("%d principals got a full seat, want %d", len(full), n/2+n/10+1)
 	}
@@ -327,22 +236,7 @@ func TestBatchOfMaxBatch(t *testing.T) {
 			t.Fatalf("command %d (%s): %v", i, cmds[i].Name(), o.Err)
 		}
 	}
-	seen := map[string]int{}
-	err = e.Store.Read(context.Background(), 1, 0, func(ms []events.Message) error {
-		for _, m := range ms {
-			seen[m.Events[0].CommandID+" "+m.Subject]++
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, c := range seen {
-		if c != 1 {
-			t.Errorf("%s stored %d times", k, c)
-		}
-	}
-	if want := 2 + n + 2*n + n; len(seen) != want { // the tenant and its admin; then per principal: register, level (two subjects), role
-		t.Errorf("%d messages stored, want %d", len(seen), want)
+	if got, want := storedOnce(t, e, nil), 2+n+2*n+n; got != want { // the tenant and its admin; then per principal: register, level (two subjects), role
+		t.Errorf("%d messages stored, want %d", got, want)
 	}
 }

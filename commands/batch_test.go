@@ -113,8 +113,26 @@ func storedBySubject(t *testing.T, e *testEnv) map[string][]string {
 
 // TestBatchAgreesWithCommandsSentAlone: the same commands, sent one by one on one server and in
 // batches of 37 on another, store the same events on every subject and answer the same, the
-// refusal that stops the batch included; sending the batches again stores nothing more.
+// refusal that stops the batch included; sending the batches again stores nothing more. The
+// batches are sent one at a time, and as one pipe all in flight at once, the last sent first.
 func TestBatchAgreesWithCommandsSentAlone(t *testing.T) {
+	t.Run("one at a time", func(t *testing.T) {
+		testBatchAgrees(t, func(bulk *testEnv, parts [][]BatchCommand) ([][]BatchOutcome, []error) {
+			outs, errs := make([][]BatchOutcome, len(parts)), make([]error, len(parts))
+			for k, part := range parts {
+				outs[k], errs[k] = bulk.c.Batch(bulk.ctx, "acme", part)
+			}
+			return outs, errs
+		})
+	})
+	t.Run("pipe", func(t *testing.T) {
+		testBatchAgrees(t, func(bulk *testEnv, parts [][]BatchCommand) ([][]BatchOutcome, []error) {
+			return sendPipe(t, bulk, parts)
+		})
+	})
+}
+
+func testBatchAgrees(t *testing.T, sendParts func(*testEnv, [][]BatchCommand) ([][]BatchOutcome, []error)) {
 	cmds := batchScript(40)
 	alone := startEnv(t, 1)
 	var aloneErr error
@@ -125,28 +143,31 @@ func TestBatchAgreesWithCommandsSentAlone(t *testing.T) {
 		}
 	}
 	bulk := startEnv(t, 1)
-	var outs []BatchOutcome
-	send := func() {
-		outs = outs[:0]
-		for start := 0; start < len(cmds); start += 37 {
-			part := cmds[start:min(start+37, len(cmds))]
-			out, err := bulk.c.Batch(bulk.ctx, "acme", batchOf(t, part))
-			if err != nil {
-				t.Fatal(err)
+	var parts [][]BatchCommand
+	for start := 0; start < len(cmds); start += 37 {
+		parts = append(parts, batchOf(t, cmds[start:min(start+37, len(cmds))]))
+	}
+	send := func() []BatchOutcome {
+		outs, errs := sendParts(bulk, parts)
+		var all []BatchOutcome
+		for k := range parts {
+			if errs[k] != nil {
+				t.Fatalf("batch %d: %v", k+1, errs[k])
 			}
-			outs = append(outs, out...)
+			all = append(all, outs[k]...)
 		}
+		return all
 	}
-	send()
-	if len(outs) != len(cmds) {
-		t.Fatalf("%d outcomes for %d commands", len(outs), len(cmds))
+	first := send()
+	if len(first) != len(cmds) {
+		t.Fatalf("%d outcomes for %d commands", len(first), len(cmds))
 	}
-	for i, o := range outs[:len(outs)-1] {
+	for i, o := range first[:len(first)-1] {
 		if o.Err != nil {
 			t.Fatalf("command %d (%s): %v", i, cmds[i].Name(), o.Err)
 		}
 	}
-	if last := outs[len(outs)-1].Err; aggregates.ErrorCode(last) != aggregates.ErrorCode(aloneErr) || aloneErr == nil {
+	if last := first[len(first)-1].Err; aloneErr == nil || aggregates.ErrorCode(last) != aggregates.ErrorCode(aloneErr) {
 		t.Fatalf("the last command answered %v in a batch, %v alone", last, aloneErr)
 	}
 	want, got := storedBySubject(t, alone), storedBySubject(t, bulk)
@@ -158,17 +179,16 @@ func TestBatchAgreesWithCommandsSentAlone(t *testing.T) {
 	if len(got) != len(want) {
 		t.Errorf("%d subjects written by batches, %d alone", len(got), len(want))
 	}
-	first := slices.Clone(outs)
-	send() // again: every command that wrote answers as the first time, nothing is written
-	if len(outs) != len(first) {
-		t.Fatalf("sent again: %d outcomes, the first time %d", len(outs), len(first))
+	again := send() // every command that wrote answers as the first time, nothing is written
+	if len(again) != len(first) {
+		t.Fatalf("sent again: %d outcomes, the first time %d", len(again), len(first))
 	}
 	for i := range first[:len(first)-1] {
 		if len(first[i].Result.Events) == 0 {
 			continue // a command that changed nothing is not remembered: it is decided anew
 		}
-		if outs[i].Err != nil || outs[i].Result.Seq != first[i].Result.Seq || !slices.Equal(outs[i].Result.Events, first[i].Result.Events) {
-			t.Fatalf("command %d (%s) sent again answered %+v, first %+v", i, cmds[i].Name(), outs[i], first[i])
+		if again[i].Err != nil || again[i].Result.Seq != first[i].Result.Seq || !slices.Equal(again[i].Result.Events, first[i].Result.Events) {
+			t.Fatalf("command %d (%s) sent again answered %+v, first %+v", i, cmds[i].Name(), again[i], first[i])
 		}
 	}
 	for subject, evs := range storedBySubject(t, bulk) {
@@ -191,19 +211,8 @@ func TestBatchRacesWithOtherWriters(t *testing.T) {
 
 func testBatchRaces(t *testing.T, opts Options, echo bool) {
 	e := startEnvEcho(t, 2, opts, echo)
-	e.must(aggregates.SystemActor, &aggregates.CreateTenant{Preset: "trackops",
-		Admin: aggregates.RegisterPrincipal{Principal: "ann", Kind: aggregates.KindStaff, Email: "ann@acme.test"}})
-	e.must(aggregates.SystemActor, &aggregates.SetSubscription{Features: &[]string{}, Seats: map[string]int{aggregates.LevelFull: 31}})
 	const n = 60
-	pid := func(j int) string { return fmt.Sprintf("p%03d", j) }
-	var reg []aggregates.Command
-	for j := range n {
-		reg = append(reg, &aggregates.RegisterPrincipal{CommandBase: aggregates.CommandBase{Actor: "ann", CommandID: uuid.NewString()},
-			Principal: pid(j), Kind: aggregates.KindStaff, Email: pid(j) + "@acme.test"})
-	}
-	if out, err := e.c.Batch(e.ctx, "acme", batchOf(t, reg)); err != nil || len(out) != n {
-		t.Fatalf("register: %v (%d outcomes)", err, len(out))
-	}
+	pid := racePrincipals(t, e, 31, n)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	full := 0
@@ -258,10 +267,39 @@ func testBatchRaces(t *testing.T, opts Options, echo bool) {
 	if full != 30 {
 		t.Errorf("%d principals got a full seat, the subscription leaves 30", full)
 	}
+	storedOnce(t, e, nil)
+}
+
+// racePrincipals makes tenant acme with full seats for ann and n principals registered by
+// one batch, and returns their names by index.
+func racePrincipals(t *testing.T, e *testEnv, seats, n int) func(int) string {
+	t.Helper()
+	e.must(aggregates.SystemActor, &aggregates.CreateTenant{Preset: "trackops",
+		Admin: aggregates.RegisterPrincipal{Principal: "ann", Kind: aggregates.KindStaff, Email: "ann@acme.test"}})
+	e.must(aggregates.SystemActor, &aggregates.SetSubscription{Features: &[]string{}, Seats: map[string]int{aggregates.LevelFull: seats}})
+	pid := func(j int) string { return fmt.Sprintf("p%03d", j) }
+	var reg []aggregates.Command
+	for j := range n {
+		reg = append(reg, &aggregates.RegisterPrincipal{CommandBase: aggregates.CommandBase{Actor: "ann", CommandID: uuid.NewString()},
+			Principal: pid(j), Kind: aggregates.KindStaff, Email: pid(j) + "@acme.test"})
+	}
+	if out, err := e.c.Batch(e.ctx, "acme", batchOf(t, reg)); err != nil || len(out) != n {
+		t.Fatalf("register: %v (%d outcomes)", err, len(out))
+	}
+	return pid
+}
+
+// storedOnce reads the whole stream, passing each message to each (when not nil), and fails
+// the test for a command stored twice on a subject. It returns how many messages it read.
+func storedOnce(t *testing.T, e *testEnv, each func(events.Message)) int {
+	t.Helper()
 	seen := map[string]int{}
 	err := e.Store.Read(context.Background(), 1, 0, func(ms []events.Message) error {
 		for _, m := range ms {
 			seen[m.Events[0].CommandID+" "+m.Subject]++
+			if each != nil {
+				each(m)
+			}
 		}
 		return nil
 	})
@@ -273,6 +311,7 @@ func testBatchRaces(t *testing.T, opts Options, echo bool) {
 			t.Errorf("%s stored %d times", k, c)
 		}
 	}
+	return len(seen)
 }
 
 // TestBatchRefusesDryRun: a dry run inside a batch is refused (it would answer about the read
