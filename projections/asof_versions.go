@@ -40,6 +40,13 @@ type Versions struct {
 // versionsAppliedKey holds the applied sequence of the last table added; '!' starts no tenant.
 var versionsAppliedKey = []byte("!applied")
 
+// versionsFlushPrefix, then an applied sequence, marks a table added at that sequence (Covers).
+var versionsFlushPrefix = []byte("!flush/")
+
+func versionsFlushKey(applied uint64) []byte {
+	return binary.BigEndian.AppendUint64(slices.Clip(versionsFlushPrefix), applied)
+}
+
 // OpenVersions opens (creating if needed) the versions in dir, reading through cache (nil: its
 // own). It has no WAL: each batch carries the applied sequence of the tables it added, and a
 // crash loses whole batches, which AddTables adds again.
@@ -81,9 +88,32 @@ const versionsMemtable = 4 << 20
 // OpenVersions (MemtableReserve).
 func VersionsMemtableReserve() int64 { return MemtableReserve(versionsMemtable) }
 
-// Applied is the applied sequence of the last table added: Get answers as of any flush at or
-// below it.
+// Applied is the applied sequence of the last table added.
 func (v *Versions) Applied() uint64 { return v.applied.Load() }
+
+// Covers says whether the versions answer as of applied sequence floor: a table flushed at
+// floor was added. The newest version at or below floor is the state as of floor only where
+// floor is a flush of the tables added: a state written before another floor and again after
+// it, before the next flush of those tables, has only its later version stored. Checkpoints
+// of another chain flush elsewhere: a back-fill on a finer grid after a restart (the budget
+// coarsens the grid, the next start restores it), a rebuilt chain, a chain head's own
+// flushes when its memtable fills. Tables are added in the order of their applied sequences,
+// each one's states since its chain's previous flush, so any floor that is one of theirs is
+// answered exactly, whichever chains they came from.
+func (v *Versions) Covers(floor uint64) bool {
+	if floor == 0 {
+		return true // before anything: no state
+	}
+	if floor > v.Applied() {
+		return false
+	}
+	_, closer, err := v.pb.Get(versionsFlushKey(floor))
+	if err != nil {
+		return false
+	}
+	closer.Close()
+	return true
+}
 
 // Close writes the memtable out (there is no WAL) and closes the store.
 func (v *Versions) Close() error {
@@ -119,6 +149,9 @@ func (v *Versions) AddTables(db *DB, f *Flushes) error {
 			err = b.Set(versionsAppliedKey, seq[:], nil)
 		}
 		if err == nil {
+			err = b.Set(versionsFlushKey(applied), nil, nil)
+		}
+		if err == nil {
 			err = b.Commit(pebble.NoSync)
 		}
 		b.Close()
@@ -140,7 +173,7 @@ func versionKey(k []byte, seq uint64) []byte {
 
 // at reads state k as the flush at applied sequence floor left it, its newest version at or
 // below floor, through it (an iterator of the store, reused: a new one per read opens an
-// iterator of each level). floor must be at or below Applied.
+// iterator of each level). floor must be Covered.
 func (v *Versions) at(it **pebble.Iterator, k []byte, floor uint64) ([]byte, bool, error) {
 	if *it == nil {
 		i, err := v.pb.NewIter(nil)

@@ -51,7 +51,7 @@ func newOverlay(db *DB, vs *Versions, b *pebble.Batch, r reader) (*Overlay, erro
 		return nil, err
 	}
 	o := &Overlay{db: db}
-	if vs != nil && vs.Applied() >= applied {
+	if vs != nil && vs.Covers(applied) {
 		r = &versioned{reader: r, b: b, vs: vs, floor: applied}
 		o.versioned = true
 	}
