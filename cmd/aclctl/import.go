@@ -104,7 +104,7 @@ removed when the import is complete. The last line printed is the stream sequenc
 	c.Flags().BoolVar(&o.restart, "restart", false, "ignore the progress file and start from the first line (safe: commands already applied answer as before)")
 	c.Flags().StringVar(&o.format, "format", formatAuto, "auto (from the first line), commands, or export (JSON lines or CSV of 'aclctl export')")
 	c.Flags().StringVar(&o.actor, "actor", "", "export: issue every command as this actor instead of the recorded one (system may issue all)")
-	c.Flags().IntVar(&o.pipeline, "pipeline", 1, "batches in flight, up to 4: with 2, acld decides the next batch while the one before takes the store's last answers (an acld from before pipes, or several acld instances behind the subject, get one at a time); on a busy 2-core machine 1 was faster (README, Round 10: import)")
+	c.Flags().IntVar(&o.pipeline, "pipeline", 1, "batches in flight, up to 4: with 2, acld decides the next batch while the one before takes the store's last answers (an acld from before pipes, or several acld instances behind the subject, get one at a time); on a busy 2-core machine 1 was faster, and on a quiet one 2 with --hold-read-side took 18.7 s against 14.9 and peaked at 3.6 GB of acld RSS against 1.2 (README, Round 10 scorecard)")
 	c.Flags().BoolVar(&o.hold, "hold-read-side", false, "ask acld to hold its read model, audit index and change feed while the import runs, up to its --bulk-lag messages behind, and catch up after: less CPU during an import on a busy machine, but meanwhile every tenant's min_seq reads may answer not_caught_up and the change feed waits (for an initial load before traffic); only an identity that may address every tenant may ask, and an acld before this flag refuses it")
 	return c
 }
