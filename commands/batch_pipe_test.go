@@ -240,3 +240,30 @@ func TestBatchOfMaxBatch(t *testing.T) {
 		t.Errorf("%d messages stored, want %d", got, want)
 	}
 }
+
+// TestPipelineOfSeveralTenants: a sender's pipeline numbers its batches per tenant, since the
+// service keeps a pipe per tenant: an import of several tenants' commands goes on pipelined
+// instead of waiting for a batch 1 of the second tenant that never comes and being refused.
+func TestPipelineOfSeveralTenants(t *testing.T) {
+	e := startEnv(t, 1)
+	tenants := []string{"acme", "beta"}
+	for _, tenant := range tenants {
+		create := &aggregates.CreateTenant{CommandBase: aggregates.CommandBase{Actor: aggregates.SystemActor}, Preset: "trackops",
+			Admin: aggregates.RegisterPrincipal{Principal: "ann", Kind: aggregates.KindStaff, Email: "ann@" + tenant + ".test"}}
+		if _, err := e.c.Do(e.ctx, tenant, create); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := e.c.Pipeline(false)
+	var pending []*PendingBatch
+	for k := range 6 {
+		reg := &aggregates.RegisterPrincipal{CommandBase: aggregates.CommandBase{Actor: "ann", CommandID: uuid.NewString()},
+			Principal: fmt.Sprint("p", k), Kind: aggregates.KindStaff, Email: fmt.Sprint("p", k, "@example.test")}
+		pending = append(pending, p.Send(e.ctx, tenants[k%2], batchOf(t, []aggregates.Command{reg})))
+	}
+	for k, pb := range pending {
+		if out, err := pb.Wait(); err != nil || len(out) != 1 || out[0].Err != nil {
+			t.Fatalf("batch %d to %s: %+v, %v", k+1, tenants[k%2], out, err)
+		}
+	}
+}

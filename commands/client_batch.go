@@ -89,12 +89,15 @@ type Pipeline struct {
 	c    *Client
 	name string
 	load bool
-	seq  uint64
+	// seqs numbers the batches per tenant: the service keeps a pipe per tenant and name, each
+	// starting at 1 (an import of several tenants' lines would otherwise send the second
+	// tenant's first batch as, say, 5, which waits for a batch 1 that never comes).
+	seqs map[string]uint64
 }
 
 // Pipeline starts a pipeline of batches; load marks them as a bulk load's (BatchLoad).
 func (c *Client) Pipeline(load bool) *Pipeline {
-	return &Pipeline{c: c, name: uuid.NewString(), load: load}
+	return &Pipeline{c: c, name: uuid.NewString(), load: load, seqs: map[string]uint64{}}
 }
 
 // PendingBatch is a batch sent by a Pipeline whose answer may not have come yet.
@@ -111,9 +114,9 @@ type PendingBatch struct {
 // what a batch not carried out would have made), so the caller sends it and the ones after it
 // again, alone and in order (Batch), as Import does.
 func (p *Pipeline) Send(ctx context.Context, tenant string, cmds []BatchCommand) *PendingBatch {
-	p.seq++
+	p.seqs[tenant]++
 	pb := &PendingBatch{tenant: tenant, cmds: cmds, done: make(chan struct{})}
-	req := BatchRequest{Commands: cmds, Load: p.load, Pipe: p.name, Seq: p.seq}
+	req := BatchRequest{Commands: cmds, Load: p.load, Pipe: p.name, Seq: p.seqs[tenant]}
 	go func() {
 		defer close(pb.done)
 		body, err := json.Marshal(req)
