@@ -49,7 +49,7 @@
 //	            listing (pages of 1000) for one full principal; --via inprocess|http|nats
 //	principals  who may view a record: cost grows with the holders of the roles that grant it
 //	asof        replay's AsOf at random moments (checkpoint copy + replay of the events after
-//	            it) then a check; bounded by --checkpoint-every (acld's default 2000)
+//	            it) then a check; bounded by --checkpoint-every (acld's default 1000)
 //	console     the auditor's console (/ui/ as acld serves it) page by page, one auditor at a
 //	            time: tenant, principal (full, limited, limited as of a random past moment),
 //	            record, a limited principal's diff from a past moment, check

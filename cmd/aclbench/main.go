@@ -64,7 +64,7 @@ func runFlags(fs *pflag.FlagSet, o *options, records *string) {
 	fs.StringVar(&o.via, "via", "inprocess", "how visible, principals and ryw ask: inprocess, http or nats")
 	fs.StringVar(&o.out, "out", "", "results JSON file (default /tmp/aclbench-<time>.json)")
 	fs.StringVar(&o.profileDir, "profile", "", "write a CPU and a heap profile of each workload to this directory")
-	fs.Uint64Var(&o.checkpointEvery, "checkpoint-every", 2000, "as_of: a read-model checkpoint every N events (acld's default)")
+	fs.Uint64Var(&o.checkpointEvery, "checkpoint-every", 1000, "as_of: a read-model checkpoint every N events (acld's default)")
 	fs.IntVar(&o.cacheMB, "cache-mb", 64, "Pebble block cache of the read model, MiB (acld's default, see acld --help)")
 	fs.StringVar(&o.run, "run", "", "token that makes this run's new ids and command ids differ from other runs' (default: from the time)")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress output")

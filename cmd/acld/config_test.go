@@ -9,9 +9,9 @@ func TestParseFlagsCheckpoints(t *testing.T) {
 		args         []string
 		every, dense uint64
 	}{
-		{nil, 2000, 0},
+		{nil, 1000, 0},
 		{[]string{"--checkpoint-every", "500"}, 500, 0},
-		{[]string{"--checkpoints-dense", "128"}, 2000, 128},
+		{[]string{"--checkpoints-dense", "128"}, 1000, 128},
 	}
 	for _, tc := range cases {
 		c, err := ParseFlags(tc.args)
