@@ -92,7 +92,7 @@ type entry struct {
 	gen     atomic.Uint64
 	snap    atomic.Pointer[snapshot]
 	// seen is the sequence of the last message of the subject the spill's follower read
-	// (behindLocked): a state behind it is not fresh.
+	// (behindLocked, which alone writes it, under the cache's mu): a state behind it is not fresh.
 	seen atomic.Uint64
 	// sinceSnap counts the events applied to the state since the last tenant snapshot.
 	sinceSnap atomic.Int64
@@ -248,11 +248,8 @@ func (c *cache) followedLocked(sp *spill, m events.Message) error {
 // write is read by the follower before or after its writer publishes the state that includes
 // it, and only a state read behind the message in that moment costs a reload.
 func (c *cache) behindLocked(e *entry, seq uint64) {
-	for {
-		old := e.seen.Load()
-		if old >= seq || e.seen.CompareAndSwap(old, seq) {
-			return
-		}
+	if seq > e.seen.Load() { // only the follower writes it, under mu
+		e.seen.Store(seq)
 	}
 }
 
@@ -586,13 +583,13 @@ func (c *cache) fresh(ctx context.Context, e *entry) (*snapshot, error) {
 	pos, floor, inv := c.bounds(e.subject)
 	// A state behind a message the follower read is not fresh either (one it reads after this
 	// is checked by the next fresh).
-	floor = max(floor, e.seen.Load())
+	least := max(floor, e.seen.Load())
 	if s != nil {
 		st, after = s.state, stateSeq(s.state)
 	} else if sp := c.unspill(e); sp != nil {
 		st, owned, fromSpill = sp, true, true
 		c.loaded("spill")
-		if at := stateSeq(sp); at < floor {
+		if at := stateSeq(sp); at < least {
 			// Behind a message another instance appended since the spill's follower
 			// passed: read what the stream has after it.
 			after, fromSpill = at, false
@@ -628,7 +625,7 @@ func (c *cache) fresh(ctx context.Context, e *entry) (*snapshot, error) {
 	if sn := c.snaps.Load(); sn != nil {
 		sn.added(e, st, n)
 	}
-	if at := stateSeq(st); at < floor {
+	if at := stateSeq(st); at < least {
 		// The stream does not serve a message this instance was told about yet (or refused
 		// it): this command decides on what the stream has, the next one reads it again.
 		s = &snapshot{state: st, gen: gen - 1, pos: pos, inv: inv}

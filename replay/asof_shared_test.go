@@ -96,6 +96,18 @@ func waitShared(t *testing.T, s *stack) {
 	})
 }
 
+// waitVersions waits until the state versions have reached the newest checkpoint (filled from
+// the shared base in the background once it is open: waitShared first).
+func waitVersions(t *testing.T, s *stack) {
+	t.Helper()
+	eventstest.WaitFor(t, 10*time.Second, func() error {
+		if got, want := s.svc.bases.versions.Applied(), s.svc.ckpts.last(); got < want {
+			return fmt.Errorf("the state versions have reached %d, not the newest checkpoint %d", got, want)
+		}
+		return nil
+	})
+}
+
 // TestAsOfSharedBaseFlushes: a moment after a checkpoint that thinning removed starts from that
 // checkpoint's flush in the shared base (its table is still linked by the newer checkpoints),
 // not from the checkpoint before it, and answers equal the pure evaluator's.
@@ -140,12 +152,7 @@ func TestAsOfStateVersions(t *testing.T) {
 	s.sync(t)
 	waitCheckpoint(t, s, s.d.seq/every*every)
 	waitShared(t, s)
-	eventstest.WaitFor(t, 5*time.Second, func() error {
-		if got, want := s.svc.bases.versions.Applied(), s.svc.ckpts.last(); got < want {
-			return fmt.Errorf("the state versions have reached %d, not the newest checkpoint %d", got, want)
-		}
-		return nil
-	})
+	waitVersions(t, s)
 	before := s.svc.statesFrom.versions.Load()
 	last := s.d.seq
 	moments := []uint64{1, 2, last, last - 1}

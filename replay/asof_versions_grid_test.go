@@ -43,12 +43,7 @@ func testAsOfVersionsOfAnotherGrid(t *testing.T, rebuilt bool) {
 	s.svc = open(16)
 	waitCheckpoint(t, s, last/16*16)
 	waitShared(t, s)
-	eventstest.WaitFor(t, 10*time.Second, func() error {
-		if got, want := s.svc.bases.versions.Applied(), s.svc.ckpts.last(); got < want {
-			return fmt.Errorf("the versions reached %d, the newest checkpoint is %d", got, want)
-		}
-		return nil
-	})
+	waitVersions(t, s)
 	if err := s.svc.Close(); err != nil {
 		t.Fatal(err)
 	}
