@@ -30,6 +30,9 @@ type EngineOptions struct {
 	// Bulk, when set, is told of each min_seq the read model has not applied yet, so that a
 	// projector yielding to a bulk load goes on until it has (events.BulkLoad.Want).
 	Bulk *events.BulkLoad
+	// Tenants, when set, shares decoded tenants with other engines (replay's as_of engines,
+	// each over its own model); nil: each engine decodes its own.
+	Tenants *TenantCache
 }
 
 // Engine answers queries over a DB: the live one fed by a projector, or a checkpoint opened by
@@ -174,6 +177,25 @@ func (e *Engine) view(tenant string) (*view, error) {
 	return v, nil
 }
 
+// decodeTenant decodes val, the tenant id's stored value, or takes it from the cache shared with
+// other engines.
+func (e *Engine) decodeTenant(id string, val []byte) (*aggregates.Tenant, error) {
+	shared := e.opts.Tenants
+	if shared != nil {
+		if t := shared.get(id, val); t != nil {
+			return t, nil
+		}
+	}
+	t, err := decodeTenant(val)
+	if err != nil {
+		return nil, err
+	}
+	if shared != nil {
+		shared.put(id, val, t)
+	}
+	return t, nil
+}
+
 // cachedTenant returns the tenant decoded at seq, or nil.
 func (e *Engine) cachedTenant(id string, seq uint64) *aggregates.Tenant {
 	c, ok := (*e.tenants.Load())[id]
@@ -201,7 +223,7 @@ func (e *Engine) tenant(snap reader, id string) (*aggregates.Tenant, error) {
 	if t := e.cachedTenant(id, seq); t != nil {
 		return t, nil
 	}
-	t, err := decodeTenant(val)
+	t, err := e.decodeTenant(id, val)
 	if err != nil {
 		return nil, err
 	}
