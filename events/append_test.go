@@ -4,8 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/acl-es/acl/events"
 	"github.com/acl-es/acl/events/eventstest"
@@ -256,5 +260,78 @@ func TestAppendTooLarge(t *testing.T) {
 	}
 	if n := lastSeq(t, env.Store); n != 0 {
 		t.Fatalf("last seq %d; want 0", n)
+	}
+}
+
+// TestLoadAfterSendsNoBatch: Load after a sequence asks for one message per direct get. A batched
+// request makes nats-server count the subject's messages after its start first (for the
+// Nats-Num-Pending header), which from anywhere but the stream's start loads and decompresses
+// the message blocks of the subject's whole span: a fifth of acld's CPU right after a start at
+// 10^6 records, for a tenant's messages after its snapshot. The answers are Load's as before.
+func TestLoadAfterSendsNoBatch(t *testing.T) {
+	env := eventstest.Start(t)
+	st, ctx := env.Store, ctxT(t)
+	spy := env.Connect(t, env.Owner.Option())
+	var mu sync.Mutex
+	var batches []int
+	sub, err := spy.Subscribe("$JS.API.DIRECT.GET.>", func(m *nats.Msg) {
+		var req struct {
+			Batch int `json:"batch"`
+		}
+		if err := json.Unmarshal(m.Data, &req); err != nil {
+			t.Errorf("direct get request %s: %v", m.Data, err)
+		}
+		mu.Lock()
+		batches = append(batches, req.Batch)
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe() //nolint:errcheck // the connection closes with the test
+	if err := spy.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	subj, other := subject(t, "acme", "bob"), subject(t, "acme", "dora")
+	var seqs []uint64 // bob's
+	var last, lastOther uint64
+	for i := range 5 { // bob's messages between dora's
+		e := principalEnv(t, "acme", "bob", fmt.Sprintf("c%d", i), events.RoleAssignedV1{Role: fmt.Sprintf("r%d", i)})
+		a, err := st.Append(ctx, subj, last, fmt.Sprintf("c%d", i), []events.Envelope{e})
+		if err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+		last = a.Seq
+		seqs = append(seqs, a.Seq)
+		o := principalEnv(t, "acme", "dora", fmt.Sprintf("d%d", i), events.RoleAssignedV1{Role: "r"})
+		if a, err = st.Append(ctx, other, lastOther, fmt.Sprintf("d%d", i), []events.Envelope{o}); err != nil {
+			t.Fatalf("append other %d: %v", i, err)
+		}
+		lastOther = a.Seq
+	}
+	msgs, err := st.Load(ctx, subj, seqs[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []uint64
+	for _, m := range msgs {
+		got = append(got, m.Seq)
+	}
+	if !slices.Equal(got, seqs[2:]) {
+		t.Fatalf("load after %d: %v, want %v", seqs[1], got, seqs[2:])
+	}
+	if err := spy.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(batches) == 0 {
+		t.Fatal("the spy saw no direct get")
+	}
+	for _, b := range batches {
+		if b != 0 {
+			t.Errorf("direct gets with batches %v, want one message each", batches)
+			break
+		}
 	}
 }

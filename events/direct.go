@@ -61,6 +61,50 @@ func (s *Store) directGet(ctx context.Context, req directGetRequest, fn func(*na
 	}
 }
 
+// directNext hands fn subject's messages from seq on, one direct get request each (no batch),
+// until fn says stop or nothing more matches. A batched request makes nats-server count the
+// subject's messages after its start sequence first (fileStore.NumPending, for the batch's
+// Nats-Num-Pending header): from the stream's start that is the subject's total, after it the
+// server loads and decompresses the 8 MB message blocks from the subject's first to the start
+// sequence, or from there to the end, whose per-subject state it does not hold. Right after a
+// start at 10^6 records that was a fifth of acld's CPU for the read of a tenant's messages
+// after its snapshot, which every command waited for. A single get only reads (LoadNextMsg).
+func (s *Store) directNext(ctx context.Context, subject string, seq uint64, fn func(*nats.Msg) (more bool, err error)) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, directWait)
+		defer cancel()
+	}
+	api := "$JS.API.DIRECT.GET." + s.name
+	for {
+		body, err := json.Marshal(directGetRequest{Seq: seq, NextFor: subject})
+		if err != nil {
+			return fmt.Errorf("direct get: %w", err)
+		}
+		m, err := s.nc.RequestWithContext(ctx, api, body)
+		if err != nil {
+			return fmt.Errorf("direct get: %w", mapErr(err))
+		}
+		switch m.Header.Get("Status") {
+		case "":
+		case "404": // nothing (more) matches
+			return nil
+		case "503":
+			return fmt.Errorf("direct get: %w: no responders", ErrUnavailable)
+		default:
+			return fmt.Errorf("direct get: status %s %s", m.Header.Get("Status"), m.Header.Get("Description"))
+		}
+		if more, err := fn(m); err != nil || !more {
+			return err
+		}
+		last, err := strconv.ParseUint(m.Header.Get(nats.JSSequence), 10, 64)
+		if err != nil {
+			return fmt.Errorf("direct get: bad sequence header: %w", err)
+		}
+		seq = last + 1
+	}
+}
+
 // readBatch reads the answers to one direct get request. pending reports that the server cut
 // the batch short and fn wants more; last is the last sequence handed to fn.
 func readBatch(ctx context.Context, ch <-chan *nats.Msg, fn func(*nats.Msg) (bool, error)) (last uint64, pending bool, err error) {

@@ -53,19 +53,26 @@ func (s *Store) LastSeq(ctx context.Context) (uint64, error) {
 }
 
 // Load returns the messages of subject with sequence > after, in order. subject may be a
-// filter with wildcards. It uses the batched direct get API (no consumer), one request per
-// loadBatch messages. On a replicated stream a direct get may be served by a replica that is a
-// little behind; an append with the expected sequence still catches that as a conflict.
+// filter with wildcards. It uses the direct get API (no consumer): from the stream's start
+// batched, one request per loadBatch messages; after a sequence one request per message (see
+// directNext). On a replicated stream a direct get may be served by a replica that is a little
+// behind; an append with the expected sequence still catches that as a conflict.
 func (s *Store) Load(ctx context.Context, subject string, after uint64) ([]Message, error) {
 	var out []Message
-	err := s.directGet(ctx, directGetRequest{Seq: after + 1, NextFor: subject, Batch: loadBatch}, func(m *nats.Msg) (bool, error) {
+	add := func(m *nats.Msg) (bool, error) {
 		msg, err := directMessage(m)
 		if err != nil {
 			return false, err
 		}
 		out = append(out, msg)
 		return true, nil
-	})
+	}
+	var err error
+	if after == 0 {
+		err = s.directGet(ctx, directGetRequest{Seq: 1, NextFor: subject, Batch: loadBatch}, add)
+	} else {
+		err = s.directNext(ctx, subject, after+1, add)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("events: load %s after %d: %w", subject, after, err)
 	}
