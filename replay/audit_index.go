@@ -46,8 +46,14 @@ func OpenAudit(dir string) (*Audit, error) { return openAudit(dir, false, nil) }
 // release) is replayed at open as before. Tests set it to write such an index.
 var auditWAL = false
 
-// auditMemtable is the live index's memtable size.
-const auditMemtable = 16 << 20
+// auditMemtable is the live index's memtable size. Pebble keeps two in RSS (the one written
+// and the one kept for reuse, projections.MemtableReserve), so 16 MiB cost 32 MB of C heap
+// once an import had filled them. 8 MiB: at the compare shape (round 11, one run each, load
+// 15-29) the import compacted 25 MB of the index against 16 and the commands workload 22 MB
+// more against none, little beside the read model's 93 and 80 MB; acld's CPU per command did
+// not move out of the noise. (The read model's own --memtable-mb 8 was measured with it and
+// left at 16: its compactions of the import went from 93 to 210 MB.)
+const auditMemtable = 8 << 20
 
 // openAudit opens the index (without WAL: auditWAL); bulk serves a rebuild: larger memtables
 // (fewer, larger flushes for compactions to merge) and a larger block cache for the state reads of a growing index. shared, when set,
