@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -282,7 +283,9 @@ type flight struct {
 	entry *entry
 	snap  *snapshot // the state it was decided on
 	item  events.BatchItem
-	p     *events.Pending // set by the flow once sent
+	p     *events.Pending // set by the flow once sent (nil: not sent)
+	sent  chan struct{}   // closed once the flow sent it (p is set)
+	taken atomic.Bool     // its answer is being taken, by the flow or by a command's await
 	ready chan struct{}   // closed when answered: its aggregate's new state is in the cache
 }
 
@@ -428,8 +431,16 @@ func (r *batchRun) settle(subject string) {
 }
 
 // await waits until fl is answered: its aggregate's new state is in the cache (or it was
-// carried out again alone).
+// carried out again alone). A flight the flow has not taken yet is taken here, ahead of the
+// earlier ones (each subject has one unanswered flight at most): waiting for the flow to
+// answer every earlier append first made a decision reading a record registered just before
+// (an invoice's case) wait for up to batchWindow answers, which a busy machine made long.
 func (r *batchRun) await(fl *flight) {
+	if fl.taken.CompareAndSwap(false, true) {
+		<-fl.sent // the flow publishes in order and never stops before the last
+		r.take(fl)
+		return
+	}
 	select {
 	case <-fl.ready:
 	case <-r.ctx.Done(): // the decision reads the cache; its append's expected sequence guards it
@@ -448,7 +459,7 @@ func (r *batchRun) inGroup(subject string) *groupState {
 func (r *batchRun) send(i int, x *execution, w pendingWrite, snap *snapshot) {
 	w.item.MsgID = msgID(x.cmd, x.entries[w.i].ref, 1)
 	e := x.entries[w.i]
-	fl := &flight{i: i, cmd: x.cmd, entry: e, snap: snap, item: w.item, ready: make(chan struct{})}
+	fl := &flight{i: i, cmd: x.cmd, entry: e, snap: snap, item: w.item, sent: make(chan struct{}), ready: make(chan struct{})}
 	r.flights[e.subject] = fl
 	if r.flow == nil {
 		r.flow = r.startFlow()
@@ -456,10 +467,16 @@ func (r *batchRun) send(i int, x *execution, w pendingWrite, snap *snapshot) {
 	r.flow.put(fl)
 }
 
-// answer takes the store's answer to one append: the command's result, and the new state of its
-// aggregate in the cache. Anything but a plain success is carried out again alone.
-func (r *batchRun) answer(fl *flight) {
+// take takes the store's answer to one append: the command's result, and the new state of its
+// aggregate in the cache. Anything but a plain success (or an append not sent) is carried out
+// again alone.
+func (r *batchRun) take(fl *flight) {
 	defer close(fl.ready)
+	if fl.p == nil {
+		fl.entry.stale()
+		r.alone(fl.i, fl.cmd)
+		return
+	}
 	app, err := fl.p.Wait(r.ctx)
 	if err != nil || app.Duplicate {
 		fl.entry.stale()

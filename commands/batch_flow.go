@@ -50,20 +50,19 @@ func (f *flow) publish() {
 		s.noteOwn(fl.item.MsgID)
 		// An error leaves fl.p nil: not sent (or not known to be); answer carries it out alone.
 		fl.p, _ = s.store.AppendAsync(fl.item.Subject, fl.item.Expected, fl.item.MsgID, fl.item.Events)
+		close(fl.sent)
 		f.sent <- fl
 	}
 }
 
-// answer takes the answers in the order sent.
+// answer takes the answers in the order sent, but for those a command took first (await).
 func (f *flow) answer() {
 	defer close(f.done)
 	for fl := range f.sent {
-		if fl.p == nil {
-			fl.entry.stale()
-			f.r.alone(fl.i, fl.cmd)
-			close(fl.ready)
+		if fl.taken.CompareAndSwap(false, true) {
+			f.r.take(fl)
 		} else {
-			f.r.answer(fl)
+			<-fl.ready // a command's await is taking it
 		}
 		<-f.slots
 	}
