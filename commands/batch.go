@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -183,7 +182,7 @@ func (s *Service) batchAnswer(ctx context.Context, m *nats.Msg, tenant string) B
 		defer func() { s.opts.Bulk.End(last) }() // also on a panic: a load that ended holds nothing
 	}
 	r := &batchRun{s: s, ctx: ctx, tenant: tenant, flights: map[string]*flight{},
-		results: make([]outcome, len(req.Commands)), done: make(chan struct{})}
+		results: make([]outcome, 0, len(req.Commands)), done: make(chan struct{})}
 	defer close(r.done)
 	var p *pipe
 	if req.Pipe != "" {
@@ -197,22 +196,17 @@ func (s *Service) batchAnswer(ctx context.Context, m *nats.Msg, tenant string) B
 		}
 		r.earlier = earlier
 	}
-	n, stopped := 0, false
-	for chunk := range s.decodeAhead(caller, tenant, req.Commands) {
-		for _, d := range chunk {
-			i := n
-			n++
-			err := d.err
-			if err == nil {
-				err = r.run(i, d.cmd, d.hash)
-			}
-			if err != nil {
-				r.results[i] = outcome{err: err}
-				stopped = true
-				break
-			}
+	stopped := false
+	for _, bc := range req.Commands {
+		i := len(r.results)
+		r.results = append(r.results, outcome{})
+		cmd, err := s.decodeInBatch(caller, tenant, bc)
+		if err == nil {
+			err = r.run(i, cmd)
 		}
-		if stopped {
+		if err != nil {
+			r.results[i] = outcome{err: err}
+			stopped = true
 			break
 		}
 	}
@@ -220,10 +214,10 @@ func (s *Service) batchAnswer(ctx context.Context, m *nats.Msg, tenant string) B
 	if p != nil {
 		// Every append of the batch is sent: the next batch of the pipe may decide while
 		// this one takes the store's answers.
+		r.frozen = true
 		p.handOff(req.Seq, r, stopped)
 	}
 	r.finish()
-	r.results = r.results[:n]
 	if p != nil {
 		p.finished(req.Seq, r, slices.ContainsFunc(r.results, func(o outcome) bool { return o.err != nil }))
 	}
@@ -264,29 +258,28 @@ type batchRun struct {
 	ctx     context.Context
 	tenant  string
 	results []outcome
-	// flights: subject → its newest append sent, answered or not (its ready tells), written by
-	// the goroutine deciding only: after it handed off, the next batch of its pipe reads them.
-	flights map[string]*flight
-	flow    *flow  // publishes the appends and takes their answers; nil when none is in flight
-	group   *group // two-aggregate commands gathered for one atomic batch
+	flights map[string]*flight // subject → its newest append not yet answered
+	queue   []*flight          // appends not yet answered, in the order sent
+	group   *group             // two-aggregate commands gathered for one atomic batch
 	// earlier are the batches of the same pipe that decided before this one and were still
-	// taking answers when it started; done is closed when every answer of this batch came.
+	// taking answers when it started; frozen marks a batch that handed off to the next one
+	// (its flights are read by it, and no longer changed); done is closed when every answer
+	// of this batch came.
 	earlier []*batchRun
+	frozen  bool
 	done    chan struct{}
 }
 
-// flight is a command whose single append is decided: on its way to the store, or sent and
-// not yet answered.
+// flight is a command whose single append was sent and not yet answered.
 type flight struct {
 	i     int // index of the command (and its result)
 	cmd   aggregates.Command
 	entry *entry
 	snap  *snapshot // the state it was decided on
-	item  events.BatchItem
-	p     *events.Pending // set by the flow once sent (nil: not sent)
-	sent  chan struct{}   // closed once the flow sent it (p is set)
-	taken atomic.Bool     // its answer is being taken, by the flow or by a command's await
-	ready chan struct{}   // closed when answered: its aggregate's new state is in the cache
+	envs  []events.Envelope
+	p     *events.Pending
+	done  bool
+	ready chan struct{} // closed when answered: its aggregate's new state is in the cache
 }
 
 // group is a run of commands that write two aggregates, gathered into one atomic batch.
@@ -311,10 +304,13 @@ type groupState struct {
 	items []int // the group's items on this aggregate, in order
 }
 
-// run decides one command, validated and hashed (decodeOne), and sends its appends.
-func (r *batchRun) run(i int, cmd aggregates.Command, hash string) error {
+// run decides one command and sends its appends.
+func (r *batchRun) run(i int, cmd aggregates.Command) error {
 	s := r.s
 	op := cmd.Name()
+	if err := aggregates.Validate(cmd); err != nil {
+		return withOp(err, op)
+	}
 	if cmd.Base().DryRun {
 		// A dry run answers on the read model as it stands, which a batch's commands in flight
 		// are not in yet: it would answer about another moment than its place in the batch.
@@ -334,7 +330,7 @@ func (r *batchRun) run(i int, cmd aggregates.Command, hash string) error {
 			}
 		}
 	}
-	x := &execution{s: s, cmd: cmd, op: op, hash: hash, speculate: true}
+	x := &execution{s: s, cmd: cmd, op: op, hash: Hash(cmd), speculate: true}
 	refs := targets(cmd)
 	if r.group != nil && len(r.group.items)+len(refs) > maxAtomic {
 		r.commit()
@@ -422,28 +418,14 @@ func (r *batchRun) run(i int, cmd aggregates.Command, hash string) error {
 func (r *batchRun) settle(subject string) {
 	for _, e := range r.earlier {
 		if fl := e.flights[subject]; fl != nil {
-			r.await(fl)
+			select {
+			case <-fl.ready:
+			case <-r.ctx.Done(): // the decision reads the cache; its append's expected sequence guards it
+			}
 		}
 	}
-	if fl := r.flights[subject]; fl != nil {
-		r.await(fl)
-	}
-}
-
-// await waits until fl is answered: its aggregate's new state is in the cache (or it was
-// carried out again alone). A flight the flow has not taken yet is taken here, ahead of the
-// earlier ones (each subject has one unanswered flight at most): waiting for the flow to
-// answer every earlier append first made a decision reading a record registered just before
-// (an invoice's case) wait for up to batchWindow answers, which a busy machine made long.
-func (r *batchRun) await(fl *flight) {
-	if fl.taken.CompareAndSwap(false, true) {
-		<-fl.sent // the flow publishes in order and never stops before the last
-		r.take(fl)
-		return
-	}
-	select {
-	case <-fl.ready:
-	case <-r.ctx.Done(): // the decision reads the cache; its append's expected sequence guards it
+	if fl := r.flights[subject]; fl != nil && !fl.done {
+		r.answer(fl) // the appends sent before it stay in flight
 	}
 }
 
@@ -454,28 +436,44 @@ func (r *batchRun) inGroup(subject string) *groupState {
 	return r.group.subj[subject]
 }
 
-// send hands one command's single message to the batch's flow (batch_flow.go), which
-// publishes it and takes its answer on other goroutines.
+// send appends one command's single message without waiting for the answer.
 func (r *batchRun) send(i int, x *execution, w pendingWrite, snap *snapshot) {
-	w.item.MsgID = msgID(x.cmd, x.entries[w.i].ref, 1)
-	e := x.entries[w.i]
-	fl := &flight{i: i, cmd: x.cmd, entry: e, snap: snap, item: w.item, sent: make(chan struct{}), ready: make(chan struct{})}
-	r.flights[e.subject] = fl
-	if r.flow == nil {
-		r.flow = r.startFlow()
+	for len(r.queue) >= batchWindow {
+		r.pop()
 	}
-	r.flow.put(fl)
+	w.item.MsgID = msgID(x.cmd, x.entries[w.i].ref, 1)
+	r.s.noteOwn(w.item.MsgID)
+	p, err := r.s.store.AppendAsync(w.item.Subject, w.item.Expected, w.item.MsgID, w.item.Events)
+	e := x.entries[w.i]
+	fl := &flight{i: i, cmd: x.cmd, entry: e, snap: snap, envs: w.item.Events, p: p, ready: make(chan struct{})}
+	if err != nil {
+		// Not sent (or not known to be): the command is carried out alone.
+		fl.done = true
+		e.stale()
+		r.alone(i, x.cmd)
+		return
+	}
+	r.flights[e.subject] = fl
+	r.queue = append(r.queue, fl)
 }
 
-// take takes the store's answer to one append: the command's result, and the new state of its
-// aggregate in the cache. Anything but a plain success (or an append not sent) is carried out
-// again alone.
-func (r *batchRun) take(fl *flight) {
+// pop takes the oldest append off the queue, waiting for its answer if it was not taken yet.
+func (r *batchRun) pop() {
+	head := r.queue[0]
+	r.queue[0] = nil
+	r.queue = r.queue[1:]
+	if !head.done {
+		r.answer(head)
+	}
+}
+
+// answer takes the store's answer to one append: the command's result, and the new state of its
+// aggregate in the cache. Anything but a plain success is carried out again alone.
+func (r *batchRun) answer(fl *flight) {
+	fl.done = true
 	defer close(fl.ready)
-	if fl.p == nil {
-		fl.entry.stale()
-		r.alone(fl.i, fl.cmd)
-		return
+	if !r.frozen && r.flights[fl.entry.subject] == fl {
+		delete(r.flights, fl.entry.subject)
 	}
 	app, err := fl.p.Wait(r.ctx)
 	if err != nil || app.Duplicate {
@@ -484,9 +482,9 @@ func (r *batchRun) take(fl *flight) {
 		return
 	}
 	x := &execution{s: r.s, entries: []*entry{fl.entry}}
-	x.publish(0, fl.snap, fl.item.Events, app.Seq)
+	x.publish(0, fl.snap, fl.envs, app.Seq)
 	res := Result{Seq: app.Seq}
-	for _, env := range fl.item.Events {
+	for _, env := range fl.envs {
 		res.Events = append(res.Events, env.ID)
 	}
 	r.results[fl.i] = outcome{res: res}
@@ -591,8 +589,7 @@ func (r *batchRun) alone(i int, cmd aggregates.Command) {
 // finish stores what the batch still holds and takes every answer.
 func (r *batchRun) finish() {
 	r.commit()
-	if r.flow != nil {
-		r.flow.close()
-		r.flow = nil
+	for len(r.queue) > 0 {
+		r.pop()
 	}
 }

@@ -49,13 +49,7 @@ func startEnvWith(t testing.TB, n int, opts Options) *testEnv {
 // (echo) or not.
 func startEnvEcho(t testing.TB, n int, opts Options, echo bool) *testEnv {
 	t.Helper()
-	return startEnvStore(t, n, opts, echo, events.StoreConfig{})
-}
-
-// startEnvStore is startEnvEcho on a stream created with st.
-func startEnvStore(t testing.TB, n int, opts Options, echo bool, st events.StoreConfig) *testEnv {
-	t.Helper()
-	e := &testEnv{Env: eventstest.StartWith(t, events.ServerConfig{}, st), t: t, reg: prometheus.NewRegistry(), echo: echo}
+	e := &testEnv{Env: eventstest.Start(t), t: t, reg: prometheus.NewRegistry(), echo: echo}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	e.ctx = ctx

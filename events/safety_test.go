@@ -225,29 +225,10 @@ func TestOpenStoreRefusesUnsafeStream(t *testing.T) {
 	})
 	t.Run("safe stream opens", func(t *testing.T) {
 		env := eventstest.Start(t)
-		if _, err := events.OpenStore(ctxT(t), env.Conn, events.StoreConfig{Replicas: 1, DuplicateWindow: events.DefaultDuplicateWindow}); err != nil {
+		if _, err := events.OpenStore(ctxT(t), env.Conn, events.StoreConfig{Replicas: 1, DuplicateWindow: 2 * time.Minute}); err != nil {
 			t.Fatalf("reopen: %v", err)
 		}
 	})
-	// A stream created with the previous default window (2m) moves to the current one when
-	// opened without a configured window; any other window stays as it is.
-	for _, w := range []struct{ created, want time.Duration }{
-		{2 * time.Minute, events.DefaultDuplicateWindow},
-		{time.Minute, time.Minute},
-	} {
-		t.Run("window "+w.created.String(), func(t *testing.T) {
-			cfg := safe()
-			cfg.Duplicates = w.created
-			st, err := events.OpenStore(ctxT(t), created(t, cfg), events.StoreConfig{})
-			if err != nil {
-				t.Fatalf("open: %v", err)
-			}
-			info, err := st.StreamInfo(ctxT(t))
-			if err != nil || info.Config.Duplicates != w.want {
-				t.Fatalf("stream info %+v, %v; want a window of %v", info, err, w.want)
-			}
-		})
-	}
 }
 
 // apiCall sends a JetStream API request and returns its error as a *jetstream.APIError.

@@ -20,21 +20,8 @@ var ErrUnavailable = errors.New("events: store unavailable")
 
 // Defaults of StoreConfig.
 const (
-	DefaultStream = "ACL_EVENTS"
-	// DefaultDuplicateWindow is short because nothing relies on it for more than a publish's
-	// own retries: every append states the subject's expected last sequence, which nats-server
-	// checks before the message id, so the retry of an append already stored is refused as a
-	// conflict and recognised by findOriginal (Append, AppendAtomic), and a command sent again
-	// is recognised by the command ids its aggregates remember (package commands). What the
-	// window costs is nats-server's map of the ids in it, in acld's heap: some 27 MB for the 2
-	// minutes after an import of the compare shape (231,654 commands), held 2 minutes, and
-	// the messages of the whole window read back at every start to rebuild it. 10 s is longer
-	// than a publish attempt and its retries' backoff (appendAttempt) and than a clustered
-	// stream's proposal, while nats-server holds the id as in process.
-	DefaultDuplicateWindow = 10 * time.Second
-	// previousDuplicateWindow is the default of earlier releases: a stream created with it
-	// moves to DefaultDuplicateWindow when opened without a configured window.
-	previousDuplicateWindow = 2 * time.Minute
+	DefaultStream          = "ACL_EVENTS"
+	DefaultDuplicateWindow = 2 * time.Minute
 )
 
 // StoreConfig configures the stream.
@@ -43,8 +30,7 @@ type StoreConfig struct {
 	// Replicas of the stream: 0 means 1 when creating and whatever the stream has when it
 	// exists; any other value must match an existing stream.
 	Replicas int
-	// DuplicateWindow: 0 means DefaultDuplicateWindow when creating and whatever the stream
-	// has when it exists (a stream with the previous default, 2m, is moved to the new one);
+	// DuplicateWindow: 0 means 2m when creating and whatever the stream has when it exists;
 	// any other value must match an existing stream.
 	DuplicateWindow time.Duration
 	// Uncompressed creates the stream without compression (the default is S2). It decides
@@ -136,27 +122,10 @@ func OpenStore(ctx context.Context, nc *nats.Conn, cfg StoreConfig) (*Store, err
 	if err != nil {
 		return nil, fmt.Errorf("events: read back stream %s: %w", cfg.Stream, mapErr(err))
 	}
-	if cfg.DuplicateWindow == 0 && info.Config.Duplicates == previousDuplicateWindow {
-		if info, err = shortenWindow(ctx, js, info.Config); err != nil {
-			return nil, fmt.Errorf("events: stream %s: duplicate window %v to %v: %w", cfg.Stream,
-				previousDuplicateWindow, DefaultDuplicateWindow, mapErr(err))
-		}
-	}
 	if err := checkStreamConfig(info.Config, cfg); err != nil {
 		return nil, err
 	}
 	return &Store{nc: nc, js: js, stream: st, name: cfg.Stream}, nil
-}
-
-// shortenWindow moves a stream created with the previous default duplicate window to the
-// current one; the configuration read back is checked as any other.
-func shortenWindow(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (*jetstream.StreamInfo, error) {
-	cfg.Duplicates = DefaultDuplicateWindow
-	st, err := js.UpdateStream(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	return st.Info(ctx)
 }
 
 // checkStreamConfig refuses a stream whose configuration does not keep every event forever

@@ -49,9 +49,8 @@ type idleTrim struct {
 
 // lateTrim is how long into an idle period acld trims once more. nats-server drops what a
 // burst of writes left 2 minutes after its last use: the blocks' per-subject state
-// (defaultFssExpiration), the message ids of the change feed's duplicate window
-// (events.ChangesDuplicateWindow; the event stream's is 10 s since round 11) and the change
-// feed's stored messages (its MaxAge). The objects are garbage then, but an
+// (defaultFssExpiration), the message ids of the duplicate window (events.DefaultDuplicateWindow)
+// and the change feed's stored messages (its MaxAge). The objects are garbage then, but an
 // idle program collects only every 2 minutes and returns freed pages slowly. Measured at the
 // compare shape 150 s after an import: 499 -> 427 MB RSS, live heap 182 -> 120 MB (README,
 // Round 10: memory).
