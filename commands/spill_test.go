@@ -622,9 +622,9 @@ func TestSpillAwaitsOwnWrites(t *testing.T) {
 // spill such a state unless both stripes of its subject saw a newer message (mayKeepLocked); a
 // refused state is deleted and its aggregate read from the stream by the next command on it, for
 // which nats-server loads and decompresses an 8 MB message block. This bounds the refusals at
-// 0.1 % with the follower 3,000 messages ahead: two tables of 2^15 stripes indexed by FNV-1a's
+// 0.4 % with the follower 3,000 messages ahead: two tables of 2^15 stripes indexed by FNV-1a's
 // two halves refused 384 of 5,000 (the halves are far from independent for sequential ids),
-// with maphash 41, FNV-1a with 2^18 stripes 46; maphash with 2^17 at most 5.
+// with maphash 41, FNV-1a with 2^18 stripes 46; maphash with 2^17 about 2.6 on average and 6-8 in 5 of 200 runs.
 func TestSpillKeepsStatesBehindTheFollower(t *testing.T) {
 	sp, err := openSpill(t.TempDir(), "s1", nil)
 	if err != nil {
@@ -646,8 +646,11 @@ func TestSpillKeepsStatesBehindTheFollower(t *testing.T) {
 			}
 		}
 	}
-	if refused > states/1000 {
-		t.Errorf("%d of %d states refused with the follower %d messages ahead, want at most %d", refused, states, ahead, states/1000)
+	// Expected with independent stripes: about states*(ahead/2^17)^2 = 2.6, with a seed per
+	// process; at most 5 failed 2.5 % of runs, 20 is past any run's chance and far below
+	// dependent halves' hundreds.
+	if refused > states/250 {
+		t.Errorf("%d of %d states refused with the follower %d messages ahead, want at most %d", refused, states, ahead, states/250)
 	}
 	// A newer message of the subject itself still refuses its older state.
 	if sp.mayKeepLocked(subject(states), states-1, 0) {

@@ -320,18 +320,59 @@ func TestLoadAfterSendsNoBatch(t *testing.T) {
 	if !slices.Equal(got, seqs[2:]) {
 		t.Fatalf("load after %d: %v, want %v", seqs[1], got, seqs[2:])
 	}
-	if err := spy.Flush(); err != nil {
-		t.Fatal(err)
+	// The spy's handler runs apart from its connection: wait until it has seen n requests
+	// (or a deadline), then take what it saw.
+	seen := func(n int) []int {
+		t.Helper()
+		if err := spy.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			mu.Lock()
+			got := slices.Clone(batches)
+			mu.Unlock()
+			if len(got) >= n || time.Now().After(deadline) {
+				mu.Lock()
+				batches = batches[:0]
+				mu.Unlock()
+				return got
+			}
+		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(batches) == 0 {
+	first := seen(len(seqs) - 2 + 1) // and the get that finds nothing more
+	if len(first) == 0 {
 		t.Fatal("the spy saw no direct get")
 	}
-	for _, b := range batches {
+	for _, b := range first {
 		if b != 0 {
-			t.Errorf("direct gets with batches %v, want one message each", batches)
+			t.Errorf("direct gets with batches %v, want one message each", first)
 			break
 		}
+	}
+
+	// A long tail: single gets for the first messages, then batches.
+	for i := 5; i < 5+100; i++ {
+		e := principalEnv(t, "acme", "bob", fmt.Sprintf("c%d", i), events.RoleAssignedV1{Role: fmt.Sprintf("r%d", i)})
+		a, err := st.Append(ctx, subj, last, fmt.Sprintf("c%d", i), []events.Envelope{e})
+		if err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+		last = a.Seq
+		seqs = append(seqs, a.Seq)
+	}
+	if msgs, err = st.Load(ctx, subj, seqs[1]); err != nil {
+		t.Fatal(err)
+	}
+	got = got[:0]
+	for _, m := range msgs {
+		got = append(got, m.Seq)
+	}
+	if !slices.Equal(got, seqs[2:]) {
+		t.Fatalf("long load after %d: %d messages, want %d", seqs[1], len(got), len(seqs)-2)
+	}
+	long := seen(65)
+	singles := slices.IndexFunc(long, func(b int) bool { return b != 0 })
+	if singles != 64 || len(long) != singles+1 {
+		t.Errorf("a load of %d messages sent %v, want 64 single gets and one batch", len(got), long)
 	}
 }

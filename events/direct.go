@@ -13,6 +13,9 @@ import (
 const (
 	// loadBatch is how many messages one direct get request asks for.
 	loadBatch = 1000
+	// loadSingles is how many messages a load after a sequence reads one direct get each
+	// before it goes on in batches (Store.Load).
+	loadSingles = 64
 	// directWait bounds a direct get when ctx has no deadline.
 	directWait = 5 * time.Second
 )

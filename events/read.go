@@ -71,7 +71,20 @@ func (s *Store) Load(ctx context.Context, subject string, after uint64) ([]Messa
 	if after == 0 {
 		err = s.directGet(ctx, directGetRequest{Seq: 1, NextFor: subject, Batch: loadBatch}, add)
 	} else {
-		err = s.directNext(ctx, subject, after+1, add)
+		// Single gets for a short tail (the usual one: a tenant's messages after its
+		// snapshot); a long one goes on in batches, whose count of the pending messages is
+		// then paid once for many round trips saved (a network's, with --nats-url).
+		n := 0
+		err = s.directNext(ctx, subject, after+1, func(m *nats.Msg) (bool, error) {
+			if _, err := add(m); err != nil {
+				return false, err
+			}
+			n++
+			return n < loadSingles, nil
+		})
+		if err == nil && n == loadSingles {
+			err = s.directGet(ctx, directGetRequest{Seq: out[len(out)-1].Seq + 1, NextFor: subject, Batch: loadBatch}, add)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("events: load %s after %d: %w", subject, after, err)
