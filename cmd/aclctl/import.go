@@ -168,6 +168,11 @@ func (a *app) importFile(ctx context.Context, path string, o importOptions) erro
 	if err != nil {
 		return &exitError{code: exitAnswer, err: fmt.Errorf("%s %w (nothing was sent)", path, err)}
 	}
+	unlock, err := lockProgress(o.progFile)
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	defer unlock()
 	abs, _ := filepath.Abs(path)
 	prog := importProgress{File: abs, Size: st.Size(), ModTime: st.ModTime().UnixNano()}
 	if !o.restart {
