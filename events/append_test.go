@@ -295,7 +295,7 @@ func TestLoadAfterSendsNoBatch(t *testing.T) {
 	subj, other := subject(t, "acme", "bob"), subject(t, "acme", "dora")
 	var seqs []uint64 // bob's
 	var last, lastOther uint64
-	for i := range 5 { // bob's messages between dora's
+	bob := func(i int) { // bob's i-th message
 		e := principalEnv(t, "acme", "bob", fmt.Sprintf("c%d", i), events.RoleAssignedV1{Role: fmt.Sprintf("r%d", i)})
 		a, err := st.Append(ctx, subj, last, fmt.Sprintf("c%d", i), []events.Envelope{e})
 		if err != nil {
@@ -303,8 +303,12 @@ func TestLoadAfterSendsNoBatch(t *testing.T) {
 		}
 		last = a.Seq
 		seqs = append(seqs, a.Seq)
+	}
+	for i := range 5 { // bob's messages between dora's
+		bob(i)
 		o := principalEnv(t, "acme", "dora", fmt.Sprintf("d%d", i), events.RoleAssignedV1{Role: "r"})
-		if a, err = st.Append(ctx, other, lastOther, fmt.Sprintf("d%d", i), []events.Envelope{o}); err != nil {
+		a, err := st.Append(ctx, other, lastOther, fmt.Sprintf("d%d", i), []events.Envelope{o})
+		if err != nil {
 			t.Fatalf("append other %d: %v", i, err)
 		}
 		lastOther = a.Seq
@@ -352,13 +356,7 @@ func TestLoadAfterSendsNoBatch(t *testing.T) {
 
 	// A long tail: single gets for the first messages, then batches.
 	for i := 5; i < 5+100; i++ {
-		e := principalEnv(t, "acme", "bob", fmt.Sprintf("c%d", i), events.RoleAssignedV1{Role: fmt.Sprintf("r%d", i)})
-		a, err := st.Append(ctx, subj, last, fmt.Sprintf("c%d", i), []events.Envelope{e})
-		if err != nil {
-			t.Fatalf("append %d: %v", i, err)
-		}
-		last = a.Seq
-		seqs = append(seqs, a.Seq)
+		bob(i)
 	}
 	if msgs, err = st.Load(ctx, subj, seqs[1]); err != nil {
 		t.Fatal(err)

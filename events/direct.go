@@ -88,14 +88,8 @@ func (s *Store) directNext(ctx context.Context, subject string, seq uint64, fn f
 		if err != nil {
 			return fmt.Errorf("direct get: %w", mapErr(err))
 		}
-		switch m.Header.Get("Status") {
-		case "":
-		case "404": // nothing (more) matches
-			return nil
-		case "503":
-			return fmt.Errorf("direct get: %w: no responders", ErrUnavailable)
-		default:
-			return fmt.Errorf("direct get: status %s %s", m.Header.Get("Status"), m.Header.Get("Description"))
+		if end, err := directStatus(m); end || err != nil {
+			return err
 		}
 		if more, err := fn(m); err != nil || !more {
 			return err
@@ -118,22 +112,32 @@ func readBatch(ctx context.Context, ch <-chan *nats.Msg, fn func(*nats.Msg) (boo
 		case <-ctx.Done():
 			return last, false, fmt.Errorf("direct get: %w", mapErr(ctx.Err()))
 		}
-		switch m.Header.Get("Status") {
-		case "":
-		case "404": // nothing (more) matches
-			return last, false, nil
-		case "204": // end of batch
+		if m.Header.Get("Status") == "204" { // end of batch
 			return last, last > 0 && m.Header.Get("Nats-Num-Pending") != "0", nil
-		case "503":
-			return last, false, fmt.Errorf("direct get: %w: no responders", ErrUnavailable)
-		default:
-			return last, false, fmt.Errorf("direct get: status %s %s", m.Header.Get("Status"), m.Header.Get("Description"))
+		}
+		if end, err := directStatus(m); end || err != nil {
+			return last, false, err
 		}
 		more, err := fn(m)
 		if err != nil || !more {
 			return last, false, err
 		}
 		last, _ = strconv.ParseUint(m.Header.Get(nats.JSSequence), 10, 64)
+	}
+}
+
+// directStatus reads the status of a direct get's answer: a message (neither), nothing (more)
+// matching (end), or an error the server answered.
+func directStatus(m *nats.Msg) (end bool, err error) {
+	switch m.Header.Get("Status") {
+	case "":
+		return false, nil
+	case "404":
+		return true, nil
+	case "503":
+		return true, fmt.Errorf("direct get: %w: no responders", ErrUnavailable)
+	default:
+		return true, fmt.Errorf("direct get: status %s %s", m.Header.Get("Status"), m.Header.Get("Description"))
 	}
 }
 

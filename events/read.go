@@ -54,9 +54,10 @@ func (s *Store) LastSeq(ctx context.Context) (uint64, error) {
 
 // Load returns the messages of subject with sequence > after, in order. subject may be a
 // filter with wildcards. It uses the direct get API (no consumer): from the stream's start
-// batched, one request per loadBatch messages; after a sequence one request per message (see
-// directNext). On a replicated stream a direct get may be served by a replica that is a little
-// behind; an append with the expected sequence still catches that as a conflict.
+// batched, one request per loadBatch messages; after a sequence one request per message for
+// the first loadSingles (see directNext), then batched. On a replicated stream a direct get may
+// be served by a replica that is a little behind; an append with the expected sequence still
+// catches that as a conflict.
 func (s *Store) Load(ctx context.Context, subject string, after uint64) ([]Message, error) {
 	var out []Message
 	add := func(m *nats.Msg) (bool, error) {
