@@ -26,8 +26,12 @@ type checkpoints struct {
 
 	mu   sync.RWMutex // held for reading while a checkpoint is copied, for writing to drop one
 	grid grid         // coarsened (every doubled) while the checkpoints exceed the budget
-	seqs []uint64     // ascending
-	disk *diskShare   // the files of the checkpoints, each counted once; nil until needed
+	// configured is the grid of the options and budgetSetting their budget (Options.
+	// CheckpointBudget): a coarsened grid is saved with them (grid_state.go).
+	configured    grid
+	budgetSetting int64
+	seqs          []uint64   // ascending
+	disk          *diskShare // the files of the checkpoints, each counted once; nil until needed
 
 	// pins counts the open as_of bases reading each checkpoint (bases.go): thinning removes a
 	// pinned checkpoint from seqs at once and from disk when its last reader unpins it (Pebble
@@ -149,9 +153,18 @@ const ckptPrefix = "ckpt-"
 func ckptName(seq uint64) string { return fmt.Sprintf("%s%020d", ckptPrefix, seq) }
 
 // openCheckpoints lists the checkpoints of dir and removes leftovers of interrupted ones: the
-// service that owns dir calls it.
-func openCheckpoints(dir string, g grid) (*checkpoints, error) {
-	return listCheckpoints(dir, g, true)
+// service that owns dir calls it, with the grid and budget configured. The grid is the one the
+// budget coarsened it to before, if it was coarsened from the same configuration.
+func openCheckpoints(dir string, g grid, budget int64) (*checkpoints, error) {
+	c, err := listCheckpoints(dir, g, true)
+	if err != nil {
+		return nil, err
+	}
+	c.configured, c.budgetSetting = g, budget
+	if c.grid, _, err = loadGrid(dir, g, budget); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // openCheckpointsReadOnly lists the checkpoints of a directory another process owns.
@@ -183,7 +196,7 @@ func listCheckpoints(dir string, g grid, clean bool) (*checkpoints, error) {
 			c.seqs = append(c.seqs, seq)
 			continue
 		}
-		if name == chainedMark {
+		if name == chainedMark || name == gridFile {
 			continue
 		}
 		if clean {
@@ -294,18 +307,20 @@ const maxEvery = 1 << 20
 // would free it; that is not done.
 // Spacings stay multiples of one another and the dense window only shrinks, so a thinner grid
 // keeps a subset of the checkpoints the finer one wanted and the filler never makes one it
-// would drop. The grid is restored at the next start.
+// would drop. The grid reached is saved and taken up again at the next start (grid_state.go),
+// unless the configuration changed.
 func (c *checkpoints) coarsen() error {
 	if c.budget == nil || c.grid.every == 0 {
 		return nil
 	}
+	was := c.grid
 	for c.grid.every < maxEvery {
 		pinned, err := c.pinned()
 		if err != nil {
 			return err
 		}
 		if pinned <= c.budget() {
-			return nil
+			break
 		}
 		if c.grid.dense > 1 {
 			c.grid.dense /= 2
@@ -316,7 +331,11 @@ func (c *checkpoints) coarsen() error {
 			return err
 		}
 	}
-	return nil
+	if c.grid == was || c.configured.every == 0 {
+		return nil
+	}
+	return saveGrid(c.dir, gridState{every: c.grid.every, dense: c.grid.dense,
+		fromEvery: c.configured.every, fromDense: c.configured.dense, budget: c.budgetSetting})
 }
 
 // pinned is what the checkpoints cost on disk beyond the live model: files are hard links, so

@@ -2,6 +2,8 @@ package replay
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 )
@@ -57,5 +59,69 @@ func TestGridKeepsFew(t *testing.T) {
 				t.Errorf("%d checkpoints kept of %d, want at most %d", len(kept), newest/10, max)
 			}
 		})
+	}
+}
+
+// TestCoarsenedGridKeptAcrossRestart: the grid the budget coarsened to is taken up again when
+// the checkpoints are opened with the same configuration, so the filler does not back-fill the
+// checkpoints the budget dropped (it did at every start: ~14 s of replays at 10^6 records, which
+// the budget then dropped again); a changed configuration starts from its own grid.
+func TestCoarsenedGridKeptAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	configured := grid{every: 10, dense: allDense}
+	const budget = 1000
+	open := func(budget int64) *checkpoints {
+		c, err := openCheckpoints(dir, configured, budget)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.budget = func() int64 { return budget }
+		return c
+	}
+	c := open(budget)
+	for seq := uint64(10); seq <= 300; seq += 10 {
+		tmp, err := os.MkdirTemp(dir, "tmp-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Each checkpoint pins 100 bytes of its own: 30 of them are three times the budget.
+		if err := os.WriteFile(filepath.Join(tmp, "table"), make([]byte, 100), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.add(tmp, seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	coarse, kept := c.grid, c.list()
+	if coarse == configured {
+		t.Fatalf("the budget never coarsened the grid (%d checkpoints kept)", len(kept))
+	}
+	// What backfill would make: the checkpoints the grid wants between those kept.
+	backfill := func(c *checkpoints) (want []uint64) {
+		prev, seqs := uint64(0), c.list()
+		for _, seq := range seqs {
+			want = append(want, c.missing(prev, seq, seqs[len(seqs)-1])...)
+			prev = seq
+		}
+		return want
+	}
+	if want := backfill(c); len(want) > 0 {
+		t.Fatalf("the coarse grid %+v wants %v, which it dropped (kept %v)", c.grid, want, kept)
+	}
+
+	again := open(budget)
+	if again.grid != coarse {
+		t.Errorf("after a restart the grid is %+v, want the coarsened %+v", again.grid, coarse)
+	}
+	if got := again.list(); !slices.Equal(got, kept) {
+		t.Errorf("after a restart the checkpoints are %v, want %v", got, kept)
+	}
+	if want := backfill(again); len(want) > 0 {
+		t.Errorf("after a restart the filler would back-fill %v", want)
+	}
+
+	other := open(2 * budget)
+	if other.grid != configured || len(backfill(other)) == 0 {
+		t.Errorf("with another budget the grid is %+v, want the configured %+v (and its checkpoints back-filled)", other.grid, configured)
 	}
 }

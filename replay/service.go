@@ -164,7 +164,7 @@ func New(store *events.Store, db *projections.DB, proj *projections.Projector, o
 			return nil, fmt.Errorf("replay: %w", err)
 		}
 	}
-	ckpts, err := openCheckpoints(filepath.Join(opts.Dir, "checkpoints"), grid{every: opts.CheckpointEvery, dense: opts.DenseCheckpoints})
+	ckpts, err := openCheckpoints(filepath.Join(opts.Dir, "checkpoints"), grid{every: opts.CheckpointEvery, dense: opts.DenseCheckpoints}, opts.CheckpointBudget)
 	if err != nil {
 		return nil, err
 	}
