@@ -121,6 +121,14 @@ func OpenDB(dir string, o DBOptions) (*DB, error) {
 		// (Flushes reports a DB with such a table as not readable as of its flushes.)
 		opts.FlushSplitBytes = math.MaxInt64
 		opts.TargetFileSizes[0] = math.MaxInt64 / 2
+		// The chain is checkpointed every CheckpointEvery events, and a checkpoint copies the
+		// manifest record by record with a 32 KiB buffer each (Pebble's
+		// writeCheckpointManifest). Past this size Pebble starts a new manifest (one snapshot
+		// record) once the edits since the last one list more tables than it did or than the
+		// head has: with 1 that is its only rule, so a head of n flushes keeps at most about n/2
+		// records instead of n (128 MB, the default, is never reached), and a checkpoint at 10^5
+		// records allocates ~2 MB instead of 9.
+		opts.MaxManifestFileSize = 1
 	}
 	// Bloom filters: the projector reads each aggregate before its first event, and for a new
 	// one (most of them while catching up) the read must not visit every level's blocks.
