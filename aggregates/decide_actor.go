@@ -41,7 +41,7 @@ func (a actor) allowed(f Facts, perm string, ref events.RecordRef) error {
 	if a.system {
 		return nil
 	}
-	d, err := Check(f, a.id, perm, &ref)
+	ok, err := Allowed(f, a.id, perm, &ref)
 	if err != nil {
 		var e *Error
 		if errors.As(err, &e) && (e.Code == CodeUnknownPermission || e.Code == CodeNotFound) {
@@ -49,7 +49,12 @@ func (a actor) allowed(f Facts, perm string, ref events.RecordRef) error {
 		}
 		return err
 	}
-	if !d.Allowed {
+	if !ok {
+		// The refusal says why: Check again, explaining (the same facts, the same answer).
+		d, err := Check(f, a.id, perm, &ref)
+		if err != nil {
+			return err
+		}
 		return Errorf(CodeForbidden, "%s is not allowed %s on %s %s: %s", a.id, perm, ref.Type, ref.ID, d.Reason)
 	}
 	return nil

@@ -53,6 +53,20 @@ type Decision struct {
 // record's body and assignment, the principal's unit or client; when not allowed, those of the
 // fact that refused (removal, level, denial, the grants that do not cover, the record's body).
 func Check(f Facts, principal, perm string, rec *events.RecordRef) (Decision, error) {
+	return check(f, principal, perm, rec, true)
+}
+
+// Allowed is Check's Allowed and error, for callers that need nothing else (the commands'
+// guards, the change feed): a permission a grant covers directly, the usual answer, is
+// allowed without building the decision's grants, reason and events (BenchmarkAllowed, an
+// allowed check and a refused one: 2 allocations and 192 B against Check's 6 and 592).
+func Allowed(f Facts, principal, perm string, rec *events.RecordRef) (bool, error) {
+	d, err := check(f, principal, perm, rec, false)
+	return d.Allowed, err
+}
+
+// check is Check; without explain, a permission a grant covers answers Allowed alone.
+func check(f Facts, principal, perm string, rec *events.RecordRef, explain bool) (Decision, error) {
 	t := f.Tenant()
 	if !t.KnowsPermission(perm) {
 		return Decision{}, &Error{Code: CodeUnknownPermission, Op: "check",
@@ -84,6 +98,9 @@ func Check(f Facts, principal, perm string, rec *events.RecordRef) (Decision, er
 	hs := held(t, p, perm, buf[:0])
 	var a assignMemo
 	if cover(f, p, r, hs, &a) {
+		if !explain {
+			return Decision{Allowed: true}, nil
+		}
 		return allow(f, t, p, r, hs, &a), nil
 	}
 	if r != nil {

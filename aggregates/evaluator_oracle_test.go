@@ -1,6 +1,7 @@
 package aggregates
 
 import (
+	"maps"
 	"slices"
 	"testing"
 
@@ -106,6 +107,62 @@ func BenchmarkCheck(b *testing.B) {
 			b.Fatal("refused")
 		}
 		if d, _ := Check(w.m, "lim", "invoice.view", inv2); d.Allowed {
+			b.Fatal("allowed")
+		}
+	}
+}
+
+// TestAllowedAgreesWithCheck: Allowed answers what Check answers (allowed or not, and the same
+// error) for every principal, permission of the policy and record of three worlds, and without
+// a record. Fails when Allowed answers a refusal, an implication or an error otherwise than
+// Check (tried: allowing every refused check).
+func TestAllowedAgreesWithCheck(t *testing.T) {
+	r := newWorld(t, "reconpro")
+	r.units(unit(UnitTeam, "t1"), unit(UnitTeam, "t2"))
+	r.person("tia", KindStaff, "", LevelFull, []string{"team_administrator"}, unit(UnitTeam, "t1"))
+	allowed := 0
+	for _, m := range []*Memory{trackopsWorld(t).m, probuildWorld(t).m, r.m} {
+		recs := []*events.RecordRef{nil}
+		for ref := range m.Records {
+			recs = append(recs, &ref)
+		}
+		for _, p := range m.Principals {
+			ref := events.RecordRef{Type: PrincipalRecordType(p.Kind), ID: p.ID}
+			recs = append(recs, &ref)
+		}
+		recs = append(recs, &events.RecordRef{Type: "invoice", ID: "no-such"})
+		principals := slices.Sorted(maps.Keys(m.Principals))
+		principals = append(principals, "nobody")
+		for _, p := range principals {
+			for _, perm := range append(slices.Clone(m.T.Policy.Permissions), "invoice.veiw") {
+				for _, rec := range recs {
+					d, cerr := Check(m, p, perm, rec)
+					ok, aerr := Allowed(m, p, perm, rec)
+					if ok != d.Allowed || ErrorCode(aerr) != ErrorCode(cerr) || (aerr == nil) != (cerr == nil) {
+						t.Fatalf("%s %s %v: Allowed %v, %v; Check %v, %v", p, perm, rec, ok, aerr, d.Allowed, cerr)
+					}
+					if ok {
+						allowed++
+					}
+				}
+			}
+		}
+	}
+	if allowed < 100 {
+		t.Fatalf("only %d allowed checks: the worlds do not exercise Allowed", allowed)
+	}
+}
+
+// BenchmarkAllowed is BenchmarkCheck answering Allowed alone.
+func BenchmarkAllowed(b *testing.B) {
+	w := trackopsWorld(b)
+	inv1, inv2 := ref("invoice", "inv-1"), ref("invoice", "inv-2")
+	b.ReportAllocs()
+	for b.Loop() {
+		if ok, _ := Allowed(w.m, "lim", "invoice.view", inv1); !ok {
+			b.Fatal("refused")
+		}
+		if ok, _ := Allowed(w.m, "lim", "invoice.view", inv2); ok {
 			b.Fatal("allowed")
 		}
 	}

@@ -155,8 +155,8 @@ func (s *side) RecordsWithClient(typ, client string, fn func(*aggregates.Record)
 // allowed is Check of typ.view on record typ/id; anything Check refuses to answer (a permission
 // the policy lacks, a principal or record that does not exist) is not allowed.
 func (s *side) allowed(principal, typ, id string) bool {
-	d, err := aggregates.Check(s, principal, typ+".view", &events.RecordRef{Type: typ, ID: id})
-	return err == nil && d.Allowed
+	ok, err := aggregates.Allowed(s, principal, typ+".view", &events.RecordRef{Type: typ, ID: id})
+	return err == nil && ok
 }
 
 // visible lists, ascending, every record of typ that p (its state on this side) may view: the
