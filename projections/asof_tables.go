@@ -90,9 +90,15 @@ func (f seqNumUpTo) SyntheticSuffixIntersects(prop []byte, _ []byte) (bool, erro
 
 // Flushes are the points a DB written with TagApplied can be read as of (NewOverlayAsOf): for
 // each table, oldest first, the applied sequence it holds and its largest sequence number.
+//
+// A rebased DB (Rebase) also holds tables below level 0: the whole model as of the rebase,
+// compacted. They are one point, the rebase's applied sequence (from), that every later flush
+// reads through; a moment before it cannot be read from the DB (the compaction kept only the
+// newest version of each key).
 type Flushes struct {
 	applied, seqNum []uint64
 	files           []string // the tables' paths
+	from            uint64   // the rebase's applied sequence (0: not rebased)
 }
 
 // Flushes lists db's tables as points to read it as of; ok is false when a table carries no
@@ -106,9 +112,9 @@ func (db *DB) Flushes() (f *Flushes, ok bool, err error) {
 		applied, seqNum uint64
 		file            string
 	}
-	var all []flush
-	for _, level := range levels {
-		for _, t := range level {
+	var all, rebased []flush
+	for level, tables := range levels {
+		for _, t := range tables {
 			// The writer stores a block property as a short id byte, then the table's value.
 			if t.Properties == nil || len(t.Properties.UserProperties[seqNumProperty]) != 1+8 || t.Virtual {
 				return nil, false, nil
@@ -118,19 +124,46 @@ func (db *DB) Flushes() (f *Flushes, ok bool, err error) {
 			if err != nil {
 				return nil, false, err
 			}
-			all = append(all, flush{applied, uint64(t.LargestSeqNum), file})
+			fl := flush{applied, uint64(t.LargestSeqNum), file}
+			if level == 0 {
+				all = append(all, fl)
+			} else {
+				rebased = append(rebased, fl)
+			}
+		}
+	}
+	f = &Flushes{}
+	if len(rebased) > 0 {
+		// One table of a rebase begins with the applied sequence (the smallest key); all of
+		// them are read together, at the largest sequence number among them.
+		var top uint64
+		for _, fl := range rebased {
+			f.from, top = max(f.from, fl.applied), max(top, fl.seqNum)
+		}
+		if f.from == 0 {
+			return nil, false, nil
+		}
+		for _, fl := range rebased {
+			f.applied, f.seqNum, f.files = append(f.applied, f.from), append(f.seqNum, top), append(f.files, fl.file)
 		}
 	}
 	slices.SortFunc(all, func(a, b flush) int { return cmp.Compare(a.seqNum, b.seqNum) })
-	f = &Flushes{}
-	for i, fl := range all {
-		if fl.applied == 0 || (i > 0 && fl.applied < all[i-1].applied) {
+	for _, fl := range all {
+		if fl.applied == 0 || (len(f.applied) > 0 && fl.applied < f.applied[len(f.applied)-1]) ||
+			(len(f.seqNum) > 0 && fl.seqNum <= f.seqNum[len(f.seqNum)-1]) {
 			return nil, false, nil // not a projector's flushes, in order
 		}
 		f.applied, f.seqNum, f.files = append(f.applied, fl.applied), append(f.seqNum, fl.seqNum), append(f.files, fl.file)
 	}
 	return f, true, nil
 }
+
+// From is the earliest moment the DB can be read as of: the applied sequence of its rebase, 0
+// when it was never rebased (every moment from the empty model on).
+func (f *Flushes) From() uint64 { return f.from }
+
+// Tables is how many tables the DB reads through at its newest point.
+func (f *Flushes) Tables() int { return len(f.files) }
 
 // tableApplied reads the applied sequence a table holds: its first key is appliedKey.
 func (db *DB) tableApplied(path string) (uint64, error) {
@@ -202,11 +235,16 @@ type tablesUpTo struct {
 	count uint32 // b.Count() when it was made
 }
 
-func newTablesUpTo(b *pebble.Batch, f *Flushes, seq uint64) *tablesUpTo {
+func newTablesUpTo(b *pebble.Batch, f *Flushes, seq uint64) (*tablesUpTo, error) {
+	if seq < f.from {
+		// The rebase's tables hold the model as of from only: reading them as of an earlier
+		// moment would mix later states into it.
+		return nil, fmt.Errorf("projections: read as of %d a DB rebased at %d", seq, f.from)
+	}
 	seqNum, applied := f.upTo(seq)
 	r := &tablesUpTo{b: b, opts: pebble.IterOptions{PointKeyFilters: []pebble.BlockPropertyFilter{seqNumUpTo(seqNum)}}}
 	binary.BigEndian.PutUint64(r.applied[:], applied)
-	return r
+	return r, nil
 }
 
 func (r *tablesUpTo) Get(key []byte) ([]byte, io.Closer, error) {

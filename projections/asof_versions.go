@@ -128,7 +128,8 @@ func (v *Versions) Close() error {
 }
 
 // AddTables adds the states of db's tables flushed after Applied (f are db's Flushes), oldest
-// first, one batch per table.
+// first, one batch per table. The tables of a rebase (one point, several tables) are added
+// whole before the point is marked: only the last of them writes the applied sequence.
 func (v *Versions) AddTables(db *DB, f *Flushes) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -143,6 +144,15 @@ func (v *Versions) AddTables(db *DB, f *Flushes) error {
 			}
 			return b.Set(versionKey(k, binary.BigEndian.Uint64(val)), val, nil)
 		})
+		if err == nil && i+1 < len(f.applied) && f.applied[i+1] == applied {
+			// Another table of the same point follows: this batch marks nothing.
+			err = b.Commit(pebble.NoSync)
+			b.Close()
+			if err != nil {
+				return fmt.Errorf("projections: add the states of %s: %w", f.files[i], err)
+			}
+			continue
+		}
 		if err == nil {
 			var seq [8]byte
 			binary.BigEndian.PutUint64(seq[:], applied)
@@ -197,7 +207,7 @@ func (v *Versions) at(it **pebble.Iterator, k []byte, floor uint64) ([]byte, boo
 }
 
 // tableStates calls fn with every state a table of db holds (a table holds at most one
-// version of a key: a flush writes the newest).
+// version of a key: a flush writes the newest, a rebase's compaction keeps the newest).
 func (db *DB) tableStates(path string, fn func(k, v []byte) error) error {
 	f, err := vfs.Default.Open(path)
 	if err != nil {
@@ -224,7 +234,8 @@ func (db *DB) tableStates(path string, fn func(k, v []byte) error) error {
 		if !isStateKey(kv.K.UserKey) {
 			continue
 		}
-		if kv.K.Kind() != pebble.InternalKeyKindSet {
+		// A rebase's compaction may write a set over a deleted key as SETWITHDEL.
+		if k := kv.K.Kind(); k != pebble.InternalKeyKindSet && k != pebble.InternalKeyKindSetWithDelete {
 			return fmt.Errorf("projections: table %s: state %q written as %s", path, kv.K.UserKey, kv.K.Kind())
 		}
 		v, _, err := kv.Value(buf[:0])

@@ -81,7 +81,10 @@ func TestVersionsAsOfEveryFlush(t *testing.T) {
 	updated, prev := 0, map[string][]byte{}
 	for i, floor := range f.applied {
 		b := db.pb.NewIndexedBatch()
-		tables := newTablesUpTo(b, f, floor)
+		tables, err := newTablesUpTo(b, f, floor)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for _, k := range states {
 			want, closer, err := tables.Get(k)
 			found := err == nil

@@ -129,6 +129,11 @@ func OpenDB(dir string, o DBOptions) (*DB, error) {
 		// records instead of n (128 MB, the default, is never reached), and a checkpoint at 10^5
 		// records allocates ~2 MB instead of 9.
 		opts.MaxManifestFileSize = 1
+		// A rebase (Rebase) writes the model into the levels below: a few large tables (the
+		// default doubling from level 0's would overflow).
+		for i := 1; i < len(opts.TargetFileSizes); i++ {
+			opts.TargetFileSizes[i] = rebaseTableBytes
+		}
 	}
 	// Bloom filters: the projector reads each aggregate before its first event, and for a new
 	// one (most of them while catching up) the read must not visit every level's blocks.
@@ -189,6 +194,28 @@ func (db *DB) Compact(ctx context.Context) error {
 	}
 	if err := db.pb.Compact(ctx, []byte{0}, []byte{0xff}, true); err != nil {
 		return fmt.Errorf("projections: compact: %w", err)
+	}
+	return nil
+}
+
+// rebaseTableBytes is the size of the tables a rebase writes: at 10^6 records the model is a
+// handful of them.
+const rebaseTableBytes = 64 << 20
+
+// Level0Tables is how many tables the DB holds in level 0: one per flush of a DB without
+// compactions (replay's as_of chain).
+func (db *DB) Level0Tables() int {
+	return int(db.pb.Metrics().Levels[0].TablesCount)
+}
+
+// Rebase compacts a DB written with TagApplied and without compactions (replay's as_of chain
+// head) into a few tables below level 0, the model as of its applied sequence: the flushes
+// after it are read through them (Flushes), not through every flush since the chain began.
+// Its checkpoints before keep their own tables (hard links); the rebase writes the model
+// again, once.
+func (db *DB) Rebase(ctx context.Context) error {
+	if err := db.Compact(ctx); err != nil {
+		return fmt.Errorf("projections: rebase: %w", err)
 	}
 	return nil
 }

@@ -35,10 +35,15 @@ func NewOverlay(db *DB, vs *Versions) (*Overlay, error) {
 // NewOverlayAsOf starts an overlay on db as of the tables db flushed at applied sequences up
 // to seq (the model at the last of them; Applied says which): db was written with TagApplied,
 // and f are its Flushes. One open DB so serves the moments of every checkpoint whose tables it
-// links. vs is as for NewOverlay.
+// links, from f.From() on. vs is as for NewOverlay.
 func NewOverlayAsOf(db *DB, f *Flushes, seq uint64, vs *Versions) (*Overlay, error) {
 	b := db.pb.NewIndexedBatch()
-	return newOverlay(db, vs, b, newTablesUpTo(b, f, seq))
+	r, err := newTablesUpTo(b, f, seq)
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	return newOverlay(db, vs, b, r)
 }
 
 func newOverlay(db *DB, vs *Versions, b *pebble.Batch, r reader) (*Overlay, error) {

@@ -92,8 +92,8 @@ func (s *Service) build(ctx context.Context, st *asOfState) error {
 		}
 		floor = start
 		st.base, st.done = floor, func() { s.bases.release(b) }
-		if asOf {
-			st.overlay, err = projections.NewOverlayAsOf(b.db, b.flushes, floor, s.bases.versions)
+		if asOf != nil {
+			st.overlay, err = projections.NewOverlayAsOf(b.db, asOf, floor, s.bases.versions)
 		} else {
 			st.overlay, err = projections.NewOverlay(b.db, s.bases.versions)
 		}

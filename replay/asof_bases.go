@@ -44,6 +44,8 @@ type bases struct {
 	sharedOff  bool      // the chain has tables without tags (made by an older release)
 	stopped    bool      // closed: no more shared bases
 	sharedUsed int       // answers that started from the shared base (tests)
+	// segmentUsed counts answers read as of a flush of an older segment's base (acquireSegment)
+	segmentUsed int
 
 	// versions holds every version of the states the chain's tables hold, filled from the
 	// shared base's tables as it is opened: overlays read their states from it once it has
@@ -65,10 +67,15 @@ type base struct {
 	// flushes: the shared base's tables as points to read it as of (projections.Flushes); set
 	// (under bases.mu) before it is shared
 	flushes *projections.Flushes
-	ready   chan struct{} // closed once opened (or failed: err)
-	err     error
-	refs    int  // guarded by bases.mu
-	filling bool // fillVersions started on it; guarded by bases.mu
+	// tablesF, tagged, tablesErr: what tables found, once (tablesOnce)
+	tablesOnce sync.Once
+	tablesF    *projections.Flushes
+	tagged     bool
+	tablesErr  error
+	ready      chan struct{} // closed once opened (or failed: err)
+	err        error
+	refs       int  // guarded by bases.mu
+	filling    bool // fillVersions started on it; guarded by bases.mu
 }
 
 // newBases keeps up to max checkpoints open; they read through shared, or a cache of their own
@@ -85,22 +92,24 @@ func newBases(ckpts *checkpoints, scratch string, max int, shared *pebble.Cache)
 
 // floor is the moment an as_of state at seq starts from: the newest checkpoint at or below seq,
 // or a later flush of the shared base's tables (one each CheckpointEvery events, also where
-// thinning dropped the checkpoint, or more often), which it reads as of any of them.
+// thinning dropped the checkpoint, or more often), which it reads as of any of them from its
+// chain's last rebase on (a moment before it starts from its own checkpoint).
 func (bs *bases) floor(seq uint64) uint64 {
 	c := bs.ckpts.floor(seq)
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
-	if sh := bs.shared; sh != nil && c <= sh.seq {
+	if sh := bs.shared; sh != nil && c <= sh.seq && seq >= sh.flushes.From() {
 		return max(c, sh.flushes.Floor(seq))
 	}
 	return c
 }
 
 // acquireAt returns an open base to read the state at floor (from floor(seq)) from: the shared
-// base (asOf: read it as of floor) when it links that moment, else the newest checkpoint at or
-// below seq (acquire), then at start, the checkpoint's sequence. The caller releases it when
-// its state is closed.
-func (bs *bases) acquireAt(seq, floor uint64) (b *base, start uint64, asOf bool, err error) {
+// base (asOf, its flushes: read it as of start, which is floor) when it links that moment, an
+// older segment's base (acquireSegment; asOf, as of its flush at or below seq), else the newest
+// checkpoint at or below seq (acquire; asOf nil), then at start, the checkpoint's sequence.
+// The caller releases it when its state is closed.
+func (bs *bases) acquireAt(seq, floor uint64) (b *base, start uint64, asOf *projections.Flushes, err error) {
 	bs.mu.Lock()
 	sh := bs.shared
 	if !bs.sharedOff && !bs.sharedBusy && !bs.stopped && (sh == nil || bs.ckpts.last() > sh.seq && time.Since(bs.sharedAt) >= sharedRefresh) {
@@ -108,19 +117,66 @@ func (bs *bases) acquireAt(seq, floor uint64) (b *base, start uint64, asOf bool,
 		bs.closing.Add(1)
 		go bs.openShared()
 	}
-	if sh != nil && floor > 0 && floor <= sh.seq {
+	if sh != nil && floor > 0 && floor <= sh.seq && floor >= sh.flushes.From() {
 		sh.refs++
 		bs.sharedUsed++
 		bs.mu.Unlock()
-		return sh, floor, true, nil
+		return sh, floor, sh.flushes, nil
 	}
 	bs.mu.Unlock()
+	if sh != nil && seq < sh.flushes.From() {
+		if b, f := bs.acquireSegment(seq, sh.flushes.From()); b != nil {
+			return b, max(bs.ckpts.floor(seq), f.Floor(seq)), f, nil
+		}
+	}
 	b, err = bs.acquire(seq)
 	if err != nil {
-		return nil, 0, false, err
+		return nil, 0, nil, err
 	}
 	bs.fillVersions(b)
-	return b, b.seq, false, nil
+	return b, b.seq, nil, nil
+}
+
+// acquireSegment returns the base to read a moment before a rebase at from as of its flushes:
+// the newest checkpoint before the rebase, the last of the segment of the chain the rebase
+// ended (each segment's checkpoints link its rebase's tables and its own flushes, at most
+// RebaseTables of them), or of an older segment, walking back through their rebases. The
+// moments of a segment so share one open base, as the newest segment's share the shared base,
+// instead of each opening its checkpoint. nil when there is none (no checkpoint before, a
+// chain without tags, an error): the caller opens the checkpoint at or below seq.
+func (bs *bases) acquireSegment(seq, from uint64) (*base, *projections.Flushes) {
+	for from > 0 && seq < from {
+		c := bs.ckpts.floor(from - 1)
+		if c == 0 {
+			return nil, nil
+		}
+		b, err := bs.acquire(c)
+		if err != nil {
+			return nil, nil
+		}
+		f, tagged, err := b.tables()
+		if err != nil || !tagged || b.seq >= from {
+			bs.release(b)
+			return nil, nil
+		}
+		if seq >= f.From() {
+			bs.mu.Lock()
+			bs.segmentUsed++
+			bs.mu.Unlock()
+			return b, f
+		}
+		from = f.From()
+		bs.release(b)
+	}
+	return nil, nil
+}
+
+// tables lists b's tables as points to read it as of (projections.DB.Flushes), once.
+func (b *base) tables() (*projections.Flushes, bool, error) {
+	b.tablesOnce.Do(func() {
+		b.tablesF, b.tagged, b.tablesErr = b.db.Flushes()
+	})
+	return b.tablesF, b.tagged, b.tablesErr
 }
 
 // fillVersions adds, in the background, the tables of a checkpoint opened on its own that the
@@ -143,7 +199,7 @@ func (bs *bases) fillVersions(b *base) {
 	go func() {
 		defer bs.closing.Done()
 		defer bs.release(b)
-		flushes, tagged, err := b.db.Flushes()
+		flushes, tagged, err := b.tables()
 		if err == nil && tagged {
 			err = bs.versions.AddTables(b.db, flushes)
 		}
@@ -164,7 +220,7 @@ func (bs *bases) openShared() {
 		tagged  bool
 	)
 	if err == nil && b.seq > 0 {
-		flushes, tagged, err = b.db.Flushes()
+		flushes, tagged, err = b.tables()
 	}
 	bs.mu.Lock()
 	bs.sharedBusy, bs.sharedAt = false, time.Now()

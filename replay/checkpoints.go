@@ -300,11 +300,13 @@ const maxEvery = 1 << 20
 // the budget allows: first fewer dense checkpoints (halved down to one), then a wider spacing
 // (doubled). The filler's checkpoints share their tables, so they pin about the data written
 // once (zstd), less than the live model for a history of mostly new records (at 10^6 records:
-// 183 MiB for a 203 MiB model). A history that rewrites the same records over and over pins
-// more, and thinning such a chain frees little (a dropped checkpoint's manifest, and tables no
-// kept checkpoint links): the spacing then grows to maxEvery, as_of replays more (about 30 µs
-// per event), and the budget is still exceeded. Rebuilding the chain with coarser flushes
-// would free it; that is not done.
+// 183 MiB for a 203 MiB model). Each rebase (Service.checkpoint) writes the model once more
+// (134 MB at 10^6 records); the checkpoints after it link it, and thinning frees a segment
+// between two rebases once no checkpoint in it is kept (at one dense checkpoint, about one per
+// doubling of age is kept). A history that rewrites the same records over and over pins more,
+// and thinning such a chain frees little (a dropped checkpoint's manifest, and tables no kept
+// checkpoint links): the spacing then grows to maxEvery, as_of replays more (about 30 µs per
+// event), and the budget is still exceeded.
 // Spacings stay multiples of one another and the dense window only shrinks, so a thinner grid
 // keeps a subset of the checkpoints the finer one wanted and the filler never makes one it
 // would drop. The grid reached is saved and taken up again at the next start (grid_state.go),

@@ -121,6 +121,24 @@
 // event at or before it (events.Store.SeqAtTime; a future time: now); a sequence the live model has not
 // applied waits like min_seq, then not_caught_up.
 //
+// Rebases: each flush is one level-0 table, never compacted, so without more the newest
+// checkpoint linked one table per CheckpointEvery events of the whole history (1,411 at 10^6
+// records), and every base opened on it paid for each: Pebble's level-0 sublevels (21-49 MB of
+// heap), its file cache and descriptors, a range read merging every table. So at a checkpoint
+// where the head holds more than RebaseTables level-0 tables, the filler first compacts it
+// (projections.DB.Rebase: a few tables below level 0, the model as of that checkpoint), and the
+// checkpoints from there on link those plus their own flushes: a segment of the chain. Any
+// checkpoint so links at most about RebaseTables + 2 tables. A rebased DB is read as of its
+// rebase and its later flushes only (projections.Flushes.From: the compaction kept the newest
+// version of each key); a moment before the shared base's rebase reads the base of the newest
+// checkpoint before it, the last of the older segment, as of its flushes (bases.acquireSegment),
+// so that the moments of a segment share one open base too. The state versions take a rebase's
+// tables as one point (their states as of the rebase). The checkpoints before a rebase keep their
+// tables (hard links): each rebase costs the model once more on disk, until thinning drops
+// every checkpoint of the older segment (checkpoints.coarsen). A chain made before the rebases
+// is read as it was and rebased at its next checkpoint; a crash during a rebase loses only
+// the head, a scratch copy made again at the next start.
+//
 // Cost: the replay is fewer than CheckpointEvery messages (of the tenant), and reading the
 // shared base costs nothing more than its reads (a point read consults the filter of each
 // table up to the checkpoint, as reading that checkpoint did; the applied sequence, in every

@@ -34,9 +34,16 @@ type Options struct {
 	// (their manifests) and make as_of far back replay more.
 	DenseCheckpoints uint64
 	// CheckpointBudget bounds the disk the checkpoints take beyond the live model's files, in
-	// bytes: past it the grid's spacing doubles (checkpoints.coarsen). 0: as much as the live
-	// model takes; negative: no bound.
+	// bytes: past it the grid's spacing doubles (checkpoints.coarsen). 0: budgetModels times
+	// what the live model takes; negative: no bound.
 	CheckpointBudget int64
+	// RebaseTables: the chain's head is rebased (compacted into a few tables, the model as of
+	// that checkpoint) at the first checkpoint where it holds more level-0 tables than this,
+	// one per flush since the last rebase (checkpoint_loop.go); default 256. Every checkpoint
+	// so links at most about this many tables, whatever the history's length: the tables an
+	// open base reads, its memory and its answers' cost stay bounded. Each rebase writes the
+	// model once more (zstd): fewer tables cost more disk. Negative: never rebase.
+	RebaseTables int
 	// CachedStates: as_of states kept open for the next query at the same moment; default 4.
 	CachedStates int
 	// OpenCheckpoints: checkpoints kept open (read-only) for as_of states to start from, the
@@ -80,6 +87,9 @@ func (o *Options) defaults() error {
 	if o.DenseCheckpoints == 0 {
 		o.DenseCheckpoints = allDense
 	}
+	if o.RebaseTables == 0 {
+		o.RebaseTables = defaultRebaseTables
+	}
 	if o.CachedStates <= 0 {
 		o.CachedStates = 4
 	}
@@ -105,6 +115,20 @@ func (o *Options) defaults() error {
 	}
 	return nil
 }
+
+// budgetModels is the default CheckpointBudget in live models: the chain's flushes take about
+// one (the data written once, zstd), and each rebase writes one more (RebaseTables), which the
+// checkpoints after it link: with one, the first rebase at 10^6 records (203 MiB of
+// checkpoints, then 134 MB more) puts the chain over it, and the spacing would double until the
+// newest checkpoints are 2^20 events apart (checkpoints.coarsen frees next to nothing while
+// the older segments are pinned). Three leave room for the newest segment's rebase and a few
+// older ones; beyond them the grid thins the older segments away.
+const budgetModels = 3
+
+// defaultRebaseTables is the default RebaseTables: at 10^6 records and a flush every 1,000
+// events, a rebase every 256,000 events (~5 over the history), each writing the model again
+// (~90 MiB zstd), while a base reads ~260 tables at most instead of 1,411.
+const defaultRebaseTables = 256
 
 // allDense is the default DenseCheckpoints: no thinning by age (every*allDense stays far from
 // overflowing).
@@ -138,6 +162,8 @@ type Service struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// rebases counts the chain's rebases (checkpoint)
+	rebases atomic.Uint64
 	// builtFrom counts the as_of states built with their events from the log and the stream.
 	builtFrom struct{ log, stream atomic.Uint64 }
 	// statesFrom counts the as_of states built whose base's states were read from the state
@@ -173,7 +199,7 @@ func New(store *events.Store, db *projections.DB, proj *projections.Projector, o
 		ckpts.budget = func() int64 { return opts.CheckpointBudget }
 	case opts.CheckpointBudget == 0 && db != nil:
 		ckpts.live = db.Dir()
-		ckpts.budget = func() int64 { return dirSize(db.Dir()) }
+		ckpts.budget = func() int64 { return budgetModels * dirSize(db.Dir()) }
 	}
 	audit, err := openAudit(filepath.Join(opts.Dir, "audit"), false, opts.Cache)
 	if err != nil {

@@ -131,7 +131,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.engine = projections.NewEngine(m.db, m.proj, projections.EngineOptions{WaitBound: c.QueryWait, Bulk: bulk, CachedStates: c.QueryCache})
 	m.replay, err = replay.New(store, m.db, m.proj, replay.Options{
 		Dir: filepath.Join(c.DataDir, "replay"), CheckpointEvery: c.CheckpointN, DenseCheckpoints: c.CheckpointsDense,
-		CheckpointBudget: budgetBytes(c.CheckpointBudgetMB), Wait: c.QueryWait, Logger: m.Log, Cache: m.blocks,
+		CheckpointBudget: budgetBytes(c.CheckpointBudgetMB), RebaseTables: c.CheckpointRebaseTables, Wait: c.QueryWait, Logger: m.Log, Cache: m.blocks,
 		Follow: bulk.Yielding(m.fan), Bulk: bulk})
 	if err != nil {
 		return fmt.Errorf("acld: replay: %w", err)
