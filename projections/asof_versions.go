@@ -128,47 +128,98 @@ func (v *Versions) Close() error {
 }
 
 // AddTables adds the states of db's tables flushed after Applied (f are db's Flushes), oldest
-// first, one batch per table. The tables of a rebase (one point, several tables) are added
-// whole before the point is marked: only the last of them writes the applied sequence.
+// first, point by point: the tables of a rebase (one point, several tables) are added whole
+// before the point is marked.
 func (v *Versions) AddTables(db *DB, f *Flushes) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	for i, applied := range f.applied {
-		if applied <= v.applied.Load() {
-			continue
+	return f.points(func(point uint64, files []string) error {
+		if point <= v.applied.Load() {
+			return nil
 		}
-		b := v.pb.NewBatch()
-		err := db.tableStates(f.files[i], func(k, val []byte) error {
+		return v.addPoint(db, files, point, true)
+	})
+}
+
+// AddOlder adds the states of db's tables at the points up to Applied that Covers does not
+// answer, oldest first: the base of an older segment of a rebased chain (its moments are before
+// the shared base's rebase, whose tables AddTables took from the rebase on). A version is a
+// fact (a state as the event at its sequence left it), so adding it after newer ones changes no
+// answer; a point is marked once its tables are added and the point before it is answered
+// (by these tables, or by another chain's: the versions at or below it are then all there), so
+// every marked point stays answered exactly.
+func (v *Versions) AddOlder(db *DB, f *Flushes) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return f.points(func(point uint64, files []string) error {
+		if point > v.applied.Load() || v.Covers(point) {
+			return nil
+		}
+		return v.addPoint(db, files, point, false)
+	})
+}
+
+// points calls fn with each point of f, oldest first, and its tables.
+func (f *Flushes) points(fn func(point uint64, files []string) error) error {
+	for i := 0; i < len(f.applied); {
+		j := i + 1
+		for j < len(f.applied) && f.applied[j] == f.applied[i] {
+			j++
+		}
+		if err := fn(f.applied[i], f.files[i:j]); err != nil {
+			return err
+		}
+		i = j
+	}
+	return nil
+}
+
+// versionsBatchBytes bounds a batch of versions: a rebase's tables hold the whole model.
+const versionsBatchBytes = 4 << 20
+
+// addPoint adds the states of files, the tables of one point, in batches of at most
+// versionsBatchBytes, then marks the point (and, when advance, makes it the applied sequence).
+func (v *Versions) addPoint(db *DB, files []string, point uint64, advance bool) error {
+	b := v.pb.NewBatch()
+	defer func() { b.Close() }()
+	for _, file := range files {
+		err := db.tableStates(file, func(k, val []byte) error {
 			if len(val) < 8 {
 				return fmt.Errorf("projections: state %q of %d bytes has no sequence", k, len(val))
 			}
-			return b.Set(versionKey(k, binary.BigEndian.Uint64(val)), val, nil)
-		})
-		if err == nil && i+1 < len(f.applied) && f.applied[i+1] == applied {
-			// Another table of the same point follows: this batch marks nothing.
-			err = b.Commit(pebble.NoSync)
-			b.Close()
-			if err != nil {
-				return fmt.Errorf("projections: add the states of %s: %w", f.files[i], err)
+			if err := b.Set(versionKey(k, binary.BigEndian.Uint64(val)), val, nil); err != nil {
+				return err
 			}
-			continue
-		}
-		if err == nil {
-			var seq [8]byte
-			binary.BigEndian.PutUint64(seq[:], applied)
-			err = b.Set(versionsAppliedKey, seq[:], nil)
-		}
-		if err == nil {
-			err = b.Set(versionsFlushKey(applied), nil, nil)
-		}
-		if err == nil {
-			err = b.Commit(pebble.NoSync)
-		}
-		b.Close()
+			if b.Len() < versionsBatchBytes {
+				return nil
+			}
+			if err := b.Commit(pebble.NoSync); err != nil {
+				return err
+			}
+			b.Reset()
+			return nil
+		})
 		if err != nil {
-			return fmt.Errorf("projections: add the states of %s: %w", f.files[i], err)
+			return fmt.Errorf("projections: add the states of %s: %w", file, err)
 		}
-		v.applied.Advance(applied)
+	}
+	var err error
+	if advance {
+		var seq [8]byte
+		binary.BigEndian.PutUint64(seq[:], point)
+		err = b.Set(versionsAppliedKey, seq[:], nil)
+	}
+	if err == nil {
+		err = b.Set(versionsFlushKey(point), nil, nil)
+	}
+	if err == nil {
+		err = b.Commit(pebble.NoSync)
+	}
+	if err != nil {
+		return fmt.Errorf("projections: mark the states of %d: %w", point, err)
+	}
+	if advance {
+		v.applied.Advance(point)
 	}
 	return nil
 }

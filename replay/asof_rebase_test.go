@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -53,14 +54,7 @@ func TestAsOfRebasedChain(t *testing.T) {
 		if tables > k+2 || from == 0 {
 			t.Fatalf("the shared base reads %d tables (rebased at %d) after %d checkpoints, want at most %d", tables, from, len(s.svc.ckpts.list()), k+2)
 		}
-		moments := []uint64{1, 2, last, last - 1}
-		for _, c := range s.svc.ckpts.list() {
-			moments = append(moments, c, min(c+1, last), c-1)
-		}
-		rnd := rand.New(rand.NewPCG(7, uint64(round)))
-		for range 40 {
-			moments = append(moments, 1+rnd.Uint64N(last))
-		}
+		moments := momentsAround(s.svc.ckpts.list(), last, rand.New(rand.NewPCG(7, uint64(round))), 40)
 		before := s.svc.bases.segmentUsed
 		for _, seq := range moments {
 			requireOracleAt(t, s, Moment{Seq: seq}, seq)
@@ -70,6 +64,29 @@ func TestAsOfRebasedChain(t *testing.T) {
 		s.svc.bases.mu.Unlock()
 		if segment < len(moments)/4 {
 			t.Errorf("%d of %d answers read an older segment's base", segment, len(moments))
+		}
+		// The older segments' bases have added their states to the versions meanwhile: the
+		// states of their moments are read from them now.
+		var older []uint64
+		for _, seq := range moments {
+			if seq < from && seq > every {
+				older = append(older, seq)
+			}
+		}
+		eventstest.WaitFor(t, 10*time.Second, func() error {
+			for _, seq := range older {
+				if f := s.svc.bases.floor(seq); !s.svc.bases.versions.Covers(f) {
+					return fmt.Errorf("the versions do not answer as of %d", f)
+				}
+			}
+			return nil
+		})
+		vBefore := s.svc.statesFrom.versions.Load()
+		for _, seq := range older {
+			requireOracleAt(t, s, Moment{Seq: seq}, seq)
+		}
+		if got := s.svc.statesFrom.versions.Load() - vBefore; got < uint64(len(older))*3/4 {
+			t.Errorf("%d of %d states of older segments read the versions", got, len(older))
 		}
 	}
 	check(1, 3)
@@ -88,4 +105,48 @@ func TestAsOfRebasedChain(t *testing.T) {
 		return nil
 	})
 	check(2, 1)
+}
+
+// TestRebasedChainThinning: a budget far too small thins a rebased chain as far as it can,
+// yet each rebase's checkpoint and the last checkpoint before it stay (segmentEnds): every
+// segment keeps the base its moments are read from, and answers at random moments and next to
+// the checkpoints left equal the pure evaluator's.
+func TestRebasedChainThinning(t *testing.T) {
+	const every, k = 5, 4
+	s := startStack(t, Options{CheckpointEvery: every, RebaseTables: k, CachedStates: 1})
+	h := newRandomHistory(s.d, 37)
+	h.run(300)
+	s.sync(t)
+	waitCheckpoint(t, s, s.d.seq/every*every)
+	// The budget shrinks once the chain has rebased (before, the spacing doubles as it
+	// always did, and there would be no rebase); the next checkpoints thin it.
+	s.svc.ckpts.mu.Lock()
+	s.svc.ckpts.budget = func() int64 { return 1 }
+	s.svc.ckpts.mu.Unlock()
+	h.run(60)
+	s.sync(t)
+	last := s.d.seq
+	eventstest.WaitFor(t, 20*time.Second, func() error {
+		if got := s.svc.ckpts.last(); got+s.svc.ckpts.spacing() <= last {
+			return fmt.Errorf("newest checkpoint %d, stream at %d", got, last)
+		}
+		return nil
+	})
+	s.svc.ckpts.mu.RLock()
+	seqs, rebases, spacing := slices.Clone(s.svc.ckpts.seqs), slices.Clone(s.svc.ckpts.rebases), s.svc.ckpts.grid.every
+	s.svc.ckpts.mu.RUnlock()
+	if len(rebases) < 3 {
+		t.Fatalf("%d rebases (%v) among checkpoints %v", len(rebases), rebases, seqs)
+	}
+	for _, r := range rebases {
+		i, found := slices.BinarySearch(seqs, r)
+		if !found || i == 0 || seqs[i-1] != r-every {
+			t.Errorf("rebase %d: checkpoints kept %v, want it and the last before it", r, seqs)
+		}
+	}
+	waitShared(t, s)
+	for _, seq := range momentsAround(seqs, last, rand.New(rand.NewPCG(8, 8)), 30) {
+		requireOracleAt(t, s, Moment{Seq: seq}, seq)
+	}
+	t.Logf("%d checkpoints kept of %d, spacing %d, rebases %v", len(seqs), last/every, spacing, rebases)
 }

@@ -155,14 +155,7 @@ func TestAsOfStateVersions(t *testing.T) {
 	waitVersions(t, s)
 	before := s.svc.statesFrom.versions.Load()
 	last := s.d.seq
-	moments := []uint64{1, 2, last, last - 1}
-	for _, c := range s.svc.ckpts.list() {
-		moments = append(moments, c, min(c+1, last), c-1)
-	}
-	rnd := rand.New(rand.NewPCG(5, 9))
-	for range 40 {
-		moments = append(moments, 1+rnd.Uint64N(last))
-	}
+	moments := momentsAround(s.svc.ckpts.list(), last, rand.New(rand.NewPCG(5, 9)), 40)
 	for _, seq := range moments {
 		requireOracleAt(t, s, Moment{Seq: seq}, seq)
 	}
@@ -207,4 +200,17 @@ func TestAsOfVersionsPastSharedBase(t *testing.T) {
 	if got := s.svc.statesFrom.versions.Load() - before; got < 6 {
 		t.Errorf("%d of 6 as_of states read their states from the versions", got)
 	}
+}
+
+// momentsAround lists moments to ask about: the first two and last two, each checkpoint and
+// the moments next to it, and n at random up to last.
+func momentsAround(ckpts []uint64, last uint64, rnd *rand.Rand, n int) []uint64 {
+	moments := []uint64{1, 2, last, last - 1}
+	for _, c := range ckpts {
+		moments = append(moments, c, min(c+1, last), c-1)
+	}
+	for range n {
+		moments = append(moments, 1+rnd.Uint64N(last))
+	}
+	return moments
 }

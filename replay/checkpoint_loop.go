@@ -182,8 +182,10 @@ func (s *Service) replayHead(ctx context.Context, h *chainHead, to uint64) error
 // compacted: the next start copies the newest checkpoint again and rebases at its next
 // checkpoint.
 func (s *Service) checkpoint(ctx context.Context, db *projections.DB, seq uint64) error {
+	rebased := false
 	if k := s.opts.RebaseTables; k > 0 {
 		if n := db.Level0Tables(); n > k {
+			rebased = true
 			start := time.Now()
 			if err := db.Rebase(ctx); err != nil {
 				return err
@@ -194,7 +196,7 @@ func (s *Service) checkpoint(ctx context.Context, db *projections.DB, seq uint64
 				"tables", m.Total().TablesCount, "bytes", m.Total().TablesSize, "took", time.Since(start))
 		}
 	}
-	return s.ckpts.takeAt(db, seq)
+	return s.ckpts.takeAt(db, seq, rebased)
 }
 
 // fillDB opens the filler's scratch copy: no WAL or fsync, and no compactions, so that each

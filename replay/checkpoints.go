@@ -30,8 +30,11 @@ type checkpoints struct {
 	// CheckpointBudget): a coarsened grid is saved with them (grid_state.go).
 	configured    grid
 	budgetSetting int64
-	seqs          []uint64   // ascending
-	disk          *diskShare // the files of the checkpoints, each counted once; nil until needed
+	seqs          []uint64 // ascending
+	// rebases are the checkpoints at which the chain was rebased (rebasedMark), ascending:
+	// thinning keeps them and the newest checkpoint before each (segmentEnds)
+	rebases []uint64
+	disk    *diskShare // the files of the checkpoints, each counted once; nil until needed
 
 	// pins counts the open as_of bases reading each checkpoint (bases.go): thinning removes a
 	// pinned checkpoint from seqs at once and from disk when its last reader unpins it (Pebble
@@ -134,6 +137,21 @@ func (d *diskShare) drop(seq uint64) {
 	delete(d.files, seq)
 }
 
+// freedBy is how many bytes dropping the checkpoints seqs would free: the files no other
+// checkpoint links.
+func (d *diskShare) freedBy(seqs []uint64) int64 {
+	drops := map[fileID]int{}
+	var freed int64
+	for _, seq := range seqs {
+		for _, id := range d.files[seq] {
+			if drops[id]++; drops[id] == d.refs[id] {
+				freed += d.size[id]
+			}
+		}
+	}
+	return freed
+}
+
 // statID identifies a directory entry's file and its size; false when it is gone or not a
 // regular file.
 func statID(e os.DirEntry) (fileID, int64, bool) {
@@ -194,6 +212,9 @@ func listCheckpoints(dir string, g grid, clean bool) (*checkpoints, error) {
 		seq, err := strconv.ParseUint(strings.TrimPrefix(name, ckptPrefix), 10, 64)
 		if strings.HasPrefix(name, ckptPrefix) && err == nil {
 			c.seqs = append(c.seqs, seq)
+			if _, err := os.Stat(filepath.Join(dir, name, rebasedMark)); err == nil {
+				c.rebases = append(c.rebases, seq)
+			}
 			continue
 		}
 		if name == chainedMark || name == gridFile {
@@ -207,6 +228,7 @@ func listCheckpoints(dir string, g grid, clean bool) (*checkpoints, error) {
 		}
 	}
 	slices.Sort(c.seqs)
+	slices.Sort(c.rebases)
 	return c, nil
 }
 
@@ -250,8 +272,13 @@ func (c *checkpoints) list() []uint64 {
 	return slices.Clone(c.seqs)
 }
 
-// takeAt checkpoints db, which no one else writes to, as the checkpoint of seq.
-func (c *checkpoints) takeAt(db *projections.DB, seq uint64) error {
+// rebasedMark names the file in a checkpoint taken right after a rebase of the chain
+// (Service.checkpoint): it starts a segment.
+const rebasedMark = "REBASED"
+
+// takeAt checkpoints db, which no one else writes to, as the checkpoint of seq; rebased: db was
+// rebased at seq.
+func (c *checkpoints) takeAt(db *projections.DB, seq uint64, rebased bool) error {
 	tmp, err := os.MkdirTemp(c.dir, "tmp-")
 	if err != nil {
 		return fmt.Errorf("replay: checkpoint: %w", err)
@@ -265,11 +292,18 @@ func (c *checkpoints) takeAt(db *projections.DB, seq uint64) error {
 		os.RemoveAll(tmp)
 		return err
 	}
-	return c.add(tmp, seq)
+	if rebased {
+		if err := os.WriteFile(filepath.Join(tmp, rebasedMark), nil, 0o644); err != nil {
+			os.RemoveAll(tmp)
+			return fmt.Errorf("replay: mark a rebased checkpoint: %w", err)
+		}
+	}
+	return c.add(tmp, seq, rebased)
 }
 
-// add renames a complete checkpoint directory into place as the checkpoint of seq.
-func (c *checkpoints) add(tmp string, seq uint64) error {
+// add renames a complete checkpoint directory into place as the checkpoint of seq (rebased:
+// the first of a segment).
+func (c *checkpoints) add(tmp string, seq uint64, rebased bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, found := slices.BinarySearch(c.seqs, seq); found {
@@ -281,6 +315,10 @@ func (c *checkpoints) add(tmp string, seq uint64) error {
 	}
 	i, _ := slices.BinarySearch(c.seqs, seq)
 	c.seqs = slices.Insert(c.seqs, i, seq)
+	if rebased {
+		j, _ := slices.BinarySearch(c.rebases, seq)
+		c.rebases = slices.Insert(c.rebases, j, seq)
+	}
 	if c.disk != nil {
 		if err := c.disk.add(seq, c.path(seq)); err != nil {
 			return err
@@ -327,7 +365,15 @@ func (c *checkpoints) coarsen() error {
 		if c.grid.dense > 1 {
 			c.grid.dense /= 2
 		} else {
-			c.grid.every *= 2
+			// A wider spacing thins the newest checkpoints too (as_of at recent moments
+			// replays more). A rebased chain's segments stay (segmentEnds), so past the
+			// dense checkpoints it frees their manifests at most: the budget is then
+			// exceeded rather than every recent answer slowed.
+			wider := grid{every: c.grid.every * 2, dense: c.grid.dense}
+			if len(c.rebases) > 0 && c.disk.freedBy(c.offGrid(wider))*minFreed < pinned {
+				break
+			}
+			c.grid = wider
 		}
 		if err := c.thin(); err != nil {
 			return err
@@ -338,6 +384,26 @@ func (c *checkpoints) coarsen() error {
 	}
 	return saveGrid(c.dir, gridState{every: c.grid.every, dense: c.grid.dense,
 		fromEvery: c.configured.every, fromDense: c.configured.dense, budget: c.budgetSetting})
+}
+
+// minFreed: a wider spacing of a rebased chain must free at least 1/minFreed of what the
+// checkpoints pin.
+const minFreed = 64
+
+// offGrid lists the checkpoints thinning would drop on g. Called with mu held.
+func (c *checkpoints) offGrid(g grid) []uint64 {
+	if len(c.seqs) == 0 {
+		return nil
+	}
+	newest := c.seqs[len(c.seqs)-1]
+	ends := c.segmentEnds()
+	var out []uint64
+	for _, s := range c.seqs {
+		if !g.keeps(s, newest) && !ends[s] {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // pinned is what the checkpoints cost on disk beyond the live model: files are hard links, so
@@ -381,15 +447,37 @@ func (c *checkpoints) missing(prev, next, newest uint64) []uint64 {
 	return c.grid.missing(prev, next, newest)
 }
 
+// segmentEnds are the checkpoints thinning keeps whatever the grid: each rebase's, and the
+// newest before each rebase, the last of the older segment. A segment's last checkpoint reads
+// every moment of its segment as of its flushes (bases.acquireSegment): dropped, the moments of
+// the segment after the checkpoint kept before it would replay up to the whole segment
+// (RebaseTables flushes), or, with no checkpoint kept in it, the segments before it too (the
+// budget so thinned a 10^6 chain of five rebases to 5 checkpoints: answers before 1,024,000
+// started from the empty model, 33 s each). Called with mu held.
+func (c *checkpoints) segmentEnds() map[uint64]bool {
+	if len(c.rebases) == 0 {
+		return nil
+	}
+	ends := map[uint64]bool{}
+	for _, r := range c.rebases {
+		ends[r] = true
+		if i, _ := slices.BinarySearch(c.seqs, r); i > 0 {
+			ends[c.seqs[i-1]] = true
+		}
+	}
+	return ends
+}
+
 // thin drops the checkpoints the grid no longer keeps.
 func (c *checkpoints) thin() error {
 	if c.grid.every == 0 || len(c.seqs) == 0 {
 		return nil
 	}
 	newest := c.seqs[len(c.seqs)-1]
+	ends := c.segmentEnds()
 	keep := c.seqs[:0]
 	for _, s := range c.seqs {
-		if c.grid.keeps(s, newest) {
+		if c.grid.keeps(s, newest) || ends[s] {
 			keep = append(keep, s)
 			continue
 		}

@@ -88,7 +88,7 @@ func TestCoarsenedGridKeptAcrossRestart(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(tmp, "table"), make([]byte, 100), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if err := c.add(tmp, seq); err != nil {
+		if err := c.add(tmp, seq, false); err != nil {
 			t.Fatal(err)
 		}
 	}

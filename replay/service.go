@@ -34,12 +34,13 @@ type Options struct {
 	// (their manifests) and make as_of far back replay more.
 	DenseCheckpoints uint64
 	// CheckpointBudget bounds the disk the checkpoints take beyond the live model's files, in
-	// bytes: past it the grid's spacing doubles (checkpoints.coarsen). 0: budgetModels times
-	// what the live model takes; negative: no bound.
+	// bytes: past it the grid's spacing doubles (checkpoints.coarsen). 0: what the live model
+	// takes, budgetModels times that when the chain is rebased (RebaseTables); negative: no
+	// bound.
 	CheckpointBudget int64
 	// RebaseTables: the chain's head is rebased (compacted into a few tables, the model as of
 	// that checkpoint) at the first checkpoint where it holds more level-0 tables than this,
-	// one per flush since the last rebase (checkpoint_loop.go); default 256. Every checkpoint
+	// one per flush since the last rebase (checkpoint_loop.go); default 512. Every checkpoint
 	// so links at most about this many tables, whatever the history's length: the tables an
 	// open base reads, its memory and its answers' cost stay bounded. Each rebase writes the
 	// model once more (zstd): fewer tables cost more disk. Negative: never rebase.
@@ -116,19 +117,20 @@ func (o *Options) defaults() error {
 	return nil
 }
 
-// budgetModels is the default CheckpointBudget in live models: the chain's flushes take about
-// one (the data written once, zstd), and each rebase writes one more (RebaseTables), which the
-// checkpoints after it link: with one, the first rebase at 10^6 records (203 MiB of
-// checkpoints, then 134 MB more) puts the chain over it, and the spacing would double until the
-// newest checkpoints are 2^20 events apart (checkpoints.coarsen frees next to nothing while
-// the older segments are pinned). Three leave room for the newest segment's rebase and a few
-// older ones; beyond them the grid thins the older segments away.
+// budgetModels is the default CheckpointBudget in live models when the chain is rebased: the
+// chain's flushes take about one (the data written once, zstd), and each rebase writes one
+// more (RebaseTables) that the checkpoints after it link; a rebased chain keeps each
+// segment's first and last checkpoint (checkpoints.segmentEnds), so thinning frees little of
+// it. Without rebases, one.
 const budgetModels = 3
 
-// defaultRebaseTables is the default RebaseTables: at 10^6 records and a flush every 1,000
-// events, a rebase every 256,000 events (~5 over the history), each writing the model again
-// (~90 MiB zstd), while a base reads ~260 tables at most instead of 1,411.
-const defaultRebaseTables = 256
+// defaultRebaseTables is the default RebaseTables. At 10^6 records and a flush every 1,000
+// events: a rebase every 512,000 events (two over the 1.41 million events), the second
+// writing the model again (~90 MB zstd); a base reads at most ~514 tables instead of 1,411
+// (Pebble's level-0 sublevels grow with tables x intervals, about their square: ~(514/1411)^2
+// of the 21-49 MB measured), and under Pebble's file cache of 1,000 tables a DB. With 256 a
+// 10^6 chain rebased five times and the rebases took 300 MB beside 155 MB of flushes.
+const defaultRebaseTables = 512
 
 // allDense is the default DenseCheckpoints: no thinning by age (every*allDense stays far from
 // overflowing).
@@ -199,7 +201,11 @@ func New(store *events.Store, db *projections.DB, proj *projections.Projector, o
 		ckpts.budget = func() int64 { return opts.CheckpointBudget }
 	case opts.CheckpointBudget == 0 && db != nil:
 		ckpts.live = db.Dir()
-		ckpts.budget = func() int64 { return budgetModels * dirSize(db.Dir()) }
+		models := int64(1)
+		if opts.RebaseTables > 0 {
+			models = budgetModels
+		}
+		ckpts.budget = func() int64 { return models * dirSize(db.Dir()) }
 	}
 	audit, err := openAudit(filepath.Join(opts.Dir, "audit"), false, opts.Cache)
 	if err != nil {

@@ -46,7 +46,7 @@ type Config struct {
 	// thin out with age (replay.Options.DenseCheckpoints).
 	CheckpointsDense uint64
 	// CheckpointBudgetMB bounds the disk of the as_of checkpoints beyond the live model's
-	// files (replay.Options.CheckpointBudget): 0 = three times the read model, -1 = no bound.
+	// files (replay.Options.CheckpointBudget): 0 = as much as the read model (three times when rebased), -1 = no bound.
 	CheckpointBudgetMB int64
 	// CheckpointRebaseTables: the as_of chain is rebased past this many level-0 tables
 	// (replay.Options.RebaseTables; 0: replay's default, -1: never).
@@ -167,8 +167,8 @@ func ParseFlags(args []string) (Config, error) {
 	fs.IntVar(&c.GCHeadroom, "gc-headroom", c.GCHeadroom, "after every collection, set the Go heap's soft limit to the live heap plus this percent of it (at least 32 MiB), instead of letting it grow to twice the live heap (GOGC); 0: off; off too with --memory-limit or GOMEMLIMIT")
 	fs.IntVar(&c.MemoryLimitMB, "memory-limit", c.MemoryLimitMB, "soft limit of the Go heap in MiB (0: none; GOMEMLIMIT in the environment wins); set it well above the live heap, or the collector runs without pause")
 	fs.StringVar(&c.Pprof, "pprof", c.Pprof, "serve /debug/pprof on this loopback address (e.g. 127.0.0.1:6060); off by default")
-	fs.Int64Var(&c.CheckpointBudgetMB, "checkpoint-budget-mb", c.CheckpointBudgetMB, "as_of: disk the checkpoints may take beyond the read model's own files, MiB (0: three times the read model; -1: no bound); past it their spacing doubles (as_of replays more events)")
-	fs.IntVar(&c.CheckpointRebaseTables, "checkpoint-rebase-tables", c.CheckpointRebaseTables, "as_of: rebase the checkpoints' chain (compact it into the model at a checkpoint) once it holds more than this many tables since the last rebase, so that an as_of base reads at most about this many whatever the history's length (0: 256; -1: never); each rebase writes the read model once more (zstd)")
+	fs.Int64Var(&c.CheckpointBudgetMB, "checkpoint-budget-mb", c.CheckpointBudgetMB, "as_of: disk the checkpoints may take beyond the read model's own files, MiB (0: as much as the read model, three times that when the chain is rebased; -1: no bound); past it their spacing doubles (as_of replays more events)")
+	fs.IntVar(&c.CheckpointRebaseTables, "checkpoint-rebase-tables", c.CheckpointRebaseTables, "as_of: rebase the checkpoints' chain (compact it into the model at a checkpoint) once it holds more than this many tables since the last rebase, so that an as_of base reads at most about this many whatever the history's length (0: 512; -1: never); each rebase writes the read model once more (zstd)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "acld: the access-control server (embedded NATS by default).\n\nUsage: acld [flags]\n\nFlags:\n")
