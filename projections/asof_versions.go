@@ -96,7 +96,7 @@ func (v *Versions) Applied() uint64 { return v.applied.Load() }
 // floor is a flush of the tables added: a state written before another floor and again after
 // it, before the next flush of those tables, has only its later version stored. Checkpoints
 // of another chain flush elsewhere: a back-fill on a finer grid after a restart (the budget
-// coarsens the grid, the next start restores it), a rebuilt chain, a chain head's own
+// coarsened the grid and the configuration changed since), a rebuilt chain, a chain head's own
 // flushes when its memtable fills. Tables are added in the order of their applied sequences,
 // each one's states since its chain's previous flush, so any floor that is one of theirs is
 // answered exactly, whichever chains they came from.

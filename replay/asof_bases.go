@@ -28,11 +28,17 @@ type bases struct {
 
 	closing sync.WaitGroup // bases being closed in the background
 
-	mu     sync.Mutex
-	max    int
-	open   map[uint64]*base
+	mu   sync.Mutex
+	max  int
+	open map[uint64]*base
+	// alive holds every base not closed yet, cached or not: one evicted from open while a
+	// state still reads it, or closing, still holds its checkpoint's directory, which Pebble
+	// locks even read-only, so acquire takes it up again or waits for its close rather than
+	// opening the directory a second time ("lock held by current process").
+	alive  map[uint64]*base
 	order  []uint64 // least recently used first
 	closed int      // bases closed (tests)
+	opened int      // bases opened (tests)
 
 	// shared is the newest checkpoint opened once to answer as of every checkpoint it links
 	// (projections.NewOverlayAsOf: its tables are tagged with their sequence numbers), so that most
@@ -73,6 +79,7 @@ type base struct {
 	tagged     bool
 	tablesErr  error
 	ready      chan struct{} // closed once opened (or failed: err)
+	closed     chan struct{} // closed once closed: its directory's lock is free again
 	err        error
 	refs       int  // guarded by bases.mu
 	filling    bool // fillVersions started on it; guarded by bases.mu
@@ -87,7 +94,8 @@ func newBases(ckpts *checkpoints, scratch string, max int, shared *pebble.Cache)
 	} else {
 		cache.Ref() // released by close, as an own cache is
 	}
-	return &bases{ckpts: ckpts, scratch: scratch, max: max, cache: cache, open: map[uint64]*base{}}
+	return &bases{ckpts: ckpts, scratch: scratch, max: max, cache: cache, open: map[uint64]*base{},
+		alive: map[uint64]*base{}}
 }
 
 // floor is the moment an as_of state at seq starts from: the newest checkpoint at or below seq,
@@ -145,6 +153,11 @@ func (bs *bases) acquireAt(seq, floor uint64) (b *base, start uint64, asOf *proj
 // instead of each opening its checkpoint. nil when there is none (no checkpoint before, a
 // chain without tags, an error): the caller opens the checkpoint at or below seq.
 func (bs *bases) acquireSegment(seq, from uint64) (*base, *projections.Flushes) {
+	// Start at seq's own segment: walking back from the newest opened every segment's base on
+	// the way (an answer's cost grew with the rebases, and the walk churned the open bases).
+	if r := bs.ckpts.rebaseAfter(seq); r > 0 && r < from {
+		from = r
+	}
 	for from > 0 && seq < from {
 		c := bs.ckpts.floor(from - 1)
 		if c == 0 {
@@ -276,25 +289,46 @@ func (bs *bases) openShared() {
 func (bs *bases) acquire(seq uint64) (*base, error) {
 	found, unpin := bs.ckpts.pinNearest(seq)
 	bs.mu.Lock()
-	if bs.stopped {
-		bs.mu.Unlock()
-		unpin()
-		return nil, errors.New("replay: as_of: closed")
-	}
-	if b := bs.open[found]; b != nil {
-		unpin()
-		b.refs++
-		bs.touch(found)
-		bs.mu.Unlock()
-		<-b.ready
-		if b.err != nil {
-			bs.release(b)
-			return nil, b.err
+	for {
+		if bs.stopped {
+			bs.mu.Unlock()
+			unpin()
+			return nil, errors.New("replay: as_of: closed")
 		}
-		return b, nil
+		b := bs.open[found]
+		if a := bs.alive[found]; b == nil && a != nil {
+			if a.refs == 0 {
+				// Closing: wait until its directory is free, then open it again.
+				bs.mu.Unlock()
+				<-a.closed
+				bs.mu.Lock()
+				continue
+			}
+			// Evicted while a state still reads it: cached again.
+			a.refs++
+			bs.open[found] = a
+			bs.order = append(bs.order, found)
+			bs.evict()
+			b = a
+		}
+		if b != nil {
+			unpin()
+			b.refs++
+			bs.touch(found)
+			bs.mu.Unlock()
+			<-b.ready
+			if b.err != nil {
+				bs.release(b)
+				return nil, b.err
+			}
+			return b, nil
+		}
+		break
 	}
-	b := &base{seq: found, ready: make(chan struct{}), refs: 2} // cached, and the caller's
+	b := &base{seq: found, ready: make(chan struct{}), closed: make(chan struct{}), refs: 2} // cached, and the caller's
 	bs.open[found] = b
+	bs.alive[found] = b
+	bs.opened++
 	bs.order = append(bs.order, found)
 	bs.mu.Unlock()
 	b.unpin = unpin
@@ -361,7 +395,11 @@ func (bs *bases) closeLater(b *base) {
 		b.close()
 		bs.mu.Lock()
 		bs.closed++
+		if bs.alive[b.seq] == b {
+			delete(bs.alive, b.seq)
+		}
 		bs.mu.Unlock()
+		close(b.closed)
 	}()
 }
 

@@ -150,3 +150,31 @@ func TestRebasedChainThinning(t *testing.T) {
 	}
 	t.Logf("%d checkpoints kept of %d, spacing %d, rebases %v", len(seqs), last/every, spacing, rebases)
 }
+
+// TestOldMomentOpensItsSegmentOnly: a moment in an old segment of a chain rebased many times
+// opens its own segment's base, not every newer segment's on the way back (the review of round
+// 12: 13 answers over 16 segments opened or closed 157-171 bases, and the churn of the open
+// bases made a still-read one open twice), and answers as the evaluator.
+func TestOldMomentOpensItsSegmentOnly(t *testing.T) {
+	const every = 3
+	s := startStack(t, Options{CheckpointEvery: every, RebaseTables: 2})
+	newRandomHistory(s.d, 39).run(400)
+	s.sync(t)
+	waitCheckpoint(t, s, s.d.seq/every*every)
+	waitShared(t, s)
+	if n := s.svc.rebases.Load(); n < 6 {
+		t.Fatalf("%d rebases, want several segments", n)
+	}
+	for seq := uint64(2); seq < 40; seq += 3 {
+		s.svc.bases.mu.Lock()
+		before := s.svc.bases.opened
+		s.svc.bases.mu.Unlock()
+		requireOracleAt(t, s, Moment{Seq: seq}, seq)
+		s.svc.bases.mu.Lock()
+		opened := s.svc.bases.opened - before
+		s.svc.bases.mu.Unlock()
+		if opened > 1 {
+			t.Errorf("as_of %d opened %d bases, want its segment's at most", seq, opened)
+		}
+	}
+}

@@ -214,3 +214,57 @@ func momentsAround(ckpts []uint64, last uint64, rnd *rand.Rand, n int) []uint64 
 	}
 	return moments
 }
+
+// TestEvictedBaseOpenedAgain: a base evicted from the open ones while a state still reads it
+// is taken up again by the next asker, and one closing is waited for, rather than its
+// checkpoint opened a second time: Pebble locks the directory even read-only, and the second
+// opening failed ("lock held by current process"; the review of round 12, where the rebased
+// chain's segment bases made it frequent).
+func TestEvictedBaseOpenedAgain(t *testing.T) {
+	s := startStack(t, Options{CheckpointEvery: 5, OpenCheckpoints: 2})
+	newRandomHistory(s.d, 93).run(80)
+	s.sync(t)
+	waitCheckpoint(t, s, 20)
+	cs := s.svc.ckpts.list()
+	held, err := s.svc.bases.acquire(cs[0]) // a state reads it
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs[1:3] { // two more evict it from the open ones
+		b, err := s.svc.bases.acquire(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.svc.bases.release(b)
+	}
+	again, err := s.svc.bases.acquire(cs[0])
+	if err != nil {
+		t.Fatalf("the evicted base, still read, opened again: %v", err)
+	}
+	if again != held {
+		t.Errorf("the evicted base was not taken up again")
+	}
+	s.svc.bases.release(again)
+	s.svc.bases.release(held)
+	// Evicted and closing (nobody reads it): the next asker waits for its close and opens it.
+	for _, c := range cs[1:3] {
+		b, err := s.svc.bases.acquire(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.svc.bases.release(b)
+	}
+	for range 3 {
+		b, err := s.svc.bases.acquire(cs[0])
+		if err != nil {
+			t.Fatalf("the evicted base, closing, opened again: %v", err)
+		}
+		s.svc.bases.release(b)
+		for _, c := range cs[1:3] {
+			if b, err = s.svc.bases.acquire(c); err != nil {
+				t.Fatal(err)
+			}
+			s.svc.bases.release(b)
+		}
+	}
+}

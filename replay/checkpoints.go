@@ -468,6 +468,17 @@ func (c *checkpoints) segmentEnds() map[uint64]bool {
 	return ends
 }
 
+// rebaseAfter is the first rebase after seq, where the segment of the chain holding seq ends
+// (0: none, seq is in the newest segment).
+func (c *checkpoints) rebaseAfter(seq uint64) uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if i, _ := slices.BinarySearch(c.rebases, seq+1); i < len(c.rebases) {
+		return c.rebases[i]
+	}
+	return 0
+}
+
 // thin drops the checkpoints the grid no longer keeps.
 func (c *checkpoints) thin() error {
 	if c.grid.every == 0 || len(c.seqs) == 0 {

@@ -67,10 +67,6 @@ type Config struct {
 	// MemoryLimitMB is the Go runtime's soft memory limit (debug.SetMemoryLimit) in MiB; 0 = none.
 	// GOMEMLIMIT in the environment takes precedence.
 	MemoryLimitMB int
-	// GCHeadroom: after every collection the soft memory limit is set to the live heap and
-	// what the runtime holds with it plus this percent of the live heap (gctune.go); 0 = the
-	// collector's GOGC alone. Off when MemoryLimitMB or GOMEMLIMIT sets a fixed limit.
-	GCHeadroom int
 	// IdleTrim is how often acld checks whether it is idle and, if so, returns free memory to
 	// the system (trim.go); 0 = never.
 	IdleTrim time.Duration
@@ -107,7 +103,6 @@ func DefaultConfig() Config {
 		QueryCache:        100_000,
 		CommandSpill:      true,
 		MemoryLimitMB:     0,
-		GCHeadroom:        0,
 		IdleTrim:          5 * time.Second,
 		CheckpointN:       1000,
 		CheckpointsDense:  0,
@@ -164,7 +159,6 @@ func ParseFlags(args []string) (Config, error) {
 	// operator who knows the live heap of their data (see --pprof), not a default.
 	fs.DurationVar(&c.IdleTrim, "idle-trim", c.IdleTrim, "every this long, if acld allocated almost nothing since the last time, return its free memory (Go's heap, nats-server's idle message blocks, the C heap Pebble allocates in) to the system: six ticks in a row, and once more 150 s into the idle period, when nats-server has dropped what the writes left (0: never)")
 	fs.IntVar(&c.Procs, "procs", c.Procs, "how many goroutines run at once, Go's GOMAXPROCS (0: twice the CPUs acld may use, so that a query is not queued behind background work; GOMAXPROCS in the environment wins)")
-	fs.IntVar(&c.GCHeadroom, "gc-headroom", c.GCHeadroom, "after every collection, set the Go heap's soft limit to the live heap plus this percent of it (at least 32 MiB), instead of letting it grow to twice the live heap (GOGC); 0: off; off too with --memory-limit or GOMEMLIMIT")
 	fs.IntVar(&c.MemoryLimitMB, "memory-limit", c.MemoryLimitMB, "soft limit of the Go heap in MiB (0: none; GOMEMLIMIT in the environment wins); set it well above the live heap, or the collector runs without pause")
 	fs.StringVar(&c.Pprof, "pprof", c.Pprof, "serve /debug/pprof on this loopback address (e.g. 127.0.0.1:6060); off by default")
 	fs.Int64Var(&c.CheckpointBudgetMB, "checkpoint-budget-mb", c.CheckpointBudgetMB, "as_of: disk the checkpoints may take beyond the read model's own files, MiB (0: as much as the read model, three times that when the chain is rebased; -1: no bound); past it their spacing doubles (as_of replays more events)")

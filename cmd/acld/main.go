@@ -40,8 +40,6 @@ func main() {
 	// The limit is the process's, so it is set here and not in Main (tests run many in one).
 	if cfg.MemoryLimitMB > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(int64(cfg.MemoryLimitMB) << 20)
-	} else if cfg.MemoryLimitMB <= 0 && os.Getenv("GOMEMLIMIT") == "" {
-		defer tuneGC(cfg.GCHeadroom, logger)()
 	}
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(procs(cfg.Procs, runtime.GOMAXPROCS(0)))
