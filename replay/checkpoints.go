@@ -179,7 +179,7 @@ func openCheckpoints(dir string, g grid, budget int64) (*checkpoints, error) {
 		return nil, err
 	}
 	c.configured, c.budgetSetting = g, budget
-	if c.grid, _, err = loadGrid(dir, g, budget); err != nil {
+	if c.grid, err = loadGrid(dir, g, budget); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -479,27 +479,22 @@ func (c *checkpoints) rebaseAfter(seq uint64) uint64 {
 	return 0
 }
 
-// thin drops the checkpoints the grid no longer keeps.
+// thin drops the checkpoints the grid no longer keeps (offGrid: the rule coarsen weighs).
 func (c *checkpoints) thin() error {
-	if c.grid.every == 0 || len(c.seqs) == 0 {
+	if c.grid.every == 0 {
 		return nil
 	}
-	newest := c.seqs[len(c.seqs)-1]
-	ends := c.segmentEnds()
-	keep := c.seqs[:0]
-	for _, s := range c.seqs {
-		if c.grid.keeps(s, newest) || ends[s] {
-			keep = append(keep, s)
-			continue
-		}
+	dropped := map[uint64]bool{}
+	defer func() { c.seqs = slices.DeleteFunc(c.seqs, func(s uint64) bool { return dropped[s] }) }()
+	for _, s := range c.offGrid(c.grid) {
 		if c.disk != nil {
 			c.disk.drop(s)
 		}
+		dropped[s] = true
 		if err := c.remove(s); err != nil {
 			return err
 		}
 	}
-	c.seqs = keep
 	return nil
 }
 

@@ -27,30 +27,33 @@ type gridState struct {
 	budget       int64
 }
 
+// gridFormat is gridFile's one line: the gridState's fields in order.
+const gridFormat = "%d %d %d %d %d\n"
+
 func (s gridState) encode() []byte {
-	return fmt.Appendf(nil, "%d %d %d %d %d\n", s.every, s.dense, s.fromEvery, s.fromDense, s.budget)
+	return fmt.Appendf(nil, gridFormat, s.every, s.dense, s.fromEvery, s.fromDense, s.budget)
 }
 
 // loadGrid reads the grid dir's checkpoints were coarsened to, if it was coarsened from g
 // under budget, and one on g's lattice (a multiple of g's spacing, no more dense ones): what
-// the next thinning may keep. ok is false otherwise, or when there is no such file.
-func loadGrid(dir string, g grid, budget int64) (grid, bool, error) {
+// the next thinning may keep; g otherwise, or when there is no such file.
+func loadGrid(dir string, g grid, budget int64) (grid, error) {
 	b, err := os.ReadFile(filepath.Join(dir, gridFile))
 	if errors.Is(err, os.ErrNotExist) {
-		return g, false, nil
+		return g, nil
 	}
 	if err != nil {
-		return g, false, fmt.Errorf("replay: read the checkpoints' grid: %w", err)
+		return g, fmt.Errorf("replay: read the checkpoints' grid: %w", err)
 	}
 	var s gridState
-	if _, err := fmt.Sscanf(string(b), "%d %d %d %d %d\n", &s.every, &s.dense, &s.fromEvery, &s.fromDense, &s.budget); err != nil {
-		return g, false, nil // unreadable: start from the configured grid, as before this file
+	if _, err := fmt.Sscanf(string(b), gridFormat, &s.every, &s.dense, &s.fromEvery, &s.fromDense, &s.budget); err != nil {
+		return g, nil // unreadable: start from the configured grid, as before this file
 	}
 	if s.fromEvery != g.every || s.fromDense != g.dense || s.budget != budget ||
 		g.every == 0 || s.every < g.every || s.every%g.every != 0 || s.dense == 0 || s.dense > g.dense {
-		return g, false, nil
+		return g, nil
 	}
-	return grid{every: s.every, dense: s.dense}, true, nil
+	return grid{every: s.every, dense: s.dense}, nil
 }
 
 // saveGrid records the grid coarsened from the configured one (atomically: a crash leaves the
