@@ -238,19 +238,13 @@ func effectOn(b, a *side, id string, touched map[string]map[string]bool) (aggreg
 		}
 	}
 	for _, typ := range whole {
-		var before, after []string
-		var err error
-		if pb != nil {
-			if before, err = b.visible(pb, typ, touched[typ]); err != nil {
-				return e, err
-			}
+		c, changed, err := visibleChange(b, a, pb, pa, typ, touched[typ])
+		if err != nil {
+			return e, err
 		}
-		if pa != nil {
-			if after, err = a.visible(pa, typ, touched[typ]); err != nil {
-				return e, err
-			}
+		if changed {
+			e.Visible[typ] = c
 		}
-		addVisible(e.Visible, typ, minusSorted(after, before), minusSorted(before, after))
 	}
 	for typ, ids := range touched {
 		if slices.Contains(whole, typ) {
@@ -416,22 +410,6 @@ func sameAccessFacts(b, a *aggregates.Principal) bool {
 }
 
 func sameGrants(a, b []aggregates.GrantUse) bool { return slices.EqualFunc(a, b, aggregates.SameGrant) }
-
-// minusSorted lists the ids of a (ascending) that b (ascending) lacks.
-func minusSorted(a, b []string) []string {
-	var out []string
-	j := 0
-	for _, id := range a {
-		for j < len(b) && b[j] < id {
-			j++
-		}
-		if j < len(b) && b[j] == id {
-			continue
-		}
-		out = append(out, id)
-	}
-	return out
-}
 
 // addVisible records a type's change, the lists cut at aggregates.MaxEffectIDs.
 func addVisible(m map[string]aggregates.VisibleChange, typ string, gained, lost []string) {

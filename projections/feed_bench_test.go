@@ -85,7 +85,9 @@ func feedBenchEngine(b *testing.B) *Engine {
 // event (Engine.changesOf over a snapshot of the read model before it, as Feed.Run does; the
 // event is not applied, so every iteration derives the same change): assigning a limited staff
 // member to a case (it gains the case and the invoice linked to it), unassigning one, and
-// registering a case and an invoice (the full staff gain it).
+// registering a case and an invoice (the full staff gain it); and a grant of report.view at all
+// (aclbench's commands workload's grant: no visible set changes) to a limited and to a full
+// staff member (who sees every case and invoice).
 //
 //	go test ./projections/ -run '^$' -bench ChangeFeedRecordEvent -benchtime 20x
 func BenchmarkChangeFeedRecordEvent(b *testing.B) {
@@ -103,6 +105,9 @@ func BenchmarkChangeFeedRecordEvent(b *testing.B) {
 		{"register-invoice", events.RecordAggregate("invoice", "inv-new"), events.RecordRegisteredV1{RecordBody: events.RecordBody{
 			Type: "invoice", ID: "inv-new", Client: "cl00001", Units: []events.UnitRef{loc(1)},
 			Links: []events.RecordRef{{Type: "case", ID: "case000007"}}}}},
+		// A principal's grants changed: its visible sets are compared.
+		{"grant-report-limited", events.PrincipalRef("s00001"), events.PermissionGrantedV1{Grant: events.Grant{Permission: "report.view", Scope: aggregates.ScopeAll}}},
+		{"grant-report-full", events.PrincipalRef("s00000"), events.PermissionGrantedV1{Grant: events.Grant{Permission: "report.view", Scope: aggregates.ScopeAll}}},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {

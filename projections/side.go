@@ -159,41 +159,6 @@ func (s *side) allowed(principal, typ, id string) bool {
 	return err == nil && ok
 }
 
-// visible lists, ascending, every record of typ that p (its state on this side) may view: the
-// ranges the visible query reads, then, for the ids in redo (records whose state the snapshot's
-// indexes do not hold for this side, and those that depend on them), Check on this side.
-func (s *side) visible(p *aggregates.Principal, typ string, redo map[string]bool) ([]string, error) {
-	perm := typ + ".view"
-	var ids []string
-	if s.v.t.KnowsPermission(perm) && p.Active() && aggregates.LevelRank(p.Level) > 0 && !slices.Contains(p.Denied, perm) {
-		r, err := s.v.newRanges()
-		if err != nil {
-			return nil, err
-		}
-		defer r.close()
-		pages, err := r.direct(p, typ, perm, "", allIDs)
-		if err != nil {
-			return nil, err
-		}
-		implied, err := r.implied(p, typ, perm, "", allIDs)
-		if err != nil {
-			return nil, err
-		}
-		ids = mergePages(append(pages, implied...), allIDs)
-	}
-	if len(redo) == 0 {
-		return ids, s.v.err
-	}
-	ids = slices.DeleteFunc(ids, func(id string) bool { return redo[id] })
-	for id := range redo {
-		if s.allowed(p.ID, typ, id) {
-			ids = append(ids, id)
-		}
-	}
-	slices.Sort(ids)
-	return ids, s.v.err
-}
-
 // allIDs is the page size that reads a whole range.
 const allIDs = 1 << 62
 
