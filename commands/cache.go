@@ -325,6 +325,19 @@ func (c *cache) evictLocked() {
 	}
 }
 
+// drop forgets every entry but the tenants', as evictLocked does a quarter of them.
+func (c *cache) drop() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	kept := make(map[string]*entry)
+	for k, e := range c.entries {
+		if e.ref.Kind == events.KindTenant {
+			kept[k] = e
+		}
+	}
+	c.entries = kept // a new map: maps do not shrink
+}
+
 // invalidate marks the subject's state stale, if it is cached, and forgets its spilled state.
 // floor, when not 0, is the lowest sequence a state of the subject must reach to include the
 // message (floorOf).

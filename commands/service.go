@@ -222,6 +222,11 @@ func (s *Service) Start(ctx context.Context) error {
 // while it is not open (--command-spill off, not started yet, or closed).
 func (s *Service) SpillMetrics() *pebble.Metrics { return s.cache.spillMetrics() }
 
+// DropCache forgets the principal and record states kept in memory (--command-cache), as an
+// idle acld does to come back near its footprint after a start; tenants stay. The next command
+// on each reads its state from the spill (or the stream, without one), as after an eviction.
+func (s *Service) DropCache() { s.cache.drop() }
+
 // Close stops taking commands, waits for those in progress to be answered and for a tenant
 // snapshot being written (at most 30 s), and stops.
 func (s *Service) Close() {

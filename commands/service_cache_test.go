@@ -198,3 +198,63 @@ func TestOwnAppendsNotEchoed(t *testing.T) {
 		t.Fatalf("assigned bob again: %v", res.Events)
 	}
 }
+
+// TestDropCache: after DropCache (an idle acld's) the cache holds the tenants alone, and the
+// next commands decide as before on the states they read again, with and without the spill: a
+// record that exists is refused, a command sent again answers its first answer and writes
+// nothing, a new grant is applied on the principal's whole state.
+func TestDropCache(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		opts Options
+	}{{"cache", Options{}}, {"spill", Options{StateDir: t.TempDir()}}} {
+		t.Run(c.name, func(t *testing.T) {
+			e := startEnvWith(t, 1, c.opts)
+			e.reconpro()
+			s := e.svcs[0]
+			create := &aggregates.RegisterRecord{CommandBase: aggregates.CommandBase{Actor: "admin", CommandID: newID(t)},
+				RecordBody: events.RecordBody{Type: "repair_order", ID: "ro-2", Units: []events.UnitRef{team("t1")}}}
+			first, err := e.c.Do(e.ctx, "acme", create)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.cache.mu.Lock()
+			before := len(s.cache.entries)
+			s.cache.mu.Unlock()
+			s.DropCache()
+			s.cache.mu.Lock()
+			after := len(s.cache.entries)
+			for _, en := range s.cache.entries {
+				if en.ref.Kind != events.KindTenant {
+					t.Errorf("kept %s", en.subject)
+				}
+			}
+			s.cache.mu.Unlock()
+			if after != 1 || before <= after {
+				t.Fatalf("entries %d before the drop, %d after: want the tenant's alone", before, after)
+			}
+			seq := e.lastSeq()
+			again, err := e.c.Do(e.ctx, "acme", create)
+			if err != nil || again.Seq != first.Seq || !slices.Equal(again.Events, first.Events) || e.lastSeq() != seq {
+				t.Fatalf("sent again after the drop: %+v, %v; first %+v", again, err, first)
+			}
+			if code := e.try("admin", &aggregates.RegisterRecord{RecordBody: events.RecordBody{Type: "repair_order", ID: "ro-1"}}); code != aggregates.CodeAlreadyExists {
+				t.Fatalf("an existing record registered again after the drop: %q", code)
+			}
+			e.must("admin", &aggregates.AssignRole{Principal: "carl", Role: "accountant"})
+			want := e.state(events.PrincipalRef("carl")).(*aggregates.Principal)
+			s.DropCache()
+			en, err := s.cache.entry("acme", events.PrincipalRef("carl"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.cache.fresh(e.ctx, en)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g := got.state.(*aggregates.Principal); !slices.Equal(g.Roles, want.Roles) || g.Level != want.Level || !slices.Equal(g.Roles, []string{"accountant"}) {
+				t.Fatalf("carl read after the drop: roles %v level %q, the store's %v %q", g.Roles, g.Level, want.Roles, want.Level)
+			}
+		})
+	}
+}

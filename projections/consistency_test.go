@@ -79,11 +79,24 @@ func TestAnswersMatchTheirSequence(t *testing.T) {
 // queries run: every check answer must match the state at the sequence it reports, whether the
 // state came from Pebble or from the cache validated by the projector's modification log.
 func TestCachedStatesFollowWrites(t *testing.T) {
+	f := newFlips(t, 600)
+	f.run(t, nil)
+}
+
+// flips is a record x that flips between bo assigned and not, after setup messages (at seq
+// setup bo is not assigned), with a projector over the setup and an engine.
+type flips struct {
+	msgs  []events.Message
+	setup int
+	p     *Projector
+	eng   *Engine
+}
+
+func newFlips(t *testing.T, n int) *flips {
 	g, acme := staffTenant(t, "bo", aggregates.LevelLimited)
 	g.emit(acme, events.RecordAggregate("case", "x"), events.RecordRegisteredV1{RecordBody: events.RecordBody{Type: "case", ID: "x"}})
-	setup := len(g.items) // at seq setup, bo is not assigned to x
-	const flips = 600
-	for i := range flips {
+	setup := len(g.items)
+	for i := range n {
 		if i%2 == 0 {
 			g.emit(acme, events.RecordAggregate("case", "x"), events.RecordAssignedV2{Principal: "bo", Relation: "assignee"})
 		} else {
@@ -97,31 +110,40 @@ func TestCachedStatesFollowWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	applyAll(t, p, msgs[:setup], setup)
-	eng := NewEngine(db, p, EngineOptions{})
+	return &flips{msgs: msgs, setup: setup, p: p, eng: NewEngine(db, p, EngineOptions{})}
+}
+
+var flipsCheck = CheckQuery{Principal: "bo", Permission: "case.view", Record: &events.RecordRef{Type: "case", ID: "x"}}
+
+// run applies the messages not applied yet one at a time, calling after(i) after message i,
+// while checks run until the last: each must answer the state at its sequence.
+func (f *flips) run(t *testing.T, after func(i int)) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for i := setup; i < len(msgs); i++ {
-			if err := p.ApplyMessages(msgs[i : i+1]); err != nil {
+		for i := f.setup; i < len(f.msgs); i++ {
+			if err := f.p.ApplyMessages(f.msgs[i : i+1]); err != nil {
 				t.Errorf("apply: %v", err)
 				return
+			}
+			if after != nil {
+				after(i)
 			}
 		}
 	}()
 	ctx := context.Background()
-	q := CheckQuery{Principal: "bo", Permission: "case.view", Record: &events.RecordRef{Type: "case", ID: "x"}}
 	for n := 0; ; n++ {
-		a, err := eng.Check(ctx, "acme", q)
+		a, err := f.eng.Check(ctx, "acme", flipsCheck)
 		if err != nil {
 			t.Fatal(err)
 		}
 		// Assigned after an odd number of flips: seq setup+1 assigns, setup+2 unassigns, ...
-		if want := (a.Seq-uint64(setup))%2 == 1; a.Allowed != want {
+		if want := (a.Seq-uint64(f.setup))%2 == 1; a.Allowed != want {
 			t.Fatalf("check %d at seq %d: allowed %v, want %v", n, a.Seq, a.Allowed, want)
 		}
-		if a.Seq == uint64(len(msgs)) {
+		if a.Seq == uint64(len(f.msgs)) {
 			break
 		}
 	}
@@ -163,4 +185,47 @@ func TestOldViewIgnoresNewerCachedState(t *testing.T) {
 	if d.Allowed {
 		t.Fatalf("the view at seq %d answers allowed: it read the state cached at seq %d", old.seq, a.Seq)
 	}
+}
+
+// TestDropCacheKeepsAnswers: the engine's decoded states and the projector's states and
+// modification log dropped (an idle acld's drop) while queries and writes run leave every check
+// answer matching the state at its sequence, and the caches empty right after a drop.
+func TestDropCacheKeepsAnswers(t *testing.T) {
+	f := newFlips(t, 200)
+	p, eng := f.p, f.eng
+	if _, err := eng.Check(context.Background(), "acme", flipsCheck); err != nil {
+		t.Fatal(err)
+	}
+	cached := func() (n int) {
+		for i := range eng.decoded.shards {
+			s := &eng.decoded.shards[i]
+			s.mu.RLock()
+			n += len(s.m)
+			s.mu.RUnlock()
+		}
+		return n
+	}
+	if cached() == 0 {
+		t.Fatal("a check cached no state")
+	}
+	eng.DropCache()
+	if n := cached(); n != 0 {
+		t.Fatalf("%d states cached after the drop", n)
+	}
+	applyAll(t, p, f.msgs[f.setup:f.setup+1], 1)
+	if len(p.states.aggs) == 0 || len(p.mods.last) == 0 {
+		t.Fatal("the projector kept no state and logged no write")
+	}
+	p.DropCache()
+	if len(p.states.aggs) != 0 || len(p.mods.last) != 0 || p.mods.floor != uint64(f.setup+1) {
+		t.Fatalf("after the projector's drop: %d states, %d logged writes, floor %d", len(p.states.aggs), len(p.mods.last), p.mods.floor)
+	}
+	f.run(t, func(i int) {
+		if i%7 == 0 {
+			eng.DropCache()
+		}
+		if i%5 == 0 {
+			p.DropCache()
+		}
+	})
 }

@@ -64,3 +64,13 @@ func (d *decoded) put(h uint64, e decodedEntry) {
 	s.m[h] = e
 	s.mu.Unlock()
 }
+
+// drop forgets every entry. Maps do not shrink, so each shard gets a new one.
+func (d *decoded) drop() {
+	for i := range d.shards {
+		s := &d.shards[i]
+		s.mu.Lock()
+		s.m = map[uint64]decodedEntry{}
+		s.mu.Unlock()
+	}
+}

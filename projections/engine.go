@@ -73,6 +73,11 @@ func NewEngine(db *DB, w Waiter, o EngineOptions) *Engine {
 	return e
 }
 
+// DropCache forgets the decoded principal and record states (--query-cache), as an idle acld
+// does to come back near its footprint after a start: the next check of each decodes it again
+// from the read model. Decoded tenants stay (one per tenant).
+func (e *Engine) DropCache() { e.decoded.drop() }
+
 // WaitFor waits, at most the engine's bound, until the read model has applied seq; then
 // not_caught_up.
 func (e *Engine) WaitFor(ctx context.Context, seq uint64) error {

@@ -15,6 +15,7 @@ import (
 type modLog struct {
 	mu    sync.RWMutex
 	floor uint64
+	top   uint64 // the last applied sequence recorded
 	last  map[uint64]uint64
 	max   int
 }
@@ -25,7 +26,7 @@ var modSeed = maphash.MakeSeed()
 func keyHash(k []byte) uint64 { return maphash.Bytes(modSeed, k) }
 
 func newModLog(applied uint64, max int) *modLog {
-	return &modLog{floor: applied, last: map[uint64]uint64{}, max: max}
+	return &modLog{floor: applied, top: applied, last: map[uint64]uint64{}, max: max}
 }
 
 // record notes that the batch committed at applied wrote the keys with these hashes. A full log
@@ -33,6 +34,7 @@ func newModLog(applied uint64, max int) *modLog {
 func (l *modLog) record(applied uint64, hashes []uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.top = applied
 	if len(l.last)+len(hashes) > l.max {
 		clear(l.last)
 		l.floor = applied
@@ -41,6 +43,14 @@ func (l *modLog) record(applied uint64, hashes []uint64) {
 	for _, h := range hashes {
 		l.last[h] = applied
 	}
+}
+
+// drop forgets the log (a new map: clear keeps the buckets) and starts it over at the last
+// sequence recorded, as a full log does: every state cached before it is read again once.
+func (l *modLog) drop() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.last, l.floor = map[uint64]uint64{}, max(l.floor, l.top)
 }
 
 // unchangedSince reports whether the key with hash h is known not to have been written after

@@ -175,6 +175,16 @@ func (p *Projector) applyRun(msgs []events.Message) error {
 	return p.apply(msgs)
 }
 
+// DropCache forgets the states the projector keeps between batches and its modification log,
+// as an idle acld does (the engines' decoded states, which the log validates, are then read
+// again once): the next batch reads the states it changes from the read model.
+func (p *Projector) DropCache() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.states.reset()
+	p.mods.drop()
+}
+
 // live reports whether the message at seq is handed to the feed.
 func (p *Projector) live(seq uint64) bool {
 	return p.feed != nil && p.started.Load() && seq > p.target.Load()

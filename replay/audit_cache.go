@@ -34,6 +34,11 @@ func newAuditCache(maxBytes int) *auditCache {
 	return &auditCache{max: maxBytes, m: map[string]string{}}
 }
 
+// drop forgets every state; the map gets a new one, since maps do not shrink.
+func (c *auditCache) drop() {
+	c.m, c.size = map[string]string{}, 0
+}
+
 // get decodes the state under k into s (a *tenantState, *principalState or *recordState),
 // false when the cache does not hold it.
 func (c *auditCache) get(k string, s any) bool {

@@ -204,6 +204,14 @@ func (a *Audit) ApplyMessages(msgs []events.Message) error {
 	return nil
 }
 
+// DropCache forgets the states the index keeps in memory, as an idle acld does: the next event
+// of each aggregate reads its state from the index again.
+func (a *Audit) DropCache() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.cache.drop()
+}
+
 // WaitFor returns once the applied sequence reaches seq, or ctx's error.
 func (a *Audit) WaitFor(ctx context.Context, seq uint64) error { return a.applied.WaitFor(ctx, seq) }
 

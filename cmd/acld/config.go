@@ -157,7 +157,7 @@ func ParseFlags(args []string) (Config, error) {
 	// commands on records not in the command cache to a few per second, the live heap being
 	// over it (nats-server keeps each 8 MB message block it reads for 10 s). It is a tool for an
 	// operator who knows the live heap of their data (see --pprof), not a default.
-	fs.DurationVar(&c.IdleTrim, "idle-trim", c.IdleTrim, "every this long, if acld allocated almost nothing since the last time, return its free memory (Go's heap, nats-server's idle message blocks, the C heap Pebble allocates in) to the system: six ticks in a row, and once more 150 s into the idle period, when nats-server has dropped what the writes left (0: never)")
+	fs.DurationVar(&c.IdleTrim, "idle-trim", c.IdleTrim, "every this long, if acld allocated almost nothing since the last time, return its free memory (Go's heap, nats-server's idle message blocks, the C heap Pebble allocates in) to the system: six ticks in a row, 60 s into the idle period after dropping acld's caches of states and Pebble's blocks (read again as after a restart), and once more 150 s into it, when nats-server has dropped what the writes left (0: never)")
 	fs.IntVar(&c.Procs, "procs", c.Procs, "how many goroutines run at once, Go's GOMAXPROCS (0: twice the CPUs acld may use, so that a query is not queued behind background work; GOMAXPROCS in the environment wins)")
 	fs.IntVar(&c.MemoryLimitMB, "memory-limit", c.MemoryLimitMB, "soft limit of the Go heap in MiB (0: none; GOMEMLIMIT in the environment wins); set it well above the live heap, or the collector runs without pause")
 	fs.StringVar(&c.Pprof, "pprof", c.Pprof, "serve /debug/pprof on this loopback address (e.g. 127.0.0.1:6060); off by default")

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -46,8 +47,13 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	var started atomic.Pointer[Main] // what the idle trim drops the caches of, once Run has set it up
 	if cfg.IdleTrim > 0 {
-		go trimWhenIdle(ctx, cfg.IdleTrim, logger)
+		go trimWhenIdle(ctx, cfg.IdleTrim, logger, func() {
+			if m := started.Load(); m != nil {
+				m.dropCaches()
+			}
+		})
 	}
 	m := NewMain(cfg, logger)
 	if err := m.Run(ctx); err != nil {
@@ -55,6 +61,7 @@ func main() {
 		m.Close()
 		os.Exit(1)
 	}
+	started.Store(m)
 	<-ctx.Done()
 	logger.Info("stopping", "bound", cfg.ShutdownWait)
 	// Close stops taking commands and queries, answers those in flight and flushes the read

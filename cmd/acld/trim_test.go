@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"slices"
 	"testing"
 	"time"
@@ -28,7 +29,7 @@ func TestIdleTrim(t *testing.T) {
 	}
 	var tr idleTrim
 	for i, s := range steps {
-		if got := tr.tick(s.allocs); got != s.want {
+		if got, _ := tr.tick(s.allocs); got != s.want {
 			t.Fatalf("step %d (allocs %d MB): trim = %v, want %v", i, s.allocs/mb, got, s.want)
 		}
 	}
@@ -51,7 +52,7 @@ func TestIdleTrimLate(t *testing.T) {
 		var got []int
 		for i := 1; i <= 30; i++ {
 			allocs += mb
-			if tr.tick(allocs) {
+			if trim, _ := tr.tick(allocs); trim {
 				got = append(got, i)
 			}
 		}
@@ -59,8 +60,68 @@ func TestIdleTrimLate(t *testing.T) {
 			t.Fatalf("period %d: trims at idle ticks %v, want %v", period, got, want)
 		}
 		allocs += 100 * mb // busy
-		if tr.tick(allocs) {
+		if trim, _ := tr.tick(allocs); trim {
 			t.Fatal("trimmed on a busy tick")
 		}
+	}
+}
+
+// TestIdleDropCaches: once an idle period has lasted dropCaches, acld drops its caches of states
+// and trims, once a period, and after the six trims (at a 5 s tick) the drop is a trim of its
+// own; a busy tick starts the count again.
+func TestIdleDropCaches(t *testing.T) {
+	const mb = 1 << 20
+	tr := newIdleTrim(5*time.Second, 0) // 60 s: the 12th tick
+	var allocs uint64
+	for period := 0; period < 2; period++ {
+		var trims, drops []int
+		for i := 1; i <= 40; i++ {
+			allocs += mb
+			trim, drop := tr.tick(allocs)
+			if trim {
+				trims = append(trims, i)
+			}
+			if drop {
+				drops = append(drops, i)
+			}
+		}
+		if want := []int{12}; !slices.Equal(drops, want) {
+			t.Fatalf("period %d: drops at idle ticks %v, want %v", period, drops, want)
+		}
+		if want := []int{1, 2, 3, 4, 5, 6, 12, 30}; !slices.Equal(trims, want) {
+			t.Fatalf("period %d: trims at idle ticks %v, want %v", period, trims, want)
+		}
+		allocs += 100 * mb // busy
+		if trim, drop := tr.tick(allocs); trim || drop {
+			t.Fatal("trimmed or dropped on a busy tick")
+		}
+	}
+}
+
+// TestDropCachesEmptiesBlockCache: an idle acld's drop empties the Pebble block cache (and the
+// caches of states), and the answers after it are those before.
+func TestDropCachesEmptiesBlockCache(t *testing.T) {
+	m := startMain(t, func(c *Config) { c.Demo = true })
+	base := "http://" + m.HTTPAddr()
+	waitReady(t, base)
+	q := `{"principal":"ann","permission":"case.view","min_seq":` + itoa(lastSeq(t, m)) + `}`
+	if status, a := postJSON(t, base+"/v1/tenants/demo/check", q); status != 200 {
+		t.Fatalf("check %d %v", status, a)
+	}
+	if err := m.db.Compact(context.Background()); err != nil { // the model in tables, so reads go through blocks
+		t.Fatal(err)
+	}
+	m.engine.DropCache()
+	status, before := postJSON(t, base+"/v1/tenants/demo/check", q)
+	if status != 200 || m.blocks.Size() == 0 {
+		t.Fatalf("check %d %v; block cache %d bytes: want blocks read", status, before, m.blocks.Size())
+	}
+	m.dropCaches()
+	if n := m.blocks.Size(); n != 0 {
+		t.Fatalf("block cache holds %d bytes after the drop", n)
+	}
+	status, after := postJSON(t, base+"/v1/tenants/demo/check", q)
+	if status != 200 || after["allowed"] != before["allowed"] || after["seq"] != before["seq"] {
+		t.Fatalf("after the drop: %d %v, before %v", status, after, before)
 	}
 }
