@@ -218,22 +218,15 @@ func (r *ranges) holds(s source, id string) (bool, error) {
 // impliedClients lists, ascending, the clients p may view through implication rules only as
 // implied lists them (all of them: no cursor), from the memo where a range was seen before.
 func (r *ranges) impliedClients(p *aggregates.Principal, typ, perm string, memo *CountMemo) ([]string, error) {
-	if !aggregates.IsClientRecordType(typ) {
-		return nil, nil
-	}
-	if p.Kind != aggregates.KindClientContact && aggregates.AnyNarrowedScope(r.v.t, p, perm, isScopeAll) {
-		return nil, nil
+	rules, err := r.impliedRules(p, typ, perm)
+	if err != nil {
+		return nil, err
 	}
 	var lists [][]string
-	for _, rule := range r.v.t.Policy.Implies {
-		if rule.Grants != perm || rule.Field != "client" || slices.Contains(p.Denied, rule.Permission) {
-			continue
-		}
-		implT := aggregates.PermissionType(rule.Permission)
-		grants := aggregates.NarrowedGrants(r.v.t, p, rule.Permission)
-		if p.Kind != aggregates.KindClientContact && hasScope(grants, aggregates.ScopeAll) {
-			ids, err := r.memoClients("having|"+typ+"|"+implT, memo, func() ([]string, error) {
-				return r.clientsHaving(typ, implT, "", allIDs)
+	for _, im := range rules {
+		if im.having {
+			ids, err := r.memoClients("having|"+typ+"|"+im.implT, memo, func() ([]string, error) {
+				return r.clientsHaving(typ, im.implT, "", allIDs)
 			})
 			if err != nil {
 				return nil, err
@@ -241,11 +234,7 @@ func (r *ranges) impliedClients(p *aggregates.Principal, typ, perm string, memo 
 			lists = append(lists, ids)
 			continue
 		}
-		srcs, err := r.plan(p, implT, grants)
-		if err != nil {
-			return nil, err
-		}
-		for _, s := range srcs {
+		for _, s := range im.srcs {
 			ids, err := r.memoClients("of|"+typ+"|"+s.memoKey(), memo, func() ([]string, error) {
 				return r.clientsOfSource(s, typ)
 			})

@@ -93,7 +93,7 @@ type visibleIDs struct {
 func (w *visibleIDs) open(s *side, p *aggregates.Principal, typ string, redo map[string]bool) error {
 	w.redo = redo
 	perm := typ + ".view"
-	if s.v.t.KnowsPermission(perm) && p.Active() && aggregates.LevelRank(p.Level) > 0 && !slices.Contains(p.Denied, perm) {
+	if viewsAny(s.v.t, p, perm) {
 		r, err := s.v.newRanges()
 		if err != nil {
 			return err
@@ -117,6 +117,12 @@ func (w *visibleIDs) open(s *side, p *aggregates.Principal, typ string, redo map
 	}
 	slices.Sort(w.allowed)
 	return s.v.err
+}
+
+// viewsAny reports whether p may view any record through perm, as Check decides: a removed
+// or disabled principal, or a denied or unknown permission, views nothing.
+func viewsAny(t *aggregates.Tenant, p *aggregates.Principal, perm string) bool {
+	return t.KnowsPermission(perm) && p.Active() && aggregates.LevelRank(p.Level) > 0 && !slices.Contains(p.Denied, perm)
 }
 
 func (w *visibleIDs) close() {

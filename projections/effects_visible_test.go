@@ -16,7 +16,8 @@ import (
 // principal of a random world and every record type, over random changes applied one after
 // the other to the sides (so that replaced records and principals, redone by Check, pile up),
 // and over changes that make both lists longer than MaxEffectIDs: the ids, their order, the
-// counts and Truncated must be the same.
+// counts and Truncated must be the same. And where sameRanges finds that the two walks read the
+// same ranges (so that effects does not walk them), they must list the same records.
 func TestVisibleChangeStreamed(t *testing.T) {
 	seeds := []uint64{1, 2}
 	if testing.Short() {
@@ -85,7 +86,7 @@ func visibleChangeWorld(t *testing.T, seed uint64) {
 	}
 	defer v.close()
 	cur := newSide(v)
-	compared, long := 0, 0
+	compared, long, sameOther := 0, 0, 0
 	for i, m := range msgs[base:] {
 		if i%20 == 19 {
 			cur = newSide(v) // now and then, from the snapshot again
@@ -119,6 +120,28 @@ func visibleChangeWorld(t *testing.T, seed uint64) {
 							m.Seq, env.Type, id, typ, gotOK, got, wantOK, want)
 					}
 					compared++
+					// Where the walks read the same ranges, they list the same records.
+					same, err := sameRanges(cur, nxt, pb, pa, typ)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if same {
+						lb, err := listVisible(cur, pb, typ, nil)
+						if err != nil {
+							t.Fatal(err)
+						}
+						la, err := listVisible(nxt, pa, typ, nil)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if !slices.Equal(lb, la) {
+							t.Fatalf("message %d (%s), principal %s, %s: the same ranges on both sides, %d records before and %d after",
+								m.Seq, env.Type, id, typ, len(lb), len(la))
+						}
+						if !sameAccessFacts(pb, pa) {
+							sameOther++
+						}
+					}
 					if want.GainedCount > aggregates.MaxEffectIDs && want.LostCount > aggregates.MaxEffectIDs {
 						long++
 					}
@@ -127,9 +150,10 @@ func visibleChangeWorld(t *testing.T, seed uint64) {
 			cur = nxt
 		}
 	}
-	t.Logf("%d changes compared, %d with both lists longer than %d", compared, long, aggregates.MaxEffectIDs)
-	if long == 0 {
-		t.Fatal("no change with both lists longer than MaxEffectIDs")
+	t.Logf("%d changes compared, %d with both lists longer than %d, %d with other access facts and the same ranges",
+		compared, long, aggregates.MaxEffectIDs, sameOther)
+	if long == 0 || sameOther == 0 {
+		t.Fatal("no change with both lists longer than MaxEffectIDs, or none of a principal's facts that left its ranges")
 	}
 }
 

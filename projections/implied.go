@@ -9,30 +9,62 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// implied returns the pages that the policy's implication rules add to a visible query on
-// client records (TO-4f): client C is visible when p is directly allowed the rule's permission
-// on some active record of its type whose client is C (aggregates.Check, rule 5). Index values
-// carry each record's client, so the implying records' clients come from the index alone.
-func (r *ranges) implied(p *aggregates.Principal, typ, perm, cursor string, n int) ([][]string, error) {
+// impliedRule is what one implication rule adds to a visible query of p on client records
+// (TO-4f): client C is visible when p is directly allowed the rule's permission on some active
+// record of type implT whose client is C (aggregates.Check, rule 5). Either every client having
+// an active implT record (having: p is allowed implT everywhere), or the clients of the implT
+// records that srcs list. Index values carry each record's client, so the implying records'
+// clients come from the index alone.
+type impliedRule struct {
+	implT  string
+	having bool
+	srcs   []source
+}
+
+// impliedRules lists what the policy's implication rules add to p's visible query of perm on
+// typ: nothing unless typ is a client record type and p does not view every client already.
+// visible, its count and the change feed's comparison of two states (sameRanges) read it.
+func (r *ranges) impliedRules(p *aggregates.Principal, typ, perm string) ([]impliedRule, error) {
 	if !aggregates.IsClientRecordType(typ) {
 		return nil, nil
 	}
 	if p.Kind != aggregates.KindClientContact && aggregates.AnyNarrowedScope(r.v.t, p, perm, isScopeAll) {
 		return nil, nil // every client is visible already: implications add nothing
 	}
-	var pages [][]string
+	var out []impliedRule
 	for _, rule := range r.v.t.Policy.Implies {
 		if rule.Grants != perm || rule.Field != "client" || slices.Contains(p.Denied, rule.Permission) {
 			continue
 		}
-		implT := aggregates.PermissionType(rule.Permission)
+		im := impliedRule{implT: aggregates.PermissionType(rule.Permission)}
 		grants := aggregates.NarrowedGrants(r.v.t, p, rule.Permission)
-		var page []string
-		var err error
 		if p.Kind != aggregates.KindClientContact && hasScope(grants, aggregates.ScopeAll) {
-			page, err = r.clientsHaving(typ, implT, cursor, n)
+			im.having = true
 		} else {
-			page, err = r.clientsOf(p, typ, implT, grants, cursor, n)
+			var err error
+			if im.srcs, err = r.plan(p, im.implT, grants); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, im)
+	}
+	return out, nil
+}
+
+// implied returns the pages that the policy's implication rules add to a visible query on
+// client records (impliedRules), each its first n clients after cursor.
+func (r *ranges) implied(p *aggregates.Principal, typ, perm, cursor string, n int) ([][]string, error) {
+	rules, err := r.impliedRules(p, typ, perm)
+	if err != nil {
+		return nil, err
+	}
+	var pages [][]string
+	for _, im := range rules {
+		var page []string
+		if im.having {
+			page, err = r.clientsHaving(typ, im.implT, cursor, n)
+		} else {
+			page, err = r.clientsOf(im.srcs, typ, cursor, n)
 		}
 		if err != nil {
 			return nil, err
@@ -77,13 +109,9 @@ func (r *ranges) clientsHaving(typ, implT, cursor string, n int) ([]string, erro
 	return out, nil
 }
 
-// clientsOf collects the clients of every implT record that p's grants cover (clientsOfSource:
-// active client records), and keeps those after cursor, at most n.
-func (r *ranges) clientsOf(p *aggregates.Principal, typ, implT string, grants []aggregates.GrantUse, cursor string, n int) ([]string, error) {
-	srcs, err := r.plan(p, implT, grants)
-	if err != nil {
-		return nil, err
-	}
+// clientsOf collects the clients of every record that srcs list (clientsOfSource: active
+// client records), and keeps those after cursor, at most n.
+func (r *ranges) clientsOf(srcs []source, typ, cursor string, n int) ([]string, error) {
 	var clients []string
 	for _, s := range srcs {
 		cs, err := r.clientsOfSource(s, typ)
