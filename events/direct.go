@@ -177,9 +177,15 @@ func (m RawMessage) Decode() (Message, error) {
 	return decodeMessage(m.Subject, m.Seq, m.Time, m.Data)
 }
 
-// Raw encodes m's envelopes again as Append stores them (without their Seq, which Decode fills
-// in): Raw then Decode gives m back.
+// Raw returns m as the stream stores it: the data a follow read, else m's envelopes encoded again
+// as Append stores them (without their Seq, which Decode fills in). Raw then Decode gives m
+// back. The data read is the stream's own bytes, for a message Append wrote the same as the
+// encoding and for any other the stream's (an encoding again cost the event log an
+// allocation of every message's envelopes and their bytes).
 func (m Message) Raw() (RawMessage, error) {
+	if m.data != nil {
+		return RawMessage{Seq: m.Seq, Subject: m.Subject, Time: m.Time, Data: m.data}, nil
+	}
 	envs := make([]Envelope, len(m.Events))
 	copy(envs, m.Events)
 	for i := range envs {

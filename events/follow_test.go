@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"runtime"
 	"testing"
 	"time"
@@ -361,6 +362,53 @@ func TestFollowStopsAtUndecodable(t *testing.T) {
 			if want := 6 - int(from); len(c.seqs) != want {
 				t.Fatalf("%s: follow from %d handed over %v; want the %d before seq 6", name, from, c.seqs, want)
 			}
+		}
+	}
+}
+
+// TestFollowRawIsStored: a followed message's Raw is its data as the stream holds it, byte for
+// byte, also for data Append would not have written (spaces, keys in another order), and it
+// decodes to the message followed; a message appended by Append gives its own bytes too.
+func TestFollowRawIsStored(t *testing.T) {
+	env := eventstest.Start(t)
+	st := env.Store
+	appendN(t, st, 1)
+	js, err := jetstream.New(env.Conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := principalEnv(t, "acme", "x", "c-raw", events.RoleAssignedV1{Role: "r"})
+	foreign := fmt.Sprintf(`[ {"type":"%s","id":"%s","schema":1,"tenant":"acme","aggregate":{"kind":"principal","id":"x"},`+
+		`"actor":"%s","command_id":"c-raw","time":"%s","data":{ "role" : "r" }} ]`,
+		e.Type, e.ID, e.Actor, e.Time.Format(time.RFC3339Nano))
+	if _, err := js.Publish(ctxT(t), subject(t, "acme", "x"), []byte(foreign)); err != nil {
+		t.Fatal(err)
+	}
+	var got []events.Message
+	ctx, cancel := context.WithCancel(ctxT(t))
+	defer cancel()
+	_ = st.Follow(ctx, 1, func(ms []events.Message) error {
+		got = append(got, ms...)
+		if len(got) >= 2 {
+			cancel()
+		}
+		return nil
+	})
+	if len(got) != 2 {
+		t.Fatalf("followed %d messages; want 2", len(got))
+	}
+	for i, m := range got {
+		raw, err := m.Raw()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored := rawMsg(t, env, m.Seq).Data
+		if string(raw.Data) != string(stored) {
+			t.Fatalf("message %d: Raw\n got %s\nwant %s (as stored)", i+1, raw.Data, stored)
+		}
+		back, err := raw.Decode()
+		if err != nil || !reflect.DeepEqual(back.Events, m.Events) {
+			t.Fatalf("message %d decoded again: %+v (%v)\nwant %+v", i+1, back.Events, err, m.Events)
 		}
 	}
 }

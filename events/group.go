@@ -53,6 +53,7 @@ func (c *chunker) add(m jetstream.Msg) {
 		c.send(chunk{msgs: c.cur, err: err})
 		return
 	}
+	msg.data = m.Data()
 	if c.cur == nil {
 		// Sized by what the consumer says is pending: a live follower gets one message at a
 		// time, and a chunk of chunkMax for each (18 KiB) was the largest allocation of an

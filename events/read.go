@@ -15,6 +15,10 @@ type Message struct {
 	Subject string
 	Time    time.Time
 	Events  []Envelope // each with Seq filled in
+	// data is the message's data as the stream holds it, when a follow read it (see Raw); nil
+	// otherwise. Kept by the follow only, where it is the message's own buffer (a decoding from
+	// a Pebble iterator's value would keep a buffer the iterator reuses).
+	data []byte
 }
 
 // decodeMessage reads the data of a stored message: a JSON array of envelopes.

@@ -72,8 +72,8 @@ func requireLogged(t *testing.T, l *eventLog, stream []events.Message, tenant st
 		if !g.Time.Equal(w.Time) {
 			t.Fatalf("%s: message %d at %v in the log, %v in the stream", tenant, w.Seq, g.Time, w.Time)
 		}
-		g.Time = w.Time
-		if !reflect.DeepEqual(g, w) {
+		// Field by field: a followed message also keeps the bytes it was read from.
+		if g.Seq != w.Seq || g.Subject != w.Subject || !reflect.DeepEqual(g.Events, w.Events) {
 			t.Fatalf("%s: message %d differs:\nlog    %+v\nstream %+v", tenant, w.Seq, g, w)
 		}
 	}
