@@ -25,7 +25,11 @@ type Audit struct {
 	dir string
 	wal bool // written with a write-ahead log (tests: an index of the previous release)
 
-	mu      sync.Mutex // serializes batches
+	mu sync.Mutex // serializes batches
+	// batch is ApplyMessages', reset for each call (under mu), as the event log's
+	// (eventLog.batch): the memtable's half, what Pebble keeps by reference, is above
+	// the 1 MiB Reset keeps.
+	batch   *pebble.Batch
 	cache   *auditCache
 	states  *stateFilter // every state key the index holds, once known
 	applied projections.Watermark
@@ -177,8 +181,12 @@ func (a *Audit) ApplyMessages(msgs []events.Message) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	applied := a.applied.Load()
-	w := newAuditWriter(a.pb, a.cache, a.states, len(msgs))
-	defer w.b.Close()
+	if a.batch == nil {
+		a.batch = a.pb.NewBatch()
+	} else {
+		a.batch.Reset()
+	}
+	w := newAuditWriter(a.pb, a.batch, a.cache, a.states)
 	last := applied
 	for _, m := range msgs {
 		if m.Seq <= last {

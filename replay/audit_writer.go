@@ -28,10 +28,10 @@ type auditWriter struct {
 	enc     []byte // encodeValue's buffer
 }
 
-// newAuditWriter starts a batch for n messages: its buffer sized for them up front (a message
-// writes a few hundred bytes of entries and states), so that it does not grow by copying.
-func newAuditWriter(pb *pebble.DB, cache *auditCache, states *stateFilter, n int) *auditWriter {
-	return &auditWriter{pb: pb, b: pb.NewBatchWithSize(n * 256), cache: cache, states: states, touched: map[string]any{},
+// newAuditWriter writes into b, an empty batch of the index (the index reuses one, so that its
+// buffer does not grow again for every batch).
+func newAuditWriter(pb *pebble.DB, b *pebble.Batch, cache *auditCache, states *stateFilter) *auditWriter {
+	return &auditWriter{pb: pb, b: b, cache: cache, states: states, touched: map[string]any{},
 		keys: map[string]bool{}, under: map[string][]string{}, entries: map[string]logEntry{}}
 }
 
