@@ -37,15 +37,25 @@ func akey(dst []byte, parts ...string) []byte {
 
 // A log key is a prefix (a principal's, a record's or the tenant's log) then the stream sequence
 // as 8 big-endian bytes, so that a prefix scan is in stream order.
-func principalLog(tenant, principal string) []byte {
-	return akey(nil, tenant, string(tagPrincipalLog), principal)
+func principalLog(tenant, principal string) []byte { return appendPrincipalLog(nil, tenant, principal) }
+
+func recordLog(tenant, typ, id string) []byte { return appendRecordLog(nil, tenant, typ, id) }
+
+func tenantLog(tenant string) []byte { return appendTenantLog(nil, tenant) }
+
+// appendPrincipalLog, appendRecordLog and appendTenantLog append the prefixes to dst: the
+// writer builds its log keys in a buffer of its own (auditWriter.entry).
+func appendPrincipalLog(dst []byte, tenant, principal string) []byte {
+	return akey(dst, tenant, string(tagPrincipalLog), principal)
 }
 
-func recordLog(tenant, typ, id string) []byte {
-	return akey(nil, tenant, string(tagRecordLog), typ, id)
+func appendRecordLog(dst []byte, tenant, typ, id string) []byte {
+	return akey(dst, tenant, string(tagRecordLog), typ, id)
 }
 
-func tenantLog(tenant string) []byte { return akey(nil, tenant, string(tagTenantLog)) }
+func appendTenantLog(dst []byte, tenant string) []byte {
+	return akey(dst, tenant, string(tagTenantLog))
+}
 
 func logKey(prefix []byte, seq uint64) []byte {
 	k := make([]byte, len(prefix)+8)
