@@ -39,6 +39,7 @@ type options struct {
 	cacheMB         int
 	run             string // tells runs apart in new ids
 	quiet           bool
+	memoryIdle      time.Duration // the memory workload waits this long first (--memory-idle)
 }
 
 // bench is one invocation of run: a data set on a server, the workloads run against it, and

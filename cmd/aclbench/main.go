@@ -38,6 +38,7 @@ func rootCommand() *cobra.Command {
 
 // runFlags binds the flags shared by run and scale.
 func runFlags(fs *pflag.FlagSet, o *options, records *string) {
+	fs.DurationVar(&o.memoryIdle, "memory-idle", 0, "the memory workload first waits this long, sending nothing, and reports the memory then (e.g. 70s: past acld's drop of its caches 60 s into an idle period), so that --max-rss-mb checks a server at rest after the workloads; 0: right after them")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the data set: the same seed gives the same tenants and commands")
 	fs.StringVar(records, "records", "10000", "records over all tenants (10000, 1e5, 1e6)")
 	fs.IntVar(&o.scale.Principals, "principals", 0, "principals over all tenants (0: records/10, within 10^3..10^5)")

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"time"
 )
 
 // workload is one named measurement of `aclbench run`.
@@ -83,8 +84,18 @@ func runMemory(ctx context.Context, b *bench) ([]Result, error) {
 			return nil, err
 		}
 	}
+	variant := "after-workloads"
+	if d := b.opt.memoryIdle; d > 0 {
+		// A server at rest after the workloads: acld drops its caches 60 s into an idle period.
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(d):
+		}
+		variant = "after-workloads-idle-" + d.String()
+	}
 	runtime.GC()
-	r := Result{Workload: "memory", Variant: "after-workloads", Records: b.ds.Scale.Records, Principals: b.ds.Scale.Principals,
+	r := Result{Workload: "memory", Variant: variant, Records: b.ds.Scale.Records, Principals: b.ds.Scale.Principals,
 		Memory: readMemory()}
 	if !b.st.remote() {
 		r.Extra = map[string]any{"disk_mb": round3(float64(dirSize(b.st.cfg.dir)) / (1 << 20))}
