@@ -44,13 +44,17 @@ func effects(b, a *side) ([]aggregates.Effect, error) {
 	if err := b.prefetch(cands); err != nil {
 		return nil, err
 	}
-	var out []aggregates.Effect
+	// Most candidates of a record change are affected (who may see it), so the candidates bound
+	// the effects: one allocation, not a doubling slice of them.
+	out := make([]aggregates.Effect, 0, len(cands))
 	for _, id := range cands {
 		e, err := effectOn(b, a, id, touched)
 		if err != nil {
 			return nil, err
 		}
-		if !e.Empty() {
+		if e.Empty() {
+			b.maps.put(e.Visible)
+		} else {
 			out = append(out, e)
 		}
 	}
@@ -217,7 +221,7 @@ func rolesChanged(b, a *aggregates.Tenant) []string {
 func effectOn(b, a *side, id string, touched map[string]map[string]bool) (aggregates.Effect, error) {
 	pb, pa := b.Principal(id), a.Principal(id)
 	e := aggregates.Effect{Principal: id, Granted: []aggregates.GrantUse{}, Revoked: []aggregates.GrantUse{},
-		Visible: map[string]aggregates.VisibleChange{}}
+		Visible: b.maps.get()}
 	_, replacedB := b.ps[id]
 	_, replacedA := a.ps[id]
 	same := !replacedB && !replacedA && b.v.t == a.v.t // one state, one tenant: the same grants

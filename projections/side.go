@@ -20,6 +20,7 @@ type side struct {
 	ps   map[string]*aggregates.Principal
 	rs   map[events.RecordRef]*aggregates.Record
 	read *snapshotReads // shared by the sides over v's snapshot
+	maps *effectMaps    // the feed's: Visible maps to reuse (nil: new ones)
 }
 
 // snapshotReads keeps the principals and records a change's sides read from their snapshot:
@@ -171,7 +172,7 @@ func (v *view) withTenant(t *aggregates.Tenant) *view {
 // next returns the side after e: s with the state of e's aggregate replaced by a copy with e
 // applied (s itself and the states it shares are not changed).
 func (s *side) next(e events.Envelope, d events.Data) (*side, error) {
-	n := &side{v: s.v, ps: maps.Clone(s.ps), rs: maps.Clone(s.rs), read: s.read}
+	n := &side{v: s.v, ps: maps.Clone(s.ps), rs: maps.Clone(s.rs), read: s.read, maps: s.maps}
 	switch e.Aggregate.Kind {
 	case events.KindTenant:
 		t, err := cloneTenant(s.v.t)
