@@ -70,6 +70,10 @@ type Main struct {
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
+	// dropMu serializes the idle drop of the caches (dropCaches, on the trimmer's goroutine)
+	// with close, which sets dropDone first: a drop never touches a store being closed.
+	dropMu   sync.Mutex
+	dropDone bool
 }
 
 // NewMain returns a Main that Run will start with cfg.
@@ -480,6 +484,9 @@ func (m *Main) Close() error {
 }
 
 func (m *Main) close() error {
+	m.dropMu.Lock()
+	m.dropDone = true // waits for a drop under way; none starts after
+	m.dropMu.Unlock()
 	m.serving.Store(false)
 	var errs []error
 	if m.cmds != nil {

@@ -30,6 +30,12 @@ import (
 // per second allocate far less; an import or a load test far more.
 const trimAllocBytes = 32 << 20
 
+// dropAllocBytes is the most a tick may allocate and count as quiet, for the drop of the
+// caches (dropCaches): idle for the trims allows a steady trickle of queries (a few MB a tick
+// is a hundred checks a second), whose caches are worth keeping; the drop waits for a server
+// that has next to nothing to answer.
+const dropAllocBytes = 8 << 20
+
 // trimsPerIdle is how many ticks in a row an idle acld collects. A nats-server block buffer
 // no longer used is freed in steps: its block's cache expires 10 s after the last access
 // (nats-server's defaultCacheBufferExpiration; a collection before that may already free a
@@ -45,7 +51,8 @@ type idleTrim struct {
 	trims  int    // trims done since the last busy tick
 	idle   int    // ticks since the last busy tick
 	late   int    // the idle tick at which to trim once more (lateTrim); 0: never
-	drop   int    // the idle tick at which to drop acld's caches and trim (dropCaches); 0: never
+	drop   int    // the quiet tick at which to drop acld's caches and trim (dropCaches); 0: never
+	quiet  int    // ticks since the last one that allocated more than dropAllocBytes
 }
 
 // lateTrim is how long into an idle period acld trims once more. nats-server drops what a
@@ -65,8 +72,10 @@ const lateTrim = 150 * time.Second
 // Round 12: memory), and RSS was 480-620 MB against ~175 40 s after a restart. An operator
 // expects an idle service to come back near that. What it costs is a cold start's: the first
 // check or command on each state decodes it from the read model or the spill again (tens of
-// µs each). A server under a trickle of queries (under trimAllocBytes a tick) is idle too: its
-// caches refill with what it reads, and are dropped once per idle period.
+// µs each). The drop counts its 60 s in quiet ticks (under dropAllocBytes), not idle ones: a
+// server under a steady trickle of queries is trimmed but keeps the caches it reads from (the
+// review of round 13: with the trims' 32 MB a tick, a server answering some hundreds of checks
+// a second dropped them once per idle period).
 const dropCaches = 60 * time.Second
 
 // newIdleTrim returns the trimmer for ticks every so often.
@@ -77,14 +86,19 @@ func newIdleTrim(every time.Duration, allocs uint64) idleTrim {
 // tick takes the cumulative bytes allocated so far and answers whether to trim now, and
 // whether to drop acld's caches first.
 func (t *idleTrim) tick(allocs uint64) (trim, drop bool) {
-	busy := allocs-t.allocs > trimAllocBytes
+	delta := allocs - t.allocs
 	t.allocs = allocs
-	if busy {
+	if delta > dropAllocBytes {
+		t.quiet = 0
+	} else {
+		t.quiet++
+	}
+	if delta > trimAllocBytes {
 		t.trims, t.idle = 0, 0
 		return false, false
 	}
 	t.idle++
-	drop = t.idle == t.drop
+	drop = t.quiet == t.drop
 	if t.trims >= trimsPerIdle {
 		return drop || t.idle == t.late, drop
 	}
@@ -128,6 +142,11 @@ func trimWhenIdle(ctx context.Context, every time.Duration, logger *slog.Logger,
 // projector's (and its modification log), the command service's and the audit index's, and empties the Pebble block cache (--cache-mb, C heap that
 // the trim then returns). Each is a cache of what its store holds, so nothing is lost.
 func (m *Main) dropCaches() {
+	m.dropMu.Lock()
+	defer m.dropMu.Unlock()
+	if m.dropDone {
+		return // closing or closed: the stores may be gone
+	}
 	if m.blocks != nil {
 		// A reservation of the whole cache evicts every block not in use; released at once, the
 		// cache has its size again and fills with what is read next.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 )
@@ -96,6 +97,22 @@ func TestIdleDropCaches(t *testing.T) {
 			t.Fatal("trimmed or dropped on a busy tick")
 		}
 	}
+	// A trickle of queries above dropAllocBytes a tick: idle for the trims, never quiet enough
+	// to drop the caches it reads.
+	var trims, drops int
+	for i := 1; i <= 40; i++ {
+		allocs += 16 * mb
+		trim, drop := tr.tick(allocs)
+		if trim {
+			trims++
+		}
+		if drop {
+			drops++
+		}
+	}
+	if trims == 0 || drops != 0 {
+		t.Fatalf("a trickle of 16 MB a tick: %d trims, %d drops; want trims and no drop", trims, drops)
+	}
 }
 
 // TestDropCachesEmptiesBlockCache: an idle acld's drop empties the Pebble block cache (and the
@@ -124,4 +141,32 @@ func TestDropCachesEmptiesBlockCache(t *testing.T) {
 	if status != 200 || after["allowed"] != before["allowed"] || after["seq"] != before["seq"] {
 		t.Fatalf("after the drop: %d %v, before %v", status, after, before)
 	}
+}
+
+// TestDropCachesDuringClose: the idle drop (on the trimmer's goroutine) may run while SIGTERM
+// closes acld; it must not touch the stores close is freeing (under -race: a race on m.blocks,
+// or a nil dereference once close has cleared it), and none may start after.
+func TestDropCachesDuringClose(t *testing.T) {
+	m := startMain(t, func(c *Config) { c.Demo = true })
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			m.dropCaches()
+		}
+	}()
+	time.Sleep(50 * time.Millisecond) // a few drops before the close
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m.dropCaches() // after the close: nothing to drop, no panic
+	close(stop)
+	wg.Wait()
 }
