@@ -19,6 +19,11 @@ import (
 // counts and Truncated must be the same. And where sameRanges finds that the two walks read the
 // same ranges (so that effects does not walk them), they must list the same records.
 func TestVisibleChangeStreamed(t *testing.T) {
+	if raceEnabled {
+		// One goroutine derives, so the detector has nothing to find, and it made this test
+		// ~100 s a seed of .ci/run's race pass; go test ./... runs it.
+		t.Skip("a single goroutine's derivation: run without -race")
+	}
 	seeds := []uint64{1, 2}
 	if testing.Short() {
 		seeds = seeds[:1]
