@@ -2,7 +2,6 @@ package projections
 
 import (
 	"bytes"
-	"fmt"
 	"slices"
 	"sync"
 
@@ -257,33 +256,18 @@ func (d *rangeIDs) pop() { d.i++ }
 // fill reads the next chunk, from d.seek on.
 func (d *rangeIDs) fill() error {
 	d.buf, d.ends, d.i = d.buf[:0], d.ends[:0], 0
-	it, prefix := d.r.it, d.s.prefix
-	ok := it.SeekGE(d.seek)
-	for ; ok && len(d.ends) < rangeChunk; ok = it.Next() {
-		k := it.Key()
-		if !bytes.HasPrefix(k, prefix) {
-			break
-		}
-		if d.s.filter != "" && string(it.Value()) != d.s.filter {
-			continue
-		}
-		id := k[len(prefix):]
-		id = id[:bytes.IndexByte(id, sep)]
-		if n := len(d.ends); n > 0 && bytes.Equal(d.buf[d.lastStart():], id) {
-			continue // one record, several relations
-		}
+	stopped, err := d.r.eachID(d.s, d.seek, func(id []byte) bool {
 		d.buf = append(d.buf, id...)
 		d.ends = append(d.ends, len(d.buf))
+		return len(d.ends) < rangeChunk
+	})
+	if err != nil {
+		return err
 	}
-	if err := it.Error(); err != nil {
-		return fmt.Errorf("projections: read index %q: %w", prefix, err)
-	}
-	if n := len(d.ends); n < rangeChunk || !ok {
-		d.done = true
-	}
+	d.done = !stopped
 	if n := len(d.ends); n > 0 {
 		// Every key of an id greater than the last one sorts at or after prefix+id+"\x01".
-		d.seek = append(append(append(d.seek[:0], prefix...), d.buf[d.lastStart():]...), sep+1)
+		d.seek = append(append(append(d.seek[:0], d.s.prefix...), d.buf[d.lastStart():]...), sep+1)
 	}
 	return nil
 }

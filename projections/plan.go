@@ -103,6 +103,39 @@ func (r *ranges) plan(p *aggregates.Principal, typ string, grants []aggregates.G
 	return out, nil
 }
 
+// eachID visits the distinct ids of s's range from start on, ascending (a record with several
+// relations has a key for each: it is visited once), until fn returns false; fn's id is valid
+// until it returns. stopped reports that fn ended the walk (more ids may follow), not the
+// range's end. page lists with it, and the change feed's walk reads it a chunk at a time
+// (rangeIDs).
+func (r *ranges) eachID(s source, start []byte, fn func(id []byte) bool) (stopped bool, err error) {
+	var buf [64]byte // ids are short: the previous one is kept without allocating
+	prev, have := buf[:0], false
+	for ok := r.it.SeekGE(start); ok; ok = r.it.Next() {
+		k := r.it.Key()
+		if !bytes.HasPrefix(k, s.prefix) {
+			break
+		}
+		if s.filter != "" && string(r.it.Value()) != s.filter {
+			continue
+		}
+		id := k[len(s.prefix):]
+		id = id[:bytes.IndexByte(id, sep)]
+		if have && bytes.Equal(prev, id) {
+			continue // one record, several relations
+		}
+		prev, have = append(prev[:0], id...), true
+		if !fn(id) {
+			stopped = true
+			break
+		}
+	}
+	if err := r.it.Error(); err != nil {
+		return false, fmt.Errorf("projections: read index %q: %w", s.prefix, err)
+	}
+	return stopped, nil
+}
+
 // direct returns, for each range of p's grants of perm on typ, its first n ids after cursor.
 func (r *ranges) direct(p *aggregates.Principal, typ, perm, cursor string, n int) ([][]string, error) {
 	srcs, err := r.plan(p, typ, aggregates.NarrowedGrants(r.v.t, p, perm))
@@ -127,24 +160,16 @@ func (r *ranges) page(s source, cursor string, n int) ([]string, error) {
 		// Every key of an id greater than cursor sorts at or after prefix+cursor+"\x01".
 		start = append(append(bytes.Clone(s.prefix), cursor...), sep+1)
 	}
-	var out []string
-	for ok := r.it.SeekGE(start); ok && (n < 0 || len(out) < n); ok = r.it.Next() {
-		k := r.it.Key()
-		if !bytes.HasPrefix(k, s.prefix) {
-			break
-		}
-		if s.filter != "" && string(r.it.Value()) != s.filter {
-			continue
-		}
-		id := k[len(s.prefix):]
-		id = id[:bytes.IndexByte(id, sep)]
-		if len(out) > 0 && out[len(out)-1] == string(id) {
-			continue // one record, several relations
-		}
-		out = append(out, string(id))
+	if n == 0 {
+		return nil, nil
 	}
-	if err := r.it.Error(); err != nil {
-		return nil, fmt.Errorf("projections: read index %q: %w", s.prefix, err)
+	var out []string
+	_, err := r.eachID(s, start, func(id []byte) bool {
+		out = append(out, string(id))
+		return n < 0 || len(out) < n
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
