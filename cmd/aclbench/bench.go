@@ -40,6 +40,7 @@ type options struct {
 	run             string // tells runs apart in new ids
 	quiet           bool
 	memoryIdle      time.Duration // the memory workload waits this long first (--memory-idle)
+	rywLink         bool          // ryw assigns the record the probe record links to (--ryw-link)
 }
 
 // bench is one invocation of run: a data set on a server, the workloads run against it, and

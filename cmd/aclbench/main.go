@@ -69,6 +69,7 @@ func runFlags(fs *pflag.FlagSet, o *options, records *string) {
 	fs.IntVar(&o.cacheMB, "cache-mb", 64, "Pebble block cache of the read model, MiB (acld's default, see acld --help)")
 	fs.StringVar(&o.run, "run", "", "token that makes this run's new ids and command ids differ from other runs' (default: from the time)")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress output")
+	fs.BoolVar(&o.rywLink, "ryw-link", false, "ryw assigns the record the probe record links to and checks the probe record (compare: assign a case, then check an invoice of it, issue 13's workload); without it, it assigns and checks the probe record itself")
 }
 
 // parseCount reads 10000, 1e5 or 1_000_000.

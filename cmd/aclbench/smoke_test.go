@@ -152,3 +152,41 @@ func storedEvents(t *testing.T, ctx context.Context, st *events.Store) map[strin
 	}
 	return out
 }
+
+// TestRYWLinkAssignsTheLinkedRecord runs ryw --ryw-link on the compare shape: each write assigns
+// a limited staff member to the case an invoice links to, and the check with min_seq asks about
+// the invoice, issue 13's workload. A check not allowed is a stale read (errStale): so the
+// assigned case must be the invoice's link, and the read model must derive the invoice from it.
+func TestRYWLinkAssignsTheLinkedRecord(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts NATS and Pebble")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	o := tinyOptions(t.TempDir(), "fast")
+	o.scale = Scale{Records: 400, Principals: 80, Tenants: 1, Presets: []string{"compare"}, Prefix: "link"}
+	o.rywLink, o.workers = true, 1
+	var ws []workload
+	for _, w := range workloads {
+		if w.name == "ryw" {
+			ws = append(ws, w)
+		}
+	}
+	rep, err := runOnce(ctx, o, ws, nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	for _, r := range rep.Results {
+		if r.Workload != "ryw" {
+			continue
+		}
+		n++
+		if !strings.HasSuffix(r.Variant, "/link") || r.Ops == 0 || len(r.Errors) > 0 {
+			t.Errorf("ryw %s: %d ops, errors %v %v", r.Variant, r.Ops, r.Errors, r.Notes)
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d ryw results", n)
+	}
+}

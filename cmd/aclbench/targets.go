@@ -96,11 +96,21 @@ func (d *Dataset) recordTargets(n int, salt int) []recordTarget {
 
 // probeRecords draws n records of the probe type of t.
 func (t *Tenant) probeRecords(n int, salt int) []events.RecordRef {
-	var out []events.RecordRef
+	idx := t.probeIndexes(n, salt)
+	out := make([]events.RecordRef, len(idx))
+	for k, i := range idx {
+		out[k] = events.RecordRef{Type: t.prof.probe.typ, ID: recordID(t.prof.probe.typ, i)}
+	}
+	return out
+}
+
+// probeIndexes draws the indexes of n records of the probe type of t (probeRecords' records).
+func (t *Tenant) probeIndexes(n int, salt int) []int {
+	var out []int
 	for i := range n {
 		r := rngFor(t.seed, t.ID, streamQuery, salt<<32|i)
 		if idx, ok := t.recordOfType(t.prof.probe.typ, r.IntN(1<<30)); ok {
-			out = append(out, events.RecordRef{Type: t.prof.probe.typ, ID: recordID(t.prof.probe.typ, idx)})
+			out = append(out, idx)
 		}
 	}
 	return out

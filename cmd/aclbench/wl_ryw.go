@@ -30,24 +30,39 @@ func runRYW(ctx context.Context, b *bench) ([]Result, error) {
 		return nil, err
 	}
 	defer done()
+	// pair is one write-then-read: assign principal to assign, then check perm on rec. They are
+	// the same record unless --ryw-link, where assign is the record rec links to (the command
+	// workload's UpdateRecord keeps a record's generated links, so the link holds in any run).
 	type pair struct {
 		tenant    string
 		principal string
+		assign    events.RecordRef
 		rec       events.RecordRef
 		perm      string
 	}
 	var pairs []pair
 	for _, t := range b.ds.Tenants {
 		ps := t.principalsOf(aggregates.LevelLimited, 256)
-		recs := t.probeRecords(1024, 11)
-		for k := range min(len(recs), 4096) {
+		for k, idx := range t.probeIndexes(1024, 11) {
 			if len(ps) == 0 {
 				break
 			}
-			pairs = append(pairs, pair{t.ID, ps[k%len(ps)], recs[k], t.prof.probe.perm})
+			body := t.Record(idx)
+			rec := events.RecordRef{Type: body.Type, ID: body.ID}
+			assign := rec
+			if b.opt.rywLink {
+				if len(body.Links) == 0 {
+					continue
+				}
+				assign = body.Links[0]
+			}
+			pairs = append(pairs, pair{t.ID, ps[k%len(ps)], assign, rec, t.prof.probe.perm})
 		}
 	}
 	if len(pairs) == 0 {
+		if b.opt.rywLink {
+			return nil, errors.New("ryw --ryw-link: no record of the probe type links to another, or no principal at level limited with the probe role")
+		}
 		return nil, errors.New("ryw: no principal at level limited with the probe role, or no record of the probe type")
 	}
 	workers := b.opt.workers
@@ -76,7 +91,7 @@ func runRYW(ctx context.Context, b *bench) ([]Result, error) {
 		relation := fmt.Sprintf("ryw-%s-%d", b.opt.run, i) // new each time: the command always writes
 		t0 := time.Now()
 		res, err := clients[w].Do(ctx, p.tenant, &aggregates.AssignRecord{CommandBase: aggregates.CommandBase{Actor: Admin},
-			Type: p.rec.Type, ID: p.rec.ID, Principal: p.principal, Relation: relation})
+			Type: p.assign.Type, ID: p.assign.ID, Principal: p.principal, Relation: relation})
 		t1 := time.Now()
 		cmdHists[w].record(t1.Sub(t0))
 		if err != nil {
@@ -96,7 +111,11 @@ func runRYW(ctx context.Context, b *bench) ([]Result, error) {
 		ryw.merge(after[k])
 	}
 	o.hist = ryw
-	r := resultOf("ryw", fmt.Sprintf("%s/workers=%d", b.opt.via, workers), "writes+reads/s", o, b.scaleOf())
+	variant := fmt.Sprintf("%s/workers=%d", b.opt.via, workers)
+	if b.opt.rywLink {
+		variant += "/link"
+	}
+	r := resultOf("ryw", variant, "writes+reads/s", o, b.scaleOf())
 	r.Extra = map[string]any{"command_latency_us": cmd.summary(), "total_latency_us": total.summary()}
 	if n := o.errors["other"]; n > 0 && errors.Is(o.lastErr, errStale) {
 		r.Notes = append(r.Notes, fmt.Sprintf("%d checks with min_seq did not see their write", n))
