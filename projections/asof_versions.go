@@ -115,6 +115,9 @@ func (v *Versions) Covers(floor uint64) bool {
 	return true
 }
 
+// Metrics are Pebble's figures of the versions' store.
+func (v *Versions) Metrics() *pebble.Metrics { return v.pb.Metrics() }
+
 // Close writes the memtable out (there is no WAL) and closes the store.
 func (v *Versions) Close() error {
 	if err := v.pb.Flush(); err != nil {

@@ -233,6 +233,12 @@ func New(store *events.Store, db *projections.DB, proj *projections.Projector, o
 // Audit is the service's audit index.
 func (s *Service) Audit() *Audit { return s.audit }
 
+// EventLogMetrics are Pebble's figures of the event log.
+func (s *Service) EventLogMetrics() *pebble.Metrics { return s.elog.pb.Metrics() }
+
+// VersionsMetrics are Pebble's figures of the as_of state versions.
+func (s *Service) VersionsMetrics() *pebble.Metrics { return s.bases.versions.Metrics() }
+
 // Start follows the stream into the audit index and the event log and takes the read-model
 // checkpoints, until ctx ends or Close.
 func (s *Service) Start(ctx context.Context) {

@@ -165,6 +165,7 @@ func TestHTTPStatusCodes(t *testing.T) {
 	resp.Body.Close()
 	for _, name := range []string{"go_goroutines", `acl_asof_chain_events_total{how="mirrored"}`, "acl_asof_chain_batches_dropped_total",
 		`acl_store_memtable_bytes{store="readmodel"}`, `acl_store_disk_bytes{store="audit"}`, `acl_store_compacted_bytes_total{store="spill"}`,
+		`acl_store_flushed_bytes_total{store="events"}`, `acl_store_disk_bytes{store="versions"}`, `acl_store_compactions_total{store="audit"}`,
 		"acl_block_cache_bytes", "acl_block_cache_misses_total", `acl_c_heap_bytes{state="free"}`,
 		`acl_change_feed_messages_total{outcome="announced"}`, "acl_change_feed_changes_total",
 		"acl_stream_shared_consumers_total 1", "acl_stream_followers_behind_total 0", "acl_command_states_behind_total"} {

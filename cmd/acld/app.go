@@ -188,7 +188,8 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.cmds.Start(ctx); err != nil {
 		return fmt.Errorf("acld: command service: %w", err)
 	}
-	stores := []namedStore{{"readmodel", m.db.Metrics}, {"audit", m.replay.Audit().Metrics}, {"spill", m.cmds.SpillMetrics}}
+	stores := []namedStore{{"readmodel", m.db.Metrics}, {"audit", m.replay.Audit().Metrics}, {"spill", m.cmds.SpillMetrics},
+		{"events", m.replay.EventLogMetrics}, {"versions", m.replay.VersionsMetrics}}
 	m.registry.MustRegister(&storeMetrics{cache: m.blocks, stores: stores})
 	m.registry.MustRegister(fanoutMetrics(m.fan)...)
 	pad := &cachePad{cache: m.blocks, reserve: memtables, used: func() int64 { return memtableBytes(stores) }}

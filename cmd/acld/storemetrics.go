@@ -30,6 +30,12 @@ var (
 		"Bytes of tables the store wrote by compactions (its write amplification beyond the flushes).", []string{"store"}, nil)
 	storeReadAmp = prometheus.NewDesc("acl_store_read_amplification",
 		"Sorted runs a read may visit: level-0 sublevels plus non-empty lower levels.", []string{"store"}, nil)
+	storeBlockRead = prometheus.NewDesc("acl_store_block_read_bytes_total",
+		"Bytes of table blocks (data, index, filter) the store's reads loaded, by reader (pebble-get: point reads, pebble-compaction, unknown: iterators) and whether the shared cache held them (miss: read from the file and decompressed).", []string{"store", "reader", "cache"}, nil)
+	storeCompactions = prometheus.NewDesc("acl_store_compactions_total",
+		"Compactions the store ran.", []string{"store"}, nil)
+	storeFlushes = prometheus.NewDesc("acl_store_flushes_total",
+		"Memtable flushes the store ran.", []string{"store"}, nil)
 	cacheBytes = prometheus.NewDesc("acl_block_cache_bytes",
 		"Bytes held by the block cache all of acld's stores share (--cache-mb bounds it; outside the Go heap).", nil, nil)
 	cacheHits = prometheus.NewDesc("acl_block_cache_hits_total",
@@ -43,7 +49,7 @@ var (
 // Describe implements prometheus.Collector.
 func (s *storeMetrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{storeMemtable, storeDisk, storeFlushed, storeCompacted, storeReadAmp,
-		cacheBytes, cacheHits, cacheMisses, cHeapBytes} {
+		storeBlockRead, storeCompactions, storeFlushes, cacheBytes, cacheHits, cacheMisses, cHeapBytes} {
 		ch <- d
 	}
 }
@@ -61,6 +67,14 @@ func (s *storeMetrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(storeFlushed, prometheus.CounterValue, float64(total.TableBytesFlushed), st.name)
 		ch <- prometheus.MustNewConstMetric(storeCompacted, prometheus.CounterValue, float64(total.TableBytesCompacted), st.name)
 		ch <- prometheus.MustNewConstMetric(storeReadAmp, prometheus.GaugeValue, float64(m.ReadAmp()), st.name)
+		ch <- prometheus.MustNewConstMetric(storeCompactions, prometheus.CounterValue, float64(m.Compact.Count), st.name)
+		ch <- prometheus.MustNewConstMetric(storeFlushes, prometheus.CounterValue, float64(m.Flush.Count), st.name)
+		for _, c := range m.CategoryStats {
+			s := c.CategoryStats
+			reader := c.Category.String()
+			ch <- prometheus.MustNewConstMetric(storeBlockRead, prometheus.CounterValue, float64(s.BlockBytesInCache), st.name, reader, "hit")
+			ch <- prometheus.MustNewConstMetric(storeBlockRead, prometheus.CounterValue, float64(s.BlockBytes-s.BlockBytesInCache), st.name, reader, "miss")
+		}
 	}
 	if s.cache != nil {
 		c := s.cache.Metrics()
