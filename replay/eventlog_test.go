@@ -1,13 +1,18 @@
 package replay
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/acl-es/acl/events"
 	"github.com/acl-es/acl/events/eventstest"
@@ -208,5 +213,106 @@ func TestAsOfPastEventLog(t *testing.T) {
 	log, stream := s.svc.builtFrom.log.Load(), s.svc.builtFrom.stream.Load()
 	if before == 0 || after == 0 || log == 0 || stream == 0 || log > uint64(before) || stream > uint64(after) {
 		t.Errorf("moments before the log's end %d, after %d; states from the log %d, from the stream %d", before, after, log, stream)
+	}
+}
+
+// TestEventLogAppendOnly: each flush of the log writes a table after all the others, so no
+// compaction has a table of the log to rewrite (tenant first, every flush overlapped them all).
+func TestEventLogAppendOnly(t *testing.T) {
+	s := startStack(t, Options{CheckpointEvery: 7})
+	twoTenants(s, 46, 4, 25)
+	s.sync(t)
+	l, err := openEventLog(filepath.Join(t.TempDir(), "events"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.close()
+	stream := streamOf(t, s)
+	const chunk = 20
+	for i := 0; i < len(stream); i += chunk {
+		if err := l.apply(stream[i:min(i+chunk, len(stream))]); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.pb.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		tables, err := l.pb.SSTables()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var all []pebble.SSTableInfo
+		for _, level := range tables {
+			all = append(all, level...)
+		}
+		for a := range all {
+			for b := range a {
+				x, y := all[a], all[b]
+				if bytes.Compare(x.Smallest.UserKey, y.Largest.UserKey) <= 0 && bytes.Compare(y.Smallest.UserKey, x.Largest.UserKey) <= 0 {
+					t.Fatalf("after %d messages, tables %q..%q and %q..%q overlap", min(i+chunk, len(stream)),
+						x.Smallest.UserKey, x.Largest.UserKey, y.Smallest.UserKey, y.Largest.UserKey)
+				}
+			}
+		}
+	}
+	requireLogged(t, l, stream, "acme", 1, s.d.seq)
+}
+
+// TestEventLogReadsTenantFirstLayout: a log the tenant-first layout wrote keeps its messages
+// there; the stream-order layout takes over after them, and reads across the split, after a
+// restart too, give exactly the stream's messages.
+func TestEventLogReadsTenantFirstLayout(t *testing.T) {
+	s := startStack(t, Options{CheckpointEvery: 7})
+	twoTenants(s, 47, 4, 25)
+	s.sync(t)
+	stream := streamOf(t, s)
+	mid := uint64(len(stream)) / 2
+	dir := filepath.Join(t.TempDir(), "events")
+	pb, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: quietLogger{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As the tenant-first layout wrote them: tenant-first keys and the applied sequence.
+	b := pb.NewBatch()
+	for _, m := range stream[:mid] {
+		raw, err := m.Raw()
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := binary.AppendUvarint(nil, uint64(len(m.Subject)))
+		v = append(v, m.Subject...)
+		v = binary.BigEndian.AppendUint64(v, uint64(m.Time.UnixNano()))
+		b.Set(eventLogKey(nil, logTenant(m.Subject), m.Seq), append(v, raw.Data...), nil)
+	}
+	b.Set(logAppliedKey, binary.BigEndian.AppendUint64(nil, mid), nil)
+	if err := errors.Join(b.Commit(pebble.Sync), pb.Close()); err != nil {
+		t.Fatal(err)
+	}
+	l, err := openEventLog(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Applied() != mid || l.split != mid+1 {
+		t.Fatalf("opened at applied %d, split %d; want %d, %d", l.Applied(), l.split, mid, mid+1)
+	}
+	if err := l.apply(stream); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		for _, r := range [][2]uint64{{1, s.d.seq}, {1, mid}, {mid, mid + 1}, {mid + 1, s.d.seq}, {mid / 2, mid + mid/2}} {
+			requireLogged(t, l, stream, "acme", r[0], r[1])
+			requireLogged(t, l, stream, "beta", r[0], r[1])
+		}
+		if err := l.close(); err != nil {
+			t.Fatal(err)
+		}
+		if l, err = openEventLog(dir, nil); err != nil {
+			t.Fatal(err)
+		}
+		if l.Applied() != s.d.seq || l.split != mid+1 {
+			t.Fatalf("reopened at applied %d, split %d; want %d, %d", l.Applied(), l.split, s.d.seq, mid+1)
+		}
+	}
+	if err := l.close(); err != nil {
+		t.Fatal(err)
 	}
 }
