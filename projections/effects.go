@@ -32,7 +32,10 @@ import (
 // records only. Both are exact: the ranges come from the snapshot, and every record whose
 // state differs from the snapshot's, or whose visibility depends on one that does, is decided
 // by Check on each side.
-func effects(b, a *side) ([]aggregates.Effect, error) {
+//
+// aud, when set, keeps the candidates some subscription listens to (the change feed's): the
+// effect on one principal does not depend on the others', so the rest are not asked.
+func effects(b, a *side, aud *audience) ([]aggregates.Effect, error) {
 	touched, err := touchedRecords(b, a)
 	if err != nil {
 		return nil, err
@@ -40,6 +43,9 @@ func effects(b, a *side) ([]aggregates.Effect, error) {
 	cands, err := candidatesOf(b, a, touched)
 	if err != nil {
 		return nil, err
+	}
+	if aud != nil && !aud.keep(&cands) {
+		return nil, nil
 	}
 	if err := b.prefetch(cands); err != nil {
 		return nil, err
@@ -59,6 +65,27 @@ func effects(b, a *side) ([]aggregates.Effect, error) {
 		}
 	}
 	return out, nil
+}
+
+// audience is who the change feed's effects are for: the principals of tenant that l says a
+// subscription would receive the changes of.
+type audience struct {
+	l      Listeners
+	tenant string
+	events int // events none of whose candidates is listened to
+}
+
+// keep drops from cands the principals nobody listens to, and answers whether any is left.
+func (au *audience) keep(cands *[]string) bool {
+	if len(*cands) == 0 {
+		return false
+	}
+	*cands = slices.DeleteFunc(*cands, func(id string) bool { return !au.l.Principal(au.tenant, id) })
+	if len(*cands) == 0 {
+		au.events++
+		return false
+	}
+	return true
 }
 
 // touchedRecords lists, per type, the records whose visibility the change may alter without
@@ -468,7 +495,7 @@ func (e *Engine) Effects(ctx context.Context, tenant string, minSeq uint64, envs
 			return 0, nil, err
 		}
 	}
-	out, err := effects(before, after)
+	out, err := effects(before, after, nil)
 	if out == nil {
 		out = []aggregates.Effect{}
 	}

@@ -36,6 +36,12 @@ import (
 // the same change on every instance (seq, event and principal), and the publisher (events.Changes)
 // stores each id once, so a subscriber receives each change once. MaxAge, below the publisher's
 // duplicate window, keeps a lagging instance from announcing a change after that window.
+//
+// With FeedOptions.Listeners the feed derives only what a subscription would receive: NATS
+// drops a message that no subscription matches, and a subscriber that arrives later starts
+// from permissions or diff anyway. It asks when it derives a message, after its commit, so a
+// subscription made before the commit is seen: a subscriber that subscribes, then reads its
+// access (seq S), receives every change after S.
 type Feed struct {
 	e    *Engine
 	o    FeedOptions
@@ -63,8 +69,12 @@ type Feed struct {
 	maps effectMaps
 
 	// What became of the messages handed over (Collectors): announced, their changes, and
-	// not announced (in a gap, or older than MaxAge).
+	// not announced (in a gap, or older than MaxAge); the events and gaps nobody listened to.
 	announced, changes, dropped atomic.Uint64
+	unheardEvents, unheardGaps  atomic.Uint64
+
+	// Run's goroutine only: who listens to the message being derived (FeedOptions.Listeners).
+	aud audience
 }
 
 // Collectors are the feed's metrics: how many committed messages it announced and how many it
@@ -83,7 +93,32 @@ func (f *Feed) Collectors() []prometheus.Collector {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "acl_change_feed_changes_total",
 			Help: "Changes the change feed published (one per event and principal whose access it changed)."},
 			counter(&f.changes)),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "acl_change_feed_unheard_total",
+			Help: "Events whose changes, and gaps, the change feed did not derive or publish: no subscription would have received them.", ConstLabels: prometheus.Labels{"what": "events"}},
+			counter(&f.unheardEvents)),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "acl_change_feed_unheard_total",
+			Help: "Events whose changes, and gaps, the change feed did not derive or publish: no subscription would have received them.", ConstLabels: prometheus.Labels{"what": "gaps"}},
+			counter(&f.unheardGaps)),
 	}
+}
+
+// Unheard is how many events the feed did not derive, and how many gaps it did not publish,
+// because no subscription would have received them (FeedOptions.Listeners).
+func (f *Feed) Unheard() (events, gaps uint64) { return f.unheardEvents.Load(), f.unheardGaps.Load() }
+
+// Changes is how many changes the feed has published.
+func (f *Feed) Changes() uint64 { return f.changes.Load() }
+
+// Listeners tells the feed who would receive its messages (events.ChangesListeners asks the
+// embedded NATS server).
+type Listeners interface {
+	// Everyone reports whether a subscription would receive every principal's changes in
+	// tenant (a wildcard in the principal's place).
+	Everyone(tenant string) bool
+	// Principal reports whether a subscription would receive principal's changes in tenant.
+	Principal(tenant, principal string) bool
+	// Gaps reports whether a subscription would receive tenant's gaps.
+	Gaps(tenant string) bool
 }
 
 // FeedOptions configures a Feed.
@@ -95,6 +130,9 @@ type FeedOptions struct {
 	Flush func(ctx context.Context) error
 	// MaxAge: older events are not announced (0: DefaultFeedMaxAge).
 	MaxAge time.Duration
+	// Listeners, when set, tells who would receive a change or a gap: the feed derives and
+	// publishes only those (nil: everything, for a NATS server acld cannot ask).
+	Listeners Listeners
 	// CPU is the share of one core the feed may spend deriving changes, on average over a few
 	// seconds (0: DefaultFeedCPU; negative: no bound). Past it, messages are announced as gaps
 	// instead. Counted: deriving and publishing, and waiting for the changes stream's
@@ -246,6 +284,8 @@ func (f *Feed) Run(ctx context.Context) error {
 		}
 		f.pendingSeq = j.seq
 		switch backlog := len(f.jobs) > 0; {
+		case f.unacked == 0:
+			f.advance(j.seq) // nothing published waits for its acknowledgement
 		case !backlog:
 			f.flush(ctx) // idle: waiting for the acknowledgements delays nothing
 		case f.unacked >= feedUnacked:
@@ -334,6 +374,11 @@ func (f *Feed) publishGaps(ctx context.Context, seq uint64) {
 	}
 	f.gapMu.Unlock()
 	for _, g := range due {
+		f.pendingSeq = max(f.pendingSeq, g.To)
+		if f.o.Listeners != nil && !f.o.Listeners.Gaps(g.Tenant) {
+			f.unheardGaps.Add(1)
+			continue
+		}
 		f.logGap(g)
 		body, _ := json.Marshal(g) // plain types
 		err := f.o.Publish(ctx, g.Tenant, "gap", fmt.Sprintf("gap.%d.%d", g.From, g.To), body)
@@ -341,7 +386,6 @@ func (f *Feed) publishGaps(ctx context.Context, seq uint64) {
 			f.o.Logger.Warn("change feed: gap not published", "tenant", g.Tenant, "err", err)
 		}
 		f.unacked++
-		f.pendingSeq = max(f.pendingSeq, g.To)
 	}
 	if len(due) > 0 {
 		f.flush(ctx)
@@ -360,7 +404,17 @@ func (f *Feed) publishJob(ctx context.Context, j feedJob) (int, error) {
 		j.snap.Close()
 		return 0, nil
 	}
-	changes, err := f.e.changesOf(j.snap, j.seq, j.evs, &f.maps) // closes the snapshot
+	// Everyone's changes, unless no subscription takes every principal of the tenant: then
+	// those of the principals some subscription names.
+	aud := (*audience)(nil)
+	if l := f.o.Listeners; l != nil && !l.Everyone(j.evs[0].e.Tenant) {
+		f.aud = audience{l: l, tenant: j.evs[0].e.Tenant}
+		aud = &f.aud
+	}
+	changes, err := f.e.changesOf(j.snap, j.seq, j.evs, &f.maps, aud) // closes the snapshot
+	if aud != nil {
+		f.unheardEvents.Add(uint64(aud.events))
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -380,8 +434,8 @@ func (f *Feed) publishJob(ctx context.Context, j feedJob) (int, error) {
 
 // changesOf derives the changes of one message (its events all concern one aggregate of one
 // tenant) over snap, the read model before it; it closes snap. Their Visible maps come from
-// maps (nil: new ones).
-func (e *Engine) changesOf(snap *pebble.Snapshot, seq uint64, evs []decodedEvent, maps *effectMaps) ([]aggregates.Change, error) {
+// maps (nil: new ones). aud, when set, limits them to the principals someone listens to.
+func (e *Engine) changesOf(snap *pebble.Snapshot, seq uint64, evs []decodedEvent, maps *effectMaps, aud *audience) ([]aggregates.Change, error) {
 	tenant := evs[0].e.Tenant
 	v, err := e.viewAt(snap, tenant)
 	if err != nil {
@@ -396,7 +450,7 @@ func (e *Engine) changesOf(snap *pebble.Snapshot, seq uint64, evs []decodedEvent
 		if err != nil {
 			return nil, err
 		}
-		effs, err := effects(cur, nxt)
+		effs, err := effects(cur, nxt, aud)
 		if err != nil {
 			return nil, err
 		}

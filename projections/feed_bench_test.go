@@ -131,7 +131,7 @@ func BenchmarkChangeFeedRecordEvent(b *testing.B) {
 			var maps effectMaps // as Feed.publishJob: each change's map is reused once encoded
 			cpu0 := cpuTime()
 			for b.Loop() {
-				changes, err := eng.changesOf(eng.db.pb.NewSnapshot(), env.Seq, evs, &maps)
+				changes, err := eng.changesOf(eng.db.pb.NewSnapshot(), env.Seq, evs, &maps, nil)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -127,7 +127,7 @@ func TestAllHoldersFromIndexValues(t *testing.T) {
 		}
 		var got [2][]aggregates.Change
 		for i, e := range engines {
-			if got[i], err = e.changesOf(e.db.pb.NewSnapshot(), m.Seq, evs, nil); err != nil {
+			if got[i], err = e.changesOf(e.db.pb.NewSnapshot(), m.Seq, evs, nil, nil); err != nil {
 				t.Fatalf("message %d: %v", m.Seq, err)
 			}
 			if err := models[i].ApplyMessages([]events.Message{m}); err != nil {

@@ -20,15 +20,23 @@ import (
 )
 
 // feedStack is a stack whose projector publishes the change feed through the changes stream,
+// deriving what the embedded server's subscriptions would receive (events.ChangesListeners),
 // and a caller's subscription (the anonymous caller's account) to every change of tenant acme.
 type feedStack struct {
 	*stack
 	feed *projections.Feed
+	nc   *nats.Conn // the caller's connection
 	mu   sync.Mutex
 	got  []aggregates.Change
 }
 
 func startFeedStack(t *testing.T) *feedStack {
+	return startFeedStackOn(t, events.ChangesPrefix+".acme.>")
+}
+
+// startFeedStackOn starts a feedStack whose caller subscribes to subject ("": to nothing yet;
+// subscribe does).
+func startFeedStackOn(t *testing.T, subject string) *feedStack {
 	t.Helper()
 	fs := &feedStack{}
 	fs.stack = startStackWith(t, Options{}, func(env *eventstest.Env, db *projections.DB, proj *projections.Projector) func() {
@@ -37,33 +45,18 @@ func startFeedStack(t *testing.T) *feedStack {
 		if err != nil {
 			t.Fatal(err)
 		}
+		listeners, err := events.NewChangesListeners(env.Server)
+		if err != nil {
+			t.Fatal(err)
+		}
 		fs.feed = projections.NewFeed(projections.NewEngine(db, proj, projections.EngineOptions{}),
-			projections.FeedOptions{Publish: changes.Publish, Flush: changes.Flush, CPU: -1})
+			projections.FeedOptions{Publish: changes.Publish, Flush: changes.Flush, CPU: -1, Listeners: listeners})
 		proj.SetFeed(fs.feed)
 		done := make(chan error, 1)
 		go func() { done <- fs.feed.Run(ctx) }()
-		sub := env.Connect(t)
-		if _, err := sub.Subscribe(events.ChangesPrefix+".acme.>", func(m *nats.Msg) {
-			var c aggregates.Change
-			if err := json.Unmarshal(m.Data, &c); err != nil {
-				t.Errorf("change %s: %v", m.Data, err)
-				return
-			}
-			if strings.HasSuffix(m.Subject, ".gap") {
-				t.Errorf("the feed fell behind: %s", m.Data)
-				return
-			}
-			if m.Subject != events.ChangesSubject(c.Tenant, c.Principal) {
-				t.Errorf("change of %s/%s on %s", c.Tenant, c.Principal, m.Subject)
-			}
-			fs.mu.Lock()
-			fs.got = append(fs.got, c)
-			fs.mu.Unlock()
-		}); err != nil {
-			t.Fatal(err)
-		}
-		if err := sub.Flush(); err != nil {
-			t.Fatal(err)
+		fs.nc = env.Connect(t)
+		if subject != "" {
+			fs.subscribe(t, subject)
 		}
 		return func() {
 			cancel()
@@ -75,6 +68,46 @@ func startFeedStack(t *testing.T) *feedStack {
 	})
 	waitProjectorRunning(t, fs.proj)
 	return fs
+}
+
+// subscribe subscribes the caller to subject and collects what it receives in fs.got.
+func (fs *feedStack) subscribe(t *testing.T, subject string) *nats.Subscription {
+	t.Helper()
+	sub, err := fs.nc.Subscribe(subject, func(m *nats.Msg) {
+		var c aggregates.Change
+		if err := json.Unmarshal(m.Data, &c); err != nil {
+			t.Errorf("change %s: %v", m.Data, err)
+			return
+		}
+		if strings.HasSuffix(m.Subject, ".gap") {
+			t.Errorf("the feed fell behind: %s", m.Data)
+			return
+		}
+		if m.Subject != events.ChangesSubject(c.Tenant, c.Principal) {
+			t.Errorf("change of %s/%s on %s", c.Tenant, c.Principal, m.Subject)
+		}
+		fs.mu.Lock()
+		fs.got = append(fs.got, c)
+		fs.mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return sub
+}
+
+// published waits until the feed has handled every message written.
+func (fs *feedStack) published(t *testing.T) {
+	t.Helper()
+	fs.sync(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := fs.feed.WaitFor(ctx, fs.d.seq); err != nil {
+		t.Fatalf("feed published up to %d, want %d: %v", fs.feed.Published(), fs.d.seq, err)
+	}
 }
 
 // waitProjectorRunning waits until proj's Run has started. The feed announces the messages
@@ -94,12 +127,7 @@ func waitProjectorRunning(t *testing.T, proj *projections.Projector) {
 // subscriber received.
 func (fs *feedStack) changes(t *testing.T) []aggregates.Change {
 	t.Helper()
-	fs.sync(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := fs.feed.WaitFor(ctx, fs.d.seq); err != nil {
-		t.Fatalf("feed published up to %d, want %d: %v", fs.feed.Published(), fs.d.seq, err)
-	}
+	fs.published(t)
 	// The stream republishes a change before it acknowledges it, and the feed has every
 	// acknowledgement: what is missing is only in flight to the subscriber.
 	var n int
@@ -452,4 +480,71 @@ func TestChangeFeedGapWhenBehind(t *testing.T) {
 		prev = next
 	}
 	t.Logf("%d gaps, %d changes announced, %d in gaps", len(gaps), len(announced), missed)
+}
+
+// TestChangeFeedDerivesWhatIsListenedTo: the feed derives the changes some subscription would
+// receive, asked when it derives each message. Nobody subscribed: no change derived, the
+// events counted as unheard. A caller subscribes to one principal's changes mid-stream: from
+// then on every change of that principal's access is derived and delivered, as the oracle
+// says (folded, they give its access after each position), and no other principal's change
+// is derived though others' access changes. It unsubscribes: nothing more is derived.
+func TestChangeFeedDerivesWhatIsListenedTo(t *testing.T) {
+	fs := startFeedStackOn(t, "")
+	h := newRandomHistory(fs.d, 11)
+	warmUp(fs.d)
+	h.run(200)
+	fs.published(t)
+	unheard, _ := fs.feed.Unheard()
+	if n := fs.feed.Changes(); n != 0 || unheard == 0 {
+		t.Fatalf("nobody listening: %d changes published, %d events unheard; want none published", n, unheard)
+	}
+
+	bob := rhPrincipals[1]
+	sub := fs.subscribe(t, events.ChangesSubject("acme", bob))
+	from := fs.d.seq
+	if ok := h.run(400); ok < 100 {
+		t.Fatalf("only %d of 400 random commands were accepted", ok)
+	}
+	got := fs.changes(t)
+	if n := fs.feed.Changes(); n != uint64(len(got)) {
+		t.Fatalf("%d changes published, %d delivered to %s's subscriber: others' changes were derived", n, len(got), bob)
+	}
+	bySeq := map[uint64][]aggregates.Change{}
+	for _, c := range got {
+		if c.Principal != bob || c.Seq <= from {
+			t.Fatalf("change of %s at seq %d delivered (subscribed to %s after seq %d)", c.Principal, c.Seq, bob, from)
+		}
+		bySeq[c.Seq] = append(bySeq[c.Seq], c)
+	}
+	others := 0
+	prev := fs.d.oracleAt(from)
+	for seq := from + 1; seq <= fs.d.seq; seq++ {
+		next := fs.d.oracleAt(seq)
+		before, after := oracleAccessOf(prev, "acme", bob), oracleAccessOf(next, "acme", bob)
+		if folded := before.fold(bySeq[seq]); folded.String() != after.String() {
+			t.Fatalf("seq %d, %s: before %s\nfolded %s\nafter  %s", seq, bob, before, folded, after)
+		}
+		for _, p := range append([]string{"admin"}, rhPrincipals...) {
+			if p != bob && oracleAccessOf(prev, "acme", p).String() != oracleAccessOf(next, "acme", p).String() {
+				others++
+			}
+		}
+		prev = next
+	}
+	if len(got) < 5 || others < 20 {
+		t.Fatalf("%d changes of %s, %d of the others: the history proves little", len(got), bob, others)
+	}
+	t.Logf("%d changes of %s derived and delivered; %d changes of the others' access not derived", len(got), bob, others)
+
+	if err := sub.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	fs.nc.Flush()
+	n := fs.feed.Changes()
+	unheard, _ = fs.feed.Unheard()
+	h.run(200)
+	fs.published(t)
+	if m, u := fs.feed.Changes(), func() uint64 { u, _ := fs.feed.Unheard(); return u }(); m != n || u <= unheard {
+		t.Fatalf("after the unsubscription: %d changes published (%d before), %d events unheard (%d before)", m, n, u, unheard)
+	}
 }

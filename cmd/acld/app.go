@@ -146,8 +146,15 @@ func (m *Main) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("acld: change feed: %w", err)
 		}
-		m.feed = projections.NewFeed(m.engine, projections.FeedOptions{Publish: changes.Publish, Flush: changes.Flush, Logger: m.Log,
-			CPU: c.ChangeFeedCPU})
+		o := projections.FeedOptions{Publish: changes.Publish, Flush: changes.Flush, Logger: m.Log, CPU: c.ChangeFeedCPU}
+		if m.nats != nil {
+			// The embedded server tells who subscribes: the feed derives only what someone
+			// would receive. An external server cannot be asked; there it derives everything.
+			if o.Listeners, err = events.NewChangesListeners(m.nats); err != nil {
+				return fmt.Errorf("acld: change feed: %w", err)
+			}
+		}
+		m.feed = projections.NewFeed(m.engine, o)
 		m.proj.SetFeed(m.feed)
 		m.registry.MustRegister(m.feed.Collectors()...)
 		m.wg.Add(1)

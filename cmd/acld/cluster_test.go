@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/acl-es/acl/events"
+	"github.com/acl-es/acl/events/eventstest"
 	"github.com/acl-es/acl/replay"
 )
 
@@ -369,5 +370,81 @@ func TestClusterRefusesRogueRoute(t *testing.T) {
 		if r.RemoteName == "rogue" {
 			t.Fatalf("the cluster node has a route to the rogue: %+v", r)
 		}
+	}
+}
+
+// TestClusterChangesListeners: in a cluster, a caller's subscription to the change feed on one
+// node is seen by the others (routes bring the shadow subscription of its import to them), and
+// its unsubscription too. acld on an external server or cluster cannot ask it: its feed derives
+// every change, with nobody subscribed.
+func TestClusterChangesListeners(t *testing.T) {
+	if raceEnabled {
+		t.Skip("four servers under the race detector exceed two cores; runs in go test ./...")
+	}
+	if testing.Short() {
+		t.Skip("cluster test")
+	}
+	seedFile, owner := ownerSeedFile(t)
+	nodes := startCluster(t, owner)
+	sub, err := nats.Connect(nodes[1].url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	s, err := sub.SubscribeSync(events.ChangesSubject("c1", "bob"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub.Flush()
+	seen := func(want bool) {
+		t.Helper()
+		for _, n := range nodes {
+			l, err := events.NewChangesListeners(n.srv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			eventstest.WaitFor(t, 5*time.Second, func() error {
+				if got := l.Principal("c1", "bob"); got != want {
+					return fmt.Errorf("%s: bob listened to: %v, want %v", n.name, got, want)
+				}
+				if l.Principal("c1", "ann") || l.Everyone("c1") {
+					return fmt.Errorf("%s: ann or everyone listened to", n.name)
+				}
+				return nil
+			})
+		}
+	}
+	seen(true)
+	s.Unsubscribe()
+	sub.Flush()
+	seen(false)
+
+	m := startMain(t, func(c *Config) {
+		c.NATSURL, c.NATSNkey, c.Replicas, c.NATSListen, c.Demo = nodes[0].url(), seedFile, 3, "", true
+		c.StoreWait = time.Minute
+	})
+	eventstest.WaitFor(t, 10*time.Second, func() error {
+		if !m.proj.Ready() {
+			return errors.New("projector not started")
+		}
+		return nil
+	})
+	nc, err := nats.Connect(nodes[2].url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	a := request(t, nc, "acl.commands.demo.AssignRecord", cmdBody("ann", `"type":"case","id":"case-2","principal":"bob"`))
+	seq, _ := a.raw["seq"].(float64)
+	if a.raw["ok"] != true || seq == 0 {
+		t.Fatalf("assign: %v", a.raw)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := m.feed.WaitFor(ctx, uint64(seq)); err != nil {
+		t.Fatal(err)
+	}
+	if n := m.feed.Changes(); n == 0 {
+		t.Fatal("acld on an external cluster derived no change: it cannot tell that nobody listens")
 	}
 }
