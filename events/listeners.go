@@ -2,6 +2,8 @@ package events
 
 import (
 	"fmt"
+	"math"
+	"sync"
 
 	"github.com/nats-io/nats-server/v2/server"
 )
@@ -15,15 +17,25 @@ import (
 // they bring them for delivery). NATS drops a message that no subscription matches; the feed
 // asks first, so as not to derive it.
 //
-// Only a server in acld's process can be asked (Account.Interest reads its subscription
-// list): with an external server or cluster the feed derives everything, as acld cannot tell.
-// Nobody else can read ACL_CHANGES through JetStream: the stream lives in StoreAccount, whose
-// only user is acld (Layout), and callers import the republished subjects, not its API.
+// Only a server in acld's process can be asked: with an external server or cluster the feed
+// derives everything, as acld cannot tell. Nobody else can read ACL_CHANGES through
+// JetStream: the stream lives in StoreAccount, whose only user is acld (Layout), and callers
+// import the republished subjects, not its API.
 //
-// Each answer reads the account's subscription list under its read lock, without adding to
-// its cache: a few hundred nanoseconds. Safe for concurrent use.
+// Everyone, Principal and Gaps ask the account's subscription list at the call (Interest,
+// under its read lock, without adding to its cache: ~150 ns). A subscription to one
+// principal's subject cannot be found that way without naming the principal, so Tenant
+// answers from the subjects of the account's subscriptions to the feed as Refresh last read
+// them (Subsz); Refresh reads them again only when the list's count of insertions and removals
+// moved (~5 µs to find out).
 type ChangesListeners struct {
+	s   *server.Server
 	acc *server.Account
+
+	mu      sync.Mutex
+	read    bool      // subs was read, at version
+	version [2]uint64 // the account's subscription insertions and removals when subs was read
+	subs    []string  // the subjects of the account's subscriptions that collide with ChangesPrefix.>
 }
 
 // NewChangesListeners asks s, a server with acld's accounts (Layout).
@@ -32,7 +44,7 @@ func NewChangesListeners(s *server.Server) (*ChangesListeners, error) {
 	if err != nil {
 		return nil, fmt.Errorf("events: change feed listeners: account %s: %w", StoreAccount, err)
 	}
-	return &ChangesListeners{acc: acc}, nil
+	return &ChangesListeners{s: s, acc: acc}, nil
 }
 
 // anyPrincipal is a principal token that no principal id is (ids are ValidToken): only a
@@ -54,4 +66,50 @@ func (l *ChangesListeners) Principal(tenant, principal string) bool {
 // Gaps reports whether a subscription would receive tenant's gaps (ChangesPrefix.<tenant>.gap).
 func (l *ChangesListeners) Gaps(tenant string) bool {
 	return l.acc.Interest(ChangesPrefix+"."+tenant+".gap") > 0
+}
+
+// Refresh reads the subjects of the account's subscriptions to the feed again if any
+// subscription of the account came or went since the last read. What Tenant answers after it
+// holds for every subscription made before it.
+func (l *ChangesListeners) Refresh() {
+	sz, err := l.s.Subsz(&server.SubszOptions{Account: StoreAccount})
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err == nil && l.read && l.version == [2]uint64{sz.NumInserts, sz.NumRemoves} {
+		return
+	}
+	// The counts come from before the list is walked: a subscription that comes or goes
+	// meanwhile moves them past these, and the next Refresh reads the list again.
+	sz, err = l.s.Subsz(&server.SubszOptions{Account: StoreAccount, Subscriptions: true, Limit: math.MaxInt32})
+	if err != nil {
+		l.read = false // Tenant answers yes until a read succeeds
+		return
+	}
+	l.subs = l.subs[:0]
+	for _, d := range sz.Subs {
+		if server.SubjectsCollide(d.Subject, ChangesPrefix+".>") {
+			l.subs = append(l.subs, d.Subject)
+		}
+	}
+	l.read, l.version = true, [2]uint64{sz.NumInserts, sz.NumRemoves}
+}
+
+// Tenant reports whether a subscription, as Refresh last read them, may receive a message of
+// tenant's feed (a change of any principal, or a gap). Subsz lists the server's own clients'
+// subscriptions, not those routes or leaf nodes bring: a server with any answers yes.
+func (l *ChangesListeners) Tenant(tenant string) bool {
+	if l.s.NumRoutes() > 0 || l.s.NumLeafNodes() > 0 {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.read {
+		return true
+	}
+	for _, s := range l.subs {
+		if server.SubjectsCollide(s, ChangesPrefix+"."+tenant+".>") {
+			return true
+		}
+	}
+	return false
 }

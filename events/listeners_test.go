@@ -11,9 +11,9 @@ import (
 
 // TestChangesListenersSeeCallers: a caller's subscription to the change feed, made in its own
 // account through the import of acl.changes.>, is seen in the store account as soon as the
-// caller has flushed it, by principal, by tenant (a wildcard) and for gaps; a subscription
-// the caller's permissions refuse is not; an unsubscribed one stops counting; acld's own
-// account counts too.
+// caller has flushed it, by principal, by tenant (a wildcard) and for gaps, and as a tenant
+// with a listener once Refresh has read the subscriptions; a subscription the caller's
+// permissions refuse is not; an unsubscribed one stops counting; acld's own account counts too.
 func TestChangesListenersSeeCallers(t *testing.T) {
 	owner, err := events.NewOwner()
 	if err != nil {
@@ -26,11 +26,12 @@ func TestChangesListenersSeeCallers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	type want struct{ everyone, bob, ann, gaps, betaEveryone, betaBob bool }
+	type want struct{ acme, everyone, bob, ann, gaps, beta, betaEveryone, betaBob bool }
 	check := func(step string, w want) {
 		t.Helper()
-		got := want{l.Everyone("acme"), l.Principal("acme", "bob"), l.Principal("acme", "ann"), l.Gaps("acme"),
-			l.Everyone("beta"), l.Principal("beta", "bob")}
+		l.Refresh()
+		got := want{l.Tenant("acme"), l.Everyone("acme"), l.Principal("acme", "bob"), l.Principal("acme", "ann"), l.Gaps("acme"),
+			l.Tenant("beta"), l.Everyone("beta"), l.Principal("beta", "bob")}
 		if got != w {
 			t.Fatalf("%s: listeners %+v, want %+v", step, got, w)
 		}
@@ -49,19 +50,25 @@ func TestChangesListenersSeeCallers(t *testing.T) {
 		return s
 	}
 	bob := subscribe(billing, events.ChangesSubject("acme", "bob"))
-	check("billing follows bob", want{bob: true})
+	check("billing follows bob", want{acme: true, bob: true})
 	refused := subscribe(billing, events.ChangesPrefix+".beta.>") // not a tenant billing may follow
-	check("billing refused beta", want{bob: true})
+	check("billing refused beta", want{acme: true, bob: true})
 	all := subscribe(billing, events.ChangesPrefix+".acme.>")
-	check("billing follows acme", want{everyone: true, bob: true, ann: true, gaps: true})
+	check("billing follows acme", want{acme: true, everyone: true, bob: true, ann: true, gaps: true})
 	for _, s := range []*nats.Subscription{bob, all, refused} {
 		s.Unsubscribe()
 	}
 	billing.Flush()
 	check("billing unsubscribed", want{})
 	acld := env.Connect(t, owner.Option())
-	subscribe(acld, events.ChangesPrefix+".*.principal.*")
-	check("the store account follows every principal", want{everyone: true, bob: true, ann: true, betaEveryone: true, betaBob: true})
+	other := subscribe(acld, "acl.events.>")
+	check("the store account follows something else", want{})
+	every := subscribe(acld, events.ChangesPrefix+".*.principal.*")
+	check("the store account follows every principal", want{acme: true, everyone: true, bob: true, ann: true, beta: true, betaEveryone: true, betaBob: true})
+	every.Unsubscribe()
+	other.Unsubscribe()
+	subscribe(acld, "acl.>")
+	check("the store account follows acl.>", want{acme: true, everyone: true, bob: true, ann: true, gaps: true, beta: true, betaEveryone: true, betaBob: true})
 }
 
 // TestChangesListenersAnonymous: without identities, the anonymous caller (every connection
@@ -78,12 +85,17 @@ func TestChangesListenersAnonymous(t *testing.T) {
 		t.Fatal(err)
 	}
 	nc.Flush()
+	l.Refresh()
+	if !l.Tenant("acme") || l.Tenant("beta") {
+		t.Fatalf("tenants listened to: acme %v beta %v, want acme alone", l.Tenant("acme"), l.Tenant("beta"))
+	}
 	if !l.Principal("acme", "bob") || l.Principal("acme", "ann") || l.Everyone("acme") {
 		t.Fatalf("bob %v ann %v everyone %v, want bob alone", l.Principal("acme", "bob"), l.Principal("acme", "ann"), l.Everyone("acme"))
 	}
 	s.Unsubscribe()
 	nc.Flush()
-	if l.Principal("acme", "bob") {
+	l.Refresh()
+	if l.Principal("acme", "bob") || l.Tenant("acme") {
 		t.Fatal("bob still listened to after the unsubscription")
 	}
 }
