@@ -85,6 +85,11 @@ type Feed struct {
 // announced message and how much of a burst it keeps up with.
 func (f *Feed) Collectors() []prometheus.Collector {
 	counter := func(v *atomic.Uint64) func() float64 { return func() float64 { return float64(v.Load()) } }
+	unheard := func(what string, v *atomic.Uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "acl_change_feed_unheard_total",
+			Help:        "Events whose changes, and gaps, the change feed did not derive or publish: no subscription would have received them.",
+			ConstLabels: prometheus.Labels{"what": what}}, counter(v))
+	}
 	return []prometheus.Collector{
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "acl_change_feed_messages_total",
 			Help: "Committed messages handed to the change feed and announced.", ConstLabels: prometheus.Labels{"outcome": "announced"}},
@@ -95,12 +100,8 @@ func (f *Feed) Collectors() []prometheus.Collector {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "acl_change_feed_changes_total",
 			Help: "Changes the change feed published (one per event and principal whose access it changed)."},
 			counter(&f.changes)),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "acl_change_feed_unheard_total",
-			Help: "Events whose changes, and gaps, the change feed did not derive or publish: no subscription would have received them.", ConstLabels: prometheus.Labels{"what": "events"}},
-			counter(&f.unheardEvents)),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "acl_change_feed_unheard_total",
-			Help: "Events whose changes, and gaps, the change feed did not derive or publish: no subscription would have received them.", ConstLabels: prometheus.Labels{"what": "gaps"}},
-			counter(&f.unheardGaps)),
+		unheard("events", &f.unheardEvents),
+		unheard("gaps", &f.unheardGaps),
 	}
 }
 

@@ -98,6 +98,18 @@ cluster { name: "acl", listen: "127.0.0.1:%d", authorization { user: "route", pa
 	return nodes
 }
 
+// skipCluster skips a cluster test in -short and under the race detector: three servers and
+// acld under it exceed two cores; go test ./... runs it.
+func skipCluster(t *testing.T) {
+	t.Helper()
+	if raceEnabled {
+		t.Skip("a cluster under the race detector exceeds two cores; runs in go test ./...")
+	}
+	if testing.Short() {
+		t.Skip("cluster test")
+	}
+}
+
 // TestClusterLeaderLoss: three nats-server nodes, the stream at R3, two acld instances; eight
 // clients send commands while the stream leader's node is stopped and later restarted. No
 // acknowledged command is lost (each is in both read models), every request is answered within
@@ -105,12 +117,7 @@ cluster { name: "acl", listen: "127.0.0.1:%d", authorization { user: "route", pa
 // equal. The clients connect to the nodes that stay up, as a service on a surviving machine
 // would.
 func TestClusterLeaderLoss(t *testing.T) {
-	if raceEnabled {
-		t.Skip("five servers under the race detector exceed two cores; runs in go test ./...")
-	}
-	if testing.Short() {
-		t.Skip("cluster test")
-	}
+	skipCluster(t)
 	seedFile, owner := ownerSeedFile(t)
 	nodes := startCluster(t, owner)
 	var urls []string
@@ -378,12 +385,7 @@ func TestClusterRefusesRogueRoute(t *testing.T) {
 // its unsubscription too. acld on an external server or cluster cannot ask it: its feed derives
 // every change, with nobody subscribed.
 func TestClusterChangesListeners(t *testing.T) {
-	if raceEnabled {
-		t.Skip("four servers under the race detector exceed two cores; runs in go test ./...")
-	}
-	if testing.Short() {
-		t.Skip("cluster test")
-	}
+	skipCluster(t)
 	seedFile, owner := ownerSeedFile(t)
 	nodes := startCluster(t, owner)
 	sub, err := nats.Connect(nodes[1].url())
@@ -434,16 +436,7 @@ func TestClusterChangesListeners(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	a := request(t, nc, "acl.commands.demo.AssignRecord", cmdBody("ann", `"type":"case","id":"case-2","principal":"bob"`))
-	seq, _ := a.raw["seq"].(float64)
-	if a.raw["ok"] != true || seq == 0 {
-		t.Fatalf("assign: %v", a.raw)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := m.feed.WaitFor(ctx, uint64(seq)); err != nil {
-		t.Fatal(err)
-	}
+	feedPublished(t, m, request(t, nc, "acl.commands.demo.AssignRecord", cmdBody("ann", `"type":"case","id":"case-2","principal":"bob"`)))
 	if n := m.feed.Changes(); n == 0 {
 		t.Fatal("acld on an external cluster derived no change: it cannot tell that nobody listens")
 	}

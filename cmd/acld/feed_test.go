@@ -26,20 +26,7 @@ func TestChangeFeedListenedWithAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer billing.Close()
-	published := func(a answer) uint64 {
-		t.Helper()
-		seq, _ := a.raw["seq"].(float64)
-		if a.raw["ok"] != true || seq == 0 {
-			t.Fatalf("command: %v", a.raw)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := m.feed.WaitFor(ctx, uint64(seq)); err != nil {
-			t.Fatal(err)
-		}
-		return uint64(seq)
-	}
-	published(request(t, billing, "acl.commands.demo.AssignRecord", cmdBody("ann", `"type":"case","id":"case-2","principal":"bob"`)))
+	feedPublished(t, m, request(t, billing, "acl.commands.demo.AssignRecord", cmdBody("ann", `"type":"case","id":"case-2","principal":"bob"`)))
 	if n, unheard := m.feed.Changes(), func() uint64 { u, _ := m.feed.Unheard(); return u }(); n != 0 || unheard == 0 {
 		t.Fatalf("nobody subscribed: %d changes derived, %d events unheard", n, unheard)
 	}
@@ -49,7 +36,7 @@ func TestChangeFeedListenedWithAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	billing.Flush()
-	seq := published(request(t, billing, "acl.commands.demo.RegisterRecord",
+	seq := feedPublished(t, m, request(t, billing, "acl.commands.demo.RegisterRecord",
 		cmdBody("ann", `"type":"case","id":"case-9","client":"acme","units":[{"kind":"location","id":"east"}],"assignees":[{"principal":"bob","relation":"assignee"}]`)))
 	msg, err := sub.NextMsg(5 * time.Second)
 	if err != nil {
@@ -65,4 +52,20 @@ func TestChangeFeedListenedWithAuth(t *testing.T) {
 	if n := m.feed.Changes(); n != 1 {
 		t.Fatalf("%d changes derived, want bob's alone", n)
 	}
+}
+
+// feedPublished waits until m's change feed has handled the message of a, a command's answer,
+// and returns its seq.
+func feedPublished(t *testing.T, m *Main, a answer) uint64 {
+	t.Helper()
+	seq, _ := a.raw["seq"].(float64)
+	if a.raw["ok"] != true || seq == 0 {
+		t.Fatalf("command: %v", a.raw)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := m.feed.WaitFor(ctx, uint64(seq)); err != nil {
+		t.Fatal(err)
+	}
+	return uint64(seq)
 }
