@@ -141,6 +141,7 @@ func loadState[T any](w *auditWriter, k []byte, what string) (*T, error) {
 	s := new(T)
 	if !w.cache.get(string(k), s) && !w.states.absent(k) {
 		*s = *new(T) // what a malformed cache entry (a bug) may have set
+		w.reads++
 		v, closer, err := w.pb.Get(k)
 		switch {
 		case errors.Is(err, pebble.ErrNotFound):

@@ -33,6 +33,9 @@ type Audit struct {
 	cache   *auditCache
 	states  *stateFilter // every state key the index holds, once known
 	applied projections.Watermark
+	// stateReads counts the states read from Pebble (neither in the cache nor new): what the
+	// cache and the filter did not spare (under mu).
+	stateReads uint64
 
 	stopScan chan struct{} // closed by Close: the state scan gives up
 	scanned  chan struct{} // closed when the state scan has ended
@@ -187,6 +190,7 @@ func (a *Audit) ApplyMessages(msgs []events.Message) error {
 		a.batch.Reset()
 	}
 	w := newAuditWriter(a.pb, a.batch, a.cache, a.states)
+	defer func() { a.stateReads += w.reads }()
 	last := applied
 	for _, m := range msgs {
 		if m.Seq <= last {

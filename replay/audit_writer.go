@@ -28,6 +28,7 @@ type auditWriter struct {
 	entries map[string]logEntry
 	enc     []byte // encodeValue's buffer
 	kb      []byte // the buffer entry's keys are built in
+	reads   uint64 // states read from Pebble
 }
 
 // newAuditWriter writes into b, an empty batch of the index (the index reuses one, so that its
