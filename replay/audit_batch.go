@@ -11,9 +11,15 @@ import (
 // The batch side of the audit writer: writing states and entries at flush, the keys of holders
 // and reverse links with their overlay, and loading states through the cache.
 
-// flush writes the touched states, the log entries and the applied sequence, in key order: the
-// memtable inserts a batch's keys in batch order, and each sorted key lands next to the one
-// before (a skiplist search from the previous position instead of from the top).
+// flush writes the touched states that changed, the log entries and the applied sequence, in
+// key order: the memtable inserts a batch's keys in batch order, and each sorted key lands next
+// to the one before (a skiplist search from the previous position instead of from the top).
+//
+// A state is written only when it is new or its cache form differs from the one it was loaded
+// with: a third of the states a batch of the commands workload touches are only read (the
+// tenant's, a record linking to one whose assignees changed), and writing them again cost the
+// batch's commit a memtable insert each, and the cache an entry. The index holds the same bytes
+// either way: the value written again was the one the key held.
 func (w *auditWriter) flush(applied uint64) error {
 	keys := make([]string, 0, len(w.touched)+len(w.entries))
 	for k := range w.touched {
@@ -24,15 +30,28 @@ func (w *auditWriter) flush(applied uint64) error {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		var v any
 		if e, ok := w.entries[k]; ok {
-			v = e
-		} else {
-			v = w.touched[k]
+			if err := w.setJSON(k, e); err != nil {
+				return err
+			}
+			continue
+		}
+		v := w.touched[k]
+		start := len(w.puts)
+		w.puts = encodeCached(w.puts, v)
+		p, had := w.prior[k]
+		if had && p.enc == string(w.puts[start:]) {
+			if p.cached {
+				w.puts = w.puts[:start] // nothing to write, nor to cache
+				continue
+			}
+			w.put = append(w.put, pendingPut{k: k, start: start, end: len(w.puts)}) // not written
+			continue
 		}
 		if err := w.setJSON(k, v); err != nil {
 			return err
 		}
+		w.put = append(w.put, pendingPut{k: k, start: start, end: len(w.puts)})
 	}
 	var seq [8]byte
 	putSeq(seq[:], applied)
@@ -42,11 +61,12 @@ func (w *auditWriter) flush(applied uint64) error {
 	return nil
 }
 
-// committed hands the batch's states to the cache and their keys to the filter.
+// committed hands the batch's new and changed states, and those it read from Pebble, to the
+// cache, and their keys to the filter.
 func (w *auditWriter) committed() {
-	for k, v := range w.touched {
-		w.cache.put(k, v)
-		w.states.add([]byte(k))
+	for _, p := range w.put {
+		w.cache.putEncoded(p.k, w.puts[p.start:p.end])
+		w.states.add([]byte(p.k))
 	}
 }
 
@@ -133,13 +153,16 @@ func (w *auditWriter) record(tenant, typ, id string) (*recordState, error) {
 
 // loadState returns the state under k: as the batch left it, else from the cache of committed
 // states, else a new zero state when the filter says the index has none, else from Pebble. It is
-// marked touched: written at flush.
+// marked touched: written at flush if it changed. Its cache form as loaded is kept in prior
+// (flush compares).
 func loadState[T any](w *auditWriter, k []byte, what string) (*T, error) {
 	if s, ok := w.touched[string(k)].(*T); ok {
 		return s, nil
 	}
 	s := new(T)
-	if !w.cache.get(string(k), s) && !w.states.absent(k) {
+	if v, ok := w.cache.lookup(string(k)); ok && decodeCached(v, s) {
+		w.prior[string(k)] = priorState{enc: v, cached: true}
+	} else if !w.states.absent(k) {
 		*s = *new(T) // what a malformed cache entry (a bug) may have set
 		w.reads++
 		v, closer, err := w.pb.Get(k)
@@ -153,6 +176,7 @@ func loadState[T any](w *auditWriter, k []byte, what string) (*T, error) {
 			if err != nil {
 				return nil, err
 			}
+			w.prior[string(k)] = priorState{enc: string(encodeCached(nil, s))}
 		}
 	}
 	w.touched[string(k)] = s

@@ -1,9 +1,11 @@
 package replay
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"runtime/pprof"
 	"testing"
 	"time"
 
@@ -104,7 +106,7 @@ func auditStream(n int) (msgs []events.Message, load int) {
 // index is closed and opened again, and once its scan of the state keys is done the other half
 // ("cold": a restarted acld). -replay.events sets n (270000 is the compare shape's 2*10^5
 // records). Reports the process's CPU per message (Pebble's compactions included), the states
-// read from Pebble and the block cache misses per message, and how long the reopened index's
+// read from Pebble, the keys written and the block cache misses per message, and how long the reopened index's
 // scan of its state keys took after the open returned (Pebble answers until it is done).
 func BenchmarkAuditFollow(b *testing.B) {
 	msgs, load := auditStream(*benchEvents)
@@ -116,18 +118,25 @@ func BenchmarkAuditFollow(b *testing.B) {
 		}
 		phase := func(name string, from, to int) {
 			cpu0, misses0, reads0 := cpuTime(), a.pb.Metrics().BlockCache.Misses, a.stateReads
-			for i := from; i < to; i += 4 {
-				if err := a.ApplyMessages(msgs[i:min(i+4, to)]); err != nil {
-					b.Fatal(err)
+			keys := 0
+			// Labelled for a profile: go tool pprof -tagfocus phase=cold
+			pprof.Do(context.Background(), pprof.Labels("phase", name), func(context.Context) {
+				for i := from; i < to; i += 4 {
+					if err := a.ApplyMessages(msgs[i:min(i+4, to)]); err != nil {
+						b.Fatal(err)
+					}
+					keys += int(a.batch.Count())
 				}
-			}
+			})
 			n := float64(to - from)
 			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/n, name+"-cpu-us/msg")
 			b.ReportMetric(float64(a.stateReads-reads0)/n, name+"-reads/msg")
+			b.ReportMetric(float64(keys)/n, name+"-keys/msg")
 			b.ReportMetric(float64(a.pb.Metrics().BlockCache.Misses-misses0)/n, name+"-misses/msg")
 		}
 		phase("load", 0, load)
 		phase("mix", load, half)
+		b.ReportMetric(float64(a.cache.len()), "states-held")
 		if err := a.Close(); err != nil {
 			b.Fatal(err)
 		}

@@ -2,224 +2,246 @@ package replay
 
 import (
 	"encoding/binary"
-	"fmt"
-
-	"github.com/acl-es/acl/events"
+	"hash/maphash"
+	"unsafe"
 )
 
 // auditCache keeps the index's committed states in memory, so that the next event of an
 // aggregate costs no Pebble read (a state read back missed the block cache more often than
-// not: 20-50 µs each). Only the goroutine applying batches uses it.
+// not: 20-50 µs each, and with them the reads were 7 % of acld's CPU in the commands workload).
+// Only the goroutine applying batches uses it.
 //
-// It holds each state in a compact binary form of its own (never written to disk: the index
-// keeps its JSON), key and value in one string: some 190 bytes of heap a record state, the map
-// included, where the decoded state took 300, so that the same memory holds more; a decoded
-// state's strings are slices of that string. Its size is bounded in bytes; when full it drops states (the map's
-// choice, near enough random) for each it takes: starting over instead, as it did, emptied it
-// twice during an import of 2*10^5 records and sent every state after that to Pebble, and
-// recency would not help, since the states read again (a case an invoice links to, a record a
-// command changes) are of any age.
+// It holds each state in a compact binary form of its own (audit_cache_form.go) in large byte
+// segments, its key beside it less the tenant and tag that start it (a number in a table of
+// such prefixes), and finds it by a map from the key's hash to where its entry starts: some 115
+// bytes a record state of the compare shape, the index included, where a map of strings took
+// 190-220 (a map slot, a string header and an allocation's rounding each), so that its 32 MiB
+// hold every state of 2*10^5 records, with no pointer for the collector to follow. A get
+// compares the whole key, so two keys of one hash cost a miss, never a wrong state. A decoded
+// state's strings point into the segment, which is never written again where an entry lies
+// (segments only grow within their capacity, and a removed one is left to the collector).
+//
+// Its size is bounded in bytes. A state written again leaves its old entry behind as garbage;
+// when a new segment would pass the bound, the oldest one is cleaned: the entries still current
+// move to the newest segment while the current entries take at most cacheKeepNum/cacheKeepDen of
+// the bound, and beyond that they are dropped (near enough at random for the commands workload:
+// the states read again, a case an invoice links to, a record a command changes, are of any
+// age, so recency would not help; starting over when full, as the first cache did, emptied it
+// twice during an import of 2*10^5 records and sent every state after that to Pebble).
 type auditCache struct {
-	max, size int
-	m         map[string]string // state key -> encoded state
-	enc       []byte
+	max     int // bytes: the segments' capacity, the prefixes and the index's estimate
+	segSize int
+	seed    maphash.Seed
+	idx     map[uint64]uint32 // hash of a key -> its entry: segment id<<cacheOffBits | offset
+	segs    [][]byte          // oldest first; segs[i] has id (first+i) mod cacheSegIDs
+	first   uint32
+	arena   int               // the segments' capacity
+	live    int               // bytes of the entries idx points at
+	prefix  []string          // a key's tenant and tag, by number; 0 is ""
+	prefixN map[string]uint64 // number of each prefix
+	pbytes  int               // what the prefixes take
+	dropped uint64            // current entries dropped for room since the cache was made or emptied
+	enc     []byte
+	ent     []byte
 }
 
-// cacheEntryOverhead is what an entry costs the heap besides its bytes: the map's slot and its
-// share of the map's growth, and the allocation's rounding (measured: 192 bytes of heap for a
-// record state of the compare shape whose key and value take 100).
-const cacheEntryOverhead = 96
+const (
+	cacheOffBits = 20 // offsets within a segment: segments of at most 1 MiB
+	cacheSegIDs  = 1 << (32 - cacheOffBits)
+	// cacheIndexEntry is what an entry costs the index: a slot of the map (16 bytes and a
+	// control byte) and its share of the map's growth, between 7/16 and 7/8 full (measured: 27
+	// bytes an entry with 2*10^5 of them).
+	cacheIndexEntry = 28
+	cachePrefix     = 64 // what a prefix costs besides its bytes: two map slots, a string
+	cacheKeepNum    = 7  // a cleaning keeps current entries while they take at most 7/8
+	cacheKeepDen    = 8
+)
 
 func newAuditCache(maxBytes int) *auditCache {
-	return &auditCache{max: maxBytes, m: map[string]string{}}
+	c := &auditCache{max: maxBytes, seed: maphash.MakeSeed()}
+	// A segment is a 32nd of the bound, at most 256 KiB: cleaning one frees a small part, and
+	// the room that the share a cleaning keeps leaves holds a few, so that a round of
+	// cleanings makes room without dropping what it may keep. It is large enough that the
+	// segment ids do not wrap onto a live one (the bound and a segment that a cleaning passes
+	// it by); a bound of a few states (tests) has two.
+	c.segSize = min(max(min(maxBytes/32, 256<<10), min(maxBytes/2, 256), maxBytes/(cacheSegIDs/2)+1), 1<<cacheOffBits)
+	if maxBytes > c.segSize*(cacheSegIDs/2) {
+		panic("replay: audit cache bound too large")
+	}
+	c.drop()
+	return c
 }
 
-// drop forgets every state; the map gets a new one, since maps do not shrink.
+// drop forgets every state; the index gets a new map, since maps do not shrink.
 func (c *auditCache) drop() {
-	c.m, c.size = map[string]string{}, 0
+	c.idx, c.segs, c.first, c.arena, c.live, c.dropped = map[uint64]uint32{}, nil, 0, 0, 0, 0
+	c.prefix, c.prefixN, c.pbytes = []string{""}, map[string]uint64{"": 0}, 0
+}
+
+// len is the number of states held.
+func (c *auditCache) len() int { return len(c.idx) }
+
+// bytes is what the cache counts against its bound.
+func (c *auditCache) bytes() int { return c.arena + c.pbytes + len(c.idx)*cacheIndexEntry }
+
+// full reports whether the current entries take the share a cleaning keeps: a state put now
+// drops another.
+func (c *auditCache) full() bool {
+	return c.live+c.pbytes+len(c.idx)*cacheIndexEntry >= c.max/cacheKeepDen*cacheKeepNum
+}
+
+// splitKey splits a state key into its prefix, "<tenant>\x00<tag>\x00", and the rest; a key of
+// another shape has the prefix "".
+func splitKey(k string) (prefix, rest string) {
+	for i := 0; i < len(k); i++ {
+		if k[i] == sep {
+			if i+2 < len(k) && k[i+2] == sep {
+				return k[:i+3], k[i+3:]
+			}
+			break
+		}
+	}
+	return "", k
 }
 
 // get decodes the state under k into s (a *tenantState, *principalState or *recordState),
 // false when the cache does not hold it.
 func (c *auditCache) get(k string, s any) bool {
-	v, ok := c.m[k]
-	return ok && decodeCached(v, s)
+	val, ok := c.lookup(k)
+	return ok && decodeCached(val, s)
+}
+
+// has reports whether the cache holds the state under k.
+func (c *auditCache) has(k string) bool {
+	_, ok := c.lookup(k)
+	return ok
+}
+
+func (c *auditCache) lookup(k string) (val string, ok bool) {
+	loc, ok := c.idx[maphash.String(c.seed, k)]
+	if !ok {
+		return "", false
+	}
+	p, rest, val, _ := c.entryAt(loc)
+	prefix, krest := splitKey(k)
+	return val, rest == krest && c.prefix[p] == prefix
 }
 
 // put keeps the state v under k.
 func (c *auditCache) put(k string, v any) {
 	c.enc = encodeCached(c.enc[:0], v)
-	if old, in := c.m[k]; in {
-		c.size -= len(k) + len(old) + cacheEntryOverhead
-		delete(c.m, k)
+	c.putEncoded(k, c.enc)
+}
+
+// putEncoded keeps the encoded state v under k, instead of any entry of k's hash.
+func (c *auditCache) putEncoded(k string, v []byte) {
+	h := maphash.String(c.seed, k)
+	if loc, ok := c.idx[h]; ok {
+		_, _, _, n := c.entryAt(loc)
+		c.live -= n
+		delete(c.idx, h)
 	}
-	for c.size+len(k)+len(c.enc)+cacheEntryOverhead > c.max && len(c.m) > 0 {
-		for old, ov := range c.m {
-			c.size -= len(old) + len(ov) + cacheEntryOverhead
-			delete(c.m, old)
-			break
+	prefix, rest := splitKey(k)
+	p, ok := c.prefixN[prefix]
+	if !ok {
+		p = uint64(len(c.prefix))
+		c.prefix = append(c.prefix, prefix)
+		c.prefixN[prefix] = p
+		c.pbytes += len(prefix) + cachePrefix
+	}
+	e := binary.AppendUvarint(c.ent[:0], p)
+	e = binary.AppendUvarint(e, uint64(len(rest)))
+	e = append(e, rest...)
+	e = binary.AppendUvarint(e, uint64(len(v)))
+	e = append(e, v...)
+	c.ent = e
+	if len(e) > c.segSize {
+		return // a state of thousands of assignees: read from Pebble each time
+	}
+	c.idx[h] = c.appendEntry(e, true)
+	c.live += len(e)
+}
+
+// appendEntry appends the entry e to a segment with room for it (room) and returns where.
+func (c *auditCache) appendEntry(e []byte, clean bool) uint32 {
+	seg := c.room(len(e), clean)
+	id := (c.first + uint32(seg)) % cacheSegIDs
+	loc := id<<cacheOffBits | uint32(len(c.segs[seg]))
+	c.segs[seg] = append(c.segs[seg], e...)
+	return loc
+}
+
+// room returns the index in segs of a segment with n bytes free for an entry: the newest, or a
+// new one when it has not. Before, unless clean is false (a cleaning's own moves, which may pass
+// the bound by a segment that its loop then takes back), it cleans the oldest segments while the
+// entry would pass the bound. A whole round of cleanings that did not make room (small
+// segments, where the tails left free add up) is followed by cleanings that move nothing, so
+// the loop ends.
+func (c *auditCache) room(n int, clean bool) int {
+	fits := func() bool { l := len(c.segs); return l > 0 && cap(c.segs[l-1])-len(c.segs[l-1]) >= n }
+	need := func() int {
+		if fits() {
+			return cacheIndexEntry
 		}
+		return cacheIndexEntry + c.segSize
 	}
-	kv := k + string(c.enc) // one allocation for both
-	c.m[kv[:len(k)]] = kv[len(k):]
-	c.size += len(kv) + cacheEntryOverhead
+	round := len(c.segs)
+	for i := 0; clean && len(c.segs) > 0 && c.bytes()+need() > c.max; i++ {
+		c.clean(i < round)
+	}
+	if !fits() {
+		c.segs = append(c.segs, make([]byte, 0, c.segSize))
+		c.arena += c.segSize
+	}
+	return len(c.segs) - 1
 }
 
-// encodeCached appends the cache's form of a state: uvarints, and strings as a uvarint length
-// then the bytes; a slice as its length plus one (0 for nil: the JSON tells nil from empty).
-func encodeCached(dst []byte, v any) []byte {
-	str := func(s string) {
-		dst = binary.AppendUvarint(dst, uint64(len(s)))
-		dst = append(dst, s...)
-	}
-	strs := func(ss []string) {
-		dst = sliceLen(dst, ss == nil, len(ss))
-		for _, s := range ss {
-			str(s)
-		}
-	}
-	switch x := v.(type) {
-	case *tenantState:
-		strs(x.Features)
-		strs(x.ImplyTypes)
-	case *principalState:
-		str(x.Kind)
-		strs(x.Roles)
-		dst = binary.AppendUvarint(dst, x.First)
-		dst = binary.AppendUvarint(dst, x.Removed)
-	case *recordState:
-		exists := byte(0)
-		if x.Exists {
-			exists = 1
-		}
-		dst = append(dst, exists)
-		str(x.Client)
-		str(x.Owner)
-		dst = sliceLen(dst, x.Assignees == nil, len(x.Assignees))
-		for _, a := range x.Assignees {
-			str(a.Principal)
-			str(a.Relation)
-		}
-		dst = sliceLen(dst, x.Links == nil, len(x.Links))
-		for _, l := range x.Links {
-			str(l.Type)
-			str(l.ID)
-		}
-		dst = binary.AppendVarint(dst, int64(x.LinkedBy))
-		dst = binary.AppendUvarint(dst, x.First)
-		dst = binary.AppendUvarint(dst, x.Removed)
-	default:
-		panic(fmt.Sprintf("replay: audit cache: no encoding of %T", v))
-	}
-	return dst
+// entryAt returns the entry at loc: its key's prefix number and rest, its encoded state, and
+// its length.
+func (c *auditCache) entryAt(loc uint32) (prefix uint64, rest, val string, n int) {
+	seg := c.segs[(loc>>cacheOffBits-c.first)%cacheSegIDs]
+	return parseEntry(seg[loc&(1<<cacheOffBits-1):])
 }
 
-func sliceLen(dst []byte, isNil bool, n int) []byte {
-	if isNil {
-		return append(dst, 0)
-	}
-	return binary.AppendUvarint(dst, uint64(n)+1)
+func parseEntry(b []byte) (prefix uint64, rest, val string, n int) {
+	prefix, i := binary.Uvarint(b)
+	rl, j := binary.Uvarint(b[i:])
+	i += j
+	rest = unsafe.String(unsafe.SliceData(b[i:]), int(rl))
+	i += int(rl)
+	vl, j := binary.Uvarint(b[i:])
+	i += j
+	val = unsafe.String(unsafe.SliceData(b[i:]), int(vl))
+	return prefix, rest, val, i + int(vl)
 }
 
-// cacheReader reads encodeCached's form; a malformed value (a bug) sets bad.
-type cacheReader struct {
-	s   string
-	bad bool
-}
-
-func (r *cacheReader) uvarint() uint64 {
-	var x uint64
-	for shift := uint(0); shift < 64; shift += 7 {
-		if len(r.s) == 0 {
-			r.bad = true
-			return 0
-		}
-		b := r.s[0]
-		r.s = r.s[1:]
-		x |= uint64(b&0x7f) << shift
-		if b < 0x80 {
-			return x
-		}
-	}
-	r.bad = true
-	return 0
-}
-
-func (r *cacheReader) varint() int64 {
-	u := r.uvarint()
-	return int64(u>>1) ^ -int64(u&1)
-}
-
-func (r *cacheReader) str() string {
-	n := r.uvarint()
-	if n > uint64(len(r.s)) {
-		r.bad = true
-		return ""
-	}
-	s := r.s[:n]
-	r.s = r.s[n:]
-	return s
-}
-
-// count reads a slice length: -1 for nil.
-func (r *cacheReader) count() int {
-	n := r.uvarint()
-	if n > uint64(len(r.s))+1 { // every element takes a byte at least
-		r.bad = true
-		return -1
-	}
-	return int(n) - 1
-}
-
-func (r *cacheReader) strs() []string {
-	n := r.count()
-	if n < 0 {
-		return nil
-	}
-	out := make([]string, n)
-	for i := range out {
-		out[i] = r.str()
-	}
-	return out
-}
-
-// decodeCached decodes v into s; false when v is malformed.
-func decodeCached(v string, s any) bool {
-	r := &cacheReader{s: v}
-	switch x := s.(type) {
-	case *tenantState:
-		x.Features = r.strs()
-		x.ImplyTypes = r.strs()
-	case *principalState:
-		x.Kind = r.str()
-		x.Roles = r.strs()
-		x.First = r.uvarint()
-		x.Removed = r.uvarint()
-	case *recordState:
-		if len(r.s) == 0 {
-			return false
-		}
-		x.Exists = r.s[0] == 1
-		r.s = r.s[1:]
-		x.Client = r.str()
-		x.Owner = r.str()
-		if n := r.count(); n >= 0 {
-			x.Assignees = make([]events.Assignee, n)
-			for i := range x.Assignees {
-				x.Assignees[i] = events.Assignee{Principal: r.str(), Relation: r.str()}
+// clean removes the oldest segment: its current entries move to the newest segment while the
+// current entries take at most the keep share of the bound (and move is true), and are dropped
+// beyond.
+func (c *auditCache) clean(move bool) {
+	old := c.segs[0]
+	oldID := c.first
+	c.segs[0] = nil
+	c.segs = c.segs[1:]
+	c.first = (c.first + 1) % cacheSegIDs
+	c.arena -= cap(old)
+	var h maphash.Hash
+	h.SetSeed(c.seed)
+	for off := 0; off < len(old); {
+		p, rest, _, n := parseEntry(old[off:])
+		h.Reset()
+		h.WriteString(c.prefix[p])
+		h.WriteString(rest)
+		k := h.Sum64()
+		if loc, ok := c.idx[k]; ok && loc == oldID<<cacheOffBits|uint32(off) {
+			if move && !c.full() {
+				c.idx[k] = c.appendEntry(old[off:off+n], false)
+			} else {
+				delete(c.idx, k)
+				c.live -= n
+				c.dropped++
 			}
 		}
-		if n := r.count(); n >= 0 {
-			x.Links = make([]events.RecordRef, n)
-			for i := range x.Links {
-				x.Links[i] = events.RecordRef{Type: r.str(), ID: r.str()}
-			}
-		}
-		x.LinkedBy = int(r.varint())
-		x.First = r.uvarint()
-		x.Removed = r.uvarint()
-	default:
-		return false
+		off += n
 	}
-	return !r.bad && len(r.s) == 0
 }

@@ -4,15 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/acl-es/acl/aggregates"
 	"github.com/acl-es/acl/events"
 	"github.com/acl-es/acl/events/eventstest"
 )
@@ -47,27 +50,100 @@ func TestStateFilter(t *testing.T) {
 }
 
 // TestAuditCacheEvicts: a full cache drops states for each new one instead of starting over,
-// stays within its bytes, and replacing a state it holds drops none.
+// stays within its bytes, and replacing states it holds, over
+// and over, drops none: their old entries are the garbage its cleaning frees.
 func TestAuditCacheEvicts(t *testing.T) {
-	c := newAuditCache(100 * (cacheEntryOverhead + 17))
-	for i := range 1000 {
-		// 6 bytes of key, 11 of state: kind 1+5, roles 1, first 3, removed 1
+	c := newAuditCache(1000 * (cacheIndexEntry + 19))
+	for i := range 10_000 {
+		// 6 bytes of key, 11 of state (kind 1+5, roles 1, first 3, removed 1), 2 of lengths
 		c.put(fmt.Sprintf("k%05d", i), &principalState{Kind: "staff", First: 1<<20 + uint64(i)})
-		if want := min(i+1, 100); len(c.m) != want || c.size > c.max {
-			t.Fatalf("after %d puts the cache holds %d states in %d bytes, want %d within %d", i+1, len(c.m), c.size, want, c.max)
+		if c.bytes() > c.max {
+			t.Fatalf("after %d puts the cache takes %d bytes, bound %d", i+1, c.bytes(), c.max)
+		}
+		var got principalState
+		if !c.get(fmt.Sprintf("k%05d", i), &got) || got.First != 1<<20+uint64(i) {
+			t.Fatalf("the state just put is not held: %+v", got)
 		}
 	}
-	for k := range c.m {
-		c.put(k, &principalState{Kind: "staff", First: 7})
+	heldNow := func() map[string]bool {
+		held := map[string]bool{}
+		for i := range 10_000 {
+			if k := fmt.Sprintf("k%05d", i); c.has(k) {
+				held[k] = true
+			}
+		}
+		if len(held) < 700 || len(held) != c.len() {
+			t.Fatalf("a full cache of room for 1000 holds %d states (%d in its index)", len(held), c.len())
+		}
+		return held
 	}
-	if len(c.m) != 100 {
-		t.Fatalf("replacing held states left %d, want 100", len(c.m))
+	// Replacing states drops some while the held ones take more than the share a cleaning
+	// keeps; after that the cache holds the same states however often they change.
+	for round := 0; c.full(); round++ {
+		if round == 10 {
+			t.Fatalf("10 rounds of replacing left the cache full: %d states", c.len())
+		}
+		for k := range heldNow() {
+			if c.has(k) { // not dropped by this round's cleanings
+				c.put(k, &principalState{Kind: "staff", First: 1})
+			}
+		}
+	}
+	held, dropped := heldNow(), c.dropped
+	for round := range 20 {
+		for k := range held {
+			c.put(k, &principalState{Kind: "staff", First: uint64(round)})
+		}
+	}
+	if c.dropped != dropped {
+		t.Fatalf("replacing held states dropped %d", c.dropped-dropped)
 	}
 	var got principalState
-	for k := range c.m {
-		if !c.get(k, &got) || got.First != 7 {
-			t.Fatalf("%s: %+v after replacing it", k, got)
+	for k := range held {
+		if !c.get(k, &got) || got.First != 19 {
+			t.Fatalf("%s: %+v after replacing it, held %v", k, got, c.has(k))
 		}
+	}
+	if c.len() != len(held) || c.bytes() > c.max {
+		t.Fatalf("replacing held states left %d of %d in %d bytes", c.len(), len(held), c.bytes())
+	}
+}
+
+// TestAuditCacheModel: random puts (some too large to hold) and gets against a map: a get finds
+// the state last put under its key or nothing, never an older one, and two keys of one hash
+// cost a miss, not the other's state.
+func TestAuditCacheModel(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(11, 12))
+	c := newAuditCache(64 << 10)
+	model := map[string]uint64{}
+	for i := range 200_000 {
+		k := fmt.Sprintf("acme\x00P\x00p-%05d\x00", rnd.IntN(2000))
+		if rnd.IntN(2) == 0 {
+			var roles []string
+			for range rnd.IntN(4) {
+				roles = append(roles, "role")
+			}
+			if rnd.IntN(500) == 0 {
+				roles = append(roles, strings.Repeat("x", c.segSize)) // never held
+			}
+			c.put(k, &principalState{Kind: "staff", Roles: roles, First: uint64(i)})
+			model[k] = uint64(i)
+			continue
+		}
+		var got principalState
+		if c.get(k, &got) && got.First != model[k] {
+			t.Fatalf("get %s: state of %d, last put at %d", k, got.First, model[k])
+		}
+	}
+	if c.len() == 0 || c.bytes() > c.max {
+		t.Fatalf("the cache holds %d states in %d bytes, bound %d", c.len(), c.bytes(), c.max)
+	}
+	a, b := "acme\x00P\x00a\x00", "acme\x00P\x00b\x00"
+	c.put(a, &principalState{Kind: "staff", First: 1})
+	c.idx[maphash.String(c.seed, b)] = c.idx[maphash.String(c.seed, a)] // b's hash as a's
+	var got principalState
+	if c.get(b, &got) || c.has(b) {
+		t.Fatalf("a key found another's entry: %+v", got)
 	}
 }
 
@@ -366,12 +442,12 @@ func TestAuditDropCache(t *testing.T) {
 		}
 		i = j
 	}
-	if len(a.cache.m) == 0 {
+	if a.cache.len() == 0 {
 		t.Fatal("nothing cached to drop")
 	}
 	a.DropCache()
-	if len(a.cache.m) != 0 || a.cache.size != 0 {
-		t.Fatalf("after the drop the cache holds %d states in %d bytes", len(a.cache.m), a.cache.size)
+	if a.cache.len() != 0 || a.cache.bytes() != 0 {
+		t.Fatalf("after the drop the cache holds %d states in %d bytes", a.cache.len(), a.cache.bytes())
 	}
 	done := make(chan struct{})
 	go func() {
@@ -392,4 +468,145 @@ func TestAuditDropCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	auditEqualsRebuild(t, s, dir)
+}
+
+// TestAuditWarmAfterReopen: a reopened index fills its cache from its states once batches read
+// states from Pebble (with a cache of room for all, and for a part: it stops when full), every
+// state it holds is then the committed one, and the index equals one written in one go. It
+// fails without the filling (the cache holds no more than the batches touched).
+func TestAuditWarmAfterReopen(t *testing.T) {
+	msgs, load := auditStream(6000) // 4,500 records, 300 principals, then the commands mix
+	whole := filepath.Join(t.TempDir(), "whole")
+	if err := auditApply(t, whole, rand.New(rand.NewPCG(1, 2)), msgs).Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, room := range []int{1 << 20, 128 << 10} {
+		dir := filepath.Join(t.TempDir(), "audit")
+		rnd := rand.New(rand.NewPCG(3, uint64(room)))
+		if err := auditApply(t, dir, rnd, msgs[:load]).Close(); err != nil {
+			t.Fatal(err)
+		}
+		a, err := OpenAudit(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.cache = newAuditCache(room)
+		touched := map[string]bool{}
+		for i, n := load, 0; i < len(msgs); n++ {
+			j := min(len(msgs), i+1+rnd.IntN(8))
+			dry := a.pb.NewBatch()
+			w := newAuditWriter(a.pb, dry, a.cache, a.states) // which states the batch touches
+			for _, m := range msgs[i:j] {
+				if err := w.apply(m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for k := range w.touched {
+				touched[k] = true
+			}
+			dry.Close()
+			if err := a.ApplyMessages(msgs[i:j]); err != nil {
+				t.Fatal(err)
+			}
+			if n%40 == 0 {
+				auditCacheCommitted(t, a)
+			}
+			i = j
+		}
+		auditCacheCommitted(t, a)
+		if full := room < 1<<20; full != a.cache.full() || (!full && a.cache.len() < 2*len(touched)) {
+			t.Errorf("room %d: the cache holds %d states after batches that touched %d (full %v)", room, a.cache.len(), len(touched), a.cache.full())
+		}
+		if err := a.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if r, err := Verify(dir, whole); err != nil || !r.OK() {
+			t.Fatalf("room %d: verify against the index written in one go: %+v, %v", room, r, err)
+		}
+	}
+}
+
+// auditCacheCommitted fails unless every state a's cache holds is the one a's Pebble holds.
+func auditCacheCommitted(t *testing.T, a *Audit) {
+	t.Helper()
+	it, err := a.pb.NewIter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		k := string(it.Key())
+		if !a.cache.has(k) {
+			continue
+		}
+		var cached, stored any
+		switch k[strings.IndexByte(k, sep)+1] {
+		case tagPrincipal:
+			cached, stored = new(principalState), new(principalState)
+		case tagRecord:
+			cached, stored = new(recordState), new(recordState)
+		default:
+			cached, stored = new(tenantState), new(tenantState)
+		}
+		if !a.cache.get(k, cached) || decodeState(it.Value(), stored) != nil || !reflect.DeepEqual(cached, stored) {
+			t.Fatalf("%q: cached %+v, stored %+v", k, cached, stored)
+		}
+	}
+}
+
+// TestAuditWritesChangedStates: a batch writes the states it changed, not those it only read:
+// an assignment to a case that an invoice links to reads the tenant's state (which types imply
+// their client's) and the invoice's (its client), and writes neither. It fails when flush writes
+// every state a batch touched.
+func TestAuditWritesChangedStates(t *testing.T) {
+	var msgs []events.Message
+	emit := func(ref events.AggregateRef, d events.Data) {
+		seq := uint64(len(msgs) + 1)
+		e, err := events.New(events.Meta{Tenant: "acme", Aggregate: ref, Actor: "admin",
+			CommandID: fmt.Sprintf("00000000-0000-7000-8000-%012d", seq), Time: time.Unix(int64(seq), 0)}, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Seq = seq
+		msgs = append(msgs, events.Message{Seq: seq, Time: e.Time, Events: []events.Envelope{e}})
+	}
+	preset, err := aggregates.Preset("trackops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	emit(events.TenantRef("acme"), preset)
+	emit(events.PrincipalRef("bob"), events.PrincipalRegisteredV1{Principal: "bob", Kind: "staff", Email: "b@x.test"})
+	emit(events.RecordAggregate("case", "c1"), events.RecordRegisteredV1{RecordBody: events.RecordBody{Type: "case", ID: "c1", Client: "cl1"}})
+	emit(events.RecordAggregate("invoice", "i1"), events.RecordRegisteredV1{RecordBody: events.RecordBody{Type: "invoice", ID: "i1",
+		Client: "cl2", Links: []events.RecordRef{{Type: "case", ID: "c1"}}}})
+	emit(events.RecordAggregate("case", "c1"), events.RecordAssignedV2{Principal: "bob", Relation: "assignee"})
+	a, err := OpenAudit(filepath.Join(t.TempDir(), "audit"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := a.ApplyMessages(msgs[:len(msgs)-1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.ApplyMessages(msgs[len(msgs)-1:]); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for r := a.batch.Reader(); ; {
+		_, k, _, ok, err := r.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		got = append(got, strings.ReplaceAll(string(k), "\x00", "/"))
+	}
+	want := []string{"!applied", "acme/R/case/c1/", "acme/p/bob////////\x05",
+		"acme/r/case/c1////////\x05", "acme/r/client/cl2////////\x05",
+		"acme/r/invoice/i1////////\x05"}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("the batch wrote\n%q\nwant\n%q", got, want)
+	}
 }

@@ -36,6 +36,7 @@ type Audit struct {
 	// stateReads counts the states read from Pebble (neither in the cache nor new): what the
 	// cache and the filter did not spare (under mu).
 	stateReads uint64
+	warm       auditWarm // the cache's filling (audit_warm.go), under mu
 
 	stopScan chan struct{} // closed by Close: the state scan gives up
 	scanned  chan struct{} // closed when the state scan has ended
@@ -66,11 +67,12 @@ const auditMemtable = 8 << 20
 // (fewer, larger flushes for compactions to merge) and a larger block cache for the state reads of a growing index. shared, when set,
 // is the block cache instead of one of its own (see Options.Cache).
 func openAudit(dir string, bulk bool, shared *pebble.Cache) (*Audit, error) {
-	// stateBytes bounds the cache of states: 32 MiB of heap holds some 170,000 record states of
-	// the compare shape (the decoded states it held before took 30 MB for 100,000).
+	// stateBytes bounds the cache of states: 32 MiB of heap holds some 250,000 states of the
+	// compare shape (117 bytes each, 7/8 of the bound: audit_cache.go), every state of its
+	// 2*10^5 records and 10^4 principals and the records a commands workload adds.
 	cacheBytes, memBytes, stateBytes := int64(16<<20), uint64(auditMemtable), 32<<20
 	if bulk {
-		// For the rebuild only: some 700,000 states.
+		// For the rebuild only: some 10^6 states.
 		cacheBytes, memBytes, stateBytes = 64<<20, 64<<20, 128<<20
 	}
 	cache := shared
@@ -109,6 +111,7 @@ func openAudit(dir string, bulk bool, shared *pebble.Cache) (*Audit, error) {
 		return nil, err
 	}
 	a.applied.Advance(seq)
+	a.warm.done = seq == 0 // a new index has no state to read into the cache
 	if seq == 0 {
 		// An index created empty (a new data directory, a rebuild) holds no state it did not
 		// write, so the filter knows every one from the start.
@@ -213,6 +216,9 @@ func (a *Audit) ApplyMessages(msgs []events.Message) error {
 	}
 	w.committed()
 	a.applied.Advance(last)
+	if w.reads > 0 && !a.warm.done {
+		a.warmCache(int(w.reads) * warmPerRead)
+	}
 	return nil
 }
 
@@ -222,6 +228,7 @@ func (a *Audit) DropCache() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.cache.drop()
+	a.warm = auditWarm{} // the next batch that reads states fills it again
 }
 
 // WaitFor returns once the applied sequence reaches seq, or ctx's error.

@@ -1,7 +1,6 @@
 package replay
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -176,7 +175,7 @@ func normalAssignees(as []events.Assignee) []events.Assignee {
 
 func decodeJSON[T any](v []byte, what string) (*T, error) {
 	x := new(T)
-	if err := json.Unmarshal(v, x); err != nil {
+	if err := decodeState(v, x); err != nil {
 		return nil, fmt.Errorf("replay: decode %s: %w", what, err)
 	}
 	return x, nil

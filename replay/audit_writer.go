@@ -19,23 +19,39 @@ type auditWriter struct {
 	b       *pebble.Batch
 	cache   *auditCache
 	states  *stateFilter
-	touched map[string]any  // state key -> *tenantState, *principalState or *recordState
-	keys    map[string]bool // holder and reverse-link keys set (true) or deleted in the batch
+	touched map[string]any        // state key -> *tenantState, *principalState or *recordState
+	prior   map[string]priorState // state key -> the state as loaded, when the index held it
+	keys    map[string]bool       // holder and reverse-link keys set (true) or deleted in the batch
 	// under lists the keys of keys by the prefix a scan asks for (a role's holders, the records
 	// linking to one), so that a scan visits the batch's keys under its prefix only: visiting
 	// all of them made each scan cost the batch's size (a fifth of a rebuild's CPU).
 	under   map[string][]string
 	entries map[string]logEntry
-	enc     []byte // encodeValue's buffer
-	kb      []byte // the buffer entry's keys are built in
-	reads   uint64 // states read from Pebble
+	enc     []byte       // encodeValue's buffer
+	kb      []byte       // the buffer entry's keys are built in
+	reads   uint64       // states read from Pebble
+	puts    []byte       // the cache forms of the states flush hands to the cache
+	put     []pendingPut // which
+}
+
+// priorState is a state's cache form as loaded, and whether it came from the cache.
+type priorState struct {
+	enc    string
+	cached bool
+}
+
+// pendingPut is a state the cache gets once the batch commits: its key and its cache form in
+// auditWriter.puts.
+type pendingPut struct {
+	k          string
+	start, end int
 }
 
 // newAuditWriter writes into b, an empty batch of the index (the index reuses one, so that its
 // buffer does not grow again for every batch).
 func newAuditWriter(pb *pebble.DB, b *pebble.Batch, cache *auditCache, states *stateFilter) *auditWriter {
 	return &auditWriter{pb: pb, b: b, cache: cache, states: states, touched: map[string]any{},
-		keys: map[string]bool{}, under: map[string][]string{}, entries: map[string]logEntry{}}
+		prior: map[string]priorState{}, keys: map[string]bool{}, under: map[string][]string{}, entries: map[string]logEntry{}}
 }
 
 // apply folds the envelopes of one message into the batch.

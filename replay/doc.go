@@ -165,7 +165,7 @@
 // messages, and reports progress (events, rate, ETA). Both models are written without a WAL
 // (flushed before closing: a rebuild that stops is started over) with larger memtables; the audit
 // index's batches are written in key order, and its rebuild reads no state it never wrote (its
-// cache of decoded states holds them all until it first starts over). Verify opens two model directories
+// cache of states, 128 MiB, holds some 10^6 of the compare shape before it drops any). Verify opens two model directories
 // read-only and compares every key and value, the applied sequence included; the live model is
 // locked while acld runs, so verify a checkpoint of it (aclctl verify does), or offline.
 package replay
