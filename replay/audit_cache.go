@@ -3,6 +3,7 @@ package replay
 import (
 	"encoding/binary"
 	"hash/maphash"
+	"strings"
 	"unsafe"
 )
 
@@ -133,7 +134,8 @@ func (c *auditCache) put(k string, v any) {
 	c.putEncoded(k, c.enc)
 }
 
-// putEncoded keeps the encoded state v under k, instead of any entry of k's hash.
+// putEncoded keeps the encoded state v under k, instead of any entry of k's hash. It keeps no
+// reference to k or v.
 func (c *auditCache) putEncoded(k string, v []byte) {
 	h := maphash.String(c.seed, k)
 	if loc, ok := c.idx[h]; ok {
@@ -144,6 +146,7 @@ func (c *auditCache) putEncoded(k string, v []byte) {
 	prefix, rest := splitKey(k)
 	p, ok := c.prefixN[prefix]
 	if !ok {
+		prefix = strings.Clone(prefix) // k may be read in place (warmState)
 		p = uint64(len(c.prefix))
 		c.prefix = append(c.prefix, prefix)
 		c.prefixN[prefix] = p

@@ -37,6 +37,7 @@ type Audit struct {
 	// cache and the filter did not spare (under mu).
 	stateReads uint64
 	warm       auditWarm // the cache's filling (audit_warm.go), under mu
+	warmBuf    warmBuf
 
 	stopScan chan struct{} // closed by Close: the state scan gives up
 	scanned  chan struct{} // closed when the state scan has ended
