@@ -32,7 +32,10 @@
 //     snapshot just before the commit and hands both to the feed after it; the feed derives
 //     the effects of each of the message's events and publishes them in order, on its own
 //     goroutine, never holding the projector up (a full queue drops messages and announces a
-//     gap). One delivery across instances is the publisher's (events.Changes).
+//     gap). One delivery across instances is the publisher's (events.Changes). With
+//     FeedOptions.Listeners it derives only what a subscription would receive, asked after the
+//     commit, and the projector commits together the messages of tenants that nobody
+//     subscribed to when they were published (Feed.unheard; counted in a gap).
 //
 // # Invariants
 //
