@@ -3,6 +3,7 @@ package events
 import (
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -33,9 +34,14 @@ type ChangesListeners struct {
 	acc *server.Account
 
 	mu      sync.Mutex
-	read    bool      // subs was read, at version
-	version [2]uint64 // the account's subscription insertions and removals when subs was read
-	subs    []string  // the subjects of the account's subscriptions that collide with ChangesPrefix.>
+	read    bool      // the subscriptions were read, at version
+	version [2]uint64 // the account's subscription insertions and removals when they were read
+	// What the account's subscriptions to the feed may receive, as Refresh last read them: every
+	// tenant's messages (a wildcard in the tenant's place), or those of the tenants named there.
+	// Tenant is a map lookup, whatever the number of subscriptions (a session service may hold
+	// one per principal it follows).
+	anyTenant bool
+	tenants   map[string]bool
 }
 
 // NewChangesListeners asks s, a server with acld's accounts (Layout).
@@ -85,13 +91,31 @@ func (l *ChangesListeners) Refresh() {
 		l.read = false // Tenant answers yes until a read succeeds
 		return
 	}
-	l.subs = l.subs[:0]
+	l.anyTenant, l.tenants = false, make(map[string]bool)
 	for _, d := range sz.Subs {
 		if server.SubjectsCollide(d.Subject, ChangesPrefix+".>") {
-			l.subs = append(l.subs, d.Subject)
+			l.note(d.Subject)
 		}
 	}
 	l.read, l.version = true, [2]uint64{sz.NumInserts, sz.NumRemoves}
+}
+
+// note records what a subscription to subject, one that collides with ChangesPrefix.>, may
+// receive of the feed, whose messages are ChangesPrefix.<tenant>.<two or more tokens>: what
+// server.SubjectsCollide(subject, ChangesPrefix+"."+tenant+".>") says for each tenant.
+func (l *ChangesListeners) note(subject string) {
+	toks := strings.Split(subject, ".")
+	switch {
+	case len(toks) < 3: // ends in ">" (>, acl.>): every message
+		l.anyTenant = true
+	case toks[2] == ">":
+		l.anyTenant = true
+	case len(toks) == 3: // acl.changes.X: no message of the feed has three tokens
+	case toks[2] == "*":
+		l.anyTenant = true
+	default:
+		l.tenants[toks[2]] = true
+	}
 }
 
 // Tenant reports whether a subscription, as Refresh last read them, may receive a message of
@@ -103,13 +127,5 @@ func (l *ChangesListeners) Tenant(tenant string) bool {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.read {
-		return true
-	}
-	for _, s := range l.subs {
-		if server.SubjectsCollide(s, ChangesPrefix+"."+tenant+".>") {
-			return true
-		}
-	}
-	return false
+	return !l.read || l.anyTenant || l.tenants[tenant]
 }

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/acl-es/acl/aggregates"
-	"github.com/acl-es/acl/events"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -49,9 +48,8 @@ type Feed struct {
 	jobs chan feedJob
 	done chan struct{} // closed when Run returns
 
-	gapMu    sync.Mutex
-	gaps     map[string]*Gap // tenant -> the sequences dropped since the last published gap
-	dropped1 chan struct{}   // wakes an idle Run when a message is dropped (room for one)
+	gapMu sync.Mutex
+	gaps  map[string]*Gap // tenant -> the sequences dropped since the last published gap
 
 	budget cpuBudget // Run's working time (FeedOptions.CPU)
 
@@ -75,19 +73,10 @@ type Feed struct {
 	announced, changes, dropped atomic.Uint64
 	unheardEvents, unheardGaps  atomic.Uint64
 
-	// Run's goroutine only: who listens to the message being derived (FeedOptions.Listeners).
-	aud audience
-
-	// Which tenants have a subscription (Listeners.Refresh), asked by Run or the projector at
-	// most every refreshEvery (refresh): when it was last asked, and received as it was then.
-	// Every message up to refreshedSeq was stored in the stream before that Refresh, so what
-	// Tenant answers since holds for every subscription made before such a message's
-	// publication. received is the last sequence the projector has received (not yet
-	// necessarily committed).
-	refreshMu    sync.Mutex
-	refreshedAt  time.Time
-	refreshedSeq atomic.Uint64
-	received     atomic.Uint64
+	// Run's goroutine only: who listens to the message being derived (FeedOptions.Listeners),
+	// and when the feed last asked which tenants have a subscription.
+	aud       audience
+	refreshed time.Time
 }
 
 // Collectors are the feed's metrics: how many committed messages it announced and how many it
@@ -227,10 +216,11 @@ func (b *cpuBudget) spend(d time.Duration) { b.tokens -= d }
 
 // feedJob is one committed message: the read model before it, and its decoded events.
 type feedJob struct {
-	snap *pebble.Snapshot
-	seq  uint64
-	at   time.Time
-	evs  []decodedEvent
+	snap   *pebble.Snapshot
+	seq    uint64
+	at     time.Time
+	evs    []decodedEvent
+	handed time.Time // after its commit
 }
 
 // NewFeed returns a feed over e's read model; Projector.SetFeed hands it the commits and Run
@@ -245,7 +235,7 @@ func NewFeed(e *Engine, o FeedOptions) *Feed {
 	if o.CPU == 0 {
 		o.CPU = DefaultFeedCPU
 	}
-	return &Feed{e: e, o: o, jobs: make(chan feedJob, feedQueue), done: make(chan struct{}), dropped1: make(chan struct{}, 1),
+	return &Feed{e: e, o: o, jobs: make(chan feedJob, feedQueue), done: make(chan struct{}),
 		gaps: map[string]*Gap{}, budget: cpuBudget{rate: o.CPU, tokens: time.Duration(float64(feedBurst) * max(o.CPU, 0))}}
 }
 
@@ -276,8 +266,6 @@ func (f *Feed) Run(ctx context.Context) error {
 			case <-ctx.Done():
 				return nil
 			case j = <-f.jobs:
-			case <-f.dropped1:
-				continue // a message dropped after the last one queued: its gap, now
 			}
 		}
 		if !f.budget.allow(time.Now()) {
@@ -311,8 +299,8 @@ func (f *Feed) Run(ctx context.Context) error {
 		}
 		f.unacked += n
 		f.changes.Add(uint64(n))
-		if err == nil {
-			f.announced.Add(1)
+		if err == nil && heard {
+			f.announced.Add(1) // an unheard message is counted in unheardEvents, not here
 		}
 		f.pendingSeq = j.seq
 		switch backlog := len(f.jobs) > 0; {
@@ -363,7 +351,8 @@ func (f *Feed) Close() {
 // hand passes a committed message to Run without waiting: when the queue is full, the message
 // is dropped and counted in its tenant's gap.
 func (f *Feed) hand(j feedJob) {
-	if time.Since(j.at) > f.o.MaxAge {
+	j.handed = time.Now()
+	if j.handed.Sub(j.at) > f.o.MaxAge {
 		j.snap.Close()
 		f.dropped.Add(1)
 		return
@@ -389,10 +378,6 @@ func (f *Feed) drop(tenant string, seq uint64) {
 		f.gaps[tenant] = &Gap{Tenant: tenant, From: seq, To: seq}
 	}
 	f.gapMu.Unlock()
-	select {
-	case f.dropped1 <- struct{}{}:
-	default:
-	}
 }
 
 // room is how many messages the queue can still take.
@@ -470,28 +455,6 @@ func (f *Feed) publishJob(ctx context.Context, j feedJob, aud *audience) (int, e
 // 125 wait at most, within the queue (feedQueue).
 const refreshEvery = 25 * time.Millisecond
 
-// refresh asks Listeners.Refresh again, unless it was asked less than refreshEvery ago; it
-// answers whether it asked.
-func (f *Feed) refresh() bool {
-	f.refreshMu.Lock()
-	defer f.refreshMu.Unlock()
-	if time.Since(f.refreshedAt) < refreshEvery {
-		return false
-	}
-	seq := f.received.Load() // before Refresh asks: those messages were stored before it
-	f.refreshedAt = time.Now()
-	f.o.Listeners.Refresh()
-	f.refreshedSeq.Store(max(f.refreshedSeq.Load(), seq))
-	return true
-}
-
-// refreshDue is how long until refresh asks again.
-func (f *Feed) refreshDue() time.Duration {
-	f.refreshMu.Lock()
-	defer f.refreshMu.Unlock()
-	return time.Until(f.refreshedAt.Add(refreshEvery))
-}
-
 // listening says who may receive j's changes: heard is false when nobody may, and aud, when
 // set, names the principals who may (nil: everyone, or a feed without Listeners). It asks
 // when j is derived, after its commit: a subscription made before the commit is seen.
@@ -504,15 +467,25 @@ func (f *Feed) listening(ctx context.Context, j feedJob) (aud *audience, heard b
 	if l.Everyone(tenant) {
 		return nil, true
 	}
-	// Until a Refresh after j's publication, a tenant with a listener is safe to take as
-	// such (its principals are asked one by one); one without waits for that Refresh.
-	for j.seq > f.refreshedSeq.Load() && !f.refresh() && !l.Tenant(tenant) {
-		t := time.NewTimer(max(f.refreshDue(), 0))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, false
-		case <-t.C:
+	if !j.handed.Before(f.refreshed) {
+		// The last Refresh may predate a subscription made before j's commit: ask again, no
+		// sooner than refreshEvery after it. What Refresh learns holds for the subscriptions
+		// made before it, so one serves every message committed before it. Until then a
+		// tenant with a listener is safe to take as such (its principals are asked one by
+		// one); one without waits.
+		wait := time.Until(f.refreshed.Add(refreshEvery))
+		if wait <= 0 || !l.Tenant(tenant) {
+			if wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return nil, false
+				case <-t.C:
+				}
+			}
+			f.refreshed = time.Now()
+			l.Refresh()
 		}
 	}
 	if !l.Tenant(tenant) {
@@ -520,49 +493,6 @@ func (f *Feed) listening(ctx context.Context, j feedJob) (aud *audience, heard b
 	}
 	f.aud = audience{l: l, tenant: tenant}
 	return &f.aud, true
-}
-
-// unheard reports whether no subscription may receive the changes of msgs, live messages
-// the projector has received and not yet committed: none with a wildcard in the principal's
-// place for their tenants now, and none to their tenants' feeds at all as a Refresh after
-// their publication found them. The projector then commits them together and hands the feed
-// no snapshot (it counts them in a gap, published if someone listens to gaps by then). When it
-// cannot tell (the last Refresh came before them, and less than refreshEvery ago) it answers
-// false, and the feed asks again when it derives them.
-func (f *Feed) unheard(msgs []events.Message) bool {
-	l := f.o.Listeners
-	if l == nil {
-		return false
-	}
-	last := msgs[len(msgs)-1].Seq
-	f.received.Store(max(f.received.Load(), last)) // the projector's goroutine only
-	if last > f.refreshedSeq.Load() && !f.refresh() {
-		return false
-	}
-	var prev string
-	for _, m := range msgs {
-		if len(m.Events) == 0 {
-			continue
-		}
-		tenant := m.Events[0].Tenant // one aggregate's events: one tenant
-		if tenant == prev {
-			continue
-		}
-		if l.Everyone(tenant) || l.Tenant(tenant) {
-			return false
-		}
-		prev = tenant
-	}
-	f.unheardEvents.Add(uint64(countEvents(msgs)))
-	return true
-}
-
-func countEvents(msgs []events.Message) int {
-	n := 0
-	for _, m := range msgs {
-		n += len(m.Events)
-	}
-	return n
 }
 
 // changesOf derives the changes of one message (its events all concern one aggregate of one

@@ -163,9 +163,8 @@ func (p *Projector) ApplyMessages(msgs []events.Message) error {
 // applyRun applies msgs, in one batch or, for the feed, one per message; the caller holds mu.
 func (p *Projector) applyRun(msgs []events.Message) error {
 	// Split only while the feed has room for every message: under a burst (a bulk load) the
-	// feed would drop them anyway, and one batch keeps the projector's pace. Nor when no
-	// subscription may receive their changes (Feed.unheard).
-	if len(msgs) > 1 && p.live(msgs[len(msgs)-1].Seq) && p.feed.room() >= len(msgs) && !p.feed.unheard(msgs) {
+	// feed would drop them anyway, and one batch keeps the projector's pace.
+	if len(msgs) > 1 && p.live(msgs[len(msgs)-1].Seq) && p.feed.room() >= len(msgs) {
 		for i := range msgs {
 			if err := p.apply(msgs[i : i+1]); err != nil {
 				return err
@@ -225,7 +224,7 @@ func (p *Projector) apply(msgs []events.Message) error {
 		}
 	}
 	var before *pebble.Snapshot // the read model before the message, for the feed
-	if len(msgs) == 1 && p.live(last) && !p.feed.unheard(msgs) {
+	if len(msgs) == 1 && p.live(last) {
 		before = p.db.pb.NewSnapshot() // the projector is the DB's only writer: this is it
 	}
 	p.gen.Add(1) // odd: queries taking a snapshot now do not trust what is published
