@@ -112,6 +112,10 @@ func (f *Feed) Unheard() (events, gaps uint64) { return f.unheardEvents.Load(), 
 // Changes is how many changes the feed has published.
 func (f *Feed) Changes() uint64 { return f.changes.Load() }
 
+// Announced is how many committed messages the feed derived and announced (unheard ones are
+// counted by Unheard).
+func (f *Feed) Announced() uint64 { return f.announced.Load() }
+
 // Listeners tells the feed who would receive its messages (events.ChangesListeners asks the
 // embedded NATS server).
 type Listeners interface {

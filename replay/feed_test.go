@@ -498,6 +498,9 @@ func TestChangeFeedDerivesWhatIsListenedTo(t *testing.T) {
 	if n := fs.feed.Changes(); n != 0 || unheard == 0 {
 		t.Fatalf("nobody listening: %d changes published, %d events unheard; want none published", n, unheard)
 	}
+	if a := fs.feed.Announced(); a != 0 {
+		t.Fatalf("nobody listening: %d messages counted as announced, want 0", a)
+	}
 
 	bob := rhPrincipals[1]
 	sub := fs.subscribe(t, events.ChangesSubject("acme", bob))
