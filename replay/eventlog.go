@@ -112,9 +112,14 @@ func (l *eventLog) load() error {
 	if err != nil {
 		return err
 	}
-	if !ok {
+	if !ok || old >= split {
 		// A new log, or one of the tenant-first layout: what comes next is in stream order.
 		// Flushed at once, before any message of the new layout, which it tells how to read.
+		// An applied sequence at or after the split: an acld of the tenant-first layout ran on
+		// this log after the split was written (a downgrade), and wrote the messages after
+		// its own applied sequence, which was the split's, up to old. So the tenant-first
+		// keys hold every message up to old: the split moves after it, and the stream-order
+		// keys below it, if any, are never read.
 		split = old + 1
 		var v [8]byte
 		binary.BigEndian.PutUint64(v[:], split)

@@ -267,26 +267,7 @@ func TestEventLogReadsTenantFirstLayout(t *testing.T) {
 	stream := streamOf(t, s)
 	mid := uint64(len(stream)) / 2
 	dir := filepath.Join(t.TempDir(), "events")
-	pb, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: quietLogger{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// As the tenant-first layout wrote them: tenant-first keys and the applied sequence.
-	b := pb.NewBatch()
-	for _, m := range stream[:mid] {
-		raw, err := m.Raw()
-		if err != nil {
-			t.Fatal(err)
-		}
-		v := binary.AppendUvarint(nil, uint64(len(m.Subject)))
-		v = append(v, m.Subject...)
-		v = binary.BigEndian.AppendUint64(v, uint64(m.Time.UnixNano()))
-		b.Set(eventLogKey(nil, logTenant(m.Subject), m.Seq), append(v, raw.Data...), nil)
-	}
-	b.Set(logAppliedKey, binary.BigEndian.AppendUint64(nil, mid), nil)
-	if err := errors.Join(b.Commit(pebble.Sync), pb.Close()); err != nil {
-		t.Fatal(err)
-	}
+	writeTenantFirst(t, dir, stream[:mid])
 	l, err := openEventLog(dir, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -314,5 +295,78 @@ func TestEventLogReadsTenantFirstLayout(t *testing.T) {
 	}
 	if err := l.close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// writeTenantFirst writes msgs into the log in dir as the tenant-first layout did: tenant-first
+// keys, and the applied sequence (the last message's) under logAppliedKey.
+func writeTenantFirst(t *testing.T, dir string, msgs []events.Message) {
+	t.Helper()
+	pb, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: quietLogger{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := pb.NewBatch()
+	for _, m := range msgs {
+		raw, err := m.Raw()
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := binary.AppendUvarint(nil, uint64(len(m.Subject)))
+		v = append(v, m.Subject...)
+		v = binary.BigEndian.AppendUint64(v, uint64(m.Time.UnixNano()))
+		b.Set(eventLogKey(nil, logTenant(m.Subject), m.Seq), append(v, raw.Data...), nil)
+	}
+	b.Set(logAppliedKey, binary.BigEndian.AppendUint64(nil, msgs[len(msgs)-1].Seq), nil)
+	if err := errors.Join(b.Commit(pebble.Sync), pb.Close()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestEventLogAfterADowngrade: a log of the stream-order layout, then an acld of the
+// tenant-first layout on it (a downgrade: it knows nothing of the split and writes the
+// messages after its own applied sequence with tenant-first keys), then this layout again.
+// Every message must be read, whether the older acld wrote further than the newer one had or not.
+func TestEventLogAfterADowngrade(t *testing.T) {
+	s := startStack(t, Options{CheckpointEvery: 7})
+	twoTenants(s, 47, 4, 25)
+	s.sync(t)
+	stream := streamOf(t, s)
+	n := len(stream)
+	for _, tc := range []struct {
+		name         string
+		newer, older int // messages the newer layout, then the older, had written
+	}{
+		{"older wrote further", n / 3, 2 * n / 3},
+		{"newer wrote further", 2 * n / 3, n / 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "events")
+			l, err := openEventLog(dir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := errors.Join(l.apply(stream[:tc.newer]), l.close()); err != nil {
+				t.Fatal(err)
+			}
+			// The older acld: its applied sequence was never written (the log began with the
+			// newer layout), so it writes from the first message on.
+			writeTenantFirst(t, dir, stream[:tc.older])
+			if l, err = openEventLog(dir, nil); err != nil {
+				t.Fatal(err)
+			}
+			defer l.close()
+			want := stream[max(tc.newer, tc.older)-1].Seq
+			if l.Applied() != want {
+				t.Fatalf("reopened at applied %d, want %d", l.Applied(), want)
+			}
+			if err := l.apply(stream); err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range [][2]uint64{{1, s.d.seq}, {1, uint64(n / 2)}, {uint64(n / 4), uint64(3 * n / 4)}} {
+				requireLogged(t, l, stream, "acme", r[0], r[1])
+				requireLogged(t, l, stream, "beta", r[0], r[1])
+			}
+		})
 	}
 }
