@@ -482,7 +482,8 @@ func (r *batchRun) answer(fl *flight) {
 		return
 	}
 	x := &execution{s: r.s, entries: []*entry{fl.entry}}
-	x.publish(0, fl.snap, fl.envs, app.Seq)
+	// The append's validation decoded the events' data: applied as it is, not decoded again.
+	x.publish(0, fl.snap, fl.envs, fl.p.Data(), app.Seq)
 	res := Result{Seq: app.Seq}
 	for _, env := range fl.envs {
 		res.Events = append(res.Events, env.ID)

@@ -244,7 +244,7 @@ func (x *execution) append(ctx context.Context, ws []aggregates.Write, snaps []*
 		items[k] = writes[k].item
 		x.s.noteOwn(items[k].MsgID)
 	}
-	app, err := x.s.store.AppendAtomic(ctx, items)
+	app, data, err := x.s.store.AppendAtomicData(ctx, items)
 	if err != nil || app.Duplicate {
 		for _, w := range writes {
 			x.entries[w.i].stale()
@@ -268,7 +268,12 @@ func (x *execution) append(ctx context.Context, ws []aggregates.Write, snaps []*
 		// A batch's messages are stored one after another: each one's sequence is known.
 		first := app.Seq + 1 - uint64(len(writes))
 		for k, w := range writes {
-			x.publish(w.i, snaps[w.i], w.item.Events, first+uint64(k))
+			// The append's validation decoded the events' data: applied as it is.
+			var d []events.Data
+			if k < len(data) {
+				d = data[k]
+			}
+			x.publish(w.i, snaps[w.i], w.item.Events, d, first+uint64(k))
 		}
 	} else {
 		// A server that does not say how many messages it stored: the next command reads
@@ -281,12 +286,19 @@ func (x *execution) append(ctx context.Context, ws []aggregates.Write, snaps []*
 }
 
 // publish applies the appended events to a copy of the state they were decided on and makes it
-// the entry's state.
-func (x *execution) publish(i int, snap *snapshot, envs []events.Envelope, seq uint64) {
+// the entry's state. data is the events' data as the append's validation decoded it (one for
+// each envelope, the caller's to give away), or nil to decode them here.
+func (x *execution) publish(i int, snap *snapshot, envs []events.Envelope, data []events.Data, seq uint64) {
 	st := cloneState(snap.state)
-	for _, env := range envs {
+	for k, env := range envs {
 		env.Seq = seq
-		if err := applyEnvelope(st, env); err != nil {
+		var err error
+		if len(data) == len(envs) {
+			err = applyData(st, env, data[k])
+		} else {
+			err = applyEnvelope(st, env)
+		}
+		if err != nil {
 			x.entries[i].stale() // cannot happen for events just validated; reload to be safe
 			return
 		}

@@ -58,6 +58,12 @@ func applyEnvelope(st any, env events.Envelope) error {
 	if err != nil {
 		return err
 	}
+	return applyData(st, env, d)
+}
+
+// applyData is applyEnvelope with the event's data already decoded (events.Decode(env)); the
+// state may keep parts of d, so d must be the caller's, used for this one state.
+func applyData(st any, env events.Envelope, d events.Data) error {
 	switch s := st.(type) {
 	case *aggregates.Tenant:
 		s.Apply(env, d)

@@ -27,7 +27,13 @@ type Pending struct {
 	fut      jetstream.PubAckFuture
 	subject  string
 	expected uint64
+	data     []Data
 }
+
+// Data is the data of each envelope sent, as Decode gives it (the validation before sending
+// decoded it): a caller that applies what it appended to a state of its own needs no second
+// decoding. The values are the caller's, one for each envelope, made for this append.
+func (p *Pending) Data() []Data { return p.data }
 
 // Wait returns the append's result as Append would: a wrong expected sequence wraps
 // ErrConflict, no answer by ctx's end wraps ErrUnavailable (it may have been stored: append
@@ -48,7 +54,7 @@ func (p *Pending) Wait(ctx context.Context) (Appended, error) {
 // stored in the order they were sent. It blocks while JetStream's limit of unanswered
 // asynchronous publishes is reached. Validation errors wrap ErrInvalid and send nothing.
 func (s *Store) AppendAsync(subject string, expected uint64, msgID string, envs []Envelope) (*Pending, error) {
-	msg, err := newMessage(subject, expected, msgID, envs)
+	msg, data, err := newMessage(subject, expected, msgID, envs, true)
 	if err != nil {
 		return nil, fmt.Errorf("events: append %s: %w", subject, err)
 	}
@@ -56,7 +62,7 @@ func (s *Store) AppendAsync(subject string, expected uint64, msgID string, envs 
 	if err != nil {
 		return nil, fmt.Errorf("events: append %s (expected %d): %w", subject, expected, mapErr(err))
 	}
-	return &Pending{fut: fut, subject: subject, expected: expected}, nil
+	return &Pending{fut: fut, subject: subject, expected: expected, data: data}, nil
 }
 
 // Append publishes one message carrying envs on subject, expecting expected as the subject's last
@@ -69,9 +75,16 @@ func (s *Store) AppendAsync(subject string, expected uint64, msgID string, envs 
 // same msgID). A msgID seen inside the duplicate window writes nothing and returns the
 // original sequence with Duplicate set.
 func (s *Store) Append(ctx context.Context, subject string, expected uint64, msgID string, envs []Envelope) (Appended, error) {
-	msg, err := newMessage(subject, expected, msgID, envs)
+	app, _, err := s.append(ctx, subject, expected, msgID, envs, false)
+	return app, err
+}
+
+// append is Append; with keep, it also returns the data of envs as the validation decoded it
+// (nil when the validation failed).
+func (s *Store) append(ctx context.Context, subject string, expected uint64, msgID string, envs []Envelope, keep bool) (Appended, []Data, error) {
+	msg, data, err := newMessage(subject, expected, msgID, envs, keep)
 	if err != nil {
-		return Appended{}, fmt.Errorf("events: append %s: %w", subject, err)
+		return Appended{}, nil, fmt.Errorf("events: append %s: %w", subject, err)
 	}
 	ack, err := s.publish(ctx, msg, msgID != "")
 	if err != nil {
@@ -79,12 +92,12 @@ func (s *Store) Append(ctx context.Context, subject string, expected uint64, msg
 			// The server checks the expected sequence before the message id, so the retry of
 			// an append whose answer was lost is refused as a conflict: recognise it.
 			if seq, ok, ferr := s.findOriginal(ctx, subject, expected, msgID); ferr == nil && ok {
-				return Appended{Seq: seq, Duplicate: true}, nil
+				return Appended{Seq: seq, Duplicate: true}, data, nil
 			}
 		}
-		return Appended{}, fmt.Errorf("events: append %s (expected %d): %w", subject, expected, err)
+		return Appended{}, data, fmt.Errorf("events: append %s (expected %d): %w", subject, expected, err)
 	}
-	return Appended{Seq: ack.Sequence, Duplicate: ack.Duplicate}, nil
+	return Appended{Seq: ack.Sequence, Duplicate: ack.Duplicate}, data, nil
 }
 
 // appendAttempt bounds one publish of an append. When the stream leader's server dies, a
@@ -143,10 +156,12 @@ func (s *Store) findOriginal(ctx context.Context, subject string, expected uint6
 }
 
 // newMessage validates one append and builds its JetStream message: data is the JSON array of
-// the envelopes (SPEC section 6), Seq left out.
-func newMessage(subject string, expected uint64, msgID string, envs []Envelope) (*nats.Msg, error) {
-	if err := checkAppend(subject, msgID, envs); err != nil {
-		return nil, err
+// the envelopes (SPEC section 6), Seq left out. With keep, it returns the data of each envelope
+// as the validation decoded it.
+func newMessage(subject string, expected uint64, msgID string, envs []Envelope, keep bool) (*nats.Msg, []Data, error) {
+	decoded, err := checkAppend(subject, msgID, envs, keep)
+	if err != nil {
+		return nil, nil, err
 	}
 	for i := range envs {
 		if envs[i].Seq != 0 {
@@ -158,9 +173,10 @@ func newMessage(subject string, expected uint64, msgID string, envs []Envelope) 
 			break
 		}
 	}
-	data, err := encodeEnvelopes(envs)
+	// checkAppend decoded every envelope's data: it is valid JSON.
+	data, err := encodeChecked(envs, true)
 	if err != nil {
-		return nil, fmt.Errorf("%w: encode envelopes: %v", ErrInvalid, err)
+		return nil, nil, fmt.Errorf("%w: encode envelopes: %v", ErrInvalid, err)
 	}
 	msg := nats.NewMsg(subject)
 	msg.Data = data
@@ -169,35 +185,44 @@ func newMessage(subject string, expected uint64, msgID string, envs []Envelope) 
 	if msgID != "" {
 		msg.Header.Set(jetstream.MsgIDHeader, msgID)
 	}
-	return msg, nil
+	return msg, decoded, nil
 }
 
 // checkAppend is the validation of Append: at least one envelope, each valid, each belonging
-// to the aggregate whose subject is subject, and a message id that fits in a header.
-func checkAppend(subject, msgID string, envs []Envelope) error {
+// to the aggregate whose subject is subject, and a message id that fits in a header. With
+// keep, it returns each envelope's data as Decode gives it.
+func checkAppend(subject, msgID string, envs []Envelope, keep bool) ([]Data, error) {
 	if err := CheckSubject(subject); err != nil {
-		return err
+		return nil, err
 	}
 	if len(envs) == 0 {
-		return fmt.Errorf("%w: no envelope", ErrInvalid)
+		return nil, fmt.Errorf("%w: no envelope", ErrInvalid)
 	}
 	if strings.ContainsAny(msgID, "\r\n") {
-		return fmt.Errorf("%w: message id %q contains a line break", ErrInvalid, msgID)
+		return nil, fmt.Errorf("%w: message id %q contains a line break", ErrInvalid, msgID)
+	}
+	var decoded []Data
+	if keep {
+		decoded = make([]Data, len(envs))
 	}
 	for i := range envs {
 		e := &envs[i]
-		if err := e.Validate(); err != nil {
-			return err
+		d, err := e.validate()
+		if err != nil {
+			return nil, err
+		}
+		if keep {
+			decoded[i] = d
 		}
 		want, err := Subject(e.Tenant, e.Aggregate)
 		if err != nil {
-			return fmt.Errorf("envelope %s: %w", e.ID, err)
+			return nil, fmt.Errorf("envelope %s: %w", e.ID, err)
 		}
 		if want != subject {
-			return fmt.Errorf("%w: envelope %s belongs to %s, not %s", ErrInvalid, e.ID, want, subject)
+			return nil, fmt.Errorf("%w: envelope %s belongs to %s, not %s", ErrInvalid, e.ID, want, subject)
 		}
 	}
-	return nil
+	return decoded, nil
 }
 
 // CheckSubject reports whether subject is an event subject: Prefix then tokens that each pass

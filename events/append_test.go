@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -372,5 +373,79 @@ func TestLoadAfterSendsNoBatch(t *testing.T) {
 	singles := slices.IndexFunc(long, func(b int) bool { return b != 0 })
 	if singles != 64 || len(long) != singles+1 {
 		t.Errorf("a load of %d messages sent %v, want 64 single gets and one batch", len(got), long)
+	}
+}
+
+// TestAppendGivesDecodedData: AppendAsync's Pending.Data and AppendAtomicData give each
+// envelope's data as Decode gives it (what the command path applies to its states instead of
+// decoding the events again), a value of its own for each append; nothing for an append
+// refused before it was sent.
+func TestAppendGivesDecodedData(t *testing.T) {
+	env := eventstest.Start(t)
+	st, ctx := env.Store, ctxT(t)
+	check := func(what string, envs []events.Envelope, got []events.Data) {
+		t.Helper()
+		if len(got) != len(envs) {
+			t.Fatalf("%s: %d data for %d envelopes", what, len(got), len(envs))
+		}
+		for i, e := range envs {
+			want, err := events.Decode(e)
+			if err != nil || !reflect.DeepEqual(got[i], want) {
+				t.Fatalf("%s: data %d = %#v; Decode gives %#v (%v)", what, i, got[i], want, err)
+			}
+		}
+	}
+	body := events.RecordBody{Type: "case", ID: "c1", Assignees: []events.Assignee{{Principal: "bob", Relation: "assignee"}}}
+	rec, err := events.New(events.Meta{Tenant: "acme", Aggregate: events.RecordAggregate("case", "c1"), Actor: "system",
+		CommandID: "c0", Time: time.Now()}, events.RecordRegisteredV1{RecordBody: body})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := st.AppendAsync("acl.events.acme.record.case.c1", 0, "c0", []events.Envelope{rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("AppendAsync", []events.Envelope{rec}, p.Data())
+	first := p.Data()[0].(events.RecordRegisteredV1)
+
+	e1 := principalEnv(t, "acme", "bob", "c1", events.EmailSetV1{Email: "b@acme.test"})
+	e2 := principalEnv(t, "acme", "bob", "c1", events.RoleAssignedV1{Role: "technician"})
+	app, data, err := st.AppendAtomicData(ctx, []events.BatchItem{{Subject: subject(t, "acme", "bob"), MsgID: "c1", Events: []events.Envelope{e1, e2}}})
+	if err != nil || app.Seq != 2 || len(data) != 1 {
+		t.Fatalf("one item: %+v, %d items of data, %v", app, len(data), err)
+	}
+	check("AppendAtomicData, one item", []events.Envelope{e1, e2}, data[0])
+
+	e3 := principalEnv(t, "acme", "dora", "c3", events.RoleAssignedV1{Role: "accountant"})
+	e4 := principalEnv(t, "acme", "eve", "c3", events.RoleAssignedV1{Role: "accountant"})
+	app, data, err = st.AppendAtomicData(ctx, []events.BatchItem{
+		{Subject: subject(t, "acme", "dora"), MsgID: "c3/d", Events: []events.Envelope{e3}},
+		{Subject: subject(t, "acme", "eve"), MsgID: "c3/e", Events: []events.Envelope{e4}}})
+	if err != nil || app.Seq != 4 || app.Count != 2 || len(data) != 2 {
+		t.Fatalf("two items: %+v, %d items of data, %v", app, len(data), err)
+	}
+	check("AppendAtomicData, item 1", []events.Envelope{e3}, data[0])
+	check("AppendAtomicData, item 2", []events.Envelope{e4}, data[1])
+
+	// Each append decodes for itself: the data given away is not shared with another append.
+	p2, err := st.AppendAsync("acl.events.acme.record.case.c1", 1, "c9", []events.Envelope{rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p2.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	second := p2.Data()[0].(events.RecordRegisteredV1)
+	if &first.Assignees[0] == &second.Assignees[0] {
+		t.Fatal("two appends gave the same assignees slice")
+	}
+
+	bad := e1
+	bad.Data = json.RawMessage(`{"email":`)
+	if _, data, err := st.AppendAtomicData(ctx, []events.BatchItem{{Subject: subject(t, "acme", "bob"), Expected: 2, MsgID: "c5", Events: []events.Envelope{bad}}}); !errors.Is(err, events.ErrInvalid) || data != nil {
+		t.Fatalf("bad data: %v, %v; want ErrInvalid and no data", data, err)
 	}
 }

@@ -53,57 +53,81 @@ type batchAck struct {
 // original sequence with Duplicate set when the last item's subject still ends with that
 // batch's message; otherwise it wraps ErrConflict (reload and decide again).
 func (s *Store) AppendAtomic(ctx context.Context, items []BatchItem) (Appended, error) {
+	app, _, err := s.appendAtomic(ctx, items, false)
+	return app, err
+}
+
+// AppendAtomicData is AppendAtomic, and also returns the data of each item's envelopes as
+// Decode gives it (the validation before sending decoded them; see Pending.Data), whatever
+// the store answered: the values are the caller's.
+func (s *Store) AppendAtomicData(ctx context.Context, items []BatchItem) (Appended, [][]Data, error) {
+	return s.appendAtomic(ctx, items, true)
+}
+
+func (s *Store) appendAtomic(ctx context.Context, items []BatchItem, keep bool) (Appended, [][]Data, error) {
 	switch {
 	case len(items) == 0:
-		return Appended{}, fmt.Errorf("events: append batch: %w: no item", ErrInvalid)
+		return Appended{}, nil, fmt.Errorf("events: append batch: %w: no item", ErrInvalid)
 	case len(items) > maxBatch:
-		return Appended{}, fmt.Errorf("events: append batch: %w: %d items, at most %d", ErrInvalid, len(items), maxBatch)
+		return Appended{}, nil, fmt.Errorf("events: append batch: %w: %d items, at most %d", ErrInvalid, len(items), maxBatch)
 	case len(items) == 1:
 		it := items[0]
-		return s.Append(ctx, it.Subject, it.Expected, it.MsgID, it.Events)
+		app, data, err := s.append(ctx, it.Subject, it.Expected, it.MsgID, it.Events, keep)
+		if data == nil {
+			return app, nil, err
+		}
+		return app, [][]Data{data}, err
 	}
-	msgs, err := batchMessages(items)
+	msgs, data, err := batchMessages(items, keep)
 	if err != nil {
-		return Appended{}, fmt.Errorf("events: append batch: %w", err)
+		return Appended{}, nil, fmt.Errorf("events: append batch: %w", err)
 	}
 	ack, err := s.publishBatch(ctx, msgs)
 	if err != nil {
-		return Appended{}, fmt.Errorf("events: append batch of %d (first %s): %w", len(items), items[0].Subject, err)
+		return Appended{}, data, fmt.Errorf("events: append batch of %d (first %s): %w", len(items), items[0].Subject, err)
 	}
 	if ack.Error != nil && ack.Error.ErrorCode == codeBatchDuplicate {
-		return s.batchDuplicate(ctx, items[len(items)-1], ack.Error)
+		app, err := s.batchDuplicate(ctx, items[len(items)-1], ack.Error)
+		return app, data, err
 	}
 	if ack.Error != nil {
-		return Appended{}, fmt.Errorf("events: append batch of %d (first %s): %w", len(items), items[0].Subject, mapErr(ack.Error))
+		return Appended{}, data, fmt.Errorf("events: append batch of %d (first %s): %w", len(items), items[0].Subject, mapErr(ack.Error))
 	}
-	return Appended{Seq: ack.Seq, Count: ack.Count}, nil
+	return Appended{Seq: ack.Seq, Count: ack.Count}, data, nil
 }
 
 // batchMessages validates every item before anything is sent and builds the messages with
-// their batch headers.
-func batchMessages(items []BatchItem) ([]*nats.Msg, error) {
+// their batch headers; with keep, it returns the data of each item's envelopes as decoded.
+func batchMessages(items []BatchItem, keep bool) ([]*nats.Msg, [][]Data, error) {
 	id := uuid.NewString() // at most 64 characters
 	subjects := make(map[string]bool, len(items))
 	ids := make(map[string]bool, len(items))
 	msgs := make([]*nats.Msg, len(items))
+	var data [][]Data
+	if keep {
+		data = make([][]Data, len(items))
+	}
 	for i, it := range items {
 		if subjects[it.Subject] != it.Follows {
 			// The server refuses an expected sequence on a subject written earlier in the
 			// batch; an item without one must follow an item that has one.
 			if it.Follows {
-				return nil, fmt.Errorf("%w: item %d (%s) follows no earlier item of its subject", ErrInvalid, i, it.Subject)
+				return nil, nil, fmt.Errorf("%w: item %d (%s) follows no earlier item of its subject", ErrInvalid, i, it.Subject)
 			}
-			return nil, fmt.Errorf("%w: subject %s twice in one batch", ErrInvalid, it.Subject)
+			return nil, nil, fmt.Errorf("%w: subject %s twice in one batch", ErrInvalid, it.Subject)
 		}
 		subjects[it.Subject] = true
 		if it.MsgID != "" && ids[it.MsgID] {
 			// The server would refuse the whole batch as a duplicate.
-			return nil, fmt.Errorf("%w: message id %s twice in one batch", ErrInvalid, it.MsgID)
+			return nil, nil, fmt.Errorf("%w: message id %s twice in one batch", ErrInvalid, it.MsgID)
 		}
 		ids[it.MsgID] = true
-		m, err := newMessage(it.Subject, it.Expected, it.MsgID, it.Events)
+		m, d, err := newMessage(it.Subject, it.Expected, it.MsgID, it.Events, keep)
 		if err != nil {
-			return nil, fmt.Errorf("item %d (%s): %w", i, it.Subject, err)
+			return nil, nil, fmt.Errorf("item %d (%s): %w", i, it.Subject, err)
+		}
+		if keep {
+			data[i] = d
 		}
 		if it.Follows {
 			m.Header.Del(jetstream.ExpectedLastSubjSeqHeader)
@@ -113,7 +137,7 @@ func batchMessages(items []BatchItem) ([]*nats.Msg, error) {
 		msgs[i] = m
 	}
 	msgs[len(msgs)-1].Header.Set(hdrBatchCommit, "1")
-	return msgs, nil
+	return msgs, data, nil
 }
 
 // publishBatch sends messages 1..N-1 by core publish (the server stages them) and the last,

@@ -70,8 +70,26 @@ func TestEncodeEnvelopes(t *testing.T) {
 			if string(got) != string(want) {
 				t.Fatalf("encodeEnvelopes:\n got %s\nwant %s", got, want)
 			}
+			if !allValid(tc.envs) {
+				return
+			}
+			// An append's validation decoded the data, so it is not checked again.
+			got, gerr = encodeChecked(tc.envs, true)
+			if (werr != nil) != (gerr != nil) || string(got) != string(want) {
+				t.Fatalf("encodeChecked of valid data:\n got %s (%v)\nwant %s (%v)", got, gerr, want, werr)
+			}
 		})
 	}
+}
+
+// allValid reports whether each envelope's data is valid JSON.
+func allValid(envs []Envelope) bool {
+	for _, e := range envs {
+		if !json.Valid(e.Data) {
+			return false
+		}
+	}
+	return true
 }
 
 // FuzzEncodeEnvelopes: whatever the strings and data of an envelope, encodeEnvelopes writes
@@ -88,6 +106,12 @@ func FuzzEncodeEnvelopes(f *testing.F) {
 		got, gerr := encodeEnvelopes(envs)
 		if (werr != nil) != (gerr != nil) || string(got) != string(want) {
 			t.Fatalf("encodeEnvelopes %q (%v); json.Marshal %q (%v)", got, gerr, want, werr)
+		}
+		if allValid(envs) {
+			got, gerr = encodeChecked(envs, true)
+			if (werr != nil) != (gerr != nil) || string(got) != string(want) {
+				t.Fatalf("encodeChecked %q (%v); json.Marshal %q (%v)", got, gerr, want, werr)
+			}
 		}
 	})
 }

@@ -85,28 +85,33 @@ func New(m Meta, d Data) (Envelope, error) {
 
 // Validate checks the fields every stored envelope must have.
 func (e Envelope) Validate() error {
+	_, err := e.validate()
+	return err
+}
+
+// validate is Validate, and returns the data as Decode gives it: an append validates every
+// envelope it sends by decoding its data, and the command path then applies that data to
+// the aggregate's state (Pending.Data) instead of decoding it a second time.
+func (e Envelope) validate() (Data, error) {
 	switch {
 	case e.ID == "":
-		return fmt.Errorf("%w: envelope without id", ErrInvalid)
+		return nil, fmt.Errorf("%w: envelope without id", ErrInvalid)
 	case e.Type == "":
-		return fmt.Errorf("%w: envelope %s without type", ErrInvalid, e.ID)
+		return nil, fmt.Errorf("%w: envelope %s without type", ErrInvalid, e.ID)
 	case e.Tenant == "":
-		return fmt.Errorf("%w: envelope %s without tenant", ErrInvalid, e.ID)
+		return nil, fmt.Errorf("%w: envelope %s without tenant", ErrInvalid, e.ID)
 	case e.Aggregate.Kind == "" || e.Aggregate.ID == "":
-		return fmt.Errorf("%w: envelope %s without aggregate", ErrInvalid, e.ID)
+		return nil, fmt.Errorf("%w: envelope %s without aggregate", ErrInvalid, e.ID)
 	case e.Actor == "":
-		return fmt.Errorf("%w: envelope %s without actor", ErrInvalid, e.ID)
+		return nil, fmt.Errorf("%w: envelope %s without actor", ErrInvalid, e.ID)
 	case e.CommandID == "":
-		return fmt.Errorf("%w: envelope %s without command_id", ErrInvalid, e.ID)
+		return nil, fmt.Errorf("%w: envelope %s without command_id", ErrInvalid, e.ID)
 	case e.Time.IsZero():
-		return fmt.Errorf("%w: envelope %s without time", ErrInvalid, e.ID)
+		return nil, fmt.Errorf("%w: envelope %s without time", ErrInvalid, e.ID)
 	case len(e.Data) == 0:
-		return fmt.Errorf("%w: envelope %s without data", ErrInvalid, e.ID)
+		return nil, fmt.Errorf("%w: envelope %s without data", ErrInvalid, e.ID)
 	}
-	if _, err := Decode(e); err != nil {
-		return err
-	}
-	return nil
+	return Decode(e)
 }
 
 func decode[T Data](e Envelope) (Data, error) {
