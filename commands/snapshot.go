@@ -64,7 +64,7 @@ func encodeTenantSnapshot(subject string, t *aggregates.Tenant) ([]byte, error) 
 	for p, l := range t.SeatHolders {
 		b = appendStr(appendStr(b, p), l)
 	}
-	b = appendCommands(b, t.Commands)
+	b = appendCommands(b, t.Commands, nil)
 	return b, nil
 }
 
@@ -78,6 +78,8 @@ func appendStr(b []byte, s string) []byte {
 type snapReader struct {
 	s   string
 	err error
+	// ids reads the ids of a spilled state of version 3 (spill_ids.go); off: plain strings.
+	ids idReader
 }
 
 func (r *snapReader) uvarint() uint64 {

@@ -500,34 +500,42 @@ func encodeState(st any) ([]byte, error) {
 	case *aggregates.Principal:
 		b = make([]byte, 0, flatSize(s.ID, s.Email)+32*(len(s.Units)+len(s.Roles)+len(s.Grants)+len(s.Denied)+2*len(s.Prov))+commandsSize(s.Commands))
 		b = append(b, spillMagic...)
-		b = append(b, spillVersionFlat, 'p')
+		b = append(b, spillVersionIDs, 'p')
 		b = binary.AppendUvarint(b, s.Seq)
-		b = appendCommands(appendPrincipal(b, s), s.Commands)
+		ids := newIDWriter()
+		b = appendCommands(appendPrincipal(b, s, ids), s.Commands, ids)
 	case *aggregates.Record:
 		b = make([]byte, 0, flatSize(s.Type, s.ID, s.Client, s.Owner)+32*(len(s.Units)+len(s.Assignees)+len(s.Links)+2*len(s.Prov))+commandsSize(s.Commands))
 		b = append(b, spillMagic...)
-		b = append(b, spillVersionFlat, 'r')
+		b = append(b, spillVersionIDs, 'r')
 		b = binary.AppendUvarint(b, s.Seq)
-		b = appendCommands(appendRecord(b, s), s.Commands)
+		ids := newIDWriter()
+		b = appendCommands(appendRecord(b, s, ids), s.Commands, ids)
 	default:
 		return nil, fmt.Errorf("commands: spill a %T", st)
 	}
 	return b, nil
 }
 
-// decodeState reads a spilled state, of version 2 or 1. It takes data over: the state's
-// strings point into it (version 1: the commands' strings).
+// decodeState reads a spilled state, of version 3, 2 or 1. It takes data over: the state's
+// strings point into it (version 1: the commands' strings; version 3: those not written in
+// short form).
 func decodeState(data []byte) (any, error) {
 	if len(data) < len(spillMagic)+2 || string(data[:len(spillMagic)]) != spillMagic {
 		return nil, errors.New("not a spilled state")
 	}
 	v := data[len(spillMagic)]
-	if v != spillVersion && v != spillVersionFlat {
-		return nil, fmt.Errorf("version %d, want %d or %d", v, spillVersionFlat, spillVersion)
+	if v != spillVersion && v != spillVersionFlat && v != spillVersionIDs {
+		return nil, fmt.Errorf("version %d, want %d, %d or %d", v, spillVersionIDs, spillVersionFlat, spillVersion)
 	}
 	kind := data[len(spillMagic)+1]
 	rest := data[len(spillMagic)+2:]
 	r := &snapReader{s: unsafe.String(unsafe.SliceData(rest), len(rest))}
+	if v == spillVersionIDs {
+		r.ids.on = true
+		r.ids.ids = r.ids.first[:0]
+		v = spillVersionFlat // the same fields, their ids read by r.id
+	}
 	seq := r.uvarint()
 	var js string
 	if v == spillVersion {
@@ -584,7 +592,7 @@ func decodeState(data []byte) (any, error) {
 // spilledSeq reads the sequence of a spilled state without decoding it.
 func spilledSeq(v []byte) (uint64, bool) {
 	if len(v) < len(spillMagic)+2 || string(v[:len(spillMagic)]) != spillMagic ||
-		v[len(spillMagic)] != spillVersion && v[len(spillMagic)] != spillVersionFlat {
+		v[len(spillMagic)] != spillVersion && v[len(spillMagic)] != spillVersionFlat && v[len(spillMagic)] != spillVersionIDs {
 		return 0, false
 	}
 	seq, k := binary.Uvarint(v[len(spillMagic)+2:])
@@ -593,16 +601,18 @@ func spilledSeq(v []byte) (uint64, bool) {
 
 // appendCommands appends the command ids a state remembers:
 //
-//	uvarint n, n times: str command id, uvarint seq, str hash, uvarint k, k times str event id
-func appendCommands(b []byte, cmds map[string]aggregates.CommandResult) []byte {
+//	uvarint n, n times: id command id, uvarint seq, id hash, uvarint k, k times id event id
+//
+// where id is a str, or version 3's form of an id when ids is not nil (spill_ids.go).
+func appendCommands(b []byte, cmds map[string]aggregates.CommandResult, ids *idWriter) []byte {
 	b = binary.AppendUvarint(b, uint64(len(cmds)))
 	for id, r := range cmds {
-		b = appendStr(b, id)
+		b = ids.append(b, id)
 		b = binary.AppendUvarint(b, r.Seq)
-		b = appendStr(b, r.Hash)
+		b = ids.append(b, r.Hash)
 		b = binary.AppendUvarint(b, uint64(len(r.Events)))
 		for _, ev := range r.Events {
-			b = appendStr(b, ev)
+			b = ids.append(b, ev)
 		}
 	}
 	return b
@@ -627,14 +637,14 @@ func (r *snapReader) commands() map[string]aggregates.CommandResult {
 	cmds := make(map[string]aggregates.CommandResult, n+1)
 	var evs []string // one backing array for every command's event ids
 	for range n {
-		cid := r.str()
-		res := aggregates.CommandResult{Seq: r.uvarint(), Hash: r.str()}
+		cid := r.id()
+		res := aggregates.CommandResult{Seq: r.uvarint(), Hash: r.id()}
 		k := r.count(1)
 		if len(evs)+k > cap(evs) {
 			evs = make([]string, 0, max(k, min(4096, 2*n)))
 		}
 		for range k {
-			evs = append(evs, r.str())
+			evs = append(evs, r.id())
 		}
 		if k > 0 {
 			res.Events = evs[len(evs)-k : len(evs) : len(evs)]

@@ -66,13 +66,14 @@ func appendStrs(b []byte, items []string) []byte {
 	return b
 }
 
-func appendProv(b []byte, prov map[string]string) []byte {
+// appendProv appends the provenance map; its values are event ids, written by ids.
+func appendProv(b []byte, prov map[string]string, ids *idWriter) []byte {
 	if prov == nil {
 		return append(b, 0)
 	}
 	b = binary.AppendUvarint(b, uint64(len(prov))+1)
 	for k, v := range prov {
-		b = appendStr(appendStr(b, k), v)
+		b = ids.append(appendStr(b, k), v)
 	}
 	return b
 }
@@ -86,7 +87,7 @@ func flatSize(strs ...string) int {
 	return n
 }
 
-func appendPrincipal(b []byte, p *aggregates.Principal) []byte {
+func appendPrincipal(b []byte, p *aggregates.Principal, ids *idWriter) []byte {
 	b = appendStr(b, p.ID)
 	b = append(b, stateFlags(p.Exists, p.Removed))
 	b = appendStr(appendStr(appendStr(b, p.Kind), p.Email), p.Client)
@@ -95,10 +96,10 @@ func appendPrincipal(b []byte, p *aggregates.Principal) []byte {
 	b = appendStr(b, p.Level)
 	b = appendList(b, p.Grants, func(g events.Grant) (string, string) { return g.Permission, g.Scope })
 	b = appendStrs(b, p.Denied)
-	return appendProv(b, p.Prov)
+	return appendProv(b, p.Prov, ids)
 }
 
-func appendRecord(b []byte, r *aggregates.Record) []byte {
+func appendRecord(b []byte, r *aggregates.Record, ids *idWriter) []byte {
 	b = appendStr(appendStr(b, r.Type), r.ID)
 	b = append(b, stateFlags(r.Exists, r.Removed))
 	b = appendStr(b, r.Client)
@@ -106,7 +107,7 @@ func appendRecord(b []byte, r *aggregates.Record) []byte {
 	b = appendStr(b, r.Owner)
 	b = appendList(b, r.Assignees, func(a events.Assignee) (string, string) { return a.Principal, a.Relation })
 	b = appendList(b, r.Links, func(l events.RecordRef) (string, string) { return l.Type, l.ID })
-	return appendProv(b, r.Prov)
+	return appendProv(b, r.Prov, ids)
 }
 
 // list reads what appendList wrote; each item takes at least two bytes.
@@ -155,7 +156,7 @@ func (r *snapReader) prov() map[string]string {
 	m := make(map[string]string, n)
 	for range n {
 		k := r.str()
-		m[k] = r.str()
+		m[k] = r.id()
 	}
 	return m
 }

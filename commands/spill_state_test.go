@@ -3,6 +3,7 @@ package commands
 import (
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"slices"
 	"testing"
@@ -75,27 +76,34 @@ func TestSpillFlatCoversFields(t *testing.T) {
 	re := filled(t, &aggregates.Record{}).(*aggregates.Record)
 	re.Units, re.Assignees, re.Links, re.Removed = nil, []events.Assignee{}, nil, false
 	for _, st := range []any{p, r, pe, re, aggregates.NewPrincipal("p0"), aggregates.NewRecord("case", "k0")} {
-		b, err := encodeState(st)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if b[len(spillMagic)] != spillVersionFlat {
-			t.Fatalf("written as version %d", b[len(spillMagic)])
-		}
-		got, err := decodeState(slices.Clone(b))
-		if err != nil {
-			t.Fatalf("%T: %v", st, err)
-		}
-		if !reflect.DeepEqual(got, st) {
-			t.Errorf("read back\n %#v\nwrote\n %#v", got, st)
-		}
-		if seq, ok := spilledSeq(b); !ok || seq != stateSeq(st) {
-			t.Errorf("spilledSeq = %d, %v; want %d", seq, ok, stateSeq(st))
-		}
-		for n := range len(b) {
-			if _, err := decodeState(slices.Clone(b[:n])); err == nil {
-				t.Fatalf("%T: the first %d of %d bytes read as a state", st, n, len(b))
-			}
+		checkRoundTrip(t, st)
+	}
+}
+
+// checkRoundTrip: st is written as version 3 and reads back equal, with its sequence; every
+// shorter prefix of it is an error.
+func checkRoundTrip(t *testing.T, st any) {
+	t.Helper()
+	b, err := encodeState(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b[len(spillMagic)] != spillVersionIDs {
+		t.Fatalf("written as version %d", b[len(spillMagic)])
+	}
+	got, err := decodeState(slices.Clone(b))
+	if err != nil {
+		t.Fatalf("%T: %v", st, err)
+	}
+	if !reflect.DeepEqual(got, st) {
+		t.Errorf("read back\n %#v\nwrote\n %#v", got, st)
+	}
+	if seq, ok := spilledSeq(b); !ok || seq != stateSeq(st) {
+		t.Errorf("spilledSeq = %d, %v; want %d", seq, ok, stateSeq(st))
+	}
+	for n := range len(b) {
+		if _, err := decodeState(slices.Clone(b[:n])); err == nil {
+			t.Fatalf("%T: the first %d of %d bytes read as a state", st, n, len(b))
 		}
 	}
 }
@@ -119,7 +127,7 @@ func encodeStateV1(t testing.TB, st any) []byte {
 	b := append([]byte(spillMagic), spillVersion, kind)
 	b = binary.AppendUvarint(b, seq)
 	b = appendStr(b, string(js))
-	return appendCommands(b, cmds)
+	return appendCommands(b, cmds, nil)
 }
 
 // TestSpillReadsVersion1: a spill kept by an older release is still read, and each state reads
@@ -148,7 +156,8 @@ func TestSpillReadsVersion1(t *testing.T) {
 }
 
 // BenchmarkSpillState: writing and reading back a record as the compare shape's (units,
-// assignees, a link, the commands it remembers), in the flat form and as version 1.
+// assignees, a link, the commands it remembers), as written (flat, version 3), as version 2
+// and as version 1.
 func BenchmarkSpillState(b *testing.B) {
 	r := aggregates.NewRecord("invoice", "invoice-123456")
 	r.Exists, r.Seq, r.Owner = true, 123456, "staff-42"
@@ -169,12 +178,17 @@ func BenchmarkSpillState(b *testing.B) {
 			}
 		}
 	})
+	b.Run("encode/v2", func(b *testing.B) {
+		for b.Loop() {
+			encodeStateV2(b, r)
+		}
+	})
 	b.Run("encode/v1", func(b *testing.B) {
 		for b.Loop() {
 			encodeStateV1(b, r)
 		}
 	})
-	for name, data := range map[string][]byte{"flat": must(encodeState(r)), "v1": encodeStateV1(b, r)} {
+	for name, data := range map[string][]byte{"flat": must(encodeState(r)), "v2": encodeStateV2(b, r), "v1": encodeStateV1(b, r)} {
 		b.Run("decode/"+name, func(b *testing.B) {
 			for b.Loop() {
 				if _, err := decodeState(slices.Clone(data)); err != nil {
@@ -190,4 +204,70 @@ func must(b []byte, err error) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// encodeStateV2 is how releases before version 3 spilled a state: the flat form, ids as they are.
+func encodeStateV2(t testing.TB, st any) []byte {
+	t.Helper()
+	b := []byte(spillMagic)
+	switch s := st.(type) {
+	case *aggregates.Principal:
+		b = binary.AppendUvarint(append(b, spillVersionFlat, 'p'), s.Seq)
+		return appendCommands(appendPrincipal(b, s, nil), s.Commands, nil)
+	case *aggregates.Record:
+		b = binary.AppendUvarint(append(b, spillVersionFlat, 'r'), s.Seq)
+		return appendCommands(appendRecord(b, s, nil), s.Commands, nil)
+	}
+	t.Fatalf("spill a %T", st)
+	return nil
+}
+
+// compareRecord is a record as the compare shape's import and commands workload leave one: its
+// body and an assignment from one command each, the event ids UUIDs, the hashes SHA-256 in hex.
+func compareRecord() *aggregates.Record {
+	r := aggregates.NewRecord("invoice", "invoice-r6b1552e7-c16-9990")
+	r.Exists, r.Seq, r.Client = true, 283528, "client-00808"
+	r.Units = []events.UnitRef{{Kind: "location", ID: "loc-016"}}
+	r.Assignees = []events.Assignee{{Principal: "p-0002301", Relation: "salesperson"}}
+	r.Links = []events.RecordRef{{Type: "case", ID: "case-00193003"}}
+	r.Prov["body"] = "01a24b4c-008c-7e72-81cd-18e6046b7709"
+	r.Prov["assignee:p-0002301|salesperson"] = "01a24b4c-008c-7e72-81cd-18e6046b7709"
+	r.Commands["0152a893-83ff-52b5-b3d0-2dc15a53b7c1"] = aggregates.CommandResult{Seq: 283528,
+		Hash: "1db6c252af1104fa06d698c180124a156c4522ae6be413cc8633fbcd6fb89539", Events: []string{"01a24b4c-008c-7e72-81cd-18e6046b7709"}}
+	return r
+}
+
+// TestSpillIDsShort: version 3 writes UUIDs and hex hashes as bytes and a repeated id as a
+// number, and reads every id back as it was, also those that only look like a UUID or a hash
+// (upper case, a letter beyond f, a dash moved, one digit short) and the ids of a state with
+// more than maxSpillIDs of them; version 2 is still read.
+func TestSpillIDsShort(t *testing.T) {
+	r := compareRecord()
+	v2, v3 := encodeStateV2(t, r), must(encodeState(r))
+	if 3*len(v3) > 2*len(v2) {
+		t.Errorf("the compare shape's record: %d bytes in version 3, %d in version 2; want at most two thirds", len(v3), len(v2))
+	}
+	p := aggregates.NewPrincipal("p-0000001")
+	p.Exists, p.Seq = true, 300000
+	odd := []string{
+		"01A24B4C-008C-7E72-81CD-18E6046B7709", "01a24b4c-008c-7e72-81cd-18e6046b770g", "01a24b4c0-08c-7e72-81cd-18e6046b7709",
+		"01a24b4c-008c-7e72-81cd-18e6046b770", "1DB6C252AF1104FA06D698C180124A156C4522AE6BE413CC8633FBCD6FB89539",
+		"1db6c252af1104fa06d698c180124a156c4522ae6be413cc8633fbcd6fb8953", "", "e1", "01a24b4c-008c-7e72-81cd-18e6046b7709",
+	}
+	for i, id := range odd {
+		p.Prov["odd"+string(rune('a'+i))] = id
+	}
+	for i := range 2 * maxSpillIDs {
+		cid := fmt.Sprintf("0152a893-83ff-52b5-b3d0-%012x", i)
+		ev := fmt.Sprintf("01a24b4c-008c-7e72-81cd-%012x", i%7)
+		p.Commands[cid] = aggregates.CommandResult{Seq: uint64(i + 1), Hash: fmt.Sprintf("%064x", i%5), Events: []string{ev, odd[i%len(odd)]}}
+		p.Prov[fmt.Sprintf("grant:%d", i)] = ev
+	}
+	for _, st := range []any{r, p} {
+		checkRoundTrip(t, st)
+		old, err := decodeState(encodeStateV2(t, st))
+		if err != nil || !reflect.DeepEqual(old, st) {
+			t.Errorf("version 2 read back\n %#v (%v)\nwrote\n %#v", old, err, st)
+		}
+	}
 }
