@@ -161,6 +161,9 @@ func (r *Record) setBody(b events.RecordBody, eventID string) {
 	r.Units = sortedUnits(b.Units)
 	r.Assignees = sortedAssignees(b.Assignees)
 	r.Links = slices.Clone(b.Links)
+	if r.Prov == nil {
+		return // a record only judged, never kept (recordAfter)
+	}
 	for k := range r.Prov {
 		if len(k) > 9 && k[:9] == "assignee:" {
 			delete(r.Prov, k)

@@ -29,12 +29,19 @@ func normalizedBody(b events.RecordBody) events.RecordBody {
 }
 
 // recordAfter is the record as body makes it, built with Apply so that it is exactly what the
-// stored event will produce (a client record is its own client, for instance).
+// stored event will produce (a client record is its own client, for instance). It is only
+// judged (a permission check's overlay, sameBody), never kept, so it is built without the maps
+// of a kept state: no command to remember (the envelope applied has none), and as provenance
+// only old's body event; every other lookup gives "", the id of the envelope applied, as
+// before. Every record a command registers or updates was built twice with them.
 func recordAfter(old *Record, b events.RecordBody) *Record {
-	r := NewRecord(b.Type, b.ID)
+	r := &Record{Type: b.Type, ID: b.ID}
 	r.Apply(events.Envelope{}, events.RecordRegisteredV1{RecordBody: b})
 	if old != nil {
-		r.Seq, r.Prov["body"] = old.Seq, old.Prov["body"]
+		r.Seq = old.Seq
+		if body := old.Prov["body"]; body != "" {
+			r.Prov = map[string]string{"body": body}
+		}
 	}
 	return r
 }

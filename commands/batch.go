@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/nats-io/nats.go"
 
@@ -355,10 +356,14 @@ func (r *batchRun) run(i int, cmd aggregates.Command) error {
 	}
 	f := newFacts(r.ctx, s.cache, r.tenant)
 	f.before = func(ref events.AggregateRef) (any, bool) {
-		subject, err := events.Subject(r.tenant, ref)
+		var buf [events.MaxSubject]byte
+		key, err := events.AppendSubject(buf[:0], r.tenant, ref)
 		if err != nil {
 			return nil, false
 		}
+		// A view of buf, not a copy: inGroup and settle only look it up (a decision reads a
+		// few aggregates, each of which made a string here).
+		subject := unsafe.String(unsafe.SliceData(key), len(key))
 		if gs := r.inGroup(subject); gs != nil {
 			join = true
 			return gs.state, true

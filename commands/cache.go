@@ -289,17 +289,21 @@ func (c *cache) closeSpill() {
 
 // entry returns the entry of an aggregate, creating it empty (not loaded).
 func (c *cache) entry(tenant string, ref events.AggregateRef) (*entry, error) {
-	subject, err := events.Subject(tenant, ref)
+	// The subject is looked up from a buffer on the stack: a string is made only for a new
+	// entry (every command looks up its aggregates; most are there).
+	var buf [events.MaxSubject]byte
+	key, err := events.AppendSubject(buf[:0], tenant, ref)
 	if err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e := c.entries[subject]
+	e := c.entries[string(key)]
 	if e == nil {
 		if len(c.entries) >= c.max {
 			c.evictLocked()
 		}
+		subject := string(key)
 		e = &entry{c: c, subject: subject, ref: ref}
 		c.entries[subject] = e
 	}

@@ -214,12 +214,13 @@ func checkAppend(subject, msgID string, envs []Envelope, keep bool) ([]Data, err
 		if keep {
 			decoded[i] = d
 		}
-		want, err := Subject(e.Tenant, e.Aggregate)
+		var buf [MaxSubject]byte
+		want, err := AppendSubject(buf[:0], e.Tenant, e.Aggregate)
 		if err != nil {
 			return nil, fmt.Errorf("envelope %s: %w", e.ID, err)
 		}
-		if want != subject {
-			return nil, fmt.Errorf("%w: envelope %s belongs to %s, not %s", ErrInvalid, e.ID, want, subject)
+		if string(want) != subject {
+			return nil, fmt.Errorf("%w: envelope %s belongs to %s, not %s", ErrInvalid, e.ID, string(want), subject)
 		}
 	}
 	return decoded, nil

@@ -24,21 +24,44 @@ func ValidToken(s string) bool {
 
 // Subject returns the subject of an aggregate of a tenant (SPEC section 6).
 func Subject(tenant string, a AggregateRef) (string, error) {
-	if !ValidToken(tenant) || !ValidToken(a.ID) {
-		return "", fmt.Errorf("%w: subject token %q/%q", ErrInvalid, tenant, a.ID)
+	var buf [MaxSubject]byte
+	b, err := AppendSubject(buf[:0], tenant, a)
+	if err != nil {
+		return "", err
 	}
+	return string(b), nil
+}
+
+// MaxSubject is the length of the longest subject Subject returns (a record's, every token 64
+// bytes long).
+const MaxSubject = len(Prefix) + 3*64 + len(".record...")
+
+// AppendSubject appends the subject Subject returns to dst: a lookup by subject (the command
+// cache's, every command's) then needs no string of its own. dst is returned unchanged with
+// the error.
+func AppendSubject(dst []byte, tenant string, a AggregateRef) ([]byte, error) {
+	if !ValidToken(tenant) || !ValidToken(a.ID) {
+		return dst, fmt.Errorf("%w: subject token %q/%q", ErrInvalid, tenant, a.ID)
+	}
+	n := len(dst)
+	dst = append(dst, Prefix+"."...)
+	dst = append(dst, tenant...)
 	switch a.Kind {
 	case KindTenant:
-		return Prefix + "." + tenant + ".tenant." + a.ID, nil
+		dst = append(dst, ".tenant."...)
 	case KindPrincipal:
-		return Prefix + "." + tenant + ".principal." + a.ID, nil
+		dst = append(dst, ".principal."...)
 	case KindRecord:
 		if !ValidToken(a.Type) {
-			return "", fmt.Errorf("%w: record type token %q", ErrInvalid, a.Type)
+			return dst[:n], fmt.Errorf("%w: record type token %q", ErrInvalid, a.Type)
 		}
-		return Prefix + "." + tenant + ".record." + a.Type + "." + a.ID, nil
+		dst = append(dst, ".record."...)
+		dst = append(dst, a.Type...)
+		dst = append(dst, '.')
+	default:
+		return dst[:n], fmt.Errorf("%w: aggregate kind %q", ErrInvalid, a.Kind)
 	}
-	return "", fmt.Errorf("%w: aggregate kind %q", ErrInvalid, a.Kind)
+	return append(dst, a.ID...), nil
 }
 
 // TenantRef, PrincipalRef and RecordAggregate build aggregate references.
