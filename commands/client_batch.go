@@ -61,6 +61,14 @@ func (c *Client) batch(ctx context.Context, tenant string, req BatchRequest) ([]
 
 // decodeBatch reads a batch's answer, each result named after its command.
 func decodeBatch(data []byte, cmds []BatchCommand) ([]BatchOutcome, error) {
+	if out, ok := scanBatchOK(data, len(cmds)); ok {
+		return out, nil
+	}
+	return decodeBatchJSON(data, cmds)
+}
+
+// decodeBatchJSON is decodeBatch by encoding/json, for any answer.
+func decodeBatchJSON(data []byte, cmds []BatchCommand) ([]BatchOutcome, error) {
 	var ans BatchAnswer
 	if err := json.Unmarshal(data, &ans); err != nil {
 		return nil, fmt.Errorf("commands: batch: malformed answer %.100q: %w", data, err)
@@ -80,6 +88,36 @@ func decodeBatch(data []byte, cmds []BatchCommand) ([]BatchOutcome, error) {
 		out[i].Result, out[i].Err = decodeAnswer(op, raw)
 	}
 	return out, nil
+}
+
+// scanBatchOK reads a batch's answer whose results are all commands carried out, as the service
+// writes it ({"ok":true,"results":[..]}, each result as scanOK reads it); ok is false for
+// anything else, which decodeBatch then reads with encoding/json. n: the commands sent.
+func scanBatchOK(data []byte, n int) ([]BatchOutcome, bool) {
+	const head = `{"ok":true,"results":[`
+	if !hasAt(data, 0, head) {
+		return nil, false
+	}
+	out := make([]BatchOutcome, 0, n)
+	i := len(head)
+	for i < len(data) && data[i] != ']' {
+		if len(out) > 0 {
+			if data[i] != ',' {
+				return nil, false
+			}
+			i++
+		}
+		r, end, ok := scanOK(data, i)
+		if !ok {
+			return nil, false
+		}
+		out = append(out, BatchOutcome{Result: r})
+		i = end
+	}
+	if len(out) == 0 || i+2 != len(data) || !hasAt(data, i, "]}") {
+		return nil, false // an answer without results is not one the service writes: left to decodeBatch
+	}
+	return out, true
 }
 
 // Pipeline sends the batches of one sender in order with the next one on its way before the
