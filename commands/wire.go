@@ -98,7 +98,7 @@ func encodeResult(r Result) []byte {
 func appendOK(r Result) ([]byte, bool) {
 	n := len(`{"ok":true,"seq":,"events":[]}`) + 20
 	for _, id := range r.Events {
-		if !plainJSON(id) {
+		if !events.PlainJSON(id) {
 			return nil, false
 		}
 		n += len(id) + 3
@@ -116,18 +116,6 @@ func appendOK(r Result) ([]byte, bool) {
 		b = append(b, '"')
 	}
 	return append(b, "]}"...), true
-}
-
-// plainJSON reports whether json.Marshal writes s as it is between quotes: printable ASCII
-// without the characters it escapes (" and \, and < > & as HTML-safe JSON).
-func plainJSON(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			return false
-		}
-	}
-	return true
 }
 
 // encodeError answers err with its code; an error without one is internal, and its text is not

@@ -45,7 +45,7 @@ func encodeChecked(envs []Envelope, valid bool) ([]byte, error) {
 func appendEnvelope(b []byte, e *Envelope, valid bool) ([]byte, bool) {
 	ok := true
 	str := func(b []byte, key, s string) []byte {
-		ok = ok && plainString(s)
+		ok = ok && PlainJSON(s)
 		b = append(b, key...)
 		b = append(b, '"')
 		b = append(b, s...)
@@ -95,9 +95,10 @@ func appendEnvelope(b []byte, e *Envelope, valid bool) ([]byte, bool) {
 	return append(b, '}'), ok
 }
 
-// plainString reports whether Marshal writes s as it is between quotes: printable ASCII
-// without the characters it escapes (" and \, and < > & as HTML-safe JSON).
-func plainString(s string) bool {
+// PlainJSON reports whether json.Marshal writes s as it is between quotes: printable ASCII
+// without the characters it escapes (" and \, and < > & as HTML-safe JSON). Encoders that
+// write what Marshal would without its reflection use it (here and commands' answers).
+func PlainJSON(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
