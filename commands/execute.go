@@ -289,7 +289,13 @@ func (x *execution) append(ctx context.Context, ws []aggregates.Write, snaps []*
 // the entry's state. data is the events' data as the append's validation decoded it (one for
 // each envelope, the caller's to give away), or nil to decode them here.
 func (x *execution) publish(i int, snap *snapshot, envs []events.Envelope, data []events.Data, seq uint64) {
-	st := cloneState(snap.state)
+	st := snap.state
+	if !snap.assumed {
+		st = cloneState(st)
+	}
+	// else: an aggregate assumed empty (read) got a state of its own, which no other command
+	// sees, and which the decision no longer reads: the events apply to it in place (every
+	// aggregate an import creates copied its empty state).
 	for k, env := range envs {
 		env.Seq = seq
 		var err error
