@@ -118,6 +118,33 @@ func (l *ChangesListeners) note(subject string) {
 	}
 }
 
+// Quiet reports whether no subscription, as Refresh last read them, may receive any message
+// of tenant's feed, and if so a mark of that reading for Unmoved. It answers false when it
+// cannot tell: no reading yet, or a route or a leaf node (Tenant).
+func (l *ChangesListeners) Quiet(tenant string) (mark uint64, ok bool) {
+	if l.s.NumRoutes() > 0 || l.s.NumLeafNodes() > 0 {
+		return 0, false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.read || l.anyTenant || l.tenants[tenant] {
+		return 0, false
+	}
+	return l.version[0], true
+}
+
+// Unmoved reports whether no subscription was added to the account since the reading that
+// Quiet marked mark (the list's insertions, counted under its lock, are still mark), nor a
+// route or a leaf node connected: what Quiet answered then still holds now. ~5 µs on an idle
+// server, up to ~50 µs under load (Subsz walks the list's subject cache for its statistics).
+func (l *ChangesListeners) Unmoved(mark uint64) bool {
+	if l.s.NumRoutes() > 0 || l.s.NumLeafNodes() > 0 {
+		return false
+	}
+	sz, err := l.s.Subsz(&server.SubszOptions{Account: StoreAccount})
+	return err == nil && sz.NumInserts == mark
+}
+
 // Tenant reports whether a subscription, as Refresh last read them, may receive a message of
 // tenant's feed (a change of any principal, or a gap). Subsz lists the server's own clients'
 // subscriptions, not those routes or leaf nodes bring: a server with any answers yes.

@@ -34,8 +34,12 @@
 //     goroutine, never holding the projector up (a full queue drops messages and announces a
 //     gap). One delivery across instances is the publisher's (events.Changes). With
 //     FeedOptions.Listeners it derives only what a subscription would receive, asked after the
-//     commit, and the projector commits together the messages of tenants that nobody
-//     subscribed to when they were published (Feed.unheard; counted in a gap).
+//     commit. The projector commits together (a quiet run, Feed.quiet) the live messages of
+//     tenants that nobody listened to as the last Refresh found them, with one snapshot before
+//     them; after the commit the feed asks whether any subscription was made since that
+//     Refresh (Listeners.Unmoved), and only then derives the run, message after message over
+//     that snapshot (changesOfRun), so a subscriber present at a message's commit gets its
+//     changes as before.
 //
 // # Invariants
 //

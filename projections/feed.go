@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/acl-es/acl/aggregates"
+	"github.com/acl-es/acl/events"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -41,7 +43,11 @@ import (
 // drops a message that no subscription matches, and a subscriber that arrives later starts
 // from permissions or diff anyway. It asks when it derives a message, after its commit, so a
 // subscription made before the commit is seen: a subscriber that subscribes, then reads its
-// access (seq S), receives every change after S.
+// access (seq S), receives every change after S. The projector commits together the live
+// messages of tenants nobody listened to as the last Refresh found them (quiet runs, quiet),
+// with one snapshot before them; the feed asks after their commit whether a subscription was
+// made since that Refresh (Listeners.Unmoved: the account's count of insertions), and derives
+// them over that snapshot only if one was (changesOfRun).
 type Feed struct {
 	e    *Engine
 	o    FeedOptions
@@ -72,11 +78,22 @@ type Feed struct {
 	// not announced (in a gap, or older than MaxAge); the events and gaps nobody listened to.
 	announced, changes, dropped atomic.Uint64
 	unheardEvents, unheardGaps  atomic.Uint64
+	// Quiet runs (Feed.quiet) nobody heard, and those derived: a subscription came meanwhile.
+	quietRuns, heardRuns atomic.Uint64
 
 	// Run's goroutine only: who listens to the message being derived (FeedOptions.Listeners),
 	// and when the feed last asked which tenants have a subscription.
 	aud       audience
 	refreshed time.Time
+
+	// The last sequence handed over (after its commit), and Run's last answer of Unmoved: true
+	// for mark, asked once every job up to upto was handed over, so it holds for those jobs.
+	handedSeq atomic.Uint64
+	verified  struct {
+		mark, upto uint64
+		ok         bool
+		at         time.Time
+	}
 }
 
 // Collectors are the feed's metrics: how many committed messages it announced and how many it
@@ -102,8 +119,18 @@ func (f *Feed) Collectors() []prometheus.Collector {
 			counter(&f.changes)),
 		unheard("events", &f.unheardEvents),
 		unheard("gaps", &f.unheardGaps),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "acl_change_feed_quiet_runs_total",
+			Help:        "Runs of live messages of tenants nobody listened to, committed together (quiet runs): not derived, as nobody heard them.",
+			ConstLabels: prometheus.Labels{"outcome": "unheard"}}, counter(&f.quietRuns)),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "acl_change_feed_quiet_runs_total",
+			Help:        "Runs of live messages of tenants nobody listened to, committed together (quiet runs): not derived, as nobody heard them.",
+			ConstLabels: prometheus.Labels{"outcome": "derived"}}, counter(&f.heardRuns)),
 	}
 }
+
+// QuietRuns is how many quiet runs nobody heard, and how many were derived because a
+// subscription was made meanwhile.
+func (f *Feed) QuietRuns() (unheard, derived uint64) { return f.quietRuns.Load(), f.heardRuns.Load() }
 
 // Unheard is how many events the feed did not derive, and how many gaps it did not publish,
 // because no subscription would have received them (FeedOptions.Listeners).
@@ -131,6 +158,13 @@ type Listeners interface {
 	Principal(tenant, principal string) bool
 	// Gaps reports whether a subscription would receive tenant's gaps.
 	Gaps(tenant string) bool
+	// Quiet reports whether no subscription may receive any message of tenant's feed, as the
+	// last Refresh learned them, and if so a mark of that Refresh for Unmoved; false when it
+	// cannot tell.
+	Quiet(tenant string) (mark uint64, ok bool)
+	// Unmoved reports whether no subscription was made since the Refresh that mark marks: what
+	// Quiet answered with it holds for every subscription made until Unmoved was asked.
+	Unmoved(mark uint64) bool
 }
 
 // FeedOptions configures a Feed.
@@ -218,13 +252,20 @@ func (b *cpuBudget) allow(now time.Time) bool {
 
 func (b *cpuBudget) spend(d time.Duration) { b.tokens -= d }
 
-// feedJob is one committed message: the read model before it, and its decoded events.
+// feedJob is one committed message, or a run of messages the projector committed together
+// because nobody listened to them (quiet): the read model before it, and its decoded events.
 type feedJob struct {
 	snap   *pebble.Snapshot
-	seq    uint64
+	seq    uint64 // the last message's
 	at     time.Time
 	evs    []decodedEvent
 	handed time.Time // after its commit
+
+	// A quiet run: no subscription to its tenants' feeds as the Refresh that mark marks found
+	// them (Listeners.Quiet), asked before its commit. Unless one was made since (Unmoved,
+	// asked after the commit), nobody can hear its changes.
+	quiet bool
+	mark  uint64
 }
 
 // NewFeed returns a feed over e's read model; Projector.SetFeed hands it the commits and Run
@@ -260,42 +301,36 @@ func (f *Feed) Run(ctx context.Context) error {
 			return nil
 		case j = <-f.jobs:
 		default:
-			// Idle: the gaps of the messages dropped after the last one queued come now, and
-			// what is published is acknowledged.
-			f.publishGaps(ctx, 0)
-			if f.unacked > 0 {
-				f.flush(ctx)
-			}
+			f.idle(ctx)
 			select {
 			case <-ctx.Done():
 				return nil
 			case j = <-f.jobs:
 			}
 		}
-		if !f.budget.allow(time.Now()) {
-			// Over its share of the CPU: announced as a gap, as a message the queue had no
-			// room for.
-			j.snap.Close()
-			if len(j.evs) > 0 {
-				f.drop(j.evs[0].e.Tenant, j.seq)
-			}
-			continue
-		}
-		f.publishGaps(ctx, j.seq)
-		aud, heard := f.listening(ctx, j) // may wait for the next Refresh: not working time
-		if ctx.Err() != nil {
-			j.snap.Close()
-			return nil
-		}
-		start := time.Now()
-		n, err := 0, error(nil)
-		if heard {
-			n, err = f.publishJob(ctx, j, aud)
-		} else {
+		n, err, heard := 0, error(nil), false
+		if j.quiet && f.unmoved(ctx, j) {
+			// Nobody could hear the run: no change derived, no gap. Gaps before it come first.
+			f.publishGaps(ctx, j.seq)
 			j.snap.Close()
 			f.unheardEvents.Add(uint64(len(j.evs)))
+			f.quietRuns.Add(1)
+		} else {
+			if j.quiet {
+				f.heardRuns.Add(1)
+			}
+			if !f.budget.allow(time.Now()) {
+				// Over its share of the CPU: announced as a gap, as a message the queue had no
+				// room for.
+				j.snap.Close()
+				f.dropEach(j.evs, nil)
+				continue
+			}
+			f.publishGaps(ctx, j.seq)
+			if n, err, heard = f.publish(ctx, j); ctx.Err() != nil {
+				return nil
+			}
 		}
-		f.budget.spend(time.Since(start))
 		if err != nil && ctx.Err() == nil {
 			// A change that cannot be published is reported and skipped: the feed is a
 			// notification; diff from the last seq seen tells a subscriber what it missed.
@@ -304,7 +339,7 @@ func (f *Feed) Run(ctx context.Context) error {
 		f.unacked += n
 		f.changes.Add(uint64(n))
 		if err == nil && heard {
-			f.announced.Add(1) // an unheard message is counted in unheardEvents, not here
+			f.announced.Add(uint64(messagesIn(j.evs))) // an unheard message is counted in unheardEvents, not here
 		}
 		f.pendingSeq = j.seq
 		switch backlog := len(f.jobs) > 0; {
@@ -318,6 +353,133 @@ func (f *Feed) Run(ctx context.Context) error {
 			f.flush(ctx)
 			f.budget.spend(time.Since(start))
 		}
+	}
+}
+
+// publish derives and publishes j's changes to whoever listens (listening, which may wait for
+// the next Refresh: not working time), and answers how many it published and whether anyone
+// listened.
+func (f *Feed) publish(ctx context.Context, j feedJob) (n int, err error, heard bool) {
+	if len(j.evs) > 0 && j.evs[0].e.Seq != j.seq {
+		return f.publishRun(ctx, j)
+	}
+	aud, heard := f.listening(ctx, f.tenantOf(j), j.handed)
+	if ctx.Err() != nil {
+		j.snap.Close()
+		return 0, nil, false
+	}
+	start := time.Now()
+	if heard {
+		n, err = f.publishJob(ctx, j, aud)
+	} else {
+		j.snap.Close()
+		f.unheardEvents.Add(uint64(len(j.evs)))
+	}
+	f.budget.spend(time.Since(start))
+	return n, err, heard
+}
+
+func (f *Feed) tenantOf(j feedJob) string {
+	if len(j.evs) == 0 {
+		return ""
+	}
+	return j.evs[0].e.Tenant
+}
+
+// publishRun is publish for a run of messages committed together (a quiet run that someone
+// may have heard after all): their changes derived over the read model before the run, one
+// message after the other (changesOfRun), for the tenants someone listens to.
+func (f *Feed) publishRun(ctx context.Context, j feedJob) (n int, err error, heard bool) {
+	hear := map[string]*audience{} // nil: everyone's changes
+	for _, de := range j.evs {
+		t := de.e.Tenant
+		if _, ok := hear[t]; ok {
+			continue
+		}
+		aud, h := f.listening(ctx, t, j.handed)
+		if ctx.Err() != nil {
+			j.snap.Close()
+			return 0, nil, false
+		}
+		switch {
+		case !h:
+			hear[t] = &audience{} // nobody: l nil
+		case aud != nil:
+			a := *aud // listening's is reused
+			hear[t] = &a
+		default:
+			hear[t] = nil
+		}
+		heard = heard || h
+	}
+	start := time.Now()
+	defer func() { f.budget.spend(time.Since(start)) }()
+	changes, unheard, err := f.e.changesOfRun(j.snap, j.evs, &f.maps, hear) // closes the snapshot
+	f.unheardEvents.Add(uint64(unheard))
+	if err != nil {
+		return 0, err, heard
+	}
+	n, err = f.publishChanges(ctx, changes)
+	return n, err, heard
+}
+
+// unmoved reports whether no subscription was made since j's mark (Listeners.Unmoved), asked
+// after j's commit; one answer serves every job handed over before it was asked, so it is
+// asked at most every refreshEvery (~50 µs under load, as Refresh: the commands workload
+// hands over a quiet run or two a millisecond), and a quiet run waits for it as a message
+// waits for a Refresh (listening). When a subscription was made, the feed asks which tenants
+// have one again, for the next quiet runs.
+func (f *Feed) unmoved(ctx context.Context, j feedJob) bool {
+	if v := f.verified; v.ok && v.mark == j.mark && j.seq <= v.upto {
+		return true
+	}
+	if !sleep(ctx, time.Until(f.verified.at.Add(refreshEvery))) {
+		return false
+	}
+	f.verified.at = time.Now()
+	upto := f.handedSeq.Load() // before asking: those jobs were committed before
+	if !f.o.Listeners.Unmoved(j.mark) {
+		f.verified.ok = false
+		f.refreshed = time.Now()
+		f.o.Listeners.Refresh()
+		return false
+	}
+	f.verified.mark, f.verified.upto, f.verified.ok = j.mark, upto, true
+	return true
+}
+
+// sleep waits for d (none when d <= 0) and reports whether ctx was not done by then.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// messagesIn counts the messages of evs (a message's events are adjacent and share its seq).
+func messagesIn(evs []decodedEvent) int {
+	n := 0
+	for i, de := range evs {
+		if i == 0 || evs[i-1].e.Seq != de.e.Seq {
+			n++
+		}
+	}
+	return n
+}
+
+// idle is Run's step when no message waits: the gaps of the messages dropped after the last
+// one queued come now, and what is published is acknowledged.
+func (f *Feed) idle(ctx context.Context) {
+	f.publishGaps(ctx, 0)
+	if f.unacked > 0 {
+		f.flush(ctx)
 	}
 }
 
@@ -356,9 +518,10 @@ func (f *Feed) Close() {
 // is dropped and counted in its tenant's gap.
 func (f *Feed) hand(j feedJob) {
 	j.handed = time.Now()
+	f.handedSeq.Store(j.seq) // the projector's goroutine only
 	if j.handed.Sub(j.at) > f.o.MaxAge {
 		j.snap.Close()
-		f.dropped.Add(1)
+		f.dropped.Add(uint64(messagesIn(j.evs)))
 		return
 	}
 	select {
@@ -367,7 +530,16 @@ func (f *Feed) hand(j feedJob) {
 	default:
 	}
 	j.snap.Close()
-	f.drop(j.evs[0].e.Tenant, j.seq)
+	f.dropEach(j.evs, nil)
+}
+
+// dropEach drops each message of evs (live, when set, says which) into its tenant's gap.
+func (f *Feed) dropEach(evs []decodedEvent, live func(seq uint64) bool) {
+	for i, de := range evs {
+		if (live == nil || live(de.e.Seq)) && (i == 0 || evs[i-1].e.Seq != de.e.Seq) { // once per message
+			f.drop(de.e.Tenant, de.e.Seq)
+		}
+	}
 }
 
 // drop counts a message of tenant at seq that is not announced in the tenant's gap.
@@ -387,9 +559,19 @@ func (f *Feed) drop(tenant string, seq uint64) {
 // room is how many messages the queue can still take.
 func (f *Feed) room() int { return cap(f.jobs) - len(f.jobs) }
 
-// publishGaps publishes the gaps that end before seq (0: all of them).
+// publishGaps publishes the gaps that end before seq (0: all of them, when no message is
+// queued: idle).
 func (f *Feed) publishGaps(ctx context.Context, seq uint64) {
 	f.gapMu.Lock()
+	if seq == 0 && len(f.jobs) > 0 {
+		// A message queued since Run found the queue empty: a gap taken now may be of a
+		// message after it (the projector queues a message before it drops the next under
+		// gapMu, so a gap seen here was dropped after what the queue holds). Published now,
+		// it would come before the message's changes, and the published sequence would pass
+		// the message before they are. Run takes the message next, and the gaps in order.
+		f.gapMu.Unlock()
+		return
+	}
 	var due []Gap
 	for t, g := range f.gaps {
 		if seq == 0 || g.To < seq {
@@ -436,6 +618,12 @@ func (f *Feed) publishJob(ctx context.Context, j feedJob, aud *audience) (int, e
 	if err != nil {
 		return 0, err
 	}
+	return f.publishChanges(ctx, changes)
+}
+
+// publishChanges publishes changes in order without waiting for their acknowledgement; it
+// answers how many it published.
+func (f *Feed) publishChanges(ctx context.Context, changes []aggregates.Change) (int, error) {
 	for i, c := range changes {
 		body, err := json.Marshal(c)
 		if err != nil {
@@ -462,16 +650,15 @@ const refreshEvery = 25 * time.Millisecond
 // listening says who may receive j's changes: heard is false when nobody may, and aud, when
 // set, names the principals who may (nil: everyone, or a feed without Listeners). It asks
 // when j is derived, after its commit: a subscription made before the commit is seen.
-func (f *Feed) listening(ctx context.Context, j feedJob) (aud *audience, heard bool) {
+func (f *Feed) listening(ctx context.Context, tenant string, handed time.Time) (aud *audience, heard bool) {
 	l := f.o.Listeners
-	if l == nil || len(j.evs) == 0 {
+	if l == nil || tenant == "" {
 		return nil, true
 	}
-	tenant := j.evs[0].e.Tenant
 	if l.Everyone(tenant) {
 		return nil, true
 	}
-	if !j.handed.Before(f.refreshed) {
+	if !handed.Before(f.refreshed) {
 		// The last Refresh may predate a subscription made before j's commit: ask again, no
 		// sooner than refreshEvery after it. What Refresh learns holds for the subscriptions
 		// made before it, so one serves every message committed before it. Until then a
@@ -479,14 +666,8 @@ func (f *Feed) listening(ctx context.Context, j feedJob) (aud *audience, heard b
 		// one); one without waits.
 		wait := time.Until(f.refreshed.Add(refreshEvery))
 		if wait <= 0 || !l.Tenant(tenant) {
-			if wait > 0 {
-				t := time.NewTimer(wait)
-				select {
-				case <-ctx.Done():
-					t.Stop()
-					return nil, false
-				case <-t.C:
-				}
+			if !sleep(ctx, wait) {
+				return nil, false
 			}
 			f.refreshed = time.Now()
 			l.Refresh()
@@ -499,6 +680,38 @@ func (f *Feed) listening(ctx context.Context, j feedJob) (aud *audience, heard b
 	return &f.aud, true
 }
 
+// quiet answers how many of msgs, live messages the projector has not committed yet, from
+// the first, are of tenants nobody listens to as the last Refresh learned them
+// (Listeners.Quiet), all with one mark: the projector commits those together and hands them
+// over as one quiet run, which the feed derives only if a subscription was made after that
+// Refresh and before it asks, after their commit (Listeners.Unmoved). 0 without Listeners, or
+// when the first message's tenant may be heard.
+func (f *Feed) quiet(msgs []events.Message) (n int, mark uint64) {
+	l := f.o.Listeners
+	if l == nil {
+		return 0, 0
+	}
+	prev := ""
+	for i, m := range msgs {
+		if len(m.Events) == 0 {
+			continue
+		}
+		tenant := m.Events[0].Tenant // one aggregate's events: one tenant
+		if tenant == prev {
+			continue
+		}
+		mk, ok := l.Quiet(tenant)
+		if !ok || (prev != "" && mk != mark) {
+			return i, mark
+		}
+		prev, mark = tenant, mk
+	}
+	if prev == "" {
+		return 0, 0
+	}
+	return len(msgs), mark
+}
+
 // changesOf derives the changes of one message (its events all concern one aggregate of one
 // tenant) over snap, the read model before it; it closes snap. Their Visible maps come from
 // maps (nil: new ones). aud, when set, limits them to the principals someone listens to.
@@ -509,32 +722,93 @@ func (e *Engine) changesOf(snap *pebble.Snapshot, seq uint64, evs []decodedEvent
 		return nil, err
 	}
 	defer v.close()
-	var out []aggregates.Change
 	cur := newSide(v)
 	cur.maps = maps
+	var out []aggregates.Change
 	for _, de := range evs {
-		nxt, err := cur.next(de.e, de.d)
-		if err != nil {
+		if cur, out, err = deriveEvent(cur, seq, de, aud, out); err != nil {
 			return nil, err
 		}
-		effs, err := effects(cur, nxt, aud)
-		if err != nil {
-			return nil, err
-		}
-		out = slices.Grow(out, len(effs))
-		for _, ef := range effs {
-			out = append(out, aggregates.Change{Seq: seq, Event: de.e.ID, Tenant: tenant, Effect: ef})
-		}
-		cur = nxt
 	}
 	return out, nil
+}
+
+// deriveEvent appends the changes of de, the event after cur, at seq to out; it answers the
+// side after it.
+func deriveEvent(cur *side, seq uint64, de decodedEvent, aud *audience, out []aggregates.Change) (*side, []aggregates.Change, error) {
+	nxt, err := cur.next(de.e, de.d)
+	if err != nil {
+		return nil, out, err
+	}
+	effs, err := effects(cur, nxt, aud)
+	if err != nil {
+		return nil, out, err
+	}
+	out = slices.Grow(out, len(effs))
+	for _, ef := range effs {
+		out = append(out, aggregates.Change{Seq: seq, Event: de.e.ID, Tenant: de.e.Tenant, Effect: ef})
+	}
+	return nxt, out, nil
+}
+
+// changesOfRun derives the changes of a run of messages that were committed together, in
+// stream order, over snap, the read model before the first of them; it closes snap. hear
+// says, for every tenant of evs, who listens: no entry or an audience without Listeners,
+// nobody (the tenant's events are not derived, and are counted in unheard); nil, everyone;
+// else its principals. Each tenant's events are applied one after the other to sides over one
+// view of that tenant, each message's changes being between the sides before and after its
+// events: the sides hold every principal, record and tenant state the run replaced before it,
+// and effects compares those on both sides, not from the snapshot, so each message's changes
+// are those changesOf derives over the read model before it
+// (TestChangesOfRunEqualsOneByOne).
+func (e *Engine) changesOfRun(snap *pebble.Snapshot, evs []decodedEvent, maps *effectMaps, hear map[string]*audience) (out []aggregates.Change, unheard int, err error) {
+	defer snap.Close()
+	sides := map[string]*side{}
+	defer func() {
+		for _, s := range sides {
+			s.v.close()
+		}
+	}()
+	for _, de := range evs {
+		t := de.e.Tenant
+		aud, ok := hear[t]
+		if !ok || (aud != nil && aud.l == nil) {
+			unheard++
+			continue
+		}
+		cur := sides[t]
+		if cur == nil {
+			v, err := e.viewOn(snap, nil, t)
+			if err != nil {
+				return nil, unheard, err
+			}
+			cur = newSide(v)
+			cur.maps = maps
+			sides[t] = cur // its view is closed with the others'
+		}
+		if sides[t], out, err = deriveEvent(cur, de.e.Seq, de, aud, out); err != nil {
+			sides[t] = cur
+			return nil, unheard, err
+		}
+	}
+	for _, aud := range hear {
+		if aud != nil {
+			unheard += aud.events
+		}
+	}
+	return out, unheard, nil
 }
 
 // viewAt opens a view of tenant over snap, which it then owns (close closes it). A tenant
 // that does not exist there is answered as its state before its first event.
 func (e *Engine) viewAt(snap *pebble.Snapshot, tenant string) (*view, error) {
+	return e.viewOn(snap, snap, tenant)
+}
+
+// viewOn is viewAt with the snapshot's owner: own, nil when the caller closes it.
+func (e *Engine) viewOn(snap *pebble.Snapshot, own io.Closer, tenant string) (*view, error) {
 	v := views.Get().(*view)
-	*v = view{e: e, snap: snap, own: snap, tenant: tenant, tid: tenant, kbuf: v.kbuf[:0]}
+	*v = view{e: e, snap: snap, own: own, tenant: tenant, tid: tenant, kbuf: v.kbuf[:0]}
 	var err error
 	if v.seq, err = readApplied(snap); err != nil {
 		v.close()

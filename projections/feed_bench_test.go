@@ -159,6 +159,8 @@ func (principalListeners) Refresh()                     {}
 func (principalListeners) Tenant(string) bool           { return true }
 func (principalListeners) Everyone(string) bool         { return false }
 func (principalListeners) Gaps(string) bool             { return false }
+func (principalListeners) Quiet(string) (uint64, bool)  { return 0, false }
+func (principalListeners) Unmoved(uint64) bool          { return false }
 func (l principalListeners) Principal(_, p string) bool { return l[p] }
 
 // BenchmarkChangeFeedListened: what the feed spends on one record event of

@@ -103,12 +103,8 @@ func (p *Projector) Run(ctx context.Context) error {
 		if p.Applied() > before {
 			backoff = minBackoff // it made progress: the outage is new
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, backoff) {
 			return nil
-		case <-t.C:
 		}
 		backoff = min(2*backoff, MaxBackoff)
 	}
@@ -146,7 +142,8 @@ func (p *Projector) Ready() bool { return p.started.Load() && p.Applied() >= p.t
 //
 // With a change feed (SetFeed), live messages (after the stream's last sequence when Run
 // started) are committed one per batch, each handed to the feed with a snapshot of the read
-// model before it: the feed tells what each message changed.
+// model before it: the feed tells what each message changed. Those of tenants nobody listens
+// to are committed together, up to maxQuietRun, with one snapshot (Feed.quiet).
 func (p *Projector) ApplyMessages(msgs []events.Message) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -160,20 +157,41 @@ func (p *Projector) ApplyMessages(msgs []events.Message) error {
 	return nil
 }
 
-// applyRun applies msgs, in one batch or, for the feed, one per message; the caller holds mu.
+// applyRun applies msgs, in one batch or, for the feed, one per message, or in quiet runs;
+// the caller holds mu.
 func (p *Projector) applyRun(msgs []events.Message) error {
-	// Split only while the feed has room for every message: under a burst (a bulk load) the
-	// feed would drop them anyway, and one batch keeps the projector's pace.
-	if len(msgs) > 1 && p.live(msgs[len(msgs)-1].Seq) && p.feed.room() >= len(msgs) {
-		for i := range msgs {
-			if err := p.apply(msgs[i : i+1]); err != nil {
-				return err
+	for len(msgs) > 0 {
+		// Live messages of tenants nobody listens to (Feed.quiet) are committed together, with
+		// one snapshot before them for the feed, which derives them only if a subscription
+		// came after all.
+		if p.live(msgs[0].Seq) && p.feed.room() > 0 {
+			if n, mark := p.feed.quiet(msgs[:min(len(msgs), maxQuietRun)]); n > 0 {
+				if err := p.apply(msgs[:n], &mark); err != nil {
+					return err
+				}
+				msgs = msgs[n:]
+				continue
 			}
 		}
-		return nil
+		// Split only while the feed has room for every message: under a burst (a bulk load)
+		// the feed would drop them anyway, and one batch keeps the projector's pace.
+		if len(msgs) > 1 && p.live(msgs[len(msgs)-1].Seq) && p.feed.room() >= len(msgs) {
+			if err := p.apply(msgs[:1], nil); err != nil {
+				return err
+			}
+			msgs = msgs[1:]
+			continue
+		}
+		return p.apply(msgs, nil)
 	}
-	return p.apply(msgs)
+	return nil
 }
+
+// maxQuietRun bounds a quiet run: should a subscription come while it is committed, the feed
+// derives it over the read model before it, each message's sides holding what the run's
+// earlier messages replaced, which effects then compares again (a run of n messages costs up to
+// ~n³ checks where n messages derived one by one cost ~n).
+const maxQuietRun = 64
 
 // DropCache forgets the states the projector keeps between batches and its modification log,
 // as an idle acld does (the engines' decoded states, which the log validates, are then read
@@ -190,8 +208,9 @@ func (p *Projector) live(seq uint64) bool {
 	return p.feed != nil && p.started.Load() && seq > p.target.Load()
 }
 
-// apply applies msgs in one batch; the caller holds mu.
-func (p *Projector) apply(msgs []events.Message) error {
+// apply applies msgs in one batch; the caller holds mu. quiet, when set, says they are a quiet
+// run with this mark (Feed.quiet).
+func (p *Projector) apply(msgs []events.Message, quiet *uint64) error {
 	applied := p.applied.Load()
 	b := p.overlay // an overlay's batch is its state: it accumulates, and is never committed
 	if b == nil {
@@ -224,7 +243,7 @@ func (p *Projector) apply(msgs []events.Message) error {
 		}
 	}
 	var before *pebble.Snapshot // the read model before the message, for the feed
-	if len(msgs) == 1 && p.live(last) {
+	if (len(msgs) == 1 && p.live(last)) || quiet != nil {
 		before = p.db.pb.NewSnapshot() // the projector is the DB's only writer: this is it
 	}
 	p.gen.Add(1) // odd: queries taking a snapshot now do not trust what is published
@@ -243,13 +262,13 @@ func (p *Projector) apply(msgs []events.Message) error {
 	p.advance(last)
 	switch {
 	case before != nil:
-		p.feed.hand(feedJob{snap: before, seq: last, at: msgs[0].Time, evs: slices.Clone(evs)})
-	case p.live(last):
-		for i, de := range evs { // committed together: not announced, counted in the gaps
-			if p.live(de.e.Seq) && (i == 0 || evs[i-1].e.Seq != de.e.Seq) { // once per message
-				p.feed.drop(de.e.Tenant, de.e.Seq)
-			}
+		j := feedJob{snap: before, seq: last, at: msgs[0].Time, evs: slices.Clone(evs)}
+		if quiet != nil {
+			j.quiet, j.mark = true, *quiet
 		}
+		p.feed.hand(j)
+	case p.live(last):
+		p.feed.dropEach(evs, p.live) // committed together: not announced, counted in the gaps
 	}
 	return nil
 }
