@@ -180,10 +180,14 @@ func newMessage(subject string, expected uint64, msgID string, envs []Envelope, 
 	}
 	msg := nats.NewMsg(subject)
 	msg.Data = data
-	// Set directly: expected 0 must be sent as "0" (the subject must have no message yet).
-	msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(expected, 10))
+	// Set directly: expected 0 must be sent as "0" (the subject must have no message yet). The
+	// two values share one array (Header.Set makes one each, for every append); each slice is
+	// capped, so a later Add or Set on one of them cannot write into the other.
+	vals := [2]string{strconv.FormatUint(expected, 10), msgID}
+	shared := vals[:]
+	msg.Header[jetstream.ExpectedLastSubjSeqHeader] = shared[0:1:1]
 	if msgID != "" {
-		msg.Header.Set(jetstream.MsgIDHeader, msgID)
+		msg.Header[jetstream.MsgIDHeader] = shared[1:2:2]
 	}
 	return msg, decoded, nil
 }
