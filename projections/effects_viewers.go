@@ -28,7 +28,9 @@ import (
 //     client is C): the viewers of a touched implying record (it is touched itself, and when
 //     its client or its being active differs, all its viewers by the scopes above, unit members
 //     included, are added), and the all-holders of the implying permission when C having an
-//     active implying record differs between the sides.
+//     active implying record differs between the sides; when C itself is registered or removed,
+//     the viewers by every scope of each of its implying records on the side where C is active,
+//     and the all-holders (impliedViewers).
 //
 // So the cost of a record change grows with who may see the record before or after, not with
 // the tenant's principals.
@@ -46,27 +48,7 @@ func viewersOf(b, a *side, typ, id string, implying map[string]bool, set map[str
 		if !r.Active() {
 			continue
 		}
-		if r.Owner != "" {
-			set[r.Owner] = true
-		}
-		for _, as := range r.Assignees {
-			set[as.Principal] = true
-		}
-		for _, rule := range sr.s.v.t.Policy.Links {
-			if rule.Type != typ {
-				continue
-			}
-			for _, l := range r.Links {
-				if l.Type != rule.Via {
-					continue
-				}
-				if via := sr.s.Record(l.Type, l.ID); via.Active() {
-					for _, as := range via.Assignees {
-						set[as.Principal] = true
-					}
-				}
-			}
-		}
+		addAssigned(sr.s, typ, r, set)
 		if clientChanged && r.Client != "" {
 			if err := principalsUnder(v, set, string(tagClient), r.Client); err != nil {
 				return err
@@ -103,6 +85,15 @@ func viewersOf(b, a *side, typ, id string, implying map[string]bool, set map[str
 		}
 		for perm := range perms {
 			it := aggregates.PermissionType(perm)
+			if flip {
+				// The client itself registered or removed: who sees it through the rule on
+				// the side where it is active sees it on that side only, whatever their view
+				// of the implying records (implied asks the client record to be active).
+				if err := impliedViewers([2]*side{b, a}, [2]*aggregates.Record{rb, ra}, it, id, perm, set); err != nil {
+					return err
+				}
+				continue
+			}
 			hb, err := b.anyWithClient(it, id)
 			if err != nil {
 				return err
@@ -122,6 +113,71 @@ func viewersOf(b, a *side, typ, id string, implying map[string]bool, set map[str
 		return b.v.err
 	}
 	return a.v.err
+}
+
+// impliedViewers adds to set, for a client record active on one side only, every principal that
+// may view an active record of type it whose client it is, on the side where the client is
+// active: by each scope that can cover that record (its owner and assignees and those of the
+// records it links to, the principals of its client, the members of its units) and the
+// all-holders of perm, the implying permission. Its cost grows with the client's records of
+// that type, paid when a client is registered or removed.
+func impliedViewers(sides [2]*side, clientRecs [2]*aggregates.Record, it, client, perm string, set map[string]bool) error {
+	any, clients := false, false
+	units := map[events.UnitRef]bool{}
+	var err error
+	for i, s := range sides {
+		if !clientRecs[i].Active() {
+			continue
+		}
+		s.RecordsWithClient(it, client, func(r *aggregates.Record) bool {
+			any = true
+			addAssigned(s, it, r, set)
+			for _, u := range r.Units {
+				if !units[u] && err == nil {
+					units[u] = true
+					err = principalsUnder(s.v, set, string(tagUnit), u.Kind, u.ID)
+				}
+			}
+			if !clients && err == nil {
+				clients = true
+				err = principalsUnder(s.v, set, string(tagClient), client)
+			}
+			return err == nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if !any {
+		return nil
+	}
+	return allHolders(sides[0], sides[1], perm, set)
+}
+
+// addAssigned adds to set the principals record typ r names on side s: its owner, its
+// assignees, and the assignees of the records it links to under a link rule of typ.
+func addAssigned(s *side, typ string, r *aggregates.Record, set map[string]bool) {
+	if r.Owner != "" {
+		set[r.Owner] = true
+	}
+	for _, as := range r.Assignees {
+		set[as.Principal] = true
+	}
+	for _, rule := range s.v.t.Policy.Links {
+		if rule.Type != typ {
+			continue
+		}
+		for _, l := range r.Links {
+			if l.Type != rule.Via {
+				continue
+			}
+			if via := s.Record(l.Type, l.ID); via.Active() {
+				for _, as := range via.Assignees {
+					set[as.Principal] = true
+				}
+			}
+		}
+	}
 }
 
 func hasUnit(r *aggregates.Record, u events.UnitRef) bool {

@@ -263,10 +263,10 @@ func TestQuietRunsCommittedTogether(t *testing.T) {
 // runs of 1 to maxQuietRun messages of a random history of two tenants (registrations,
 // removals, role and level changes, denials, direct grants, records and their links). The run
 // may find more: a principal that an earlier message of the run replaced is asked about every
-// later message, and changesOf misses some principals that see a removed client through an
-// implication (client.view implied by invoice.view on an invoice of the client, seen at unit
-// scope: seq 537 of this history, p17 losing cl0). Each such extra change is checked against
-// the read model before and after its message.
+// later message. Each such extra change is checked against the read model before and after its
+// message. (Until effects asked the implied viewers of a client registered or removed, the run
+// found 1 more here: seq 537 of this history, p17 losing cl0, which it saw through
+// invoice.view's implication at unit scope; TestEffectsReachImpliedViewersOfAClient.)
 func TestChangesOfRunEqualsOneByOne(t *testing.T) {
 	g := newGenerator(41, "acme", "beta")
 	for range 1800 {

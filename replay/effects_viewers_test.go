@@ -55,3 +55,39 @@ func TestEffectsReachViewersByIndex(t *testing.T) {
 		t.Fatalf("%d commands checked, %d changes of access: want 3 and 10", tally.checked, tally.changed)
 	}
 }
+
+// TestEffectsReachImpliedViewersOfAClient: a client record registered or removed changes the
+// view of everyone who sees it through the implication rule (TO-4f: invoice.view on an
+// invoice of the client gives client.view), whatever their view of the invoices, which do not
+// change. vi (invoice.view at all) and fl (full_location, who sees the invoice through its
+// unit only) see neither client otherwise; each command's dry run is checked against the
+// oracle (checkDryRuns):
+//   - client r0 removed while invoice i1 of r0 stays: vi and fl lose r0;
+//   - invoice i2 registered for client r2, which does not exist yet, then r2 registered: vi
+//     and fl gain r2 with the client's registration.
+func TestEffectsReachImpliedViewersOfAClient(t *testing.T) {
+	s := startStack(t, Options{})
+	engine := projections.NewEngine(s.db, s.proj, projections.EngineOptions{})
+	d := s.d
+	newRandomHistory(d, 1) // tenant acme (Trackops) and its units
+	east, west := aggregatestest.Units[0], aggregatestest.Units[1]
+	r0, r2 := aggregatestest.Clients[0], "r2"
+	d.must("acme", "admin", &aggregates.DefineRole{Role: "invoices", PrincipalKinds: []string{aggregates.KindStaff},
+		Grants: []events.Grant{{Permission: "invoice.view", Scope: aggregates.ScopeAll}}})
+	d.staff("acme", "vi", aggregates.LevelFull, "invoices")
+	d.must("acme", "admin", &aggregates.RegisterPrincipal{Principal: "fl", Kind: aggregates.KindStaff, Email: "fl@x.test",
+		Units: []events.UnitRef{east}})
+	d.must("acme", "admin", &aggregates.AssignRole{Principal: "fl", Role: "staff"})
+	d.must("acme", "admin", &aggregates.SetAccessLevel{Principal: "fl", Level: aggregates.LevelFullLocation})
+	d.must("acme", "admin", &aggregates.RegisterRecord{RecordBody: events.RecordBody{Type: "client", ID: r0, Units: []events.UnitRef{west}}})
+	d.must("acme", "admin", &aggregates.RegisterRecord{RecordBody: events.RecordBody{Type: "invoice", ID: "i1", Client: r0, Units: []events.UnitRef{east}}})
+	d.must("acme", "admin", &aggregates.RegisterRecord{RecordBody: events.RecordBody{Type: "invoice", ID: "i2", Client: r2, Units: []events.UnitRef{east}}})
+
+	tally := checkDryRuns(t, s, engine, []string{"admin", "vi", "fl"})
+	d.must("acme", "admin", &aggregates.RemoveRecord{Type: "client", ID: r0})
+	d.must("acme", "admin", &aggregates.RegisterRecord{RecordBody: events.RecordBody{Type: "client", ID: r2, Units: []events.UnitRef{west}}})
+	t.Logf("%d commands checked, %d changes of access", tally.checked, tally.changed)
+	if tally.checked != 2 || tally.changed < 4 {
+		t.Fatalf("%d commands checked, %d changes of access: want 2, and 4 or more (vi and fl each lose r0 and gain r2)", tally.checked, tally.changed)
+	}
+}
