@@ -93,6 +93,10 @@ type Feed struct {
 		mark, upto uint64
 		ok         bool
 		at         time.Time
+		// A mark Unmoved answered false for: insertions only grow, so that mark and every
+		// smaller one stay moved, and the jobs still queued with them need no ask (nor its wait).
+		moved    uint64
+		anyMoved bool
 	}
 }
 
@@ -433,6 +437,9 @@ func (f *Feed) unmoved(ctx context.Context, j feedJob) bool {
 	if v := f.verified; v.ok && v.mark == j.mark && j.seq <= v.upto {
 		return true
 	}
+	if v := f.verified; v.anyMoved && j.mark <= v.moved {
+		return false
+	}
 	if !sleep(ctx, time.Until(f.verified.at.Add(refreshEvery))) {
 		return false
 	}
@@ -440,6 +447,7 @@ func (f *Feed) unmoved(ctx context.Context, j feedJob) bool {
 	upto := f.handedSeq.Load() // before asking: those jobs were committed before
 	if !f.o.Listeners.Unmoved(j.mark) {
 		f.verified.ok = false
+		f.verified.moved, f.verified.anyMoved = max(f.verified.moved, j.mark), true
 		f.refreshed = time.Now()
 		f.o.Listeners.Refresh()
 		return false
