@@ -42,35 +42,6 @@ type importProgress struct {
 	Line     int    `json:"line"`     // lines answered
 	Commands int    `json:"commands"` // commands answered
 	Seq      uint64 `json:"seq"`      // the highest sequence answered
-	// The last batch answered: where it starts, its commands and the highest sequence they
-	// answered. A resumed import sends it again first and requires the same answer. Its
-	// commands are idempotent, so the server the progress was kept against answers them as
-	// before; another one (or the same one wiped since) stores them anew at other sequences,
-	// and then it may lack the lines before them as well: resuming there would skip them.
-	BatchOffset   int64  `json:"batch_offset,omitempty"`
-	BatchLine     int    `json:"batch_line,omitempty"`
-	BatchCommands int    `json:"batch_commands,omitempty"`
-	BatchSeq      uint64 `json:"batch_seq,omitempty"`
-}
-
-// resend is the part of a resumed import sent again to check the server: the lines up to
-// end, which answered up to seq the first time.
-type resend struct {
-	end      int64
-	seq      uint64 // what they answered before
-	got      uint64 // what they answer now (the highest so far)
-	from, to int    // their lines, for the message
-}
-
-// resumeFrom returns the progress to resume from and what to check: the last batch answered
-// is sent again (a progress file from before these fields resumes after it, unchecked).
-func resumeFrom(old importProgress) (importProgress, *resend) {
-	if old.BatchSeq == 0 || old.BatchOffset < 0 || old.BatchOffset >= old.Offset || old.BatchCommands > old.Commands {
-		return old, nil
-	}
-	r := &resend{end: old.Offset, seq: old.BatchSeq, from: old.BatchLine + 1, to: old.Line}
-	old.Offset, old.Line, old.Commands = old.BatchOffset, old.BatchLine, old.Commands-old.BatchCommands
-	return old, r
 }
 
 // maxBatchBytes keeps a batch request under NATS's default 1 MB payload limit.
@@ -103,11 +74,7 @@ part of the tenant: its commands answer not_found where they need what it lacks.
 
 Progress is kept in --progress-file (default <file>.progress) after every answered batch: run
 the same command again after an interruption and it resumes there. Commands sent again (the batch
-in flight when it stopped) are applied once and answer as they did the first time. A resumed
-import first sends the last batch answered again: if the server answers it at other sequences
-than it did (another server than the one the progress was kept against, or the same one wiped
-since), the import stops there and asks for --restart, since that server may lack the lines
-before it too. The file is
+in flight when it stopped) are applied once and answer as they did the first time. The file is
 removed when the import is complete. The last line printed is the stream sequence reached
 (use it as --min-seq).`,
 		Example: `  aclbench gen --presets compare --records 2e5 --principals 10000 > data.jsonl
@@ -208,11 +175,10 @@ func (a *app) importFile(ctx context.Context, path string, o importOptions) erro
 	defer unlock()
 	abs, _ := filepath.Abs(path)
 	prog := importProgress{File: abs, Size: st.Size(), ModTime: st.ModTime().UnixNano()}
-	var check *resend // the lines sent again to check the server, on a resume
 	if !o.restart {
 		if old, ok := readProgress(o.progFile); ok && old.File == prog.File && old.Size == prog.Size && old.ModTime == prog.ModTime {
-			fmt.Fprintf(a.stderr, "resuming %s at line %d (%d commands answered before)\n", path, old.Line+1, old.Commands)
-			prog, check = resumeFrom(old)
+			prog = old
+			fmt.Fprintf(a.stderr, "resuming %s at line %d (%d commands answered before)\n", path, prog.Line+1, prog.Commands)
 		}
 	}
 	if _, err := f.Seek(prog.Offset, io.SeekStart); err != nil {
@@ -244,33 +210,15 @@ func (a *app) importFile(ctx context.Context, path string, o importOptions) erro
 		}
 		// The progress file keeps the last batch answered whole: a run resumed after a refusal
 		// sends this batch again, and its commands stored before the refusal answer as before.
-		var seq uint64
-		for i, a := range out {
-			if a.Err != nil && check != nil && b.items[i].end <= check.end {
-				// It answered before: a server that had it would answer it again so.
-				return &exitError{code: exitAnswer, err: fmt.Errorf("%s, answered when %s was written, is now refused (%w): this is not the server the progress was kept against, or it lost it, and lines before it may be missing too; run again with --restart to send every line (commands already applied answer as before)",
-					b.items[i].where(), o.progFile, a.Err)}
+		for i, o := range out {
+			if o.Err != nil {
+				return importError(o.Err, b.items[i].where())
 			}
-			if a.Err != nil {
-				return importError(a.Err, b.items[i].where())
-			}
-			seq = max(seq, a.Result.Seq)
-			if check != nil && b.items[i].end <= check.end {
-				check.got = max(check.got, a.Result.Seq)
-			}
+			prog.Seq = max(prog.Seq, o.Result.Seq)
 		}
 		if len(out) < len(b.cmds) {
 			return &exitError{code: exitAnswer, err: fmt.Errorf("lines %d-%d: the service answered %d of %d commands", b.first, b.last, len(out), len(b.cmds))}
 		}
-		if check != nil && b.end >= check.end {
-			if check.got != check.seq {
-				return &exitError{code: exitAnswer, err: fmt.Errorf("lines %d-%d, answered up to seq %d when %s was written, now answer up to seq %d: this is not the server the progress was kept against, or it lost them, and lines before them may be missing too; run again with --restart to send every line (commands already applied answer as before)",
-					check.from, check.to, check.seq, o.progFile, check.got)}
-			}
-			check = nil
-		}
-		prog.Seq = max(prog.Seq, seq)
-		prog.BatchOffset, prog.BatchLine, prog.BatchCommands, prog.BatchSeq = prog.Offset, prog.Line, len(b.cmds), seq
 		prog.Offset, prog.Line, prog.Commands = b.end, b.last, prog.Commands+len(b.cmds)
 		if err := writeProgress(o.progFile, prog); err != nil {
 			return &exitError{code: exitAnswer, err: err}
