@@ -122,7 +122,7 @@ func viewersOf(b, a *side, typ, id string, implying map[string]bool, set map[str
 // all-holders of perm, the implying permission. Its cost grows with the client's records of
 // that type, paid when a client is registered or removed.
 func impliedViewers(sides [2]*side, clientRecs [2]*aggregates.Record, it, client, perm string, set map[string]bool) error {
-	any, clients := false, false
+	found, clients := false, false
 	units := map[events.UnitRef]bool{}
 	var err error
 	for i, s := range sides {
@@ -130,7 +130,7 @@ func impliedViewers(sides [2]*side, clientRecs [2]*aggregates.Record, it, client
 			continue
 		}
 		s.RecordsWithClient(it, client, func(r *aggregates.Record) bool {
-			any = true
+			found = true
 			addAssigned(s, it, r, set)
 			for _, u := range r.Units {
 				if !units[u] && err == nil {
@@ -148,7 +148,7 @@ func impliedViewers(sides [2]*side, clientRecs [2]*aggregates.Record, it, client
 			return err
 		}
 	}
-	if !any {
+	if !found {
 		return nil
 	}
 	return allHolders(sides[0], sides[1], perm, set)

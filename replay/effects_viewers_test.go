@@ -9,6 +9,24 @@ import (
 	"github.com/acl-es/acl/projections"
 )
 
+// invoiceViewers starts a stack with tenant acme (Trackops) and two staff who see invoices and
+// no client: vi through a role giving invoice.view at all, fl (full_location) through its unit
+// (the first of aggregatestest.Units) only.
+func invoiceViewers(t *testing.T) (*stack, *projections.Engine) {
+	s := startStack(t, Options{})
+	engine := projections.NewEngine(s.db, s.proj, projections.EngineOptions{})
+	d := s.d
+	newRandomHistory(d, 1) // tenant acme (Trackops) and its units
+	d.must("acme", "admin", &aggregates.DefineRole{Role: "invoices", PrincipalKinds: []string{aggregates.KindStaff},
+		Grants: []events.Grant{{Permission: "invoice.view", Scope: aggregates.ScopeAll}}})
+	d.staff("acme", "vi", aggregates.LevelFull, "invoices")
+	d.must("acme", "admin", &aggregates.RegisterPrincipal{Principal: "fl", Kind: aggregates.KindStaff, Email: "fl@x.test",
+		Units: []events.UnitRef{aggregatestest.Units[0]}})
+	d.must("acme", "admin", &aggregates.AssignRole{Principal: "fl", Role: "staff"})
+	d.must("acme", "admin", &aggregates.SetAccessLevel{Principal: "fl", Level: aggregates.LevelFullLocation})
+	return s, engine
+}
+
 // TestEffectsReachViewersByIndex: a record change's effects (a dry run's, and the change
 // feed's, which derives them the same way) are asked of the principals the indexes say may see
 // the record before or after, not of every holder of its view permission. This history takes
@@ -21,20 +39,11 @@ import (
 //     (TO-4f), and so does fl (full_location), who sees the invoice through its unit only;
 //   - the invoice removed: vi loses it and its client.
 func TestEffectsReachViewersByIndex(t *testing.T) {
-	s := startStack(t, Options{})
-	engine := projections.NewEngine(s.db, s.proj, projections.EngineOptions{})
+	s, engine := invoiceViewers(t)
 	d := s.d
-	newRandomHistory(d, 1) // tenant acme (Trackops) and its units
 	east, west := aggregatestest.Units[0], aggregatestest.Units[1]
 	r0, r1 := aggregatestest.Clients[0], aggregatestest.Clients[1]
-	d.must("acme", "admin", &aggregates.DefineRole{Role: "invoices", PrincipalKinds: []string{aggregates.KindStaff},
-		Grants: []events.Grant{{Permission: "invoice.view", Scope: aggregates.ScopeAll}}})
 	d.staff("acme", "lim", aggregates.LevelLimited, "staff")
-	d.staff("acme", "vi", aggregates.LevelFull, "invoices")
-	d.must("acme", "admin", &aggregates.RegisterPrincipal{Principal: "fl", Kind: aggregates.KindStaff, Email: "fl@x.test",
-		Units: []events.UnitRef{east}})
-	d.must("acme", "admin", &aggregates.AssignRole{Principal: "fl", Role: "staff"})
-	d.must("acme", "admin", &aggregates.SetAccessLevel{Principal: "fl", Level: aggregates.LevelFullLocation})
 	for _, c := range []string{r0, r1} {
 		d.must("acme", "admin", &aggregates.RegisterRecord{RecordBody: events.RecordBody{Type: "client", ID: c, Units: []events.UnitRef{west}}})
 	}
@@ -66,19 +75,10 @@ func TestEffectsReachViewersByIndex(t *testing.T) {
 //   - invoice i2 registered for client r2, which does not exist yet, then r2 registered: vi
 //     and fl gain r2 with the client's registration.
 func TestEffectsReachImpliedViewersOfAClient(t *testing.T) {
-	s := startStack(t, Options{})
-	engine := projections.NewEngine(s.db, s.proj, projections.EngineOptions{})
+	s, engine := invoiceViewers(t)
 	d := s.d
-	newRandomHistory(d, 1) // tenant acme (Trackops) and its units
 	east, west := aggregatestest.Units[0], aggregatestest.Units[1]
 	r0, r2 := aggregatestest.Clients[0], "r2"
-	d.must("acme", "admin", &aggregates.DefineRole{Role: "invoices", PrincipalKinds: []string{aggregates.KindStaff},
-		Grants: []events.Grant{{Permission: "invoice.view", Scope: aggregates.ScopeAll}}})
-	d.staff("acme", "vi", aggregates.LevelFull, "invoices")
-	d.must("acme", "admin", &aggregates.RegisterPrincipal{Principal: "fl", Kind: aggregates.KindStaff, Email: "fl@x.test",
-		Units: []events.UnitRef{east}})
-	d.must("acme", "admin", &aggregates.AssignRole{Principal: "fl", Role: "staff"})
-	d.must("acme", "admin", &aggregates.SetAccessLevel{Principal: "fl", Level: aggregates.LevelFullLocation})
 	d.must("acme", "admin", &aggregates.RegisterRecord{RecordBody: events.RecordBody{Type: "client", ID: r0, Units: []events.UnitRef{west}}})
 	d.must("acme", "admin", &aggregates.RegisterRecord{RecordBody: events.RecordBody{Type: "invoice", ID: "i1", Client: r0, Units: []events.UnitRef{east}}})
 	d.must("acme", "admin", &aggregates.RegisterRecord{RecordBody: events.RecordBody{Type: "invoice", ID: "i2", Client: r2, Units: []events.UnitRef{east}}})
