@@ -77,6 +77,10 @@ type BatchRequest struct {
 	// the store's last answers (see batch_pipe.go). Without Pipe, batches are independent.
 	Pipe string `json:"pipe,omitempty"`
 	Seq  uint64 `json:"seq,omitempty"`
+	// Lookup asks, of each command, only whether this server stored it (Service.Lookup):
+	// nothing is decided or written, and every command is answered (a batch of lookups does
+	// not stop at a not_found).
+	Lookup bool `json:"lookup,omitempty"`
 }
 
 // BatchAnswer answers a batch request: {"ok":true,"results":[..]}, one result per command
@@ -172,6 +176,13 @@ func (s *Service) batchAnswer(ctx context.Context, m *nats.Msg, tenant string) B
 	if req.Pipe != "" && (req.Seq == 0 || len(req.Pipe) > 64) {
 		return refuse(&aggregates.Error{Code: aggregates.CodeInvalidArgument, Op: BatchName,
 			Message: "a batch of a pipe needs its seq, from 1, and a pipe name of at most 64 bytes"})
+	}
+	if req.Lookup {
+		if req.Load || req.Pipe != "" {
+			return refuse(&aggregates.Error{Code: aggregates.CodeInvalidArgument, Op: BatchName,
+				Message: "a batch of lookups writes nothing: it takes neither load nor pipe"})
+		}
+		return s.lookupBatch(ctx, caller, tenant, req.Commands)
 	}
 	var last uint64
 	if req.Load {

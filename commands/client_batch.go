@@ -38,6 +38,15 @@ func (c *Client) BatchLoad(ctx context.Context, tenant string, cmds []BatchComma
 	return c.batch(ctx, tenant, BatchRequest{Commands: cmds, Load: true})
 }
 
+// BatchLookup asks whether the server stored each command (BatchRequest.Lookup,
+// Service.Lookup), writing nothing: one outcome per command, the answer a retry would get, or
+// an error: not_found (its message begins with ErrNotStored) when the server does not remember
+// it, conflict when it remembers its id with another body. An acld from before lookups refuses
+// the batch whole (invalid_argument, "unknown field").
+func (c *Client) BatchLookup(ctx context.Context, tenant string, cmds []BatchCommand) ([]BatchOutcome, error) {
+	return c.batch(ctx, tenant, BatchRequest{Commands: cmds, Lookup: true})
+}
+
 func (c *Client) batch(ctx context.Context, tenant string, req BatchRequest) ([]BatchOutcome, error) {
 	cmds := req.Commands
 	if !events.ValidToken(tenant) {

@@ -15,27 +15,10 @@ import (
 // the answer. It is what a request on acl.commands.<tenant>.<Name> runs; the tenant is the
 // command's Base().Tenant. Errors are *aggregates.Error.
 func (s *Service) Execute(ctx context.Context, cmd aggregates.Command) (Result, error) {
-	op := cmd.Name()
-	if err := aggregates.Validate(cmd); err != nil {
-		return Result{}, withOp(err, op)
+	x, err := s.prepare(cmd)
+	if err != nil {
+		return Result{}, err
 	}
-	if err := checkBase(cmd.Base()); err != nil {
-		return Result{}, withOp(err, op)
-	}
-	if b := cmd.Base(); b.Via == "" {
-		b.Via = s.opts.Self // a command given in-process (Execute, not a request) is acld's own
-	}
-	s.checkDropped()
-	x := &execution{s: s, cmd: cmd, op: op, hash: Hash(cmd)}
-	for _, ref := range targets(cmd) {
-		e, err := s.cache.entry(cmd.Base().Tenant, ref)
-		if err != nil {
-			return Result{}, internal(op, err)
-		}
-		x.entries = append(x.entries, e)
-	}
-	// One lock order for every command: no two commands wait for each other.
-	slices.SortFunc(x.entries, func(a, b *entry) int { return cmp.Compare(a.subject, b.subject) })
 	if cmd.Base().DryRun {
 		return x.dryRun(ctx)
 	}
@@ -51,12 +34,39 @@ func (s *Service) Execute(ctx context.Context, cmd aggregates.Command) (Result, 
 			select {
 			case <-time.After(time.Duration(x.rereads) * rereadPause):
 			case <-ctx.Done():
-				return Result{}, storeError(op, ctx.Err())
+				return Result{}, storeError(x.op, ctx.Err())
 			}
 		}
 	}
-	return Result{}, &aggregates.Error{Code: aggregates.CodeConflict, Op: op,
+	return Result{}, &aggregates.Error{Code: aggregates.CodeConflict, Op: x.op,
 		Message: "the aggregates of this command kept changing while it was decided; retry it with the same command_id"}
+}
+
+// prepare checks a decoded command and gives its execution: the cache entries of the aggregates
+// it may write, in lock order.
+func (s *Service) prepare(cmd aggregates.Command) (*execution, error) {
+	op := cmd.Name()
+	if err := aggregates.Validate(cmd); err != nil {
+		return nil, withOp(err, op)
+	}
+	if err := checkBase(cmd.Base()); err != nil {
+		return nil, withOp(err, op)
+	}
+	if b := cmd.Base(); b.Via == "" {
+		b.Via = s.opts.Self // a command given in-process (Execute, not a request) is acld's own
+	}
+	s.checkDropped()
+	x := &execution{s: s, cmd: cmd, op: op, hash: Hash(cmd)}
+	for _, ref := range targets(cmd) {
+		e, err := s.cache.entry(cmd.Base().Tenant, ref)
+		if err != nil {
+			return nil, internal(op, err)
+		}
+		x.entries = append(x.entries, e)
+	}
+	// One lock order for every command: no two commands wait for each other.
+	slices.SortFunc(x.entries, func(a, b *entry) int { return cmp.Compare(a.subject, b.subject) })
+	return x, nil
 }
 
 // execution is one command's attempts.

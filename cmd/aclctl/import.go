@@ -42,6 +42,9 @@ type importProgress struct {
 	Line     int    `json:"line"`     // lines answered
 	Commands int    `json:"commands"` // commands answered
 	Seq      uint64 `json:"seq"`      // the highest sequence answered
+	// Witness is the last command answered with events, asked of the server on a resume
+	// (checkResume); absent in a progress file from before round 16.
+	Witness *importWitness `json:"witness,omitempty"`
 }
 
 // maxBatchBytes keeps a batch request under NATS's default 1 MB payload limit.
@@ -197,6 +200,9 @@ func (a *app) importFile(ctx context.Context, path string, o importOptions) erro
 		return err
 	}
 	client := commands.NewClientWatching(nc, a.violations)
+	if err := checkResume(ctx, client, prog.Witness, a.stderr); err != nil {
+		return err
+	}
 	bar := newImportBar(a.stderr, st.Size(), prog.Offset)
 	start, startCmds := time.Now(), prog.Commands
 
@@ -220,6 +226,9 @@ func (a *app) importFile(ctx context.Context, path string, o importOptions) erro
 			return &exitError{code: exitAnswer, err: fmt.Errorf("lines %d-%d: the service answered %d of %d commands", b.first, b.last, len(out), len(b.cmds))}
 		}
 		prog.Offset, prog.Line, prog.Commands = b.end, b.last, prog.Commands+len(b.cmds)
+		if w := witnessOf(b, out); w != nil {
+			prog.Witness = w
+		}
 		if err := writeProgress(o.progFile, prog); err != nil {
 			return &exitError{code: exitAnswer, err: err}
 		}

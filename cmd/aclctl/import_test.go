@@ -101,6 +101,25 @@ func storedCommands(t *testing.T, s *stack) (map[string][]string, map[string]int
 	return evs, msgs
 }
 
+// interruptedImport runs an import into s and ends its context once the progress file says n
+// commands were answered: it returns the exit code and what it wrote on stderr.
+func interruptedImport(s *stack, progress string, n int, args ...string) (int, string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for ctx.Err() == nil {
+			if p, ok := readProgress(progress); ok && p.Commands >= n {
+				cancel()
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	var out, errOut strings.Builder
+	code := run(ctx, append([]string{"--nats-url", s.url, "import"}, args...), &out, &errOut)
+	return code, errOut.String()
+}
+
 // TestImportIdempotentAndResumable interrupts an import midway (its context ends while a batch
 // is in flight), runs it again, and compares the stream with an import of the same file that ran
 // once: the same commands with the same events, none stored twice; a third run applies nothing.
@@ -123,23 +142,11 @@ func testImportResumable(t *testing.T, pipeline string) {
 	}
 
 	s := startStack(t)
-	ctx, cancel := context.WithCancel(context.Background())
 	progress := path + ".progress"
-	go func() { // interrupt once a few batches are answered
-		for {
-			if p, ok := readProgress(progress); ok && p.Commands >= 300 {
-				cancel()
-				return
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}()
-	var out, errOut strings.Builder
-	code := run(ctx, []string{"--nats-url", s.url, "import", path, "--batch", "25", "--pipeline", pipeline}, &out, &errOut)
-	cancel()
+	code, errOut := interruptedImport(s, progress, 300, path, "--batch", "25", "--pipeline", pipeline)
 	p, ok := readProgress(progress)
 	if code == exitOK || !ok || p.Commands >= len(ids) {
-		t.Fatalf("the interrupted import exited %d with progress %+v (%v): it was not interrupted\n%s", code, p, ok, errOut.String())
+		t.Fatalf("the interrupted import exited %d with progress %+v (%v): it was not interrupted\n%s", code, p, ok, errOut)
 	}
 	got, _ := storedCommands(t, s)
 	if len(got) < p.Commands {
@@ -263,6 +270,103 @@ func TestImportBatchSplit(t *testing.T) {
 		t.Error("the refusal of an acld from before round 10 is not recognized")
 	}
 	if oldLimit(&aggregates.Error{Code: aggregates.CodeInvalidArgument, Op: commands.BatchName, Message: "a batch carries at most 3000 commands"}) {
+		t.Error("this acld's refusal taken for an old one's")
+	}
+}
+
+// TestImportResumeRefusesAnotherServer: an import interrupted into one server and run again
+// against another does not resume past lines that server never got. It asks the server whether
+// it holds the last command answered with events (a lookup, which writes nothing) and stops,
+// asking for --restart, when the server does not (a fresh one, as a wiped one is) or holds it at
+// another sequence (it got the file too, after another tenant's lines); the refused resume
+// writes nothing to the server and leaves the progress file as it was. The first server passes
+// the check and completes; with --restart the second one gets every command once.
+func TestImportResumeRefusesAnotherServer(t *testing.T) {
+	dir := t.TempDir()
+	path, ids := writeImportFile(t, dir, "acme", 60, 600, nil)
+	progress := path + ".progress"
+
+	a := startStack(t)
+	code, errOut := interruptedImport(a, progress, 300, path, "--batch", "25")
+	p, ok := readProgress(progress)
+	if code == exitOK || !ok || p.Witness == nil || p.Witness.Seq == 0 {
+		t.Fatalf("the interrupted import exited %d with progress %+v (%v)\n%s", code, p, ok, errOut)
+	}
+	saved, err := os.ReadFile(progress)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	b := startStack(t)
+	code, _, stderr := b.aclctl(t, "import", path, "--batch", "25")
+	if code != exitAnswer || !strings.Contains(stderr, "does not hold it") || !strings.Contains(stderr, "--restart") {
+		t.Fatalf("resuming into another server exited %d, want %d and a message asking for --restart:\n%s", code, exitAnswer, stderr)
+	}
+	if got, _ := storedCommands(t, b); len(got) != 0 {
+		t.Errorf("the refused resume wrote %d commands to the other server", len(got))
+	}
+	if p2, ok := readProgress(progress); !ok || p2.Offset != p.Offset || p2.Witness == nil || p2.Witness.Seq != p.Witness.Seq {
+		t.Errorf("the refused resume changed the progress from %+v to %+v", p, p2)
+	}
+	b.must(t, exitOK, "import", path, "--batch", "25", "--restart")
+	got, msgs := storedCommands(t, b)
+	if len(got) != len(ids) {
+		t.Errorf("after --restart the second server has %d commands, want %d", len(got), len(ids))
+	}
+	for key, n := range msgs {
+		if n != 1 {
+			t.Errorf("%s stored %d times", key, n)
+		}
+	}
+
+	// A server that holds the commands at other sequences (another tenant came first).
+	c := startStack(t)
+	other, _ := writeImportFile(t, dir, "other", 5, 10, nil)
+	c.must(t, exitOK, "import", other)
+	c.must(t, exitOK, "import", path, "--batch", "25", "--progress-file", filepath.Join(dir, "c.progress"))
+	before, _ := storedCommands(t, c)
+	if err := os.WriteFile(progress, saved, 0o644); err != nil { // B's complete import removed it
+		t.Fatal(err)
+	}
+	code, _, stderr = c.aclctl(t, "import", path, "--batch", "25")
+	if code != exitAnswer || !strings.Contains(stderr, "holds it at seq") || !strings.Contains(stderr, "--restart") {
+		t.Fatalf("resuming into a server holding the lines at other sequences exited %d, want %d and a message asking for --restart:\n%s", code, exitAnswer, stderr)
+	}
+	if after, _ := storedCommands(t, c); len(after) != len(before) {
+		t.Errorf("the refused resume changed the third server: %d commands, then %d", len(before), len(after))
+	}
+
+	// The first server, resumed, passes the check and completes.
+	if err := os.WriteFile(progress, saved, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a.must(t, exitOK, "import", path, "--batch", "25")
+	if got, _ := storedCommands(t, a); len(got) != len(ids) {
+		t.Errorf("the resumed first server has %d commands, want %d", len(got), len(ids))
+	}
+}
+
+// TestOldLookupRecognized: the refusal of a lookup by an acld from before lookups (its strict
+// decoding of a batch request without the field) is recognized, so that the resume goes on
+// unchecked; this acld's refusal of a lookup with load is not.
+func TestOldLookupRecognized(t *testing.T) {
+	var before struct {
+		Commands []commands.BatchCommand `json:"commands"`
+		Load     bool                    `json:"load,omitempty"`
+		Pipe     string                  `json:"pipe,omitempty"`
+		Seq      uint64                  `json:"seq,omitempty"`
+	}
+	body, _ := json.Marshal(commands.BatchRequest{Commands: []commands.BatchCommand{{Command: "AssignRole", Body: json.RawMessage(`{}`)}}, Lookup: true})
+	err := aggregates.DecodeStrict("body", body, &before)
+	if err == nil {
+		t.Fatal("a batch request with lookup decoded as one from before lookups")
+	}
+	err.Op = commands.BatchName
+	if !oldLookup(err) {
+		t.Errorf("the refusal of an acld from before lookups is not recognized: %v", err)
+	}
+	if oldLookup(&aggregates.Error{Code: aggregates.CodeInvalidArgument, Op: commands.BatchName,
+		Message: "a batch of lookups writes nothing: it takes neither load nor pipe"}) {
 		t.Error("this acld's refusal taken for an old one's")
 	}
 }
