@@ -15,6 +15,9 @@ package main
 
 /*
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 // struct mallinfo2 of glibc 2.33 and later (malloc.h).
 struct acl_mallinfo2 {
@@ -24,9 +27,11 @@ struct acl_mallinfo2 {
 extern int malloc_trim(size_t pad) __attribute__((weak));
 extern int mallopt(int param, int value) __attribute__((weak));
 extern struct acl_mallinfo2 mallinfo2(void) __attribute__((weak));
+extern int malloc_info(int options, FILE *fp) __attribute__((weak));
 
-// M_MMAP_THRESHOLD in glibc's malloc.h.
+// M_MMAP_THRESHOLD and M_ARENA_MAX in glibc's malloc.h.
 #define ACL_M_MMAP_THRESHOLD -3
+#define ACL_M_ARENA_MAX -8
 
 static int acl_malloc_trim(void) {
 	if (malloc_trim == NULL) {
@@ -54,6 +59,42 @@ static int acl_mmap_threshold(int bytes) {
 	}
 	return mallopt(ACL_M_MMAP_THRESHOLD, bytes);
 }
+
+// ACL_ARENAS is cArenas below. It is set by a constructor, before the Go runtime starts: an
+// arena that a thread has taken stays, and by the time Go's init functions run the runtime's
+// threads have taken several (6 in this package's tests).
+#define ACL_ARENAS 1
+
+__attribute__((constructor)) static void acl_arena_max(void) {
+	if (mallopt != NULL) {
+		mallopt(ACL_M_ARENA_MAX, ACL_ARENAS);
+	}
+}
+
+// acl_arenas: the arenas malloc_info lists (one <heap nr=...> each); -1 if it cannot tell.
+static int acl_arenas(void) {
+	if (malloc_info == NULL) {
+		return -1;
+	}
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (f == NULL) {
+		return -1;
+	}
+	int err = malloc_info(0, f);
+	fclose(f);
+	int n = 0;
+	for (char *p = buf; err == 0 && (p = strstr(p, "<heap nr=")) != NULL; p++) {
+		n++;
+	}
+	free(buf);
+	return err == 0 ? n : -1;
+}
+
+static void acl_alloc_free(size_t n) {
+	free(calloc(1, n));
+}
 */
 import "C"
 
@@ -63,6 +104,18 @@ import "C"
 // freed, the next ones come from the arenas and their pages stay there. Setting it fixes it.
 // Only memtables and a few large buffers are this large; the block cache's blocks are not.
 const mmapThreshold = 128 << 10
+
+// cArenas is how many arenas glibc's malloc may use. Its default is 8 a CPU, and every thread
+// that allocates takes one of its own while there are fewer: the Go runtime runs cgo calls on
+// any of its threads, so Pebble's blocks were allocated in some ten arenas and freed into the
+// arena of whichever thread had allocated each. A block read into the cache (every cold point
+// read) then mostly found no free chunk in its thread's arena and grew that arena's heap by a
+// page (mprotect, then a page fault; ~500 mprotect calls a second under the commands
+// workload), while blocks evicted from the cache sat free in the others: calloc was 4.2 % of
+// acld's CPU there, half the cost of a point read of the command spill. With one arena, every
+// freed block serves the next read: 0.8 % (README, "Round 16: Pebble reads under commands").
+// Its lock is contended by at most the two cores' threads, for calls of some 100 ns.
+const cArenas = C.ACL_ARENAS
 
 func init() {
 	C.acl_mmap_threshold(C.int(mmapThreshold))
@@ -80,3 +133,9 @@ func cHeap() (used, free uint64, ok bool) {
 	C.acl_cheap(&u, &f)
 	return uint64(u), uint64(f), u > 0
 }
+
+// arenas answers how many arenas the C heap has (-1: this C library cannot tell), and
+// allocFree allocates and frees n bytes of it on the calling thread: what
+// TestOneCArena needs to see where a thread's allocations go.
+func arenas() int     { return int(C.acl_arenas()) }
+func allocFree(n int) { C.acl_alloc_free(C.size_t(n)) }
