@@ -50,7 +50,7 @@ func (t *Tenant) Apply(e events.Envelope, d events.Data) {
 			t.SeatHolders[v.Principal] = v.To
 		}
 	}
-	remember(t.Commands, e)
+	remember(&t.Commands, e)
 	if e.Seq > t.Seq {
 		t.Seq = e.Seq
 	}
@@ -121,7 +121,7 @@ func (p *Principal) Apply(e events.Envelope, d events.Data) {
 		p.Level = LevelDisabled
 		p.Prov["removed"] = e.ID
 	}
-	remember(p.Commands, e)
+	p.Commands.add(e)
 	if e.Seq > p.Seq {
 		p.Seq = e.Seq
 	}
@@ -147,7 +147,7 @@ func (r *Record) Apply(e events.Envelope, d events.Data) {
 		r.Removed = true
 		r.Prov["removed"] = e.ID
 	}
-	remember(r.Commands, e)
+	r.Commands.add(e)
 	if e.Seq > r.Seq {
 		r.Seq = e.Seq
 	}

@@ -44,7 +44,7 @@ func TestRecordAfterJudgesAsApplied(t *testing.T) {
 				t.Fatalf("%s: provenance %q = %q; Apply gives %q", tc.name, k, got.Prov[k], v)
 			}
 		}
-		if len(got.Commands) != 0 {
+		if got.Commands.Len() != 0 {
 			t.Fatalf("%s: remembers %v", tc.name, got.Commands)
 		}
 	}

@@ -86,14 +86,14 @@ type Principal struct {
 	Denied  []string         `json:"denied"` // sorted
 	// Prov maps a fact to the id of the event that created it: "registered", "level",
 	// "role:<id>", "grant:<perm>|<scope>", "deny:<perm>", "unit:<kind>:<id>", "email".
-	Prov     map[string]string        `json:"prov"`
-	Commands map[string]CommandResult `json:"-"`
-	Seq      uint64                   `json:"seq"`
+	Prov     map[string]string `json:"prov"`
+	Commands Commands          `json:"-"`
+	Seq      uint64            `json:"seq"`
 }
 
 // NewPrincipal returns the state of a principal that does not exist yet.
 func NewPrincipal(id string) *Principal {
-	return &Principal{ID: id, Level: LevelDisabled, Prov: map[string]string{}, Commands: map[string]CommandResult{}}
+	return &Principal{ID: id, Level: LevelDisabled, Prov: map[string]string{}}
 }
 
 // Active reports whether the principal exists and is not removed.
@@ -111,14 +111,14 @@ type Record struct {
 	Assignees []events.Assignee  `json:"assignees"` // sorted by principal then relation
 	Links     []events.RecordRef `json:"links"`
 	// Prov: "body" (last register/update event), "assignee:<principal>|<relation>".
-	Prov     map[string]string        `json:"prov"`
-	Commands map[string]CommandResult `json:"-"`
-	Seq      uint64                   `json:"seq"`
+	Prov     map[string]string `json:"prov"`
+	Commands Commands          `json:"-"`
+	Seq      uint64            `json:"seq"`
 }
 
 // NewRecord returns the state of a record that does not exist yet.
 func NewRecord(typ, id string) *Record {
-	return &Record{Type: typ, ID: id, Prov: map[string]string{}, Commands: map[string]CommandResult{}}
+	return &Record{Type: typ, ID: id, Prov: map[string]string{}}
 }
 
 // Active reports whether the record exists and is not removed.
@@ -150,15 +150,20 @@ func UnitAsRecord(u events.UnitRef, eventID string) *Record {
 		Prov: map[string]string{"body": eventID}}
 }
 
-func remember(cmds map[string]CommandResult, e events.Envelope) {
+// remember records e in what its aggregate remembers of its command. A state read back from a
+// read model may hold no map (nobody asks it of commands): the first event applied makes one.
+func remember(cmds *map[string]CommandResult, e events.Envelope) {
 	if e.CommandID == "" {
 		return
 	}
-	r := cmds[e.CommandID]
+	if *cmds == nil {
+		*cmds = map[string]CommandResult{}
+	}
+	r := (*cmds)[e.CommandID]
 	r.Seq = e.Seq
 	r.Events = append(r.Events, e.ID)
 	r.Hash = e.CommandHash
-	cmds[e.CommandID] = r
+	(*cmds)[e.CommandID] = r
 }
 
 func unitLess(a, b events.UnitRef) int {

@@ -83,8 +83,10 @@ func (e *entry) command(st any, id string) (aggregates.CommandResult, bool) {
 	if e.ref.Kind == events.KindTenant {
 		return e.cmds.get(id)
 	}
-	r, ok := stateCommands(st)[id]
-	return r, ok
+	if c := stateCommands(st); c != nil {
+		return c.Get(id)
+	}
+	return aggregates.CommandResult{}, false
 }
 
 // withCommands returns a copy of a cached tenant state with the commands it remembers, as a

@@ -498,19 +498,19 @@ func encodeState(st any) ([]byte, error) {
 	var b []byte
 	switch s := st.(type) {
 	case *aggregates.Principal:
-		b = make([]byte, 0, flatSize(s.ID, s.Email)+32*(len(s.Units)+len(s.Roles)+len(s.Grants)+len(s.Denied)+2*len(s.Prov))+commandsSize(s.Commands))
+		b = make([]byte, 0, flatSize(s.ID, s.Email)+32*(len(s.Units)+len(s.Roles)+len(s.Grants)+len(s.Denied)+2*len(s.Prov))+stateCommandsSize(&s.Commands))
 		b = append(b, spillMagic...)
 		b = append(b, spillVersionIDs, 'p')
 		b = binary.AppendUvarint(b, s.Seq)
 		ids := newIDWriter()
-		b = appendCommands(appendPrincipal(b, s, ids), s.Commands, ids)
+		b = appendStateCommands(appendPrincipal(b, s, ids), &s.Commands, ids)
 	case *aggregates.Record:
-		b = make([]byte, 0, flatSize(s.Type, s.ID, s.Client, s.Owner)+32*(len(s.Units)+len(s.Assignees)+len(s.Links)+2*len(s.Prov))+commandsSize(s.Commands))
+		b = make([]byte, 0, flatSize(s.Type, s.ID, s.Client, s.Owner)+32*(len(s.Units)+len(s.Assignees)+len(s.Links)+2*len(s.Prov))+stateCommandsSize(&s.Commands))
 		b = append(b, spillMagic...)
 		b = append(b, spillVersionIDs, 'r')
 		b = binary.AppendUvarint(b, s.Seq)
 		ids := newIDWriter()
-		b = appendCommands(appendRecord(b, s, ids), s.Commands, ids)
+		b = appendStateCommands(appendRecord(b, s, ids), &s.Commands, ids)
 	default:
 		return nil, fmt.Errorf("commands: spill a %T", st)
 	}
@@ -548,11 +548,11 @@ func decodeState(data []byte) (any, error) {
 	switch {
 	case kind == 'p' && v == spillVersionFlat:
 		p := readPrincipal(r)
-		p.Seq, p.Commands = seq, r.commands()
+		p.Seq, p.Commands = seq, r.stateCommands()
 		st = p
 	case kind == 'r' && v == spillVersionFlat:
 		rec := readRecord(r)
-		rec.Seq, rec.Commands = seq, r.commands()
+		rec.Seq, rec.Commands = seq, r.stateCommands()
 		st = rec
 	case kind == 'p':
 		p := &aggregates.Principal{}
@@ -562,7 +562,7 @@ func decodeState(data []byte) (any, error) {
 		if p.Prov == nil {
 			p.Prov = map[string]string{}
 		}
-		p.Commands = r.commands()
+		p.Commands = r.stateCommands()
 		st = p
 	case kind == 'r':
 		rec := &aggregates.Record{}
@@ -572,7 +572,7 @@ func decodeState(data []byte) (any, error) {
 		if rec.Prov == nil {
 			rec.Prov = map[string]string{}
 		}
-		rec.Commands = r.commands()
+		rec.Commands = r.stateCommands()
 		st = rec
 	default:
 		return nil, fmt.Errorf("unknown kind %q", kind)
@@ -607,13 +607,18 @@ func spilledSeq(v []byte) (uint64, bool) {
 func appendCommands(b []byte, cmds map[string]aggregates.CommandResult, ids *idWriter) []byte {
 	b = binary.AppendUvarint(b, uint64(len(cmds)))
 	for id, r := range cmds {
-		b = ids.append(b, id)
-		b = binary.AppendUvarint(b, r.Seq)
-		b = ids.append(b, r.Hash)
-		b = binary.AppendUvarint(b, uint64(len(r.Events)))
-		for _, ev := range r.Events {
-			b = ids.append(b, ev)
-		}
+		b = appendCommand(b, id, r, ids)
+	}
+	return b
+}
+
+func appendCommand(b []byte, id string, r aggregates.CommandResult, ids *idWriter) []byte {
+	b = ids.append(b, id)
+	b = binary.AppendUvarint(b, r.Seq)
+	b = ids.append(b, r.Hash)
+	b = binary.AppendUvarint(b, uint64(len(r.Events)))
+	for _, ev := range r.Events {
+		b = ids.append(b, ev)
 	}
 	return b
 }
@@ -650,6 +655,45 @@ func (r *snapReader) commands() map[string]aggregates.CommandResult {
 			res.Events = evs[len(evs)-k : len(evs) : len(evs)]
 		}
 		cmds[cid] = res
+	}
+	return cmds
+}
+
+// appendStateCommands is appendCommands of what a principal or a record remembers: the same
+// bytes for the same commands.
+func appendStateCommands(b []byte, cmds *aggregates.Commands, ids *idWriter) []byte {
+	b = binary.AppendUvarint(b, uint64(cmds.Len()))
+	cmds.Visit(func(id string, r aggregates.CommandResult) { b = appendCommand(b, id, r, ids) })
+	return b
+}
+
+// stateCommandsSize is about the bytes appendStateCommands adds.
+func stateCommandsSize(cmds *aggregates.Commands) int {
+	n := cmds.Len() // most commands: a UUID, a hash and one event id, short (spill_ids.go)
+	return 10 + n*(16+32+16+8)
+}
+
+// stateCommands reads what appendCommands or appendStateCommands wrote into the form of a
+// principal's or a record's memory.
+func (r *snapReader) stateCommands() aggregates.Commands {
+	var cmds aggregates.Commands
+	n := r.count(4)
+	var evs []string // one list for every command: Append keeps no string of it
+	for range n {
+		cid := r.id()
+		res := aggregates.CommandResult{Seq: r.uvarint(), Hash: r.id()}
+		k := r.count(1)
+		evs = evs[:0]
+		for range k {
+			evs = append(evs, r.id())
+		}
+		if k > 0 {
+			res.Events = evs
+		}
+		if r.err != nil {
+			break
+		}
+		cmds.Append(cid, res)
 	}
 	return cmds
 }

@@ -39,15 +39,14 @@ func stateSeq(st any) uint64 {
 	return 0
 }
 
-// stateCommands is what a state remembers of the commands it applied.
-func stateCommands(st any) map[string]aggregates.CommandResult {
+// stateCommands is what a principal or a record remembers of the commands it applied (a
+// tenant's memory is its entry's commandIndex); nil for a tenant.
+func stateCommands(st any) *aggregates.Commands {
 	switch s := st.(type) {
-	case *aggregates.Tenant:
-		return s.Commands
 	case *aggregates.Principal:
-		return s.Commands
+		return &s.Commands
 	case *aggregates.Record:
-		return s.Commands
+		return &s.Commands
 	}
 	return nil
 }
@@ -96,12 +95,12 @@ func cloneState(st any) any {
 	case *aggregates.Principal:
 		c := *s
 		c.Prov = maps.Clone(s.Prov)
-		c.Commands = cloneCommands(s.Commands)
+		c.Commands = s.Commands.Clone()
 		return &c
 	case *aggregates.Record:
 		c := *s
 		c.Prov = maps.Clone(s.Prov)
-		c.Commands = cloneCommands(s.Commands)
+		c.Commands = s.Commands.Clone()
 		return &c
 	}
 	return st

@@ -65,8 +65,8 @@ func TestCloneState(t *testing.T) {
 			}
 			// keep has the same events as orig but a different envelope id per event: compare
 			// what Apply writes apart from ids.
-			if stateSeq(orig) != stateSeq(keep) || len(stateCommands(orig)) != 1 || reflect.DeepEqual(clone, orig) {
-				t.Fatalf("applying to the clone changed the original (seq %d, commands %v)", stateSeq(orig), stateCommands(orig))
+			if stateSeq(orig) != stateSeq(keep) || remembered(orig) != 1 || reflect.DeepEqual(clone, orig) {
+				t.Fatalf("applying to the clone changed the original (seq %d, commands %v)", stateSeq(orig), remembered(orig))
 			}
 			assertSameShape(t, orig, keep)
 		})
@@ -95,4 +95,12 @@ func assertSameShape(t *testing.T, a, b any) {
 			t.Fatalf("record changed: %+v", x)
 		}
 	}
+}
+
+// remembered is the number of commands a state remembers.
+func remembered(st any) int {
+	if t, ok := st.(*aggregates.Tenant); ok {
+		return len(t.Commands)
+	}
+	return stateCommands(st).Len()
 }

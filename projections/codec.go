@@ -69,7 +69,6 @@ func decodePrincipal(v []byte) (*aggregates.Principal, error) {
 	if p.Prov == nil {
 		p.Prov = map[string]string{}
 	}
-	p.Commands = map[string]aggregates.CommandResult{}
 	return p, nil
 }
 
@@ -92,6 +91,5 @@ func decodeRecord(v []byte) (*aggregates.Record, error) {
 	if r.Prov == nil {
 		r.Prov = map[string]string{}
 	}
-	r.Commands = map[string]aggregates.CommandResult{}
 	return r, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"unsafe"
 
 	"github.com/acl-es/acl/aggregates"
 	"github.com/acl-es/acl/events"
@@ -64,9 +65,21 @@ func (e *encoder) prov(m map[string]string) {
 	}
 }
 
+// decoder reads a body copied once into one string: every string it returns is a part of that
+// string, so a decoded state is a few objects (the state, its slices and map, the text) instead
+// of one per string. A state in a cache lives for long: each object is one more for every
+// collection to mark and one more hole in a span when it goes, and a principal or record had
+// 10-20 strings (its ids, each provenance entry's key and event id). The text stays whole as
+// long as any of its strings does, which is the state's lifetime: the body is its size.
 type decoder struct {
-	b   []byte
+	b   []byte // what is left of s to read (s's bytes, never written)
+	s   string // the body
 	err error
+}
+
+func newDecoder(body []byte) decoder {
+	s := string(body)
+	return decoder{b: unsafe.Slice(unsafe.StringData(s), len(s)), s: s}
 }
 
 func (d *decoder) num() uint64 {
@@ -88,9 +101,9 @@ func (d *decoder) str() string {
 		d.err = errShort
 		return ""
 	}
-	s := string(d.b[:n])
+	at := len(d.s) - len(d.b)
 	d.b = d.b[n:]
-	return s
+	return d.s[at : at+int(n)]
 }
 
 func (d *decoder) flag() bool {
@@ -172,7 +185,7 @@ func appendRecord(dst []byte, r *aggregates.Record) []byte {
 }
 
 func readRecord(body []byte) (*aggregates.Record, error) {
-	d := decoder{b: body[1:]}
+	d := newDecoder(body[1:])
 	r := &aggregates.Record{Type: d.str(), ID: d.str(), Exists: d.flag(), Removed: d.flag(),
 		Client: d.str(), Units: d.units(), Owner: d.str()}
 	if n := d.count(); n > 0 {
@@ -192,7 +205,6 @@ func readRecord(body []byte) (*aggregates.Record, error) {
 	if d.err != nil {
 		return nil, fmt.Errorf("projections: decode record: %w", d.err)
 	}
-	r.Commands = map[string]aggregates.CommandResult{}
 	return r, nil
 }
 
@@ -219,7 +231,7 @@ func appendPrincipal(dst []byte, p *aggregates.Principal) []byte {
 }
 
 func readPrincipal(body []byte) (*aggregates.Principal, error) {
-	d := decoder{b: body[1:]}
+	d := newDecoder(body[1:])
 	p := &aggregates.Principal{ID: d.str(), Exists: d.flag(), Removed: d.flag(), Kind: d.str(),
 		Email: d.str(), Client: d.str(), Units: d.units(), Roles: d.strs(), Level: d.str()}
 	if n := d.count(); n > 0 {
@@ -234,6 +246,5 @@ func readPrincipal(body []byte) (*aggregates.Principal, error) {
 	if d.err != nil {
 		return nil, fmt.Errorf("projections: decode principal: %w", d.err)
 	}
-	p.Commands = map[string]aggregates.CommandResult{}
 	return p, nil
 }

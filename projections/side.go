@@ -236,20 +236,10 @@ func cloneTenant(t *aggregates.Tenant) (*aggregates.Tenant, error) {
 
 func clonePrincipal(p *aggregates.Principal) (*aggregates.Principal, error) {
 	v, _ := encodePrincipal(p)
-	c, err := decodePrincipal(v)
-	if err != nil {
-		return nil, err
-	}
-	c.Commands = map[string]aggregates.CommandResult{}
-	return c, nil
+	return decodePrincipal(v) // it remembers no commands
 }
 
 func cloneRecord(r *aggregates.Record) (*aggregates.Record, error) {
 	v, _ := encodeRecord(r)
-	c, err := decodeRecord(v)
-	if err != nil {
-		return nil, err
-	}
-	c.Commands = map[string]aggregates.CommandResult{}
-	return c, nil
+	return decodeRecord(v) // it remembers no commands
 }

@@ -36,12 +36,12 @@ type writer struct {
 	kbuf    []byte
 	sk      []byte // the state key being looked up
 	w       *writes
-	cmds    map[string]aggregates.CommandResult // scratch for Apply's command memory
+	cmds    aggregates.Commands // scratch for Apply's command memory
 }
 
 // newWriter builds into ws, which the caller resets and reuses.
 func newWriter(r reader, ws *writes, states *stateCache) *writer {
-	return &writer{r: r, w: ws, states: states, cmds: map[string]aggregates.CommandResult{},
+	return &writer{r: r, w: ws, states: states,
 		tenants: map[string]bool{}, touched: map[string]int32{}}
 }
 
@@ -82,10 +82,11 @@ func (w *writer) apply(e events.Envelope, d events.Data) error {
 			return err
 		}
 		// The command service remembers commands; the read model need not: every state the
-		// projector holds lends the writer's one scratch map, emptied after each event.
+		// projector holds lends the writer's one scratch memory, emptied after each event.
 		pd.p.Commands = w.cmds
 		pd.p.Apply(e, d)
-		clear(w.cmds)
+		w.cmds, pd.p.Commands = pd.p.Commands, aggregates.Commands{}
+		w.cmds.Reset()
 	case events.KindRecord:
 		_, fresh := d.(events.RecordRegisteredV1)
 		pd, err := w.record(e.Tenant, e.Aggregate.Type, e.Aggregate.ID, fresh)
@@ -94,7 +95,8 @@ func (w *writer) apply(e events.Envelope, d events.Data) error {
 		}
 		pd.r.Commands = w.cmds
 		pd.r.Apply(e, d)
-		clear(w.cmds)
+		w.cmds, pd.r.Commands = pd.r.Commands, aggregates.Commands{}
+		w.cmds.Reset()
 	default:
 		return fmt.Errorf("projections: event %s of unknown aggregate kind %q", e.ID, e.Aggregate.Kind)
 	}

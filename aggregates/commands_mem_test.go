@@ -1,0 +1,144 @@
+package aggregates
+
+import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"testing"
+
+	"github.com/acl-es/acl/events"
+)
+
+// oracleRemember is what an aggregate remembered of its commands before Commands: a map of
+// strings, each event joining its command's result.
+func oracleRemember(cmds map[string]CommandResult, e events.Envelope) {
+	if e.CommandID == "" {
+		return
+	}
+	r := cmds[e.CommandID]
+	r.Seq = e.Seq
+	r.Events = append(slices.Clip(r.Events), e.ID)
+	r.Hash = e.CommandHash
+	cmds[e.CommandID] = r
+}
+
+func testUUID(rng *rand.Rand) string {
+	return fmt.Sprintf("%08x-%04x-%04x-%04x-%012x", rng.Uint32(), rng.Uint32()&0xffff, rng.Uint32()&0xffff,
+		rng.Uint32()&0xffff, rng.Uint64()&0xffffffffffff)
+}
+
+// TestCommandsAsMap: whatever the ids look like (UUIDs, other strings, upper case), however the
+// events of one command are spread, Commands answers what the map of strings answered, also
+// after a Clone and through All and Visit, and a clone's changes never show in its original.
+func TestCommandsAsMap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 300 {
+		var c Commands
+		oracle := map[string]CommandResult{}
+		ids := []string{}
+		n := 1 + rng.IntN(40)
+		for k := range n {
+			var id string
+			switch {
+			case len(ids) > 0 && rng.IntN(3) == 0: // a command seen before (a second event)
+				id = ids[rng.IntN(len(ids))]
+			case rng.IntN(10) == 0:
+				id = fmt.Sprintf("cmd-%d", k) // not a UUID
+			case rng.IntN(20) == 0:
+				id = "ABCDEF01-" + testUUID(rng)[9:] // a UUID not in canonical form
+			default:
+				id = testUUID(rng)
+			}
+			ids = append(ids, id)
+			ev := testUUID(rng)
+			if rng.IntN(15) == 0 {
+				ev = fmt.Sprintf("ev-%d", k)
+			}
+			hash := fmt.Sprintf("%064x", rng.Uint64())
+			switch rng.IntN(12) {
+			case 0:
+				hash = ""
+			case 1:
+				hash = "h-" + hash[:10]
+			}
+			e := events.Envelope{ID: ev, CommandID: id, CommandHash: hash, Seq: uint64(k + 1)}
+			if rng.IntN(25) == 0 {
+				e.CommandID = "" // an event of no command
+			}
+			c.add(e)
+			oracleRemember(oracle, e)
+			if rng.IntN(10) == 0 { // a writer clones a shared state before applying to it
+				shared, before := c, maps.Collect(c.All())
+				c = shared.Clone()
+				c.add(events.Envelope{ID: testUUID(rng), CommandID: id, CommandHash: hash, Seq: uint64(k + 1)})
+				if after := maps.Collect(shared.All()); !reflect.DeepEqual(after, before) {
+					t.Fatalf("round %d: applying to a clone changed its original", round)
+				}
+				c = shared
+			}
+		}
+		if c.Len() != len(oracle) {
+			t.Fatalf("round %d: %d commands, want %d", round, c.Len(), len(oracle))
+		}
+		for id, want := range oracle {
+			if got, ok := c.Get(id); !ok || !reflect.DeepEqual(got, want) {
+				t.Fatalf("round %d: %s: %+v %v, want %+v", round, id, got, ok, want)
+			}
+		}
+		if _, ok := c.Get(testUUID(rng)); ok {
+			t.Fatalf("round %d: remembers a command never applied", round)
+		}
+		if got := maps.Collect(c.All()); !reflect.DeepEqual(got, oracle) {
+			t.Fatalf("round %d: All gives %v, want %v", round, got, oracle)
+		}
+		visited := map[string]CommandResult{}
+		c.Visit(func(id string, r CommandResult) {
+			r.Events = append([]string(nil), r.Events...)
+			visited[id] = r
+		})
+		if !reflect.DeepEqual(visited, oracle) {
+			t.Fatalf("round %d: Visit gives %v, want %v", round, visited, oracle)
+		}
+		var loaded Commands
+		for id, r := range oracle {
+			loaded.Append(id, r)
+		}
+		if got := maps.Collect(loaded.All()); !reflect.DeepEqual(got, oracle) {
+			t.Fatalf("round %d: appended %v, want %v", round, got, oracle)
+		}
+		cl := c.Clone()
+		if got := maps.Collect(cl.All()); !reflect.DeepEqual(got, oracle) {
+			t.Fatalf("round %d: a clone gives %v, want %v", round, got, oracle)
+		}
+	}
+}
+
+// TestCommandsCompact: commands with UUIDs and hex hashes are kept in memory the collector does
+// not scan: a state remembering 100 of them holds three objects for them, none of pointers.
+func TestCommandsCompact(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var es []events.Envelope
+	for k := range 100 {
+		es = append(es, events.Envelope{ID: testUUID(rng), CommandID: testUUID(rng),
+			CommandHash: fmt.Sprintf("%064x", rng.Uint64()), Seq: uint64(k + 1)})
+	}
+	var c Commands
+	for _, e := range es {
+		c.add(e)
+	}
+	if c.more != nil || len(c.recs) != 100 || len(c.evs) != 100 {
+		t.Fatalf("not compact: %d in the map, %d compact, %d events", len(c.more), len(c.recs), len(c.evs))
+	}
+	if n := testing.AllocsPerRun(10, func() { _ = c.Clone() }); n > 2 {
+		t.Fatalf("a clone makes %.0f objects, want 2", n)
+	}
+	if n := testing.AllocsPerRun(10, func() { _, _ = c.Get(es[0].CommandID) }); n > 2 {
+		t.Fatalf("a look-up makes %.0f objects, want at most 2", n)
+	}
+	unknown := testUUID(rng)
+	if n := testing.AllocsPerRun(10, func() { _, _ = c.Get(unknown) }); n > 0 {
+		t.Fatalf("a look-up of an unknown command makes %.0f objects", n)
+	}
+}
