@@ -207,6 +207,11 @@ func (c *Commands) withEvents(rec commandRec, evs []string) commandRec {
 	return rec
 }
 
+// Grow makes room for n more commands of one event each, as a decoder knows it will append.
+func (c *Commands) Grow(n int) {
+	c.recs, c.evs = slices.Grow(c.recs, n), slices.Grow(c.evs, n)
+}
+
 // Reset forgets every command, keeping the memory for the next ones.
 func (c *Commands) Reset() {
 	c.recs, c.evs = c.recs[:0], c.evs[:0]

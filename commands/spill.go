@@ -678,6 +678,7 @@ func stateCommandsSize(cmds *aggregates.Commands) int {
 func (r *snapReader) stateCommands() aggregates.Commands {
 	var cmds aggregates.Commands
 	n := r.count(4)
+	cmds.Grow(n)
 	var evs []string // one list for every command: Append keeps no string of it
 	for range n {
 		cid := r.id()
