@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -186,11 +187,8 @@ func (p *pipe) stop(seq uint64) {
 func (p *pipe) finished(seq uint64, r *batchRun, refused bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for i, t := range p.tails {
-		if t == r {
-			p.tails = append(p.tails[:i], p.tails[i+1:]...)
-			break
-		}
+	if i := slices.Index(p.tails, r); i >= 0 {
+		p.tails = slices.Delete(p.tails, i, i+1) // clears the slot it frees: nothing keeps r
 	}
 	if refused {
 		p.stop(seq)

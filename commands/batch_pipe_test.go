@@ -2,12 +2,15 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/google/uuid"
 
@@ -266,4 +269,58 @@ func TestPipelineOfSeveralTenants(t *testing.T) {
 			t.Fatalf("batch %d to %s: %+v, %v", k+1, tenants[k%2], out, err)
 		}
 	}
+}
+
+// TestPipeFreesAnsweredBatches: a batch of a pipe that has been answered is garbage once the
+// pipe's later batches have decided, although each of them waited for the one before. Before,
+// every batch kept the one before it (and so the whole pipe) reachable from the newest batch:
+// an import held every command's envelopes, messages and states on the heap until its end.
+func TestPipeFreesAnsweredBatches(t *testing.T) {
+	e := startEnv(t, 1)
+	e.must(aggregates.SystemActor, &aggregates.CreateTenant{Preset: "trackops",
+		Admin: aggregates.RegisterPrincipal{Principal: "ann", Kind: aggregates.KindStaff, Email: "ann@acme.test"}})
+	const batches, each = 8, 300
+	var (
+		mu      sync.Mutex
+		runs    = map[uint64]weak.Pointer[batchRun]{}
+		last    *batchRun // what a later batch of the pipe would hold
+		overlap = map[uint64]bool{}
+	)
+	pipeEntered = func(seq uint64, r *batchRun) {
+		mu.Lock()
+		defer mu.Unlock()
+		runs[seq] = weak.Make(r)
+		overlap[seq] = len(r.earlier) > 0
+		if seq == batches {
+			last = r
+		}
+	}
+	t.Cleanup(func() { pipeEntered = nil })
+	parts := make([][]BatchCommand, batches)
+	for k := range parts {
+		var cmds []aggregates.Command
+		for j := range each {
+			p := fmt.Sprintf("p%d-%d", k, j)
+			cmds = append(cmds, &aggregates.RegisterPrincipal{CommandBase: aggregates.CommandBase{Actor: "ann", CommandID: uuid.NewString()},
+				Principal: p, Kind: aggregates.KindStaff, Email: p + "@acme.test"})
+		}
+		parts[k] = batchOf(t, cmds)
+	}
+	// All in flight at once: each decides while the one before still takes its answers.
+	if _, errs := sendPipe(t, e, parts); errors.Join(errs...) != nil {
+		t.Fatal(errors.Join(errs...))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !overlap[batches] || !overlap[batches-1] {
+		t.Skipf("the last batches did not overlap the ones before (%v): nothing to check", overlap)
+	}
+	runtime.GC()
+	runtime.GC()
+	for seq := uint64(1); seq < batches; seq++ {
+		if runs[seq].Value() != nil {
+			t.Errorf("batch %d of %d is still reachable once answered", seq, batches)
+		}
+	}
+	runtime.KeepAlive(last)
 }
