@@ -50,7 +50,7 @@ func TestBinaryStates(t *testing.T) {
 				t.Fatalf("round trip: %+v (%v), want %+v", got, err, tc.v)
 			}
 			// A decoded state is a few objects: the state, its slices and provenance map,
-			// and one text that all its strings are part of (it was 15-20).
+			// and one text that all its strings are part of (it was 15-25).
 			if n := testing.AllocsPerRun(20, func() { tc.dec(b1) }); n > 8 {
 				t.Fatalf("a decode makes %.0f objects, want at most 8", n)
 			}
