@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -192,7 +193,12 @@ type FeedOptions struct {
 	// records and checking: 968 writes+reads/s without the feed, 5 with it, on aclbench's
 	// compare shape); it now asks who may see the record (0.2 ms for an assignment there, ~15
 	// ms for a registration 1,001 principals see), and a registration's changes remain many.
-	CPU    float64
+	CPU float64
+	// Queue is how many committed messages may wait for the feed before the projector drops
+	// them as a gap (0: feedQueue). Each holds a Pebble snapshot while it waits; a test that
+	// checks every change of a burst sets it above the burst, so that a slow machine makes no
+	// gap it does not expect.
+	Queue  int
 	Logger *slog.Logger
 }
 
@@ -284,7 +290,7 @@ func NewFeed(e *Engine, o FeedOptions) *Feed {
 	if o.CPU == 0 {
 		o.CPU = DefaultFeedCPU
 	}
-	return &Feed{e: e, o: o, jobs: make(chan feedJob, feedQueue), done: make(chan struct{}),
+	return &Feed{e: e, o: o, jobs: make(chan feedJob, cmp.Or(o.Queue, feedQueue)), done: make(chan struct{}),
 		gaps: map[string]*Gap{}, budget: cpuBudget{rate: o.CPU, tokens: time.Duration(float64(feedBurst) * max(o.CPU, 0))}}
 }
 
