@@ -39,6 +39,9 @@ func TestCommandsAsMap(t *testing.T) {
 		oracle := map[string]CommandResult{}
 		ids := []string{}
 		n := 1 + rng.IntN(40)
+		if round%4 == 0 {
+			n = indexFrom + rng.IntN(4*indexFrom) // past the index of ids
+		}
 		for k := range n {
 			var id string
 			switch {
@@ -140,5 +143,26 @@ func TestCommandsCompact(t *testing.T) {
 	unknown := testUUID(rng)
 	if n := testing.AllocsPerRun(10, func() { _, _ = c.Get(unknown) }); n > 0 {
 		t.Fatalf("a look-up of an unknown command makes %.0f objects", n)
+	}
+}
+
+// BenchmarkCommandsLoad: a state loaded from the stream remembers each event's command, one add
+// an event. Without the index of ids (indexFrom) each add scanned every command remembered: at
+// 10^5 commands 7.5 s against 0.11 s for a map (round 16's review).
+func BenchmarkCommandsLoad(b *testing.B) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	es := make([]events.Envelope, 100_000)
+	for k := range es {
+		es[k] = events.Envelope{ID: testUUID(rng), CommandID: testUUID(rng), CommandHash: fmt.Sprintf("%064x", rng.Uint64()), Seq: uint64(k + 1)}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		var c Commands
+		for _, e := range es {
+			c.add(e)
+		}
+		if c.Len() != len(es) {
+			b.Fatalf("%d commands", c.Len())
+		}
 	}
 }

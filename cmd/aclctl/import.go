@@ -42,7 +42,7 @@ type importProgress struct {
 	Line     int    `json:"line"`     // lines answered
 	Commands int    `json:"commands"` // commands answered
 	Seq      uint64 `json:"seq"`      // the highest sequence answered
-	// Witness is the last command answered with events, asked of the server on a resume
+	// Witness is the command answered with events at the highest sequence, asked of the server on a resume
 	// (checkResume); absent in a progress file from before round 16.
 	Witness *importWitness `json:"witness,omitempty"`
 }
@@ -226,9 +226,7 @@ func (a *app) importFile(ctx context.Context, path string, o importOptions) erro
 			return &exitError{code: exitAnswer, err: fmt.Errorf("lines %d-%d: the service answered %d of %d commands", b.first, b.last, len(out), len(b.cmds))}
 		}
 		prog.Offset, prog.Line, prog.Commands = b.end, b.last, prog.Commands+len(b.cmds)
-		if w := witnessOf(b, out); w != nil {
-			prog.Witness = w
-		}
+		prog.Witness = witnessOf(prog.Witness, b, out)
 		if err := writeProgress(o.progFile, prog); err != nil {
 			return &exitError{code: exitAnswer, err: err}
 		}

@@ -13,12 +13,16 @@ import (
 	"github.com/acl-es/acl/commands"
 )
 
-// importWitness is the last command of an import answered with events, as the progress file
-// keeps it: on a resume the server is asked, writing nothing (commands.Client.BatchLookup),
-// whether it stored that command at that sequence. A server that did holds every line before it
-// in the same stream, so the import may go on after it; one that did not (another server, or this
-// one wiped or restored from an older backup since) never got some of the lines the progress file
-// skips. A command that changed nothing is never a witness: no server remembers it.
+// importWitness is the command of an import stored last (the highest sequence answered with
+// events), as the progress file keeps it: on a resume the server is asked, writing nothing
+// (commands.Client.BatchLookup), whether it stored that command at that sequence. A server that
+// did holds the stream up to it, so every line answered before the interruption, and the import
+// may go on after them; one that did not (another server, or this one wiped or restored from an
+// older backup since) never got some of the lines the progress file skips. Not the last line
+// answered: a line whose append lost a race is carried out again alone when its answer comes,
+// after the lines behind it in its batch (and, with --pipeline 2, the next batch's), so a
+// stream cut between the two could hold the later line and not the earlier one. A command that
+// changed nothing is never a witness: no server remembers it.
 type importWitness struct {
 	Tenant  string          `json:"tenant"`
 	Command string          `json:"command"`
@@ -28,15 +32,16 @@ type importWitness struct {
 	Events  []string        `json:"events"`
 }
 
-// witnessOf is the batch's last command answered with events, or nil.
-func witnessOf(b *pendingBatch, out []commands.BatchOutcome) *importWitness {
-	for i := len(out) - 1; i >= 0; i-- {
-		if r := out[i].Result; out[i].Err == nil && len(r.Events) > 0 {
-			return &importWitness{Tenant: b.tenant, Command: b.cmds[i].Command, Body: b.cmds[i].Body,
+// witnessOf is w or the batch's command answered with events at the highest sequence, whichever
+// was stored last.
+func witnessOf(w *importWitness, b *pendingBatch, out []commands.BatchOutcome) *importWitness {
+	for i, o := range out {
+		if r := o.Result; o.Err == nil && len(r.Events) > 0 && (w == nil || r.Seq > w.Seq) {
+			w = &importWitness{Tenant: b.tenant, Command: b.cmds[i].Command, Body: b.cmds[i].Body,
 				Line: b.items[i].first, Seq: r.Seq, Events: r.Events}
 		}
 	}
-	return nil
+	return w
 }
 
 // checkResume asks the server whether it holds the progress file's witness, and refuses to

@@ -370,3 +370,33 @@ func TestOldLookupRecognized(t *testing.T) {
 		t.Error("this acld's refusal taken for an old one's")
 	}
 }
+
+// TestWitnessIsTheLastStored: the witness of a resume is the command stored last, not the last
+// line answered: a line carried out again alone after a lost race is stored after the lines
+// behind it (round 16's review reproduced line 184 at seq 770 after line 199 at 751), and a
+// stream cut between the two holds the later line only. No-ops (no events) and refusals are
+// never witnesses, and a batch stored before an earlier witness does not replace it.
+func TestWitnessIsTheLastStored(t *testing.T) {
+	b := &pendingBatch{tenant: "acme"}
+	res := func(seq uint64, evs ...string) commands.BatchOutcome {
+		return commands.BatchOutcome{Result: commands.Result{Seq: seq, Events: evs}}
+	}
+	for i := range 4 {
+		b.cmds = append(b.cmds, commands.BatchCommand{Command: "SetEmail", Body: json.RawMessage(fmt.Sprintf(`{"n":%d}`, i))})
+		b.items = append(b.items, importItem{first: 10 + i, last: 10 + i})
+	}
+	out := []commands.BatchOutcome{res(770, "e1"), res(751, "e2"), res(780), {Err: &aggregates.Error{Code: aggregates.CodeConflict}}}
+	w := witnessOf(nil, b, out)
+	if w == nil || w.Line != 10 || w.Seq != 770 || string(w.Body) != `{"n":0}` {
+		t.Fatalf("witness %+v: want line 10 at seq 770 (stored after line 11; line 12 changed nothing)", w)
+	}
+	if got := witnessOf(w, b, []commands.BatchOutcome{res(700, "e3")}); got != w {
+		t.Errorf("a command stored before the witness replaced it: %+v", got)
+	}
+	if got := witnessOf(w, b, []commands.BatchOutcome{res(800, "e4")}); got == w || got.Seq != 800 || got.Line != 10 {
+		t.Errorf("a command stored after the witness did not replace it: %+v", got)
+	}
+	if got := witnessOf(nil, b, []commands.BatchOutcome{res(5)}); got != nil {
+		t.Errorf("a no-op became the witness: %+v", got)
+	}
+}
