@@ -65,7 +65,13 @@ static int acl_mmap_threshold(int bytes) {
 // threads have taken several (6 in this package's tests).
 #define ACL_ARENAS 1
 
+// An operator who sets glibc's own arena limit (MALLOC_ARENA_MAX, or arena_max in
+// GLIBC_TUNABLES: on many cores, one arena's lock may cost more than its pages) keeps it.
 __attribute__((constructor)) static void acl_arena_max(void) {
+	const char *tunables = getenv("GLIBC_TUNABLES");
+	if (getenv("MALLOC_ARENA_MAX") != NULL || (tunables != NULL && strstr(tunables, "arena_max") != NULL)) {
+		return;
+	}
 	if (mallopt != NULL) {
 		mallopt(ACL_M_ARENA_MAX, ACL_ARENAS);
 	}

@@ -3,7 +3,11 @@
 package main
 
 import (
+	"fmt"
+	"os"
+	"os/exec"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -30,7 +34,36 @@ func TestCHeapTold(t *testing.T) {
 // so a block freed by one thread serves the next one read by any other. (Without the
 // setting, glibc gives each new thread an arena of its own: 12 here.)
 func TestOneCArena(t *testing.T) {
-	const threads = 8
+	if os.Getenv("ACL_TEST_ARENAS") != "" { // the child of TestCArenaLimitOfTheOperator
+		fmt.Printf("arenas=%d\n", arenasOfThreads(8))
+		return
+	}
+	if n := arenasOfThreads(8); n != cArenas {
+		t.Fatalf("the C heap has %d arenas, want %d", n, cArenas)
+	}
+}
+
+// TestCArenaLimitOfTheOperator: with MALLOC_ARENA_MAX set, acld leaves glibc's arenas to it (a
+// child process, since the limit is set before the runtime starts).
+func TestCArenaLimitOfTheOperator(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestOneCArena$")
+	cmd.Env = append(os.Environ(), "ACL_TEST_ARENAS=1", "MALLOC_ARENA_MAX=4")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	_, count, found := strings.Cut(string(out), "arenas=")
+	var n int
+	if _, err := fmt.Sscanf(count, "%d", &n); !found || err != nil {
+		t.Fatalf("no arena count in %q", out)
+	}
+	if n <= cArenas || n > 4 {
+		t.Fatalf("with MALLOC_ARENA_MAX=4 the C heap has %d arenas, want 2 to 4 (the operator's limit, not acld's %d)", n, cArenas)
+	}
+}
+
+// arenasOfThreads allocates from n threads at once and counts the C heap's arenas.
+func arenasOfThreads(threads int) int {
 	var allocated sync.WaitGroup
 	hold := make(chan struct{})
 	for range threads {
@@ -47,7 +80,5 @@ func TestOneCArena(t *testing.T) {
 	allocated.Wait()
 	n := arenas()
 	close(hold)
-	if n != cArenas {
-		t.Fatalf("the C heap has %d arenas, want %d", n, cArenas)
-	}
+	return n
 }
