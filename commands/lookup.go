@@ -12,7 +12,7 @@ import (
 // id with the same body, conflict when they remember it with another body, and not_found
 // (ErrNotStored's message) when they do not remember it. It decides nothing, appends nothing and
 // remembers nothing, so it can be asked of a server before sending it anything: aclctl import
-// asks it, on a resume, whether the server holds the last command answered before the
+// asks it, on a resume, whether the server holds the command it stored last before the
 // interruption, at the sequence it was answered (BatchRequest.Lookup).
 //
 // A command that changed nothing was never remembered, so it answers not_found too: ask it

@@ -463,10 +463,14 @@ func parseImportLine(raw []byte) (*importLine, error) {
 
 // oldService reports the refusal of a pipelined batch by an acld from before pipes, which
 // refuses the body's fields pipe and seq (and writes nothing of the batch).
-func oldService(err error) bool {
+func oldService(err error) bool { return refusedField(err, "pipe") }
+
+// refusedField reports a batch request refused whole by an acld that does not know the body's
+// field (its strict decoding: invalid_argument, "unknown field").
+func refusedField(err error, field string) bool {
 	var e *aggregates.Error
 	return errors.As(err, &e) && e.Code == aggregates.CodeInvalidArgument && e.Op == commands.BatchName &&
-		strings.Contains(e.Message, "unknown field") && strings.Contains(e.Message, "pipe")
+		strings.Contains(e.Message, "unknown field") && strings.Contains(e.Message, field)
 }
 
 // oldLimit reports a batch refused whole for its length by an acld from before round 10.

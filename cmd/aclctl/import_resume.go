@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
-	"strings"
 
 	"github.com/acl-es/acl/aggregates"
 	"github.com/acl-es/acl/commands"
@@ -80,8 +78,4 @@ func checkResume(ctx context.Context, client *commands.Client, w *importWitness,
 
 // oldLookup reports the refusal of a lookup by an acld from before lookups, which refuses the
 // body's field lookup.
-func oldLookup(err error) bool {
-	var e *aggregates.Error
-	return errors.As(err, &e) && e.Code == aggregates.CodeInvalidArgument && e.Op == commands.BatchName &&
-		strings.Contains(e.Message, "unknown field") && strings.Contains(e.Message, "lookup")
-}
+func oldLookup(err error) bool { return refusedField(err, "lookup") }
