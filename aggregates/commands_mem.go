@@ -31,6 +31,9 @@ type Commands struct {
 	// change c build or keep it (indexed), so a shared Commands is only ever read; Clone leaves
 	// it out, and a change of the clone builds its own.
 	idx map[[16]byte]int32
+	// moved counts the commands Forget moved out: the command service keeps them on disk (its
+	// spill), so a command id not here may still be one of them when moved is not 0.
+	moved uint64
 }
 
 // indexFrom is how many compact commands a Commands holds before it keeps an index of their
@@ -47,8 +50,52 @@ type commandRec struct {
 	noHash bool // the command had no hash (not "")
 }
 
-// Len is the number of commands remembered.
+// Len is the number of commands remembered here (not counting those moved out).
 func (c *Commands) Len() int { return len(c.recs) + len(c.more) }
+
+// Moved is the number of commands Forget moved out of c (and of the states it was cloned from):
+// when it is not 0, an id c does not remember may be one of them.
+func (c *Commands) Moved() uint64 { return c.moved }
+
+// SetMoved sets Moved, as a decoder of a state that had moved commands out reads it.
+func (c *Commands) SetMoved(n uint64) { c.moved = n }
+
+// Forget moves out the oldest compact commands (in the order first applied) beyond the last
+// keep, returning them, and counts them in Moved. The caller stores what it returns before
+// anyone reads c without them (see Moved). Commands not in compact form stay (older releases'
+// ids; they are few).
+func (c *Commands) Forget(keep int) Commands {
+	n := len(c.recs) - keep
+	if n <= 0 {
+		return Commands{}
+	}
+	var old Commands
+	old.recs = make([]commandRec, n)
+	copy(old.recs, c.recs[:n])
+	for i := range old.recs {
+		r := &old.recs[i]
+		run := c.evs[r.ev : r.ev+uint32(r.nev)]
+		r.ev = uint32(len(old.evs))
+		old.evs = append(old.evs, run...)
+	}
+	// The kept ones move down in place; their events into a new array (runs may be out of
+	// order, see add), only the runs of kept commands.
+	kept := c.recs[:copy(c.recs, c.recs[n:])]
+	m := 0
+	for _, r := range kept {
+		m += int(r.nev)
+	}
+	evs := make([][16]byte, 0, m+1)
+	for i := range kept {
+		r := &kept[i]
+		run := c.evs[r.ev : r.ev+uint32(r.nev)]
+		r.ev = uint32(len(evs))
+		evs = append(evs, run...)
+	}
+	c.recs, c.evs, c.idx = kept, evs, nil // the places moved: a change builds the index again
+	c.moved += uint64(n)
+	return old
+}
 
 // Get returns what was remembered of command id.
 func (c *Commands) Get(id string) (CommandResult, bool) {
@@ -256,6 +303,7 @@ func (c *Commands) Reset() {
 	c.recs, c.evs = c.recs[:0], c.evs[:0]
 	clear(c.more)
 	c.idx = nil
+	c.moved = 0
 }
 
 // compactResult is r in compact form, false when one of its strings has no such form.
@@ -313,7 +361,7 @@ func (c *Commands) add(e events.Envelope) {
 
 // Clone returns a copy that can be changed without changing c.
 func (c *Commands) Clone() Commands {
-	out := Commands{recs: slices.Clone(c.recs), more: maps.Clone(c.more)}
+	out := Commands{recs: slices.Clone(c.recs), more: maps.Clone(c.more), moved: c.moved}
 	if len(c.recs) > 0 {
 		// Only the runs of the commands: a run moved to the end left its old one unused.
 		n := 0

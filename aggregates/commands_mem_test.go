@@ -166,3 +166,71 @@ func BenchmarkCommandsLoad(b *testing.B) {
 		}
 	}
 }
+
+// TestCommandsForget: Forget moves out the oldest compact commands beyond the last keep and
+// returns them with their results; what stays answers as before, Moved counts what left, a
+// clone keeps the count, and more commands apply to what stays as to a full memory.
+func TestCommandsForget(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for round := range 100 {
+		var c Commands
+		oracle := map[string]CommandResult{}
+		var order []string // compact ids in the order first applied
+		seq := uint64(0)
+		add := func() {
+			id := testUUID(rng)
+			if len(order) > 0 && rng.IntN(4) == 0 {
+				id = order[len(order)-1] // a second event of the last command
+			} else if rng.IntN(12) == 0 {
+				id = fmt.Sprintf("cmd-%d-%d", round, seq) // kept in memory whatever its age
+			} else {
+				order = append(order, id)
+			}
+			seq++
+			e := events.Envelope{ID: testUUID(rng), Seq: seq, CommandID: id, CommandHash: fmt.Sprintf("%064x", seq)}
+			c.add(e)
+			oracleRemember(oracle, e)
+		}
+		for range 1 + rng.IntN(200) {
+			add()
+		}
+		keep := rng.IntN(70)
+		moved := c.Forget(keep)
+		wantMoved := max(len(order)-keep, 0)
+		if moved.Len() != wantMoved || c.Moved() != uint64(wantMoved) {
+			t.Fatalf("round %d: moved %d, Moved %d; want %d", round, moved.Len(), c.Moved(), wantMoved)
+		}
+		for i, id := range order {
+			r, inC := c.Get(id)
+			m, inMoved := moved.Get(id)
+			if old := i < wantMoved; inC == old || inMoved != old {
+				t.Fatalf("round %d: command %d of %d (keep %d): kept %v, moved %v", round, i, len(order), keep, inC, inMoved)
+			}
+			if !inC {
+				r = m
+			}
+			if !reflect.DeepEqual(r, oracle[id]) {
+				t.Fatalf("round %d: %s: %+v, want %+v", round, id, r, oracle[id])
+			}
+		}
+		for id, want := range oracle {
+			if !slices.Contains(order, id) {
+				if r, ok := c.Get(id); !ok || !reflect.DeepEqual(r, want) {
+					t.Fatalf("round %d: %s (not compact) not kept: %+v", round, id, r)
+				}
+			}
+		}
+		cl := c.Clone()
+		if cl.Moved() != c.Moved() {
+			t.Fatalf("round %d: a clone's Moved %d, want %d", round, cl.Moved(), c.Moved())
+		}
+		for range 5 {
+			add()
+		}
+		for _, id := range order[wantMoved:] {
+			if r, ok := c.Get(id); !ok || !reflect.DeepEqual(r, oracle[id]) {
+				t.Fatalf("round %d: after more commands, %s: %+v, want %+v", round, id, r, oracle[id])
+			}
+		}
+	}
+}

@@ -406,7 +406,7 @@ func (r *batchRun) run(i int, cmd aggregates.Command) error {
 		}
 		f.pin(e.ref, snaps[k].state)
 	}
-	if res, ok, err := x.previous(snaps); ok || err != nil {
+	if res, ok, err := x.previous(r.ctx, snaps); ok || err != nil {
 		if err != nil {
 			return err
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/acl-es/acl/aggregates"
 	"github.com/acl-es/acl/events"
 )
 
@@ -433,31 +434,44 @@ func (c *cache) reset() {
 // trusts, so the spilled one is deleted instead. When another entry is the cache's (the entry
 // was dropped while a command used it, and st is that command's write), that entry has not
 // seen st: it is marked stale. The caller holds e.load, so an entry's states reach the spill in
-// order.
-func (c *cache) keep(e *entry, st any, base *snapshot) {
+// order, and stores st in the entry only after keep: when st is the caller's alone (owned, not
+// shared yet), keep moves its older commands out (forgetOld) into the spill, in the same batch
+// as the state, or with its deletion, and a state must not be read before they are there
+// (spill_moved.go).
+func (c *cache) keep(e *entry, st any, base *snapshot, owned bool) {
 	if c.readable(e, false) == nil {
 		return
+	}
+	var old aggregates.Commands
+	if owned {
+		old = forgetOld(st)
 	}
 	// Encoded before taking mu, which every command takes to find its entries.
 	b, encErr := encodeState(st)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.spill == nil {
-		return
+		return // the spill went off meanwhile: a state that moved commands out reads the stream
 	}
+	mv := c.spill.movedBatch(e.subject, &old)
 	cur, seq := c.entries[e.subject], stateSeq(st)
 	mine := cur == e && e.gen.Load() == base.gen
 	orphan, newer := false, false
 	if cur == nil {
 		orphan, newer = c.orphanLocked(e.subject, seq, base)
 		if newer {
+			if mv != nil {
+				c.spillErrLocked(errors.Join(mv.Commit(c.spill.wo), mv.Close()))
+			}
 			return
 		}
 	}
 	if (mine || orphan) && c.spill.mayKeepLocked(e.subject, seq, base.pos) {
 		err := encErr
 		if err == nil {
-			err = c.spill.set(e.subject, b)
+			err = c.spill.setWith(e.subject, b, mv)
+		} else if mv != nil {
+			err = errors.Join(err, mv.Commit(c.spill.wo), mv.Close())
 		}
 		if err != nil {
 			c.spillErrLocked(errors.Join(err, c.spill.delete(e.subject)))
@@ -469,7 +483,7 @@ func (c *cache) keep(e *entry, st any, base *snapshot) {
 	if cur != nil && cur != e {
 		cur.gen.Add(1)
 	}
-	c.spillErrLocked(c.spill.delete(e.subject))
+	c.spillErrLocked(c.spill.deleteWith(e.subject, mv))
 }
 
 // orphanLocked decides for the state of an entry the cache dropped while a command used it,
@@ -652,10 +666,10 @@ func (c *cache) fresh(ctx context.Context, e *entry) (*snapshot, error) {
 		c.floorMet(e.subject, at)
 	}
 	s = &snapshot{state: st, gen: gen, pos: pos, inv: inv}
-	e.snap.Store(s)
 	if !fromSpill {
-		c.keep(e, st, s)
+		c.keep(e, st, s, owned || len(msgs) > 0) // before the state is shared (keep)
 	}
+	e.snap.Store(s)
 	return s, nil
 }
 
@@ -674,8 +688,8 @@ func (c *cache) publish(e *entry, st any, base *snapshot) {
 		return
 	}
 	s := &snapshot{state: st, gen: base.gen, pos: base.pos, inv: base.inv}
+	c.keep(e, st, s, true) // before the state is shared (keep)
 	e.snap.Store(s)
-	c.keep(e, st, s)
 }
 
 // stale forces the next fresh to read the store, and forgets the spilled state.

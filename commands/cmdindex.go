@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"context"
 	"maps"
 	"sync"
 
@@ -78,15 +79,22 @@ func (e *entry) absorbState(st any) {
 	}
 }
 
-// command returns what the aggregate remembers of command id, st being a state of it.
-func (e *entry) command(st any, id string) (aggregates.CommandResult, bool) {
+// command returns what the aggregate remembers of command id, st being a state of it: in
+// memory, or, for an id st does not keep when st moved commands out, in the spill
+// (spill_moved.go).
+func (e *entry) command(ctx context.Context, st any, id string) (aggregates.CommandResult, bool, error) {
 	if e.ref.Kind == events.KindTenant {
-		return e.cmds.get(id)
+		r, ok := e.cmds.get(id)
+		return r, ok, nil
 	}
-	if c := stateCommands(st); c != nil {
-		return c.Get(id)
+	c := stateCommands(st)
+	if c == nil {
+		return aggregates.CommandResult{}, false, nil
 	}
-	return aggregates.CommandResult{}, false
+	if r, ok := c.Get(id); ok || c.Moved() == 0 || e.c == nil {
+		return r, ok, nil
+	}
+	return e.c.movedCommand(ctx, e, id)
 }
 
 // withCommands returns a copy of a cached tenant state with the commands it remembers, as a

@@ -108,7 +108,7 @@ func (x *execution) attempt(ctx context.Context) (res Result, retry bool, err er
 		}
 		f.pin(e.ref, snaps[i].state)
 	}
-	if res, ok, err := x.previous(snaps); ok || err != nil {
+	if res, ok, err := x.previous(ctx, snaps); ok || err != nil {
 		if ok && x.speculated(snaps) {
 			// Another aggregate remembers the command: the one assumed empty may too (a retry
 			// whose state the cache dropped). Read them all, or the answer would miss its part.
@@ -165,11 +165,15 @@ func (x *execution) speculated(snaps []*snapshot) bool {
 // previous answers a retry: when the command's aggregates remember its id with the same hash,
 // the result stored the first time (sequence of the last message, event ids in stream order);
 // with another hash, conflict.
-func (x *execution) previous(snaps []*snapshot) (Result, bool, error) {
+func (x *execution) previous(ctx context.Context, snaps []*snapshot) (Result, bool, error) {
 	id := x.cmd.Base().CommandID
 	var found []aggregates.CommandResult
 	for i, s := range snaps {
-		if r, ok := x.entries[i].command(s.state, id); ok {
+		r, ok, err := x.entries[i].command(ctx, s.state, id)
+		if err != nil {
+			return Result{}, false, storeError(x.op, err)
+		}
+		if ok {
 			found = append(found, r)
 		}
 	}

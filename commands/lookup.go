@@ -36,7 +36,7 @@ func (s *Service) Lookup(ctx context.Context, cmd aggregates.Command) (Result, e
 		}
 		snaps[i] = snap
 	}
-	res, ok, err := x.previous(snaps)
+	res, ok, err := x.previous(ctx, snaps)
 	if err != nil {
 		return Result{}, err
 	}

@@ -107,9 +107,12 @@ const (
 	spillStripes         = 1 << 17
 	// spillFilterBits sizes seen: 2 MiB, about 1 % false positives at 1.7*10^6 subjects.
 	spillFilterBits = 1 << 24
-	// The spill's own keys sort before every subject.
+	// The spill's own keys sort before every subject, and so do the moved commands'
+	// (spill_moved.go), which clear leaves.
 	spillPosKey    = "!pos"
 	spillStreamKey = "!stream"
+	movedPrefix    = "#"
+	movedEnd       = "$"
 )
 
 // openSpill opens the spill in dir, keeping its states if they were kept of the stream
@@ -151,7 +154,8 @@ func openSpill(dir, stream string, shared *pebble.Cache) (*spill, error) {
 	sp := &spill{db: db, dir: dir, wo: pebble.NoSync}
 	pos, ok := sp.meta(spillPosKey)
 	if id, _ := sp.meta(spillStreamKey); id != stream || !ok {
-		err := errors.Join(sp.clear(), db.Set([]byte(spillStreamKey), []byte(stream), sp.wo), sp.setPos(0))
+		err := errors.Join(sp.clear(), db.DeleteRange([]byte(movedPrefix), []byte(movedEnd), sp.wo),
+			db.Set([]byte(spillStreamKey), []byte(stream), sp.wo), sp.setPos(0))
 		if err != nil {
 			_ = db.Close()
 			return nil, fmt.Errorf("commands: empty the state spill %s: %w", dir, err)
@@ -346,11 +350,12 @@ func (sp *spill) bringUpLocked(m events.Message) error {
 			return sp.delete(m.Subject)
 		}
 	}
+	old := forgetOld(st)
 	b, err := encodeState(st)
 	if err != nil {
 		return err
 	}
-	return sp.set(m.Subject, b)
+	return sp.setWith(m.Subject, b, sp.movedBatch(m.Subject, &old))
 }
 
 // mayKeepLocked reports whether a state that includes every message of subject up to
@@ -500,14 +505,14 @@ func encodeState(st any) ([]byte, error) {
 	case *aggregates.Principal:
 		b = make([]byte, 0, flatSize(s.ID, s.Email)+32*(len(s.Units)+len(s.Roles)+len(s.Grants)+len(s.Denied)+2*len(s.Prov))+stateCommandsSize(&s.Commands))
 		b = append(b, spillMagic...)
-		b = append(b, spillVersionIDs, 'p')
+		b = append(b, stateVersion(&s.Commands), 'p')
 		b = binary.AppendUvarint(b, s.Seq)
 		ids := newIDWriter()
 		b = appendStateCommands(appendPrincipal(b, s, ids), &s.Commands, ids)
 	case *aggregates.Record:
 		b = make([]byte, 0, flatSize(s.Type, s.ID, s.Client, s.Owner)+32*(len(s.Units)+len(s.Assignees)+len(s.Links)+2*len(s.Prov))+stateCommandsSize(&s.Commands))
 		b = append(b, spillMagic...)
-		b = append(b, spillVersionIDs, 'r')
+		b = append(b, stateVersion(&s.Commands), 'r')
 		b = binary.AppendUvarint(b, s.Seq)
 		ids := newIDWriter()
 		b = appendStateCommands(appendRecord(b, s, ids), &s.Commands, ids)
@@ -517,7 +522,7 @@ func encodeState(st any) ([]byte, error) {
 	return b, nil
 }
 
-// decodeState reads a spilled state, of version 3, 2 or 1. It takes data over: the state's
+// decodeState reads a spilled state, of version 4, 3, 2 or 1. It takes data over: the state's
 // strings point into it (version 1: the commands' strings; version 3: those not written in
 // short form).
 func decodeState(data []byte) (any, error) {
@@ -525,13 +530,14 @@ func decodeState(data []byte) (any, error) {
 		return nil, errors.New("not a spilled state")
 	}
 	v := data[len(spillMagic)]
-	if v != spillVersion && v != spillVersionFlat && v != spillVersionIDs {
-		return nil, fmt.Errorf("version %d, want %d, %d or %d", v, spillVersionIDs, spillVersionFlat, spillVersion)
+	if v != spillVersion && v != spillVersionFlat && v != spillVersionIDs && v != spillVersionMoved {
+		return nil, fmt.Errorf("version %d, want %d, %d, %d or %d", v, spillVersionMoved, spillVersionIDs, spillVersionFlat, spillVersion)
 	}
+	moved := v == spillVersionMoved
 	kind := data[len(spillMagic)+1]
 	rest := data[len(spillMagic)+2:]
 	r := &snapReader{s: unsafe.String(unsafe.SliceData(rest), len(rest))}
-	if v == spillVersionIDs {
+	if v == spillVersionIDs || moved {
 		r.ids.on = true
 		r.ids.ids = r.ids.first[:0]
 		v = spillVersionFlat // the same fields, their ids read by r.id
@@ -549,10 +555,16 @@ func decodeState(data []byte) (any, error) {
 	case kind == 'p' && v == spillVersionFlat:
 		p := readPrincipal(r)
 		p.Seq, p.Commands = seq, r.stateCommands()
+		if moved {
+			p.Commands.SetMoved(r.uvarint())
+		}
 		st = p
 	case kind == 'r' && v == spillVersionFlat:
 		rec := readRecord(r)
 		rec.Seq, rec.Commands = seq, r.stateCommands()
+		if moved {
+			rec.Commands.SetMoved(r.uvarint())
+		}
 		st = rec
 	case kind == 'p':
 		p := &aggregates.Principal{}
@@ -592,7 +604,7 @@ func decodeState(data []byte) (any, error) {
 // spilledSeq reads the sequence of a spilled state without decoding it.
 func spilledSeq(v []byte) (uint64, bool) {
 	if len(v) < len(spillMagic)+2 || string(v[:len(spillMagic)]) != spillMagic ||
-		v[len(spillMagic)] != spillVersion && v[len(spillMagic)] != spillVersionFlat && v[len(spillMagic)] != spillVersionIDs {
+		v[len(spillMagic)] != spillVersion && v[len(spillMagic)] != spillVersionFlat && v[len(spillMagic)] != spillVersionIDs && v[len(spillMagic)] != spillVersionMoved {
 		return 0, false
 	}
 	seq, k := binary.Uvarint(v[len(spillMagic)+2:])
@@ -613,7 +625,11 @@ func appendCommands(b []byte, cmds map[string]aggregates.CommandResult, ids *idW
 }
 
 func appendCommand(b []byte, id string, r aggregates.CommandResult, ids *idWriter) []byte {
-	b = ids.append(b, id)
+	return appendResult(ids.append(b, id), r, ids)
+}
+
+// appendResult appends a command's result: uvarint seq, id hash, uvarint k, k times id event.
+func appendResult(b []byte, r aggregates.CommandResult, ids *idWriter) []byte {
 	b = binary.AppendUvarint(b, r.Seq)
 	b = ids.append(b, r.Hash)
 	b = binary.AppendUvarint(b, uint64(len(r.Events)))
@@ -664,7 +680,23 @@ func (r *snapReader) commands() map[string]aggregates.CommandResult {
 func appendStateCommands(b []byte, cmds *aggregates.Commands, ids *idWriter) []byte {
 	b = binary.AppendUvarint(b, uint64(cmds.Len()))
 	cmds.Visit(func(id string, r aggregates.CommandResult) { b = appendCommand(b, id, r, ids) })
+	if cmds.Moved() > 0 { // version 4 (stateVersion)
+		b = binary.AppendUvarint(b, cmds.Moved())
+	}
 	return b
+}
+
+// A spilled state, version 4: version 3 followed by a uvarint, the count of the commands the
+// state moved out (spill_moved.go). Written only for such a state, so that a state that moved
+// none out reads back in a release that does not know version 4.
+const spillVersionMoved = 4
+
+// stateVersion is the version a state with the memory cmds is spilled in.
+func stateVersion(cmds *aggregates.Commands) byte {
+	if cmds.Moved() > 0 {
+		return spillVersionMoved
+	}
+	return spillVersionIDs
 }
 
 // stateCommandsSize is about the bytes appendStateCommands adds.

@@ -83,15 +83,15 @@ func TestSpillKeepsOrphans(t *testing.T) {
 	e := o.entry()
 	base := o.base(e)
 	o.drop(e)
-	o.c.keep(e, o.rec(5, "orphan"), base)
+	o.c.keep(e, o.rec(5, "orphan"), base, true)
 	if got := o.spilled(); got == nil || got.Seq != 5 || got.Client != "orphan" {
 		t.Fatalf("spilled %+v, want the orphan's state at 5", got)
 	}
 
 	newer := o.entry()
-	o.c.keep(newer, o.rec(9, "newer"), o.base(newer))
+	o.c.keep(newer, o.rec(9, "newer"), o.base(newer), true)
 	o.drop(newer)
-	o.c.keep(e, o.rec(7, "older orphan"), base)
+	o.c.keep(e, o.rec(7, "older orphan"), base, true)
 	if got := o.spilled(); got == nil || got.Seq != 9 {
 		t.Fatalf("spilled %+v, want the newer state at 9, not the older orphan's", got)
 	}
@@ -108,7 +108,7 @@ func TestSpillKeepsOrphans(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.c.keep(e, o.rec(10, "passed orphan"), base)
+	o.c.keep(e, o.rec(10, "passed orphan"), base, true)
 	if got := o.spilled(); got != nil && got.Seq < 12 {
 		t.Fatalf("spilled %+v after the follower processed message 12", got)
 	}
@@ -116,7 +116,7 @@ func TestSpillKeepsOrphans(t *testing.T) {
 	stale := o.entry()
 	staleBase := o.base(stale)
 	stale.gen.Add(1)
-	o.c.keep(stale, o.rec(20, "stale"), staleBase)
+	o.c.keep(stale, o.rec(20, "stale"), staleBase, true)
 	if got := o.spilled(); got != nil && got.Client == "stale" {
 		t.Fatalf("spilled the state of an entry invalidated since: %+v", got)
 	}
@@ -132,11 +132,11 @@ func TestSpillOrphanAfterInvalidation(t *testing.T) {
 		t.Run(fmt.Sprintf("floor %d", floor), func(t *testing.T) {
 			o := newOrphanCache(t)
 			e := o.entry()
-			o.c.keep(e, o.rec(5, "held"), o.base(e))
+			o.c.keep(e, o.rec(5, "held"), o.base(e), true)
 			base := o.base(e)
 			o.drop(e)
 			o.c.invalidate(e.subject, floor) // another instance's message 6 of the subject
-			o.c.keep(e, o.rec(5, "orphan"), base)
+			o.c.keep(e, o.rec(5, "orphan"), base, true)
 			if got := o.spilled(); got != nil {
 				t.Fatalf("spilled %+v after another instance's write to it", got)
 			}
@@ -145,7 +145,7 @@ func TestSpillOrphanAfterInvalidation(t *testing.T) {
 			e = o.entry()
 			base = o.base(e)
 			o.drop(e)
-			o.c.keep(e, o.rec(5, "below the floor"), base)
+			o.c.keep(e, o.rec(5, "below the floor"), base, true)
 			if got := o.spilled(); got != nil && floor > 0 {
 				t.Fatalf("spilled %+v below the floor %d", got, floor)
 			}
@@ -153,7 +153,7 @@ func TestSpillOrphanAfterInvalidation(t *testing.T) {
 			e = o.entry()
 			base = o.base(e)
 			o.drop(e)
-			o.c.keep(e, o.rec(6, "after"), base)
+			o.c.keep(e, o.rec(6, "after"), base, true)
 			if got := o.spilled(); got == nil || got.Seq != 6 {
 				t.Fatalf("spilled %+v, want the state at 6 read after the invalidation", got)
 			}
@@ -175,7 +175,7 @@ func TestSpillOrphanKeptNotesFull(t *testing.T) {
 	base := o.base(e)
 	o.drop(e)
 	newer := o.entry()
-	o.c.keep(newer, o.rec(9, "newer"), o.base(newer))
+	o.c.keep(newer, o.rec(9, "newer"), o.base(newer), true)
 	o.c.mu.Lock()
 	_, noted := o.sp.kept[newer.subject]
 	o.c.mu.Unlock()
@@ -183,7 +183,7 @@ func TestSpillOrphanKeptNotesFull(t *testing.T) {
 		t.Fatal("the newer write was noted: the notes are not full")
 	}
 	o.drop(newer)
-	o.c.keep(e, o.rec(7, "older orphan"), base)
+	o.c.keep(e, o.rec(7, "older orphan"), base, true)
 	if got := o.spilled(); got == nil || got.Seq != 9 || got.Client != "newer" {
 		t.Fatalf("spilled %+v, want the newer state at 9", got)
 	}

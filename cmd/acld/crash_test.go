@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
@@ -34,6 +36,41 @@ func TestCrashChild(t *testing.T) {
 	main()
 }
 
+// startCrashChild starts acld (TestCrashChild) in a process of its own on data directory dir,
+// with flags added to the test's, and connects to its NATS; the process is killed at the end of
+// the test if it still runs.
+func startCrashChild(t *testing.T, dir, flags string) (*exec.Cmd, *nats.Conn) {
+	port := freePort(t)
+	child := exec.Command(os.Args[0], "-test.run=^TestCrashChild$")
+	child.Env = append(os.Environ(), crashChildEnv+fmt.Sprintf("=--data %s --nats-listen 127.0.0.1:%d --http-listen 127.0.0.1:0 --log-level error %s", dir, port, flags))
+	child.Stderr = os.Stderr
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if child.ProcessState == nil { // not waited for: still running
+			_ = child.Process.Kill()
+			_ = child.Wait()
+		}
+	})
+	var nc *nats.Conn
+	eventstest.WaitFor(t, 30*time.Second, func() (err error) {
+		nc, err = nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", port))
+		return err
+	})
+	t.Cleanup(nc.Close)
+	return child, nc
+}
+
+// kill9 kills the child with SIGKILL, waits for it, then calls stop (the clients' end).
+func kill9(t *testing.T, child *exec.Cmd, stop func()) {
+	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = child.Wait()
+	stop()
+}
+
 // TestKill9: acld killed with SIGKILL while 8 clients send commands loses none it acknowledged
 // (each, sent again, answers the sequence it answered), and its command state spill, which has
 // no WAL, is honest after the crash: a record another instance changed while this one was down
@@ -48,26 +85,7 @@ func TestKill9(t *testing.T) {
 		t.Skip("too slow under the race detector")
 	}
 	dir := t.TempDir()
-	port := freePort(t)
-	child := exec.Command(os.Args[0], "-test.run=^TestCrashChild$")
-	child.Env = append(os.Environ(), crashChildEnv+fmt.Sprintf("=--data %s --nats-listen 127.0.0.1:%d --http-listen 127.0.0.1:0 --log-level error --command-cache 50", dir, port))
-	child.Stderr = os.Stderr
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	killed := false
-	defer func() {
-		if !killed {
-			_ = child.Process.Kill()
-			_ = child.Wait()
-		}
-	}()
-	var nc *nats.Conn
-	eventstest.WaitFor(t, 30*time.Second, func() (err error) {
-		nc, err = nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", port))
-		return err
-	})
-	defer nc.Close()
+	child, nc := startCrashChild(t, dir, "--command-cache 50")
 	c := commands.NewClient(nc)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -138,15 +156,7 @@ func TestKill9(t *testing.T) {
 		}
 		return nil
 	})
-	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	killed = true
-	_ = child.Wait()
-	close(stop)
-	wcancel()
-	wg.Wait()
-	nc.Close()
+	kill9(t, child, func() { close(stop); wcancel(); wg.Wait() })
 
 	t.Logf("killed after %d acknowledged commands", len(done))
 	ctx, cancel = context.WithTimeout(context.Background(), 2*time.Minute)
@@ -214,4 +224,128 @@ func counterValue(t *testing.T, m *Main, name, label string) float64 {
 		}
 	}
 	return 0
+}
+
+// TestKill9KeepsMovedCommands: records written far more often than a state keeps commands
+// (commands.keptCommands, 48) move their older ones to the command spill, which has no WAL.
+// acld killed with SIGKILL once the spill has flushed such states still answers a retry of
+// every acknowledged command the same after a restart, the oldest ones included.
+func TestKill9KeepsMovedCommands(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts and kills an acld process")
+	}
+	if raceEnabled {
+		t.Skip("too slow under the race detector")
+	}
+	dir := t.TempDir()
+	child, nc := startCrashChild(t, dir, "")
+	c := commands.NewClient(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	createID := uuid.NewString()
+	eventstest.WaitFor(t, 30*time.Second, func() error {
+		_, err := c.Do(ctx, "acme", &aggregates.CreateTenant{CommandBase: aggregates.CommandBase{Actor: aggregates.SystemActor, CommandID: createID},
+			Preset: "trackops", Admin: aggregates.RegisterPrincipal{Principal: "ann", Kind: aggregates.KindStaff, Email: "ann@acme.test"}})
+		return err
+	})
+	if _, err := c.Do(ctx, "acme", &aggregates.RegisterPrincipal{CommandBase: aggregates.CommandBase{Actor: "ann", CommandID: uuid.NewString()},
+		Principal: "bob", Kind: aggregates.KindStaff, Email: "bob@acme.test"}); err != nil {
+		t.Fatal(err)
+	}
+	type acked struct {
+		cmd aggregates.Command
+		seq uint64
+	}
+	const clients = 8
+	var mu sync.Mutex
+	done := make([][]acked, clients) // per client, in order: its hot case's commands
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	wctx, wcancel := context.WithCancel(ctx)
+	for w := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("hot%d", w)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				base := aggregates.CommandBase{Actor: "ann", CommandID: uuid.NewString()}
+				var cmd aggregates.Command
+				switch {
+				case i == 0:
+					cmd = &aggregates.RegisterRecord{CommandBase: base, RecordBody: events.RecordBody{Type: "case", ID: id}}
+				case i%2 == 1:
+					cmd = &aggregates.AssignRecord{CommandBase: base, Type: "case", ID: id, Principal: "bob"}
+				default:
+					cmd = &aggregates.UnassignRecord{CommandBase: base, Type: "case", ID: id, Principal: "bob"}
+				}
+				res, err := c.Do(wctx, "acme", cmd)
+				if err != nil {
+					return // the process is gone
+				}
+				mu.Lock()
+				done[w] = append(done[w], acked{cmd, res.Seq})
+				mu.Unlock()
+			}
+		}()
+	}
+	// Until every hot case moved commands out (48 kept, 100 more) and the spill flushed a table
+	// (its memtable is 4 MB; each write spills a state of ~3 KB): the crash image then holds
+	// states that moved commands out, and their keys.
+	eventstest.WaitFor(t, 150*time.Second, func() error {
+		mu.Lock()
+		least := len(done[0])
+		for _, d := range done {
+			least = min(least, len(d))
+		}
+		mu.Unlock()
+		tables, _ := filepath.Glob(filepath.Join(dir, "commands", "*.sst"))
+		if least < 150 || len(tables) < 2 { // the first is complete once the second is begun
+			return fmt.Errorf("%d commands on the least written case, %d spill tables", least, len(tables))
+		}
+		return nil
+	})
+	kill9(t, child, func() { close(stop); wcancel(); wg.Wait() })
+
+	// The crash image holds moved commands (what was only in the memtable is lost).
+	db, err := pebble.Open(filepath.Join(dir, "commands"), &pebble.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte("#"), UpperBound: []byte("$")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := 0
+	for it.First(); it.Valid(); it.Next() {
+		moved++
+	}
+	if err := errors.Join(it.Close(), db.Close()); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the crash image holds %d moved commands", moved)
+	if moved == 0 {
+		t.Fatal("the spill's crash image holds no moved command")
+	}
+
+	m := startMain(t, func(c *Config) { c.DataDir = dir })
+	mc := commands.NewClient(m.Conn())
+	n := 0
+	for w, d := range done {
+		for i, a := range d { // every acknowledged command, sent again, answers its sequence
+			res, err := mc.Do(ctx, "acme", a.cmd)
+			if err != nil || res.Seq != a.seq {
+				t.Fatalf("case hot%d's command %d of %d sent again after the crash: %+v, %v; acknowledged at %d", w, i, len(d), res, err, a.seq)
+			}
+			n++
+		}
+	}
+	t.Logf("%d acknowledged commands answered the same after the crash", n)
+	if spilled := counterValue(t, m, "acl_command_state_loads_total", "spill"); spilled == 0 {
+		t.Fatal("no state was read from the spill after the restart")
+	}
 }
