@@ -49,8 +49,9 @@ func knownCommand(name string) bool {
 	return commandNames[name] || aggregates.NewCommand(name) != nil
 }
 
-// DecodeCommand reads a command from its subject and JSON body, strictly (aggregates.DecodeStrict:
-// names matched exactly, unknown or repeated fields and trailing data rejected);
+// DecodeCommand reads a command from its subject and JSON body, strictly (aggregates.DecodeBody,
+// which decodes as aggregates.DecodeStrict: names matched exactly, unknown or repeated fields
+// and trailing data rejected);
 // a command_id that is not a UUID and an actor that is neither system nor a valid id are
 // invalid_argument. The tenant comes from the subject. The rest of the body is checked by
 // aggregates.Validate (Decide's first stage).
@@ -64,8 +65,8 @@ func DecodeCommand(subject string, body []byte) (aggregates.Command, error) {
 
 // decodeBody is DecodeCommand once the subject is parsed.
 func decodeBody(tenant, name string, body []byte) (aggregates.Command, error) {
-	cmd := aggregates.NewCommand(name)
-	if err := aggregates.DecodeStrict("body", body, cmd); err != nil {
+	cmd, err := aggregates.DecodeBody("body", name, body)
+	if err != nil {
 		err.Op = name
 		return nil, err
 	}
