@@ -184,7 +184,7 @@ func BenchmarkTenantLoad(b *testing.B) {
 			last, lastEnt = s.state, ent
 		}
 		b.StopTimer()
-		if !reflect.DeepEqual(lastEnt.withCommands(last.(*aggregates.Tenant)), tenant) {
+		if got, err := lastEnt.withCommands(last.(*aggregates.Tenant)); err != nil || !reflect.DeepEqual(got, tenant) {
 			b.Fatal("the loaded tenant differs from the replayed one")
 		}
 		b.ReportMetric(float64(seats), "seat-changes")

@@ -1,8 +1,11 @@
 package commands
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"maps"
+	"slices"
 	"sync"
 
 	"github.com/acl-es/acl/aggregates"
@@ -21,10 +24,22 @@ import (
 // when it is newer than that state. A command writes one message per aggregate, so a result is
 // that of one message; the same message absorbed twice (a load and a writer both applying it)
 // gives the same result.
+//
+// With the spill on, the index is bounded too: past 2*keptTenantCommands it moves all but the
+// newest keptTenantCommands to the spill's keys of moved commands (spill_moved.go), as a
+// principal's or record's state does, and counts them (moved); an id it does not hold is then
+// read there. A snapshot still holds every command (upTo reads the moved ones back), so that
+// another instance, or this one after a restart, starts from a complete memory.
 type commandIndex struct {
-	mu sync.RWMutex
-	m  map[string]aggregates.CommandResult
+	mu    sync.RWMutex
+	m     map[string]aggregates.CommandResult
+	moved uint64 // commands moved to the spill
 }
+
+// keptTenantCommands is how many commands a tenant's index keeps once it moved some out: a
+// tenant is written by every access level change, and its index is never copied, so it may
+// keep many more than a state does (a few hundred KB). A variable: tests lower it.
+var keptTenantCommands = 1024
 
 // absorb moves the results t remembers into the index and empties t's map. The caller owns t
 // (it is not shared yet).
@@ -45,38 +60,111 @@ func (ix *commandIndex) absorb(t *aggregates.Tenant) {
 	t.Commands = map[string]aggregates.CommandResult{}
 }
 
-func (ix *commandIndex) get(id string) (aggregates.CommandResult, bool) {
+// get returns the result of command id, and whether the index moved commands out (then an id
+// it does not hold may be in the spill).
+func (ix *commandIndex) get(id string) (aggregates.CommandResult, bool, bool) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	r, ok := ix.m[id]
-	return r, ok
+	return r, ok, ix.moved > 0
 }
 
+// len is the number of commands remembered, those moved out included.
 func (ix *commandIndex) len() int {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	return len(ix.m)
+	return len(ix.m) + int(ix.moved)
 }
 
-// upTo returns a copy of the results of messages up to seq: what a state at seq remembers.
-func (ix *commandIndex) upTo(seq uint64) map[string]aggregates.CommandResult {
+// upTo returns a copy of the results of messages up to seq: what a state at seq remembers,
+// those moved to the spill included (read back from sp; an error when they cannot be).
+func (ix *commandIndex) upTo(seq uint64, sp *spill, subject string) (map[string]aggregates.CommandResult, error) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	out := make(map[string]aggregates.CommandResult, len(ix.m))
+	out := make(map[string]aggregates.CommandResult, len(ix.m)+int(ix.moved))
+	if ix.moved > 0 {
+		if sp == nil {
+			return nil, errors.New("commands: a tenant's moved commands: the spill is off")
+		}
+		err := sp.eachMoved(subject, func(id string, r aggregates.CommandResult) {
+			if r.Seq <= seq {
+				out[id] = r
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
 	for id, r := range ix.m {
 		if r.Seq <= seq {
 			out[id] = r
 		}
 	}
-	return out
+	return out, nil
 }
 
 // absorbState moves a tenant state's remembered commands into the entry's index before the
-// state is shared; other aggregates keep theirs in their states (they stay small).
+// state is shared, and bounds the index (moveOut); other aggregates keep theirs in their
+// states (cache.keep bounds those).
 func (e *entry) absorbState(st any) {
 	if t, ok := st.(*aggregates.Tenant); ok && e.ref.Kind == events.KindTenant {
 		e.cmds.absorb(t)
+		if e.c != nil {
+			e.c.moveOut(e)
+		}
 	}
+}
+
+// moveOut moves all but the newest keptTenantCommands of a tenant's index to the spill, once
+// it holds twice as many. Under the index's lock, so that a lookup finds an id either in the
+// index or, with moved counted, in the spill; and under the cache's mu, as every spill write.
+// On an error the index keeps them (and the spill goes off).
+func (c *cache) moveOut(e *entry) {
+	ix := &e.cmds
+	if ix.lenHeld() <= 2*keptTenantCommands {
+		return
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if len(ix.m) <= 2*keptTenantCommands {
+		return
+	}
+	ids := make([]string, 0, len(ix.m))
+	for id := range ix.m {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b string) int { return cmp.Compare(ix.m[a].Seq, ix.m[b].Seq) })
+	old := ids[:len(ids)-keptTenantCommands]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.spill == nil {
+		return
+	}
+	b := c.spill.db.NewBatch()
+	var k, v []byte
+	for _, id := range old {
+		k, v = movedKey(k[:0], e.subject, id), appendMoved(v[:0], ix.m[id])
+		_ = b.Set(k, v, nil)
+	}
+	err := b.Commit(c.spill.wo)
+	_ = b.Close()
+	if err != nil {
+		c.spillErrLocked(err)
+		return
+	}
+	kept := make(map[string]aggregates.CommandResult, 2*keptTenantCommands) // maps do not shrink
+	for _, id := range ids[len(old):] {
+		kept[id] = ix.m[id]
+	}
+	ix.m = kept
+	ix.moved += uint64(len(old))
+}
+
+// lenHeld is the number of commands the index holds in memory.
+func (ix *commandIndex) lenHeld() int {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return len(ix.m)
 }
 
 // command returns what the aggregate remembers of command id, st being a state of it: in
@@ -84,8 +172,11 @@ func (e *entry) absorbState(st any) {
 // (spill_moved.go).
 func (e *entry) command(ctx context.Context, st any, id string) (aggregates.CommandResult, bool, error) {
 	if e.ref.Kind == events.KindTenant {
-		r, ok := e.cmds.get(id)
-		return r, ok, nil
+		r, ok, moved := e.cmds.get(id)
+		if ok || !moved || e.c == nil {
+			return r, ok, nil
+		}
+		return e.c.movedCommand(ctx, e, id)
 	}
 	c := stateCommands(st)
 	if c == nil {
@@ -98,10 +189,21 @@ func (e *entry) command(ctx context.Context, st any, id string) (aggregates.Comm
 }
 
 // withCommands returns a copy of a cached tenant state with the commands it remembers, as a
-// state replayed from the stream has them (tests, snapshots).
-func (e *entry) withCommands(t *aggregates.Tenant) *aggregates.Tenant {
+// state replayed from the stream has them (tests, snapshots), those moved to the spill
+// included.
+func (e *entry) withCommands(t *aggregates.Tenant) (*aggregates.Tenant, error) {
 	c := *t
-	c.Commands = e.cmds.upTo(t.Seq)
+	var sp *spill
+	if e.c != nil {
+		e.c.mu.Lock()
+		sp = e.c.spill
+		e.c.mu.Unlock()
+	}
+	cmds, err := e.cmds.upTo(t.Seq, sp, e.subject)
+	if err != nil {
+		return nil, err
+	}
+	c.Commands = cmds
 	maps.Copy(c.Commands, t.Commands)
-	return &c
+	return &c, nil
 }

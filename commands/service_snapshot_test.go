@@ -35,7 +35,11 @@ func tenantOf(t *testing.T, e *testEnv, s *Service) *aggregates.Tenant {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ent.withCommands(snap.state.(*aggregates.Tenant))
+	got, err := ent.withCommands(snap.state.(*aggregates.Tenant))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
 }
 
 // TestTenantSnapshot: an instance that loads a tenant with a long history writes a snapshot; a

@@ -248,7 +248,11 @@ func (sn *snapshotter) added(e *entry, st any, n int) {
 			sn.wg.Done()
 		}()
 		// st is a published state: nobody writes into it any more, so it is read here unlocked.
-		data, err := encodeTenantSnapshot(e.subject, e.withCommands(t))
+		wc, err := e.withCommands(t)
+		var data []byte
+		if err == nil {
+			data, err = encodeTenantSnapshot(e.subject, wc)
+		}
 		if err == nil {
 			ctx, cancel := context.WithTimeout(sn.ctx, snapshotWriteTimeout)
 			err = sn.snaps.Put(ctx, e.subject, t.Seq, data)

@@ -179,3 +179,25 @@ func (c *cache) movedCommand(ctx context.Context, e *entry, id string) (aggregat
 	c.loaded("stream")
 	return r, found, nil
 }
+
+// eachMoved calls fn with every command moved out of subject's state (or a tenant's index).
+func (sp *spill) eachMoved(subject string, fn func(id string, r aggregates.CommandResult)) error {
+	lower := movedKey(nil, subject, "")
+	upper := append(movedKey(nil, subject, "")[:len(lower)-1], ' '+1)
+	it, err := sp.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return fmt.Errorf("commands: the moved commands of %s: %w", subject, err)
+	}
+	for it.First(); it.Valid(); it.Next() {
+		r, err := readMoved(it.Value())
+		if err != nil {
+			_ = it.Close()
+			return fmt.Errorf("commands: the moved command %s of %s: %w", it.Key()[len(lower):], subject, err)
+		}
+		fn(string(it.Key()[len(lower):]), r)
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("commands: the moved commands of %s: %w", subject, err)
+	}
+	return nil
+}

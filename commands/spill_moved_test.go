@@ -2,6 +2,9 @@ package commands
 
 import (
 	"errors"
+	"fmt"
+	"maps"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -20,38 +23,8 @@ import (
 // stream answers). Without the bound the state holds every command.
 func TestMovedCommandsAnswerRetries(t *testing.T) {
 	e := startEnv(t, 0)
-	start := func(opts Options) *Service {
-		nc := e.Connect(t, e.Owner.Option())
-		store, err := events.OpenStore(e.ctx, nc, events.StoreConfig{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		opts.Follow = events.NewFanout(store)
-		s := NewService(nc, store, opts)
-		if err := s.Start(e.ctx); err != nil {
-			t.Fatal(err)
-		}
-		if s.cache.spill != nil {
-			eventstest.WaitFor(t, 30*time.Second, func() error {
-				if !s.cache.spill.trusted.Load() {
-					return errors.New("the follower has not reached the stream's end")
-				}
-				return nil
-			})
-		}
-		return s
-	}
-	exec := func(s *Service, cmd aggregates.Command) (Result, error) {
-		b := cmd.Base()
-		b.Tenant, b.Actor = "acme", "admin"
-		if b.CommandID == "" {
-			b.CommandID = newID(t)
-		}
-		if _, ok := cmd.(*aggregates.CreateTenant); ok {
-			b.Actor = aggregates.SystemActor
-		}
-		return s.Execute(e.ctx, cmd)
-	}
+	start := func(opts Options) *Service { return startService(t, e, opts) }
+	exec := func(s *Service, cmd aggregates.Command) (Result, error) { return execAdmin(t, e, s, cmd) }
 	must := func(s *Service, cmd aggregates.Command) Result {
 		t.Helper()
 		res, err := exec(s, cmd)
@@ -99,21 +72,13 @@ func TestMovedCommandsAnswerRetries(t *testing.T) {
 		t.Helper()
 		// The oldest ones, one from the middle, the newest.
 		for _, k := range []int{0, 1, 2, len(done) / 2, len(done) - 1} {
-			res, err := exec(s, done[k].cmd)
-			if err != nil || res.Seq != done[k].res.Seq || !slices.Equal(res.Events, done[k].res.Events) {
-				t.Fatalf("%s: command %d sent again: %+v, %v; answered %+v the first time", name, k, res, err, done[k].res)
-			}
+			sameAnswer(t, e, s, done[k].cmd, done[k].res, name)
 		}
 		// The first assignment's id with another body.
 		first := done[1].cmd.(*aggregates.AssignRecord)
-		other := &aggregates.AssignRecord{CommandBase: aggregates.CommandBase{CommandID: first.CommandID},
-			Type: "repair_order", ID: "hot", Principal: "admin"}
-		if _, err := exec(s, other); !errors.Is(err, &aggregates.Error{Code: aggregates.CodeConflict}) {
-			var ae *aggregates.Error
-			if !errors.As(err, &ae) || ae.Code != aggregates.CodeConflict {
-				t.Fatalf("%s: the oldest assignment's id with another body: %v, want conflict", name, err)
-			}
-		}
+		_, err := exec(s, &aggregates.AssignRecord{CommandBase: aggregates.CommandBase{CommandID: first.CommandID},
+			Type: "repair_order", ID: "hot", Principal: "admin"})
+		isConflict(t, err, name+": the oldest assignment's id with another body")
 	}
 	if c := kept(a); c.Len() > keptCommands+1 || c.Moved() == 0 {
 		t.Fatalf("the hot record's state keeps %d commands and moved %d out; want at most %d kept", c.Len(), c.Moved(), keptCommands+1)
@@ -156,4 +121,141 @@ func TestMovedCommandsAnswerRetries(t *testing.T) {
 	b.Close()
 	c.Close()
 	a.Close()
+}
+
+// startService starts an instance on its own connection with opts, the spill following as in
+// acld, and waits for its spill's follower to reach the stream's end; closed by t.Cleanup.
+func startService(t *testing.T, e *testEnv, opts Options) *Service {
+	t.Helper()
+	nc := e.Connect(t, e.Owner.Option())
+	store, err := events.OpenStore(e.ctx, nc, events.StoreConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Follow = events.NewFanout(store)
+	s := NewService(nc, store, opts)
+	if err := s.Start(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	if s.cache.spill != nil {
+		eventstest.WaitFor(t, 30*time.Second, func() error {
+			if !s.cache.spill.trusted.Load() {
+				return errors.New("the follower has not reached the stream's end")
+			}
+			return nil
+		})
+	}
+	return s
+}
+
+// execAdmin carries out cmd on s in tenant acme as admin (system for CreateTenant), with a new
+// command id unless it has one.
+func execAdmin(t *testing.T, e *testEnv, s *Service, cmd aggregates.Command) (Result, error) {
+	b := cmd.Base()
+	b.Tenant, b.Actor = "acme", "admin"
+	if b.CommandID == "" {
+		b.CommandID = newID(t)
+	}
+	if _, ok := cmd.(*aggregates.CreateTenant); ok {
+		b.Actor = aggregates.SystemActor
+	}
+	return s.Execute(e.ctx, cmd)
+}
+
+// sameAnswer fails unless cmd, sent again to s, answers want.
+func sameAnswer(t *testing.T, e *testEnv, s *Service, cmd aggregates.Command, want Result, what string) {
+	t.Helper()
+	res, err := execAdmin(t, e, s, cmd)
+	if err != nil || res.Seq != want.Seq || !slices.Equal(res.Events, want.Events) {
+		t.Fatalf("%s: %s sent again: %+v, %v; answered %+v the first time", what, cmd.Base().CommandID, res, err, want)
+	}
+}
+
+// isConflict fails unless err is conflict.
+func isConflict(t *testing.T, err error, what string) {
+	t.Helper()
+	var ae *aggregates.Error
+	if !errors.As(err, &ae) || ae.Code != aggregates.CodeConflict {
+		t.Fatalf("%s: %v, want conflict", what, err)
+	}
+}
+
+// TestTenantMovedCommands: a tenant written by many access level changes keeps at most twice
+// keptTenantCommands of them in its entry's index, the older ones in the spill, and still
+// answers a retry of the oldest the same, conflict for its id with another body, on the
+// instance that wrote it and after a restart; its snapshot holds every command (another
+// instance starts from it and answers the same). Without the bound the index holds them all.
+func TestTenantMovedCommands(t *testing.T) {
+	defer func(k int) { keptTenantCommands = k }(keptTenantCommands)
+	keptTenantCommands = 4
+	e := startEnv(t, 0)
+	dir := t.TempDir()
+	a := startService(t, e, Options{StateDir: dir, SnapshotAfter: 10})
+	must := func(s *Service, cmd aggregates.Command) Result {
+		t.Helper()
+		res, err := execAdmin(t, e, s, cmd)
+		if err != nil {
+			t.Fatalf("%s: %v", cmd.Name(), err)
+		}
+		return res
+	}
+	must(a, &aggregates.CreateTenant{Preset: "reconpro", Admin: aggregates.RegisterPrincipal{Principal: "admin", Kind: aggregates.KindStaff, Email: "a@acme.test"}})
+	type sent struct {
+		cmd aggregates.Command
+		res Result
+	}
+	var levels []sent
+	for i := range 30 {
+		p := fmt.Sprintf("p%d", i)
+		must(a, &aggregates.RegisterPrincipal{Principal: p, Kind: aggregates.KindStaff, Email: p + "@acme.test"})
+		cmd := &aggregates.SetAccessLevel{Principal: p, Level: aggregates.LevelFull}
+		levels = append(levels, sent{cmd, must(a, cmd)})
+	}
+	ent, err := a.cache.entry("acme", events.TenantRef("acme"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held, moved := ent.cmds.lenHeld(), ent.cmds.moved; held > 2*keptTenantCommands || moved == 0 {
+		t.Fatalf("the tenant's index holds %d commands and moved %d; want at most %d", held, moved, 2*keptTenantCommands)
+	}
+	want := e.state(events.TenantRef("acme")).(*aggregates.Tenant)
+	if got := tenantOf(t, e, a); !reflect.DeepEqual(got.Commands, want.Commands) {
+		t.Fatalf("the tenant's commands with those moved out: %d, want %d", len(got.Commands), len(want.Commands))
+	}
+	check := func(s *Service, name string) {
+		t.Helper()
+		for _, k := range []int{0, 1, len(levels) - 1} {
+			sameAnswer(t, e, s, levels[k].cmd, levels[k].res, name)
+		}
+		first := levels[0].cmd.(*aggregates.SetAccessLevel)
+		_, err := execAdmin(t, e, s, &aggregates.SetAccessLevel{CommandBase: aggregates.CommandBase{CommandID: first.CommandID},
+			Principal: first.Principal, Level: aggregates.LevelLimited})
+		isConflict(t, err, name+": the oldest level change's id with another body")
+	}
+	check(a, "the writer")
+	a.Close() // waits for its snapshot writes
+	snaps, err := e.Store.OpenSnapshots(e.ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := "acl.events.acme.tenant.acme"
+	data, seq, err := snaps.Get(e.ctx, subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantAt := maps.Clone(want.Commands)
+	maps.DeleteFunc(wantAt, func(_ string, r aggregates.CommandResult) bool { return r.Seq > seq })
+	if snap, err := decodeTenantSnapshot(data, subject, "acme", seq); err != nil || !reflect.DeepEqual(snap.Commands, wantAt) || len(wantAt) <= 2*keptTenantCommands {
+		t.Fatalf("the snapshot at %d holds %d commands (%v), want every one up to it (%d)", seq, len(snap.Commands), err, len(wantAt))
+	}
+
+	// Both read the snapshot (and write none).
+	a = startService(t, e, Options{StateDir: dir, SnapshotAfter: 1 << 30})
+	check(a, "after a restart")
+	b := startService(t, e, Options{StateDir: t.TempDir(), SnapshotAfter: 1 << 30})
+	check(b, "another instance")
+	if got := tenantOf(t, e, b); !reflect.DeepEqual(got.Commands, want.Commands) {
+		t.Fatalf("another instance's tenant commands: %d, want %d", len(got.Commands), len(want.Commands))
+	}
 }
