@@ -60,27 +60,28 @@ func (c *Commands) Moved() uint64 { return c.moved }
 // SetMoved sets Moved, as a decoder of a state that had moved commands out reads it.
 func (c *Commands) SetMoved(n uint64) { c.moved = n }
 
-// Forget moves out the oldest compact commands (in the order first applied) beyond the last
-// keep, returning them, and counts them in Moved. The caller stores what it returns before
-// anyone reads c without them (see Moved). Commands not in compact form stay (older releases'
-// ids; they are few).
+// Forget moves out the oldest commands (by sequence) beyond the newest keep, returning them,
+// and counts them in Moved. The caller stores what it returns before anyone reads c without
+// them (see Moved).
 func (c *Commands) Forget(keep int) Commands {
-	n := len(c.recs) - keep
+	n := c.Len() - keep
 	if n <= 0 {
 		return Commands{}
 	}
+	cut := c.cutoff(n)
 	var old Commands
-	old.recs = make([]commandRec, n)
-	copy(old.recs, c.recs[:n])
-	for i := range old.recs {
-		r := &old.recs[i]
+	kept := c.recs[:0] // in place: a kept rec never overtakes the one it is read from
+	for _, r := range c.recs {
 		run := c.evs[r.ev : r.ev+uint32(r.nev)]
+		if r.seq > cut {
+			kept = append(kept, r)
+			continue
+		}
 		r.ev = uint32(len(old.evs))
 		old.evs = append(old.evs, run...)
+		old.recs = append(old.recs, r)
 	}
-	// The kept ones move down in place; their events into a new array (runs may be out of
-	// order, see add), only the runs of kept commands.
-	kept := c.recs[:copy(c.recs, c.recs[n:])]
+	// The kept ones' events into a new array (runs may be out of order, see add).
 	m := 0
 	for _, r := range kept {
 		m += int(r.nev)
@@ -92,9 +93,40 @@ func (c *Commands) Forget(keep int) Commands {
 		r.ev = uint32(len(evs))
 		evs = append(evs, run...)
 	}
+	for id, r := range c.more { // ids of another form age as the others do
+		if r.Seq <= cut {
+			if old.more == nil {
+				old.more = map[string]CommandResult{}
+			}
+			old.more[id] = r
+			delete(c.more, id)
+		}
+	}
 	c.recs, c.evs, c.idx = kept, evs, nil // the places moved: a change builds the index again
-	c.moved += uint64(n)
+	c.moved += uint64(old.Len())
 	return old
+}
+
+// cutoff is the sequence at or below which the n oldest commands are (n < Len). Commands are
+// remembered in the order applied, so in compact form alone their sequences ascend; otherwise
+// they are sorted.
+func (c *Commands) cutoff(n int) uint64 {
+	ascending := len(c.more) == 0
+	for i := 1; ascending && i < len(c.recs); i++ {
+		ascending = c.recs[i-1].seq < c.recs[i].seq
+	}
+	if ascending {
+		return c.recs[n-1].seq
+	}
+	seqs := make([]uint64, 0, c.Len())
+	for _, r := range c.recs {
+		seqs = append(seqs, r.seq)
+	}
+	for _, r := range c.more {
+		seqs = append(seqs, r.Seq)
+	}
+	slices.Sort(seqs)
+	return seqs[n-1]
 }
 
 // Get returns what was remembered of command id.

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,7 +42,10 @@ func TestMovedCommandsAnswerRetries(t *testing.T) {
 		cmd aggregates.Command
 		res Result
 	}
-	reg := &aggregates.RegisterRecord{RecordBody: events.RecordBody{Type: "repair_order", ID: "hot"}}
+	// Its id in upper case, which the service accepts and remembers as sent (not compact):
+	// it must move out as the others do.
+	reg := &aggregates.RegisterRecord{CommandBase: aggregates.CommandBase{CommandID: strings.ToUpper(newID(t))},
+		RecordBody: events.RecordBody{Type: "repair_order", ID: "hot"}}
 	done := []sent{{reg, must(a, reg)}}
 	writes := keptCommands + 100
 	for i := range writes {
@@ -80,8 +84,8 @@ func TestMovedCommandsAnswerRetries(t *testing.T) {
 			Type: "repair_order", ID: "hot", Principal: "admin"})
 		isConflict(t, err, name+": the oldest assignment's id with another body")
 	}
-	if c := kept(a); c.Len() > keptCommands+1 || c.Moved() == 0 {
-		t.Fatalf("the hot record's state keeps %d commands and moved %d out; want at most %d kept", c.Len(), c.Moved(), keptCommands+1)
+	if c := kept(a); c.Len() > keptCommands || c.Moved() == 0 {
+		t.Fatalf("the hot record's state keeps %d commands and moved %d out; want at most %d kept", c.Len(), c.Moved(), keptCommands)
 	}
 	check(a, "the writer")
 	a.Close()
@@ -89,7 +93,7 @@ func TestMovedCommandsAnswerRetries(t *testing.T) {
 	a = start(Options{CacheSize: 8, StateDir: dir})
 	if st, err := a.cache.spill.get(subject); err != nil || st == nil {
 		t.Fatalf("the hot record's spilled state after the restart: %v, %v", st, err)
-	} else if c := stateCommands(st); c.Len() > keptCommands+1 || c.Moved() == 0 {
+	} else if c := stateCommands(st); c.Len() > keptCommands || c.Moved() == 0 {
 		t.Fatalf("the spilled state keeps %d commands and moved %d out", c.Len(), c.Moved())
 	}
 	check(a, "after a restart")
@@ -102,7 +106,7 @@ func TestMovedCommandsAnswerRetries(t *testing.T) {
 	}
 
 	b := start(Options{CacheSize: 8, StateDir: t.TempDir()})
-	if c := kept(b); c.Len() > keptCommands+1 || c.Moved() == 0 {
+	if c := kept(b); c.Len() > keptCommands || c.Moved() == 0 {
 		t.Fatalf("the second instance keeps %d commands and moved %d out", c.Len(), c.Moved())
 	}
 	check(b, "another instance")
