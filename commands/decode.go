@@ -108,7 +108,11 @@ func Hash(cmd aggregates.Command) string {
 	buf.Reset()
 	buf.WriteString(cmd.Name())
 	buf.WriteByte(0)
-	_ = json.NewEncoder(buf).Encode(cmd)                              // commands are plain data: cannot fail
+	if b, ok := appendCanonical(buf.AvailableBuffer(), cmd); ok {
+		buf.Write(b) // json.Marshal's bytes, written without reflection (hash_fast.go)
+	} else {
+		_ = json.NewEncoder(buf).Encode(cmd) // commands are plain data: cannot fail
+	}
 	sum := sha256.Sum256(bytes.TrimSuffix(buf.Bytes(), []byte("\n"))) // Encode ends with a newline
 	var h [2 * sha256.Size]byte
 	hex.Encode(h[:], sum[:])
