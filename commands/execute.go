@@ -257,6 +257,7 @@ func (x *execution) append(ctx context.Context, ws []aggregates.Write, snaps []*
 		writes[k].item.MsgID = msgID(x.cmd, x.entries[writes[k].i].ref, len(writes))
 		items[k] = writes[k].item
 		x.s.noteOwn(items[k].MsgID)
+		x.offer(writes[k], snaps[writes[k].i])
 	}
 	app, data, err := x.s.store.AppendAtomicData(ctx, items)
 	if err != nil || app.Duplicate {
@@ -328,6 +329,16 @@ func (x *execution) publish(i int, snap *snapshot, envs []events.Envelope, data 
 	if sn := x.s.cache.snaps.Load(); sn != nil {
 		sn.added(x.entries[i], st, len(envs))
 	}
+}
+
+// offer tells Options.Offer of the state write w was decided on, before its append. Not for
+// a tenant, nor for a state assumed empty (a creation: the projector reads nothing for it).
+func (x *execution) offer(w pendingWrite, snap *snapshot) {
+	o := x.s.opts.Offer
+	if o == nil || snap.assumed || x.entries[w.i].ref.Kind == events.KindTenant || stateSeq(snap.state) != w.item.Expected {
+		return
+	}
+	o(w.item.Subject, w.item.Expected, snap.state)
 }
 
 func withOp(err error, op string) error {

@@ -72,6 +72,12 @@ type Options struct {
 	Effects func(ctx context.Context, tenant string, minSeq uint64, envs []events.Envelope) (uint64, []aggregates.Effect, error)
 	// Self is the via of commands from an unrestricted caller (default "acld").
 	Self string
+	// Offer, when set, is told before each append to a principal's or a record's subject of
+	// the state the decision read, whose Seq the append states as the subject's last sequence:
+	// acld gives it to its projector (projections.Projector.Offer), which applying the message
+	// would otherwise read that state from the read model. The state is shared and must not be
+	// changed; a slow Offer holds the command up.
+	Offer func(subject string, expected uint64, before any)
 	// Bulk, when set, is told when each batch request starts and ends, with the sequence it
 	// stored up to, so that the followers it holds yield to a bulk load (events.BulkLoad).
 	Bulk *events.BulkLoad

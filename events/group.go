@@ -3,8 +3,10 @@ package events
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -54,6 +56,7 @@ func (c *chunker) add(m jetstream.Msg) {
 		return
 	}
 	msg.data = m.Data()
+	msg.Expected = expectedOf(m.Headers())
 	if c.cur == nil {
 		// Sized by what the consumer says is pending: a live follower gets one message at a
 		// time, and a chunk of chunkMax for each (18 KiB) was the largest allocation of an
@@ -141,4 +144,17 @@ func (g *grouper) receive(ctx context.Context, block bool) (chunk, bool, error) 
 	case <-g.closed:
 		return chunk{}, false, fmt.Errorf("%w: consumer closed", ErrUnavailable)
 	}
+}
+
+// expectedOf reads a stored message's expected last subject sequence; 0 when it has none.
+func expectedOf(h nats.Header) uint64 {
+	v := h[jetstream.ExpectedLastSubjSeqHeader] // as the store sets it (newMessage): canonical
+	if len(v) != 1 {
+		return 0
+	}
+	n, err := strconv.ParseUint(v[0], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
 }

@@ -15,6 +15,11 @@ type Message struct {
 	Subject string
 	Time    time.Time
 	Events  []Envelope // each with Seq filled in
+	// Expected is the last sequence of the subject that the append of the message stated
+	// (its Nats-Expected-Last-Subject-Sequence header, which the stream checked before storing
+	// it): the message's aggregate had no message between Expected and Seq. 0 when the append
+	// stated none (a creation expects 0 too) or the message was not read by a follow.
+	Expected uint64
 	// data is the message's data as the stream holds it, when a follow read it (see Raw); nil
 	// otherwise. Kept by the follow only, where it is the message's own buffer (a decoding from
 	// a Pebble iterator's value would keep a buffer the iterator reuses).

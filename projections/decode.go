@@ -14,6 +14,9 @@ import (
 type decodedEvent struct {
 	e events.Envelope
 	d events.Data
+	// from is the message's subject and the sequence its append expected: where an offer of
+	// its aggregate's state would be (handoff.go).
+	from offerKey
 }
 
 // parallelDecodeMin is the batch size from which decoding is spread over goroutines.
@@ -29,7 +32,7 @@ func decodeBatch(msgs []events.Message, applied uint64, dst []decodedEvent) ([]d
 		}
 		for _, e := range m.Events {
 			e.Seq = m.Seq // the state's sequence must not depend on who filled the envelope in
-			dst = append(dst, decodedEvent{e: e})
+			dst = append(dst, decodedEvent{e: e, from: offerKey{m.Subject, m.Expected}})
 		}
 		last = m.Seq
 	}

@@ -51,9 +51,12 @@
 //   - A batch holds what Follow hands over at once: up to 4096 messages while catching up, often
 //     one when live. Its events are decoded on every core (events.Decode: a scanner for the
 //     frequent types, encoding/json for the rest), then applied in order; each touched
-//     aggregate is read once (from the projector's cache of committed states, else Pebble) and
-//     written once; a large batch's writes are sorted by key before they enter the Pebble batch
-//     (the memtable inserts sorted keys several times faster).
+//     aggregate is read once (from the projector's cache of committed states, else from the
+//     state the command service of the same process decided the message on and offered,
+//     Projector.Offer, taken only for a message whose append stated that state's sequence as
+//     its subject's last, handoff.go; else Pebble) and written once; a large batch's writes
+//     are sorted by key before they enter the Pebble batch (the memtable inserts sorted keys
+//     several times faster).
 //   - A registration event starts its aggregate without reading it: the command service never
 //     registers an id twice (already_exists, ids are never reused). While catching up that is
 //     most reads.

@@ -51,6 +51,8 @@ func newServerMetrics(reg prometheus.Registerer, proj *Projector, log *slog.Logg
 				Name: "acl_projector_lag",
 				Help: "Stream messages not yet applied to the read model.",
 			}, func() float64 { return float64(proj.lag()) }),
+			loadsFrom("handoff", func() uint64 { t, _ := proj.handoff.loadsOf(); return t }),
+			loadsFrom("readmodel", func() uint64 { _, r := proj.handoff.loadsOf(); return r }),
 		)
 	}
 	for _, c := range cs {
@@ -59,6 +61,17 @@ func newServerMetrics(reg prometheus.Registerer, proj *Projector, log *slog.Logg
 		}
 	}
 	return m
+}
+
+// loadsFrom counts the principal and record states the projector loaded (not found in its
+// cache, not created by their registration) from one source: a command service's offer
+// (handoff.go) or the read model.
+func loadsFrom(from string, n func() uint64) prometheus.Collector {
+	return prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name:        "acl_projector_state_loads_total",
+		Help:        "Principal and record states the projector loaded, by where from: handoff (the state a command of this process decided on) or readmodel (a Pebble read).",
+		ConstLabels: prometheus.Labels{"from": from},
+	}, func() float64 { return float64(n()) })
 }
 
 // observe records one query. Unknown query names share one label value, so that a client

@@ -27,6 +27,7 @@ type Projector struct {
 
 	mu      sync.Mutex // serializes batches
 	states  *stateCache
+	handoff handoff        // states offered by the command service of this process (handoff.go)
 	batch   *pebble.Batch  // reused: its buffer keeps the size of the largest batch
 	writes  writes         // reused: the batch's writes before they are sorted into it
 	writer  *writer        // reused: builds each batch
@@ -201,6 +202,7 @@ func (p *Projector) DropCache() {
 	defer p.mu.Unlock()
 	p.states.reset()
 	p.mods.drop()
+	p.handoff.clear()
 }
 
 // live reports whether the message at seq is handed to the feed.
@@ -218,12 +220,12 @@ func (p *Projector) apply(msgs []events.Message, quiet *uint64) error {
 			// A batch of a catch-up (4096 messages) takes a few MiB; by default Reset would
 			// drop a buffer over 1 MiB, and every batch would grow a new one by doubling.
 			p.batch = p.db.pb.NewBatch(pebble.WithMaxRetainedSizeBytes(maxRetainedBatch))
-			p.writer = newWriter(p.db.pb, &p.writes, p.states)
+			p.writer = newWriter(p.db.pb, &p.writes, p.states, &p.handoff)
 		}
 		p.batch.Reset()
 		b = p.batch
 	} else if p.writer == nil {
-		p.writer = newWriter(p.over, &p.writes, p.states) // reads the batch through to the DB
+		p.writer = newWriter(p.over, &p.writes, p.states, &p.handoff) // reads the batch through to the DB
 	}
 	p.writes.reset()
 	w := p.writer
@@ -237,7 +239,7 @@ func (p *Projector) apply(msgs []events.Message, quiet *uint64) error {
 		return nil
 	}
 	for _, de := range evs {
-		if err := w.apply(de.e, de.d); err != nil {
+		if err := w.apply(de.e, de.d, de.from); err != nil {
 			p.states.reset()
 			return err
 		}

@@ -30,6 +30,7 @@ type writer struct {
 	r       reader // the committed state: the DB, or an overlay (the batch itself, read through)
 	b       *pebble.Batch
 	states  *stateCache
+	handoff *handoff         // states the command service offers (handoff.go); empty but in acld
 	tenants map[string]bool  // tenants whose policy part changed in this batch
 	touched map[string]int32 // state key -> index in pend
 	pend    []pending        // touched aggregates, in the order of their first event
@@ -40,8 +41,8 @@ type writer struct {
 }
 
 // newWriter builds into ws, which the caller resets and reuses.
-func newWriter(r reader, ws *writes, states *stateCache) *writer {
-	return &writer{r: r, w: ws, states: states,
+func newWriter(r reader, ws *writes, states *stateCache, h *handoff) *writer {
+	return &writer{r: r, w: ws, states: states, handoff: h,
 		tenants: map[string]bool{}, touched: map[string]int32{}}
 }
 
@@ -70,14 +71,15 @@ func (w *writer) addPending(k []byte, pd pending) *pending {
 	return &w.pend[len(w.pend)-1]
 }
 
-// apply folds one decoded event into the batch.
-func (w *writer) apply(e events.Envelope, d events.Data) error {
+// apply folds one decoded event into the batch; from is where its message's aggregate state
+// may be offered (handoff.go).
+func (w *writer) apply(e events.Envelope, d events.Data, from offerKey) error {
 	switch e.Aggregate.Kind {
 	case events.KindTenant:
 		return w.applyTenant(e, d)
 	case events.KindPrincipal:
 		_, fresh := d.(events.PrincipalRegisteredV1)
-		pd, err := w.principal(e.Tenant, e.Aggregate.ID, fresh)
+		pd, err := w.principal(e.Tenant, e.Aggregate.ID, from, fresh)
 		if err != nil {
 			return err
 		}
@@ -89,7 +91,7 @@ func (w *writer) apply(e events.Envelope, d events.Data) error {
 		w.cmds.Reset()
 	case events.KindRecord:
 		_, fresh := d.(events.RecordRegisteredV1)
-		pd, err := w.record(e.Tenant, e.Aggregate.Type, e.Aggregate.ID, fresh)
+		pd, err := w.record(e.Tenant, e.Aggregate.Type, e.Aggregate.ID, from, fresh)
 		if err != nil {
 			return err
 		}
@@ -149,19 +151,27 @@ func (w *writer) tenant(id string) (*aggregates.Tenant, error) {
 // principal returns the pending state of a principal, loading it first. A registration (fresh)
 // starts a principal that does not exist yet: the command service never registers an id twice
 // (already_exists; ids are never reused), so its read is skipped, which while catching up is
-// most reads.
-func (w *writer) principal(tenant, id string, fresh bool) (*pending, error) {
+// most reads. A state the command service offered for the message that touches it first in
+// the batch (from, see handoff.go) is taken instead of a read.
+func (w *writer) principal(tenant, id string, from offerKey, fresh bool) (*pending, error) {
 	w.sk = principalKey(w.sk[:0], tenant, id)
 	k := w.sk
 	if pd := w.pendingOf(k); pd != nil {
 		return pd, nil
 	}
+	offered := w.handoff.take(from.subject, from.expected) // taken in any case: done with
 	p, _ := w.states.getBytes(k).(*aggregates.Principal)
 	if p == nil && fresh {
 		// aggregates.NewPrincipal without its command map (Apply gets the writer's scratch).
 		p = &aggregates.Principal{ID: id, Level: aggregates.LevelDisabled, Prov: map[string]string{}}
 	}
+	if p == nil && offered != nil {
+		if p = handedPrincipal(offered, id); p != nil {
+			w.handoff.taken.Add(1)
+		}
+	}
 	if p == nil {
+		w.handoff.read.Add(1)
 		p = aggregates.NewPrincipal(id)
 		if v, ok, err := w.get(k); err != nil {
 			return nil, err
@@ -175,17 +185,24 @@ func (w *writer) principal(tenant, id string, fresh bool) (*pending, error) {
 }
 
 // record returns the pending state of a record, loading it first unless fresh (see principal).
-func (w *writer) record(tenant, typ, id string, fresh bool) (*pending, error) {
+func (w *writer) record(tenant, typ, id string, from offerKey, fresh bool) (*pending, error) {
 	w.sk = recordKey(w.sk[:0], tenant, typ, id)
 	k := w.sk
 	if pd := w.pendingOf(k); pd != nil {
 		return pd, nil
 	}
+	offered := w.handoff.take(from.subject, from.expected)
 	r, _ := w.states.getBytes(k).(*aggregates.Record)
 	if r == nil && fresh {
 		r = &aggregates.Record{Type: typ, ID: id, Prov: map[string]string{}} // NewRecord, no command map
 	}
+	if r == nil && offered != nil {
+		if r = handedRecord(offered, typ, id); r != nil {
+			w.handoff.taken.Add(1)
+		}
+	}
 	if r == nil {
+		w.handoff.read.Add(1)
 		r = aggregates.NewRecord(typ, id)
 		if v, ok, err := w.get(k); err != nil {
 			return nil, err

@@ -24,14 +24,14 @@ func BenchmarkWritesInto(b *testing.B) {
 		b.Fatal(err)
 	}
 	var ws writes
-	w := newWriter(db.pb, &ws, p.states)
+	w := newWriter(db.pb, &ws, p.states, &p.handoff)
 	w.reset(db.pb.NewBatch())
 	evs, last, err := decodeBatch(msgs[from:from+n], p.Applied(), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, de := range evs {
-		if err := w.apply(de.e, de.d); err != nil {
+		if err := w.apply(de.e, de.d, de.from); err != nil {
 			b.Fatal(err)
 		}
 	}

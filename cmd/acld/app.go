@@ -191,7 +191,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.cmds = commands.NewService(m.cmdNC, cmdStore, commands.Options{Registerer: m.registry, Logger: m.Log,
 		Identify: m.auth.IdentifyNATS, CacheSize: c.CommandCache, StateDir: spill, BlockCache: m.blocks, Effects: m.engine.Effects, Follow: m.fan,
-		Bulk: bulk})
+		Bulk: bulk, Offer: m.proj.Offer})
 	if err := m.cmds.Start(ctx); err != nil {
 		return fmt.Errorf("acld: command service: %w", err)
 	}
