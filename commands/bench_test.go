@@ -101,7 +101,9 @@ func BenchmarkCommands(b *testing.B) {
 // BenchmarkTenantLoad measures the first load of a tenant whose subject holds a long seat
 // history (BENCH_SEATS seat changes, default 10,000, spread among record messages as in a real
 // stream) by a cache that never saw it: from the whole history ("full") and from a snapshot
-// plus the messages after it ("snapshot", the snapshot 100 seat changes behind).
+// plus the messages after it ("snapshot", the snapshot 100 seat changes behind); "full-spill"
+// as "full" with the spill on, which the load moves all but 1,024 of the commands to (and
+// "snapshot/spill").
 func BenchmarkTenantLoad(b *testing.B) {
 	e := startEnvWith(b, 1, Options{SnapshotAfter: -1})
 	e.t = b
@@ -164,14 +166,28 @@ func BenchmarkTenantLoad(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	load := func(b *testing.B, sn *snapshotter) {
+	// load loads the tenant b.N times, each by a new cache; with spilled, each cache has a
+	// spill of its own (opened before the timer runs), to which the load moves all but the
+	// newest keptTenantCommands of the tenant's commands.
+	load := func(b *testing.B, sn *snapshotter, spilled bool) {
 		var last any
 		var lastEnt *entry
+		var lastCache *cache
 		b.ResetTimer() // the set-up of the sub-benchmark is not measured
 		for range b.N {
 			c := newCache(e.Store, 10, slog.Default())
 			if sn != nil {
 				c.snaps.Store(sn)
+			}
+			if spilled {
+				b.StopTimer()
+				if lastCache != nil {
+					lastCache.closeSpill()
+				}
+				if err := c.openSpill(e.ctx, b.TempDir(), nil); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
 			}
 			ent, err := c.entry("acme", events.TenantRef("acme"))
 			if err != nil {
@@ -181,15 +197,18 @@ func BenchmarkTenantLoad(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			last, lastEnt = s.state, ent
+			last, lastEnt, lastCache = s.state, ent, c
 		}
 		b.StopTimer()
 		if got, err := lastEnt.withCommands(last.(*aggregates.Tenant)); err != nil || !reflect.DeepEqual(got, tenant) {
 			b.Fatal("the loaded tenant differs from the replayed one")
 		}
 		b.ReportMetric(float64(seats), "seat-changes")
+		b.ReportMetric(float64(lastEnt.cmds.lenHeld()), "commands-held")
+		lastCache.closeSpill()
 	}
-	b.Run("full", func(b *testing.B) { load(b, nil) })
+	b.Run("full", func(b *testing.B) { load(b, nil, false) })
+	b.Run("full-spill", func(b *testing.B) { load(b, nil, true) })
 	b.Run("snapshot", func(b *testing.B) {
 		data, err := encodeTenantSnapshot(subject, tenant)
 		if err != nil {
@@ -201,7 +220,8 @@ func BenchmarkTenantLoad(b *testing.B) {
 		seatChanges(100)
 		// after: no write during the measurement (the tail is shorter than that).
 		sn := &snapshotter{snaps: snaps, after: 1 << 30, logger: slog.Default(), ctx: e.ctx, writing: map[string]bool{}}
-		load(b, sn)
+		b.Run("memory", func(b *testing.B) { load(b, sn, false) })
+		b.Run("spill", func(b *testing.B) { load(b, sn, true) })
 		b.ReportMetric(float64(len(data)), "snapshot-bytes")
 	})
 }
