@@ -117,8 +117,8 @@ func (e *entry) absorbState(st any) {
 
 // moveOut moves all but the newest keptTenantCommands of a tenant's index to the spill, once
 // it holds twice as many. Under the index's lock, so that a lookup finds an id either in the
-// index or, with moved counted, in the spill; and under the cache's mu, as every spill write.
-// On an error the index keeps them (and the spill goes off).
+// index or, with moved counted, in the spill; the batch is committed under the cache's mu, as
+// every spill write. On an error the index keeps them (and the spill goes off).
 func (c *cache) moveOut(e *entry) {
 	ix := &e.cmds
 	if ix.lenHeld() <= 2*keptTenantCommands {
@@ -129,32 +129,43 @@ func (c *cache) moveOut(e *entry) {
 	if len(ix.m) <= 2*keptTenantCommands {
 		return
 	}
-	ids := make([]string, 0, len(ix.m))
-	for id := range ix.m {
-		ids = append(ids, id)
+	type aged struct {
+		id  string
+		seq uint64
 	}
-	slices.SortFunc(ids, func(a, b string) int { return cmp.Compare(ix.m[a].Seq, ix.m[b].Seq) })
+	ids := make([]aged, 0, len(ix.m))
+	for id, r := range ix.m {
+		ids = append(ids, aged{id, r.Seq})
+	}
+	slices.SortFunc(ids, func(a, b aged) int { return cmp.Compare(a.seq, b.seq) })
 	old := ids[:len(ids)-keptTenantCommands]
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.spill == nil {
+	sp := c.spill
+	c.mu.Unlock()
+	if sp == nil {
 		return
 	}
-	b := c.spill.db.NewBatch()
+	// Built outside mu, which every command takes: the first load of a tenant after a start
+	// moves all but 1,024 of every command it ever had.
+	b := sp.db.NewBatch()
+	defer b.Close()
 	var k, v []byte
-	for _, id := range old {
-		k, v = movedKey(k[:0], e.subject, id), appendMoved(v[:0], ix.m[id])
+	for _, a := range old {
+		k, v = movedKey(k[:0], e.subject, a.id), appendMoved(v[:0], ix.m[a.id])
 		_ = b.Set(k, v, nil)
 	}
-	err := b.Commit(c.spill.wo)
-	_ = b.Close()
-	if err != nil {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.spill != sp {
+		return // turned off meanwhile: the index keeps them
+	}
+	if err := b.Commit(sp.wo); err != nil {
 		c.spillErrLocked(err)
 		return
 	}
 	kept := make(map[string]aggregates.CommandResult, 2*keptTenantCommands) // maps do not shrink
-	for _, id := range ids[len(old):] {
-		kept[id] = ix.m[id]
+	for _, a := range ids[len(old):] {
+		kept[a.id] = ix.m[a.id]
 	}
 	ix.m = kept
 	ix.moved += uint64(len(old))
