@@ -151,7 +151,7 @@ func ParseFlags(args []string) (Config, error) {
 	fs.Uint64Var(&c.CheckpointsDense, "checkpoints-dense", c.CheckpointsDense, "as_of: how many of the newest checkpoints stay --checkpoint-every apart; older ones double their spacing with age (0: all stay; fewer: less disk, slower as_of on older moments)")
 	fs.IntVar(&c.CommandCache, "command-cache", c.CommandCache, "aggregate states the command service keeps in memory (about 1.3 KB each; the others are read from the spill, see --command-spill)")
 	fs.IntVar(&c.QueryCache, "query-cache", c.QueryCache, "decoded principal and record states the query engine keeps in memory for checks (about 0.8 KB each at 10^6 records: 80 MB of heap when full; the others are read from the read model and decoded again)")
-	fs.BoolVar(&c.CommandSpill, "command-spill", c.CommandSpill, "keep the principal and record states not in memory on disk (DATA/commands, emptied at start); off, one not in memory costs a read of its subject, which makes nats-server load and keep its 8 MB message block")
+	fs.BoolVar(&c.CommandSpill, "command-spill", c.CommandSpill, "keep the principal and record states not in memory, and the older command ids of busy aggregates, on disk (DATA/commands, kept across restarts); off, one not in memory costs a read of its subject, which makes nats-server load and keep its 8 MB message block")
 	// Off by default, measured (README, round 4): a limit below the live heap makes the
 	// collector run without pause, and with 128 MiB checks fell from 12k/s to 1.1k/s and
 	// commands on records not in the command cache to a few per second, the live heap being
