@@ -42,7 +42,10 @@
 //     (sha256 of its name and canonical JSON), sequence and event ids. A retry with the same
 //     body answers the stored seq and events and writes nothing, also after the duplicate
 //     window; the same id with another body is conflict. A command that changes nothing writes
-//     nothing, answers the aggregate's sequence, and so is not remembered.
+//     nothing, answers the aggregate's sequence, and so is not remembered. With the spill, a
+//     state keeps its newest 48 ids in memory (a tenant's index 1,024 to 2,048) and the older
+//     ones are keys of the spill, written in the same batch as the state that forgets them
+//     and read when an id is not among those kept (spill_moved.go); without it, all of them.
 //   - Rejected commands write nothing. Store failures answer unavailable (retry with the same
 //     command id); errors without a code answer internal and are logged.
 //
