@@ -171,6 +171,36 @@ func (c *cache) moveOut(e *entry) {
 	ix.moved += uint64(len(old))
 }
 
+// restore puts back in memory the commands of msgs, a tenant's whole subject read from the
+// stream, and forgets that any were moved out: they are all among msgs (a command is moved out
+// only once stored, and msgs were read after). For a spill that can no longer be read.
+func (ix *commandIndex) restore(msgs []events.Message) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if ix.m == nil {
+		ix.m = map[string]aggregates.CommandResult{}
+	}
+	for _, m := range msgs {
+		for _, env := range m.Events {
+			if env.CommandID == "" {
+				continue
+			}
+			r, ok := ix.m[env.CommandID]
+			switch {
+			case !ok || r.Seq < m.Seq:
+				r = aggregates.CommandResult{Seq: m.Seq, Hash: env.CommandHash}
+			case r.Seq > m.Seq:
+				continue // the index knows a later message of the id: keep it
+			case slices.Contains(r.Events, env.ID):
+				continue // already held
+			}
+			r.Events = append(slices.Clip(r.Events), env.ID)
+			ix.m[env.CommandID] = r
+		}
+	}
+	ix.moved = 0
+}
+
 // lenHeld is the number of commands the index holds in memory.
 func (ix *commandIndex) lenHeld() int {
 	ix.mu.RLock()

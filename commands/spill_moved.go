@@ -8,6 +8,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/acl-es/acl/aggregates"
+	"github.com/acl-es/acl/events"
 )
 
 // A bound on what a state remembers.
@@ -177,6 +178,13 @@ func (c *cache) movedCommand(ctx context.Context, e *entry, id string) (aggregat
 		}
 	}
 	c.loaded("stream")
+	if e.ref.Kind == events.KindTenant {
+		// A tenant's entry is never dropped: without this, every later command on it (each
+		// access level change) would read its whole subject again until a restart, and no
+		// snapshot could be written (upTo needs the moved ones). The messages read hold every
+		// command it moved out: the index holds them all again.
+		e.cmds.restore(msgs)
+	}
 	return r, found, nil
 }
 

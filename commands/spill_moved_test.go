@@ -4,11 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/acl-es/acl/aggregates"
 	"github.com/acl-es/acl/events"
@@ -261,5 +264,67 @@ func TestTenantMovedCommands(t *testing.T) {
 	check(b, "another instance")
 	if got := tenantOf(t, e, b); !reflect.DeepEqual(got.Commands, want.Commands) {
 		t.Fatalf("another instance's tenant commands: %d, want %d", len(got.Commands), len(want.Commands))
+	}
+}
+
+// TestSpillOffTenantRestoresCommands: once a tenant's index moved commands out and the spill
+// is turned off by an error, the first id looked up reads the tenant's subject from the stream
+// and puts every command back in memory: later level changes read nothing more (they read the
+// whole history each, until a restart, before), old ids still answer the same, and a snapshot
+// can be written again.
+func TestSpillOffTenantRestoresCommands(t *testing.T) {
+	defer func(k int) { keptTenantCommands = k }(keptTenantCommands)
+	keptTenantCommands = 4
+	e := startEnv(t, 0)
+	a := startService(t, e, Options{StateDir: t.TempDir()})
+	must := func(cmd aggregates.Command) Result {
+		t.Helper()
+		res, err := execAdmin(t, e, a, cmd)
+		if err != nil {
+			t.Fatalf("%s: %v", cmd.Name(), err)
+		}
+		return res
+	}
+	must(&aggregates.CreateTenant{Preset: "reconpro", Admin: aggregates.RegisterPrincipal{Principal: "admin", Kind: aggregates.KindStaff, Email: "a@acme.test"}})
+	first := &aggregates.SetAccessLevel{Principal: "p0", Level: aggregates.LevelFull}
+	var firstRes Result
+	for i := range 30 {
+		p := fmt.Sprintf("p%d", i)
+		must(&aggregates.RegisterPrincipal{Principal: p, Kind: aggregates.KindStaff, Email: p + "@acme.test"})
+		if i == 0 {
+			firstRes = must(first)
+			continue
+		}
+		must(&aggregates.SetAccessLevel{Principal: p, Level: aggregates.LevelFull})
+	}
+	ent, err := a.cache.entry("acme", events.TenantRef("acme"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ent.cmds.moved == 0 {
+		t.Fatal("the tenant's index moved nothing out")
+	}
+	a.cache.mu.Lock()
+	a.cache.spillErrLocked(errors.New("a disk error, for the test"))
+	a.cache.mu.Unlock()
+	stream := a.metrics.loads.WithLabelValues("stream")
+	count := func() float64 {
+		var m dto.Metric
+		if err := stream.Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetCounter().GetValue()
+	}
+	before := count()
+	for i := range 10 {
+		must(&aggregates.SetAccessLevel{Principal: fmt.Sprintf("p%d", i+1), Level: aggregates.LevelLimited})
+	}
+	if n := count() - before; n > 1 {
+		t.Fatalf("10 level changes with the spill off read the tenant's whole subject %v times, want at most once", n)
+	}
+	sameAnswer(t, e, a, first, firstRes, "the first level change, the spill off")
+	cmds, err := ent.cmds.upTo(math.MaxUint64, nil, ent.subject)
+	if err != nil || len(cmds) < 40 {
+		t.Fatalf("a snapshot's commands with the spill off: %d, %v", len(cmds), err)
 	}
 }
