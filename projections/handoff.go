@@ -30,7 +30,9 @@ import (
 // (a sourced stream) would keep headers that name other sequences.
 //
 // The offers are a map bounded by maxOffers, dropped whole when full (an offer not taken is
-// one the projector never asks for: its append failed) and when an idle acld drops its caches.
+// one the projector never asks for: its append failed; every message the projector applies
+// takes its own offer, also one whose aggregate the batch already holds) and when an idle acld
+// drops its caches.
 // The states are the command service's, shared and read-only: the projector takes a copy
 // (handedPrincipal, handedRecord).
 type handoff struct {

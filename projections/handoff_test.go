@@ -322,3 +322,44 @@ func TestHandoffTakesACopy(t *testing.T) {
 		t.Fatalf("the offered state changed: provenance %v, was %v", offered.Prov, wasProv)
 	}
 }
+
+// TestHandoffOffersOfOneBatchTaken: two messages of one principal applied in one batch each
+// take their offer, the second though the batch already holds the principal's state; no offer
+// of an applied message stays behind (each held a command service's state until the map filled).
+func TestHandoffOffersOfOneBatchTaken(t *testing.T) {
+	subject := "acl.events.acme.principal.p1"
+	ref := events.PrincipalRef("p1")
+	var states []*aggregates.Principal
+	st := aggregates.NewPrincipal("p1")
+	msg := func(seq uint64, d events.Data) events.Message {
+		env, err := events.New(events.Meta{Tenant: "acme", Aggregate: ref, Actor: "system", CommandID: uuid.NewString(), Time: time.Now()}, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env.Seq = seq
+		c := *st
+		c.Prov = maps.Clone(st.Prov)
+		states = append(states, &c) // the state before the message, as offered
+		st.Apply(env, d)
+		st.Seq = seq
+		return events.Message{Seq: seq, Subject: subject, Expected: seq - 1, Events: []events.Envelope{env}}
+	}
+	reg := msg(1, events.PrincipalRegisteredV1{Kind: aggregates.KindStaff, Email: "p1@acme.test", Units: []events.UnitRef{team("t1")}})
+	grant := msg(2, events.PermissionGrantedV1{Grant: events.Grant{Permission: "repair_order.view", Scope: aggregates.ScopeAll}})
+	join := msg(3, events.UnitJoinedV1{Unit: team("t2")})
+	p, err := NewProjector(openDB(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	applyAll(t, p, []events.Message{reg}, 1)
+	p.DropCache()
+	p.Offer(subject, 1, states[1])
+	p.Offer(subject, 2, states[2])
+	applyAll(t, p, []events.Message{grant, join}, 2)
+	p.handoff.mu.Lock()
+	left := len(p.handoff.offers)
+	p.handoff.mu.Unlock()
+	if taken, _ := p.handoff.loadsOf(); left != 0 || taken != 1 {
+		t.Fatalf("%d offers of applied messages left behind, %d taken; want 0 and 1", left, taken)
+	}
+}

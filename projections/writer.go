@@ -156,10 +156,12 @@ func (w *writer) tenant(id string) (*aggregates.Tenant, error) {
 func (w *writer) principal(tenant, id string, from offerKey, fresh bool) (*pending, error) {
 	w.sk = principalKey(w.sk[:0], tenant, id)
 	k := w.sk
+	// Taken in any case, before the batch's pending state answers: a later message of the
+	// aggregate in the same batch has its own offer, which nothing else would take.
+	offered := w.handoff.take(from.subject, from.expected)
 	if pd := w.pendingOf(k); pd != nil {
 		return pd, nil
 	}
-	offered := w.handoff.take(from.subject, from.expected) // taken in any case: done with
 	p, _ := w.states.getBytes(k).(*aggregates.Principal)
 	if p == nil && fresh {
 		// aggregates.NewPrincipal without its command map (Apply gets the writer's scratch).
@@ -188,10 +190,10 @@ func (w *writer) principal(tenant, id string, from offerKey, fresh bool) (*pendi
 func (w *writer) record(tenant, typ, id string, from offerKey, fresh bool) (*pending, error) {
 	w.sk = recordKey(w.sk[:0], tenant, typ, id)
 	k := w.sk
+	offered := w.handoff.take(from.subject, from.expected) // before pendingOf: see principal
 	if pd := w.pendingOf(k); pd != nil {
 		return pd, nil
 	}
-	offered := w.handoff.take(from.subject, from.expected)
 	r, _ := w.states.getBytes(k).(*aggregates.Record)
 	if r == nil && fresh {
 		r = &aggregates.Record{Type: typ, ID: id, Prov: map[string]string{}} // NewRecord, no command map
