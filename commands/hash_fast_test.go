@@ -3,6 +3,7 @@ package commands
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"testing"
 
 	"github.com/acl-es/acl/aggregates"
@@ -114,5 +115,58 @@ func BenchmarkHash(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = Hash(cmd)
+	}
+}
+
+// TestCanonicalWritesEveryField: each kind appendCanonical writes, with every exported field
+// (of the command and, recursively, of what it holds) set to a value other than its zero, is
+// accepted and written as json.Marshal writes it. A field added to one of these commands later
+// (an omitempty one above all, which the field-by-field commands of TestCanonicalAgrees leave
+// out) fails here instead of being left out of the digest, which would answer a command sent
+// again with another value of it as a retry rather than a conflict.
+func TestCanonicalWritesEveryField(t *testing.T) {
+	for _, cmd := range []aggregates.Command{&aggregates.RegisterRecord{}, &aggregates.RegisterPrincipal{},
+		&aggregates.AssignRole{}, &aggregates.SetAccessLevel{}} {
+		n := 0
+		fillEvery(reflect.ValueOf(cmd).Elem(), &n)
+		if !agreeCanonical(t, cmd) {
+			t.Errorf("%s with every field set: appendCanonical gave up", cmd.Name())
+		}
+	}
+}
+
+// fillEvery sets every settable field under v to a value other than its zero: strings of plain
+// letters and digits, numbers, true, slices and maps of one element, pointers to a filled value.
+func fillEvery(v reflect.Value, n *int) {
+	*n++
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(fmt.Sprintf("v%d", *n))
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		v.SetInt(int64(*n))
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		v.SetUint(uint64(*n))
+	case reflect.Float32, reflect.Float64:
+		v.SetFloat(float64(*n))
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				fillEvery(v.Field(i), n)
+			}
+		}
+	case reflect.Slice:
+		v.Set(reflect.MakeSlice(v.Type(), 1, 1))
+		fillEvery(v.Index(0), n)
+	case reflect.Pointer:
+		v.Set(reflect.New(v.Type().Elem()))
+		fillEvery(v.Elem(), n)
+	case reflect.Map:
+		k, e := reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
+		fillEvery(k, n)
+		fillEvery(e, n)
+		v.Set(reflect.MakeMap(v.Type()))
+		v.SetMapIndex(k, e)
 	}
 }
