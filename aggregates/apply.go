@@ -50,7 +50,7 @@ func (t *Tenant) Apply(e events.Envelope, d events.Data) {
 			t.SeatHolders[v.Principal] = v.To
 		}
 	}
-	remember(&t.Commands, e)
+	RememberCommand(&t.Commands, e)
 	if e.Seq > t.Seq {
 		t.Seq = e.Seq
 	}

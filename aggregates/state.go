@@ -150,9 +150,10 @@ func UnitAsRecord(u events.UnitRef, eventID string) *Record {
 		Prov: map[string]string{"body": eventID}}
 }
 
-// remember records e in what its aggregate remembers of its command. A state read back from a
-// read model may hold no map (nobody asks it of commands): the first event applied makes one.
-func remember(cmds *map[string]CommandResult, e events.Envelope) {
+// RememberCommand records e in what its aggregate remembers of its command. A state read back
+// from a read model may hold no map (nobody asks it of commands): the first event applied
+// makes one.
+func RememberCommand(cmds *map[string]CommandResult, e events.Envelope) {
 	if e.CommandID == "" {
 		return
 	}

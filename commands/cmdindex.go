@@ -175,30 +175,16 @@ func (c *cache) moveOut(e *entry) {
 // stream, and forgets that any were moved out: they are all among msgs (a command is moved out
 // only once stored, and msgs were read after). For a spill that can no longer be read.
 func (ix *commandIndex) restore(msgs []events.Message) {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	if ix.m == nil {
-		ix.m = map[string]aggregates.CommandResult{}
-	}
-	for _, m := range msgs {
-		for _, env := range m.Events {
-			if env.CommandID == "" {
-				continue
-			}
-			r, ok := ix.m[env.CommandID]
-			switch {
-			case !ok || r.Seq < m.Seq:
-				r = aggregates.CommandResult{Seq: m.Seq, Hash: env.CommandHash}
-			case r.Seq > m.Seq:
-				continue // the index knows a later message of the id: keep it
-			case slices.Contains(r.Events, env.ID):
-				continue // already held
-			}
-			r.Events = append(slices.Clip(r.Events), env.ID)
-			ix.m[env.CommandID] = r
+	var m map[string]aggregates.CommandResult
+	for _, msg := range msgs {
+		for _, env := range msg.Events {
+			aggregates.RememberCommand(&m, env) // as Tenant.Apply remembers them
 		}
 	}
+	ix.absorb(&aggregates.Tenant{Commands: m})
+	ix.mu.Lock()
 	ix.moved = 0
+	ix.mu.Unlock()
 }
 
 // lenHeld is the number of commands the index holds in memory.

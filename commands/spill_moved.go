@@ -167,6 +167,16 @@ func (c *cache) movedCommand(ctx context.Context, e *entry, id string) (aggregat
 	if err != nil {
 		return aggregates.CommandResult{}, false, err
 	}
+	c.loaded("stream")
+	if e.ref.Kind == events.KindTenant {
+		// A tenant's entry is never dropped: without this, every later command on it (each
+		// access level change) would read its whole subject again until a restart, and no
+		// snapshot could be written (upTo needs the moved ones). The messages read hold every
+		// command it moved out: the index holds them all again, and answers id.
+		e.cmds.restore(msgs)
+		r, ok, _ := e.cmds.get(id)
+		return r, ok, nil
+	}
 	var r aggregates.CommandResult
 	found := false
 	for _, m := range msgs {
@@ -176,14 +186,6 @@ func (c *cache) movedCommand(ctx context.Context, e *entry, id string) (aggregat
 				r.Events = append(r.Events, env.ID)
 			}
 		}
-	}
-	c.loaded("stream")
-	if e.ref.Kind == events.KindTenant {
-		// A tenant's entry is never dropped: without this, every later command on it (each
-		// access level change) would read its whole subject again until a restart, and no
-		// snapshot could be written (upTo needs the moved ones). The messages read hold every
-		// command it moved out: the index holds them all again.
-		e.cmds.restore(msgs)
 	}
 	return r, found, nil
 }
