@@ -26,6 +26,7 @@ type feedStack struct {
 	*stack
 	feed *projections.Feed
 	nc   *nats.Conn // the caller's connection
+	subs []*nats.Subscription
 	mu   sync.Mutex
 	got  []aggregates.Change
 }
@@ -102,6 +103,7 @@ func (fs *feedStack) subscribe(t *testing.T, subject string) *nats.Subscription 
 	if err := fs.nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
+	fs.subs = append(fs.subs, sub)
 	return sub
 }
 
@@ -135,14 +137,19 @@ func (fs *feedStack) changes(t *testing.T) []aggregates.Change {
 	t.Helper()
 	fs.published(t)
 	// The stream republishes a change before it acknowledges it, and the feed has every
-	// acknowledgement: what is missing is only in flight to the subscriber.
-	var n int
-	eventstest.WaitFor(t, 2*time.Second, func() error {
-		fs.mu.Lock()
-		defer fs.mu.Unlock()
-		if len(fs.got) != n || n == 0 {
-			n = len(fs.got)
-			return fmt.Errorf("%d changes so far", n)
+	// acknowledgement: what is missing is only in flight to the subscriber. The server sends
+	// the caller's PONG after those changes, so once Flush returns they are all queued on the
+	// subscriptions; a subscription counts a change as pending until its handler returned.
+	// (Waiting instead for the count to stay put 5 ms, within 2 s, took a handler descheduled
+	// on a loaded machine for the end, or gave up while 600 commands' changes were arriving.)
+	if err := fs.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	eventstest.WaitFor(t, 30*time.Second, func() error {
+		for _, sub := range fs.subs {
+			if n, _, err := sub.Pending(); err != nil || n > 0 {
+				return fmt.Errorf("%s: %d changes not yet handled (%v)", sub.Subject, n, err)
+			}
 		}
 		return nil
 	})
