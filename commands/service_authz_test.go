@@ -64,7 +64,7 @@ func TestInvalidationAcrossInstances(t *testing.T) {
 	if err := exec(b, "admin", &aggregates.RevokeRole{Principal: "ta", Role: "team_administrator"}); err != nil {
 		t.Fatal(err)
 	}
-	eventstest.WaitFor(t, 5*time.Second, func() error {
+	eventstest.WaitFor(t, 30*time.Second, func() error {
 		err := exec(a, "ta", &aggregates.LeaveUnit{Principal: "erin", Unit: team("t2")})
 		if aggregates.ErrorCode(err) == aggregates.CodeForbidden {
 			return nil

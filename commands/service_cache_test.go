@@ -179,7 +179,7 @@ func TestOwnAppendsNotEchoed(t *testing.T) {
 		Type: "repair_order", ID: "ro-n1", Principal: "bob"}); err != nil {
 		t.Fatal(err)
 	}
-	eventstest.WaitFor(t, 5*time.Second, func() error {
+	eventstest.WaitFor(t, 30*time.Second, func() error {
 		if entry.gen.Load() == gen {
 			return fmt.Errorf("the other instance's append did not make the cached state stale")
 		}

@@ -123,7 +123,7 @@ func testOtherInstanceWritesSeen(t *testing.T, opts Options) {
 	readers.Wait()
 	// Every message stored was published by B and comes to A as an invalidation.
 	last := e.lastSeq()
-	eventstest.WaitFor(t, 10*time.Second, func() error {
+	eventstest.WaitFor(t, 30*time.Second, func() error {
 		if got := a.invalidated.Load(); got < int64(last) {
 			return fmt.Errorf("A took %d invalidations of %d messages", got, last)
 		}
@@ -152,7 +152,7 @@ func testOtherInstanceWritesSeen(t *testing.T, opts Options) {
 	}
 	// The floors do not pile up: a read reaching one forgets it, and with a spill its follower
 	// forgets every one it passes (A never read the tenant).
-	eventstest.WaitFor(t, 10*time.Second, func() error {
+	eventstest.WaitFor(t, 30*time.Second, func() error {
 		a.cache.mu.Lock()
 		defer a.cache.mu.Unlock()
 		for subject := range a.cache.floors {
@@ -201,7 +201,7 @@ func TestInvalidationBeforeStored(t *testing.T) {
 				t.Fatal(err)
 			}
 			read := func() (*aggregates.Principal, bool) { t.Helper(); return e.readPrincipal(t, a, ref) }
-			eventstest.WaitFor(t, 5*time.Second, func() error {
+			eventstest.WaitFor(t, 30*time.Second, func() error {
 				if p, _ := read(); !slices.Contains(p.Roles, "accountant") {
 					return fmt.Errorf("A reads p with roles %v", p.Roles)
 				}
@@ -358,7 +358,7 @@ func TestFollowerCatchesMissedInvalidation(t *testing.T) {
 	last := exec(b, &aggregates.AssignRole{Principal: "p", Role: "accountant"}).Seq
 	ref := events.PrincipalRef("p")
 	read := func() (*aggregates.Principal, bool) { t.Helper(); return e.readPrincipal(t, a, ref) }
-	eventstest.WaitFor(t, 5*time.Second, func() error {
+	eventstest.WaitFor(t, 30*time.Second, func() error {
 		// Every message so far is B's: A has taken all their invalidations, so the state it
 		// reads now stays fresh until the next message of p.
 		if n := uint64(a.invalidated.Load()); n < last {
@@ -377,7 +377,7 @@ func TestFollowerCatchesMissedInvalidation(t *testing.T) {
 	}
 	a.mu.Unlock()
 	res := exec(b, &aggregates.RevokeRole{Principal: "p", Role: "accountant"})
-	eventstest.WaitFor(t, 5*time.Second, func() error {
+	eventstest.WaitFor(t, 30*time.Second, func() error {
 		p, fresh := read()
 		if slices.Contains(p.Roles, "accountant") || !fresh {
 			return fmt.Errorf("A reads p at %d with %v (fresh: %v) after B's revocation at %d; spill follower at %d",

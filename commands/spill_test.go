@@ -160,7 +160,7 @@ func TestSpillForgetsWhatOthersWrite(t *testing.T) {
 	if _, err := exec(b, &aggregates.AssignRecord{Type: "repair_order", ID: "rx", Principal: "bob"}); err != nil {
 		t.Fatal(err)
 	}
-	eventstest.WaitFor(t, 5*time.Second, func() error {
+	eventstest.WaitFor(t, 30*time.Second, func() error {
 		res, err := exec(a, &aggregates.UnassignRecord{Type: "repair_order", ID: "rx", Principal: "bob"})
 		if err != nil {
 			return err
@@ -219,7 +219,7 @@ func TestSpillSurvivesRestart(t *testing.T) {
 	b.Close()
 	a = start(dir)
 	sp := a.cache.spill
-	eventstest.WaitFor(t, 5*time.Second, func() error {
+	eventstest.WaitFor(t, 30*time.Second, func() error {
 		if !sp.trusted.Load() {
 			return errors.New("the follower has not reached the stream's end")
 		}
@@ -255,7 +255,7 @@ func TestSpillFillsFromTheStream(t *testing.T) {
 	}
 	s := e.addService(t, Options{CacheSize: 4, StateDir: t.TempDir()})
 	sp := s.cache.spill
-	eventstest.WaitFor(t, 5*time.Second, func() error {
+	eventstest.WaitFor(t, 30*time.Second, func() error {
 		if !sp.trusted.Load() {
 			return errors.New("the follower has not reached the stream's end")
 		}

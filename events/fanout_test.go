@@ -108,7 +108,7 @@ func TestFanoutFollowersExact(t *testing.T) {
 	for _, ff := range fs {
 		ff.upTo(t, 400, all)
 	}
-	eventstest.WaitFor(t, 10*time.Second, func() error {
+	eventstest.WaitFor(t, 30*time.Second, func() error {
 		if n := consumers(t, env); n != 1 {
 			return fmt.Errorf("%d consumers; want the shared one", n)
 		}
@@ -121,7 +121,7 @@ func TestFanoutFollowersExact(t *testing.T) {
 			t.Errorf("follow from %d after cancel = %v; want context.Canceled", ff.from, ff.err)
 		}
 	}
-	eventstest.WaitFor(t, 10*time.Second, func() error {
+	eventstest.WaitFor(t, 30*time.Second, func() error {
 		if n := consumers(t, env); n != 0 {
 			return fmt.Errorf("%d consumers after every follower stopped", n)
 		}

@@ -263,7 +263,7 @@ func TestFollowNoLeak(t *testing.T) {
 	// likely a consumer still being created when its call gave up, so not yet known to delete;
 	// the server removes such a consumer after its inactive threshold). A leak leaves one per
 	// call.
-	eventstest.WaitFor(t, 10*time.Second, func() error {
+	eventstest.WaitFor(t, 30*time.Second, func() error {
 		info, err := st.StreamInfo(ctxT(t))
 		if err != nil {
 			return err

@@ -35,8 +35,8 @@ func TestCallersCannotWriteTheLog(t *testing.T) {
 		if !errors.Is(err, nats.ErrPermissionViolation) {
 			t.Fatalf("core publish: %v, want a permissions violation", err)
 		}
-	case <-time.After(time.Second):
-		t.Fatal("core publish of an event: no permissions violation within 1s")
+	case <-time.After(30 * time.Second):
+		t.Fatal("core publish of an event: no permissions violation within 30 s")
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -64,13 +64,19 @@ func TestCallersCannotWriteTheLog(t *testing.T) {
 			t.Fatal(err)
 		}
 		nc.Flush()
-		select {
-		case err := <-violations:
-			if !errors.Is(err, nats.ErrPermissionViolation) || !strings.Contains(err.Error(), "Subscription") {
-				t.Fatalf("subscribe to %s: %v", subject, err)
+		for refused := false; !refused; {
+			select {
+			case err := <-violations:
+				if errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), "Publish") {
+					continue // the forged publishes' own, handed over late on a loaded machine
+				}
+				if !errors.Is(err, nats.ErrPermissionViolation) || !strings.Contains(err.Error(), "Subscription") {
+					t.Fatalf("subscribe to %s: %v", subject, err)
+				}
+				refused = true
+			case <-time.After(30 * time.Second):
+				t.Fatalf("a caller subscribed to %s", subject)
 			}
-		case <-time.After(time.Second):
-			t.Fatalf("a caller subscribed to %s", subject)
 		}
 	}
 	// Reading: stream info, a direct get and an ordered consumer all work.
@@ -89,7 +95,7 @@ func TestCallersCannotWriteTheLog(t *testing.T) {
 		t.Fatalf("ordered consumer as a caller: %v", err)
 	}
 	for i := range 3 {
-		if _, err := cons.Next(jetstream.FetchMaxWait(2 * time.Second)); err != nil {
+		if _, err := cons.Next(jetstream.FetchMaxWait(30 * time.Second)); err != nil {
 			t.Fatalf("message %d through the caller's consumer: %v", i+1, err)
 		}
 	}
@@ -131,7 +137,7 @@ func TestCallerWithoutReadLog(t *testing.T) {
 	billing := env.Connect(t, nats.UserInfo("billing", "secret"))
 	forged := nats.NewMsg("acl.commands.acme.AssignRole")
 	forged.Header.Set("Nats-Request-Info", `{"acc":"caller-audit"}`) // the server replaces it
-	if _, err := billing.RequestMsg(forged, 2*time.Second); err != nil {
+	if _, err := billing.RequestMsg(forged, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if name := <-got; name != "billing" {

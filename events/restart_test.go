@@ -112,7 +112,7 @@ func TestStreamCompressesFullBlocks(t *testing.T) {
 		t.Fatalf("the first block is not full: %v", err)
 	}
 	// The server compresses a full block in the background.
-	eventstest.WaitFor(t, 10*time.Second, func() error {
+	eventstest.WaitFor(t, 30*time.Second, func() error {
 		if fi, err := os.Stat(first); err != nil || fi.Size() > 4<<20 {
 			return fmt.Errorf("the full block on disk: %v, %v", fi.Size(), err)
 		}

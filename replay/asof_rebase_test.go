@@ -73,7 +73,7 @@ func TestAsOfRebasedChain(t *testing.T) {
 				older = append(older, seq)
 			}
 		}
-		eventstest.WaitFor(t, 10*time.Second, func() error {
+		eventstest.WaitFor(t, 30*time.Second, func() error {
 			for _, seq := range older {
 				if f := s.svc.bases.floor(seq); !s.svc.bases.versions.Covers(f) {
 					return fmt.Errorf("the versions do not answer as of %d", f)
@@ -98,7 +98,7 @@ func TestAsOfRebasedChain(t *testing.T) {
 	defer s.svc.Close()
 	h.run(150)
 	s.sync(t)
-	eventstest.WaitFor(t, 10*time.Second, func() error {
+	eventstest.WaitFor(t, 30*time.Second, func() error {
 		if s.svc.rebases.Load() == 0 {
 			return fmt.Errorf("no rebase after the restart (%d before)", rebases)
 		}

@@ -62,7 +62,7 @@ func TestAsOfUntaggedChain(t *testing.T) {
 	s.sync(t)
 	waitCheckpoint(t, s, s.d.seq/every*every)
 	requireOracleAt(t, s, Moment{Seq: 15}, 15)
-	eventstest.WaitFor(t, 5*time.Second, func() error {
+	eventstest.WaitFor(t, 30*time.Second, func() error {
 		s.svc.bases.mu.Lock()
 		defer s.svc.bases.mu.Unlock()
 		if !s.svc.bases.sharedOff {
@@ -86,7 +86,7 @@ func TestAsOfUntaggedChain(t *testing.T) {
 func waitShared(t *testing.T, s *stack) {
 	t.Helper()
 	requireOracleAt(t, s, Moment{Seq: 1}, 1)
-	eventstest.WaitFor(t, 5*time.Second, func() error {
+	eventstest.WaitFor(t, 30*time.Second, func() error {
 		s.svc.bases.mu.Lock()
 		defer s.svc.bases.mu.Unlock()
 		if sh := s.svc.bases.shared; sh == nil || sh.seq != s.svc.ckpts.last() {
@@ -100,7 +100,7 @@ func waitShared(t *testing.T, s *stack) {
 // the shared base in the background once it is open: waitShared first).
 func waitVersions(t *testing.T, s *stack) {
 	t.Helper()
-	eventstest.WaitFor(t, 10*time.Second, func() error {
+	eventstest.WaitFor(t, 30*time.Second, func() error {
 		if got, want := s.svc.bases.versions.Applied(), s.svc.ckpts.last(); got < want {
 			return fmt.Errorf("the state versions have reached %d, not the newest checkpoint %d", got, want)
 		}
@@ -185,7 +185,7 @@ func TestAsOfVersionsPastSharedBase(t *testing.T) {
 	}
 	last := s.d.seq
 	requireOracleAt(t, s, Moment{Seq: last}, last)
-	eventstest.WaitFor(t, 5*time.Second, func() error {
+	eventstest.WaitFor(t, 30*time.Second, func() error {
 		if got := s.svc.bases.versions.Applied(); got < newest {
 			return fmt.Errorf("the state versions have reached %d, not the checkpoint %d", got, newest)
 		}

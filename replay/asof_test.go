@@ -55,7 +55,7 @@ func requireOracleAt(t *testing.T, s *stack, m Moment, seq uint64) {
 // waitCheckpoint waits until the service keeps a checkpoint at or above seq.
 func waitCheckpoint(t *testing.T, s *stack, seq uint64) {
 	t.Helper()
-	eventstest.WaitFor(t, 10*time.Second, func() error {
+	eventstest.WaitFor(t, 30*time.Second, func() error {
 		if s.svc.ckpts.last() < seq {
 			return errors.New("no checkpoint yet")
 		}
@@ -196,7 +196,7 @@ func TestAsOfCacheShares(t *testing.T) {
 	r3()
 	// The evicted state is closed (in the background) once released; the cached one stays, and
 	// the checkpoint both are overlays on stays open.
-	eventstest.WaitFor(t, 5*time.Second, func() error {
+	eventstest.WaitFor(t, 30*time.Second, func() error {
 		s.svc.states.mu.Lock()
 		closed, cached := s.svc.states.closed, len(s.svc.states.order)
 		s.svc.states.mu.Unlock()
@@ -255,7 +255,7 @@ func waitChain(t *testing.T, svc *Service, d *driver, seq uint64) []uint64 {
 	for c := uint64(10); c <= seq; c += 10 {
 		want = append(want, c)
 	}
-	eventstest.WaitFor(t, 10*time.Second, func() error {
+	eventstest.WaitFor(t, 30*time.Second, func() error {
 		if got := svc.ckpts.list(); !slices.Equal(got, want) {
 			return fmt.Errorf("checkpoints %v, want %v", got, want)
 		}
@@ -298,7 +298,7 @@ func TestCheckpointGrid(t *testing.T) {
 	newRandomHistory(s.d, 31).run(300)
 	s.sync(t)
 	g := s.svc.ckpts.grid
-	eventstest.WaitFor(t, 10*time.Second, func() error {
+	eventstest.WaitFor(t, 30*time.Second, func() error {
 		seqs := s.svc.ckpts.list()
 		newest := seqs[len(seqs)-1]
 		if newest < s.d.seq-5 {
@@ -496,7 +496,7 @@ func TestAsOfBases(t *testing.T) {
 		s.svc.states.closing.Wait()
 		s.svc.bases.closing.Wait()
 	}
-	eventstest.WaitFor(t, 5*time.Second, func() error {
+	eventstest.WaitFor(t, 30*time.Second, func() error {
 		s.svc.bases.mu.Lock()
 		closed := s.svc.bases.closed
 		s.svc.bases.mu.Unlock()

@@ -412,7 +412,7 @@ func TestAuditFanoutBehindAndCrash(t *testing.T) {
 	h.run(150) // live: it catches up while the stream grows
 	s.sync(t)
 	want := s.d.seq
-	eventstest.WaitFor(t, 10*time.Second, func() error {
+	eventstest.WaitFor(t, 30*time.Second, func() error {
 		if got := b.Applied(); got < want {
 			return fmt.Errorf("resumed index at %d; want %d", got, want)
 		}

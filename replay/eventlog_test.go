@@ -33,7 +33,7 @@ func twoTenants(s *stack, seed uint64, rounds, n int) *randomHistory {
 // waitLogged waits until the event log holds every message up to seq.
 func waitLogged(t *testing.T, s *stack, seq uint64) {
 	t.Helper()
-	eventstest.WaitFor(t, 10*time.Second, func() error {
+	eventstest.WaitFor(t, 30*time.Second, func() error {
 		if got := s.svc.elog.Applied(); got < seq {
 			return fmt.Errorf("event log at %d, want %d", got, seq)
 		}

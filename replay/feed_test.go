@@ -123,7 +123,7 @@ func (fs *feedStack) published(t *testing.T) {
 // be caught up silently. Under load the projector's goroutine started after the first
 // commands: seq 2 was never announced.
 func waitProjectorRunning(t *testing.T, proj *projections.Projector) {
-	eventstest.WaitFor(t, 10*time.Second, func() error {
+	eventstest.WaitFor(t, 30*time.Second, func() error {
 		if !proj.Ready() {
 			return errors.New("the projector has not started")
 		}

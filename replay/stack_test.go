@@ -83,7 +83,7 @@ func startStackWith(tb testing.TB, opts Options, setup func(*eventstest.Env, *pr
 }
 
 // sync waits until the read model and the audit index have applied every message written.
-func (s *stack) sync(tb testing.TB) { s.syncWithin(tb, 10*time.Second) }
+func (s *stack) sync(tb testing.TB) { s.syncWithin(tb, 30*time.Second) }
 
 // syncWithin is sync with a bound for large streams.
 func (s *stack) syncWithin(tb testing.TB, d time.Duration) {

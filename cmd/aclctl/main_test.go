@@ -95,7 +95,7 @@ func TestSession(t *testing.T) {
 		}
 		s.must(t, exitUsage, "rebuild", "--out", a, "--model", "everything")
 		s.must(t, exitAnswer, "rebuild", "--out", a) // not empty
-		eventstest.WaitFor(t, 10*time.Second, func() error {
+		eventstest.WaitFor(t, 30*time.Second, func() error {
 			if code, out, _ := s.aclctl(t, "verify", "--data", s.data); code != exitOK {
 				return errors.New(out)
 			}

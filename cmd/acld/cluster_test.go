@@ -40,7 +40,7 @@ func (n *clusterNode) start(t testing.TB) {
 		t.Fatalf("%s: %v", n.name, err)
 	}
 	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
+	if !s.ReadyForConnections(60 * time.Second) { // JetStream starts first, slowly under load
 		t.Fatalf("%s not ready", n.name)
 	}
 	n.srv = s
@@ -438,7 +438,7 @@ func TestClusterChangesListeners(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			eventstest.WaitFor(t, 5*time.Second, func() error {
+			eventstest.WaitFor(t, 30*time.Second, func() error {
 				if got := l.Principal("c1", "bob"); got != want {
 					return fmt.Errorf("%s: bob listened to: %v, want %v", n.name, got, want)
 				}
@@ -458,7 +458,7 @@ func TestClusterChangesListeners(t *testing.T) {
 		c.NATSURL, c.NATSNkey, c.Replicas, c.NATSListen, c.Demo = nodes[0].url(), seedFile, 3, "", true
 		c.StoreWait = time.Minute
 	})
-	eventstest.WaitFor(t, 10*time.Second, func() error {
+	eventstest.WaitFor(t, 30*time.Second, func() error {
 		if !m.proj.Ready() {
 			return errors.New("projector not started")
 		}
