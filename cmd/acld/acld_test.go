@@ -30,7 +30,7 @@ func postJSON(t *testing.T, url, body string) (int, map[string]any) {
 
 func waitReady(t testing.TB, base string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second) // a start under load takes its time
 	for {
 		resp, err := http.Get(base + "/readyz")
 		if err == nil {
@@ -40,9 +40,22 @@ func waitReady(t testing.TB, base string) {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("/readyz not 200 after 20s (last err %v)", err)
+			t.Fatalf("/readyz not 200 after 60 s (last err %v)", err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// caughtUp waits up to 60 s until m's read model has applied seq. A test asking with min_seq
+// seq then checks the answer, not how fast the follower catches up: min_seq's own wait
+// (--query-wait, 2 s) is the server's bound, and under .ci/run's parallel packages a read
+// model was seconds behind.
+func caughtUp(t testing.TB, m *Main, seq uint64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := m.proj.WaitFor(ctx, seq); err != nil {
+		t.Fatalf("the read model did not reach seq %d within 60 s: %v", seq, err)
 	}
 }
 

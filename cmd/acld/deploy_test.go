@@ -103,6 +103,7 @@ func TestExternalServerConfiguration(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ops.Close()
+	caughtUp(t, m, before)
 	h := request(t, ops, "acl.queries.demo.history", `{"record":{"type":"invoice","id":"inv-ext"},"min_seq":`+itoa(before)+`}`)
 	if evs, _ := h.raw["events"].([]any); len(evs) != 1 || !strings.Contains(toJSON(evs[0]), `"via":"billing"`) {
 		t.Fatalf("history of inv-ext: %v", h.raw)

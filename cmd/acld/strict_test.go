@@ -18,7 +18,9 @@ func TestStrictBodies(t *testing.T) {
 	m := startMain(t, func(c *Config) { c.Demo = true })
 	base := "http://" + m.HTTPAddr()
 	waitReady(t, base)
-	seq := itoa(lastSeq(t, m))
+	last := lastSeq(t, m)
+	caughtUp(t, m, last)
+	seq := itoa(last)
 	nc, err := nats.Connect("", nats.InProcessServer(m.nats))
 	if err != nil {
 		t.Fatal(err)
