@@ -61,7 +61,7 @@ func (h *heldFollower) applied(t *testing.T) uint64 {
 // reaches waits until the follower has taken seq.
 func (h *heldFollower) reaches(t *testing.T, seq uint64, why string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for h.applied(t) < seq {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: the follower reached %d; want %d", why, h.applied(t), seq)
