@@ -15,6 +15,8 @@ const (
 	pullMax = 10000
 	// cleanupWait bounds the deletion of the consumer when a follow ends.
 	cleanupWait = 2 * time.Second
+	// createWait bounds the creation of a follow's consumer, whatever the follow's context.
+	createWait = 10 * time.Second
 	// followHeartbeat is how often the server says an idle consumer is alive. The ordered
 	// consumer is recreated after two missed ones: with nats.go's default of 5 s, a follower
 	// whose consumer lived on a cluster node that stopped resumed ~10 s later, and a read
@@ -62,7 +64,7 @@ func (s *Store) follow(ctx context.Context, from, to uint64, fn func([]Message) 
 	if from > 1 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
 	}
-	cons, err := s.js.OrderedConsumer(ctx, s.name, cfg)
+	cons, err := s.orderedConsumer(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("events: follow from %d: %w", from, mapErr(err))
 	}
@@ -72,6 +74,7 @@ func (s *Store) follow(ctx context.Context, from, to uint64, fn func([]Message) 
 	cc, err := cons.Consume(ck.add, jetstream.PullMaxMessages(pullMax), jetstream.PullHeartbeat(followHeartbeat))
 	if err != nil {
 		cancel()
+		s.deleteConsumer(cons)
 		return fmt.Errorf("events: follow from %d: %w", from, mapErr(err))
 	}
 	closed := cc.Closed() // once: each call starts a goroutine
@@ -96,6 +99,39 @@ func (s *Store) follow(ctx context.Context, from, to uint64, fn func([]Message) 
 		if g.reached() {
 			return nil
 		}
+	}
+}
+
+// orderedConsumer creates a follow's consumer. The request creating it does not end with ctx:
+// cut short on the client it still created the consumer on the server, which nobody deleted
+// then (it stayed until its inactive threshold, 5 minutes, with its goroutines in an embedded
+// server). When ctx ends first, the creation goes on in the background and its consumer is
+// deleted like any other.
+func (s *Store) orderedConsumer(ctx context.Context, cfg jetstream.OrderedConsumerConfig) (jetstream.Consumer, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	type made struct {
+		cons jetstream.Consumer
+		err  error
+	}
+	done := make(chan made, 1)
+	go func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createWait)
+		defer cancel()
+		cons, err := s.js.OrderedConsumer(cctx, s.name, cfg)
+		done <- made{cons, err}
+	}()
+	select {
+	case m := <-done:
+		return m.cons, m.err
+	case <-ctx.Done():
+		go func() {
+			if m := <-done; m.err == nil {
+				s.deleteConsumer(m.cons)
+			}
+		}()
+		return nil, ctx.Err()
 	}
 }
 
