@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"slices"
 	"sync"
@@ -52,6 +53,10 @@ type bases struct {
 	sharedUsed int       // answers that started from the shared base (tests)
 	// segmentUsed counts answers read as of a flush of an older segment's base (acquireSegment)
 	segmentUsed int
+	// segments are the flushes of the segments' last checkpoints read by acquireSegment, by
+	// the rebase that ends the segment (math.MaxUint64: the newest, before the shared base
+	// opened), so that floor answers the flush a moment of theirs starts from.
+	segments map[uint64]*projections.Flushes
 
 	// versions holds every version of the states the chain's tables hold, filled from the
 	// shared base's tables as it is opened: overlays read their states from it once it has
@@ -95,7 +100,7 @@ func newBases(ckpts *checkpoints, scratch string, max int, shared *pebble.Cache)
 		cache.Ref() // released by close, as an own cache is
 	}
 	return &bases{ckpts: ckpts, scratch: scratch, max: max, cache: cache, open: map[uint64]*base{},
-		alive: map[uint64]*base{}}
+		alive: map[uint64]*base{}, segments: map[uint64]*projections.Flushes{}}
 }
 
 // floor is the moment an as_of state at seq starts from: the newest checkpoint at or below seq,
@@ -103,11 +108,21 @@ func newBases(ckpts *checkpoints, scratch string, max int, shared *pebble.Cache)
 // thinning dropped the checkpoint, or more often), which it reads as of any of them from its
 // chain's last rebase on (a moment before it starts from its own checkpoint).
 func (bs *bases) floor(seq uint64) uint64 {
-	c := bs.ckpts.floor(seq)
+	c, r := bs.ckpts.floor(seq), bs.ckpts.rebaseAfter(seq)
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
-	if sh := bs.shared; sh != nil && c <= sh.seq && seq >= sh.flushes.From() {
+	sh := bs.shared
+	if sh != nil && c <= sh.seq && seq >= sh.flushes.From() {
 		return max(c, sh.flushes.Floor(seq))
+	}
+	// A moment of an older segment (or of the newest before the shared base is open) starts
+	// from a flush of its segment's last checkpoint (acquireSegment): thinning dropped its own
+	// checkpoint.
+	if r == 0 && sh == nil {
+		r = math.MaxUint64
+	}
+	if f := bs.segments[r]; f != nil && seq >= f.From() {
+		return max(c, f.Floor(seq))
 	}
 	return c
 }
@@ -131,9 +146,18 @@ func (bs *bases) acquireAt(seq, floor uint64) (b *base, start uint64, asOf *proj
 		bs.mu.Unlock()
 		return sh, floor, sh.flushes, nil
 	}
+	off := bs.sharedOff
 	bs.mu.Unlock()
-	if sh != nil && seq < sh.flushes.From() {
-		if b, f := bs.acquireSegment(seq, sh.flushes.From()); b != nil {
+	// Before the shared base is open (the first answers after a start), a moment is read as of
+	// the flushes of its segment's last checkpoint too: thinning keeps few others
+	// (checkpoints.servedByFlushes), and the moments of a segment so share one base. (Not on a
+	// chain known to be without tags: each moment opens its own checkpoint.)
+	if (sh == nil && !off) || (sh != nil && seq < sh.flushes.From()) {
+		from := uint64(math.MaxUint64)
+		if sh != nil {
+			from = sh.flushes.From()
+		}
+		if b, f := bs.acquireSegment(seq, from, sh != nil); b != nil {
 			return b, max(bs.ckpts.floor(seq), f.Floor(seq)), f, nil
 		}
 	}
@@ -152,7 +176,11 @@ func (bs *bases) acquireAt(seq, floor uint64) (b *base, start uint64, asOf *proj
 // moments of a segment so share one open base, as the newest segment's share the shared base,
 // instead of each opening its checkpoint. nil when there is none (no checkpoint before, a
 // chain without tags, an error): the caller opens the checkpoint at or below seq.
-func (bs *bases) acquireSegment(seq, from uint64) (*base, *projections.Flushes) {
+//
+// fill: add an older segment's states to the versions (fillOlderVersions); not before the
+// shared base has started their fill (AddOlder adds to what the versions hold: run first, it
+// marked nothing, and the base, marked as filled, was never filled again while open).
+func (bs *bases) acquireSegment(seq, from uint64, fill bool) (*base, *projections.Flushes) {
 	// Start at seq's own segment: walking back from the newest opened every segment's base on
 	// the way (an answer's cost grew with the rebases, and the walk churned the open bases).
 	if r := bs.ckpts.rebaseAfter(seq); r > 0 && r < from {
@@ -175,8 +203,13 @@ func (bs *bases) acquireSegment(seq, from uint64) (*base, *projections.Flushes) 
 		if seq >= f.From() {
 			bs.mu.Lock()
 			bs.segmentUsed++
+			bs.segments[from] = f
 			bs.mu.Unlock()
-			bs.fillOlderVersions(b, f)
+			if fill && from != math.MaxUint64 {
+				// An older segment's (the newest one's states are added as the shared base
+				// opens on it).
+				bs.fillOlderVersions(b, f)
+			}
 			return b, f
 		}
 		from = f.From()

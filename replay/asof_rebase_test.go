@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -22,20 +23,7 @@ import (
 // kept), and the chain goes on rebasing.
 func TestAsOfRebasedChain(t *testing.T) {
 	const every, k = 5, 4
-	s := startStack(t, Options{CheckpointEvery: 1 << 40})
-	h := newRandomHistory(s.d, 36)
-	h.run(300)
-	s.sync(t)
-	dir := filepath.Join(t.TempDir(), "replay")
-	open := func() *Service {
-		t.Helper()
-		svc, err := New(s.env.Store, s.db, s.proj, Options{Dir: dir, CheckpointEvery: every, RebaseTables: k, CachedStates: 1, CheckpointBudget: -1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		svc.Start(context.Background())
-		return svc
-	}
+	s, h, open := rebasingChain(t, 36, every, k, 0)
 	s.svc = open()
 	check := func(round int64, rebases uint64) {
 		t.Helper()
@@ -105,6 +93,30 @@ func TestAsOfRebasedChain(t *testing.T) {
 		return nil
 	})
 	check(2, 1)
+}
+
+// rebasingChain runs a random history of 300 commands (seed) on a stack whose own service
+// keeps no checkpoint, and returns an opener of services on a replay directory of their own
+// checkpointing every every events and rebasing past k tables (tail: checkpoints.tail, 0: the
+// default).
+func rebasingChain(t *testing.T, seed, every uint64, k int, tail uint64) (*stack, *randomHistory, func() *Service) {
+	s := startStack(t, Options{CheckpointEvery: 1 << 40})
+	h := newRandomHistory(s.d, seed)
+	h.run(300)
+	s.sync(t)
+	dir := filepath.Join(t.TempDir(), "replay")
+	return s, h, func() *Service {
+		t.Helper()
+		svc, err := New(s.env.Store, s.db, s.proj, Options{Dir: dir, CheckpointEvery: every, RebaseTables: k, CachedStates: 1, CheckpointBudget: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tail > 0 {
+			svc.ckpts.tail = tail
+		}
+		svc.Start(context.Background())
+		return svc
+	}
 }
 
 // TestRebasedChainThinning: a budget far too small thins a rebased chain as far as it can,
@@ -177,4 +189,86 @@ func TestOldMomentOpensItsSegmentOnly(t *testing.T) {
 			t.Errorf("as_of %d opened %d bases, want its segment's at most", seq, opened)
 		}
 	}
+}
+
+// TestThinnedChainReadsFlushes: past the newest few, thinning drops the checkpoints whose
+// moments the last checkpoint of their segment answers as of its flushes (each kept one cost
+// its manifest, the list of every table it links: 42.5 MB for 346 checkpoints at 10^6
+// records): a rebased chain keeps its segment ends and its newest tail only, and every answer,
+// at random moments and at and next to each multiple, equals the pure evaluator's, right
+// after a restart (no shared base yet: the first answer reads its segment's last checkpoint as
+// of its flushes, not an older checkpoint replaying the events since) and once the shared
+// base is open.
+func TestThinnedChainReadsFlushes(t *testing.T) {
+	const every, k, tail = 5, 4, 3
+	s, _, open := rebasingChain(t, 41, every, k, tail)
+	s.svc = open()
+	dir := s.svc.opts.Dir
+	last := s.d.seq
+	waitCheckpoint(t, s, last/every*every)
+	kept := func() []uint64 {
+		t.Helper()
+		var seqs []uint64
+		eventstest.WaitFor(t, 10*time.Second, func() error {
+			s.svc.ckpts.mu.RLock()
+			defer s.svc.ckpts.mu.RUnlock()
+			seqs = slices.Clone(s.svc.ckpts.seqs)
+			ends := s.svc.ckpts.segmentEnds()
+			newest, rebases := seqs[len(seqs)-1], s.svc.ckpts.rebases
+			if len(rebases) < 3 {
+				return fmt.Errorf("%d rebases, want several segments", len(rebases))
+			}
+			for _, c := range seqs {
+				// Past the ends, only the newest segment's tail stays.
+				if !ends[c] && (newest-c >= tail*every || c < rebases[len(rebases)-1]) {
+					return fmt.Errorf("checkpoint %d kept (newest %d, rebases %v): not a segment's end", c, newest, rebases)
+				}
+			}
+			return nil
+		})
+		return seqs
+	}
+	seqs := kept()
+	if err := s.svc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// On disk too: a dropped checkpoint's directory is gone (renamed, then removed).
+	ents, err := os.ReadDir(filepath.Join(dir, "checkpoints"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents = slices.DeleteFunc(ents, func(e os.DirEntry) bool { return e.Name() == chainedMark || e.Name() == gridFile })
+	if len(ents) != len(seqs) {
+		t.Errorf("%d entries besides CHAINED and GRID in checkpoints/, want the %d kept", len(ents), len(seqs))
+	}
+	s.svc = open()
+	defer s.svc.Close()
+	var multiples []uint64
+	for m := uint64(every); m <= last; m += every {
+		multiples = append(multiples, m)
+	}
+	moments := momentsAround(multiples, last, rand.New(rand.NewPCG(9, 9)), 30)
+	requireOracleAt(t, s, Moment{Seq: moments[4]}, moments[4]) // cold: no shared base yet
+	s.svc.bases.mu.Lock()
+	cold := s.svc.bases.segmentUsed
+	s.svc.bases.mu.Unlock()
+	if cold != 1 {
+		t.Errorf("the first answer after a restart read %d segment bases, want its segment's", cold)
+	}
+	for _, seq := range moments {
+		requireOracleAt(t, s, Moment{Seq: seq}, seq)
+	}
+	waitShared(t, s)
+	for _, seq := range moments {
+		requireOracleAt(t, s, Moment{Seq: seq}, seq)
+	}
+	// No event since the restart: the filler made no checkpoint (before the first segment was
+	// known to be read as of its flushes, the back-fill made the ones thinning had dropped).
+	s.svc.ckpts.mu.RLock()
+	added, now := s.svc.ckpts.added, slices.Clone(s.svc.ckpts.seqs)
+	s.svc.ckpts.mu.RUnlock()
+	if added != 0 || !slices.Equal(now, seqs) {
+		t.Errorf("after the restart %d checkpoints made, %v kept; want none made, %v", added, now, seqs)
+	}
+	t.Logf("%d checkpoints kept of %d multiples: %v", len(seqs), len(multiples), seqs)
 }

@@ -89,7 +89,13 @@
 // It replays the stream only to catch up: at start (the whole history the first time), when the
 // bounded queue of batches overflowed, and for gaps below the newest checkpoint. The grid of grid.go may thin older checkpoints
 // (DenseCheckpoints; by default all stay, thinning frees only their manifests) and the budget
-// (CheckpointBudget) coarsens it when the checkpoints pin more than it allows.
+// (CheckpointBudget) coarsens it when the checkpoints pin more than it allows. Whatever the
+// grid, a checkpoint whose segment is read as of its flushes (below: its last checkpoint
+// answers each of its moments as the checkpoint would) is dropped, unless it is a segment's
+// end or among the newest 64 of the newest segment (checkpoints.servedByFlushes): each kept
+// one cost its manifest, the list of every table it links (42.5 MB for 346 checkpoints at 10^6
+// records). A checkpoint is dropped by renaming its directory out of the listing, then
+// removing it, so that a crash in between leaves no half-removed checkpoint to open.
 //
 // An as_of answer for tenant T at sequence S starts from the newest checkpoint at or below S.
 // The chain's tables are tagged with their largest Pebble sequence number (a block property,
