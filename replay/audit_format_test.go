@@ -2,12 +2,10 @@ package replay
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
-	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -234,22 +232,4 @@ func linkHistory(t *testing.T) (*stack, []events.Message, string, *rand.Rand) {
 	}
 	s.sync(t)
 	return s, s.d.msgs, filepath.Join(t.TempDir(), "audit"), rand.New(rand.NewPCG(15, 16))
-}
-
-// TestDropLinkedBy: a format-1 state's JSON, its count dropped, takes the state scanner and
-// gives encoding/json's value of the whole; one without the count is unchanged.
-func TestDropLinkedBy(t *testing.T) {
-	for _, v := range []string{
-		`{"exists":true,"client":"client-00001","assignees":[{"principal":"p-0000001","relation":"assignee"}],"links":null,"linked_by":12,"first":7}`,
-		`{"exists":false,"assignees":null,"links":null,"linked_by":-1,"first":0,"removed":9}`,
-		`{"exists":true,"assignees":[],"links":[],"first":3}`,
-	} {
-		var want, got recordState
-		if err := json.Unmarshal([]byte(v), &want); err != nil {
-			t.Fatal(err)
-		}
-		if !fastRecordState(string(dropLinkedBy([]byte(v))), &got) || !reflect.DeepEqual(got, want) {
-			t.Errorf("%s: scanner %v, %+v, want %+v", v, fastRecordState(string(dropLinkedBy([]byte(v))), &got), got, want)
-		}
-	}
 }
