@@ -50,12 +50,7 @@ func encodeCached(dst []byte, v any) []byte {
 			str(l.Type)
 			str(l.ID)
 		}
-		// Nil or empty alike: the JSON omits both, and the writer keeps none empty.
-		dst = binary.AppendUvarint(dst, uint64(len(x.LinkedFrom)))
-		for _, l := range x.LinkedFrom {
-			str(l.Type)
-			str(l.ID)
-		}
+		dst = binary.AppendVarint(dst, int64(x.LinkedBy))
 		dst = binary.AppendUvarint(dst, x.First)
 		dst = binary.AppendUvarint(dst, x.Removed)
 	default:
@@ -93,6 +88,11 @@ func (r *cacheReader) uvarint() uint64 {
 	}
 	r.bad = true
 	return 0
+}
+
+func (r *cacheReader) varint() int64 {
+	u := r.uvarint()
+	return int64(u>>1) ^ -int64(u&1)
 }
 
 func (r *cacheReader) str() string {
@@ -160,14 +160,7 @@ func decodeCached(v string, s any) bool {
 				x.Links[i] = events.RecordRef{Type: r.str(), ID: r.str()}
 			}
 		}
-		if n := r.uvarint(); n > 0 && n <= uint64(len(r.s)) { // every element takes a byte at least
-			x.LinkedFrom = make([]events.RecordRef, n)
-			for i := range x.LinkedFrom {
-				x.LinkedFrom[i] = events.RecordRef{Type: r.str(), ID: r.str()}
-			}
-		} else if n > 0 {
-			r.bad = true
-		}
+		x.LinkedBy = int(r.varint())
 		x.First = r.uvarint()
 		x.Removed = r.uvarint()
 	default:

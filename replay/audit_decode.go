@@ -144,24 +144,28 @@ func fastRecordState(v string, r *recordState) bool {
 	}) {
 		r.Assignees = nil
 	}
-	// ref reads one reference into *into.
-	ref := func(into *[]events.RecordRef) func() {
-		return func() {
-			p.must(`{"type":`)
-			l := events.RecordRef{Type: p.str()}
-			p.must(`,"id":`)
-			l.ID = p.str()
-			p.must("}")
-			*into = append(*into, l)
-		}
-	}
 	p.must(`,"links":`)
 	r.Links = []events.RecordRef{}
-	if p.list(ref(&r.Links)) {
+	if p.list(func() {
+		p.must(`{"type":`)
+		l := events.RecordRef{Type: p.str()}
+		p.must(`,"id":`)
+		l.ID = p.str()
+		p.must("}")
+		r.Links = append(r.Links, l)
+	}) {
 		r.Links = nil
 	}
-	if p.lit(`,"linked_from":`) && (p.list(ref(&r.LinkedFrom)) || len(r.LinkedFrom) == 0) {
-		p.ok = false // never written: omitempty leaves an empty list out
+	if p.lit(`,"linked_by":`) {
+		neg := p.lit("-")
+		n := p.digits()
+		if n > 1<<53 {
+			p.ok = false
+		}
+		r.LinkedBy = int(n)
+		if neg {
+			r.LinkedBy = -r.LinkedBy
+		}
 	}
 	p.must(`,"first":`)
 	r.First = p.digits()

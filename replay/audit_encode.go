@@ -3,8 +3,6 @@ package replay
 import (
 	"encoding/json"
 	"strconv"
-
-	"github.com/acl-es/acl/events"
 )
 
 // The audit writer encodes a log entry per message and log, and the states a batch touches: with
@@ -72,9 +70,12 @@ func appendRecordState(dst []byte, r *recordState) ([]byte, bool) {
 		}
 		dst = append(dst, ']')
 	}
-	refs := func(rs []events.RecordRef) {
+	dst = append(dst, `,"links":`...)
+	if r.Links == nil {
+		dst = append(dst, "null"...)
+	} else {
 		dst = append(dst, '[')
-		for k, l := range rs {
+		for k, l := range r.Links {
 			if k > 0 {
 				dst = append(dst, ',')
 			}
@@ -86,15 +87,9 @@ func appendRecordState(dst []byte, r *recordState) ([]byte, bool) {
 		}
 		dst = append(dst, ']')
 	}
-	dst = append(dst, `,"links":`...)
-	if r.Links == nil {
-		dst = append(dst, "null"...)
-	} else {
-		refs(r.Links)
-	}
-	if len(r.LinkedFrom) > 0 {
-		dst = append(dst, `,"linked_from":`...)
-		refs(r.LinkedFrom)
+	if r.LinkedBy != 0 {
+		dst = append(dst, `,"linked_by":`...)
+		dst = strconv.AppendInt(dst, int64(r.LinkedBy), 10)
 	}
 	dst = append(dst, `,"first":`...)
 	dst = strconv.AppendUint(dst, r.First, 10)

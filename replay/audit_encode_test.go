@@ -100,8 +100,7 @@ func TestDecodeStateEqualsJSON(t *testing.T) {
 func TestDecodeStateFast(t *testing.T) {
 	for _, v := range []any{
 		&recordState{Exists: true, Client: "client-00632", Assignees: []events.Assignee{{Principal: "p-0009948", Relation: "assignee"}},
-			Links: []events.RecordRef{{Type: "case", ID: "case-00000002"}}, LinkedFrom: []events.RecordRef{{Type: "invoice", ID: "invoice-00000001"}, {Type: "invoice", ID: "invoice-00000007"}},
-			First: 12, Removed: 99},
+			Links: []events.RecordRef{{Type: "case", ID: "case-00000002"}}, LinkedBy: 2, First: 12, Removed: 99},
 		&recordState{Assignees: []events.Assignee{}, Links: nil},
 		&principalState{Kind: "staff", Roles: []string{"staff", "x"}, First: 7},
 		&principalState{Kind: "staff", Removed: 3},
@@ -126,13 +125,10 @@ func TestDecodeStateFast(t *testing.T) {
 }
 
 // randomRecordState is a record state of strings from str; every fifth has nil assignees,
-// every third nil links, the others up to two of each; up to two linking records.
+// every third nil links, the others up to two of each.
 func randomRecordState(rnd *rand.Rand, i int, str func() string) *recordState {
-	r := &recordState{Exists: rnd.IntN(2) == 0, Client: str(), Owner: str(),
+	r := &recordState{Exists: rnd.IntN(2) == 0, Client: str(), Owner: str(), LinkedBy: rnd.IntN(3) - 1,
 		First: rnd.Uint64N(1 << 40), Removed: rnd.Uint64N(3) * 1e12}
-	for range rnd.IntN(3) { // nil or not empty, as the writer keeps it
-		r.LinkedFrom = append(r.LinkedFrom, events.RecordRef{Type: str(), ID: str()})
-	}
 	if i%5 != 0 {
 		r.Assignees = []events.Assignee{}
 		for range rnd.IntN(3) {

@@ -104,14 +104,6 @@ func openAudit(dir string, bulk bool, shared *pebble.Cache) (*Audit, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replay: open audit index %s: %w", dir, err)
 	}
-	start := time.Now()
-	if moved, err := upgradeFormat(pb); err != nil {
-		pb.Close()
-		return nil, fmt.Errorf("replay: open audit index %s: %w", dir, err)
-	} else if moved > 0 {
-		slog.Info("audit index: moved to format 2, the records linking to each record in its state",
-			"dir", dir, "linked_records", moved, "took", time.Since(start).Round(time.Millisecond))
-	}
 	a := &Audit{pb: pb, dir: dir, wal: !opts.DisableWAL, cache: newAuditCache(stateBytes), states: newStateFilter(stateFilterBits),
 		stopScan: make(chan struct{}), scanned: make(chan struct{})}
 	seq, err := a.readApplied()

@@ -16,7 +16,7 @@ const (
 	tagPrincipal    = 'P' // <t> P <principal>                -> principal state
 	tagRecord       = 'R' // <t> R <type> <id>                -> record state
 	tagHolder       = 'h' // <t> h <role> <principal>         -> "" (active holders of a role)
-	tagLinkedFrom   = 'L' // <t> L <via type> <via id> <type> <id> -> "" (format 1 only: audit_format.go)
+	tagLinkedFrom   = 'L' // <t> L <via type> <via id> <type> <id> -> "" (records linking to via)
 )
 
 // sep ends every component. Tenants, ids and types are tokens of [A-Za-z0-9_-], so they never
@@ -86,6 +86,14 @@ func holdersPrefix(tenant, role string) []byte { return akey(nil, tenant, string
 
 func holderKey(tenant, role, principal string) []byte {
 	return akey(holdersPrefix(tenant, role), principal)
+}
+
+func linkedFromPrefix(tenant, viaType, viaID string) []byte {
+	return akey(nil, tenant, string(tagLinkedFrom), viaType, viaID)
+}
+
+func linkedFromKey(tenant, viaType, viaID, typ, id string) []byte {
+	return akey(linkedFromPrefix(tenant, viaType, viaID), typ, id)
 }
 
 // lastParts splits the n components that follow prefix in k.

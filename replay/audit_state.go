@@ -89,21 +89,16 @@ type principalState struct {
 }
 
 // recordState is what the index keeps of a record: who holds a relation to it or owns it (their
-// logs get its changes), what it links to, and the active records that link to it (a change of
-// its assignees reaches their logs).
+// logs get its changes) and what it links to (reverse links reach the linking records).
 type recordState struct {
 	Exists    bool               `json:"exists"`
 	Client    string             `json:"client,omitempty"`
 	Owner     string             `json:"owner,omitempty"`
 	Assignees []events.Assignee  `json:"assignees"`
 	Links     []events.RecordRef `json:"links"`
-	// LinkedFrom lists, sorted by type then id and each once, the active records whose links name
-	// this one. An index of format 1 kept them as keys of their own (tag 'L', scanned by a Pebble
-	// iterator for each change of assignees of a linked record: 8-10 µs of acld's CPU a command)
-	// and only their count here ("linked_by"); openAudit moves them in (audit_format.go).
-	LinkedFrom []events.RecordRef `json:"linked_from,omitempty"`
-	First      uint64             `json:"first"`
-	Removed    uint64             `json:"removed,omitempty"`
+	LinkedBy  int                `json:"linked_by,omitempty"` // active records linking to it
+	First     uint64             `json:"first"`
+	Removed   uint64             `json:"removed,omitempty"`
 }
 
 // ties lists, sorted, the principal's ties to the record: "owner" and "rel:<relation>"; nil
@@ -156,16 +151,7 @@ func (r *recordState) clone() *recordState {
 	c := *r
 	c.Assignees = slices.Clone(r.Assignees)
 	c.Links = slices.Clone(r.Links)
-	c.LinkedFrom = slices.Clone(r.LinkedFrom) // link inserts in place
 	return &c
-}
-
-// refCmp orders references by type, then id: the order of their components in a key.
-func refCmp(a, b events.RecordRef) int {
-	if c := strings.Compare(a.Type, b.Type); c != 0 {
-		return c
-	}
-	return strings.Compare(a.ID, b.ID)
 }
 
 func assigneeCmp(a, b events.Assignee) int {

@@ -223,23 +223,24 @@ func (w *auditWriter) recordEvent(seq uint64, i int, e events.Envelope) error {
 	if err := w.toClients(t, typ, id, seq, i, before.Client, rs.Client); err != nil {
 		return err
 	}
-	if len(rs.LinkedFrom) == 0 || slices.Equal(before.assigned(), rs.assigned()) {
+	if rs.LinkedBy == 0 || slices.Equal(before.assigned(), rs.assigned()) {
 		return nil
 	}
 	// Who is assigned to this record decides who a link rule lets see the records linking to it
-	// (and, through an implication, their clients). Nothing below changes rs.LinkedFrom (only
-	// relink does), even when a record links to itself.
-	for _, l := range rs.LinkedFrom {
-		w.entry(appendRecordLog(w.kb[:0], t, l.Type, l.ID), seq, i, whyLinkPrefix+ref)
-		linking, err := w.record(t, l.Type, l.ID)
+	// (and, through an implication, their clients).
+	prefix := linkedFromPrefix(t, typ, id)
+	return w.scan(prefix, func(k []byte) error {
+		parts, err := lastParts(prefix, k, 2)
 		if err != nil {
 			return err
 		}
-		if err := w.toClients(t, l.Type, l.ID, seq, i, linking.Client); err != nil {
+		w.entry(appendRecordLog(w.kb[:0], t, parts[0], parts[1]), seq, i, whyLinkPrefix+ref)
+		linking, err := w.record(t, parts[0], parts[1])
+		if err != nil {
 			return err
 		}
-	}
-	return nil
+		return w.toClients(t, parts[0], parts[1], seq, i, linking.Client)
+	})
 }
 
 // toClients adds a change of a record of type typ to the log of the client records it names,
@@ -299,25 +300,19 @@ func (w *auditWriter) relink(t, typ, id string, before, after *recordState) erro
 	return nil
 }
 
-// link adds (+1) or removes (-1) the record typ/id to the records linking to via, kept in via's
-// state, so that a change of via's assignees finds them without reading anything else.
+// link adds (+1) or removes (-1) the reverse link from via to the record typ/id, and counts it in
+// via's state, so that a change of via's assignees scans for linking records only when some are.
 func (w *auditWriter) link(t string, via events.RecordRef, typ, id string, delta int) error {
 	vs, err := w.record(t, via.Type, via.ID)
 	if err != nil {
 		return err
 	}
-	ref := events.RecordRef{Type: typ, ID: id}
-	k, found := slices.BinarySearchFunc(vs.LinkedFrom, ref, refCmp)
-	switch {
-	case delta > 0 && !found:
-		vs.LinkedFrom = slices.Insert(vs.LinkedFrom, k, ref)
-	case delta < 0 && found:
-		vs.LinkedFrom = slices.Delete(vs.LinkedFrom, k, k+1)
-		if len(vs.LinkedFrom) == 0 {
-			vs.LinkedFrom = nil // the cache's form as a state read from the JSON, which omits it
-		}
+	vs.LinkedBy += delta
+	prefix, k := linkedFromPrefix(t, via.Type, via.ID), linkedFromKey(t, via.Type, via.ID, typ, id)
+	if delta > 0 {
+		return w.set(prefix, k)
 	}
-	return nil
+	return w.del(prefix, k)
 }
 
 func union(a, b []string) []string {

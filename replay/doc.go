@@ -26,11 +26,10 @@
 //	<t> w <seq>                        entry: tenant-wide changes (policy, features)
 //	<t> T                              tenant state: features, types with an implication
 //	<t> P <principal>                  principal state: kind, roles, first and removal sequences
-//	<t> R <type> <id>                  record state: client, owner, assignees, links, linked_from
+//	<t> R <type> <id>                  record state: client, owner, assignees, links, linked_by
 //	<t> h <role> <principal>           ""  active holders of a role
+//	<t> L <via type> <via id> <type> <id>  ""  records linking to via
 //	!applied                           the last applied sequence
-//	!format                            the index's format, "2" (audit_format.go; format 1 kept
-//	                                   the linking records as keys <t> L <via type> <via id> <type> <id>)
 //
 // An entry lists the envelopes of the message that belong to the history and why ("" for the
 // aggregate's own; "role:<id>", "record:<type>/<id>", "link:<type>/<id>", "client:<type>/<id>",
