@@ -306,6 +306,9 @@ func (bs *bases) openShared() {
 	if old != nil {
 		bs.release(old)
 	}
+	if err := bs.ckpts.setShared(b.seq); err != nil && bs.log != nil {
+		bs.log.Error("replay: as_of checkpoints", "err", err)
+	}
 	if bs.versions != nil {
 		// A first start at 10^6 reads every table once (seconds, in the background); later
 		// openings add the tables flushed since. A failure is not fatal: overlays on bases the

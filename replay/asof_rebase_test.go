@@ -272,3 +272,34 @@ func TestThinnedChainReadsFlushes(t *testing.T) {
 	}
 	t.Logf("%d checkpoints kept of %d multiples: %v", len(seqs), len(multiples), seqs)
 }
+
+// TestStaleSharedBaseKeepsCheckpoints: after an idle spell with no as_of answer, the shared base
+// still stands on an old checkpoint; the checkpoints written since must stay, so that a moment
+// between the two starts from one of them, not from the shared base with every event since
+// replayed (thinning kept only the newest tail: a moment replayed up to 99 events at a spacing
+// of 5; at the defaults up to a whole segment). Found by round 18's review.
+func TestStaleSharedBaseKeepsCheckpoints(t *testing.T) {
+	const every, k, tail = 5, 1000, 3
+	s, h, open := rebasingChain(t, 41, every, k, tail)
+	s.svc = open()
+	defer s.svc.Close()
+	waitCheckpoint(t, s, s.d.seq/every*every)
+	waitShared(t, s)
+	s.svc.bases.mu.Lock()
+	n1 := s.svc.bases.shared.seq
+	s.svc.bases.mu.Unlock()
+	h.run(300) // no as_of answer meanwhile
+	s.sync(t)
+	waitCheckpoint(t, s, s.d.seq/every*every)
+	newest, worst := s.svc.ckpts.last(), uint64(0)
+	for seq := n1 + 1; seq+tail*every < newest; seq++ {
+		if f := s.svc.bases.floor(seq); seq-f > worst {
+			worst = seq - f
+		}
+	}
+	mid := n1 + (newest-tail*every-n1)/2
+	requireOracleAt(t, s, Moment{Seq: mid}, mid) // the answer itself is right either way
+	if worst > 2*every {
+		t.Errorf("a moment between the shared base (%d) and the newest checkpoint (%d) replays %d events (spacing %d)", n1, newest, worst, every)
+	}
+}

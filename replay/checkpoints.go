@@ -41,9 +41,14 @@ type checkpoints struct {
 	// flushes after it are written by a release that tags). Past the newest flushTail, the
 	// checkpoints of such a segment are dropped (servedByFlushes).
 	firstTagged bool
-	tail        uint64     // flushTail (tests shorten it)
-	added       int        // checkpoints added since opened (tests)
-	disk        *diskShare // the files of the checkpoints, each counted once; nil until needed
+	tail        uint64 // flushTail (tests shorten it)
+	// sharedSeq is the checkpoint of the shared as_of base (0: none opened yet). Checkpoints
+	// after it stay: the shared base is opened again only when an answer comes, so after an
+	// idle spell it can be far behind the newest, and a moment between the two starts from its
+	// own checkpoint, not from the shared base with every event since replayed.
+	sharedSeq uint64
+	added     int        // checkpoints added since opened (tests)
+	disk      *diskShare // the files of the checkpoints, each counted once; nil until needed
 
 	// pins counts the open as_of bases reading each checkpoint (bases.go): thinning removes a
 	// pinned checkpoint from seqs at once and from disk when its last reader unpins it (Pebble
@@ -450,6 +455,9 @@ const flushTail = 64
 // every table it links: at 10^6 records ~123 KB, 42.5 MB for 346 checkpoints. Called with mu
 // held.
 func (c *checkpoints) servedByFlushes(g grid, seq, newest uint64) bool {
+	if c.sharedSeq != 0 && seq > c.sharedSeq {
+		return false
+	}
 	newestSegment := len(c.rebases) == 0 || seq >= c.rebases[len(c.rebases)-1]
 	if newestSegment && newest-seq < c.tail*g.every {
 		return false
@@ -466,6 +474,14 @@ func (c *checkpoints) setFirstTagged() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.firstTagged = true
+	return c.thin()
+}
+
+// setShared records the shared base's checkpoint and drops what it now serves.
+func (c *checkpoints) setShared(seq uint64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sharedSeq = seq
 	return c.thin()
 }
 
