@@ -57,6 +57,12 @@ func caughtUp(t testing.TB, m *Main, seq uint64) {
 	if err := m.proj.WaitFor(ctx, seq); err != nil {
 		t.Fatalf("the read model did not reach seq %d within 60 s: %v", seq, err)
 	}
+	// history waits for the audit index, not the read model (replay's historyBounds)
+	if m.replay != nil && m.replay.Audit() != nil {
+		if err := m.replay.Audit().WaitFor(ctx, seq); err != nil {
+			t.Fatalf("the audit index did not reach seq %d within 60 s: %v", seq, err)
+		}
+	}
 }
 
 func lastSeq(t testing.TB, m *Main) uint64 {
