@@ -286,16 +286,15 @@ func (w *auditWriter) relink(t, typ, id string, before, after *recordState) erro
 	// A record's links may name one record twice (nothing removes duplicates from a body): each
 	// distinct target counts once, or [x x] -> [] would take 2 from x's LinkedBy for the 1 that
 	// [] -> [x x] added, and x's count would read 0 while a record still links to it.
-	was, now = distinctRefs(was), distinctRefs(now)
-	for _, l := range was {
-		if !slices.Contains(now, l) {
+	for i, l := range was {
+		if !slices.Contains(was[:i], l) && !slices.Contains(now, l) {
 			if err := w.link(t, l, typ, id, -1); err != nil {
 				return err
 			}
 		}
 	}
-	for _, l := range now {
-		if !slices.Contains(was, l) {
+	for i, l := range now {
+		if !slices.Contains(now[:i], l) && !slices.Contains(was, l) {
 			if err := w.link(t, l, typ, id, +1); err != nil {
 				return err
 			}
@@ -317,22 +316,6 @@ func (w *auditWriter) link(t string, via events.RecordRef, typ, id string, delta
 		return w.set(prefix, k)
 	}
 	return w.del(prefix, k)
-}
-
-// distinctRefs returns refs without repeats, in first-seen order (a copy only when it has some).
-func distinctRefs(refs []events.RecordRef) []events.RecordRef {
-	for i := 1; i < len(refs); i++ {
-		if slices.Contains(refs[:i], refs[i]) {
-			out := slices.Clone(refs[:i])
-			for _, r := range refs[i+1:] {
-				if !slices.Contains(out, r) {
-					out = append(out, r)
-				}
-			}
-			return out
-		}
-	}
-	return refs
 }
 
 func union(a, b []string) []string {

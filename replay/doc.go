@@ -91,8 +91,10 @@
 // (CheckpointBudget) coarsens it when the checkpoints pin more than it allows. Whatever the
 // grid, a checkpoint whose segment is read as of its flushes (below: its last checkpoint
 // answers each of its moments as the checkpoint would) is dropped, unless it is a segment's
-// end or among the newest 64 of the newest segment (checkpoints.servedByFlushes): each kept
-// one cost its manifest, the list of every table it links (42.5 MB for 346 checkpoints at 10^6
+// end, among the newest 64 of the newest segment, or newer than the shared base's checkpoint
+// (which moves only when an answer comes: after an idle spell the moments since start from their
+// own checkpoints; checkpoints.servedByFlushes): each kept one cost its manifest, the list of
+// every table it links (42.5 MB for 346 checkpoints at 10^6
 // records). A checkpoint is dropped by renaming its directory out of the listing, then
 // removing it, so that a crash in between leaves no half-removed checkpoint to open.
 //

@@ -303,12 +303,7 @@ func TestClusterLeaderLoss(t *testing.T) {
 		// last acknowledgement, past min_seq's 2 s. A follower that stopped for good still fails
 		// here, by the deadline.
 		waitStart := time.Now()
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		err := m.proj.WaitFor(ctx, last)
-		cancel()
-		if err != nil {
-			t.Fatalf("acld %d: its read model did not reach seq %d within 60 s: %v", i, last, err)
-		}
+		caughtUp(t, m, last)
 		t.Logf("acld %d: read model at seq %d %v after the writers stopped waiting", i, last, time.Since(waitStart).Round(time.Millisecond))
 		base := "http://" + m.HTTPAddr()
 		found := map[string]bool{}
