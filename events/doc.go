@@ -45,7 +45,8 @@
 // state's sequence instead. Follow and Read run an ordered consumer (pulling 10000 ahead),
 // decode in its callback with a scanner made for the exact JSON Append writes (encoding/json
 // for anything else), pass chunks of messages to the follower's goroutine, and delete the
-// consumer when they end. Decode reads the data of the frequent event types (registrations,
+// consumer when they end. The consumer is named before it is created (acl_<store>_<n>_1), so
+// one whose creation is answered after the follow gave up on it, or never, is deleted too. Decode reads the data of the frequent event types (registrations,
 // assignments, level, role and unit changes) with the same kind of scanner (fastdata.go,
 // about 3.5x faster than encoding/json, which still decides anything unusual). SeqAtTime asks the server for the first message stored after t
 // (direct get by start time) and reads on while its events are at or before t (an event's time

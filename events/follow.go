@@ -15,8 +15,9 @@ const (
 	pullMax = 10000
 	// cleanupWait bounds the deletion of the consumer when a follow ends.
 	cleanupWait = 2 * time.Second
-	// createWait bounds the creation of a follow's consumer, whatever the follow's context.
-	createWait = 10 * time.Second
+	// consumerIdle is how long the server keeps a follow's consumer that nobody pulls from
+	// (nats.go's default for ordered consumers, set here because lateWait is bounded by it).
+	consumerIdle = 5 * time.Minute
 	// followHeartbeat is how often the server says an idle consumer is alive. The ordered
 	// consumer is recreated after two missed ones: with nats.go's default of 5 s, a follower
 	// whose consumer lived on a cluster node that stopped resumed ~10 s later, and a read
@@ -24,6 +25,19 @@ const (
 	// 15 runs: applied 4,200 of 13,858 acknowledged when it asked). A heartbeat message per
 	// follower each 2 s costs nothing measurable.
 	followHeartbeat = 2 * time.Second
+)
+
+// Variables for the tests (SetConsumerWaits).
+var (
+	// createWait bounds how long a follow waits for its consumer's creation, whatever its
+	// context.
+	createWait = 10 * time.Second
+	// lateWait bounds how long a creation nobody waits for any more goes on in the background,
+	// so that its consumer is deleted when the server answers (orderedConsumer); after it, the
+	// consumer is deleted by its name. Each waits in a goroutine: a follower retrying through
+	// an outage starts one each createWait, so a minute keeps them to six a follower. Under
+	// consumerIdle, after which the server has removed what it made anyway.
+	lateWait = time.Minute
 )
 
 // Follow delivers messages with sequence >= from, in order, in batches, to fn until ctx ends or
@@ -102,48 +116,74 @@ func (s *Store) follow(ctx context.Context, from, to uint64, fn func([]Message) 
 	}
 }
 
-// orderedConsumer creates a follow's consumer. The request creating it does not end with ctx:
-// cut short on the client it still created the consumer on the server, which nobody deleted
-// then (it stayed until its inactive threshold, 5 minutes, with its goroutines in an embedded
-// server). When ctx ends first, the creation goes on in the background and its consumer is
-// deleted like any other.
+// orderedConsumer creates a follow's consumer, named before it is created (Store.prefix) so
+// that it can be deleted whatever becomes of the request creating it. That request does not end
+// with ctx: cut short on the client it still created the consumer on the server, which nobody
+// deleted then (it stayed until its inactive threshold, 5 minutes, with its goroutines in an
+// embedded server). When ctx ends or createWait passes first, the creation goes on in the
+// background, up to lateWait, and its consumer is deleted when the server answers. A server
+// that answers later than that, or whose answer is lost, may have made the consumer all the
+// same: it is deleted by its name then. Only a creation the server carries out after that
+// deletion stays until its inactive threshold.
 func (s *Store) orderedConsumer(ctx context.Context, cfg jetstream.OrderedConsumerConfig) (jetstream.Consumer, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	cfg.NamePrefix = fmt.Sprintf("%s_%d", s.prefix, s.follows.Add(1))
+	cfg.InactiveThreshold = consumerIdle
+	// nats.go names an ordered consumer's first consumer <NamePrefix>_1, the next one (after
+	// a reset, which deletes the one before itself) _2, and so on.
+	name := cfg.NamePrefix + "_1"
 	type made struct {
 		cons jetstream.Consumer
 		err  error
 	}
 	done := make(chan made, 1)
+	wait, late := createWait, lateWait // read here: the tests set them between calls
 	go func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createWait)
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), late)
 		defer cancel()
 		cons, err := s.js.OrderedConsumer(cctx, s.name, cfg)
 		done <- made{cons, err}
 	}()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	var err error
 	select {
 	case m := <-done:
+		// An error here is the server's refusal or a lost connection: nothing to delete, or
+		// no way to.
 		return m.cons, m.err
 	case <-ctx.Done():
-		go func() {
-			if m := <-done; m.err == nil {
-				s.deleteConsumer(m.cons)
-			}
-		}()
-		return nil, ctx.Err()
+		err = ctx.Err()
+	case <-timer.C:
+		err = fmt.Errorf("consumer %s not created in %v: %w", name, wait, context.DeadlineExceeded)
 	}
+	go func() {
+		if m := <-done; m.err == nil {
+			s.deleteConsumer(m.cons)
+		} else {
+			s.deleteConsumerNamed(name)
+		}
+	}()
+	return nil, err
 }
 
 // deleteConsumer removes the ordered consumer at once instead of leaving it to its inactive
 // threshold (5 minutes), so that many short reads do not pile up consumers on the server.
 func (s *Store) deleteConsumer(cons jetstream.Consumer) {
-	info := cons.CachedInfo()
-	if info == nil || !s.nc.IsConnected() {
+	if info := cons.CachedInfo(); info != nil {
+		s.deleteConsumerNamed(info.Name)
+	}
+}
+
+// deleteConsumerNamed deletes consumer name of the stream if it exists.
+func (s *Store) deleteConsumerNamed(name string) {
+	if !s.nc.IsConnected() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupWait)
 	defer cancel()
 	// On failure the server removes it after its inactive threshold anyway.
-	_ = s.js.DeleteConsumer(ctx, s.name, info.Name)
+	_ = s.js.DeleteConsumer(ctx, s.name, name)
 }

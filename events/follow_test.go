@@ -2,13 +2,17 @@ package events_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
 	"runtime"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/acl-es/acl/events"
@@ -435,4 +439,121 @@ func TestFollowCutShortLeavesNoConsumer(t *testing.T) {
 		}
 	}
 	noConsumerLeft(t, st, "200 follows cut short")
+}
+
+// TestFollowSlowCreationLeavesNoConsumer: a consumer whose creation the server answers after
+// the follow stopped waiting for it (its context ended, or createWait passed) is deleted when
+// the answer comes, and one whose answer never comes is deleted by its name after lateWait.
+// Before, the request creating it was given up after createWait (10 s) and its consumer left
+// on the server until its inactive threshold (5 minutes).
+func TestFollowSlowCreationLeavesNoConsumer(t *testing.T) {
+	const createWait = 100 * time.Millisecond
+	for _, tc := range []struct {
+		name      string
+		answer    time.Duration // how late the server answers a creation; 0: never
+		lateWait  time.Duration
+		followFor time.Duration // the follow's context; 0: longer than createWait
+	}{
+		{name: "answered late, follow cut short", answer: 4 * createWait, lateWait: time.Minute, followFor: createWait / 2},
+		{name: "answered late, createWait passed", answer: 4 * createWait, lateWait: time.Minute},
+		{name: "never answered, follow cut short", lateWait: 3 * createWait, followFor: createWait / 2},
+		{name: "never answered, createWait passed", lateWait: 3 * createWait},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			events.SetConsumerWaits(t, createWait, tc.lateWait)
+			env := eventstest.Start(t)
+			appendN(t, env.Store, 5)
+			p := startSlowAPI(t, env, tc.answer)
+			st, err := events.OpenStoreWithAPIPrefix(ctxT(t), env.Conn, events.StoreConfig{}, slowAPIPrefix)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const follows = 5
+			for range follows {
+				ctx, cancel := context.WithCancel(ctxT(t))
+				if tc.followFor > 0 {
+					ctx, cancel = context.WithTimeout(ctx, tc.followFor)
+				}
+				err := st.Follow(ctx, 1, func([]events.Message) error { return nil })
+				ended := ctx.Err()
+				cancel()
+				if !errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("follow = %v; want deadline exceeded", err)
+				}
+				if (ended != nil) != (tc.followFor > 0) {
+					t.Fatalf("follow's context ended: %v; want it to end only if cut short", ended)
+				}
+			}
+			// The server made every consumer; the store only heard of it late or never.
+			eventstest.WaitFor(t, 30*time.Second, func() error {
+				if n := p.created.Load(); n != follows {
+					return fmt.Errorf("the server made %d consumers; want %d", n, follows)
+				}
+				return nil
+			})
+			noConsumerLeft(t, st, fmt.Sprintf("%d follows", follows))
+		})
+	}
+}
+
+// slowAPIPrefix is where a store opened with events.OpenStoreWithAPIPrefix sends its JetStream
+// API requests, for slowAPI to pass on.
+const slowAPIPrefix = "slowapi"
+
+// slowAPI stands between a store and the server's JetStream API. It passes every request on
+// to $JS.API as it comes, in order, except a consumer's creation: with answer > 0 it passes
+// it on that late and then answers, as a server slow to create would; with answer 0 it makes
+// the consumer at once and never answers, as a server whose answer is lost.
+type slowAPI struct {
+	nc      *nats.Conn
+	answer  time.Duration
+	created atomic.Int32 // consumers the server made
+}
+
+func startSlowAPI(t *testing.T, env *eventstest.Env, answer time.Duration) *slowAPI {
+	t.Helper()
+	p := &slowAPI{nc: env.Connect(t, env.Owner.Option()), answer: answer}
+	// One subscription, whose callback runs one message at a time: a request that comes after
+	// a lost answer (the deletion of its consumer by name) reaches the server after the
+	// creation.
+	if _, err := p.nc.Subscribe(slowAPIPrefix+".>", p.pass); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func (p *slowAPI) pass(m *nats.Msg) {
+	fwd := &nats.Msg{Subject: "$JS.API" + strings.TrimPrefix(m.Subject, slowAPIPrefix), Reply: m.Reply, Header: m.Header, Data: m.Data}
+	switch {
+	case !strings.HasPrefix(fwd.Subject, "$JS.API.CONSUMER.CREATE."):
+		_ = p.nc.PublishMsg(fwd) // if lost, the store's request times out, as with a server
+	case p.answer == 0:
+		p.create(fwd)
+	default:
+		go func() {
+			time.Sleep(p.answer) // the server is slow to create, as far as the store can tell
+			if resp := p.create(fwd); resp != nil {
+				_ = p.nc.PublishMsg(&nats.Msg{Subject: m.Reply, Header: resp.Header, Data: resp.Data})
+			}
+		}()
+	}
+}
+
+// create passes a consumer's creation on to the server and returns its answer, nil if none.
+func (p *slowAPI) create(fwd *nats.Msg) *nats.Msg {
+	fwd.Reply = ""
+	resp, err := p.nc.RequestMsg(fwd, 10*time.Second)
+	if err != nil {
+		return nil // nothing made: the test waits for every creation and fails
+	}
+	var r struct {
+		Error *jetstream.APIError `json:"error"`
+	}
+	if json.Unmarshal(resp.Data, &r) == nil && r.Error == nil {
+		p.created.Add(1)
+	}
+	return resp
 }

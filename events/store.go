@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 )
 
 // ErrConflict: the expected last sequence of a subject did not match (JetStream 10071/10164).
@@ -48,6 +50,10 @@ type Store struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
 	name   string
+	// prefix is unique to this store; the consumer of its n-th follow is named
+	// <prefix>_<n>_1 before it is created (orderedConsumer).
+	prefix  string
+	follows atomic.Uint64
 }
 
 // streamConfig is the one configuration this package creates.
@@ -96,15 +102,20 @@ func streamConfig(cfg StoreConfig) jetstream.StreamConfig {
 // back from the server after creation and on every open: a stream that could lose or rewrite
 // history (deletes or purges allowed, limits, TTLs, rollups) is refused with ErrConfig.
 func OpenStore(ctx context.Context, nc *nats.Conn, cfg StoreConfig) (*Store, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("events: jetstream context: %w", err)
+	}
+	return openStore(ctx, nc, js, cfg)
+}
+
+// openStore is OpenStore on js (a test's may send its requests elsewhere than $JS.API).
+func openStore(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg StoreConfig) (*Store, error) {
 	if cfg.Stream == "" {
 		cfg.Stream = DefaultStream
 	}
 	if cfg.Replicas < 0 || cfg.DuplicateWindow < 0 {
 		return nil, fmt.Errorf("%w: stream %s: negative replicas or duplicate window", ErrConfig, cfg.Stream)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, fmt.Errorf("events: jetstream context: %w", err)
 	}
 	st, err := js.Stream(ctx, cfg.Stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -125,7 +136,7 @@ func OpenStore(ctx context.Context, nc *nats.Conn, cfg StoreConfig) (*Store, err
 	if err := checkStreamConfig(info.Config, cfg); err != nil {
 		return nil, err
 	}
-	return &Store{nc: nc, js: js, stream: st, name: cfg.Stream}, nil
+	return &Store{nc: nc, js: js, stream: st, name: cfg.Stream, prefix: "acl_" + nuid.Next()}, nil
 }
 
 // checkStreamConfig refuses a stream whose configuration does not keep every event forever
