@@ -254,7 +254,22 @@ func TestClusterLeaderLoss(t *testing.T) {
 	mu.Lock()
 	stopped = time.Now()
 	mu.Unlock()
-	leader.stop() // the leader's node goes away
+	// The leader's node goes away. Its shutdown ends the window of requests lost in flight
+	// (down, below): one that hung would widen that window until it excused any silence, so
+	// it must return, within a bound for what must come (it took 100-260 ms at load 12-17).
+	const shutdownBound = 30 * time.Second
+	shut := make(chan struct{})
+	go func() {
+		leader.stop()
+		close(shut)
+	}()
+	select {
+	case <-shut:
+	case <-time.After(shutdownBound):
+		close(stop)
+		wg.Wait()
+		t.Fatalf("the stream leader %s's shutdown did not return within %v", leader.name, shutdownBound)
+	}
 	mu.Lock()
 	down = time.Now()
 	mu.Unlock()
