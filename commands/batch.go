@@ -397,7 +397,7 @@ func (r *batchRun) run(i int, cmd aggregates.Command) error {
 	snaps := make([]*snapshot, len(x.entries))
 	for k, e := range x.entries {
 		if gs := r.inGroup(e.subject); gs != nil {
-			snaps[k] = &snapshot{state: gs.state, gen: gs.base.gen, pos: gs.base.pos}
+			snaps[k] = &snapshot{state: gs.state, gen: gs.base.gen, pos: gs.base.pos, pending: true}
 		} else {
 			var err error
 			if snaps[k], err = x.read(r.ctx, e); err != nil {
@@ -407,13 +407,21 @@ func (r *batchRun) run(i int, cmd aggregates.Command) error {
 		f.pin(e.ref, snaps[k].state)
 	}
 	if res, ok, err := x.previous(r.ctx, snaps); ok || err != nil {
+		if ok && slices.ContainsFunc(snaps, func(s *snapshot) bool { return s.pending }) {
+			// Not an answer yet, so the command is carried out alone, after the open atomic
+			// batch is stored: the batch carries the command twice and the open atomic batch
+			// holds the first. Its states remember the command at sequence 0 (the tenant's
+			// index not at all), and it may yet be refused: answered from them, the second
+			// was {seq 0, part of the events}, even when nothing was stored.
+			r.commit()
+			return r.aloneInRun(i, cmd)
+		}
 		if err != nil {
 			return err
 		}
 		if x.speculated(snaps) { // an aggregate assumed empty may remember it too (see attempt)
 			r.commit()
-			r.alone(i, cmd)
-			return nil
+			return r.aloneInRun(i, cmd)
 		}
 		r.results[i] = outcome{res: res}
 		return nil
@@ -606,6 +614,13 @@ func (r *batchRun) commit() {
 			sn.added(gs.entry, st, n)
 		}
 	}
+}
+
+// aloneInRun carries out command i alone while the batch decides (run), and returns its error:
+// a refusal stops the batch there, as one decided in the batch does.
+func (r *batchRun) aloneInRun(i int, cmd aggregates.Command) error {
+	r.alone(i, cmd)
+	return r.results[i].err
 }
 
 // alone carries out command i by Execute, as if sent alone.

@@ -109,6 +109,9 @@ type snapshot struct {
 	// assumed: the state of an aggregate a command creates, assumed empty without reading it
 	// (execution.read); never stored in an entry.
 	assumed bool
+	// pending: the state an open atomic batch of the bulk path left (batchRun.group), with
+	// its commands applied but not stored yet; never stored in an entry.
+	pending bool
 	// pos is the spill follower's position when the state was read: it includes every
 	// message of its subject up to it (see spill.mayKeepLocked).
 	pos uint64
