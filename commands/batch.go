@@ -406,13 +406,15 @@ func (r *batchRun) run(i int, cmd aggregates.Command) error {
 		}
 		f.pin(e.ref, snaps[k].state)
 	}
-	if res, ok, err := x.previous(r.ctx, snaps); ok || err != nil {
-		if ok && slices.ContainsFunc(snaps, func(s *snapshot) bool { return s.pending }) {
+	if res, ok, missing, err := x.previous(r.ctx, snaps); ok || err != nil {
+		if ok && (len(missing) > 0 && err == nil || slices.ContainsFunc(snaps, func(s *snapshot) bool { return s.pending })) {
 			// Not an answer yet, so the command is carried out alone, after the open atomic
-			// batch is stored: the batch carries the command twice and the open atomic batch
-			// holds the first. Its states remember the command at sequence 0 (the tenant's
-			// index not at all), and it may yet be refused: answered from them, the second
-			// was {seq 0, part of the events}, even when nothing was stored.
+			// batch is stored: either an aggregate that does not remember the command while
+			// another does may be behind the stream (Execute reads it again, see attempt), or
+			// the batch carries the command twice and the open atomic batch holds the first.
+			// Its states remember the command at sequence 0 (the tenant's index not at all),
+			// and it may yet be refused: answered from them, the second was {seq 0, part of
+			// the events}, even when nothing was stored.
 			r.commit()
 			return r.aloneInRun(i, cmd)
 		}

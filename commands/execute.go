@@ -83,6 +83,9 @@ type execution struct {
 	speculate bool
 	// rereads: how often a duplicate without a trace of the command was read again.
 	rereads int
+	// rechecked: the aggregates that did not remember the command while another one did
+	// were read again from the store (see attempt).
+	rechecked bool
 }
 
 // maxRereads bounds the re-reads of a duplicate (see attempt); each waits rereadPause longer.
@@ -108,10 +111,22 @@ func (x *execution) attempt(ctx context.Context) (res Result, retry bool, err er
 		}
 		f.pin(e.ref, snaps[i].state)
 	}
-	if res, ok, err := x.previous(ctx, snaps); ok || err != nil {
+	if res, ok, missing, err := x.previous(ctx, snaps); ok || err != nil {
 		if ok && x.speculated(snaps) {
 			// Another aggregate remembers the command: the one assumed empty may too (a retry
 			// whose state the cache dropped). Read them all, or the answer would miss its part.
+			return Result{}, true, nil
+		}
+		if err == nil && len(missing) > 0 && !x.rechecked {
+			// One aggregate remembers the command and another does not: the command wrote
+			// only the one (RemovePrincipal of a principal without a seat), or the other's
+			// state is behind the stream (its invalidation was on its way when it was read,
+			// the one of the aggregate read next had come). Answered so, a retry of a seat
+			// change got the tenant's event and not the principal's. Read them from the store.
+			x.rechecked = true
+			for _, i := range missing {
+				x.entries[i].stale()
+			}
 			return Result{}, true, nil
 		}
 		return res, false, err
@@ -164,35 +179,38 @@ func (x *execution) speculated(snaps []*snapshot) bool {
 
 // previous answers a retry: when the command's aggregates remember its id with the same hash,
 // the result stored the first time (sequence of the last message, event ids in stream order);
-// with another hash, conflict.
-func (x *execution) previous(ctx context.Context, snaps []*snapshot) (Result, bool, error) {
+// with another hash, conflict. missing are the indexes of the entries whose states do not
+// remember it when others do: the result lacks their part if those states are behind.
+func (x *execution) previous(ctx context.Context, snaps []*snapshot) (res Result, ok bool, missing []int, err error) {
 	id := x.cmd.Base().CommandID
 	var found []aggregates.CommandResult
 	for i, s := range snaps {
 		r, ok, err := x.entries[i].command(ctx, s.state, id)
 		if err != nil {
-			return Result{}, false, storeError(x.op, err)
+			return Result{}, false, nil, storeError(x.op, err)
 		}
 		if ok {
 			found = append(found, r)
+		} else {
+			missing = append(missing, i)
 		}
 	}
 	if len(found) == 0 {
-		return Result{}, false, nil
+		return Result{}, false, nil, nil
 	}
 	for _, r := range found {
 		if r.Hash != "" && r.Hash != x.hash {
-			return Result{}, true, &aggregates.Error{Code: aggregates.CodeConflict, Op: x.op,
+			return Result{}, true, nil, &aggregates.Error{Code: aggregates.CodeConflict, Op: x.op,
 				Message: "command_id " + id + " was already used with another body; a retry must repeat the command exactly, a new command needs a new id"}
 		}
 	}
 	slices.SortFunc(found, func(a, b aggregates.CommandResult) int { return cmp.Compare(a.Seq, b.Seq) })
-	res := Result{Events: []string{}}
+	res = Result{Events: []string{}}
 	for _, r := range found {
 		res.Seq = max(res.Seq, r.Seq)
 		res.Events = append(res.Events, r.Events...)
 	}
-	return res, true, nil
+	return res, true, missing, nil
 }
 
 // msgID is the message id of a command's write to ref when it writes n aggregates: the command

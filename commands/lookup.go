@@ -29,16 +29,30 @@ func (s *Service) Lookup(ctx context.Context, cmd aggregates.Command) (Result, e
 		defer e.write.Unlock()
 	}
 	snaps := make([]*snapshot, len(x.entries))
-	for i, e := range x.entries {
-		snap, err := s.cache.fresh(ctx, e)
-		if err != nil {
-			return Result{}, storeError(x.op, err)
+	var res Result
+	var ok bool
+	for range 2 {
+		for i, e := range x.entries {
+			snap, err := s.cache.fresh(ctx, e)
+			if err != nil {
+				return Result{}, storeError(x.op, err)
+			}
+			snaps[i] = snap
 		}
-		snaps[i] = snap
-	}
-	res, ok, err := x.previous(ctx, snaps)
-	if err != nil {
-		return Result{}, err
+		var missing []int
+		res, ok, missing, err = x.previous(ctx, snaps)
+		if err != nil {
+			return Result{}, err
+		}
+		if !ok || len(missing) == 0 || x.rechecked {
+			break
+		}
+		// An aggregate that does not remember the command while another does may be behind
+		// the stream: read it again once (see execution.attempt).
+		x.rechecked = true
+		for _, i := range missing {
+			x.entries[i].stale()
+		}
 	}
 	if !ok {
 		return Result{}, &aggregates.Error{Code: aggregates.CodeNotFound, Op: x.op,
