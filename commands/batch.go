@@ -433,6 +433,18 @@ func (r *batchRun) run(i int, cmd aggregates.Command) error {
 	if f.err != nil {
 		return storeError(op, f.err)
 	}
+	if err != nil || !writesEvents(ws) && !join {
+		// Answered without an append (see execution.current): on a state behind the stream,
+		// the command is carried out alone, which reads it again. (A command that joins the
+		// open atomic batch and changes nothing is decided again alone if the batch is
+		// refused; current does not check the states the batch left.)
+		if ok, cerr := x.current(r.ctx, snaps); cerr != nil {
+			return storeError(op, cerr)
+		} else if !ok {
+			r.commit()
+			return r.aloneInRun(i, cmd)
+		}
+	}
 	if err != nil {
 		return err
 	}

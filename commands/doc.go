@@ -36,12 +36,17 @@
 //     and appended expecting exactly that sequence (one message per aggregate, an atomic batch
 //     when it writes two: seats, CreateTenant). A lost race reloads and decides again, at most
 //     Options.MaxAttempts times, then answers conflict. Within one instance, commands writing
-//     the same aggregate take its lock (in subject order), so they do not race each other.
+//     the same aggregate take its lock (in subject order), so they do not race each other. A
+//     decision that writes nothing (the command changes nothing, or is refused) has no append
+//     to check it: it is answered only once the store has no message of those aggregates
+//     after the states it read (execution.current), else they are read again.
 //   - A command id is applied once. Its messages carry it as Nats-Msg-Id (plus "/<aggregate>"
 //     in a batch), and every aggregate remembers the ids it applied with the command's hash
 //     (sha256 of its name and canonical JSON), sequence and event ids. A retry with the same
 //     body answers the stored seq and events and writes nothing, also after the duplicate
-//     window; the same id with another body is conflict. A command that changes nothing writes
+//     window; the same id with another body is conflict. When one aggregate remembers the id
+//     and another does not, the other is read again from the store before the answer (its
+//     state may be behind the stream). A command that changes nothing writes
 //     nothing, answers the aggregate's sequence, and so is not remembered. With the spill, a
 //     state keeps its newest 48 ids in memory (a tenant's index 1,024 to 2,048) and the older
 //     ones are keys of the spill, written in the same batch as the state that forgets them
@@ -58,7 +63,8 @@
 // acl.events.> that marks the subject stale (the instance's own appends are recognized by their
 // message ids); dropped invalidations reset the whole cache. A state read but not written by a
 // command (the tenant for a principal command, the actor) is thus as fresh as that feed; the
-// aggregates a command writes are checked by the store. The facts for Decide are read lazily
+// aggregates a command writes are checked by the store (by its append's expected sequence, or,
+// for a decision that writes nothing, by asking it for a newer message). The facts for Decide are read lazily
 // through the cache; they do not enumerate records by client, so implication rules (view
 // permissions) never authorize a command. DeleteRole and DefineRole read every principal of the
 // tenant from the store to know whether the role is held.

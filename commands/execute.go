@@ -151,10 +151,50 @@ func (x *execution) attempt(ctx context.Context) (res Result, retry bool, err er
 	if f.err != nil {
 		return Result{}, false, storeError(x.op, f.err)
 	}
+	if err != nil || !writesEvents(ws) {
+		// Answered without an append, so the store checks nothing: see current.
+		if ok, cerr := x.current(ctx, snaps); cerr != nil {
+			return Result{}, false, storeError(x.op, cerr)
+		} else if !ok {
+			return Result{}, true, nil
+		}
+	}
 	if err != nil {
 		return Result{}, false, err
 	}
 	return x.append(ctx, ws, snaps, now)
+}
+
+// writesEvents reports whether a decision writes any event.
+func writesEvents(ws []aggregates.Write) bool {
+	return slices.ContainsFunc(ws, func(w aggregates.Write) bool { return len(w.Events) > 0 })
+}
+
+// current reports whether the states of the command's aggregates that a decision read are
+// still their subjects' last, and marks the entries of those that are not stale. A decision
+// that writes appends expecting each state's sequence, so the store refuses one decided on a
+// state behind it; a decision that writes nothing (the command changes nothing, or is refused)
+// is answered without the store. The cache learns of other instances' writes by a subscription
+// that may lag behind the stream (a backlog under load), so without this check a RevokeRole
+// sent right after another instance stored the AssignRole answered ok and changed nothing (the
+// role stayed held), and a retry whose first answer was lost answered no events. States
+// assumed empty (a creation) and those an open atomic batch left are checked by their appends.
+func (x *execution) current(ctx context.Context, snaps []*snapshot) (bool, error) {
+	ok := true
+	for i, s := range snaps {
+		if s.assumed || s.pending {
+			continue
+		}
+		newer, err := x.s.store.Newer(ctx, x.entries[i].subject, stateSeq(s.state))
+		if err != nil {
+			return false, err
+		}
+		if newer {
+			x.entries[i].stale()
+			ok = false
+		}
+	}
+	return ok, nil
 }
 
 // read returns the state a decision starts from. The first attempt of a command that creates

@@ -44,15 +44,29 @@ func (s *Service) Lookup(ctx context.Context, cmd aggregates.Command) (Result, e
 		if err != nil {
 			return Result{}, err
 		}
-		if !ok || len(missing) == 0 || x.rechecked {
+		if x.rechecked {
 			break
 		}
-		// An aggregate that does not remember the command while another does may be behind
-		// the stream: read it again once (see execution.attempt).
-		x.rechecked = true
-		for _, i := range missing {
-			x.entries[i].stale()
+		if !ok {
+			// Not remembered by states that may be behind the stream (see
+			// execution.current): read those again once.
+			current, err := x.current(ctx, snaps)
+			if err != nil {
+				return Result{}, storeError(x.op, err)
+			}
+			if current {
+				break
+			}
+		} else if len(missing) > 0 {
+			// An aggregate that does not remember the command while another does may be
+			// behind the stream: read it again once (see execution.attempt).
+			for _, i := range missing {
+				x.entries[i].stale()
+			}
+		} else {
+			break
 		}
+		x.rechecked = true
 	}
 	if !ok {
 		return Result{}, &aggregates.Error{Code: aggregates.CodeNotFound, Op: x.op,

@@ -45,6 +45,47 @@ func staleCarl(t *testing.T) (e *testEnv, a, b *Service) {
 	return e, a, b
 }
 
+// TestNoChangeCheckedAgainstTheStream: a command that changes nothing on the state an instance
+// cached is answered only once that state is known to be its aggregate's last in the stream
+// (execution.current). Instance A's invalidations lag (paused here) while B writes carl, then
+// A decides on carl:
+//   - a revocation of the role B just assigned revokes it (it answered ok without writing, and
+//     carl kept the role: a revocation acknowledged after the assignment and undone by it);
+//   - a retry of B's last assignment, which A's stale state already shows carl holding (B
+//     revoked and assigned it again), answers what B stored (it answered no events, at A's
+//     older sequence);
+//   - the same in a batch, and as a lookup (it answered not_found: not stored on this server).
+func TestNoChangeCheckedAgainstTheStream(t *testing.T) {
+	t.Run("revocation after another instance's assignment", func(t *testing.T) {
+		e, a, b := staleCarl(t)
+		e.execAcme(t, b, &aggregates.AssignRole{Principal: "carl", Role: "work_manager"})
+		if res := e.execAcme(t, a, &aggregates.RevokeRole{Principal: "carl", Role: "work_manager"}); len(res.Events) == 0 {
+			t.Errorf("A answered the revocation with no events (seq %d)", res.Seq)
+		}
+		if p := e.state(events.PrincipalRef("carl")).(*aggregates.Principal); slices.Contains(p.Roles, "work_manager") {
+			t.Errorf("carl holds %v after the acknowledged revocation", p.Roles)
+		}
+	})
+	retry := func(t *testing.T, send func(e *testEnv, a *Service, cmd aggregates.Command) (Result, error)) {
+		e, a, b := staleCarl(t)
+		e.execAcme(t, b, &aggregates.RevokeRole{Principal: "carl", Role: "accountant"})
+		x := &aggregates.AssignRole{Principal: "carl", Role: "accountant"}
+		first := e.execAcme(t, b, x)
+		again, err := send(e, a, &aggregates.AssignRole{CommandBase: aggregates.CommandBase{Tenant: "acme", Actor: "admin", CommandID: x.CommandID},
+			Principal: "carl", Role: "accountant"})
+		if err != nil || again.Seq != first.Seq || !slices.Equal(again.Events, first.Events) {
+			t.Errorf("the retry on A answered %+v, %v; B stored %+v", again, err, first)
+		}
+	}
+	t.Run("retry alone", func(t *testing.T) {
+		retry(t, func(e *testEnv, a *Service, cmd aggregates.Command) (Result, error) { return a.Execute(e.ctx, cmd) })
+	})
+	t.Run("retry in a batch", func(t *testing.T) { retry(t, batchOfOne) })
+	t.Run("lookup", func(t *testing.T) {
+		retry(t, func(e *testEnv, a *Service, cmd aggregates.Command) (Result, error) { return a.Lookup(e.ctx, cmd) })
+	})
+}
+
 // TestRetryReadsTheAggregateThatForgot: a retry of a command that wrote two aggregates (a seat
 // change: the principal and the tenant) finds it in one and not in the other, whose state is
 // behind the stream (its invalidation had not come when it was read, the other's had); it

@@ -102,6 +102,21 @@ func (s *Store) Load(ctx context.Context, subject string, after uint64) ([]Messa
 	return out, nil
 }
 
+// Newer reports whether subject has a message with sequence > after: one direct get of the
+// next message (no batch, see directNext), whose data is not decoded. The command service asks
+// it before answering a command that writes nothing, which its store would not have checked.
+func (s *Store) Newer(ctx context.Context, subject string, after uint64) (bool, error) {
+	found := false
+	err := s.directNext(ctx, subject, after+1, func(*nats.Msg) (bool, error) {
+		found = true
+		return false, nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("events: newer than %d on %s: %w", after, subject, err)
+	}
+	return found, nil
+}
+
 // LoadRange returns the messages of subject (a filter; wildcards allowed) with from <= seq <=
 // to, in order, with the batched direct get API: no consumer to create and delete, so a short
 // range (replay's as_of, a few thousand messages) costs one round trip per loadBatch messages.
