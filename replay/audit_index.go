@@ -40,7 +40,8 @@ type Audit struct {
 	warmBuf    warmBuf
 
 	stopScan chan struct{} // closed by Close: the state scan gives up
-	scanned  chan struct{} // closed when the state scan has ended
+	scanned  chan struct{} // closed when the state scan and the link check have ended
+	drift    linkDrift     // what the link check found (checkLinkCounts), before scanned
 }
 
 // OpenAudit opens (creating if needed) the audit index in dir.
@@ -122,6 +123,10 @@ func openAudit(dir string, bulk bool, shared *pebble.Cache) (*Audit, error) {
 		go func() {
 			defer close(a.scanned)
 			scanStates(pb, a.states, a.stopScan)
+			// An index a previous release wrote may hold wrong counts of linking records;
+			// Run logs them. About as cheap as the scan: at the compare shape (200,000
+			// records, 134,708 reverse links) 0.40-0.44 s against its 0.29-0.47 s, at load 6-7.
+			a.drift, _ = checkLinkCounts(pb, a.stopScan)
 		}()
 	}
 	return a, nil
@@ -241,9 +246,16 @@ type Follower interface {
 }
 
 // Run follows the stream into the index until ctx ends. A lost connection or a failed batch is
-// logged and retried from the applied sequence after a pause, so the index heals by itself.
+// logged and retried from the applied sequence after a pause, so the index heals by itself. It
+// also logs wrong counts of linking records that the check at open found (checkLinkCounts).
 func (a *Audit) Run(ctx context.Context, store Follower, log *slog.Logger) {
+	reported := make(chan struct{})
+	go func() {
+		defer close(reported)
+		a.reportDrift(ctx, log)
+	}()
 	followHealing(ctx, store, a.Applied, a.ApplyMessages, log, "audit index")
+	<-reported
 }
 
 // followHealing follows store from applied()+1 into apply until ctx ends; a follow that stops (a

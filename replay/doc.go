@@ -31,6 +31,12 @@
 //	<t> L <via type> <via id> <type> <id>  ""  records linking to via
 //	!applied                           the last applied sequence
 //
+// A record state's linked_by counts the L keys under it (each distinct linking record once):
+// a change of its assignees scans them only when it is above 0. An index written before
+// f63ac36 may hold counts that differ (links naming one record twice, then none); opening an
+// index checks them in the background, after the scan of its state keys, and Audit.Run logs
+// the records and the command that mends them (aclctl rebuild --model audit).
+//
 // An entry lists the envelopes of the message that belong to the history and why ("" for the
 // aggregate's own; "role:<id>", "record:<type>/<id>", "link:<type>/<id>", "client:<type>/<id>",
 // "policy", "subscription"). What belongs:
