@@ -66,7 +66,10 @@
 // StoreAccount with the owner's nkey as its only user; every other connection is a Caller in an
 // account of its own that imports the command and query services and, with ReadLog, a read-only
 // JetStream API, so it can neither publish where a stream listens, nor delete, purge or update
-// one (which DenyDelete and DenyPurge alone do not prevent), nor answer in acld's place.
+// one (which DenyDelete and DenyPurge alone do not prevent), nor answer in acld's place. Its
+// consumers are made through the owner, pull consumers only (ServeReaders): a push consumer's
+// deliver subject is any subject of StoreAccount, where nats-server would publish the stream's
+// messages as the account itself (onto another caller's change-feed subscription, say).
 // RequestCaller names the caller of a request from the header nats-server stamps on it. An
 // append with a message id retries an unanswered publish (appendAttempt) with the same id, so
 // a leader lost mid-publish costs an election, not the command's whole deadline.

@@ -17,7 +17,8 @@ import (
 //
 //   - StoreAccount ("ACL") holds the streams and only the owner's user (acld). It exports the
 //     command and query services, and the read-only JetStream API of ACL_EVENTS: stream info,
-//     direct and stored message gets, and consumers (create, next, info, delete).
+//     direct and stored message gets, and consumers (next, info, delete; made through the
+//     owner, pull consumers only: readers.go).
 //   - Each caller has an account of its own, CallerAccountPrefix+name. It imports those
 //     services and nothing else. An event published there reaches no stream: there is none in
 //     that account, and a JetStream publish or stream call finds no JetStream to answer it.
@@ -68,7 +69,8 @@ type Layout struct {
 }
 
 // readAPI is the read-only JetStream API of a stream that callers may be granted, with
-// whether an answer is a stream of messages (a pull consumer's next).
+// whether an answer is a stream of messages (a pull consumer's next). Making a consumer is
+// not among them: it goes through the owner (readerAPI).
 func readAPI(stream string) (single []string, streamed []string) {
 	single = []string{
 		"$JS.API.INFO",
@@ -76,13 +78,21 @@ func readAPI(stream string) (single []string, streamed []string) {
 		"$JS.API.STREAM.MSG.GET." + stream,
 		"$JS.API.DIRECT.GET." + stream,
 		"$JS.API.DIRECT.GET." + stream + ".>",
-		"$JS.API.CONSUMER.CREATE." + stream,
-		"$JS.API.CONSUMER.CREATE." + stream + ".>",
 		"$JS.API.CONSUMER.INFO." + stream + ".>",
 		"$JS.API.CONSUMER.DELETE." + stream + ".>",
 	}
 	streamed = []string{"$JS.API.CONSUMER.MSG.NEXT." + stream + ".>"}
 	return single, streamed
+}
+
+// readerAPI are the consumer-making subjects of a stream: each pair is the subject a caller
+// publishes on (JetStream's own) and the store account's subject it is mapped to, which the
+// owner answers (ServeReaders: pull consumers only).
+func readerAPI(stream string) [][2]string {
+	return [][2]string{
+		{consumerCreateAPI + "." + stream, readerCreate + "." + stream},
+		{consumerCreateAPI + "." + stream + ".>", readerCreate + "." + stream + ".>"},
+	}
 }
 
 // Config is the accounts block in nats-server's configuration syntax: what the embedded
@@ -112,6 +122,9 @@ func (l Layout) Config() string {
 	for _, s := range streamed {
 		fmt.Fprintf(&b, "      {service: %s, response_type: stream}\n", q(s))
 	}
+	for _, s := range readerAPI(stream) {
+		fmt.Fprintf(&b, "      {service: %s}\n", q(s[1]))
+	}
 	// The change feed is a stream export: the changes stream republishes each change once on
 	// it, and a caller receives those of the tenants its subscribe permission names.
 	fmt.Fprintf(&b, "      {stream: %s}\n", q(ChangesPrefix+".>"))
@@ -122,6 +135,9 @@ func (l Layout) Config() string {
 		if c.ReadLog {
 			pub = append(pub, single...)
 			pub = append(pub, streamed...)
+			for _, s := range readerAPI(stream) {
+				pub = append(pub, s[0])
+			}
 		}
 		sub := []string{"_INBOX.>"}
 		for _, t := range c.Changes {
@@ -146,6 +162,9 @@ func (l Layout) Config() string {
 		// would answer "not enabled" in place of the store's. Permissions decide who may use it.
 		for _, s := range append(single, streamed...) {
 			fmt.Fprintf(&b, "      {service: {account: %s, subject: %s}}\n", StoreAccount, q(s))
+		}
+		for _, s := range readerAPI(stream) {
+			fmt.Fprintf(&b, "      {service: {account: %s, subject: %s}, to: %s}\n", StoreAccount, q(s[1]), q(s[0]))
 		}
 		fmt.Fprintf(&b, "      {stream: {account: %s, subject: %s}}\n", StoreAccount, q(ChangesPrefix+".>"))
 		b.WriteString("    ]\n  }\n")

@@ -2,6 +2,7 @@ package events_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -193,5 +194,79 @@ func TestLayoutValidate(t *testing.T) {
 	}
 	if c := good.Config(); !strings.Contains(c, `"caller-a"`) || strings.Contains(c, "no_auth_user") {
 		t.Fatalf("config:\n%s", c)
+	}
+}
+
+// TestReadersMakePullConsumersOnly: a caller that may read the log (auditor) asks for push
+// consumers of the stream whose deliver subject is another caller's change-feed subscription,
+// by the JetStream client and by hand-written requests (a field name in another case, a
+// second JSON value after the first, the name-less subject): each is refused, no consumer is
+// made, and the subscriber receives nothing (without the check, nats-server published the
+// stream's messages there as acld's account: forged changes, on a subject where nothing but
+// the changes stream may publish). Its pull consumer (the control) still reads the stream.
+func TestReadersMakePullConsumersOnly(t *testing.T) {
+	owner, err := events.NewOwner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := eventstest.StartWith(t, events.ServerConfig{Owner: owner, Callers: []events.Caller{
+		{Name: "auditor", User: "auditor", Password: "a", ReadLog: true},
+		{Name: "billing", User: "billing", Password: "b", Changes: []string{"acme"}},
+	}}, events.StoreConfig{})
+	appendN(t, env.Store, 3)
+	billing := env.Connect(t, nats.UserInfo("billing", "b"))
+	victim := events.ChangesSubject("acme", "bob")
+	sub, err := billing.SubscribeSync(victim) // a literal subscription: push delivery needs one
+	if err != nil {
+		t.Fatal(err)
+	}
+	billing.Flush()
+	auditor := env.Connect(t, nats.UserInfo("auditor", "a"))
+	js, err := jetstream.New(auditor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := "$JS.API.CONSUMER.CREATE." + events.DefaultStream
+	raw := []struct{ name, subject, body string }{
+		{"field in capitals", create + ".p2", `{"stream_name":"ACL_EVENTS","config":{"name":"p2","DELIVER_SUBJECT":"` + victim + `"}}`},
+		{"a second JSON value", create + ".p3", `{"stream_name":"ACL_EVENTS","config":{"name":"p3"}} {"stream_name":"ACL_EVENTS","config":{"name":"p3","deliver_subject":"` + victim + `"}}`},
+		{"the name-less subject", create, `{"stream_name":"ACL_EVENTS","config":{"deliver_subject":"` + victim + `"}}`},
+	}
+	if _, err := js.CreateConsumer(ctxT(t), events.DefaultStream, jetstream.ConsumerConfig{Name: "p1", DeliverSubject: victim}); err == nil {
+		t.Error("the JetStream client made a push consumer delivering to another caller's changes")
+	}
+	for _, r := range raw {
+		m, err := auditor.Request(r.subject, []byte(r.body), 30*time.Second)
+		if err != nil {
+			t.Fatalf("%s: %v", r.name, err)
+		}
+		var ans struct {
+			Error *struct{ Description string } `json:"error"`
+		}
+		if err := json.Unmarshal(m.Data, &ans); err != nil || ans.Error == nil {
+			t.Errorf("%s: %s, want an error", r.name, m.Data)
+		}
+	}
+	info, err := jetstream.New(env.Conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := info.Stream(ctxT(t), events.DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := st.CachedInfo().State.Consumers; n != 0 {
+		t.Errorf("%d consumers made for the auditor, want none", n)
+	}
+	if m, err := sub.NextMsg(300 * time.Millisecond); err == nil {
+		t.Fatalf("billing received %.80s on %s from a consumer of the auditor", m.Data, m.Subject)
+	}
+	// The control: a pull consumer, as aclctl tail makes, reads the stream.
+	cons, err := js.OrderedConsumer(ctxT(t), events.DefaultStream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatalf("ordered consumer as a reader: %v", err)
+	}
+	if _, err := cons.Next(jetstream.FetchMaxWait(30 * time.Second)); err != nil {
+		t.Fatalf("first message through the reader's consumer: %v", err)
 	}
 }

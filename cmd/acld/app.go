@@ -54,16 +54,18 @@ type Main struct {
 	// model, the audit index, the as_of chain and checkpoints, the command spill. Each had its
 	// own (64 + 16 + 64 + 32 + 8 MiB), and a cache fills up to its size whether or not its reads
 	// need it; one cache gives the blocks to whichever store reads most.
-	blocks   *pebble.Cache
-	db       *projections.DB
-	proj     *projections.Projector
-	engine   *projections.Engine
-	feed     *projections.Feed
-	replay   *replay.Service
-	queries  *projections.Server
-	http     *http.Server
-	pprof    *http.Server // --pprof
-	httpAddr net.Addr
+	blocks  *pebble.Cache
+	db      *projections.DB
+	proj    *projections.Projector
+	engine  *projections.Engine
+	feed    *projections.Feed
+	replay  *replay.Service
+	queries *projections.Server
+	http    *http.Server
+	pprof   *http.Server // --pprof
+	// stopReaders ends the answers to log readers' consumer requests (events.Store.ServeReaders).
+	stopReaders func()
+	httpAddr    net.Addr
 
 	serving   atomic.Bool // commands and queries are both served (readiness)
 	cancel    context.CancelFunc
@@ -401,6 +403,12 @@ func (m *Main) serveQueries(ctx context.Context) error {
 	if err := m.queries.ServeNATS(ctx, m.nc); err != nil {
 		return fmt.Errorf("acld: NATS queries: %w", err)
 	}
+	// Callers that may read the log make their consumers through acld (pull consumers only).
+	stopReaders, err := m.store.ServeReaders(ctx)
+	if err != nil {
+		return fmt.Errorf("acld: %w", err)
+	}
+	m.stopReaders = stopReaders
 	ln, err := net.Listen("tcp", m.Config.HTTPListen)
 	if err != nil {
 		return fmt.Errorf("acld: HTTP listen: %w", err)
@@ -510,6 +518,9 @@ func (m *Main) close() error {
 	}
 	if m.queries != nil {
 		m.queries.Close()
+	}
+	if m.stopReaders != nil {
+		m.stopReaders()
 	}
 	if m.cancel != nil {
 		m.cancel()

@@ -93,6 +93,12 @@ func (e *Env) start(t testing.TB) {
 		s.Shutdown()
 		t.Fatalf("eventstest: open store: %v", err)
 	}
+	// Callers that may read the log make their consumers through the owner, as with acld.
+	if _, err := st.ServeReaders(context.Background()); err != nil {
+		nc.Close()
+		s.Shutdown()
+		t.Fatalf("eventstest: serve readers: %v", err)
+	}
 	e.Server, e.Conn, e.Store = s, nc, st
 }
 
