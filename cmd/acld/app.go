@@ -429,7 +429,11 @@ func (m *Main) serveQueries(ctx context.Context) error {
 	mux.Handle("/ui/", console.New(m.queries, console.Options{Authenticate: m.auth.AuthenticateHTTP,
 		DefaultTenant: defaultTenant, Logger: m.Log}).Handler())
 	mux.Handle("/", m.queries.Handler(m.registry))
-	m.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
+	var handler http.Handler = mux
+	if m.auth == nil && !m.Config.Insecure {
+		handler = loopbackHosts(mux) // loopback only: its Host too (DNS rebinding)
+	}
+	m.http = &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: 10 * time.Second, WriteTimeout: 15 * time.Second, IdleTimeout: 2 * time.Minute}
 	m.wg.Add(1)
 	go func() {

@@ -482,3 +482,56 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 	pool.AddCert(cert)
 	return certFile, keyFile, pool
 }
+
+// TestForeignHostRefusedWithoutAuth: without --auth acld listens on loopback only, and a
+// request whose Host names anything else is refused (403, forbidden), the query API and the
+// console alike: that is how a web page in a browser on this machine reaches it through a
+// name it rebinds to 127.0.0.1 (DNS rebinding), and the browser would let the page read every
+// tenant's answers. Loopback names and addresses are served; with --auth (behind a gateway,
+// under any name) the Host is not looked at.
+func TestForeignHostRefusedWithoutAuth(t *testing.T) {
+	open := startMain(t, func(c *Config) { c.Demo = true })
+	ids := writeIdentities(t)
+	secured := startSecured(t, ids)
+	cases := []struct {
+		name   string
+		m      *Main
+		token  string
+		host   string
+		status int
+	}{
+		{"127.0.0.1", open, "", "127.0.0.1", 200},
+		{"localhost with its port", open, "", "localhost:8080", 200},
+		{"[::1]", open, "", "[::1]:8080", 200},
+		{"a rebound name", open, "", "rebound.attacker.example:8080", 403},
+		{"a name that looks like loopback", open, "", "127.0.0.1.nip.io", 403},
+		{"a subdomain of localhost's look-alike", open, "", "localhost.attacker.example", 403},
+		{"any name with --auth", secured, ids.auditorToken, "acl.example.com", 200},
+	}
+	for _, c := range cases {
+		base := "http://" + c.m.HTTPAddr()
+		waitReady(t, base)
+		for _, page := range []struct{ method, path, body string }{
+			{http.MethodPost, "/v1/tenants/demo/permissions", `{"principal":"bob"}`},
+			{http.MethodGet, "/ui/t/demo/p/bob", ""},
+		} {
+			req, _ := http.NewRequest(page.method, base+page.path, strings.NewReader(page.body))
+			req.Host = c.host
+			if c.token != "" {
+				req.Header.Set("Authorization", "Bearer "+c.token)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != c.status {
+				t.Errorf("%s, %s %s: %d %.200s, want %d", c.name, page.method, page.path, resp.StatusCode, raw, c.status)
+			}
+			if c.status == 403 && !strings.Contains(string(raw), `"forbidden"`) {
+				t.Errorf("%s: %.200s, want a forbidden answer", c.name, raw)
+			}
+		}
+	}
+}

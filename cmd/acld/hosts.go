@@ -1,0 +1,43 @@
+package main
+
+import (
+	"encoding/json"
+	"net"
+	"net/http"
+	"strings"
+)
+
+// loopbackHosts refuses an HTTP request whose Host header names no loopback host, for an acld
+// without --auth, which listens on loopback only because it answers anyone with anything. A
+// web page open in a browser on this machine can still reach 127.0.0.1:8080 through a name of
+// its own that its DNS server points there after the page has loaded (DNS rebinding): the
+// browser then counts acld's answers as the page's own origin and lets its script read every
+// tenant's data, as the anonymous caller. The request carries that name as its Host, which a
+// loopback listener's genuine callers (curl, aclctl, a browser at localhost) never do.
+func loopbackHosts(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !loopbackHost(r.Host) {
+			b, _ := json.Marshal(map[string]any{"error": map[string]string{"code": "forbidden",
+				"message": "host " + r.Host + " is not a loopback name: without --auth acld answers requests to localhost, 127.0.0.1 or [::1] only"}})
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			w.Write(append(b, '\n'))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// loopbackHost says whether a Host header (host, host:port, [v6]:port) names this machine's
+// loopback: localhost or a loopback address.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
