@@ -37,8 +37,10 @@ const readerCreateWait = 10 * time.Second
 // refuses push consumers. The instances of a cluster answer in one queue group.
 func (s *Store) ServeReaders(ctx context.Context) (stop func(), err error) {
 	prefix := readerCreate + "." + s.name
+	// One at a time, on the subscription's own goroutine: readers make a consumer now and
+	// then, and a caller sending many requests costs acld no more than one in flight.
 	sub, err := s.nc.QueueSubscribe(readerCreate+".>", QueueReaders, func(m *nats.Msg) {
-		go s.answerReader(ctx, prefix, m)
+		s.answerReader(ctx, prefix, m)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("events: subscribe to %s.>: %w", readerCreate, err)
