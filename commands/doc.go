@@ -40,8 +40,8 @@
 //     decision that writes nothing (the command changes nothing, or is refused) has no append
 //     to check it: it is answered only once the store has no message of those aggregates
 //     after the states it read (execution.current), else they are read again.
-//   - A command id is applied once. Its messages carry it as Nats-Msg-Id (plus "/<aggregate>"
-//     in a batch), and every aggregate remembers the ids it applied with the command's hash
+//   - A command id is applied once. Its messages carry it as Nats-Msg-Id with "/<tenant>"
+//     (plus "/<aggregate>" in a batch: the stream de-duplicates across tenants), and every aggregate remembers the ids it applied with the command's hash
 //     (sha256 of its name and canonical JSON), sequence and event ids. A retry with the same
 //     body answers the stored seq and events and writes nothing, also after the duplicate
 //     window; the same id with another body is conflict. When one aggregate remembers the id

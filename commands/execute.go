@@ -253,14 +253,18 @@ func (x *execution) previous(ctx context.Context, snaps []*snapshot) (res Result
 	return res, true, missing, nil
 }
 
-// msgID is the message id of a command's write to ref when it writes n aggregates: the command
-// id alone for one, so that JetStream's de-duplication recognizes a retry; with the aggregate
-// for several, one per message of the batch.
+// msgID is the message id of a command's write to ref when it writes n aggregates, so that
+// JetStream's de-duplication recognizes a retry: the command id and its tenant for one; with
+// the aggregate for several, one per message of the batch. The stream de-duplicates across
+// every subject: with the command id alone, a command of one tenant made the command of
+// another tenant that came with the same id (a caller who knew it, or an id derived from a
+// business key) a duplicate, refused as conflict for the whole duplicate window.
 func msgID(cmd aggregates.Command, ref events.AggregateRef, n int) string {
+	b := cmd.Base()
 	if n > 1 {
-		return cmd.Base().CommandID + "/" + aggregateKey(ref)
+		return b.CommandID + "/" + b.Tenant + "/" + aggregateKey(ref)
 	}
-	return cmd.Base().CommandID
+	return b.CommandID + "/" + b.Tenant
 }
 
 // pendingWrite is one message a decision writes: the index of its aggregate in the execution's

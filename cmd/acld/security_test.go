@@ -535,3 +535,47 @@ func TestForeignHostRefusedWithoutAuth(t *testing.T) {
 		}
 	}
 }
+
+// TestCommandIDOfAnotherTenantIsNoDuplicate: a command id used in tenant other does not make a
+// command of tenant demo with the same id a duplicate, alone or in a batch: the stream
+// de-duplicates message ids across all its subjects, and with the command id alone as the
+// message id, demo's command answered conflict ("already used for another command") for the
+// whole duplicate window, so one tenant could block another's commands whose ids it knew or
+// could derive. Within a tenant, the same id with another body is still conflict.
+func TestCommandIDOfAnotherTenantIsNoDuplicate(t *testing.T) {
+	m := startMain(t, func(c *Config) { c.Demo = true; c.NATSListen = "127.0.0.1:-1" })
+	nc, err := nats.Connect(m.nats.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if a := request(t, nc, "acl.commands.other.CreateTenant", cmdBody("system", `"preset":"empty","admin":{"principal":"root","kind":"staff","email":"r@o.test"}`)); a.raw["ok"] != true {
+		t.Fatalf("create tenant other: %v", a.raw)
+	}
+	withID := func(id, actor, fields string) string {
+		return fmt.Sprintf(`{"command_id":%q,"actor":%q,%s}`, id, actor, fields)
+	}
+	for i, how := range []string{"alone", "in a batch"} {
+		id := uuid.NewString()
+		if a := request(t, nc, "acl.commands.other.RegisterPrincipal", withID(id, "root", fmt.Sprintf(`"principal":"p%d","kind":"staff"`, i))); a.raw["ok"] != true {
+			t.Fatalf("%s: other's command: %v", how, a.raw)
+		}
+		body := withID(id, "ann", fmt.Sprintf(`"type":"case","id":"same-id-%d"`, i))
+		a := request(t, nc, "acl.commands.demo.RegisterRecord", body)
+		if how == "in a batch" {
+			a = request(t, nc, "acl.commands.demo.Batch", `{"commands":[{"command":"RegisterRecord","body":`+body+`}]}`)
+			rs, _ := a.raw["results"].([]any)
+			if len(rs) != 1 {
+				t.Fatalf("%s: %v", how, a.raw)
+			}
+			a.raw = rs[0].(map[string]any)
+		}
+		if a.raw["ok"] != true {
+			t.Errorf("%s: demo's command with other's command id: %v, want it carried out", how, a.raw)
+		}
+		// The control: demo's own id again with another body.
+		if a := request(t, nc, "acl.commands.demo.RegisterRecord", withID(id, "ann", `"type":"case","id":"another"`)); a.code() != "conflict" {
+			t.Errorf("%s: the same id in demo with another body: %v, want conflict", how, a.raw)
+		}
+	}
+}
