@@ -29,8 +29,12 @@ func loopbackHosts(h http.Handler) http.Handler {
 }
 
 // loopbackHost says whether a Host header (host, host:port, [v6]:port) names this machine's
-// loopback: localhost or a loopback address.
+// loopback: localhost or a loopback address. A request without one (HTTP/1.0) is not a
+// browser's, which always sends it.
 func loopbackHost(host string) bool {
+	if host == "" {
+		return true
+	}
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
