@@ -43,6 +43,8 @@ type oracleCmd struct {
 	id   string
 	res  Result
 	code aggregates.Code // "" when accepted
+	// how it was first sent: alone, batch or pipe, to which instance.
+	how string
 	// other is a body of the same command id on the same aggregate with another content: a
 	// resend of it must be conflict (nil: none).
 	other []byte
@@ -53,6 +55,8 @@ type oracle struct {
 	e    *testEnv
 	svcs []*Service
 	opts []Options
+	// noEcho: the instances' connections are made with nats.NoEcho, as acld's.
+	noEcho bool
 	// live: workers hold it to use an instance, a restart takes it whole.
 	live  sync.RWMutex
 	mu    sync.Mutex
@@ -212,9 +216,9 @@ func (o *oracle) resendable(rng *rand.Rand) *oracleCmd {
 func (o *oracle) compareResend(c *oracleCmd, other bool, res Result, code aggregates.Code, how string) {
 	switch {
 	case other && code != aggregates.CodeConflict:
-		o.failf("%s: %s %s resent with another body answered %q %+v, want conflict (first %+v)", how, c.name, c.id, code, res, c.res)
+		o.failf("%s: %s %s (%s) resent with another body answered %q %+v, want conflict (first %+v)", how, c.name, c.id, c.how, code, res, c.res)
 	case !other && (code != "" || res.Seq != c.res.Seq || !slices.Equal(res.Events, c.res.Events)):
-		o.failf("%s: %s %s resent answered %q %+v, first %+v", how, c.name, c.id, code, res, c.res)
+		o.failf("%s: %s %s (%s) resent answered %q %+v, first %+v", how, c.name, c.id, c.how, code, res, c.res)
 	}
 }
 
@@ -267,6 +271,11 @@ func (o *oracle) step(ctx context.Context, rng *rand.Rand) {
 		if !ok {
 			return
 		}
+		for k, c := range cmds {
+			if c.how == "" {
+				c.how = fmt.Sprintf("batch item %d of %d on %p", k, len(cmds), s)
+			}
+		}
 		o.takeBatch(cmds, resent, res, codes)
 	case k < 27:
 		// Two batches of one pipe, sent together.
@@ -281,6 +290,9 @@ func (o *oracle) step(ctx context.Context, rng *rand.Rand) {
 			}
 			wg.Go(func() {
 				res, codes, ok := o.batch(ctx, s, cmds, bodies, name, seq)
+				for k, c := range cmds {
+					c.how = fmt.Sprintf("pipe %d item %d of %d on %p", seq, k, len(cmds), s)
+				}
 				if ok {
 					o.takeBatch(cmds, make([]bool, len(cmds)), res, codes)
 				}
@@ -292,8 +304,38 @@ func (o *oracle) step(ctx context.Context, rng *rand.Rand) {
 	default:
 		c := o.newCommand(rng)
 		res, code := o.execute(ctx, s, c.name, c.body)
+		c.how = fmt.Sprintf("alone on %p", s)
 		o.record(c, res, code)
 	}
+}
+
+// start starts an instance as startService does, on a connection without echo when o.noEcho
+// (as acld's: its own appends do not come back to its invalidations).
+func (o *oracle) start(opts Options) *Service {
+	if !o.noEcho {
+		return startService(o.t, o.e, opts)
+	}
+	t := o.t
+	nc := o.e.Connect(t, o.e.Owner.Option(), nats.NoEcho())
+	store, err := events.OpenStore(o.e.ctx, nc, events.StoreConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Follow = events.NewFanout(store)
+	s := NewService(nc, store, opts)
+	if err := s.Start(o.e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	if s.cache.spill != nil {
+		eventstest.WaitFor(t, 30*time.Second, func() error {
+			if !s.cache.spill.trusted.Load() {
+				return fmt.Errorf("the follower has not reached the stream's end")
+			}
+			return nil
+		})
+	}
+	return s
 }
 
 // restart closes instance i and starts it again with its options (its spill directory kept).
@@ -301,7 +343,7 @@ func (o *oracle) restart(i int) {
 	o.live.Lock()
 	defer o.live.Unlock()
 	o.svcs[i].Close()
-	o.svcs[i] = startService(o.t, o.e, o.opts[i])
+	o.svcs[i] = o.start(o.opts[i])
 }
 
 // takeBatch records a batch's answers: the commands after the last answered one were not
@@ -319,11 +361,13 @@ func (o *oracle) takeBatch(cmds []*oracleCmd, resent []bool, res []Result, codes
 		case c.code == "" && len(c.res.Events) > 0:
 			// A resent command that wrote events the first time (earlier in this batch too).
 			o.compareResend(c, false, res[i], codes[i], "in a batch")
-		case c.code == "" && codes[i] == "":
-			// It changed nothing the first time, so it was not remembered: decided again, it
-			// may have written (another writer changed the aggregate meanwhile).
+		case codes[i] == "":
+			// It changed nothing or was refused the first time (refused when its batch's
+			// atomic batch was refused and it was carried out alone, which does not stop the
+			// batch), so it was not remembered: decided again, it may have written (another
+			// writer changed the aggregate meanwhile).
 			o.mu.Lock()
-			c.res = res[i]
+			c.res, c.code = res[i], ""
 			o.mu.Unlock()
 		}
 	}
@@ -385,11 +429,11 @@ func (o *oracle) check(ctx context.Context) {
 		case c.code == aggregates.CodeUnavailable:
 		case c.code != "":
 			if len(msgs) > 0 {
-				o.failf("%s %s refused (%s) but stored at %+v", c.name, c.id, c.code, msgs)
+				o.failf("%s %s (%s) refused (%s) but stored at %+v", c.name, c.id, c.how, c.code, msgs)
 			}
 		case len(c.res.Events) == 0:
 			if len(msgs) > 0 {
-				o.failf("%s %s answered no events but stored %+v", c.name, c.id, msgs)
+				o.failf("%s %s (%s) answered no events but stored %+v", c.name, c.id, c.how, msgs)
 			}
 		default:
 			sort.Slice(msgs, func(i, j int) bool { return msgs[i].seq < msgs[j].seq })
@@ -400,7 +444,7 @@ func (o *oracle) check(ctx context.Context) {
 				seq = max(seq, m.seq)
 			}
 			if seq != c.res.Seq || !slices.Equal(evs, c.res.Events) {
-				o.failf("%s %s answered %+v, stored seq %d events %v", c.name, c.id, c.res, seq, evs)
+				o.failf("%s %s (%s) answered %+v, stored seq %d events %v", c.name, c.id, c.how, c.res, seq, evs)
 			}
 		}
 	}
@@ -456,17 +500,17 @@ func (o *oracle) check(ctx context.Context) {
 }
 
 // runOracle sets the tenant up, runs workers × steps random steps, checks.
-func runOracle(t *testing.T, seed uint64, workers, steps int, opts []Options) {
+func runOracle(t *testing.T, seed uint64, workers, steps int, noEcho bool, opts []Options) {
 	defer func(k int) { keptTenantCommands = k }(keptTenantCommands)
 	keptTenantCommands = 8
 	e := startEnv(t, 0)
-	o := &oracle{t: t, e: e, byID: map[string]*oracleCmd{}}
+	o := &oracle{t: t, e: e, byID: map[string]*oracleCmd{}, noEcho: noEcho}
 	for _, opt := range opts {
 		if opt.StateDir != "" {
 			opt.StateDir = t.TempDir()
 		}
 		o.opts = append(o.opts, opt)
-		o.svcs = append(o.svcs, startService(t, e, opt))
+		o.svcs = append(o.svcs, o.start(opt))
 	}
 	s0 := o.svcs[0]
 	must := func(cmd aggregates.Command) {
@@ -523,16 +567,18 @@ var (
 // TestOracleRandomHistories runs random histories on instances of several kinds.
 func TestOracleRandomHistories(t *testing.T) {
 	for _, c := range []struct {
-		name string
-		opts []Options
+		name   string
+		noEcho bool
+		opts   []Options
 	}{
-		{"spill", []Options{{CacheSize: 6, StateDir: "x", SnapshotAfter: 10}, {CacheSize: 6, StateDir: "x", SnapshotAfter: 10}}},
-		{"mixed", []Options{{CacheSize: 6, StateDir: "x", SnapshotAfter: 10}, {CacheSize: 6, SnapshotAfter: 10}, {}}},
-		{"memory", []Options{{}, {}}},
+		{"spill", true, []Options{{CacheSize: 6, StateDir: "x", SnapshotAfter: 10}, {CacheSize: 6, StateDir: "x", SnapshotAfter: 10}}},
+		{"mixed", false, []Options{{CacheSize: 6, StateDir: "x", SnapshotAfter: 10}, {CacheSize: 6, SnapshotAfter: 10}, {}}},
+		{"memory", true, []Options{{}, {}}},
+		{"memory echo", false, []Options{{CacheSize: 6}, {}}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			for seed := range uint64(*oracleSeeds) {
-				t.Run(fmt.Sprint(seed), func(t *testing.T) { runOracle(t, seed, 6, *oracleSteps, c.opts) })
+				t.Run(fmt.Sprint(seed), func(t *testing.T) { runOracle(t, seed, 6, *oracleSteps, c.noEcho, c.opts) })
 			}
 		})
 	}
