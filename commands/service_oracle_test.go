@@ -561,7 +561,7 @@ func runOracle(t *testing.T, seed uint64, workers, steps int, noEcho bool, opts 
 
 var (
 	oracleSeeds = flag.Int("oracle.seeds", 1, "seeds of TestOracleRandomHistories")
-	oracleSteps = flag.Int("oracle.steps", 200, "steps of each worker of TestOracleRandomHistories")
+	oracleSteps = flag.Int("oracle.steps", 100, "steps of each worker of TestOracleRandomHistories")
 )
 
 // TestOracleRandomHistories runs random histories on instances of several kinds.
