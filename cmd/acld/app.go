@@ -66,6 +66,7 @@ type Main struct {
 	// stopReaders ends the answers to log readers' consumer requests (events.Store.ServeReaders).
 	stopReaders func()
 	httpAddr    net.Addr
+	pprofAddr   net.Addr // --pprof's listener
 
 	serving   atomic.Bool // commands and queries are both served (readiness)
 	cancel    context.CancelFunc
@@ -461,7 +462,10 @@ func (m *Main) servePprof() error {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	m.pprof = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	// Loopback only, its Host too (DNS rebinding): /debug/pprof/cmdline shows the command
+	// line, --nats-password included.
+	m.pprofAddr = ln.Addr()
+	m.pprof = &http.Server{Handler: loopbackHosts(mux), ReadHeaderTimeout: 5 * time.Second}
 	m.Log.Info("profiles served", "addr", ln.Addr().String()+"/debug/pprof/")
 	m.wg.Add(1)
 	go func() {

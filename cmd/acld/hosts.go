@@ -8,7 +8,8 @@ import (
 )
 
 // loopbackHosts refuses an HTTP request whose Host header names no loopback host, for an acld
-// without --auth, which listens on loopback only because it answers anyone with anything. A
+// without --auth, which listens on loopback only because it answers anyone with anything (and
+// for --pprof's listener, loopback only always). A
 // web page open in a browser on this machine can still reach 127.0.0.1:8080 through a name of
 // its own that its DNS server points there after the page has loaded (DNS rebinding): the
 // browser then counts acld's answers as the page's own origin and lets its script read every
@@ -18,7 +19,7 @@ func loopbackHosts(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !loopbackHost(r.Host) {
 			b, _ := json.Marshal(map[string]any{"error": map[string]string{"code": "forbidden",
-				"message": "host " + r.Host + " is not a loopback name: without --auth acld answers requests to localhost, 127.0.0.1 or [::1] only"}})
+				"message": "host " + r.Host + " is not a loopback name: this listener is loopback only and answers requests to localhost, 127.0.0.1 or [::1] only"}})
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusForbidden)
 			w.Write(append(b, '\n'))

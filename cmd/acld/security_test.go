@@ -488,11 +488,11 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 // console alike: that is how a web page in a browser on this machine reaches it through a
 // name it rebinds to 127.0.0.1 (DNS rebinding), and the browser would let the page read every
 // tenant's answers. Loopback names and addresses are served; with --auth (behind a gateway,
-// under any name) the Host is not looked at.
+// under any name) the Host is not looked at, except by --pprof's listener, loopback only always.
 func TestForeignHostRefusedWithoutAuth(t *testing.T) {
-	open := startMain(t, func(c *Config) { c.Demo = true })
+	open := startMain(t, func(c *Config) { c.Demo = true; c.Pprof = "127.0.0.1:0" })
 	ids := writeIdentities(t)
-	secured := startSecured(t, ids)
+	secured := startSecured(t, ids, func(c *Config) { c.Pprof = "127.0.0.1:0" })
 	cases := []struct {
 		name   string
 		m      *Main
@@ -532,6 +532,22 @@ func TestForeignHostRefusedWithoutAuth(t *testing.T) {
 			if c.status == 403 && !strings.Contains(string(raw), `"forbidden"`) {
 				t.Errorf("%s: %.200s, want a forbidden answer", c.name, raw)
 			}
+		}
+		// --pprof listens on loopback whatever --auth says, and shows the command line
+		// (--nats-password included): a foreign Host is refused there with or without --auth.
+		req, _ := http.NewRequest(http.MethodGet, "http://"+c.m.pprofAddr.String()+"/debug/pprof/cmdline", nil)
+		req.Host = c.host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		want := c.status
+		if c.m == secured {
+			want = 403
+		}
+		if resp.StatusCode != want {
+			t.Errorf("%s, --pprof's cmdline: %d, want %d", c.name, resp.StatusCode, want)
 		}
 	}
 }
