@@ -14,6 +14,7 @@ const (
 	codeWrongLastSeq         = 10071 // JSStreamWrongLastSequenceErrF
 	codeWrongLastSeqConstant = 10164 // JSStreamWrongLastSequenceConstantErr (replicated streams, batches)
 	codeBatchDuplicate       = 10201 // JSAtomicPublishContainsDuplicateMessageErr
+	codeNoMessage            = 10037 // JSNoMessageFoundErr
 )
 
 // mapErr adds this package's error kind to a NATS or JetStream error, keeping the original in

@@ -33,3 +33,8 @@ func OpenStoreWithAPIPrefix(ctx context.Context, nc *nats.Conn, cfg StoreConfig,
 	}
 	return openStore(ctx, nc, js, cfg)
 }
+
+// NewerFromLeader is Store.Newer as it asks a replicated stream's leader.
+func NewerFromLeader(ctx context.Context, s *Store, subject string, after uint64) (bool, error) {
+	return s.newerFromLeader(ctx, subject, after)
+}

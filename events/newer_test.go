@@ -8,7 +8,8 @@ import (
 )
 
 // TestNewer: whether a subject has a message after a sequence, other subjects' messages
-// between or after not counting.
+// between or after not counting; asked by a direct get, and of the leader as on a replicated
+// stream.
 func TestNewer(t *testing.T) {
 	env := eventstest.Start(t)
 	st, ctx := env.Store, ctxT(t)
@@ -42,6 +43,10 @@ func TestNewer(t *testing.T) {
 		got, err := st.Newer(ctx, tc.subject, tc.after)
 		if err != nil || got != tc.want {
 			t.Errorf("Newer(%s, %d) = %v, %v; want %v", tc.subject, tc.after, got, err, tc.want)
+		}
+		got, err = events.NewerFromLeader(ctx, st, tc.subject, tc.after)
+		if err != nil || got != tc.want {
+			t.Errorf("NewerFromLeader(%s, %d) = %v, %v; want %v", tc.subject, tc.after, got, err, tc.want)
 		}
 	}
 }

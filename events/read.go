@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Message is one stored JetStream message: all the events of one command for one aggregate.
@@ -105,7 +106,12 @@ func (s *Store) Load(ctx context.Context, subject string, after uint64) ([]Messa
 // Newer reports whether subject has a message with sequence > after: one direct get of the
 // next message (no batch, see directNext), whose data is not decoded. The command service asks
 // it before answering a command that writes nothing, which its store would not have checked.
+// On a replicated stream the stream's leader answers (newerFromLeader): a direct get may be
+// served by a replica behind it, which does not have a message the leader just acknowledged.
 func (s *Store) Newer(ctx context.Context, subject string, after uint64) (bool, error) {
+	if s.Replicas() > 1 {
+		return s.newerFromLeader(ctx, subject, after)
+	}
 	found := false
 	err := s.directNext(ctx, subject, after+1, func(*nats.Msg) (bool, error) {
 		found = true
@@ -115,6 +121,41 @@ func (s *Store) Newer(ctx context.Context, subject string, after uint64) (bool, 
 		return false, fmt.Errorf("events: newer than %d on %s: %w", after, subject, err)
 	}
 	return found, nil
+}
+
+// newerFromLeader is Newer asked of the stream's leader: $JS.API.STREAM.MSG.GET, which only
+// the leader answers (the direct get API is answered by every replica), for the next message of
+// subject after after.
+func (s *Store) newerFromLeader(ctx context.Context, subject string, after uint64) (bool, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, directWait)
+		defer cancel()
+	}
+	body, err := json.Marshal(directGetRequest{Seq: after + 1, NextFor: subject})
+	if err != nil {
+		return false, err
+	}
+	m, err := s.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+s.name, body)
+	if err != nil {
+		return false, fmt.Errorf("events: newer than %d on %s: %w", after, subject, mapErr(err))
+	}
+	var resp struct {
+		Message *struct {
+			Seq uint64 `json:"seq"`
+		} `json:"message"`
+		Error *jetstream.APIError `json:"error"`
+	}
+	if err := json.Unmarshal(m.Data, &resp); err != nil {
+		return false, fmt.Errorf("events: newer than %d on %s: answer %q: %w", after, subject, m.Data, err)
+	}
+	switch {
+	case resp.Error != nil && resp.Error.ErrorCode == codeNoMessage:
+		return false, nil
+	case resp.Error != nil:
+		return false, fmt.Errorf("events: newer than %d on %s: %w", after, subject, mapErr(resp.Error))
+	}
+	return resp.Message != nil && resp.Message.Seq > after, nil
 }
 
 // LoadRange returns the messages of subject (a filter; wildcards allowed) with from <= seq <=
