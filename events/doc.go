@@ -8,7 +8,8 @@
 // One stream, ACL_EVENTS, subjects acl.events.> (SPEC section 6): acl.events.<tenant>.tenant.<tenant>,
 // acl.events.<tenant>.principal.<id>, acl.events.<tenant>.record.<type>.<id>. One JetStream
 // message per command and aggregate; its data is a JSON array of one or more envelopes; headers
-// Nats-Msg-Id (the command id, plus the aggregate when a command writes several) and
+// Nats-Msg-Id (the command id and its tenant, plus the aggregate when a command writes several:
+// package commands, msgID) and
 // Nats-Expected-Last-Subject-Sequence. An envelope's seq is never stored: it is the sequence of
 // the message that carried it, filled in when read.
 //
