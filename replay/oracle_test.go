@@ -29,7 +29,7 @@ func sameErr(got, want error) string {
 }
 
 func diffCheck(ctx context.Context, e *projections.Engine, m *aggregates.Memory, p, perm string, rec *events.RecordRef) string {
-	got, err := e.Check(ctx, "acme", projections.CheckQuery{Principal: p, Permission: perm, Record: rec})
+	got, err := e.Check(ctx, m.T.ID, projections.CheckQuery{Principal: p, Permission: perm, Record: rec})
 	want, werr := aggregates.Check(m, p, perm, rec)
 	if d := sameErr(err, werr); d != "" || err != nil {
 		return d
@@ -48,7 +48,7 @@ func diffCheck(ctx context.Context, e *projections.Engine, m *aggregates.Memory,
 }
 
 func diffPermissions(ctx context.Context, e *projections.Engine, m *aggregates.Memory, p string) string {
-	got, err := e.Permissions(ctx, "acme", projections.PermissionsQuery{Principal: p})
+	got, err := e.Permissions(ctx, m.T.ID, projections.PermissionsQuery{Principal: p})
 	pr := m.Principal(p)
 	var werr error
 	if pr == nil || !pr.Exists {
@@ -66,11 +66,16 @@ func diffPermissions(ctx context.Context, e *projections.Engine, m *aggregates.M
 }
 
 func diffVisible(ctx context.Context, e *projections.Engine, m *aggregates.Memory, p, typ string) string {
-	want, werr := aggregates.Visible(m, p, typ, "view")
+	return diffVisibleAction(ctx, e, m, p, typ, "view", 2)
+}
+
+// diffVisibleAction compares a listing of typ.action read in pages of limit.
+func diffVisibleAction(ctx context.Context, e *projections.Engine, m *aggregates.Memory, p, typ, action string, limit int) string {
+	want, werr := aggregates.Visible(m, p, typ, action)
 	var got []string
 	cursor := ""
 	for {
-		ans, err := e.Visible(ctx, "acme", projections.VisibleQuery{Principal: p, Type: typ, Action: "view", Limit: 2, Cursor: cursor})
+		ans, err := e.Visible(ctx, m.T.ID, projections.VisibleQuery{Principal: p, Type: typ, Action: action, Limit: limit, Cursor: cursor})
 		if d := sameErr(err, werr); d != "" || err != nil {
 			return d
 		}
@@ -80,13 +85,13 @@ func diffVisible(ctx context.Context, e *projections.Engine, m *aggregates.Memor
 		}
 	}
 	if !slices.Equal(nonNilS(got), want) {
-		return fmt.Sprintf("visible %s %s: got %v, want %v", p, typ, got, want)
+		return fmt.Sprintf("visible %s %s.%s: got %v, want %v", p, typ, action, got, want)
 	}
 	return ""
 }
 
 func diffPrincipals(ctx context.Context, e *projections.Engine, m *aggregates.Memory, rec events.RecordRef, perm string) string {
-	got, err := e.Principals(ctx, "acme", projections.PrincipalsQuery{Record: rec, Permission: perm})
+	got, err := e.Principals(ctx, m.T.ID, projections.PrincipalsQuery{Record: rec, Permission: perm})
 	want, werr := aggregates.AllowedPrincipals(m, perm, rec)
 	if d := sameErr(err, werr); d != "" || err != nil {
 		return d

@@ -22,7 +22,9 @@ type stack struct {
 	db   *projections.DB
 	proj *projections.Projector
 	svc  *Service
-	fan  *events.Fanout // the consumer the projector and the audit index share, as in acld
+	fan  *events.Fanout  // the consumer the projector and the audit index share, as in acld
+	opts Options         // the replay service's, for restartReplay
+	ctx  context.Context // the stack's: ends at cleanup
 }
 
 func startStack(tb testing.TB, opts Options) *stack { return startStackWith(tb, opts, nil) }
@@ -66,20 +68,36 @@ func startStackWith(tb testing.TB, opts Options, setup func(*eventstest.Env, *pr
 	done := make(chan error, 1)
 	go func() { done <- proj.Run(ctx) }()
 	svc.Start(ctx)
+	s := &stack{env: env, d: newDriver(tb, env), db: db, proj: proj, svc: svc, fan: fan, opts: opts, ctx: ctx}
 	tb.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			tb.Errorf("projector: %v", err)
 		}
 		stop()
-		if err := svc.Close(); err != nil {
+		if err := s.svc.Close(); err != nil {
 			tb.Errorf("replay close: %v", err)
 		}
 		if err := db.Close(); err != nil {
 			tb.Errorf("model close: %v", err)
 		}
 	})
-	return &stack{env: env, d: newDriver(tb, env), db: db, proj: proj, svc: svc, fan: fan}
+	return s
+}
+
+// restartReplay closes the replay service and starts a new one on the same directory, as a
+// restart of acld does (the live read model and its projector go on).
+func (s *stack) restartReplay(tb testing.TB) {
+	tb.Helper()
+	if err := s.svc.Close(); err != nil {
+		tb.Fatalf("replay close: %v", err)
+	}
+	svc, err := New(s.env.Store, s.db, s.proj, s.opts)
+	if err != nil {
+		tb.Fatalf("replay reopen: %v", err)
+	}
+	s.svc = svc
+	svc.Start(s.ctx)
 }
 
 // sync waits until the read model and the audit index have applied every message written.
