@@ -408,6 +408,11 @@ func wideOracle(t *testing.T, seed uint64) {
 	wideCatchUp(t, s, tenants, rnd)
 	wideAsOf(t, s, tenants, rnd)
 	wideDiff(t, s, tenants, rnd)
+	for _, at := range []uint64{s.d.seq, 1 + rnd.Uint64N(s.d.seq), 1 + rnd.Uint64N(s.d.seq)} {
+		for _, wt := range tenants {
+			wideReview(t, s, wt, at)
+		}
+	}
 	for _, wt := range tenants {
 		wideHistory(t, s, wt)
 	}
@@ -764,4 +769,79 @@ func wideFeed(t *testing.T, seed uint64) {
 		prev = next
 	}
 	t.Logf("%d dry runs checked; %d (seq, principal) pairs whose access changed", checked, changed)
+}
+
+// wideReview: the review of tenant wt at moment at, in pages of 3, lists every principal once
+// with the oracle's kind, level, roles and narrowed grants, and for each type it may view the
+// number of records the oracle's visible lists, the last event of its history up to the
+// moment, and per type the same counts.
+func wideReview(t *testing.T, s *stack, wt *wideTenant, at uint64) {
+	ctx := context.Background()
+	m := s.d.oracleAt(at)[wt.id]
+	if m == nil {
+		return
+	}
+	var got []aggregates.ReviewPrincipal
+	var types []aggregates.ReviewType
+	for cursor := ""; ; {
+		ans, err := s.svc.Review(ctx, wt.id, aggregates.ReviewRequest{Limit: 3, Cursor: cursor, AsOf: &Moment{Seq: at}})
+		if err != nil {
+			t.Fatalf("review %s at %d: %v", wt.id, at, err)
+		}
+		got = append(got, ans.Principals...)
+		types = append(types, ans.Types...)
+		if cursor = ans.NextCursor; cursor == "" {
+			break
+		}
+	}
+	want := slices.Sorted(maps.Keys(m.Principals))
+	var ids []string
+	for _, rp := range got {
+		ids = append(ids, rp.Principal)
+	}
+	if !slices.Equal(ids, want) {
+		t.Fatalf("review %s at %d lists %v, the tenant has %v", wt.id, at, ids, want)
+	}
+	counted := map[string]map[string]int{}
+	for _, rp := range got {
+		p := m.Principal(rp.Principal)
+		grants := aggregates.NarrowedGrants(m.T, p, "")
+		if rp.Kind != p.Kind || rp.Level != p.Level || fmt.Sprint(rp.Roles) != fmt.Sprint(nonNilS(p.Roles)) ||
+			fmt.Sprint(keys(rp.Grants)) != fmt.Sprint(keys(grants)) {
+			t.Fatalf("review %s at %d, %s: %+v; oracle kind %s level %s roles %v grants %v", wt.id, at, rp.Principal, rp,
+				p.Kind, p.Level, p.Roles, keys(grants))
+		}
+		for _, typ := range viewTypes(grants) {
+			vis, err := aggregates.Visible(m, rp.Principal, typ, "view")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rp.Visible[typ] != len(vis) {
+				t.Fatalf("review %s at %d: %s sees %d %s, the oracle %d", wt.id, at, rp.Principal, rp.Visible[typ], typ, len(vis))
+			}
+			if len(vis) > 0 {
+				if counted[typ] == nil {
+					counted[typ] = map[string]int{}
+				}
+				counted[typ][rp.Principal] = len(vis)
+			}
+		}
+		hist := historyEvents(t, s, wt.id, HistoryRequest{Principal: rp.Principal, To: &Moment{Seq: at}})
+		if n := len(hist); (n == 0) != (rp.LastChange == nil) || n > 0 && rp.LastChange.Event != hist[n-1].ID {
+			t.Fatalf("review %s at %d, %s: last change %+v, history has %d events", wt.id, at, rp.Principal, rp.LastChange, n)
+		}
+	}
+	for _, rt := range types {
+		for _, v := range rt.Viewers {
+			if counted[rt.Type][v.Principal] != v.Count {
+				t.Fatalf("review %s at %d, type %s: %s sees %d, the oracle %d", wt.id, at, rt.Type, v.Principal, v.Count, counted[rt.Type][v.Principal])
+			}
+			delete(counted[rt.Type], v.Principal)
+		}
+	}
+	for typ, rest := range counted {
+		if len(rest) > 0 {
+			t.Fatalf("review %s at %d, type %s: viewers %v missing", wt.id, at, typ, rest)
+		}
+	}
 }
