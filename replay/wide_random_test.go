@@ -82,8 +82,17 @@ func (h *wideRandom) body(t *aggregates.Tenant, typ, id string) events.RecordBod
 	for range r.IntN(3) {
 		b.Assignees = append(b.Assignees, events.Assignee{Principal: pickOf(r, widePrincipals), Relation: pickOf(r, rhRelations)})
 	}
-	// Links of every type, sometimes the same record twice, sometimes the record itself.
-	for range r.IntN(4) {
+	// Links of every type, sometimes the same record twice, sometimes the record itself; a
+	// record of the second type often links to one of the first (the link rule every policy
+	// of the history keeps, wideRandom.policy).
+	if typ == h.types[1] && r.IntN(2) == 0 {
+		l := events.RecordRef{Type: h.types[0], ID: pickOf(r, wideIDs)}
+		b.Links = append(b.Links, l)
+		if r.IntN(2) == 0 {
+			b.Links = append(b.Links, l)
+		}
+	}
+	for range r.IntN(3) {
 		l := events.RecordRef{Type: pickOf(r, h.types), ID: pickOf(r, wideIDs)}
 		b.Links = append(b.Links, l)
 		if r.IntN(4) == 0 {
@@ -102,7 +111,7 @@ func pickOf[T any](r *rand.Rand, xs []T) T { return xs[r.IntN(len(xs))] }
 func (h *wideRandom) policy(t *aggregates.Tenant) *events.Policy {
 	r := h.rnd
 	pol := t.Policy
-	pol.Links = []events.LinkRule{}
+	pol.Links = []events.LinkRule{h.rule()}
 	for range r.IntN(3) {
 		pol.Links = append(pol.Links, events.LinkRule{Type: pickOf(r, h.types), Via: pickOf(r, h.types), Kinds: h.kinds()})
 	}
@@ -116,6 +125,13 @@ func (h *wideRandom) policy(t *aggregates.Tenant) *events.Policy {
 		}
 	}
 	return &pol
+}
+
+// rule is the link rule every policy of the history has: a record of the preset's second type
+// linking to one of its first (Trackops' invoice -> case) counts as assigned to whoever holds a
+// relation to that one, whatever their kind.
+func (h *wideRandom) rule() events.LinkRule {
+	return events.LinkRule{Type: h.types[1], Via: h.types[0]}
 }
 
 // Command makes one random command for tenant m and the actor to issue it (admin, or system
@@ -240,6 +256,9 @@ func newWideTenants(d *driver, seed uint64) []*wideTenant {
 		d.tenant(wt.id, preset)
 		d.must(wt.id, "admin", &aggregates.DefineUnit{Unit: wideUnits[0]})
 		d.must(wt.id, "admin", &aggregates.DefineUnit{Unit: wideUnits[2]})
+		pol := d.world[wt.id].T.Policy
+		pol.Links = append(slices.Clone(pol.Links), wt.gen.rule())
+		d.must(wt.id, "admin", &aggregates.SetPolicy{Policy: &pol})
 		wideWarmUp(d, wt)
 		out = append(out, wt)
 	}
