@@ -25,6 +25,9 @@ type stack struct {
 	fan  *events.Fanout  // the consumer the projector and the audit index share, as in acld
 	opts Options         // the replay service's, for restartReplay
 	ctx  context.Context // the stack's: ends at cleanup
+	// own is the service the stack closes at cleanup: the one it started, or restartReplay's
+	// (tests that open services of their own into svc close those themselves).
+	own *Service
 }
 
 func startStack(tb testing.TB, opts Options) *stack { return startStackWith(tb, opts, nil) }
@@ -68,14 +71,14 @@ func startStackWith(tb testing.TB, opts Options, setup func(*eventstest.Env, *pr
 	done := make(chan error, 1)
 	go func() { done <- proj.Run(ctx) }()
 	svc.Start(ctx)
-	s := &stack{env: env, d: newDriver(tb, env), db: db, proj: proj, svc: svc, fan: fan, opts: opts, ctx: ctx}
+	s := &stack{env: env, d: newDriver(tb, env), db: db, proj: proj, svc: svc, fan: fan, opts: opts, ctx: ctx, own: svc}
 	tb.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			tb.Errorf("projector: %v", err)
 		}
 		stop()
-		if err := s.svc.Close(); err != nil {
+		if err := s.own.Close(); err != nil {
 			tb.Errorf("replay close: %v", err)
 		}
 		if err := db.Close(); err != nil {
@@ -89,14 +92,14 @@ func startStackWith(tb testing.TB, opts Options, setup func(*eventstest.Env, *pr
 // restart of acld does (the live read model and its projector go on).
 func (s *stack) restartReplay(tb testing.TB) {
 	tb.Helper()
-	if err := s.svc.Close(); err != nil {
+	if err := s.own.Close(); err != nil {
 		tb.Fatalf("replay close: %v", err)
 	}
 	svc, err := New(s.env.Store, s.db, s.proj, s.opts)
 	if err != nil {
 		tb.Fatalf("replay reopen: %v", err)
 	}
-	s.svc = svc
+	s.svc, s.own = svc, svc
 	svc.Start(s.ctx)
 }
 
