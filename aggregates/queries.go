@@ -129,9 +129,10 @@ type DiffRequest struct {
 // DiffAnswer: the grants in force at To and not at From (Added, as they are at To) and the
 // reverse (Removed, as they were at From), compared without their provenance; per record type
 // the principal held a view permission of at either moment, the records it could view at each
-// and which it gained and lost (Visible); and the events that caused the change (the principal's
-// history after From up to To; EventsNextCursor continues it with the history query when there
-// were more than a history page). Seq is To's sequence.
+// and which it gained and lost (Visible); and the events that caused the change: the principal's
+// history after From up to To (EventsNextCursor continues it with the history query when there
+// were more than a history page), and the own events in that window of the records listed as
+// gained or lost (the earliest MaxHistoryLimit). Seq is To's sequence.
 type DiffAnswer struct {
 	Added            []GrantUse     `json:"added"`
 	Removed          []GrantUse     `json:"removed"`

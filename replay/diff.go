@@ -3,7 +3,10 @@ package replay
 import (
 	"context"
 	"slices"
+	"strconv"
 	"strings"
+
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/acl-es/acl/aggregates"
 	"github.com/acl-es/acl/events"
@@ -55,14 +58,96 @@ func (s *Service) Diff(ctx context.Context, tenant string, req DiffRequest) (Dif
 		ans.Visible = append(ans.Visible, v)
 	}
 	if from < to {
-		h, err := s.History(ctx, tenant, HistoryRequest{Principal: req.Principal,
-			From: &Moment{Seq: from + 1}, To: &Moment{Seq: to}, Limit: MaxHistoryLimit})
-		if err != nil {
+		if ans.Events, ans.EventsNextCursor, err = s.diffEvents(ctx, tenant, req.Principal, from, to, ans.Visible); err != nil {
 			return DiffAnswer{}, err
 		}
-		ans.Events, ans.EventsNextCursor = h.Events, h.NextCursor
 	}
 	return ans, nil
+}
+
+// diffEvents answers the causes of a diff over (from, to]: the principal's history (a page of
+// MaxHistoryLimit, continued by the history query from nextCursor), and the own events in that
+// window of the records the diff names as gained or lost, at most MaxHistoryLimit of them, the
+// earliest. The principal's history alone missed a record gained or lost by a change of the
+// record itself (an invoice linked to a case the principal is assigned to, a record joining the
+// principal's unit, a record's client): it was listed with no event naming it.
+func (s *Service) diffEvents(ctx context.Context, tenant, principal string, from, to uint64, vis []VisibleCount) ([]HistoryEvent, string, error) {
+	req := HistoryRequest{Principal: principal, From: &Moment{Seq: from + 1}, To: &Moment{Seq: to}, Limit: MaxHistoryLimit}
+	lo, hi, err := s.historyBounds(ctx, req)
+	if err != nil {
+		return nil, "", err
+	}
+	snap := s.audit.pb.NewSnapshot()
+	defer snap.Close()
+	ranges, err := historyRanges(snap, tenant, req, lo, hi)
+	if err != nil {
+		return nil, "", err
+	}
+	page, more, err := mergePage(ranges, MaxHistoryLimit)
+	if err != nil {
+		return nil, "", err
+	}
+	cursor := ""
+	if more {
+		cursor = strconv.FormatUint(page[len(page)-1].seq, 10)
+	}
+	causes, err := recordCauses(snap, tenant, vis, lo, hi)
+	if err != nil {
+		return nil, "", err
+	}
+	evs, err := s.pageEvents(ctx, mergePicks(page, causes))
+	if err != nil {
+		return nil, "", err
+	}
+	return evs, cursor, nil
+}
+
+// recordCauses lists the own events in [lo, hi] of the records vis names as gained or lost, by
+// sequence, at most MaxHistoryLimit events. A record the index does not know is skipped.
+func recordCauses(r pebble.Reader, tenant string, vis []VisibleCount, lo, hi uint64) ([]pick, error) {
+	var ranges []*logRange
+	defer func() {
+		for _, l := range ranges {
+			l.close()
+		}
+	}()
+	for _, v := range vis {
+		for _, id := range slices.Concat(v.Gained, v.Lost) {
+			log, _, _, _, err := subject(r, tenant, HistoryRequest{Record: &events.RecordRef{Type: v.Type, ID: id}})
+			if aggregates.ErrorCode(err) == aggregates.CodeNotFound {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			l, err := newLogRange(r, log, lo, hi, ownOnly)
+			if err != nil {
+				return nil, err
+			}
+			ranges = append(ranges, l)
+		}
+	}
+	picks, _, err := mergePage(ranges, MaxHistoryLimit)
+	ranges = nil // closed by mergePage
+	return picks, err
+}
+
+// mergePicks merges two lists of picks ascending by sequence into one, the entries of a
+// sequence in both merged.
+func mergePicks(a, b []pick) []pick {
+	out := make([]pick, 0, len(a)+len(b))
+	for len(a) > 0 || len(b) > 0 {
+		switch {
+		case len(b) == 0 || (len(a) > 0 && a[0].seq < b[0].seq):
+			out, a = append(out, a[0]), a[1:]
+		case len(a) == 0 || b[0].seq < a[0].seq:
+			out, b = append(out, b[0]), b[1:]
+		default:
+			out = append(out, pick{seq: a[0].seq, entry: slices.Clone(a[0].entry).merge(b[0].entry)})
+			a, b = a[1:], b[1:]
+		}
+	}
+	return out
 }
 
 // access is a principal's grants at one moment, and the engine over that moment (nil when the
