@@ -132,7 +132,8 @@ type DiffRequest struct {
 // and which it gained and lost (Visible); and the events that caused the change: the principal's
 // history after From up to To (EventsNextCursor continues it with the history query when there
 // were more than a history page), and the own events in that window of the records listed as
-// gained or lost (the earliest MaxHistoryLimit). Seq is To's sequence.
+// gained or lost (the earliest MaxHistoryLimit; not their assignments, which change only the
+// access of the principal they name). Seq is To's sequence.
 type DiffAnswer struct {
 	Added            []GrantUse     `json:"added"`
 	Removed          []GrantUse     `json:"removed"`

@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"strconv"
@@ -68,7 +69,8 @@ func (s *Service) Diff(ctx context.Context, tenant string, req DiffRequest) (Dif
 // diffEvents answers the causes of a diff over (from, to]: the principal's history (a page of
 // MaxHistoryLimit, continued by the history query from nextCursor), and the own events in that
 // window of the records the diff names as gained or lost, at most MaxHistoryLimit of them, the
-// earliest. The principal's history alone missed a record gained or lost by a change of the
+// earliest, less their assignments and unassignments (the principal's own are in its history,
+// another's change nobody else's access). The principal's history alone missed a record gained or lost by a change of the
 // record itself (an invoice linked to a case the principal is assigned to, a record joining the
 // principal's unit, a record's client): it was listed with no event naming it.
 func (s *Service) diffEvents(ctx context.Context, tenant, principal string, from, to uint64, vis []VisibleCount) ([]HistoryEvent, string, error) {
@@ -91,14 +93,31 @@ func (s *Service) diffEvents(ctx context.Context, tenant, principal string, from
 	if more {
 		cursor = strconv.FormatUint(page[len(page)-1].seq, 10)
 	}
+	evs, err := s.pageEvents(ctx, page)
+	if err != nil {
+		return nil, "", err
+	}
 	causes, err := recordCauses(snap, tenant, vis, lo, hi)
+	if err != nil || len(causes) == 0 {
+		return evs, cursor, err
+	}
+	others, err := s.pageEvents(ctx, causes)
 	if err != nil {
 		return nil, "", err
 	}
-	evs, err := s.pageEvents(ctx, mergePicks(page, causes))
-	if err != nil {
-		return nil, "", err
+	seen := make(map[string]bool, len(evs))
+	for _, e := range evs {
+		seen[e.ID] = true
 	}
+	for _, e := range others {
+		// A record's assignments and unassignments change the access of the principal they
+		// name, whose history has them already: another principal's are no cause.
+		if seen[e.ID] || e.Type == events.RecordAssigned || e.Type == events.RecordUnassigned {
+			continue
+		}
+		evs = append(evs, e)
+	}
+	slices.SortStableFunc(evs, func(a, b HistoryEvent) int { return cmp.Compare(a.Seq, b.Seq) })
 	return evs, cursor, nil
 }
 
@@ -130,24 +149,6 @@ func recordCauses(r pebble.Reader, tenant string, vis []VisibleCount, lo, hi uin
 	picks, _, err := mergePage(ranges, MaxHistoryLimit)
 	ranges = nil // closed by mergePage
 	return picks, err
-}
-
-// mergePicks merges two lists of picks ascending by sequence into one, the entries of a
-// sequence in both merged.
-func mergePicks(a, b []pick) []pick {
-	out := make([]pick, 0, len(a)+len(b))
-	for len(a) > 0 || len(b) > 0 {
-		switch {
-		case len(b) == 0 || (len(a) > 0 && a[0].seq < b[0].seq):
-			out, a = append(out, a[0]), a[1:]
-		case len(a) == 0 || b[0].seq < a[0].seq:
-			out, b = append(out, b[0]), b[1:]
-		default:
-			out = append(out, pick{seq: a[0].seq, entry: slices.Clone(a[0].entry).merge(b[0].entry)})
-			a, b = a[1:], b[1:]
-		}
-	}
-	return out
 }
 
 // access is a principal's grants at one moment, and the engine over that moment (nil when the
