@@ -376,6 +376,9 @@ func diffWide(ctx context.Context, e *projections.Engine, wt *wideTenant, m *agg
 // the histories of principals and records.
 func TestWideRandomAgreesWithOracle(t *testing.T) {
 	wideSeeds := []uint64{1, 2}
+	if raceEnabled {
+		wideSeeds = wideSeeds[:1] // the odd seed, with rebases: .ci/run's -race pass is its longest
+	}
 	if wideMoreSeeds != nil {
 		wideSeeds = wideMoreSeeds
 	}
@@ -397,8 +400,11 @@ func wideOracle(t *testing.T, seed uint64) {
 	rnd := rand.New(rand.NewPCG(seed, 99))
 	live := projections.NewEngine(s.db, s.proj, projections.EngineOptions{})
 	ok, rounds := 0, 8
-	if testing.Short() || raceEnabled {
+	if testing.Short() {
 		rounds = 4
+	}
+	if raceEnabled {
+		rounds = 2 // 4 rounds of one seed took 228 s under -race on 2 idle cores
 	}
 	for round := range rounds {
 		ok += wideRun(s.d, rnd, tenants, 40)
@@ -703,6 +709,9 @@ func wideCatchUp(t *testing.T, s *stack, tenants []*wideTenant, rnd *rand.Rand) 
 // changed.
 func TestWideChangeFeedAndEffects(t *testing.T) {
 	seeds := []uint64{1, 2}
+	if raceEnabled {
+		seeds = seeds[:1] // the logic is a goroutine's; the race pass need not run it twice
+	}
 	if wideMoreSeeds != nil {
 		seeds = wideMoreSeeds
 	}
