@@ -153,6 +153,10 @@ func httpStatus(code aggregates.Code) int {
 
 func writeError(w http.ResponseWriter, err error) { writeStatus(w, httpStatus(codeOf(err)), err) }
 
+// WriteError answers err as the query API does: its code's HTTP status and {"error": {code,
+// message}}, for a program's handlers in front of the API (acld's loopback Host check).
+func WriteError(w http.ResponseWriter, err error) { writeError(w, err) }
+
 func writeStatus(w http.ResponseWriter, status int, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	if status == http.StatusServiceUnavailable {

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -70,34 +69,19 @@ func (s *Service) Diff(ctx context.Context, tenant string, req DiffRequest) (Dif
 // MaxHistoryLimit, continued by the history query from nextCursor), and the own events in that
 // window of the records the diff names as gained or lost, at most MaxHistoryLimit of them, the
 // earliest, less their assignments and unassignments (the principal's own are in its history,
-// another's change nobody else's access). The principal's history alone missed a record gained or lost by a change of the
-// record itself (an invoice linked to a case the principal is assigned to, a record joining the
+// another's change nobody else's access). The principal's history alone missed a record gained
+// or lost by a change of the record itself (an invoice linked to a case the principal is assigned to, a record joining the
 // principal's unit, a record's client): it was listed with no event naming it.
 func (s *Service) diffEvents(ctx context.Context, tenant, principal string, from, to uint64, vis []VisibleCount) ([]HistoryEvent, string, error) {
-	req := HistoryRequest{Principal: principal, From: &Moment{Seq: from + 1}, To: &Moment{Seq: to}, Limit: MaxHistoryLimit}
-	lo, hi, err := s.historyBounds(ctx, req)
+	h, err := s.History(ctx, tenant, HistoryRequest{Principal: principal,
+		From: &Moment{Seq: from + 1}, To: &Moment{Seq: to}, Limit: MaxHistoryLimit})
 	if err != nil {
 		return nil, "", err
 	}
+	evs, cursor := h.Events, h.NextCursor
 	snap := s.audit.pb.NewSnapshot()
 	defer snap.Close()
-	ranges, err := historyRanges(snap, tenant, req, lo, hi)
-	if err != nil {
-		return nil, "", err
-	}
-	page, more, err := mergePage(ranges, MaxHistoryLimit)
-	if err != nil {
-		return nil, "", err
-	}
-	cursor := ""
-	if more {
-		cursor = strconv.FormatUint(page[len(page)-1].seq, 10)
-	}
-	evs, err := s.pageEvents(ctx, page)
-	if err != nil {
-		return nil, "", err
-	}
-	causes, err := recordCauses(snap, tenant, vis, lo, hi)
+	causes, err := recordCauses(snap, tenant, vis, from+1, h.Seq)
 	if err != nil || len(causes) == 0 {
 		return evs, cursor, err
 	}

@@ -1,10 +1,12 @@
 package main
 
 import (
-	"encoding/json"
 	"net"
 	"net/http"
 	"strings"
+
+	"github.com/acl-es/acl/aggregates"
+	"github.com/acl-es/acl/projections"
 )
 
 // loopbackHosts refuses an HTTP request whose Host header names no loopback host, for an acld
@@ -18,11 +20,8 @@ import (
 func loopbackHosts(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !loopbackHost(r.Host) {
-			b, _ := json.Marshal(map[string]any{"error": map[string]string{"code": "forbidden",
-				"message": "host " + r.Host + " is not a loopback name: this listener is loopback only and answers requests to localhost, 127.0.0.1 or [::1] only"}})
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusForbidden)
-			w.Write(append(b, '\n'))
+			projections.WriteError(w, aggregates.Errorf(aggregates.CodeForbidden,
+				"host %s is not a loopback name: this listener is loopback only and answers requests to localhost, 127.0.0.1 or [::1] only", r.Host))
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -39,7 +38,12 @@ func loopbackHost(host string) bool {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
-	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
+	return loopbackName(strings.TrimSuffix(strings.Trim(host, "[]"), "."))
+}
+
+// loopbackName says whether a host (no port) names this machine's loopback: localhost or a
+// loopback address. Names are case-insensitive.
+func loopbackName(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}
